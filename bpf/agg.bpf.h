@@ -1,0 +1,50 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * Per-bucket aggregation: find (or create) the row of a key in the
+ * generation map that the current wall-clock bucket writes to.
+ */
+#ifndef KACCESS_BPF_AGG_BPF_H
+#define KACCESS_BPF_AGG_BPF_H
+
+#include "../maps/maps.bpf.h"
+#include "config.bpf.h"
+#include "counters.bpf.h"
+
+#define KACCESS_EEXIST 17
+
+static __always_inline struct kaccess_agg_value *
+agg_row_in(void *generation, const struct kaccess_agg_key *key, __u64 bucket)
+{
+	struct kaccess_agg_value *row, fresh = { .bucket = bucket };
+	int err;
+
+	row = bpf_map_lookup_elem(generation, key);
+	if (row) {
+		/* A row left from two buckets ago means the drain fell behind:
+		 * the numbers still land, under the older bucket. */
+		if (row->bucket != bucket)
+			count_loss(KACCESS_CTR_AGG_STALE_BUCKET);
+		return row;
+	}
+	err = bpf_map_update_elem(generation, key, &fresh, BPF_NOEXIST);
+	if (err && err != -KACCESS_EEXIST) { /* EEXIST: another CPU inserted it first */
+		count_loss(KACCESS_CTR_AGG_TABLE_FULL);
+		return NULL;
+	}
+	return bpf_map_lookup_elem(generation, key);
+}
+
+/* The row of `key` for the bucket that contains monotonic time `now_ns`. */
+static __always_inline struct kaccess_agg_value *
+agg_row(const struct kaccess_agg_key *key, __u64 now_ns)
+{
+	__u64 bucket = (now_ns + wall_offset_ns) / bucket_ns;
+
+	if (bucket & 1)
+		return agg_row_in(&agg_gen1, key, bucket);
+	return agg_row_in(&agg_gen0, key, bucket);
+}
+
+#define agg_add(field, value) __sync_fetch_and_add(&(field), (value))
+
+#endif /* KACCESS_BPF_AGG_BPF_H */

@@ -1,0 +1,354 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * Connection tracking: which TCP sockets belong to watched processes, their
+ * role, addresses and owner, and the connect/accept/close metrics.
+ *
+ * A connection is keyed by its struct sock and lives from connect()'s
+ * SYN_SENT (client) or accept()'s return (server) until tcp_destroy_sock,
+ * so a connection whose process never calls close() still ends.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_endian.h>
+
+#include "../maps/maps.bpf.h"
+#include "agg.bpf.h"
+#include "config.bpf.h"
+#include "counters.bpf.h"
+#include "sock.bpf.h"
+#include "syscall_ctx.bpf.h"
+
+#define KACCESS_EINPROGRESS 115
+#define KACCESS_EALREADY 114
+#define KACCESS_EISCONN 106
+#define KACCESS_TCP_ESTABLISHED 1
+#define KACCESS_TCP_SYN_SENT 2
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+static __always_inline bool current_is_watched(void)
+{
+	if (!filter_cgroup)
+		return true;
+	return bpf_current_task_under_cgroup(&watched_cgroup, 0) == 1;
+}
+
+static __always_inline void conn_set_owner(struct kaccess_conn *conn, __u8 role)
+{
+	conn->agg.cgroup_id = bpf_get_current_cgroup_id();
+	conn->agg.role = role;
+	conn->pid = bpf_get_current_pid_tgid() >> 32;
+	bpf_get_current_comm(conn->comm, sizeof(conn->comm));
+}
+
+static __always_inline void conn_table_insert(__u64 sk, const struct kaccess_conn *conn)
+{
+	int err = bpf_map_update_elem(&conn_table, &sk, conn, BPF_NOEXIST);
+
+	if (err == -KACCESS_EEXIST) {
+		/* The socket's address was freed and reused without a destroy
+		 * we saw (agent started mid-way): the new connection wins. */
+		count_loss(KACCESS_CTR_CONN_REPLACED);
+		err = bpf_map_update_elem(&conn_table, &sk, conn, BPF_ANY);
+	}
+	if (err)
+		count_loss(KACCESS_CTR_CONN_TABLE_FULL);
+}
+
+static __always_inline void emit_conn_event(__u32 type, __u64 sk,
+					    const struct kaccess_conn *conn,
+					    __u64 now_ns, __u64 duration_ns, __u32 traced)
+{
+	struct kaccess_conn_event *event;
+
+	event = bpf_ringbuf_reserve(&events, sizeof(*event), 0);
+	if (!event) {
+		count_loss(KACCESS_CTR_RINGBUF_FULL);
+		return;
+	}
+	event->type = type;
+	event->traced = traced;
+	event->sk = sk;
+	event->ts_ns = now_ns;
+	event->duration_ns = duration_ns;
+	__builtin_memcpy(&event->conn, conn, sizeof(*conn));
+	bpf_ringbuf_submit(event, 0);
+}
+
+static __always_inline void count_connect(const struct kaccess_agg_key *key, __u64 now_ns,
+					  __u64 duration_ns, bool success)
+{
+	struct kaccess_agg_value *row = agg_row(key, now_ns);
+
+	if (!row)
+		return;
+	agg_add(row->connect_count, 1);
+	agg_add(row->connect_duration_ns_sum, duration_ns);
+	if (success)
+		agg_add(row->connect_success_count, 1);
+}
+
+/* ---- connect ------------------------------------------------------------ */
+
+/* Remember where the caller is connecting to, for failures before SYN_SENT. */
+static __always_inline void read_connect_sockaddr(struct syscall_ctx *sc,
+						  const void *uaddr, __u64 addrlen)
+{
+	struct sockaddr_in6 sa = {};
+	__u32 len = addrlen < sizeof(sa) ? addrlen : sizeof(sa);
+
+	if (bpf_probe_read_user(&sa, len & 0x1f, uaddr))
+		return;
+	sc->peer_family = sa.sin6_family;
+	sc->peer_port = bpf_ntohs(sa.sin6_port); /* same offset as sin_port */
+	if (sa.sin6_family == KACCESS_AF_INET)
+		addr_v4_mapped(sc->peer_addr, ((struct sockaddr_in *)&sa)->sin_addr.s_addr);
+	else
+		__builtin_memcpy(sc->peer_addr, &sa.sin6_addr, KACCESS_ADDR_LEN);
+}
+
+SEC("tracepoint/syscalls/sys_enter_connect")
+int connect_enter(struct trace_event_raw_sys_enter *ctx)
+{
+	struct syscall_ctx *sc = syscall_ctx_begin(SYSCALL_OP_CONNECT, ctx->args[0]);
+
+	if (!sc)
+		return 0;
+	sc->peer_family = 0;
+	read_connect_sockaddr(sc, (const void *)ctx->args[1], ctx->args[2]);
+	sc->start_ns = bpf_ktime_get_ns();
+	return 0;
+}
+
+/* CLOSE -> SYN_SENT runs inside connect(), in the caller's context. */
+static __always_inline int conn_connect_started(const struct sock *sk)
+{
+	struct syscall_ctx *sc = syscall_ctx_current(SYSCALL_OP_CONNECT);
+	struct kaccess_conn conn = {};
+
+	if (!sc)
+		return 0; /* a kernel-internal connect, not a process's */
+	sc->sk = (__u64)sk;
+	if (!current_is_watched())
+		return 0;
+	conn_set_owner(&conn, KACCESS_ROLE_CLIENT);
+	conn_read_addresses(&conn, sk); /* the local port is bound later */
+	conn.agg.peer_port = conn.remote_port;
+	conn.state = KACCESS_CONN_CONNECTING;
+	conn.start_ns = sc->start_ns;
+	conn_table_insert((__u64)sk, &conn);
+	return 0;
+}
+
+/* SYN_SENT -> ESTABLISHED or CLOSE, often in softirq: use the stored owner. */
+static __always_inline int conn_connect_finished(const struct sock *sk, bool established)
+{
+	__u64 key = (__u64)sk, now_ns, duration_ns;
+	struct kaccess_conn *conn;
+
+	conn = bpf_map_lookup_elem(&conn_table, &key);
+	if (!conn || conn->state != KACCESS_CONN_CONNECTING)
+		return 0;
+	now_ns = bpf_ktime_get_ns();
+	duration_ns = now_ns - conn->start_ns;
+	conn_read_addresses(conn, sk);
+	count_connect(&conn->agg, now_ns, duration_ns, established);
+	if (established) {
+		conn->state = KACCESS_CONN_ESTABLISHED;
+		emit_conn_event(KACCESS_EVENT_CONN_OPEN, key, conn, now_ns, duration_ns, 1);
+	} else {
+		emit_conn_event(KACCESS_EVENT_CONNECT_FAILED, key, conn, now_ns, duration_ns, 1);
+		bpf_map_delete_elem(&conn_table, &key);
+	}
+	return 0;
+}
+
+SEC("tp_btf/inet_sock_set_state")
+int BPF_PROG(tcp_state_change, const struct sock *sk, const int oldstate, const int newstate)
+{
+	if (sk->sk_protocol != KACCESS_IPPROTO_TCP)
+		return 0;
+	if (newstate == KACCESS_TCP_SYN_SENT)
+		return conn_connect_started(sk);
+	if (oldstate == KACCESS_TCP_SYN_SENT)
+		return conn_connect_finished(sk, newstate == KACCESS_TCP_ESTABLISHED);
+	return 0;
+}
+
+/* A connect() that failed before the handshake began (no route, bad address). */
+static __always_inline void count_early_connect_failure(struct syscall_ctx *sc)
+{
+	struct sock *sk = sock_of_fd(sc->fd);
+	struct kaccess_conn conn = {};
+	__u64 now_ns;
+
+	if (!is_tcp_sock(sk) || !current_is_watched())
+		return;
+	if (sc->peer_family != KACCESS_AF_INET && sc->peer_family != KACCESS_AF_INET6)
+		return;
+	now_ns = bpf_ktime_get_ns();
+	conn_set_owner(&conn, KACCESS_ROLE_CLIENT);
+	conn_read_addresses(&conn, sk);
+	__builtin_memcpy(conn.remote_addr, sc->peer_addr, KACCESS_ADDR_LEN);
+	__builtin_memcpy(conn.agg.peer_addr, sc->peer_addr, KACCESS_ADDR_LEN);
+	conn.remote_port = sc->peer_port;
+	conn.agg.peer_port = sc->peer_port;
+	conn.start_ns = sc->start_ns;
+	count_connect(&conn.agg, now_ns, now_ns - sc->start_ns, false);
+	emit_conn_event(KACCESS_EVENT_CONNECT_FAILED, (__u64)sk, &conn, now_ns,
+			now_ns - sc->start_ns, 1);
+}
+
+SEC("tracepoint/syscalls/sys_exit_connect")
+int connect_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	struct syscall_ctx *sc = syscall_ctx_end(SYSCALL_OP_CONNECT);
+	long ret = ctx->ret;
+
+	if (!sc || sc->sk || ret >= 0)
+		return 0; /* the state changes own every connect that reached SYN_SENT */
+	if (ret == -KACCESS_EINPROGRESS || ret == -KACCESS_EALREADY || ret == -KACCESS_EISCONN)
+		return 0; /* not a failed attempt: one is pending or already done */
+	count_early_connect_failure(sc);
+	return 0;
+}
+
+/* ---- accept ------------------------------------------------------------- */
+
+static __always_inline int accept_begin(int fd)
+{
+	struct syscall_ctx *sc = syscall_ctx_begin(SYSCALL_OP_ACCEPT, fd);
+
+	if (sc)
+		sc->start_ns = bpf_ktime_get_ns();
+	return 0;
+}
+
+static __always_inline int accept_end(long ret)
+{
+	struct syscall_ctx *sc = syscall_ctx_end(SYSCALL_OP_ACCEPT);
+	struct kaccess_conn conn = {};
+	struct kaccess_agg_value *row;
+	__u64 now_ns, duration_ns;
+	struct sock *sk;
+
+	if (!sc || ret < 0)
+		return 0;
+	sk = sock_of_fd(ret);
+	if (!is_tcp_sock(sk) || !current_is_watched())
+		return 0;
+	now_ns = bpf_ktime_get_ns();
+	duration_ns = now_ns - sc->start_ns;
+	conn_set_owner(&conn, KACCESS_ROLE_SERVER);
+	conn_read_addresses(&conn, sk);
+	conn.state = KACCESS_CONN_ESTABLISHED;
+	conn.start_ns = now_ns;
+	conn_table_insert((__u64)sk, &conn);
+	row = agg_row(&conn.agg, now_ns);
+	if (row) {
+		agg_add(row->accept_count, 1);
+		agg_add(row->accept_duration_ns_sum, duration_ns);
+	}
+	emit_conn_event(KACCESS_EVENT_CONN_OPEN, (__u64)sk, &conn, now_ns, duration_ns, 1);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_accept")
+int accept_enter(struct trace_event_raw_sys_enter *ctx)
+{
+	return accept_begin(ctx->args[0]);
+}
+
+SEC("tracepoint/syscalls/sys_exit_accept")
+int accept_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	return accept_end(ctx->ret);
+}
+
+SEC("tracepoint/syscalls/sys_enter_accept4")
+int accept4_enter(struct trace_event_raw_sys_enter *ctx)
+{
+	return accept_begin(ctx->args[0]);
+}
+
+SEC("tracepoint/syscalls/sys_exit_accept4")
+int accept4_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	return accept_end(ctx->ret);
+}
+
+/* ---- close -------------------------------------------------------------- */
+
+SEC("tracepoint/syscalls/sys_enter_close")
+int close_enter(struct trace_event_raw_sys_enter *ctx)
+{
+	int fd = ctx->args[0];
+	struct file *file = file_of_fd(fd);
+	struct sock *sk = sock_of_file(file);
+	struct kaccess_conn *conn;
+	struct syscall_ctx *sc;
+	__u64 key = (__u64)sk;
+
+	if (!sk)
+		return 0;
+	conn = bpf_map_lookup_elem(&conn_table, &key);
+	if (!conn || conn->state != KACCESS_CONN_ESTABLISHED)
+		return 0;
+	if (!is_last_file_reference(file))
+		return 0; /* another descriptor keeps the connection open */
+	sc = syscall_ctx_begin(SYSCALL_OP_CLOSE, fd);
+	if (!sc)
+		return 0;
+	conn->flags |= KACCESS_CONN_CLOSE_TRACED;
+	sc->sk = key;
+	__builtin_memcpy(&sc->conn, conn, sizeof(*conn));
+	sc->start_ns = bpf_ktime_get_ns();
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_close")
+int close_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	struct syscall_ctx *sc = syscall_ctx_end(SYSCALL_OP_CLOSE);
+	struct kaccess_agg_value *row;
+	__u64 now_ns, duration_ns;
+
+	if (!sc)
+		return 0;
+	now_ns = bpf_ktime_get_ns();
+	duration_ns = now_ns - sc->start_ns;
+	row = agg_row(&sc->conn.agg, now_ns);
+	if (row) {
+		agg_add(row->close_count, 1);
+		agg_add(row->close_duration_ns_sum, duration_ns);
+	}
+	emit_conn_event(KACCESS_EVENT_CONN_CLOSE, sc->sk, &sc->conn, now_ns, duration_ns, 1);
+	return 0;
+}
+
+/* The socket is freed: the connection ends whether or not close() was seen. */
+SEC("tp_btf/tcp_destroy_sock")
+int BPF_PROG(tcp_destroy, struct sock *sk)
+{
+	__u64 key = (__u64)sk, now_ns;
+	struct kaccess_agg_value *row;
+	struct kaccess_conn *conn;
+
+	conn = bpf_map_lookup_elem(&conn_table, &key);
+	if (!conn)
+		return 0;
+	if (conn->state == KACCESS_CONN_ESTABLISHED &&
+	    !(conn->flags & KACCESS_CONN_CLOSE_TRACED)) {
+		now_ns = bpf_ktime_get_ns();
+		row = agg_row(&conn->agg, now_ns);
+		if (row) {
+			agg_add(row->close_count, 1);
+			agg_add(row->close_untraced_count, 1);
+		}
+		emit_conn_event(KACCESS_EVENT_CONN_CLOSE, key, conn, now_ns, 0, 0);
+	}
+	bpf_map_delete_elem(&conn_table, &key);
+	return 0;
+}

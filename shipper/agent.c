@@ -1,0 +1,324 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/vfs.h>
+#include <time.h>
+#include <unistd.h>
+#include <linux/magic.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "agent.h"
+#include "cgroups.h"
+#include "probe.h"
+#include "kaccess.skel.h"
+#include "log.h"
+
+#define TRACEFS_DIR "/sys/kernel/tracing"
+#define BPFFS_DIR "/sys/fs/bpf"
+
+/* Maps worth reading with bpftool; the others are internal plumbing. */
+static const char *const pinned_maps[] = { "conn_table", "agg_gen0", "agg_gen1", "counters" };
+
+/*
+ * Programs whose loss disables only their own syscall; the others
+ * (connection lifecycle) are required.
+ */
+static const char *const optional_program_prefixes[] = {
+	"read", "readv", "recv", "write", "writev", "send",
+};
+
+static uint64_t clock_ns(clockid_t clock)
+{
+	struct timespec ts;
+
+	clock_gettime(clock, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
+}
+
+uint64_t realtime_ns(void)
+{
+	return clock_ns(CLOCK_REALTIME);
+}
+
+uint64_t monotonic_ns(void)
+{
+	return clock_ns(CLOCK_MONOTONIC);
+}
+
+static bool is_mounted_as(const char *dir, long magic)
+{
+	struct statfs st;
+
+	return statfs(dir, &st) == 0 && st.f_type == magic;
+}
+
+static int mount_if_absent(const char *dir, const char *fstype, long magic)
+{
+	if (is_mounted_as(dir, magic))
+		return 0;
+	if (mount(fstype, dir, fstype, 0, NULL)) {
+		int err = -errno;
+
+		log_err("failed to mount %s at %s: %s", fstype, dir, strerror(-err));
+		return err;
+	}
+	log_info("mounted %s at %s", fstype, dir);
+	return 0;
+}
+
+int agent_mount_filesystems(const struct kaccess_config *cfg)
+{
+	int err = mount_if_absent(TRACEFS_DIR, "tracefs", TRACEFS_MAGIC);
+
+	if (err)
+		return err;
+	if (cfg->pin_dir[0] && strncmp(cfg->pin_dir, BPFFS_DIR "/", strlen(BPFFS_DIR) + 1) == 0)
+		return mount_if_absent(BPFFS_DIR, "bpf", BPF_FS_MAGIC);
+	return 0;
+}
+
+void agent_update_wall_offset(struct agent *agent)
+{
+	/* Sample realtime between two monotonic reads to halve the skew. */
+	uint64_t before = monotonic_ns(), real = realtime_ns(), after = monotonic_ns();
+
+	agent->skel->bss->wall_offset_ns = real - (before + (after - before) / 2);
+}
+
+static int watch_cgroup(struct agent *agent, const char *cgroup)
+{
+	char path[PATH_MAX];
+	int zero = 0, fd, err;
+
+	err = cgroups_resolve_path(cgroup, path, sizeof(path));
+	if (err) {
+		log_err("cgroup: '%s' is not a cgroup v2 directory: %s", cgroup, strerror(-err));
+		return err;
+	}
+	fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0) {
+		err = -errno;
+		log_err("failed to open cgroup %s: %s", path, strerror(-err));
+		return err;
+	}
+	err = bpf_map_update_elem(bpf_map__fd(agent->skel->maps.watched_cgroup), &zero, &fd, BPF_ANY);
+	if (err)
+		log_err("failed to set watched cgroup %s: %s", path, strerror(-err));
+	else
+		log_info("watching processes under cgroup %s", path);
+	close(fd);
+	return err;
+}
+
+static int size_maps(struct kaccess_bpf *skel, const struct kaccess_config *cfg)
+{
+	int err = 0;
+
+	err = err ?: bpf_map__set_max_entries(skel->maps.conn_table, cfg->conn_table_max_entries);
+	err = err ?: bpf_map__set_max_entries(skel->maps.agg_gen0, cfg->agg_rows_max_entries);
+	err = err ?: bpf_map__set_max_entries(skel->maps.agg_gen1, cfg->agg_rows_max_entries);
+	err = err ?: bpf_map__set_max_entries(skel->maps.events, cfg->ringbuf_kib * 1024);
+	return err;
+}
+
+int agent_load(struct agent *agent, const struct kaccess_config *cfg)
+{
+	LIBBPF_OPTS(bpf_object_open_opts, opts);
+	int err;
+
+	memset(agent, 0, sizeof(*agent));
+	agent->lock_fd = -1;
+	err = features_probe(cfg->btf_path);
+	if (err)
+		return err;
+	if (cfg->btf_path[0])
+		opts.btf_custom_path = cfg->btf_path;
+	agent->skel = kaccess_bpf__open_opts(&opts);
+	if (!agent->skel) {
+		err = -errno;
+		log_err("failed to open BPF object: %s", strerror(-err));
+		return err;
+	}
+	agent->bucket_ns = (uint64_t)cfg->interval_s * 1000000000ULL;
+	agent->skel->rodata->bucket_ns = agent->bucket_ns;
+	agent->skel->rodata->filter_cgroup = cfg->cgroup[0] != '\0';
+	err = size_maps(agent->skel, cfg);
+	if (err) {
+		log_err("failed to size maps: %s", strerror(-err));
+		return err;
+	}
+	err = kaccess_bpf__load(agent->skel);
+	if (err) {
+		log_err("failed to load BPF programs: %s", strerror(-err));
+		return err;
+	}
+	agent_update_wall_offset(agent);
+	if (cfg->cgroup[0])
+		return watch_cgroup(agent, cfg->cgroup);
+	return 0;
+}
+
+static bool program_is_optional(const char *name)
+{
+	for (size_t i = 0; i < sizeof(optional_program_prefixes) / sizeof(optional_program_prefixes[0]); i++)
+		if (strncmp(name, optional_program_prefixes[i], strlen(optional_program_prefixes[i])) == 0)
+			return true;
+	return false;
+}
+
+int agent_attach(struct agent *agent)
+{
+	struct bpf_program *prog;
+
+	bpf_object__for_each_program(prog, agent->skel->obj) {
+		const char *name = bpf_program__name(prog);
+		struct bpf_link *link = bpf_program__attach(prog);
+		int err;
+
+		if (link && agent->link_count < AGENT_MAX_LINKS) {
+			agent->links[agent->link_count++] = link;
+			continue;
+		}
+		err = link ? -E2BIG : -errno;
+		bpf_link__destroy(link);
+		if (!program_is_optional(name)) {
+			log_err("failed to attach %s (%s): %s", name, bpf_program__section_name(prog),
+				strerror(-err));
+			return err;
+		}
+		agent->programs_not_attached++;
+		log_warn("failed to attach %s (%s): %s; that syscall is not counted", name,
+			 bpf_program__section_name(prog), strerror(-err));
+	}
+	log_info("attached %u programs", agent->link_count);
+	return 0;
+}
+
+void agent_detach(struct agent *agent)
+{
+	for (unsigned int i = 0; i < agent->link_count; i++)
+		bpf_link__destroy(agent->links[i]);
+	agent->link_count = 0;
+}
+
+/* One agent per pin directory: a lock file in /run names the owner. */
+static int take_pin_lock(struct agent *agent, const char *pin_dir)
+{
+	char lock_path[PATH_MAX], pid[32];
+	size_t prefix;
+	int fd;
+
+	prefix = (size_t)snprintf(lock_path, sizeof(lock_path), "/run/kaccess");
+	for (const char *c = pin_dir; *c && prefix + 6 < sizeof(lock_path); c++)
+		lock_path[prefix++] = *c == '/' ? '-' : *c;
+	strcpy(lock_path + prefix, ".lock");
+	fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		int err = -errno;
+
+		log_err("failed to open lock file %s: %s", lock_path, strerror(-err));
+		return err;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB)) {
+		ssize_t len = read(fd, pid, sizeof(pid) - 1);
+
+		pid[len > 0 ? len : 0] = '\0';
+		log_err("another kaccess (pid %s) uses pin directory %s", pid[0] ? pid : "?", pin_dir);
+		close(fd);
+		return -EBUSY;
+	}
+	if (ftruncate(fd, 0) == 0)
+		dprintf(fd, "%d", getpid());
+	agent->lock_fd = fd;
+	return 0;
+}
+
+/* Pins left by an agent that was killed: nobody holds the lock any more. */
+static void remove_stale_pins(const char *pin_dir)
+{
+	DIR *dir = opendir(pin_dir);
+	struct dirent *entry;
+
+	if (!dir)
+		return;
+	while ((entry = readdir(dir))) {
+		if (entry->d_name[0] == '.')
+			continue;
+		if (unlinkat(dirfd(dir), entry->d_name, 0) == 0)
+			log_warn("removed stale pin %s/%s", pin_dir, entry->d_name);
+	}
+	closedir(dir);
+}
+
+static void unpin_maps(struct agent *agent)
+{
+	char path[PATH_MAX + 64];
+
+	if (!agent->pin_dir[0])
+		return;
+	for (size_t i = 0; i < sizeof(pinned_maps) / sizeof(pinned_maps[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%s", agent->pin_dir, pinned_maps[i]);
+		unlink(path);
+	}
+	rmdir(agent->pin_dir);
+	agent->pin_dir[0] = '\0';
+}
+
+int agent_pin(struct agent *agent, const char *pin_dir)
+{
+	char path[PATH_MAX + 64];
+	int err;
+
+	if (!pin_dir[0])
+		return 0;
+	err = take_pin_lock(agent, pin_dir);
+	if (err)
+		return err;
+	remove_stale_pins(pin_dir);
+	if (mkdir(pin_dir, 0700) && errno != EEXIST) {
+		err = -errno;
+		log_err("failed to create pin directory %s: %s", pin_dir, strerror(-err));
+		return err;
+	}
+	snprintf(agent->pin_dir, sizeof(agent->pin_dir), "%s", pin_dir);
+	for (size_t i = 0; i < sizeof(pinned_maps) / sizeof(pinned_maps[0]); i++) {
+		struct bpf_map *map = bpf_object__find_map_by_name(agent->skel->obj, pinned_maps[i]);
+
+		snprintf(path, sizeof(path), "%s/%s", pin_dir, pinned_maps[i]);
+		err = map ? bpf_map__pin(map, path) : -ENOENT;
+		if (!err && chmod(path, 0600))
+			err = -errno;
+		if (err) {
+			log_err("failed to pin %s at %s: %s", pinned_maps[i], path, strerror(-err));
+			return err;
+		}
+	}
+	log_info("maps pinned under %s", pin_dir);
+	return 0;
+}
+
+int agent_map_fd(struct agent *agent, const char *name)
+{
+	struct bpf_map *map = bpf_object__find_map_by_name(agent->skel->obj, name);
+
+	return map ? bpf_map__fd(map) : -ENOENT;
+}
+
+void agent_destroy(struct agent *agent)
+{
+	agent_detach(agent);
+	unpin_maps(agent);
+	kaccess_bpf__destroy(agent->skel);
+	agent->skel = NULL;
+	if (agent->lock_fd >= 0)
+		close(agent->lock_fd);
+	agent->lock_fd = -1;
+}

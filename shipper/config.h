@@ -1,0 +1,48 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * The agent's settings: defaults, then the config file, then command-line
+ * flags. config/kaccess.conf documents every key.
+ */
+#ifndef KACCESS_CONFIG_H
+#define KACCESS_CONFIG_H
+
+#include <limits.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#include "log.h"
+
+enum output_format { OUTPUT_TABLE, OUTPUT_JSON };
+
+struct kaccess_config {
+	unsigned int output;                 /* enum output_format */
+	unsigned int interval_s;             /* aggregation bucket length */
+	unsigned int refresh_ms;             /* live table redraw period */
+	char cgroup[PATH_MAX];               /* watched cgroup v2 subtree; "" = all */
+	char pin_dir[PATH_MAX];              /* bpffs directory for pins; "" = none */
+	char btf_path[PATH_MAX];             /* kernel BTF override; "" = the kernel's */
+	unsigned int conn_table_max_entries;
+	unsigned int agg_rows_max_entries;   /* per generation */
+	unsigned int ringbuf_kib;
+	unsigned int log_level;              /* enum log_level */
+	unsigned int duration_s;             /* command line only: stop after; 0 = never */
+};
+
+#define CONFIG_ERROR_LEN 512
+
+void config_set_defaults(struct kaccess_config *cfg);
+
+/*
+ * Set one key from its text. 0, or -ENOENT for an unknown key and
+ * -EINVAL/-ERANGE for a bad value, with a message in `err`.
+ */
+int config_set(struct kaccess_config *cfg, const char *key, const char *value,
+	       char *err, size_t err_len);
+
+/* Read `key = value` lines. On error `err` names the file, line and key. */
+int config_load_file(struct kaccess_config *cfg, const char *path, char *err, size_t err_len);
+
+/* Names of the keys, for --help. */
+void config_print_keys(FILE *out);
+
+#endif

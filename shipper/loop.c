@@ -1,0 +1,221 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+#include <errno.h>
+#include <string.h>
+#include <bpf/libbpf.h>
+
+#include "kaccess.skel.h"
+#include "log.h"
+#include "loop.h"
+
+#define NS_PER_MS 1000000ULL
+#define MAX_GRACE_NS (2000ULL * NS_PER_MS)
+
+volatile sig_atomic_t loop_stop_requested;
+
+struct loop {
+	struct agent *agent;
+	struct sink *sink;
+	struct ring_buffer *events;
+	struct agg_rows rows;
+	struct conn_rows conns;
+	struct loss_counters losses;
+	int agg_fd[2];
+	int conn_fd;
+	int counters_fd;
+	uint64_t grace_ns;
+};
+
+static int on_event(void *ctx, void *data, size_t size)
+{
+	struct loop *loop = ctx;
+
+	if (size < sizeof(struct kaccess_conn_event))
+		return 0;
+	loop->sink->ops->connection(loop->sink, data);
+	return 0;
+}
+
+static void read_losses(struct loop *loop)
+{
+	int err = counters_read(loop->counters_fd, loop->losses.kernel);
+
+	if (err)
+		log_warn("failed to read loss counters: %s", strerror(-err));
+	loop->losses.programs_not_attached = loop->agent->programs_not_attached;
+}
+
+/* Report rows (sorted by bucket) as one report per bucket they belong to. */
+static void report_buckets(struct loop *loop, uint64_t current_bucket, bool at_shutdown)
+{
+	size_t first = 0;
+
+	agg_rows_sort(&loop->rows);
+	read_losses(loop);
+	while (first < loop->rows.count) {
+		uint64_t bucket = loop->rows.rows[first].value.bucket;
+		size_t end = first;
+		struct bucket_report report;
+
+		while (end < loop->rows.count && loop->rows.rows[end].value.bucket == bucket)
+			end++;
+		report = (struct bucket_report){
+			.bucket = bucket,
+			.partial = at_shutdown && bucket >= current_bucket,
+			.rows = &loop->rows.rows[first],
+			.count = end - first,
+			.losses = &loop->losses,
+		};
+		loop->sink->ops->bucket(loop->sink, &report);
+		first = end;
+	}
+}
+
+/*
+ * Drain the generation that is not being written: the one of the bucket
+ * before the current. Rows carry their own bucket, so a drain that ran late
+ * still files every row under the right bucket.
+ */
+static void drain_idle_generation(struct loop *loop, uint64_t now_bucket)
+{
+	struct bucket_report empty = { .bucket = now_bucket - 1, .losses = &loop->losses };
+	int err;
+
+	agg_rows_clear(&loop->rows);
+	err = agg_rows_collect(loop->agg_fd[(now_bucket - 1) & 1], true, &loop->rows);
+	if (err)
+		log_warn("failed to drain generation %lu: %s", (now_bucket - 1) & 1, strerror(-err));
+	if (loop->rows.count) {
+		report_buckets(loop, now_bucket, false);
+		return;
+	}
+	read_losses(loop); /* an empty bucket is still reported, with its counters */
+	loop->sink->ops->bucket(loop->sink, &empty);
+}
+
+/* At shutdown, after detaching: both generations, partial bucket included. */
+static void drain_everything(struct loop *loop, uint64_t now_bucket)
+{
+	agg_rows_clear(&loop->rows);
+	for (int gen = 0; gen < 2; gen++) {
+		int err = agg_rows_collect(loop->agg_fd[gen], true, &loop->rows);
+
+		if (err)
+			log_warn("failed to drain generation %d: %s", gen, strerror(-err));
+	}
+	report_buckets(loop, now_bucket, true);
+}
+
+static void show_live(struct loop *loop, uint64_t now_bucket)
+{
+	struct agg_rows current = { 0 };
+	struct live_report report;
+	size_t kept = 0;
+
+	loop->conns.count = 0;
+	conn_rows_collect(loop->conn_fd, &loop->conns);
+	agg_rows_collect(loop->agg_fd[now_bucket & 1], false, &current);
+	for (size_t i = 0; i < current.count; i++)
+		if (current.rows[i].value.bucket == now_bucket)
+			current.rows[kept++] = current.rows[i];
+	current.count = kept;
+	agg_rows_sort(&current);
+	read_losses(loop);
+	report = (struct live_report){
+		.bucket = now_bucket,
+		.rows = current.rows,
+		.count = current.count,
+		.conns = loop->conns.rows,
+		.conn_count = loop->conns.count,
+		.losses = &loop->losses,
+	};
+	loop->sink->ops->live(loop->sink, &report);
+	agg_rows_free(&current);
+}
+
+static int loop_init(struct loop *loop, struct agent *agent, struct sink *sink)
+{
+	uint64_t tenth = agent->bucket_ns / 10;
+
+	memset(loop, 0, sizeof(*loop));
+	loop->agent = agent;
+	loop->sink = sink;
+	loop->agg_fd[0] = bpf_map__fd(agent->skel->maps.agg_gen0);
+	loop->agg_fd[1] = bpf_map__fd(agent->skel->maps.agg_gen1);
+	loop->conn_fd = bpf_map__fd(agent->skel->maps.conn_table);
+	loop->counters_fd = bpf_map__fd(agent->skel->maps.counters);
+	/* Writers that read the clock just before a boundary finish within
+	 * microseconds; the grace only has to outlast them. */
+	loop->grace_ns = tenth < MAX_GRACE_NS ? tenth : MAX_GRACE_NS;
+	loop->events = ring_buffer__new(bpf_map__fd(agent->skel->maps.events), on_event, loop, NULL);
+	if (!loop->events) {
+		int err = -errno;
+
+		log_err("failed to create ring buffer reader: %s", strerror(-err));
+		return err;
+	}
+	return 0;
+}
+
+static void loop_free(struct loop *loop)
+{
+	ring_buffer__free(loop->events);
+	agg_rows_free(&loop->rows);
+	conn_rows_free(&loop->conns);
+}
+
+static int timeout_ms(uint64_t now_ns, uint64_t deadline_ns)
+{
+	if (deadline_ns <= now_ns)
+		return 0;
+	return (int)((deadline_ns - now_ns + NS_PER_MS - 1) / NS_PER_MS);
+}
+
+static uint64_t min_u64(uint64_t a, uint64_t b)
+{
+	return a < b ? a : b;
+}
+
+int loop_run(struct agent *agent, const struct kaccess_config *cfg, struct sink *sink)
+{
+	uint64_t bucket_ns = agent->bucket_ns, refresh_ns = cfg->refresh_ms * NS_PER_MS;
+	uint64_t now = realtime_ns(), next_drain, next_refresh = now, stop_at = UINT64_MAX;
+	struct loop loop;
+	int err;
+
+	err = loop_init(&loop, agent, sink);
+	if (err)
+		goto out;
+	next_drain = (now / bucket_ns + 1) * bucket_ns + loop.grace_ns;
+	if (cfg->duration_s)
+		stop_at = now + cfg->duration_s * 1000000000ULL;
+	if (!sink->ops->live)
+		next_refresh = UINT64_MAX;
+
+	while (!loop_stop_requested && now < stop_at) {
+		uint64_t deadline = min_u64(min_u64(next_drain, next_refresh), stop_at);
+
+		err = ring_buffer__poll(loop.events, timeout_ms(now, deadline));
+		if (err < 0 && err != -EINTR) {
+			log_err("failed to read connection events: %s", strerror(-err));
+			goto out;
+		}
+		now = realtime_ns();
+		if (now >= next_drain) {
+			agent_update_wall_offset(agent);
+			drain_idle_generation(&loop, now / bucket_ns);
+			next_drain = (now / bucket_ns + 1) * bucket_ns + loop.grace_ns;
+		}
+		if (now >= next_refresh) {
+			show_live(&loop, now / bucket_ns);
+			next_refresh = now + refresh_ns;
+		}
+	}
+	err = 0;
+	/* Stop the writers first, so the last numbers are final. */
+	agent_detach(agent);
+	ring_buffer__consume(loop.events);
+	drain_everything(&loop, realtime_ns() / bucket_ns);
+out:
+	loop_free(&loop);
+	return err;
+}

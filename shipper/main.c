@@ -1,0 +1,253 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * kaccess: watch every TCP connection of this node's processes in the
+ * kernel and report per-bucket connection and transfer metrics.
+ *
+ * Exit codes: 0 stopped normally, 1 runtime failure, 2 usage or config error.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/utsname.h>
+
+#include "agent.h"
+#include "cgroups.h"
+#include "config.h"
+#include "kaccess.skel.h"
+#include "log.h"
+#include "loop.h"
+#include "parse.h"
+#include "sink.h"
+
+#define EXIT_RUNTIME 1
+#define EXIT_USAGE 2
+
+static const char usage_text[] =
+	"Usage: kaccess [OPTIONS]\n"
+	"\n"
+	"Track every TCP connection of this node's processes with eBPF and report,\n"
+	"per time bucket, connect/accept/close and read/write counts, durations and\n"
+	"bytes, aggregated in the kernel per (cgroup, peer, role).\n"
+	"\n"
+	"Options:\n"
+	"  -c, --config FILE      read settings from FILE (see config/kaccess.conf)\n"
+	"  -o, --output FORMAT    table (live view, default) or json (NDJSON on stdout)\n"
+	"  -i, --interval SECONDS bucket length, 1..3600 (default 60, OAP's minute)\n"
+	"      --cgroup PATH      watch only processes under this cgroup v2 directory\n"
+	"      --pin-dir DIR      pin inspectable maps here ('' = none;\n"
+	"                         default /sys/fs/bpf/kaccess)\n"
+	"      --duration SECONDS stop after SECONDS (default: run until SIGINT/SIGTERM)\n"
+	"  -s, --set KEY=VALUE    set any config key (repeatable)\n"
+	"  -v, --verbose          debug logging (same as --set log_level=debug)\n"
+	"  -V, --version          print the version and exit\n"
+	"  -h, --help             print this help and exit\n"
+	"\n"
+	"Examples:\n"
+	"  kaccess                                  live table of all connections\n"
+	"  kaccess -o json -i 10                    NDJSON, one bucket every 10 s\n"
+	"  kaccess --cgroup /kubepods               only Kubernetes pods\n"
+	"  kaccess -o json --duration 60 > out.json record one minute\n"
+	"  bpftool map dump pinned /sys/fs/bpf/kaccess/conn_table\n"
+	"\n"
+	"Config keys (file lines 'key = value'; flags override the file):\n";
+
+static void print_usage(FILE *out)
+{
+	fputs(usage_text, out);
+	config_print_keys(out);
+	fputs("\nExit status: 0 stopped by a signal or --duration, 1 runtime failure,\n"
+	      "2 usage or configuration error.\n", out);
+}
+
+enum long_only_option { OPT_CGROUP = 256, OPT_PIN_DIR, OPT_DURATION };
+
+static const struct option long_options[] = {
+	{ "config", required_argument, NULL, 'c' },
+	{ "output", required_argument, NULL, 'o' },
+	{ "interval", required_argument, NULL, 'i' },
+	{ "cgroup", required_argument, NULL, OPT_CGROUP },
+	{ "pin-dir", required_argument, NULL, OPT_PIN_DIR },
+	{ "duration", required_argument, NULL, OPT_DURATION },
+	{ "set", required_argument, NULL, 's' },
+	{ "verbose", no_argument, NULL, 'v' },
+	{ "version", no_argument, NULL, 'V' },
+	{ "help", no_argument, NULL, 'h' },
+	{ NULL, 0, NULL, 0 },
+};
+static const char short_options[] = "c:o:i:s:vVh";
+
+static int set_from_flag(struct kaccess_config *cfg, const char *flag, const char *key,
+			 const char *value)
+{
+	char err[CONFIG_ERROR_LEN];
+
+	if (config_set(cfg, key, value, err, sizeof(err))) {
+		log_err("%s: %s", flag, err);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int set_key_value(struct kaccess_config *cfg, char *assignment)
+{
+	char *equals = strchr(assignment, '=');
+
+	if (!equals) {
+		log_err("--set: expected KEY=VALUE, got '%s'", assignment);
+		return -EINVAL;
+	}
+	*equals = '\0';
+	return set_from_flag(cfg, "--set", assignment, equals + 1);
+}
+
+static int apply_option(struct kaccess_config *cfg, int option, char *arg)
+{
+	switch (option) {
+	case 'c':
+		return 0; /* read before the other flags */
+	case 'o':
+		return set_from_flag(cfg, "--output", "output", arg);
+	case 'i':
+		return set_from_flag(cfg, "--interval", "interval_s", arg);
+	case OPT_CGROUP:
+		return set_from_flag(cfg, "--cgroup", "cgroup", arg);
+	case OPT_PIN_DIR:
+		return set_from_flag(cfg, "--pin-dir", "pin_dir", arg);
+	case OPT_DURATION:
+		if (parse_uint(arg, 1, 31 * 24 * 3600, &cfg->duration_s)) {
+			log_err("--duration: '%s' is not an integer in 1..2678400 (seconds)", arg);
+			return -EINVAL;
+		}
+		return 0;
+	case 's':
+		return set_key_value(cfg, arg);
+	case 'v':
+		cfg->log_level = LOG_LEVEL_DEBUG;
+		return 0;
+	default:
+		return -EINVAL;
+	}
+}
+
+/*
+ * Defaults, then the file named by --config, then every other flag in order.
+ * Returns 0 to run, 1 when --help/--version were handled, or -EINVAL.
+ */
+static int parse_command_line(int argc, char **argv, struct kaccess_config *cfg)
+{
+	char err[CONFIG_ERROR_LEN];
+	const char *config_path = NULL;
+	int option;
+
+	config_set_defaults(cfg);
+	opterr = 0;
+	while ((option = getopt_long(argc, argv, short_options, long_options, NULL)) != -1) {
+		if (option == 'h') {
+			print_usage(stdout);
+			return 1;
+		}
+		if (option == 'V') {
+			printf("kaccess %s (%s)\n", KACCESS_VERSION, KACCESS_GIT_REV);
+			return 1;
+		}
+		if (option == 'c')
+			config_path = optarg;
+		if (option == '?') {
+			log_err("unknown or incomplete option '%s'; see kaccess --help", argv[optind - 1]);
+			return -EINVAL;
+		}
+	}
+	if (optind < argc) {
+		log_err("unexpected argument '%s'; see kaccess --help", argv[optind]);
+		return -EINVAL;
+	}
+	if (config_path && config_load_file(cfg, config_path, err, sizeof(err))) {
+		log_err("config %s", err);
+		return -EINVAL;
+	}
+	optind = 1;
+	while ((option = getopt_long(argc, argv, short_options, long_options, NULL)) != -1)
+		if (apply_option(cfg, option, optarg))
+			return -EINVAL;
+	return 0;
+}
+
+static void on_stop_signal(int signo)
+{
+	loop_stop_requested = 1;
+}
+
+static void install_signal_handlers(void)
+{
+	struct sigaction stop = { .sa_handler = on_stop_signal }; /* no SA_RESTART: wake poll */
+
+	sigaction(SIGINT, &stop, NULL);
+	sigaction(SIGTERM, &stop, NULL);
+	signal(SIGPIPE, SIG_IGN);
+}
+
+static int run_agent(const struct kaccess_config *cfg)
+{
+	struct agent agent = { .lock_fd = -1 };
+	struct cgroup_names *cgroups = NULL;
+	struct utsname uts;
+	struct sink sink;
+	struct sink_env env;
+	struct agent_info info;
+	int err;
+
+	err = agent_mount_filesystems(cfg);
+	err = err ?: cgroup_names_new(&cgroups);
+	if (err) {
+		if (!cgroups)
+			log_err("failed to find the cgroup v2 hierarchy: %s", strerror(-err));
+		goto out;
+	}
+	err = agent_load(&agent, cfg);
+	err = err ?: agent_attach(&agent);
+	err = err ?: agent_pin(&agent, cfg->pin_dir);
+	if (err)
+		goto out;
+	env = (struct sink_env){
+		.cgroups = cgroups,
+		.bucket_ns = agent.bucket_ns,
+		.wall_offset_ns = &agent.skel->bss->wall_offset_ns,
+		.out = stdout,
+	};
+	if (cfg->output == OUTPUT_JSON)
+		sink_json_init(&sink, &env);
+	else
+		sink_table_init(&sink, &env);
+	uname(&uts);
+	info = (struct agent_info){
+		.kernel_release = uts.release,
+		.watched_cgroup = cfg->cgroup,
+		.pin_dir = cfg->pin_dir,
+		.programs_attached = agent.link_count,
+		.programs_not_attached = agent.programs_not_attached,
+	};
+	sink.ops->ready(&sink, &info);
+	err = loop_run(&agent, cfg, &sink);
+out:
+	agent_destroy(&agent);
+	cgroup_names_free(cgroups);
+	return err;
+}
+
+int main(int argc, char **argv)
+{
+	struct kaccess_config cfg;
+	int ret;
+
+	ret = parse_command_line(argc, argv, &cfg);
+	if (ret)
+		return ret > 0 ? EXIT_SUCCESS : EXIT_USAGE;
+	log_max_level = cfg.log_level;
+	log_install_libbpf_printer();
+	install_signal_handlers();
+	ret = run_agent(&cfg);
+	return ret == -EINVAL ? EXIT_USAGE : ret ? EXIT_RUNTIME : EXIT_SUCCESS;
+}

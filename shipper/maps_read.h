@@ -1,0 +1,54 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * Reading the kernel maps: draining an idle aggregate generation, reading
+ * the live one and the connection table, summing the loss counters.
+ */
+#ifndef KACCESS_MAPS_READ_H
+#define KACCESS_MAPS_READ_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kaccess.h"
+
+struct agg_row {
+	struct kaccess_agg_key key;
+	struct kaccess_agg_value value;
+};
+
+struct agg_rows {
+	struct agg_row *rows;
+	size_t count, capacity;
+};
+
+struct conn_row {
+	uint64_t sk;
+	struct kaccess_conn conn;
+};
+
+struct conn_rows {
+	struct conn_row *rows;
+	size_t count, capacity;
+};
+
+/* Append every row of an aggregate map; with `and_delete` the map is drained. */
+int agg_rows_collect(int map_fd, bool and_delete, struct agg_rows *rows);
+
+/* Order rows by bucket, cgroup, role, peer and port, for stable output. */
+void agg_rows_sort(struct agg_rows *rows);
+
+void agg_rows_clear(struct agg_rows *rows);
+void agg_rows_free(struct agg_rows *rows);
+
+/* Append every live connection. */
+int conn_rows_collect(int map_fd, struct conn_rows *rows);
+void conn_rows_free(struct conn_rows *rows);
+
+/* Sum the per-CPU loss counters into `ret_values[KACCESS_CTR_MAX]`. */
+int counters_read(int map_fd, uint64_t *ret_values);
+
+/* Export names of enum kaccess_counter, in enum order. */
+extern const char *const counter_names[KACCESS_CTR_MAX];
+
+#endif

@@ -1,0 +1,119 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+#include <bpf/btf.h>
+#include <bpf/libbpf.h>
+
+#include "probe.h"
+#include "log.h"
+
+#define TRACEFS_EVENTS "/sys/kernel/tracing/events"
+
+struct probe_env {
+	struct btf *vmlinux_btf; /* NULL when the kernel has no BTF */
+};
+
+struct feature {
+	const char *name;   /* as accepted by KACCESS_FEATURE_DENY */
+	const char *needed; /* what kaccess cannot do without it */
+	bool (*present)(const struct probe_env *env);
+};
+
+static bool has_btf(const struct probe_env *env)
+{
+	return env->vmlinux_btf != NULL;
+}
+
+static bool has_btf_tracepoint(const struct probe_env *env, const char *tracepoint)
+{
+	char name[128];
+
+	if (!env->vmlinux_btf)
+		return false;
+	snprintf(name, sizeof(name), "btf_trace_%s", tracepoint);
+	return btf__find_by_name_kind(env->vmlinux_btf, name, BTF_KIND_TYPEDEF) >= 0;
+}
+
+static bool has_inet_sock_set_state(const struct probe_env *env)
+{
+	return has_btf_tracepoint(env, "inet_sock_set_state");
+}
+
+static bool has_tcp_destroy_sock(const struct probe_env *env)
+{
+	return has_btf_tracepoint(env, "tcp_destroy_sock");
+}
+
+static bool has_syscall_tracepoints(const struct probe_env *env)
+{
+	return access(TRACEFS_EVENTS "/syscalls/sys_enter_connect", F_OK) == 0;
+}
+
+static bool has_ringbuf(const struct probe_env *env)
+{
+	return libbpf_probe_bpf_map_type(BPF_MAP_TYPE_RINGBUF, NULL) == 1;
+}
+
+static bool has_task_storage(const struct probe_env *env)
+{
+	return libbpf_probe_bpf_map_type(BPF_MAP_TYPE_TASK_STORAGE, NULL) == 1;
+}
+
+static bool has_bpf_loop(const struct probe_env *env)
+{
+	return libbpf_probe_bpf_helper(BPF_PROG_TYPE_TRACEPOINT, BPF_FUNC_loop, NULL) == 1;
+}
+
+static const struct feature required_features[] = {
+	{ "btf", "kernel BTF (CONFIG_DEBUG_INFO_BTF), for CO-RE and BTF tracepoints", has_btf },
+	{ "syscall_tracepoints", "syscall tracepoints (CONFIG_FTRACE_SYSCALLS) under " TRACEFS_EVENTS, has_syscall_tracepoints },
+	{ "inet_sock_set_state", "the sock:inet_sock_set_state BTF tracepoint, for connect outcomes", has_inet_sock_set_state },
+	{ "tcp_destroy_sock", "the tcp:tcp_destroy_sock BTF tracepoint, to end connections", has_tcp_destroy_sock },
+	{ "ringbuf", "BPF ring buffer maps (Linux 5.8), for connection events", has_ringbuf },
+	{ "task_storage", "BPF task storage maps (Linux 5.11), for per-thread syscall state", has_task_storage },
+	{ "bpf_loop", "the bpf_loop helper (Linux 5.17), for sendmmsg/recvmmsg byte counts", has_bpf_loop },
+};
+
+/* Fault injection for selftests: pretend the listed features are absent. */
+static bool feature_denied(const char *name)
+{
+	const char *deny = getenv(FEATURE_DENY_ENV);
+	size_t len = strlen(name);
+
+	for (const char *p = deny; p && *p; p = strchr(p, ',') ? strchr(p, ',') + 1 : NULL)
+		if (strncmp(p, name, len) == 0 && (p[len] == ',' || p[len] == '\0'))
+			return true;
+	return false;
+}
+
+int features_probe(const char *btf_path)
+{
+	struct probe_env env = { 0 };
+	struct utsname uts = { 0 };
+	int ret = 0;
+
+	env.vmlinux_btf = btf_path && btf_path[0] ? btf__parse(btf_path, NULL)
+						  : btf__load_vmlinux_btf();
+	if (!env.vmlinux_btf)
+		env.vmlinux_btf = NULL; /* libbpf 1.x returns NULL and sets errno */
+	uname(&uts);
+	for (size_t i = 0; i < sizeof(required_features) / sizeof(required_features[0]); i++) {
+		const struct feature *feature = &required_features[i];
+
+		if (!feature_denied(feature->name) && feature->present(&env)) {
+			log_debug("feature %s: present", feature->name);
+			continue;
+		}
+		log_err("kernel %s lacks %s: %s", uts.release, feature->name, feature->needed);
+		ret = -EOPNOTSUPP;
+		break;
+	}
+	if (!ret)
+		log_info("kernel %s: all required features present (BTF, syscall and BTF "
+			 "tracepoints, ring buffer, task storage, bpf_loop)", uts.release);
+	btf__free(env.vmlinux_btf);
+	return ret;
+}

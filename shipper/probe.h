@@ -1,0 +1,21 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * Kernel feature probes, all in one place. Each required feature missing is
+ * reported once, by name, with what needs it.
+ */
+#ifndef KACCESS_PROBE_H
+#define KACCESS_PROBE_H
+
+#include <stdbool.h>
+
+/*
+ * Probe the running kernel. Returns 0 when everything kaccess needs is
+ * there, or -EOPNOTSUPP after logging the first missing feature.
+ * `btf_path` overrides /sys/kernel/btf/vmlinux ("" for the default).
+ */
+int features_probe(const char *btf_path);
+
+/* For tests: names listed in KACCESS_FEATURE_DENY are reported as missing. */
+#define FEATURE_DENY_ENV "KACCESS_FEATURE_DENY"
+
+#endif

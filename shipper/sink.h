@@ -1,0 +1,81 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * Outputs. A sink receives connection events as they arrive, each drained
+ * bucket, and (for live views) periodic snapshots.
+ */
+#ifndef KACCESS_SINK_H
+#define KACCESS_SINK_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "kaccess.h"
+#include "maps_read.h"
+
+struct cgroup_names;
+
+/* What every sink may need to name and time things. */
+struct sink_env {
+	struct cgroup_names *cgroups;
+	uint64_t bucket_ns;
+	const volatile __u64 *wall_offset_ns; /* realtime = monotonic + offset */
+	FILE *out;
+};
+
+struct agent_info {
+	const char *kernel_release;
+	const char *watched_cgroup; /* "" = all processes */
+	const char *pin_dir;        /* "" = not pinned */
+	unsigned int programs_attached;
+	unsigned int programs_not_attached;
+};
+
+/* Loss counters of the kernel side plus the shipper's own. */
+struct loss_counters {
+	uint64_t kernel[KACCESS_CTR_MAX];
+	uint64_t programs_not_attached;
+};
+
+struct bucket_report {
+	uint64_t bucket;          /* wall-clock bucket index */
+	bool partial;             /* drained at shutdown before the bucket ended */
+	const struct agg_row *rows;
+	size_t count;
+	const struct loss_counters *losses;
+};
+
+struct live_report {
+	uint64_t bucket;          /* the bucket being written now */
+	const struct agg_row *rows;
+	size_t count;
+	const struct conn_row *conns;
+	size_t conn_count;
+	const struct loss_counters *losses;
+};
+
+struct sink;
+
+struct sink_ops {
+	void (*ready)(struct sink *sink, const struct agent_info *info);
+	void (*connection)(struct sink *sink, const struct kaccess_conn_event *event);
+	void (*bucket)(struct sink *sink, const struct bucket_report *report);
+	void (*live)(struct sink *sink, const struct live_report *report); /* may be NULL */
+};
+
+struct sink {
+	const struct sink_ops *ops;
+	struct sink_env env;
+	bool is_tty;
+};
+
+void sink_json_init(struct sink *sink, const struct sink_env *env);
+void sink_table_init(struct sink *sink, const struct sink_env *env);
+
+/* Shared formatting. */
+void format_addr(const __u8 addr[KACCESS_ADDR_LEN], char *buf, size_t len);
+const char *role_name(__u8 role);
+uint64_t bucket_start_ms(const struct sink_env *env, uint64_t bucket);
+uint64_t monotonic_to_realtime_ms(const struct sink_env *env, uint64_t mono_ns);
+
+#endif

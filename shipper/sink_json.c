@@ -1,0 +1,155 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * NDJSON output: one object per line, stable field names with units.
+ * Every line has "type": agent_ready, connection, aggregate or bucket.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+
+#include "cgroups.h"
+#include "json_writer.h"
+#include "sink.h"
+
+static void json_cgroup_fields(struct sink *sink, struct json_writer *w, uint64_t cgroup_id)
+{
+	jw_u64_field(w, "cgroup_id", cgroup_id);
+	jw_string_field(w, "cgroup", cgroup_names_lookup(sink->env.cgroups, cgroup_id));
+}
+
+static void json_ready(struct sink *sink, const struct agent_info *info)
+{
+	struct json_writer w;
+
+	jw_init(&w, sink->env.out);
+	jw_object_begin(&w);
+	jw_string_field(&w, "type", "agent_ready");
+	jw_string_field(&w, "version", KACCESS_VERSION);
+	jw_string_field(&w, "kernel", info->kernel_release);
+	jw_u64_field(&w, "interval_s", sink->env.bucket_ns / 1000000000ULL);
+	jw_string_field(&w, "watched_cgroup", info->watched_cgroup[0] ? info->watched_cgroup : NULL);
+	jw_string_field(&w, "pin_dir", info->pin_dir[0] ? info->pin_dir : NULL);
+	jw_u64_field(&w, "programs_attached", info->programs_attached);
+	jw_u64_field(&w, "programs_not_attached", info->programs_not_attached);
+	jw_object_end(&w);
+	jw_line_end(&w);
+}
+
+static const char *event_name(__u32 type)
+{
+	switch (type) {
+	case KACCESS_EVENT_CONN_OPEN:
+		return "open";
+	case KACCESS_EVENT_CONNECT_FAILED:
+		return "connect_failed";
+	case KACCESS_EVENT_CONN_CLOSE:
+		return "close";
+	default:
+		return "unknown";
+	}
+}
+
+static void json_connection(struct sink *sink, const struct kaccess_conn_event *event)
+{
+	const struct kaccess_conn *conn = &event->conn;
+	char local[64], remote[64], sk[32];
+	struct json_writer w;
+
+	format_addr(conn->local_addr, local, sizeof(local));
+	format_addr(conn->remote_addr, remote, sizeof(remote));
+	snprintf(sk, sizeof(sk), "0x%" PRIx64, (uint64_t)event->sk);
+	jw_init(&w, sink->env.out);
+	jw_object_begin(&w);
+	jw_string_field(&w, "type", "connection");
+	jw_string_field(&w, "event", event_name(event->type));
+	jw_u64_field(&w, "time_ms", monotonic_to_realtime_ms(&sink->env, event->ts_ns));
+	jw_string_field(&w, "sk", sk);
+	jw_string_field(&w, "role", role_name(conn->agg.role));
+	jw_u64_field(&w, "pid", conn->pid);
+	jw_string_field(&w, "comm", conn->comm);
+	json_cgroup_fields(sink, &w, conn->agg.cgroup_id);
+	jw_string_field(&w, "local", local);
+	jw_u64_field(&w, "local_port", conn->local_port);
+	jw_string_field(&w, "remote", remote);
+	jw_u64_field(&w, "remote_port", conn->remote_port);
+	jw_u64_field(&w, "duration_ns", event->duration_ns);
+	if (event->type == KACCESS_EVENT_CONN_CLOSE)
+		jw_bool_field(&w, "close_traced", event->traced);
+	jw_object_end(&w);
+	jw_line_end(&w);
+}
+
+static void json_row(struct sink *sink, const struct bucket_report *report, const struct agg_row *row)
+{
+	const struct kaccess_agg_value *v = &row->value;
+	struct json_writer w;
+	char peer[64];
+
+	format_addr(row->key.peer_addr, peer, sizeof(peer));
+	jw_init(&w, sink->env.out);
+	jw_object_begin(&w);
+	jw_string_field(&w, "type", "aggregate");
+	jw_u64_field(&w, "bucket_start_ms", bucket_start_ms(&sink->env, v->bucket));
+	jw_u64_field(&w, "interval_s", sink->env.bucket_ns / 1000000000ULL);
+	jw_bool_field(&w, "partial", report->partial);
+	json_cgroup_fields(sink, &w, row->key.cgroup_id);
+	jw_string_field(&w, "role", role_name(row->key.role));
+	jw_string_field(&w, "peer", peer);
+	jw_u64_field(&w, "peer_port", row->key.peer_port);
+	jw_u64_field(&w, "connect_count", v->connect_count);
+	jw_u64_field(&w, "connect_success_count", v->connect_success_count);
+	jw_u64_field(&w, "connect_duration_ns_sum", v->connect_duration_ns_sum);
+	jw_u64_field(&w, "accept_count", v->accept_count);
+	jw_u64_field(&w, "accept_duration_ns_sum", v->accept_duration_ns_sum);
+	jw_u64_field(&w, "close_count", v->close_count);
+	jw_u64_field(&w, "close_untraced_count", v->close_untraced_count);
+	jw_u64_field(&w, "close_duration_ns_sum", v->close_duration_ns_sum);
+	jw_u64_field(&w, "read_count", v->read_count);
+	jw_u64_field(&w, "read_duration_ns_sum", v->read_duration_ns_sum);
+	jw_u64_field(&w, "read_bytes", v->read_bytes);
+	jw_u64_field(&w, "write_count", v->write_count);
+	jw_u64_field(&w, "write_duration_ns_sum", v->write_duration_ns_sum);
+	jw_u64_field(&w, "write_bytes", v->write_bytes);
+	jw_object_end(&w);
+	jw_line_end(&w);
+}
+
+static void json_losses(struct json_writer *w, const struct loss_counters *losses)
+{
+	jw_key(w, "lost");
+	jw_object_begin(w);
+	for (int i = 0; i < KACCESS_CTR_MAX; i++)
+		jw_u64_field(w, counter_names[i], losses->kernel[i]);
+	jw_u64_field(w, "programs_not_attached", losses->programs_not_attached);
+	jw_object_end(w);
+}
+
+static void json_bucket(struct sink *sink, const struct bucket_report *report)
+{
+	struct json_writer w;
+
+	for (size_t i = 0; i < report->count; i++)
+		json_row(sink, report, &report->rows[i]);
+	jw_init(&w, sink->env.out);
+	jw_object_begin(&w);
+	jw_string_field(&w, "type", "bucket");
+	jw_u64_field(&w, "bucket_start_ms", bucket_start_ms(&sink->env, report->bucket));
+	jw_u64_field(&w, "interval_s", sink->env.bucket_ns / 1000000000ULL);
+	jw_bool_field(&w, "partial", report->partial);
+	jw_u64_field(&w, "rows", report->count);
+	json_losses(&w, report->losses);
+	jw_object_end(&w);
+	jw_line_end(&w);
+}
+
+static const struct sink_ops json_ops = {
+	.ready = json_ready,
+	.connection = json_connection,
+	.bucket = json_bucket,
+};
+
+void sink_json_init(struct sink *sink, const struct sink_env *env)
+{
+	sink->ops = &json_ops;
+	sink->env = *env;
+	sink->is_tty = false;
+}
