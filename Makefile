@@ -44,7 +44,8 @@ CFLAGS += -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter -Wshadow -Wform
 INCLUDES := -I$(OUTPUT) -Imaps -Ishipper
 LDLIBS := $(shell $(PKG_CONFIG) --libs libbpf 2>/dev/null || echo -lbpf) -lelf -lz
 TEST_LDLIBS := $(shell $(PKG_CONFIG) --libs json-c 2>/dev/null || echo -ljson-c)
-TEST_CFLAGS := $(shell $(PKG_CONFIG) --cflags json-c 2>/dev/null)
+# The harness compares literals with unsigned counters, as the kernel's own tests do.
+TEST_CFLAGS := $(shell $(PKG_CONFIG) --cflags json-c 2>/dev/null) -Wno-sign-compare
 
 BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Werror -Wno-unused-function \
 	      -I$(dir $(VMLINUX_H)) -Imaps
@@ -112,7 +113,7 @@ test: deps-test mounts all selftests ## install, build and run every selftest (r
 
 selftests: $(TEST_BINS) $(TEST_TOOLS) ## build the selftests without running them
 
-bench: deps-test mounts all selftests ## A/B benchmark: wrk -> nginx over a veth pair, with and without the agent
+bench: deps-test mounts all selftests bench-tools ## A/B benchmark: wrk -> nginx over a veth pair, with and without the agent
 	$(Q)selftests/bench/bench.sh $(OUTPUT)
 
 vmlinux: $(VMLINUX_H) ## generate vmlinux.h from the running kernel's BTF
@@ -169,6 +170,9 @@ $(OUTPUT)/selftests/test_%: selftests/test_%.c $(TEST_LIB_OBJS) $(SHIPPER_LIB_OB
 $(OUTPUT)/selftests/tools/%: selftests/tools/%.c | $(OUTPUT)/selftests/tools
 	$(call msg,TOOL,$@)
 	$(Q)$(CC) $(CFLAGS) $< -o $@
+
+# The benchmark's own build rules (calibration program and its loader).
+-include selftests/bench/bench.mk
 
 .DELETE_ON_ERROR:
 .SECONDARY:

@@ -1,0 +1,358 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+#include <errno.h>
+#include <fcntl.h>
+#include <json-c/json.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <bpf/bpf.h>
+
+#include "agent_proc.h"
+#include "kaccess.h"
+#include "pods.h"
+
+#define READY_TIMEOUT_MS 60000
+
+struct agent_output {
+	json_object **lines;
+	size_t count;
+};
+
+const char *kaccess_binary(void)
+{
+	const char *bin = getenv("KACCESS_BIN");
+
+	return bin && bin[0] ? bin : ".output/kaccess";
+}
+
+static bool file_contains(const char *path, const char *needle)
+{
+	char line[4096];
+	bool found = false;
+	FILE *file = fopen(path, "re");
+
+	if (!file)
+		return false;
+	while (!found && fgets(line, sizeof(line), file))
+		found = strstr(line, needle) != NULL;
+	fclose(file);
+	return found;
+}
+
+static void redirect(const char *path, int target_fd)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+
+	if (fd >= 0) {
+		dup2(fd, target_fd);
+		close(fd);
+	}
+}
+
+static pid_t spawn_kaccess(const char *const args[], const char *out_path, const char *err_path,
+			   const char *env_assignment)
+{
+	const char *argv[64];
+	size_t argc = 0;
+	pid_t pid;
+
+	argv[argc++] = kaccess_binary();
+	for (size_t i = 0; args[i] && argc < 63; i++)
+		argv[argc++] = args[i];
+	argv[argc] = NULL;
+	fflush(stdout);
+	fflush(stderr);
+	pid = fork();
+	if (pid != 0)
+		return pid;
+	redirect(out_path, STDOUT_FILENO);
+	redirect(err_path, STDERR_FILENO);
+	if (env_assignment)
+		putenv((char *)env_assignment);
+	execv(argv[0], (char *const *)argv);
+	_exit(127);
+}
+
+int agent_proc_start(struct agent_proc *agent, const char *const args[])
+{
+	char watched[PATH_MAX];
+	const char *argv[48] = { "-o", "json", "--pin-dir", SELFTEST_PIN_DIR, "--cgroup", watched };
+	size_t argc = 6;
+	int waited_ms = 0;
+
+	selftest_watched_cgroup(watched, sizeof(watched));
+	for (size_t i = 0; args && args[i] && argc < 47; i++)
+		argv[argc++] = args[i];
+	argv[argc] = NULL;
+	snprintf(agent->out_path, sizeof(agent->out_path), "/tmp/kaccess-selftest-%d.ndjson", getpid());
+	snprintf(agent->err_path, sizeof(agent->err_path), "/tmp/kaccess-selftest-%d.log", getpid());
+	agent->pid = spawn_kaccess(argv, agent->out_path, agent->err_path, NULL);
+	if (agent->pid < 0)
+		return -errno;
+	while (!file_contains(agent->out_path, "\"agent_ready\"")) {
+		if (waitpid(agent->pid, NULL, WNOHANG) == agent->pid || waited_ms >= READY_TIMEOUT_MS) {
+			fprintf(stderr, "# kaccess did not become ready; its log:\n");
+			run_quiet("sed 's/^/#   /' %s >&2", agent->err_path);
+			agent->pid = 0;
+			return -ETIMEDOUT;
+		}
+		usleep(50000);
+		waited_ms += 50;
+	}
+	return 0;
+}
+
+int agent_proc_stop(struct agent_proc *agent)
+{
+	int status;
+
+	if (!agent || agent->pid <= 0)
+		return 0;
+	kill(agent->pid, SIGTERM);
+	if (waitpid(agent->pid, &status, 0) < 0)
+		return -1;
+	agent->pid = 0;
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+		fprintf(stderr, "# kaccess exited with status %d; its log:\n", status);
+		run_quiet("sed 's/^/#   /' %s >&2", agent->err_path);
+	}
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+int agent_run_sync(const char *const args[], const char *env_assignment, char *stderr_text,
+		   size_t len)
+{
+	char err_path[PATH_MAX];
+	int status;
+	pid_t pid;
+	FILE *file;
+	size_t got;
+
+	snprintf(err_path, sizeof(err_path), "/tmp/kaccess-selftest-sync-%d.log", getpid());
+	pid = spawn_kaccess(args, "/dev/null", err_path, env_assignment);
+	if (pid < 0 || waitpid(pid, &status, 0) < 0)
+		return -1;
+	file = fopen(err_path, "re");
+	got = file ? fread(stderr_text, 1, len - 1, file) : 0;
+	stderr_text[got] = '\0';
+	if (file)
+		fclose(file);
+	unlink(err_path);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+int agent_output_load(struct agent_output **ret_output, const char *path)
+{
+	struct agent_output *output = calloc(1, sizeof(*output));
+	size_t capacity = 0;
+	char *line = NULL;
+	size_t line_len = 0;
+	FILE *file = fopen(path, "re");
+
+	if (!output || !file) {
+		free(output);
+		if (file)
+			fclose(file);
+		return -ENOENT;
+	}
+	while (getline(&line, &line_len, file) > 0) {
+		json_object *object = json_tokener_parse(line);
+
+		if (!object) {
+			fprintf(stderr, "# not JSON: %s", line);
+			continue;
+		}
+		if (output->count == capacity) {
+			capacity = capacity ? capacity * 2 : 256;
+			output->lines = realloc(output->lines, capacity * sizeof(*output->lines));
+		}
+		output->lines[output->count++] = object;
+	}
+	free(line);
+	fclose(file);
+	*ret_output = output;
+	return 0;
+}
+
+void agent_output_free(struct agent_output *output)
+{
+	if (!output)
+		return;
+	for (size_t i = 0; i < output->count; i++)
+		json_object_put(output->lines[i]);
+	free(output->lines);
+	free(output);
+}
+
+static const char *field_string(json_object *object, const char *key)
+{
+	json_object *value;
+
+	if (!json_object_object_get_ex(object, key, &value) || json_object_is_type(value, json_type_null))
+		return NULL;
+	return json_object_get_string(value);
+}
+
+static uint64_t field_u64(json_object *object, const char *key)
+{
+	json_object *value;
+
+	if (!json_object_object_get_ex(object, key, &value))
+		return 0;
+	return json_object_get_uint64(value);
+}
+
+static bool is_type(json_object *object, const char *type)
+{
+	const char *value = field_string(object, "type");
+
+	return value && strcmp(value, type) == 0;
+}
+
+static bool string_matches(const char *value, const char *wanted)
+{
+	return !wanted || (value && strcmp(value, wanted) == 0);
+}
+
+struct agg_totals agent_output_sum(const struct agent_output *output, uint64_t cgroup_id,
+				   const char *role, const char *peer, int peer_port)
+{
+	struct agg_totals totals = { 0 };
+
+	for (size_t i = 0; i < output->count; i++) {
+		json_object *row = output->lines[i];
+
+		if (!is_type(row, "aggregate") || field_u64(row, "cgroup_id") != cgroup_id ||
+		    !string_matches(field_string(row, "role"), role) ||
+		    !string_matches(field_string(row, "peer"), peer) ||
+		    (peer_port >= 0 && field_u64(row, "peer_port") != (uint64_t)peer_port))
+			continue;
+		totals.rows++;
+#define ADD(name) totals.name += field_u64(row, #name)
+		ADD(connect_count);
+		ADD(connect_success_count);
+		ADD(connect_duration_ns_sum);
+		ADD(accept_count);
+		ADD(accept_duration_ns_sum);
+		ADD(close_count);
+		ADD(close_untraced_count);
+		ADD(close_duration_ns_sum);
+		ADD(read_count);
+		ADD(read_duration_ns_sum);
+		ADD(read_bytes);
+		ADD(write_count);
+		ADD(write_duration_ns_sum);
+		ADD(write_bytes);
+#undef ADD
+	}
+	return totals;
+}
+
+uint64_t agent_output_rows_of(const struct agent_output *output, uint64_t cgroup_id)
+{
+	uint64_t rows = 0;
+
+	for (size_t i = 0; i < output->count; i++)
+		if (is_type(output->lines[i], "aggregate") &&
+		    field_u64(output->lines[i], "cgroup_id") == cgroup_id)
+			rows++;
+	return rows;
+}
+
+uint64_t agent_output_events(const struct agent_output *output, uint64_t cgroup_id,
+			     const char *event, const char *role)
+{
+	uint64_t events = 0;
+
+	for (size_t i = 0; i < output->count; i++) {
+		json_object *line = output->lines[i];
+
+		if (is_type(line, "connection") && field_u64(line, "cgroup_id") == cgroup_id &&
+		    string_matches(field_string(line, "event"), event) &&
+		    string_matches(field_string(line, "role"), role))
+			events++;
+	}
+	return events;
+}
+
+size_t agent_output_buckets(const struct agent_output *output, uint64_t cgroup_id)
+{
+	uint64_t seen[1024];
+	size_t distinct = 0;
+
+	for (size_t i = 0; i < output->count; i++) {
+		json_object *row = output->lines[i];
+		uint64_t bucket;
+		bool known = false;
+
+		if (!is_type(row, "aggregate") || field_u64(row, "cgroup_id") != cgroup_id)
+			continue;
+		bucket = field_u64(row, "bucket_start_ms");
+		for (size_t j = 0; j < distinct; j++)
+			known |= seen[j] == bucket;
+		if (!known && distinct < 1024)
+			seen[distinct++] = bucket;
+	}
+	return distinct;
+}
+
+size_t agent_output_lines_of_type(const struct agent_output *output, const char *type)
+{
+	size_t lines = 0;
+
+	for (size_t i = 0; i < output->count; i++)
+		lines += is_type(output->lines[i], type);
+	return lines;
+}
+
+uint64_t agent_output_lost(const struct agent_output *output, const char *counter)
+{
+	for (size_t i = output->count; i-- > 0;) {
+		json_object *lost;
+
+		if (is_type(output->lines[i], "bucket") &&
+		    json_object_object_get_ex(output->lines[i], "lost", &lost))
+			return field_u64(lost, counter);
+	}
+	return UINT64_MAX;
+}
+
+static bool conn_table_holds(int map_fd, const uint64_t *cgroup_ids, size_t count)
+{
+	uint64_t key, next;
+	struct kaccess_conn conn;
+	uint64_t *previous = NULL;
+
+	while (bpf_map_get_next_key(map_fd, previous, &next) == 0) {
+		key = next;
+		previous = &key;
+		if (bpf_map_lookup_elem(map_fd, &key, &conn))
+			continue;
+		for (size_t i = 0; i < count; i++)
+			if (conn.agg.cgroup_id == cgroup_ids[i])
+				return true;
+	}
+	return false;
+}
+
+int wait_conn_table_empty(const uint64_t *cgroup_ids, size_t count, int timeout_ms)
+{
+	int map_fd = bpf_obj_get(SELFTEST_PIN_DIR "/conn_table");
+	int waited = 0, ret = -ETIMEDOUT;
+
+	if (map_fd < 0)
+		return map_fd;
+	for (; waited <= timeout_ms; waited += 20) {
+		if (!conn_table_holds(map_fd, cgroup_ids, count)) {
+			ret = 0;
+			break;
+		}
+		usleep(20000);
+	}
+	close(map_fd);
+	return ret;
+}

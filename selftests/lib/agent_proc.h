@@ -1,0 +1,78 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * The real kaccess binary as a child process, and its NDJSON output.
+ */
+#ifndef KACCESS_SELFTEST_AGENT_PROC_H
+#define KACCESS_SELFTEST_AGENT_PROC_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define SELFTEST_PIN_DIR "/sys/fs/bpf/kaccess-selftest"
+
+struct agent_proc {
+	pid_t pid;
+	char out_path[PATH_MAX];
+	char err_path[PATH_MAX];
+};
+
+/* Path of the kaccess binary: $KACCESS_BIN or .output/kaccess. */
+const char *kaccess_binary(void);
+
+/*
+ * Start `kaccess -o json --pin-dir SELFTEST_PIN_DIR --cgroup <watched> ARGS...`
+ * and wait until it reports agent_ready. `args` ends with NULL.
+ */
+int agent_proc_start(struct agent_proc *agent, const char *const args[]);
+
+/* SIGTERM, wait; the agent's exit status (0 expected). NULL-safe, idempotent. */
+int agent_proc_stop(struct agent_proc *agent);
+
+/* Run kaccess with `args` to completion; its exit status and stderr. */
+int agent_run_sync(const char *const args[], const char *env_assignment, char *stderr_text,
+		   size_t len);
+
+/* Sums of the aggregate rows that match a filter. */
+struct agg_totals {
+	uint64_t rows;
+	uint64_t connect_count, connect_success_count, connect_duration_ns_sum;
+	uint64_t accept_count, accept_duration_ns_sum;
+	uint64_t close_count, close_untraced_count, close_duration_ns_sum;
+	uint64_t read_count, read_duration_ns_sum, read_bytes;
+	uint64_t write_count, write_duration_ns_sum, write_bytes;
+};
+
+struct agent_output;
+
+int agent_output_load(struct agent_output **ret_output, const char *path);
+void agent_output_free(struct agent_output *output);
+
+/*
+ * Sum aggregate rows of `cgroup_id` with `role` ("client"/"server"), peer
+ * address `peer` (NULL = any) and `peer_port` (-1 = any).
+ */
+struct agg_totals agent_output_sum(const struct agent_output *output, uint64_t cgroup_id,
+				   const char *role, const char *peer, int peer_port);
+
+/* Rows of any kind for `cgroup_id`. */
+uint64_t agent_output_rows_of(const struct agent_output *output, uint64_t cgroup_id);
+
+/* Connection events of `cgroup_id` with event name and role. */
+uint64_t agent_output_events(const struct agent_output *output, uint64_t cgroup_id,
+			     const char *event, const char *role);
+
+/* Distinct bucket_start_ms values among rows of `cgroup_id`. */
+size_t agent_output_buckets(const struct agent_output *output, uint64_t cgroup_id);
+
+/* Count of lines with "type": type. */
+size_t agent_output_lines_of_type(const struct agent_output *output, const char *type);
+
+/* A loss counter summed from the last "bucket" line. */
+uint64_t agent_output_lost(const struct agent_output *output, const char *counter);
+
+/* Wait until conn_table (pinned) holds no connection of these cgroups. */
+int wait_conn_table_empty(const uint64_t *cgroup_ids, size_t count, int timeout_ms);
+
+#endif

@@ -1,0 +1,327 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * Real TCP traffic between two pods (network namespaces joined by a veth
+ * pair, processes in kubelet-shaped cgroups), with kaccess watching the
+ * pods' cgroup subtree. Each side counts its own syscalls; kaccess's
+ * aggregates must equal those counts exactly, on both sides.
+ */
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "agent_proc.h"
+#include "ktest.h"
+#include "pods.h"
+#include "traffic.h"
+
+FIXTURE(tcp) {
+	struct pod_pair pods;
+	struct agent_proc agent;
+	struct tcp_truth *truth;
+	struct agent_output *output;
+	struct tcp_plan plan;
+};
+
+FIXTURE_SETUP(tcp)
+{
+	char tag[32];
+
+	REQUIRE_ROOT();
+	snprintf(tag, sizeof(tag), "tcp%d", getpid());
+	ASSERT_EQ(0, pod_pair_create(&self->pods, tag, getpid() % 250 + 1));
+	self->truth = truth_alloc();
+	ASSERT_NE(NULL, self->truth);
+	self->plan = (struct tcp_plan){
+		.family = AF_INET,
+		.server_addr = self->pods.server.ipv4,
+		.port = 8080,
+		.connections = 5,
+		.request_writes = 10,
+		.request_size = 1000,
+		.response_writes = 4,
+		.response_size = 512,
+	};
+}
+
+FIXTURE_TEARDOWN(tcp)
+{
+	agent_proc_stop(&self->agent);
+	agent_output_free(self->output);
+	truth_free(self->truth);
+	pod_pair_destroy(&self->pods);
+}
+
+static void start_agent(struct __test_metadata *_metadata, FIXTURE_DATA(tcp) *self,
+			const char *interval_s)
+{
+	const char *args[] = { "--interval", interval_s, NULL };
+
+	ASSERT_EQ(0, agent_proc_start(&self->agent, args));
+}
+
+/* Let every socket of the test reach tcp_destroy_sock, stop, read the output. */
+static void stop_agent(struct __test_metadata *_metadata, FIXTURE_DATA(tcp) *self)
+{
+	uint64_t ids[] = { self->pods.client.cgroup_id, self->pods.server.cgroup_id };
+
+	EXPECT_EQ(0, wait_conn_table_empty(ids, 2, 5000));
+	ASSERT_EQ(0, agent_proc_stop(&self->agent));
+	ASSERT_EQ(0, agent_output_load(&self->output, self->agent.out_path));
+	EXPECT_EQ(0, agent_output_lost(self->output, "conn_table_full"));
+	EXPECT_EQ(0, agent_output_lost(self->output, "agg_table_full"));
+	EXPECT_EQ(0, agent_output_lost(self->output, "ringbuf_full"));
+}
+
+/* Counts and bytes exactly; durations positive and within what userspace timed. */
+static void expect_transfer(struct __test_metadata *_metadata, const struct agg_totals *seen,
+			    const struct side_truth *truth)
+{
+	EXPECT_EQ(truth->writes, seen->write_count);
+	EXPECT_EQ(truth->write_bytes, seen->write_bytes);
+	EXPECT_EQ(truth->reads, seen->read_count);
+	EXPECT_EQ(truth->read_bytes, seen->read_bytes);
+	EXPECT_EQ(truth->closes, seen->close_count);
+	EXPECT_EQ(0, seen->close_untraced_count);
+	if (truth->writes) {
+		EXPECT_LT(0, seen->write_duration_ns_sum);
+		EXPECT_GE(truth->write_ns, seen->write_duration_ns_sum);
+	}
+	if (truth->reads) {
+		EXPECT_LT(0, seen->read_duration_ns_sum);
+		EXPECT_GE(truth->read_ns, seen->read_duration_ns_sum);
+	}
+	if (truth->closes) {
+		EXPECT_LT(0, seen->close_duration_ns_sum);
+		EXPECT_GE(truth->close_ns, seen->close_duration_ns_sum);
+	}
+}
+
+static void expect_client(struct __test_metadata *_metadata, FIXTURE_DATA(tcp) *self,
+			  const char *server_addr)
+{
+	struct agg_totals seen = agent_output_sum(self->output, self->pods.client.cgroup_id,
+						  "client", server_addr, self->plan.port);
+	const struct side_truth *truth = &self->truth->client;
+
+	EXPECT_EQ(truth->connects, seen.connect_count);
+	EXPECT_EQ(truth->connect_successes, seen.connect_success_count);
+	EXPECT_LT(0, seen.connect_duration_ns_sum);
+	EXPECT_GE(truth->connect_ns, seen.connect_duration_ns_sum);
+	EXPECT_EQ(0, seen.accept_count);
+	expect_transfer(_metadata, &seen, truth);
+	/* Nothing else was filed for this pod. */
+	EXPECT_EQ(seen.rows, agent_output_rows_of(self->output, self->pods.client.cgroup_id));
+}
+
+static void expect_server(struct __test_metadata *_metadata, FIXTURE_DATA(tcp) *self,
+			  uint64_t cgroup_id, const char *client_addr)
+{
+	struct agg_totals seen = agent_output_sum(self->output, self->pods.server.cgroup_id,
+						  "server", client_addr, 0);
+	const struct side_truth *truth = &self->truth->server;
+
+	EXPECT_EQ(truth->accepts, seen.accept_count);
+	EXPECT_LT(0, seen.accept_duration_ns_sum);
+	EXPECT_GE(truth->accept_ns, seen.accept_duration_ns_sum);
+	EXPECT_EQ(0, seen.connect_count);
+	expect_transfer(_metadata, &seen, truth);
+	EXPECT_EQ(seen.rows, agent_output_rows_of(self->output, self->pods.server.cgroup_id));
+}
+
+TEST_F_TIMEOUT(tcp, ipv4_exact_counts_both_sides, 120)
+{
+	start_agent(_metadata, self, "60");
+	ASSERT_EQ(0, tcp_run(&self->pods.client, &self->pods.server, &self->plan, self->truth));
+	stop_agent(_metadata, self);
+
+	ASSERT_EQ(5, self->truth->client.connects);
+	ASSERT_EQ(50, self->truth->client.writes);
+	expect_client(_metadata, self, self->pods.server.ipv4);
+	expect_server(_metadata, self, self->pods.server.cgroup_id, self->pods.client.ipv4);
+	EXPECT_EQ(50000, self->truth->server.read_bytes);
+
+	/* One ring-buffer event per open and per close, on each side. */
+	EXPECT_EQ(5, agent_output_events(self->output, self->pods.client.cgroup_id, "open", "client"));
+	EXPECT_EQ(5, agent_output_events(self->output, self->pods.client.cgroup_id, "close", "client"));
+	EXPECT_EQ(5, agent_output_events(self->output, self->pods.server.cgroup_id, "open", "server"));
+	EXPECT_EQ(5, agent_output_events(self->output, self->pods.server.cgroup_id, "close", "server"));
+}
+
+TEST_F_TIMEOUT(tcp, ipv6_exact_counts_both_sides, 120)
+{
+	self->plan.family = AF_INET6;
+	self->plan.server_addr = self->pods.server.ipv6;
+	start_agent(_metadata, self, "60");
+	ASSERT_EQ(0, tcp_run(&self->pods.client, &self->pods.server, &self->plan, self->truth));
+	stop_agent(_metadata, self);
+
+	expect_client(_metadata, self, self->pods.server.ipv6);
+	expect_server(_metadata, self, self->pods.server.cgroup_id, self->pods.client.ipv6);
+}
+
+/* write, writev, send, sendto, sendmsg, sendmmsg, sendfile; read, readv,
+ * recv, recvfrom, recvmsg, recvmmsg: each one syscall, each counted. */
+TEST_F_TIMEOUT(tcp, every_transfer_syscall, 120)
+{
+	self->plan.connections = 3;
+	self->plan.request_writes = 14;
+	self->plan.request_size = 3000;
+	self->plan.client_style = IO_VARIANTS;
+	self->plan.server_style = IO_VARIANTS;
+	start_agent(_metadata, self, "60");
+	ASSERT_EQ(0, tcp_run(&self->pods.client, &self->pods.server, &self->plan, self->truth));
+	stop_agent(_metadata, self);
+
+	EXPECT_EQ(126000, self->truth->client.write_bytes);
+	expect_client(_metadata, self, self->pods.server.ipv4);
+	expect_server(_metadata, self, self->pods.server.cgroup_id, self->pods.client.ipv4);
+}
+
+TEST_F_TIMEOUT(tcp, msg_peek_is_not_a_read, 120)
+{
+	self->plan.server_style = IO_PEEK;
+	start_agent(_metadata, self, "60");
+	ASSERT_EQ(0, tcp_run(&self->pods.client, &self->pods.server, &self->plan, self->truth));
+	stop_agent(_metadata, self);
+
+	ASSERT_LT(0, self->truth->server.peeks);
+	expect_server(_metadata, self, self->pods.server.cgroup_id, self->pods.client.ipv4);
+}
+
+TEST_F_TIMEOUT(tcp, refused_connects_fail_and_never_close, 120)
+{
+	struct agg_totals seen;
+
+	self->plan.no_server = true;
+	self->plan.connections = 4;
+	start_agent(_metadata, self, "60");
+	ASSERT_EQ(0, tcp_run(&self->pods.client, &self->pods.server, &self->plan, self->truth));
+	stop_agent(_metadata, self);
+
+	seen = agent_output_sum(self->output, self->pods.client.cgroup_id, "client",
+				self->pods.server.ipv4, self->plan.port);
+	EXPECT_EQ(4, seen.connect_count);
+	EXPECT_EQ(0, seen.connect_success_count);
+	EXPECT_LT(0, seen.connect_duration_ns_sum);
+	EXPECT_GE(self->truth->client.connect_ns, seen.connect_duration_ns_sum);
+	EXPECT_EQ(0, seen.close_count);
+	EXPECT_EQ(0, seen.write_count);
+	EXPECT_EQ(4, agent_output_events(self->output, self->pods.client.cgroup_id,
+					 "connect_failed", "client"));
+	EXPECT_EQ(0, agent_output_rows_of(self->output, self->pods.server.cgroup_id));
+}
+
+/* SIGKILL: the socket is released by the exiting process, not by close(). */
+TEST_F_TIMEOUT(tcp, killed_client_still_ends_its_connection, 120)
+{
+	struct agg_totals client, server;
+
+	self->plan.connections = 1;
+	self->plan.request_writes = 3;
+	self->plan.response_writes = 0;
+	start_agent(_metadata, self, "60");
+	ASSERT_EQ(0, tcp_run_killed_client(&self->pods.client, &self->pods.server, &self->plan,
+					   self->truth));
+	stop_agent(_metadata, self);
+
+	client = agent_output_sum(self->output, self->pods.client.cgroup_id, "client", NULL, -1);
+	EXPECT_EQ(1, client.connect_success_count);
+	EXPECT_EQ(3, client.write_count);
+	EXPECT_EQ(3000, client.write_bytes);
+	EXPECT_EQ(1, client.close_count);
+	EXPECT_EQ(1, client.close_untraced_count);
+	EXPECT_EQ(0, client.close_duration_ns_sum);
+	server = agent_output_sum(self->output, self->pods.server.cgroup_id, "server", NULL, -1);
+	EXPECT_EQ(1, server.accept_count);
+	EXPECT_EQ(3000, server.read_bytes);
+	EXPECT_EQ(1, server.close_count);
+	EXPECT_EQ(0, server.close_untraced_count);
+}
+
+/* A client outside the watched subtree: only the server side is counted. */
+TEST_F_TIMEOUT(tcp, process_outside_watched_cgroups_is_ignored, 120)
+{
+	struct pod outside;
+
+	ASSERT_EQ(0, pod_clone_in_cgroup(&outside, &self->pods.client, "system.slice", "outside"));
+	start_agent(_metadata, self, "60");
+	ASSERT_EQ(0, tcp_run(&outside, &self->pods.server, &self->plan, self->truth));
+	stop_agent(_metadata, self);
+
+	EXPECT_EQ(0, agent_output_rows_of(self->output, outside.cgroup_id));
+	EXPECT_EQ(0, agent_output_events(self->output, outside.cgroup_id, NULL, NULL));
+	expect_server(_metadata, self, self->pods.server.cgroup_id, self->pods.client.ipv4);
+	pod_remove_cgroup(&outside);
+}
+
+/* UDP, a pipe, a unix socket pair and a file in a watched pod. */
+static int non_tcp_io(void *arg)
+{
+	const char *own_ip = arg;
+	char buf[256] = "not tcp";
+	struct sockaddr_in to = { .sin_family = AF_INET, .sin_port = htons(9999) };
+	int receiver = socket(AF_INET, SOCK_DGRAM, 0), udp = socket(AF_INET, SOCK_DGRAM, 0);
+	int pipes[2], pair[2], file;
+
+	inet_pton(AF_INET, own_ip, &to.sin_addr);
+	if (receiver < 0 || udp < 0 || bind(receiver, (struct sockaddr *)&to, sizeof(to)) ||
+	    connect(udp, (struct sockaddr *)&to, sizeof(to)) ||
+	    write(udp, buf, sizeof(buf)) != sizeof(buf) ||
+	    sendto(udp, buf, sizeof(buf), 0, NULL, 0) != sizeof(buf) ||
+	    read(receiver, buf, sizeof(buf)) != sizeof(buf) ||
+	    recvfrom(receiver, buf, sizeof(buf), 0, NULL, NULL) != sizeof(buf))
+		return 1;
+	if (pipe(pipes) || write(pipes[1], buf, 100) != 100 || read(pipes[0], buf, 100) != 100)
+		return 2;
+	if (socketpair(AF_UNIX, SOCK_STREAM, 0, pair) || write(pair[0], buf, 50) != 50 ||
+	    read(pair[1], buf, 50) != 50 || close(pair[0]) || close(pair[1]))
+		return 3;
+	file = open("/tmp", O_TMPFILE | O_RDWR, 0600);
+	if (file < 0 || write(file, buf, 200) != 200 || pread(file, buf, 200, 0) != 200 ||
+	    lseek(file, 0, SEEK_SET) || read(file, buf, 200) != 200)
+		return 4;
+	close(file);
+	close(udp);
+	close(receiver);
+	return 0;
+}
+
+TEST_F_TIMEOUT(tcp, files_pipes_udp_and_unix_sockets_are_not_counted, 120)
+{
+	self->plan.connections = 1;
+	start_agent(_metadata, self, "60");
+	ASSERT_EQ(0, child_wait(pod_spawn(&self->pods.client, non_tcp_io, self->pods.client.ipv4)));
+	ASSERT_EQ(0, tcp_run(&self->pods.client, &self->pods.server, &self->plan, self->truth));
+	stop_agent(_metadata, self);
+
+	/* Only the one TCP connection's syscalls appear for the pod. */
+	expect_client(_metadata, self, self->pods.server.ipv4);
+}
+
+/* Writes spread over three 1-second buckets sum exactly across the drains. */
+TEST_F_TIMEOUT(tcp, bucket_boundaries_lose_nothing, 120)
+{
+	struct agg_totals client;
+
+	self->plan.connections = 1;
+	self->plan.request_writes = 30;
+	self->plan.write_gap_ms = 100;
+	start_agent(_metadata, self, "1");
+	ASSERT_EQ(0, tcp_run(&self->pods.client, &self->pods.server, &self->plan, self->truth));
+	stop_agent(_metadata, self);
+
+	ASSERT_LE(3, agent_output_buckets(self->output, self->pods.client.cgroup_id));
+	client = agent_output_sum(self->output, self->pods.client.cgroup_id, "client", NULL, -1);
+	EXPECT_EQ(30, client.write_count);
+	EXPECT_EQ(30000, client.write_bytes);
+	expect_client(_metadata, self, self->pods.server.ipv4);
+	expect_server(_metadata, self, self->pods.server.cgroup_id, self->pods.client.ipv4);
+	EXPECT_EQ(0, agent_output_lost(self->output, "agg_stale_bucket"));
+}
+
+TEST_HARNESS_MAIN
