@@ -45,7 +45,7 @@ static bool file_contains(const char *path, const char *needle)
 
 static void redirect(const char *path, int target_fd)
 {
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
 
 	if (fd >= 0) {
 		dup2(fd, target_fd);
@@ -90,10 +90,14 @@ int agent_proc_start(struct agent_proc *agent, const char *const args[])
 	argv[argc] = NULL;
 	snprintf(agent->out_path, sizeof(agent->out_path), "/tmp/kaccess-selftest-%d.ndjson", getpid());
 	snprintf(agent->err_path, sizeof(agent->err_path), "/tmp/kaccess-selftest-%d.log", getpid());
+	unlink(agent->out_path);
+	unlink(agent->err_path);
 	agent->pid = spawn_kaccess(argv, agent->out_path, agent->err_path, NULL);
 	if (agent->pid < 0)
 		return -errno;
-	while (!file_contains(agent->out_path, "\"agent_ready\"")) {
+	/* JSON prints agent_ready; a table on a non-terminal a banner line. */
+	while (!file_contains(agent->out_path, "\"agent_ready\"") &&
+	       !file_contains(agent->out_path, "programs attached")) {
 		if (waitpid(agent->pid, NULL, WNOHANG) == agent->pid || waited_ms >= READY_TIMEOUT_MS) {
 			fprintf(stderr, "# kaccess did not become ready; its log:\n");
 			run_quiet("sed 's/^/#   /' %s >&2", agent->err_path);
@@ -123,7 +127,7 @@ int agent_proc_stop(struct agent_proc *agent)
 	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
-int agent_run_sync(const char *const args[], const char *env_assignment, char *stderr_text,
+int agent_run_sync(const char *const args[], const char *env_assignment, char *output_text,
 		   size_t len)
 {
 	char err_path[PATH_MAX];
@@ -133,12 +137,13 @@ int agent_run_sync(const char *const args[], const char *env_assignment, char *s
 	size_t got;
 
 	snprintf(err_path, sizeof(err_path), "/tmp/kaccess-selftest-sync-%d.log", getpid());
-	pid = spawn_kaccess(args, "/dev/null", err_path, env_assignment);
+	unlink(err_path);
+	pid = spawn_kaccess(args, err_path, err_path, env_assignment);
 	if (pid < 0 || waitpid(pid, &status, 0) < 0)
 		return -1;
 	file = fopen(err_path, "re");
-	got = file ? fread(stderr_text, 1, len - 1, file) : 0;
-	stderr_text[got] = '\0';
+	got = file ? fread(output_text, 1, len - 1, file) : 0;
+	output_text[got] = '\0';
 	if (file)
 		fclose(file);
 	unlink(err_path);
@@ -321,11 +326,11 @@ uint64_t agent_output_lost(const struct agent_output *output, const char *counte
 	return UINT64_MAX;
 }
 
-static bool conn_table_holds(int map_fd, const uint64_t *cgroup_ids, size_t count)
+static size_t conn_table_count(int map_fd, const uint64_t *cgroup_ids, size_t count)
 {
-	uint64_t key, next;
+	uint64_t key, next, *previous = NULL;
 	struct kaccess_conn conn;
-	uint64_t *previous = NULL;
+	size_t found = 0;
 
 	while (bpf_map_get_next_key(map_fd, previous, &next) == 0) {
 		key = next;
@@ -333,21 +338,22 @@ static bool conn_table_holds(int map_fd, const uint64_t *cgroup_ids, size_t coun
 		if (bpf_map_lookup_elem(map_fd, &key, &conn))
 			continue;
 		for (size_t i = 0; i < count; i++)
-			if (conn.agg.cgroup_id == cgroup_ids[i])
-				return true;
+			found += conn.agg.cgroup_id == cgroup_ids[i] &&
+				 conn.state == KACCESS_CONN_ESTABLISHED;
 	}
-	return false;
+	return found;
 }
 
-int wait_conn_table_empty(const uint64_t *cgroup_ids, size_t count, int timeout_ms)
+int wait_conn_table_count(const uint64_t *cgroup_ids, size_t count, size_t expected,
+			  int timeout_ms)
 {
 	int map_fd = bpf_obj_get(SELFTEST_PIN_DIR "/conn_table");
-	int waited = 0, ret = -ETIMEDOUT;
+	int ret = -ETIMEDOUT;
 
 	if (map_fd < 0)
 		return map_fd;
-	for (; waited <= timeout_ms; waited += 20) {
-		if (!conn_table_holds(map_fd, cgroup_ids, count)) {
+	for (int waited = 0; waited <= timeout_ms; waited += 20) {
+		if (conn_table_count(map_fd, cgroup_ids, count) == expected) {
 			ret = 0;
 			break;
 		}
@@ -355,4 +361,9 @@ int wait_conn_table_empty(const uint64_t *cgroup_ids, size_t count, int timeout_
 	}
 	close(map_fd);
 	return ret;
+}
+
+int wait_conn_table_empty(const uint64_t *cgroup_ids, size_t count, int timeout_ms)
+{
+	return wait_conn_table_count(cgroup_ids, count, 0, timeout_ms);
 }

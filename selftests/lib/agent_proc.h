@@ -30,8 +30,11 @@ int agent_proc_start(struct agent_proc *agent, const char *const args[]);
 /* SIGTERM, wait; the agent's exit status (0 expected). NULL-safe, idempotent. */
 int agent_proc_stop(struct agent_proc *agent);
 
-/* Run kaccess with `args` to completion; its exit status and stderr. */
-int agent_run_sync(const char *const args[], const char *env_assignment, char *stderr_text,
+/*
+ * Run kaccess with `args` to completion, with an optional "NAME=value"
+ * environment entry; its exit status, stdout and stderr together in `output_text`.
+ */
+int agent_run_sync(const char *const args[], const char *env_assignment, char *output_text,
 		   size_t len);
 
 /* Sums of the aggregate rows that match a filter. */
@@ -71,6 +74,10 @@ size_t agent_output_lines_of_type(const struct agent_output *output, const char 
 
 /* A loss counter summed from the last "bucket" line. */
 uint64_t agent_output_lost(const struct agent_output *output, const char *counter);
+
+/* Wait until the pinned conn_table holds `expected` established connections of these cgroups. */
+int wait_conn_table_count(const uint64_t *cgroup_ids, size_t count, size_t expected,
+			  int timeout_ms);
 
 /* Wait until conn_table (pinned) holds no connection of these cgroups. */
 int wait_conn_table_empty(const uint64_t *cgroup_ids, size_t count, int timeout_ms);

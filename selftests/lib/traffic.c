@@ -317,6 +317,27 @@ static int client_main(void *arg)
 	return 0;
 }
 
+/* Connect, send the request, then wait until the test releases us. */
+static int holding_client_main(void *arg)
+{
+	struct side_args *args = arg;
+	const struct tcp_plan *plan = args->plan;
+	char byte;
+	int fd;
+
+	close(args->ready_fd); /* our copy of the release pipe's write end */
+	if (timed_connect(plan, args->truth, &fd) ||
+	    write_all(fd, plan->request_writes, plan->request_size, IO_PLAIN, 0, args->truth))
+		return 2;
+	if (read(args->hold_fd, &byte, 1) != 0) /* EOF: released */
+		return 2;
+	if (shutdown(fd, SHUT_WR) ||
+	    read_exactly(fd, (uint64_t)plan->response_writes * plan->response_size, IO_PLAIN, args->truth))
+		return 2;
+	timed_close(fd, args->truth);
+	return 0;
+}
+
 static int killed_client_main(void *arg)
 {
 	struct side_args *args = arg;
@@ -406,4 +427,41 @@ int tcp_run_killed_client(const struct pod *client, const struct pod *server,
 	child_wait(client_pid);
 	server_status = child_wait(server_pid);
 	return server_status ? -1 : 0;
+}
+
+int tcp_hold_open(const struct pod *client, const struct pod *server, const struct tcp_plan *plan,
+		  struct tcp_truth *truth, struct held_conn *ret_held)
+{
+	struct side_args server_args = { .plan = plan, .truth = &truth->server };
+	struct side_args client_args = { .plan = plan, .truth = &truth->client };
+	int release[2];
+
+	ret_held->release_fd = -1;
+	ret_held->server_pid = start_server(server, &server_args);
+	if (ret_held->server_pid < 0)
+		return -1;
+	if (pipe(release)) {
+		kill(ret_held->server_pid, SIGKILL);
+		child_wait(ret_held->server_pid);
+		return -1;
+	}
+	client_args.hold_fd = release[0];
+	client_args.ready_fd = release[1];
+	ret_held->client_pid = pod_spawn(client, holding_client_main, &client_args);
+	close(release[0]);
+	ret_held->release_fd = release[1];
+	return 0;
+}
+
+int tcp_hold_release(struct held_conn *held)
+{
+	int client_status, server_status;
+
+	if (held->release_fd < 0)
+		return 0;
+	close(held->release_fd);
+	held->release_fd = -1;
+	client_status = child_wait(held->client_pid);
+	server_status = child_wait(held->server_pid);
+	return client_status || server_status ? -1 : 0;
 }

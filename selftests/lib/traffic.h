@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "pods.h"
 
@@ -56,5 +57,18 @@ int tcp_run(const struct pod *client, const struct pod *server, const struct tcp
  */
 int tcp_run_killed_client(const struct pod *client, const struct pod *server,
 			  const struct tcp_plan *plan, struct tcp_truth *truth);
+
+/* A connection held open until released, for tests that inspect live state. */
+struct held_conn {
+	pid_t client_pid, server_pid;
+	int release_fd; /* closing it makes the client close its socket */
+};
+
+/* Connect (plan->request_writes x request_size bytes are sent), then hold. */
+int tcp_hold_open(const struct pod *client, const struct pod *server, const struct tcp_plan *plan,
+		  struct tcp_truth *truth, struct held_conn *ret_held);
+
+/* Close the held connection; 0 when both sides finished cleanly. */
+int tcp_hold_release(struct held_conn *held);
 
 #endif

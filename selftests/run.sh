@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+#
+# Run every selftest binary and merge their TAP into one stream, numbered
+# across binaries, each name prefixed with the kernel release. Ends with the
+# plan, a totals comment and the plain line "N passed, N failed".
+#
+# usage: selftests/run.sh [OUTPUT_DIR] [TEST_BINARY_NAME...]
+set -uo pipefail
+
+output_dir=${1:-.output}
+shift || true
+cd "$(dirname "$0")/.." || exit 1
+
+export KACCESS_BIN=${KACCESS_BIN:-$output_dir/kaccess}
+kernel=$(uname -r)
+per_binary_timeout_s=${SELFTEST_TIMEOUT_S:-1200}
+number=0 passed=0 failed=0 skipped=0
+
+# Namespaces, cgroups and pins a killed test may have left behind.
+cleanup_leftovers() {
+	local ns dir
+	for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep '^kat-'); do
+		ip netns del "$ns" 2>/dev/null
+	done
+	for dir in /sys/fs/cgroup/unified/kaccess-selftest /sys/fs/cgroup/kaccess-selftest; do
+		[ -d "$dir" ] || continue
+		find "$dir" -depth -type d | while read -r cg; do
+			echo 1 > "$cg/cgroup.kill" 2>/dev/null
+			for _ in 1 2 3 4 5 6 7 8 9 10; do rmdir "$cg" 2>/dev/null && break; sleep 0.1; done
+		done
+	done
+	rm -rf /sys/fs/bpf/kaccess-selftest 2>/dev/null
+	rm -f /tmp/kaccess-selftest-*
+}
+trap cleanup_leftovers EXIT
+
+# Renumber one binary's "ok N name" lines into the merged stream.
+merge_tap() {
+	local binary=$1 line status rest
+	while IFS= read -r line; do
+		case $line in
+		"ok "* | "not ok "*)
+			if [[ $line == "not ok "* ]]; then status="not ok"; rest=${line#not ok }; else status="ok"; rest=${line#ok }; fi
+			rest=${rest#* } # drop the binary's own number
+			number=$((number + 1))
+			echo "$status $number [$kernel] $binary $rest"
+			if [ "$status" = "not ok" ]; then failed=$((failed + 1))
+			elif [[ $rest == *"# SKIP"* ]]; then skipped=$((skipped + 1))
+			else passed=$((passed + 1)); fi
+			;;
+		"TAP version"* | 1..* | "# Totals:"* | "# PASSED:"* | "# Starting "*) ;;
+		*) echo "$line" ;;
+		esac
+	done
+}
+
+run_binary() {
+	local path=$1 name log results rc
+	name=$(basename "$path")
+	log=$(mktemp)
+	timeout --kill-after=10 "$per_binary_timeout_s" "$path" > "$log" 2>&1
+	rc=$?
+	results=$(grep -cE '^(not )?ok ' "$log")
+	merge_tap "$name" < "$log"
+	if [ "$rc" -ne 0 ] && [ "$results" -eq 0 ]; then
+		number=$((number + 1)) failed=$((failed + 1))
+		echo "not ok $number [$kernel] $name # exited $rc without results"
+	fi
+	rm -f "$log"
+}
+
+echo "TAP version 13"
+cleanup_leftovers
+if [ $# -gt 0 ]; then binaries=("$@"); else binaries=(); fi
+for path in "$output_dir"/selftests/test_*; do
+	[ -x "$path" ] || continue
+	if [ ${#binaries[@]} -gt 0 ] && [[ ! " ${binaries[*]} " == *" $(basename "$path") "* ]]; then
+		continue
+	fi
+	run_binary "$path"
+done
+echo "1..$number"
+echo "# Totals: pass:$passed fail:$failed skip:$skipped"
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
