@@ -36,6 +36,10 @@ static __always_inline int transfer_begin(__u32 op, int fd, __u64 user_ptr)
 	conn = bpf_map_lookup_elem(&conn_table, &key);
 	if (!conn)
 		return 0;
+	if (!conn->pid) { /* adopted at startup: the first user names the owner */
+		conn->pid = bpf_get_current_pid_tgid() >> 32;
+		bpf_get_current_comm(conn->comm, sizeof(conn->comm));
+	}
 	sc = syscall_ctx_begin(op, fd);
 	if (!sc)
 		return 0;

@@ -31,6 +31,9 @@ enum kaccess_conn_flags {
 	/* A close() that dropped the last file reference was seen; the
 	 * socket's later destruction must not count a second close. */
 	KACCESS_CONN_CLOSE_TRACED = 1 << 0,
+	/* Established before kaccess started: found by the TCP iterator, role
+	 * from the listening ports, owner pid from its first read or write. */
+	KACCESS_CONN_ADOPTED = 1 << 1,
 };
 
 /*

@@ -324,4 +324,48 @@ TEST_F_TIMEOUT(tcp, bucket_boundaries_lose_nothing, 120)
 	EXPECT_EQ(0, agent_output_lost(self->output, "agg_stale_bucket"));
 }
 
+/*
+ * A connection opened before kaccess started is adopted at startup: its
+ * role comes from the server's listening port, and only what happens after
+ * the start is counted.
+ */
+TEST_F_TIMEOUT(tcp, connection_from_before_start_is_adopted, 120)
+{
+	uint64_t ids[] = { self->pods.client.cgroup_id, self->pods.server.cgroup_id };
+	struct agg_totals client, server;
+	struct held_conn held;
+
+	self->plan.connections = 1;
+	self->plan.request_writes = 2;
+	self->plan.response_writes = 3;
+	ASSERT_EQ(0, tcp_hold_open(&self->pods.client, &self->pods.server, &self->plan, self->truth,
+				   &held));
+	/* the server has read the whole request and now waits for EOF */
+	for (int waited_ms = 0; self->truth->server.read_bytes < 2000 && waited_ms < 5000; waited_ms += 10)
+		usleep(10000);
+	ASSERT_EQ(2000, self->truth->server.read_bytes);
+	start_agent(_metadata, self, "60");
+	ASSERT_EQ(0, wait_conn_table_count(ids, 2, 2, 5000));
+	ASSERT_EQ(0, tcp_hold_release(&held));
+	stop_agent(_metadata, self);
+
+	client = agent_output_sum(self->output, self->pods.client.cgroup_id, "client",
+				  self->pods.server.ipv4, self->plan.port);
+	EXPECT_EQ(0, client.connect_count);
+	EXPECT_EQ(0, client.write_count);
+	EXPECT_EQ(self->truth->client.reads, client.read_count);
+	EXPECT_EQ(1536, client.read_bytes);
+	EXPECT_EQ(1, client.close_count);
+	EXPECT_EQ(0, client.close_untraced_count);
+	server = agent_output_sum(self->output, self->pods.server.cgroup_id, "server",
+				  self->pods.client.ipv4, 0);
+	EXPECT_EQ(0, server.accept_count);
+	EXPECT_EQ(0, server.read_count); /* only the EOF, which moves no data */
+	EXPECT_EQ(3, server.write_count);
+	EXPECT_EQ(1536, server.write_bytes);
+	EXPECT_EQ(1, server.close_count);
+	EXPECT_EQ(1, agent_output_events(self->output, self->pods.client.cgroup_id, "close", "client"));
+	EXPECT_EQ(0, agent_output_events(self->output, self->pods.client.cgroup_id, "open", NULL));
+}
+
 TEST_HARNESS_MAIN

@@ -1,9 +1,12 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <sched.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/mount.h>
@@ -17,6 +20,7 @@
 
 #include "agent.h"
 #include "cgroups.h"
+#include "kaccess.h"
 #include "probe.h"
 #include "kaccess.skel.h"
 #include "log.h"
@@ -180,9 +184,12 @@ int agent_attach(struct agent *agent)
 
 	bpf_object__for_each_program(prog, agent->skel->obj) {
 		const char *name = bpf_program__name(prog);
-		struct bpf_link *link = bpf_program__attach(prog);
+		struct bpf_link *link;
 		int err;
 
+		if (strncmp(bpf_program__section_name(prog), "iter/", 5) == 0)
+			continue; /* run on demand by agent_adopt_existing() */
+		link = bpf_program__attach(prog);
 		if (link && agent->link_count < AGENT_MAX_LINKS) {
 			agent->links[agent->link_count++] = link;
 			continue;
@@ -199,6 +206,152 @@ int agent_attach(struct agent *agent)
 			 bpf_program__section_name(prog), strerror(-err));
 	}
 	log_info("attached %u programs", agent->link_count);
+	return 0;
+}
+
+/* Run the TCP iterator once; its programs write maps, not output. */
+static int run_tcp_iterator(struct bpf_program *prog)
+{
+	struct bpf_link *link = bpf_program__attach_iter(prog, NULL);
+	char buf[256];
+	int fd, err = 0;
+	ssize_t got;
+
+	if (!link)
+		return -errno;
+	fd = bpf_iter_create(bpf_link__fd(link));
+	if (fd < 0) {
+		err = fd;
+		goto out;
+	}
+	while ((got = read(fd, buf, sizeof(buf))) > 0)
+		;
+	if (got < 0)
+		err = -errno;
+	close(fd);
+out:
+	bpf_link__destroy(link);
+	return err;
+}
+
+static size_t count_adopted(struct agent *agent)
+{
+	int map_fd = bpf_map__fd(agent->skel->maps.conn_table);
+	uint64_t key, next, *previous = NULL;
+	struct kaccess_conn conn;
+	size_t adopted = 0;
+
+	while (bpf_map_get_next_key(map_fd, previous, &next) == 0) {
+		key = next;
+		previous = &key;
+		if (bpf_map_lookup_elem(map_fd, &key, &conn) == 0)
+			adopted += !!(conn.flags & KACCESS_CONN_ADOPTED);
+	}
+	return adopted;
+}
+
+/* Both iterator passes in the network namespace the thread is in now. */
+static int adopt_in_current_netns(struct agent *agent)
+{
+	int err = 0;
+
+	for (__u32 pass = 0; pass < 2 && !err; pass++) {
+		agent->skel->bss->adopt_pass = pass;
+		err = run_tcp_iterator(agent->skel->progs.adopt_connections);
+	}
+	return err;
+}
+
+#define MAX_NETNS 4096
+
+struct netns_list {
+	ino_t inodes[MAX_NETNS];
+	char paths[MAX_NETNS][64];
+	size_t count;
+};
+
+static void netns_add(struct netns_list *list, const char *path)
+{
+	struct stat st;
+
+	if (list->count == MAX_NETNS || stat(path, &st))
+		return;
+	for (size_t i = 0; i < list->count; i++)
+		if (list->inodes[i] == st.st_ino)
+			return;
+	list->inodes[list->count] = st.st_ino;
+	snprintf(list->paths[list->count], sizeof(list->paths[0]), "%s", path);
+	list->count++;
+}
+
+/* Every network namespace with a process in it, and the named ones. */
+static void netns_collect(struct netns_list *list, const char *dir_path, const char *suffix)
+{
+	DIR *dir = opendir(dir_path);
+	struct dirent *entry;
+	char path[64];
+
+	if (!dir)
+		return;
+	while ((entry = readdir(dir))) {
+		if (entry->d_name[0] == '.' || (suffix[0] && !isdigit((unsigned char)entry->d_name[0])))
+			continue;
+		snprintf(path, sizeof(path), "%s/%.32s%s", dir_path, entry->d_name, suffix);
+		netns_add(list, path);
+	}
+	closedir(dir);
+}
+
+/*
+ * A TCP iterator sees the sockets of its creator's network namespace only,
+ * so visit each namespace (pods have their own) and come back.
+ */
+static int adopt_in_every_netns(struct agent *agent)
+{
+	struct netns_list *list = calloc(1, sizeof(*list));
+	int home = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC), err = 0;
+
+	if (!list || home < 0) {
+		err = list ? -errno : -ENOMEM;
+		goto out;
+	}
+	netns_add(list, "/proc/self/ns/net");
+	netns_collect(list, "/proc", "/ns/net");
+	netns_collect(list, "/var/run/netns", "");
+	for (size_t i = 0; i < list->count && !err; i++) {
+		int fd = open(list->paths[i], O_RDONLY | O_CLOEXEC);
+
+		if (fd < 0)
+			continue; /* the process exited meanwhile */
+		if (setns(fd, CLONE_NEWNET) == 0)
+			err = adopt_in_current_netns(agent);
+		close(fd);
+	}
+	if (setns(home, CLONE_NEWNET)) {
+		err = -errno;
+		log_err("failed to return to the agent's network namespace: %s", strerror(-err));
+	}
+	log_debug("visited %zu network namespaces for existing connections", list->count);
+out:
+	if (home >= 0)
+		close(home);
+	free(list);
+	return err;
+}
+
+int agent_adopt_existing(struct agent *agent, const char *cgroup)
+{
+	int err = 0;
+
+	if (cgroup[0])
+		err = cgroups_for_each_id(cgroup, bpf_map__fd(agent->skel->maps.adopt_cgroups));
+	err = err ?: adopt_in_every_netns(agent);
+	if (err) {
+		/* Not fatal: new connections are tracked; old ones stay unseen. */
+		log_warn("failed to adopt connections established before start: %s", strerror(-err));
+		return 0;
+	}
+	log_info("adopted %zu connections established before start", count_adopted(agent));
 	return 0;
 }
 

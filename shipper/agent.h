@@ -33,6 +33,13 @@ int agent_load(struct agent *agent, const struct kaccess_config *cfg);
 /* Attach every program; a required one failing is fatal, others are counted. */
 int agent_attach(struct agent *agent);
 
+/*
+ * Track connections established before start (after attaching, so none
+ * falls between the two): the startup TCP iterator, limited to `cgroup`'s
+ * subtree when set. Failure only leaves those connections untracked.
+ */
+int agent_adopt_existing(struct agent *agent, const char *cgroup);
+
 /* Pin the inspectable maps under cfg->pin_dir (taking its lock). */
 int agent_pin(struct agent *agent, const char *pin_dir);
 

@@ -9,6 +9,7 @@
 #include <sys/vfs.h>
 #include <time.h>
 #include <linux/magic.h>
+#include <bpf/bpf.h>
 
 #include "cgroups.h"
 
@@ -76,6 +77,30 @@ int cgroups_resolve_path(const char *cgroup, char *ret_path, size_t len)
 	if (fs.f_type != CGROUP2_SUPER_MAGIC)
 		return -ENOTDIR;
 	return 0;
+}
+
+static int subtree_map_fd;
+
+static int put_cgroup_id(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+	__u64 id = st->st_ino;
+	__u8 one = 1;
+
+	if (type != FTW_D)
+		return 0;
+	return bpf_map_update_elem(subtree_map_fd, &id, &one, BPF_ANY);
+}
+
+int cgroups_for_each_id(const char *cgroup, int map_fd)
+{
+	char path[PATH_MAX];
+	int err = cgroups_resolve_path(cgroup, path, sizeof(path));
+
+	if (err)
+		return err;
+	subtree_map_fd = map_fd; /* nftw() has no user pointer */
+	err = nftw(path, put_cgroup_id, 32, FTW_PHYS | FTW_MOUNT);
+	return err < 0 ? -errno : err;
 }
 
 static uint64_t now_ns(void)

@@ -19,6 +19,9 @@ int cgroups_v2_mount(char *ret_path, size_t len);
  */
 int cgroups_resolve_path(const char *cgroup, char *ret_path, size_t len);
 
+/* Put the id of `cgroup` and of every cgroup below it in a BPF hash map. */
+int cgroups_for_each_id(const char *cgroup, int map_fd);
+
 struct cgroup_names;
 
 int cgroup_names_new(struct cgroup_names **ret_names);

@@ -72,6 +72,7 @@ static void json_connection(struct sink *sink, const struct kaccess_conn_event *
 	jw_string_field(&w, "remote", remote);
 	jw_u64_field(&w, "remote_port", conn->remote_port);
 	jw_u64_field(&w, "duration_ns", event->duration_ns);
+	jw_bool_field(&w, "adopted", conn->flags & KACCESS_CONN_ADOPTED);
 	if (event->type == KACCESS_EVENT_CONN_CLOSE)
 		jw_bool_field(&w, "close_traced", event->traced);
 	jw_object_end(&w);

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
@@ -359,7 +360,7 @@ static pid_t start_server(const struct pod *server, struct side_args *args)
 	char byte;
 	pid_t pid;
 
-	if (pipe(ready))
+	if (pipe2(ready, O_CLOEXEC))
 		return -1;
 	args->ready_fd = ready[1];
 	pid = pod_spawn(server, server_main, args);
@@ -407,7 +408,7 @@ int tcp_run_killed_client(const struct pod *client, const struct pod *server,
 	int hold[2], server_status;
 	char byte;
 
-	if (pipe(hold))
+	if (pipe2(hold, O_CLOEXEC))
 		return -1;
 	client_args.hold_fd = hold[1];
 	server_pid = start_server(server, &server_args);
@@ -440,7 +441,7 @@ int tcp_hold_open(const struct pod *client, const struct pod *server, const stru
 	ret_held->server_pid = start_server(server, &server_args);
 	if (ret_held->server_pid < 0)
 		return -1;
-	if (pipe(release)) {
+	if (pipe2(release, O_CLOEXEC)) {
 		kill(ret_held->server_pid, SIGKILL);
 		child_wait(ret_held->server_pid);
 		return -1;
