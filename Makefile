@@ -55,7 +55,7 @@ BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Werror -Wno-unus
 # Debian/Ubuntu) or prints it.
 DEPS_BUILD := make gcc clang llvm pkg-config libbpf-dev bpftool libelf-dev zlib1g-dev
 DEPS_TEST := linux-source-6.1 xz-utils libjson-c-dev iproute2 procps util-linux \
-	     nginx-light curl wrk
+	     nginx-light curl wrk nftables
 
 ifeq ($(V),1)
 Q :=
@@ -66,7 +66,7 @@ msg = @printf '  %-8s %s\n' "$(1)" "$(2)";
 endif
 
 .DEFAULT_GOAL := all
-.PHONY: all help deps deps-test run test selftests bench clean mounts vmlinux FORCE
+.PHONY: all help deps deps-test run test selftests bench vmtest clean mounts vmlinux FORCE
 
 help: ## show this list
 	@echo "kaccess $(KACCESS_VERSION): eBPF access-log and metrics agent"
@@ -115,6 +115,9 @@ selftests: $(TEST_BINS) $(TEST_TOOLS) ## build the selftests without running the
 
 bench: deps-test mounts all selftests bench-tools ## A/B benchmark: wrk -> nginx over a veth pair, with and without the agent
 	$(Q)selftests/bench/bench.sh $(OUTPUT)
+
+vmtest: deps-test deps-vm all selftests vm-tools ## run the selftests on Debian's 6.1 and 6.12 kernels under QEMU
+	$(Q)selftests/vm/vmtest.sh $(OUTPUT)
 
 vmlinux: $(VMLINUX_H) ## generate vmlinux.h from the running kernel's BTF
 
@@ -173,6 +176,8 @@ $(OUTPUT)/selftests/tools/%: selftests/tools/%.c | $(OUTPUT)/selftests/tools
 
 # The benchmark's own build rules (calibration program and its loader).
 -include selftests/bench/bench.mk
+# The VM runner's rules: static builds, kernels, initramfs (deps-vm, vm-tools).
+-include selftests/vm/vm.mk
 
 .DELETE_ON_ERROR:
 .SECONDARY:

@@ -42,12 +42,11 @@ static __always_inline void adopt(struct sock *sk)
 	struct listen_port_key port_key = listen_key_of(sk);
 	struct kaccess_conn conn = {};
 	__u64 key = (__u64)sk;
-	__u64 cgroup_id = BPF_CORE_READ(sk, sk_cgrp_data.cgroup, kn, id);
 	int err;
 
-	if (filter_cgroup && !bpf_map_lookup_elem(&adopt_cgroups, &cgroup_id))
+	if (!sock_is_watched(sk) || !sock_has_file(sk))
 		return;
-	conn.agg.cgroup_id = cgroup_id;
+	conn.agg.cgroup_id = sock_cgroup_id(sk);
 	conn.agg.role = bpf_map_lookup_elem(&listen_ports, &port_key) ? KACCESS_ROLE_SERVER
 									: KACCESS_ROLE_CLIENT;
 	conn_read_addresses(&conn, sk);

@@ -13,6 +13,14 @@ const volatile __u64 bucket_ns __weak = 60ULL * 1000 * 1000 * 1000;
 const volatile bool filter_cgroup __weak = false;
 
 /*
+ * The same cgroup as an id and a depth below the root, for code that has no
+ * meaningful current task (softirq, iterators) and must test a socket's own
+ * cgroup instead: see sock_is_watched().
+ */
+const volatile __u64 watched_cgroup_id __weak;
+const volatile __u32 watched_cgroup_level __weak;
+
+/*
  * CLOCK_REALTIME minus CLOCK_MONOTONIC, in ns. bpf_ktime_get_ns() is
  * monotonic; buckets follow the wall clock, so the shipper keeps this offset
  * current (it moves with NTP steps) through the mmap'ed .bss.

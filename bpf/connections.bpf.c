@@ -142,6 +142,27 @@ static __always_inline int conn_connect_started(const struct sock *sk)
 	return 0;
 }
 
+/*
+ * A connect() whose SYN left before kaccess attached establishes now: track
+ * it from here (its connect is not counted: its start was not seen). This
+ * runs in softirq, so the socket's own cgroup decides, not the current task.
+ */
+static __always_inline void adopt_late_client(const struct sock *sk)
+{
+	struct kaccess_conn conn = {};
+
+	if (!sock_has_file(sk) || !sock_is_watched(sk))
+		return; /* kernel-internal, or not ours to watch */
+	conn.agg.cgroup_id = sock_cgroup_id(sk);
+	conn.agg.role = KACCESS_ROLE_CLIENT;
+	conn_read_addresses(&conn, sk);
+	conn.agg.peer_port = conn.remote_port;
+	conn.state = KACCESS_CONN_ESTABLISHED;
+	conn.flags = KACCESS_CONN_ADOPTED;
+	conn.start_ns = bpf_ktime_get_ns();
+	conn_table_insert((__u64)sk, &conn);
+}
+
 /* SYN_SENT -> ESTABLISHED or CLOSE, often in softirq: use the stored owner. */
 static __always_inline int conn_connect_finished(const struct sock *sk, bool established)
 {
@@ -149,7 +170,12 @@ static __always_inline int conn_connect_finished(const struct sock *sk, bool est
 	struct kaccess_conn *conn;
 
 	conn = bpf_map_lookup_elem(&conn_table, &key);
-	if (!conn || conn->state != KACCESS_CONN_CONNECTING)
+	if (!conn) {
+		if (established)
+			adopt_late_client(sk);
+		return 0;
+	}
+	if (conn->state != KACCESS_CONN_CONNECTING)
 		return 0;
 	now_ns = bpf_ktime_get_ns();
 	duration_ns = now_ns - conn->start_ns;
@@ -226,6 +252,11 @@ static __always_inline int accept_begin(int fd)
 	return 0;
 }
 
+/*
+ * The exit of an accept whose entry kaccess did not see (the server was
+ * already waiting when kaccess attached): the connection is tracked, the
+ * untimed accept is not counted.
+ */
 static __always_inline int accept_end(long ret)
 {
 	struct syscall_ctx *sc = syscall_ctx_end(SYSCALL_OP_ACCEPT);
@@ -234,17 +265,22 @@ static __always_inline int accept_end(long ret)
 	__u64 now_ns, duration_ns;
 	struct sock *sk;
 
-	if (!sc || ret < 0)
+	if (ret < 0)
 		return 0;
 	sk = sock_of_fd(ret);
 	if (!is_tcp_sock(sk) || !current_is_watched())
 		return 0;
 	now_ns = bpf_ktime_get_ns();
-	duration_ns = now_ns - sc->start_ns;
 	conn_set_owner(&conn, KACCESS_ROLE_SERVER);
 	conn_read_addresses(&conn, sk);
 	conn.state = KACCESS_CONN_ESTABLISHED;
 	conn.start_ns = now_ns;
+	if (!sc) {
+		conn.flags = KACCESS_CONN_ADOPTED;
+		conn_table_insert((__u64)sk, &conn);
+		return 0;
+	}
+	duration_ns = now_ns - sc->start_ns;
 	conn_table_insert((__u64)sk, &conn);
 	row = agg_row(&conn.agg, now_ns);
 	if (row) {

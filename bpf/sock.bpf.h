@@ -80,6 +80,41 @@ static __always_inline bool is_last_file_reference(struct file *file)
 	return BPF_CORE_READ((struct file___f_count *)file, f_count.counter) == 1;
 }
 
+/* The cgroup v2 a socket was created in (its creator's; accepted: the listener's). */
+static __always_inline struct cgroup *sock_cgroup(const struct sock *sk)
+{
+	return BPF_CORE_READ(sk, sk_cgrp_data.cgroup);
+}
+
+static __always_inline __u64 sock_cgroup_id(const struct sock *sk)
+{
+	return BPF_CORE_READ(sock_cgroup(sk), kn, id);
+}
+
+/*
+ * Whether the socket's cgroup is the watched one or below it: its ancestor
+ * at the watched level must be the watched cgroup.
+ */
+static __always_inline bool sock_is_watched(const struct sock *sk)
+{
+	struct cgroup *cgroup = sock_cgroup(sk), *ancestor = NULL;
+	__u32 offset = bpf_core_field_offset(struct cgroup, ancestors);
+
+	if (!filter_cgroup)
+		return true;
+	if (!cgroup || BPF_CORE_READ(cgroup, level) < (int)watched_cgroup_level)
+		return false;
+	bpf_probe_read_kernel(&ancestor, sizeof(ancestor),
+			      (void *)cgroup + offset + watched_cgroup_level * sizeof(ancestor));
+	return ancestor && BPF_CORE_READ(ancestor, kn, id) == watched_cgroup_id;
+}
+
+/* A socket a process can read and write (kernel-internal sockets have no file). */
+static __always_inline bool sock_has_file(const struct sock *sk)
+{
+	return BPF_CORE_READ(sk, sk_socket, file) != NULL;
+}
+
 static __always_inline void addr_v4_mapped(__u8 out[KACCESS_ADDR_LEN], __u32 v4_be)
 {
 	__builtin_memset(out, 0, 10);

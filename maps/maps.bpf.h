@@ -105,20 +105,6 @@ struct {
 	__type(value, __u8);
 } listen_ports SEC(".maps") __weak;
 
-/*
- * adopt_cgroups: key = cgroup id, value = unused byte. The cgroups of the
- * watched subtree, written by the shipper before the startup iterator runs
- * (only when `cgroup` is configured: an iterator has no current task to
- * test with bpf_current_task_under_cgroup). Size: 65536, allocated on use.
- */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 65536);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, __u64);
-	__type(value, __u8);
-} adopt_cgroups SEC(".maps") __weak;
-
 enum syscall_op {
 	SYSCALL_OP_NONE = 0,
 	SYSCALL_OP_CONNECT,

@@ -92,6 +92,16 @@ TEST(bad_config_value_exits_2_naming_range)
 	unlink(path);
 }
 
+TEST(cgroup_that_does_not_exist_exits_2)
+{
+	const char *args[] = { "--cgroup", "/no-such-cgroup", "--pin-dir", "", NULL };
+
+	REQUIRE_ROOT();
+	ASSERT_EQ(2, agent_run_sync(args, NULL, output, sizeof(output)));
+	EXPECT_NE(NULL, strstr(output, "cgroup: '/no-such-cgroup' is not a cgroup v2 directory"))
+		TH_LOG("output: %s", output);
+}
+
 TEST(missing_config_file_exits_2)
 {
 	const char *args[] = { "--config", "/nonexistent/kaccess.conf", NULL };

@@ -368,4 +368,62 @@ TEST_F_TIMEOUT(tcp, connection_from_before_start_is_adopted, 120)
 	EXPECT_EQ(0, agent_output_events(self->output, self->pods.client.cgroup_id, "open", NULL));
 }
 
+/*
+ * The server waits in accept() and the client's SYN is on its way before
+ * kaccess attaches (an nftables rule drops SYNs until the agent is ready):
+ * the connection is tracked on both sides from the handshake on, and only
+ * its untimed accept and connect are not counted.
+ */
+TEST_F_TIMEOUT(tcp, accept_and_connect_in_flight_at_start, 120)
+{
+	const char *ns = self->pods.server.netns;
+	struct agg_totals client, server;
+	pid_t server_pid, client_pid;
+
+	if (run_quiet("command -v nft"))
+		SKIP(return, "needs nft (nftables): make deps-test");
+	self->plan.connections = 1;
+	self->plan.request_writes = 3;
+	self->plan.response_writes = 1;
+	ASSERT_EQ(0, run_quiet("ip netns exec %s nft add table inet kat", ns));
+	ASSERT_EQ(0, run_quiet("ip netns exec %s nft 'add chain inet kat input "
+			       "{ type filter hook input priority 0; }'", ns));
+	ASSERT_EQ(0, run_quiet("ip netns exec %s nft add rule inet kat input "
+			       "tcp dport 8080 tcp flags syn counter drop", ns));
+	server_pid = tcp_server_start(&self->pods.server, &self->plan, &self->truth->server);
+	ASSERT_LT(0, server_pid);
+	client_pid = tcp_client_start(&self->pods.client, &self->plan, &self->truth->client);
+	ASSERT_LT(0, client_pid);
+	/* the first SYN has been sent (and dropped) before the agent starts */
+	for (int waited_ms = 0; waited_ms < 5000 &&
+	     run_quiet("ip netns exec %s nft list chain inet kat input | grep -q 'packets [1-9]'", ns);
+	     waited_ms += 20)
+		usleep(20000);
+	ASSERT_EQ(0, run_quiet("ip netns exec %s nft list chain inet kat input | grep -q 'packets [1-9]'", ns));
+	start_agent(_metadata, self, "60");
+	ASSERT_EQ(0, run_quiet("ip netns exec %s nft delete table inet kat", ns));
+	ASSERT_EQ(0, child_wait(client_pid)); /* the retransmitted SYN gets through */
+	ASSERT_EQ(0, child_wait(server_pid));
+	stop_agent(_metadata, self);
+
+	ASSERT_EQ(1, self->truth->client.connect_successes);
+	client = agent_output_sum(self->output, self->pods.client.cgroup_id, "client",
+				  self->pods.server.ipv4, self->plan.port);
+	EXPECT_EQ(0, client.connect_count);
+	EXPECT_EQ(3, client.write_count);
+	EXPECT_EQ(3000, client.write_bytes);
+	EXPECT_EQ(self->truth->client.reads, client.read_count);
+	EXPECT_EQ(512, client.read_bytes);
+	EXPECT_EQ(1, client.close_count);
+	EXPECT_EQ(0, client.close_untraced_count);
+	server = agent_output_sum(self->output, self->pods.server.cgroup_id, "server",
+				  self->pods.client.ipv4, 0);
+	EXPECT_EQ(0, server.accept_count);
+	EXPECT_EQ(self->truth->server.reads, server.read_count);
+	EXPECT_EQ(3000, server.read_bytes);
+	EXPECT_EQ(1, server.write_count);
+	EXPECT_EQ(512, server.write_bytes);
+	EXPECT_EQ(1, server.close_count);
+}
+
 TEST_HARNESS_MAIN

@@ -97,6 +97,28 @@ void agent_update_wall_offset(struct agent *agent)
 	agent->skel->bss->wall_offset_ns = real - (before + (after - before) / 2);
 }
 
+/*
+ * Before load: the watched cgroup's id and depth, for programs that test a
+ * socket's cgroup (softirq, iterators) rather than the current task's.
+ */
+static int set_watched_cgroup_identity(struct agent *agent, const char *cgroup)
+{
+	char path[PATH_MAX];
+	uint64_t id;
+	unsigned int level;
+	int err = cgroups_resolve_path(cgroup, path, sizeof(path));
+
+	err = err ?: cgroups_identity(path, &id, &level);
+	if (err) {
+		log_err("cgroup: '%s' is not a cgroup v2 directory: %s", cgroup, strerror(-err));
+		return -EINVAL;
+	}
+	agent->skel->rodata->watched_cgroup_id = id;
+	agent->skel->rodata->watched_cgroup_level = level;
+	return 0;
+}
+
+/* After load: the same cgroup for bpf_current_task_under_cgroup(). */
 static int watch_cgroup(struct agent *agent, const char *cgroup)
 {
 	char path[PATH_MAX];
@@ -105,7 +127,7 @@ static int watch_cgroup(struct agent *agent, const char *cgroup)
 	err = cgroups_resolve_path(cgroup, path, sizeof(path));
 	if (err) {
 		log_err("cgroup: '%s' is not a cgroup v2 directory: %s", cgroup, strerror(-err));
-		return err;
+		return -EINVAL;
 	}
 	fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0) {
@@ -154,6 +176,11 @@ int agent_load(struct agent *agent, const struct kaccess_config *cfg)
 	agent->bucket_ns = (uint64_t)cfg->interval_s * 1000000000ULL;
 	agent->skel->rodata->bucket_ns = agent->bucket_ns;
 	agent->skel->rodata->filter_cgroup = cfg->cgroup[0] != '\0';
+	if (cfg->cgroup[0]) {
+		err = set_watched_cgroup_identity(agent, cfg->cgroup);
+		if (err)
+			return err;
+	}
 	err = size_maps(agent->skel, cfg);
 	if (err) {
 		log_err("failed to size maps: %s", strerror(-err));
@@ -339,13 +366,10 @@ out:
 	return err;
 }
 
-int agent_adopt_existing(struct agent *agent, const char *cgroup)
+int agent_adopt_existing(struct agent *agent)
 {
-	int err = 0;
+	int err = adopt_in_every_netns(agent);
 
-	if (cgroup[0])
-		err = cgroups_for_each_id(cgroup, bpf_map__fd(agent->skel->maps.adopt_cgroups));
-	err = err ?: adopt_in_every_netns(agent);
 	if (err) {
 		/* Not fatal: new connections are tracked; old ones stay unseen. */
 		log_warn("failed to adopt connections established before start: %s", strerror(-err));

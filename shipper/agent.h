@@ -35,10 +35,10 @@ int agent_attach(struct agent *agent);
 
 /*
  * Track connections established before start (after attaching, so none
- * falls between the two): the startup TCP iterator, limited to `cgroup`'s
- * subtree when set. Failure only leaves those connections untracked.
+ * falls between the two): the startup TCP iterator in every network
+ * namespace. Failure only leaves those connections untracked.
  */
-int agent_adopt_existing(struct agent *agent, const char *cgroup);
+int agent_adopt_existing(struct agent *agent);
 
 /* Pin the inspectable maps under cfg->pin_dir (taking its lock). */
 int agent_pin(struct agent *agent, const char *pin_dir);

@@ -9,7 +9,6 @@
 #include <sys/vfs.h>
 #include <time.h>
 #include <linux/magic.h>
-#include <bpf/bpf.h>
 
 #include "cgroups.h"
 
@@ -79,28 +78,24 @@ int cgroups_resolve_path(const char *cgroup, char *ret_path, size_t len)
 	return 0;
 }
 
-static int subtree_map_fd;
-
-static int put_cgroup_id(const char *path, const struct stat *st, int type, struct FTW *ftw)
+int cgroups_identity(const char *path, uint64_t *ret_id, unsigned int *ret_level)
 {
-	__u64 id = st->st_ino;
-	__u8 one = 1;
-
-	if (type != FTW_D)
-		return 0;
-	return bpf_map_update_elem(subtree_map_fd, &id, &one, BPF_ANY);
-}
-
-int cgroups_for_each_id(const char *cgroup, int map_fd)
-{
-	char path[PATH_MAX];
-	int err = cgroups_resolve_path(cgroup, path, sizeof(path));
+	char mount[PATH_MAX];
+	struct stat st;
+	unsigned int level = 0;
+	int err = cgroups_v2_mount(mount, sizeof(mount));
 
 	if (err)
 		return err;
-	subtree_map_fd = map_fd; /* nftw() has no user pointer */
-	err = nftw(path, put_cgroup_id, 32, FTW_PHYS | FTW_MOUNT);
-	return err < 0 ? -errno : err;
+	if (stat(path, &st))
+		return -errno;
+	/* Each path component below the mount is one level: "/kubepods" is 1. */
+	for (const char *c = path + strlen(mount); *c; c++)
+		if (*c == '/' && c[1] && c[1] != '/')
+			level++;
+	*ret_id = st.st_ino;
+	*ret_level = level;
+	return 0;
 }
 
 static uint64_t now_ns(void)

@@ -19,8 +19,8 @@ int cgroups_v2_mount(char *ret_path, size_t len);
  */
 int cgroups_resolve_path(const char *cgroup, char *ret_path, size_t len);
 
-/* Put the id of `cgroup` and of every cgroup below it in a BPF hash map. */
-int cgroups_for_each_id(const char *cgroup, int map_fd);
+/* The id (inode) of a cgroup directory and its depth below the root (0). */
+int cgroups_identity(const char *path, uint64_t *ret_id, unsigned int *ret_level);
 
 struct cgroup_names;
 

@@ -208,7 +208,7 @@ static int run_agent(const struct kaccess_config *cfg)
 	}
 	err = agent_load(&agent, cfg);
 	err = err ?: agent_attach(&agent);
-	err = err ?: agent_adopt_existing(&agent, cfg->cgroup);
+	err = err ?: agent_adopt_existing(&agent);
 	err = err ?: agent_pin(&agent, cfg->pin_dir);
 	if (err)
 		goto out;

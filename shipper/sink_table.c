@@ -164,8 +164,6 @@ static void table_live(struct sink *sink, const struct live_report *report)
 	FILE *out = sink->env.out;
 	char started[16];
 
-	if (!sink->is_tty)
-		return;
 	format_time(bucket_start_ms(&sink->env, report->bucket), started, sizeof(started));
 	fputs("\033[H\033[2J", out);
 	fprintf(out, "kaccess %s  bucket %s +%llus (in progress)  connections: %zu  ",
@@ -205,9 +203,16 @@ static const struct sink_ops table_ops = {
 	.live = table_live,
 };
 
+/* Off a terminal there is nothing to redraw: no live snapshots at all. */
+static const struct sink_ops table_plain_ops = {
+	.ready = table_ready,
+	.connection = table_connection,
+	.bucket = table_bucket,
+};
+
 void sink_table_init(struct sink *sink, const struct sink_env *env)
 {
-	sink->ops = &table_ops;
 	sink->env = *env;
 	sink->is_tty = isatty(fileno(env->out));
+	sink->ops = sink->is_tty ? &table_ops : &table_plain_ops;
 }

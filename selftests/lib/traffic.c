@@ -373,21 +373,39 @@ static pid_t start_server(const struct pod *server, struct side_args *args)
 	return pid;
 }
 
+pid_t tcp_server_start(const struct pod *server, const struct tcp_plan *plan,
+		       struct side_truth *truth)
+{
+	struct side_args args = { .plan = plan, .truth = truth };
+
+	return start_server(server, &args); /* the child has its own copy of args */
+}
+
+pid_t tcp_client_start(const struct pod *client, const struct tcp_plan *plan,
+		       struct side_truth *truth)
+{
+	struct side_args args = { .plan = plan, .truth = truth };
+
+	return pod_spawn(client, client_main, &args);
+}
+
+int tcp_client_run(const struct pod *client, const struct tcp_plan *plan, struct side_truth *truth)
+{
+	return child_wait(tcp_client_start(client, plan, truth));
+}
+
 int tcp_run(const struct pod *client, const struct pod *server, const struct tcp_plan *plan,
 	    struct tcp_truth *truth)
 {
-	struct side_args server_args = { .plan = plan, .truth = &truth->server };
-	struct side_args client_args = { .plan = plan, .truth = &truth->client };
-	pid_t server_pid = 0, client_pid;
+	pid_t server_pid = 0;
 	int client_status, server_status = 0;
 
 	if (!plan->no_server) {
-		server_pid = start_server(server, &server_args);
+		server_pid = tcp_server_start(server, plan, &truth->server);
 		if (server_pid < 0)
 			return -1;
 	}
-	client_pid = pod_spawn(client, client_main, &client_args);
-	client_status = child_wait(client_pid);
+	client_status = tcp_client_run(client, plan, &truth->client);
 	if (server_pid > 0) {
 		if (client_status)
 			kill(server_pid, SIGKILL);

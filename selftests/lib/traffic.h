@@ -47,6 +47,17 @@ struct tcp_plan {
 struct tcp_truth *truth_alloc(void);
 void truth_free(struct tcp_truth *truth);
 
+/* Start the server in its pod; returns once it listens (its pid, or -1). */
+pid_t tcp_server_start(const struct pod *server, const struct tcp_plan *plan,
+		       struct side_truth *truth);
+
+/* Start the client in its pod; child_wait() its pid for the exit status. */
+pid_t tcp_client_start(const struct pod *client, const struct tcp_plan *plan,
+		       struct side_truth *truth);
+
+/* Run the client in its pod to the end; its exit status (0 = clean). */
+int tcp_client_run(const struct pod *client, const struct tcp_plan *plan, struct side_truth *truth);
+
 /* Server in `server`, client in `client`; 0 when both sides finished cleanly. */
 int tcp_run(const struct pod *client, const struct pod *server, const struct tcp_plan *plan,
 	    struct tcp_truth *truth);
