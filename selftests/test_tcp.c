@@ -216,6 +216,32 @@ TEST_F_TIMEOUT(tcp, refused_connects_fail_and_never_close, 120)
 	EXPECT_EQ(0, agent_output_rows_of(self->output, self->pods.server.cgroup_id));
 }
 
+/*
+ * The server aborts with a RST: the client's socket is closed by the peer
+ * while its descriptor is still open; its own close() later is the one
+ * (traced) close of the connection.
+ */
+TEST_F_TIMEOUT(tcp, peer_reset_then_close, 120)
+{
+	struct agg_totals client;
+
+	self->plan.connections = 2;
+	self->plan.request_writes = 3;
+	self->plan.server_resets = true;
+	start_agent(_metadata, self, "60");
+	ASSERT_EQ(0, tcp_run(&self->pods.client, &self->pods.server, &self->plan, self->truth));
+	stop_agent(_metadata, self);
+
+	client = agent_output_sum(self->output, self->pods.client.cgroup_id, "client", NULL, -1);
+	EXPECT_EQ(2, client.connect_success_count);
+	EXPECT_EQ(6, client.write_count);
+	EXPECT_EQ(0, client.read_count); /* ECONNRESET moved no data */
+	EXPECT_EQ(2, client.close_count);
+	EXPECT_EQ(0, client.close_untraced_count);
+	EXPECT_GE(self->truth->client.close_ns, client.close_duration_ns_sum);
+	expect_server(_metadata, self, self->pods.server.cgroup_id, self->pods.client.ipv4);
+}
+
 /* SIGKILL: the socket is released by the exiting process, not by close(). */
 TEST_F_TIMEOUT(tcp, killed_client_still_ends_its_connection, 120)
 {

@@ -225,6 +225,40 @@ static int listen_on(const struct tcp_plan *plan)
 	return fd;
 }
 
+/* Read the request, then abort: SO_LINGER 0 makes close() send a RST. */
+static int reset_after_request(int fd, const struct tcp_plan *plan, struct side_truth *truth)
+{
+	struct linger abort_on_close = { .l_onoff = 1, .l_linger = 0 };
+	uint64_t total = (uint64_t)plan->request_writes * plan->request_size, got = 0;
+	char buf[4096];
+
+	while (got < total) {
+		uint64_t start = now_ns();
+		ssize_t ret = read(fd, buf, sizeof(buf));
+
+		truth->read_ns += now_ns() - start;
+		if (ret <= 0)
+			return -1;
+		truth->reads++;
+		truth->read_bytes += ret;
+		got += ret;
+	}
+	setsockopt(fd, SOL_SOCKET, SO_LINGER, &abort_on_close, sizeof(abort_on_close));
+	timed_close(fd, truth);
+	return 0;
+}
+
+/* The client side of a reset: its read fails, then it closes its end. */
+static int expect_reset(int fd, struct side_truth *truth)
+{
+	char buf[64];
+
+	if (read(fd, buf, sizeof(buf)) >= 0 || errno != ECONNRESET)
+		return -1;
+	timed_close(fd, truth);
+	return 0;
+}
+
 static int serve_one(int listen_fd, const struct tcp_plan *plan, struct side_truth *truth)
 {
 	uint64_t start = now_ns();
@@ -234,6 +268,8 @@ static int serve_one(int listen_fd, const struct tcp_plan *plan, struct side_tru
 	if (fd < 0)
 		return -1;
 	truth->accepts++;
+	if (plan->server_resets)
+		return reset_after_request(fd, plan, truth);
 	if (read_exactly(fd, (uint64_t)plan->request_writes * plan->request_size, plan->server_style, truth) ||
 	    write_all(fd, plan->response_writes, plan->response_size, IO_PLAIN, 0, truth)) {
 		close(fd);
@@ -290,8 +326,13 @@ static int client_exchange(const struct tcp_plan *plan, struct side_truth *truth
 	if (timed_connect(plan, truth, &fd))
 		return -1;
 	if (write_all(fd, plan->request_writes, plan->request_size, plan->client_style,
-		      plan->write_gap_ms, truth) ||
-	    shutdown(fd, SHUT_WR) ||
+		      plan->write_gap_ms, truth)) {
+		close(fd);
+		return -1;
+	}
+	if (plan->server_resets)
+		return expect_reset(fd, truth);
+	if (shutdown(fd, SHUT_WR) ||
 	    read_exactly(fd, (uint64_t)plan->response_writes * plan->response_size, IO_PLAIN, truth)) {
 		close(fd);
 		return -1;

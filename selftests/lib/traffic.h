@@ -41,6 +41,7 @@ struct tcp_plan {
 	enum io_style client_style, server_style;
 	int write_gap_ms;       /* client pause between writes */
 	bool no_server;         /* nothing listens: every connect is refused */
+	bool server_resets;     /* server aborts (RST) instead of responding */
 };
 
 /* Shared memory for truths written by child processes. */
