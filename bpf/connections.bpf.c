@@ -57,6 +57,20 @@ static __always_inline void conn_table_insert(__u64 sk, const struct kaccess_con
 		count_loss(KACCESS_CTR_CONN_TABLE_FULL);
 }
 
+/*
+ * Waking the reader costs an irq_work (a self-IPI, several microseconds in a
+ * VM) per event. Connection events are not urgent: the shipper polls the
+ * ring buffer every EVENTS_POLL_MS anyway, so wake it only when the buffer
+ * is a quarter full.
+ */
+static __always_inline __u64 ringbuf_wakeup_flags(void)
+{
+	__u64 pending = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
+	__u64 size = bpf_ringbuf_query(&events, BPF_RB_RING_SIZE);
+
+	return pending > size / 4 ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+}
+
 static __always_inline void emit_conn_event(__u32 type, __u64 sk,
 					    const struct kaccess_conn *conn,
 					    __u64 now_ns, __u64 duration_ns, __u32 traced)
@@ -74,7 +88,7 @@ static __always_inline void emit_conn_event(__u32 type, __u64 sk,
 	event->ts_ns = now_ns;
 	event->duration_ns = duration_ns;
 	__builtin_memcpy(&event->conn, conn, sizeof(*conn));
-	bpf_ringbuf_submit(event, 0);
+	bpf_ringbuf_submit(event, ringbuf_wakeup_flags());
 }
 
 static __always_inline void count_connect(const struct kaccess_agg_key *key, __u64 now_ns,

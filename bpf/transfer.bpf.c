@@ -3,10 +3,20 @@
  * Transfer syscalls: count, duration and bytes of every read- and
  * write-family syscall on a tracked TCP connection.
  *
- * The entry resolves the descriptor to its socket and looks it up in
- * conn_table; files, pipes, UDP and unix sockets are never there, so they
- * cost one descriptor walk and no clock read. The exit adds to the
- * connection's aggregate row; nothing travels to userspace.
+ * Two ways to know that a syscall is on a tracked connection, chosen at
+ * load by the shipper (config `transfer_hooks`):
+ *
+ * - "sock" (Linux 6.3+): the entry only timestamps the syscall; the
+ *   sock:sock_send_length / sock_recv_length tracepoints, which fire inside
+ *   it with the struct sock, look the socket up in conn_table and mark the
+ *   syscall. No descriptor walk at all.
+ * - "fd": the entry resolves the descriptor to its socket and looks it up;
+ *   files, pipes, UDP and unix sockets are never there, so they cost one
+ *   descriptor walk and no clock read.
+ *
+ * sendfile always uses the descriptor walk: before 6.5 it reaches TCP
+ * without sock_sendmsg, so without sock_send_length. The exit adds a marked
+ * syscall to its connection's aggregate row; nothing travels to userspace.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -50,6 +60,53 @@ static __always_inline int transfer_begin(__u32 op, int fd, __u64 user_ptr)
 	return 0;
 }
 
+/* "sock" entry: every read/write-family syscall is timed until proven untracked. */
+static __always_inline int transfer_begin_timed(__u32 op, int fd, __u64 user_ptr)
+{
+	struct syscall_ctx *sc = syscall_ctx_begin(op, fd);
+
+	if (!sc)
+		return 0;
+	sc->user_ptr = user_ptr;
+	sc->start_ns = bpf_ktime_get_ns();
+	return 0;
+}
+
+/* Inside the syscall, on its socket: mark it if the socket is tracked. */
+static __always_inline int transfer_mark(struct sock *sk, __u32 op, __u32 mmsg_op)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct kaccess_conn *conn;
+	struct syscall_ctx *sc;
+	__u64 key = (__u64)sk;
+
+	sc = bpf_task_storage_get(&syscall_ctx_store, task, 0, 0);
+	if (!sc || (sc->op != op && sc->op != mmsg_op) || sc->sk)
+		return 0; /* not in a timed syscall, or already marked (sendmmsg) */
+	conn = bpf_map_lookup_elem(&conn_table, &key);
+	if (!conn)
+		return 0;
+	if (!conn->pid) { /* adopted at startup: the first user names the owner */
+		conn->pid = bpf_get_current_pid_tgid() >> 32;
+		bpf_get_current_comm(conn->comm, sizeof(conn->comm));
+	}
+	sc->sk = key;
+	__builtin_memcpy(&sc->conn.agg, &conn->agg, sizeof(conn->agg));
+	return 0;
+}
+
+SEC("tp_btf/sock_send_length")
+int BPF_PROG(sock_send, struct sock *sk, int ret, int flags)
+{
+	return transfer_mark(sk, SYSCALL_OP_WRITE, SYSCALL_OP_WRITE_MMSG);
+}
+
+SEC("tp_btf/sock_recv_length")
+int BPF_PROG(sock_recv, struct sock *sk, int ret, int flags)
+{
+	return transfer_mark(sk, SYSCALL_OP_READ, SYSCALL_OP_READ_MMSG);
+}
+
 struct mmsg_sum {
 	const struct mmsghdr *vec;
 	__u64 bytes;
@@ -82,8 +139,8 @@ static __always_inline int transfer_end(__u32 op, long ret)
 	struct kaccess_agg_value *row;
 	__u64 now_ns, duration_ns, bytes = ret;
 
-	if (!sc || ret <= 0)
-		return 0; /* errors, EAGAIN and EOF moved no data */
+	if (!sc || !sc->sk || ret <= 0)
+		return 0; /* untracked socket or no socket; errors, EAGAIN and EOF moved no data */
 	now_ns = bpf_ktime_get_ns();
 	duration_ns = now_ns - sc->start_ns;
 	if (op == SYSCALL_OP_READ_MMSG || op == SYSCALL_OP_WRITE_MMSG)
@@ -103,17 +160,27 @@ static __always_inline int transfer_end(__u32 op, long ret)
 	return 0;
 }
 
+#define PEEKING(flags_arg) (flags_arg != NO_FLAGS_ARG && (ctx->args[flags_arg] & KACCESS_MSG_PEEK))
+
 /*
- * One enter/exit pair per syscall. `flags_arg` is the index of the flags
- * argument of the recv family: MSG_PEEK leaves data queued and is not a read.
+ * Per syscall: `name`_enter (descriptor walk), `name`_ts (timestamp only,
+ * for the "sock" hooks) and `name`_exit. `flags_arg` is the index of the
+ * recv family's flags: MSG_PEEK leaves data queued and is not a read.
  */
 #define TRANSFER_SYSCALL(name, op, ptr_arg, flags_arg)                                \
 	SEC("tracepoint/syscalls/sys_enter_" #name)                                   \
 	int name##_enter(struct trace_event_raw_sys_enter *ctx)                       \
 	{                                                                             \
-		if (flags_arg != NO_FLAGS_ARG && (ctx->args[flags_arg] & KACCESS_MSG_PEEK)) \
+		if (PEEKING(flags_arg))                                               \
 			return 0;                                                     \
 		return transfer_begin(op, ctx->args[0], ctx->args[ptr_arg]);          \
+	}                                                                             \
+	SEC("tracepoint/syscalls/sys_enter_" #name)                                   \
+	int name##_ts(struct trace_event_raw_sys_enter *ctx)                          \
+	{                                                                             \
+		if (PEEKING(flags_arg))                                               \
+			return 0;                                                     \
+		return transfer_begin_timed(op, ctx->args[0], ctx->args[ptr_arg]);    \
 	}                                                                             \
 	SEC("tracepoint/syscalls/sys_exit_" #name)                                    \
 	int name##_exit(struct trace_event_raw_sys_exit *ctx)                         \
@@ -132,4 +199,16 @@ TRANSFER_SYSCALL(writev, SYSCALL_OP_WRITE, 1, NO_FLAGS_ARG)
 TRANSFER_SYSCALL(sendto, SYSCALL_OP_WRITE, 1, NO_FLAGS_ARG)
 TRANSFER_SYSCALL(sendmsg, SYSCALL_OP_WRITE, 1, NO_FLAGS_ARG)
 TRANSFER_SYSCALL(sendmmsg, SYSCALL_OP_WRITE_MMSG, 1, NO_FLAGS_ARG)
-TRANSFER_SYSCALL(sendfile64, SYSCALL_OP_WRITE, 1, NO_FLAGS_ARG)
+
+/* sendfile: always the descriptor walk (see the top of this file). */
+SEC("tracepoint/syscalls/sys_enter_sendfile64")
+int sendfile64_enter(struct trace_event_raw_sys_enter *ctx)
+{
+	return transfer_begin(SYSCALL_OP_WRITE, ctx->args[0], 0);
+}
+
+SEC("tracepoint/syscalls/sys_exit_sendfile64")
+int sendfile64_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	return transfer_end(SYSCALL_OP_WRITE, ctx->ret);
+}

@@ -144,6 +144,37 @@ TEST(missing_kernel_feature_exits_1_naming_it)
 	EXPECT_NE(NULL, strstr(output, "lacks btf: kernel BTF"));
 }
 
+/* "auto" uses the sock tracepoints exactly where the kernel has them. */
+TEST(auto_transfer_hooks_follow_the_kernel)
+{
+	bool has_tracepoints = access("/sys/kernel/tracing/events/sock/sock_send_length", F_OK) == 0;
+	const char *args[] = { "-o", "json", "--pin-dir", "", "--duration", "1", NULL };
+	const char *forced[] = { "--pin-dir", "", "--duration", "1", "--set", "transfer_hooks=sock", NULL };
+
+	REQUIRE_ROOT();
+	ASSERT_EQ(0, agent_run_sync(args, NULL, output, sizeof(output)));
+	EXPECT_NE(NULL, strstr(output, has_tracepoints ? "\"transfer_hooks\":\"sock\""
+						       : "\"transfer_hooks\":\"fd\""))
+		TH_LOG("output: %s", output);
+	if (has_tracepoints)
+		return;
+	ASSERT_EQ(1, agent_run_sync(forced, NULL, output, sizeof(output)));
+	EXPECT_NE(NULL, strstr(output, "transfer_hooks = sock needs the sock:sock_send_length"));
+}
+
+/* Forcing "sock" where the kernel lacks the tracepoints is a clear error. */
+TEST(forced_sock_hooks_without_tracepoints_exit_1)
+{
+	const char *forced[] = { "--pin-dir", "", "--duration", "1", "--set", "transfer_hooks=sock", NULL };
+
+	REQUIRE_ROOT();
+	ASSERT_EQ(1, agent_run_sync(forced, "KACCESS_FEATURE_DENY=sock_length_tracepoints", output,
+				    sizeof(output)));
+	EXPECT_NE(NULL, strstr(output, "transfer_hooks = sock needs the sock:sock_send_length and "
+				       "sock_recv_length tracepoints (Linux 6.3)"))
+		TH_LOG("output: %s", output);
+}
+
 FIXTURE(live) {
 	struct pod_pair pods;
 	struct agent_proc agent;

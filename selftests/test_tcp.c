@@ -27,11 +27,27 @@ FIXTURE(tcp) {
 	struct tcp_plan plan;
 };
 
+/* Every test runs with both ways of matching syscalls to sockets. */
+FIXTURE_VARIANT(tcp) {
+	const char *transfer_hooks;
+};
+
+FIXTURE_VARIANT_ADD(tcp, sock_tracepoints) {
+	.transfer_hooks = "transfer_hooks=sock",
+};
+
+FIXTURE_VARIANT_ADD(tcp, descriptor_walk) {
+	.transfer_hooks = "transfer_hooks=fd",
+};
+
 FIXTURE_SETUP(tcp)
 {
 	char tag[32];
 
 	REQUIRE_ROOT();
+	if (strcmp(variant->transfer_hooks, "transfer_hooks=sock") == 0 &&
+	    access("/sys/kernel/tracing/events/sock/sock_send_length", F_OK))
+		SKIP(return, "kernel lacks sock:sock_send_length (Linux 6.3)");
 	snprintf(tag, sizeof(tag), "tcp%d", getpid());
 	ASSERT_EQ(0, pod_pair_create(&self->pods, tag, getpid() % 250 + 1));
 	self->truth = truth_alloc();
@@ -57,9 +73,9 @@ FIXTURE_TEARDOWN(tcp)
 }
 
 static void start_agent(struct __test_metadata *_metadata, FIXTURE_DATA(tcp) *self,
-			const char *interval_s)
+			const FIXTURE_VARIANT(tcp) *variant, const char *interval_s)
 {
-	const char *args[] = { "--interval", interval_s, NULL };
+	const char *args[] = { "--interval", interval_s, "--set", variant->transfer_hooks, NULL };
 
 	ASSERT_EQ(0, agent_proc_start(&self->agent, args));
 }
@@ -135,7 +151,7 @@ static void expect_server(struct __test_metadata *_metadata, FIXTURE_DATA(tcp) *
 
 TEST_F_TIMEOUT(tcp, ipv4_exact_counts_both_sides, 120)
 {
-	start_agent(_metadata, self, "60");
+	start_agent(_metadata, self, variant, "60");
 	ASSERT_EQ(0, tcp_run(&self->pods.client, &self->pods.server, &self->plan, self->truth));
 	stop_agent(_metadata, self);
 
@@ -156,7 +172,7 @@ TEST_F_TIMEOUT(tcp, ipv6_exact_counts_both_sides, 120)
 {
 	self->plan.family = AF_INET6;
 	self->plan.server_addr = self->pods.server.ipv6;
-	start_agent(_metadata, self, "60");
+	start_agent(_metadata, self, variant, "60");
 	ASSERT_EQ(0, tcp_run(&self->pods.client, &self->pods.server, &self->plan, self->truth));
 	stop_agent(_metadata, self);
 
@@ -173,7 +189,7 @@ TEST_F_TIMEOUT(tcp, every_transfer_syscall, 120)
 	self->plan.request_size = 3000;
 	self->plan.client_style = IO_VARIANTS;
 	self->plan.server_style = IO_VARIANTS;
-	start_agent(_metadata, self, "60");
+	start_agent(_metadata, self, variant, "60");
 	ASSERT_EQ(0, tcp_run(&self->pods.client, &self->pods.server, &self->plan, self->truth));
 	stop_agent(_metadata, self);
 
@@ -185,7 +201,7 @@ TEST_F_TIMEOUT(tcp, every_transfer_syscall, 120)
 TEST_F_TIMEOUT(tcp, msg_peek_is_not_a_read, 120)
 {
 	self->plan.server_style = IO_PEEK;
-	start_agent(_metadata, self, "60");
+	start_agent(_metadata, self, variant, "60");
 	ASSERT_EQ(0, tcp_run(&self->pods.client, &self->pods.server, &self->plan, self->truth));
 	stop_agent(_metadata, self);
 
@@ -199,7 +215,7 @@ TEST_F_TIMEOUT(tcp, refused_connects_fail_and_never_close, 120)
 
 	self->plan.no_server = true;
 	self->plan.connections = 4;
-	start_agent(_metadata, self, "60");
+	start_agent(_metadata, self, variant, "60");
 	ASSERT_EQ(0, tcp_run(&self->pods.client, &self->pods.server, &self->plan, self->truth));
 	stop_agent(_metadata, self);
 
@@ -228,7 +244,7 @@ TEST_F_TIMEOUT(tcp, peer_reset_then_close, 120)
 	self->plan.connections = 2;
 	self->plan.request_writes = 3;
 	self->plan.server_resets = true;
-	start_agent(_metadata, self, "60");
+	start_agent(_metadata, self, variant, "60");
 	ASSERT_EQ(0, tcp_run(&self->pods.client, &self->pods.server, &self->plan, self->truth));
 	stop_agent(_metadata, self);
 
@@ -250,7 +266,7 @@ TEST_F_TIMEOUT(tcp, killed_client_still_ends_its_connection, 120)
 	self->plan.connections = 1;
 	self->plan.request_writes = 3;
 	self->plan.response_writes = 0;
-	start_agent(_metadata, self, "60");
+	start_agent(_metadata, self, variant, "60");
 	ASSERT_EQ(0, tcp_run_killed_client(&self->pods.client, &self->pods.server, &self->plan,
 					   self->truth));
 	stop_agent(_metadata, self);
@@ -275,7 +291,7 @@ TEST_F_TIMEOUT(tcp, process_outside_watched_cgroups_is_ignored, 120)
 	struct pod outside;
 
 	ASSERT_EQ(0, pod_clone_in_cgroup(&outside, &self->pods.client, "system.slice", "outside"));
-	start_agent(_metadata, self, "60");
+	start_agent(_metadata, self, variant, "60");
 	ASSERT_EQ(0, tcp_run(&outside, &self->pods.server, &self->plan, self->truth));
 	stop_agent(_metadata, self);
 
@@ -320,7 +336,7 @@ static int non_tcp_io(void *arg)
 TEST_F_TIMEOUT(tcp, files_pipes_udp_and_unix_sockets_are_not_counted, 120)
 {
 	self->plan.connections = 1;
-	start_agent(_metadata, self, "60");
+	start_agent(_metadata, self, variant, "60");
 	ASSERT_EQ(0, child_wait(pod_spawn(&self->pods.client, non_tcp_io, self->pods.client.ipv4)));
 	ASSERT_EQ(0, tcp_run(&self->pods.client, &self->pods.server, &self->plan, self->truth));
 	stop_agent(_metadata, self);
@@ -337,7 +353,7 @@ TEST_F_TIMEOUT(tcp, bucket_boundaries_lose_nothing, 120)
 	self->plan.connections = 1;
 	self->plan.request_writes = 30;
 	self->plan.write_gap_ms = 100;
-	start_agent(_metadata, self, "1");
+	start_agent(_metadata, self, variant, "1");
 	ASSERT_EQ(0, tcp_run(&self->pods.client, &self->pods.server, &self->plan, self->truth));
 	stop_agent(_metadata, self);
 
@@ -370,7 +386,7 @@ TEST_F_TIMEOUT(tcp, connection_from_before_start_is_adopted, 120)
 	for (int waited_ms = 0; self->truth->server.read_bytes < 2000 && waited_ms < 5000; waited_ms += 10)
 		usleep(10000);
 	ASSERT_EQ(2000, self->truth->server.read_bytes);
-	start_agent(_metadata, self, "60");
+	start_agent(_metadata, self, variant, "60");
 	ASSERT_EQ(0, wait_conn_table_count(ids, 2, 2, 5000));
 	ASSERT_EQ(0, tcp_hold_release(&held));
 	stop_agent(_metadata, self);
@@ -426,7 +442,7 @@ TEST_F_TIMEOUT(tcp, accept_and_connect_in_flight_at_start, 120)
 	     waited_ms += 20)
 		usleep(20000);
 	ASSERT_EQ(0, run_quiet("ip netns exec %s nft list chain inet kat input | grep -q 'packets [1-9]'", ns));
-	start_agent(_metadata, self, "60");
+	start_agent(_metadata, self, variant, "60");
 	ASSERT_EQ(0, run_quiet("ip netns exec %s nft delete table inet kat", ns));
 	ASSERT_EQ(0, child_wait(client_pid)); /* the retransmitted SYN gets through */
 	ASSERT_EQ(0, child_wait(server_pid));

@@ -155,14 +155,68 @@ static int size_maps(struct kaccess_bpf *skel, const struct kaccess_config *cfg)
 	return err;
 }
 
+static bool has_suffix(const char *name, const char *suffix)
+{
+	size_t len = strlen(name), suffix_len = strlen(suffix);
+
+	return len >= suffix_len && strcmp(name + len - suffix_len, suffix) == 0;
+}
+
+/*
+ * Load one of the two ways of matching transfer syscalls to sockets (see
+ * bpf/transfer.bpf.c): `<syscall>_ts` entries plus the sock tracepoints, or
+ * the `<syscall>_enter` descriptor walks.
+ */
+static void select_transfer_programs(struct kaccess_bpf *skel, bool use_sock_tracepoints)
+{
+	struct bpf_program *prog;
+	char twin[64];
+
+	bpf_program__set_autoload(skel->progs.sock_send, use_sock_tracepoints);
+	bpf_program__set_autoload(skel->progs.sock_recv, use_sock_tracepoints);
+	bpf_object__for_each_program(prog, skel->obj) {
+		const char *name = bpf_program__name(prog);
+		struct bpf_program *walk;
+
+		if (!has_suffix(name, "_ts"))
+			continue;
+		snprintf(twin, sizeof(twin), "%.*s_enter", (int)(strlen(name) - 3), name);
+		walk = bpf_object__find_program_by_name(skel->obj, twin);
+		bpf_program__set_autoload(prog, use_sock_tracepoints);
+		if (walk)
+			bpf_program__set_autoload(walk, !use_sock_tracepoints);
+	}
+}
+
+static int choose_transfer_hooks(struct agent *agent, const struct kaccess_config *cfg,
+				 const struct kernel_features *features)
+{
+	bool use_sock = features->sock_length_tracepoints;
+
+	if (cfg->transfer_hooks == TRANSFER_HOOKS_SOCK && !use_sock) {
+		log_err("transfer_hooks = sock needs the sock:sock_send_length and sock_recv_length "
+			"tracepoints (Linux 6.3), which this kernel lacks");
+		return -EOPNOTSUPP;
+	}
+	if (cfg->transfer_hooks == TRANSFER_HOOKS_FD)
+		use_sock = false;
+	select_transfer_programs(agent->skel, use_sock);
+	agent->transfer_hooks = use_sock ? "sock" : "fd";
+	log_info("transfer syscalls: %s", use_sock
+		 ? "timed at entry, matched to sockets by sock:sock_{send,recv}_length"
+		 : "matched to sockets by a descriptor walk at entry");
+	return 0;
+}
+
 int agent_load(struct agent *agent, const struct kaccess_config *cfg)
 {
 	LIBBPF_OPTS(bpf_object_open_opts, opts);
+	struct kernel_features features;
 	int err;
 
 	memset(agent, 0, sizeof(*agent));
 	agent->lock_fd = -1;
-	err = features_probe(cfg->btf_path);
+	err = features_probe(cfg->btf_path, &features);
 	if (err)
 		return err;
 	if (cfg->btf_path[0])
@@ -173,6 +227,9 @@ int agent_load(struct agent *agent, const struct kaccess_config *cfg)
 		log_err("failed to open BPF object: %s", strerror(-err));
 		return err;
 	}
+	err = choose_transfer_hooks(agent, cfg, &features);
+	if (err)
+		return err;
 	agent->bucket_ns = (uint64_t)cfg->interval_s * 1000000000ULL;
 	agent->skel->rodata->bucket_ns = agent->bucket_ns;
 	agent->skel->rodata->filter_cgroup = cfg->cgroup[0] != '\0';
@@ -214,6 +271,8 @@ int agent_attach(struct agent *agent)
 		struct bpf_link *link;
 		int err;
 
+		if (!bpf_program__autoload(prog))
+			continue; /* the other variant of its hook */
 		if (strncmp(bpf_program__section_name(prog), "iter/", 5) == 0)
 			continue; /* run on demand by agent_adopt_existing() */
 		link = bpf_program__attach(prog);

@@ -21,6 +21,7 @@ struct config_key {
 
 static const char *const output_names[] = { "table", "json", NULL };
 static const char *const log_level_names[] = { "error", "warn", "info", "debug", NULL };
+static const char *const transfer_hooks_names[] = { "auto", "sock", "fd", NULL };
 
 #define FIELD(name) offsetof(struct kaccess_config, name)
 
@@ -35,6 +36,7 @@ static const struct config_key config_keys[] = {
 	{ "agg_rows_max_entries", CONFIG_UINT, FIELD(agg_rows_max_entries), 256, 4194304, NULL, "entries" },
 	{ "ringbuf_kib", CONFIG_POW2, FIELD(ringbuf_kib), 16, 65536, NULL, "KiB" },
 	{ "log_level", CONFIG_CHOICE, FIELD(log_level), 0, 0, log_level_names, NULL },
+	{ "transfer_hooks", CONFIG_CHOICE, FIELD(transfer_hooks), 0, 0, transfer_hooks_names, NULL },
 };
 
 void config_set_defaults(struct kaccess_config *cfg)
@@ -48,6 +50,7 @@ void config_set_defaults(struct kaccess_config *cfg)
 	cfg->agg_rows_max_entries = 16384;
 	cfg->ringbuf_kib = 256;
 	cfg->log_level = LOG_LEVEL_INFO;
+	cfg->transfer_hooks = TRANSFER_HOOKS_AUTO;
 }
 
 static const struct config_key *config_key_find(const char *name)

@@ -14,6 +14,9 @@
 
 enum output_format { OUTPUT_TABLE, OUTPUT_JSON };
 
+/* How transfer syscalls are matched to sockets; see bpf/transfer.bpf.c. */
+enum transfer_hooks { TRANSFER_HOOKS_AUTO, TRANSFER_HOOKS_SOCK, TRANSFER_HOOKS_FD };
+
 struct kaccess_config {
 	unsigned int output;                 /* enum output_format */
 	unsigned int interval_s;             /* aggregation bucket length */
@@ -25,6 +28,7 @@ struct kaccess_config {
 	unsigned int agg_rows_max_entries;   /* per generation */
 	unsigned int ringbuf_kib;
 	unsigned int log_level;              /* enum log_level */
+	unsigned int transfer_hooks;         /* enum transfer_hooks */
 	unsigned int duration_s;             /* command line only: stop after; 0 = never */
 };
 

@@ -8,6 +8,8 @@
 #include "loop.h"
 
 #define NS_PER_MS 1000000ULL
+/* The kernel wakes us only when the ring buffer is a quarter full: poll. */
+#define EVENTS_POLL_MS 200
 #define MAX_GRACE_NS (2000ULL * NS_PER_MS)
 
 volatile sig_atomic_t loop_stop_requested;
@@ -170,6 +172,11 @@ static int timeout_ms(uint64_t now_ns, uint64_t deadline_ns)
 	return (int)((deadline_ns - now_ns + NS_PER_MS - 1) / NS_PER_MS);
 }
 
+static int min_int(int a, int b)
+{
+	return a < b ? a : b;
+}
+
 static uint64_t min_u64(uint64_t a, uint64_t b)
 {
 	return a < b ? a : b;
@@ -194,7 +201,9 @@ int loop_run(struct agent *agent, const struct kaccess_config *cfg, struct sink 
 	while (!loop_stop_requested && now < stop_at) {
 		uint64_t deadline = min_u64(min_u64(next_drain, next_refresh), stop_at);
 
-		err = ring_buffer__poll(loop.events, timeout_ms(now, deadline));
+		err = ring_buffer__poll(loop.events, min_int(timeout_ms(now, deadline), EVENTS_POLL_MS));
+		if (err >= 0) /* poll consumes only after a wakeup; most events come without one */
+			err = ring_buffer__consume(loop.events);
 		if (err < 0 && err != -EINTR) {
 			log_err("failed to read connection events: %s", strerror(-err));
 			goto out;

@@ -227,6 +227,7 @@ static int run_agent(const struct kaccess_config *cfg)
 		.kernel_release = uts.release,
 		.watched_cgroup = cfg->cgroup,
 		.pin_dir = cfg->pin_dir,
+		.transfer_hooks = agent.transfer_hooks,
 		.programs_attached = agent.link_count,
 		.programs_not_attached = agent.programs_not_attached,
 	};

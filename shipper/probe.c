@@ -89,7 +89,13 @@ static bool feature_denied(const char *name)
 	return false;
 }
 
-int features_probe(const char *btf_path)
+static bool has_sock_length_tracepoints(const struct probe_env *env)
+{
+	return has_btf_tracepoint(env, "sock_send_length") &&
+	       has_btf_tracepoint(env, "sock_recv_length");
+}
+
+int features_probe(const char *btf_path, struct kernel_features *ret_optional)
 {
 	struct probe_env env = { 0 };
 	struct utsname uts = { 0 };
@@ -114,6 +120,8 @@ int features_probe(const char *btf_path)
 	if (!ret)
 		log_info("kernel %s: all required features present (BTF, syscall and BTF "
 			 "tracepoints, ring buffer, task storage, bpf_loop)", uts.release);
+	ret_optional->sock_length_tracepoints = !feature_denied("sock_length_tracepoints") &&
+						has_sock_length_tracepoints(&env);
 	btf__free(env.vmlinux_btf);
 	return ret;
 }

@@ -8,12 +8,17 @@
 
 #include <stdbool.h>
 
+/* What the kernel offers beyond the required minimum. */
+struct kernel_features {
+	bool sock_length_tracepoints; /* sock:sock_{send,recv}_length, Linux 6.3 */
+};
+
 /*
  * Probe the running kernel. Returns 0 when everything kaccess needs is
  * there, or -EOPNOTSUPP after logging the first missing feature.
  * `btf_path` overrides /sys/kernel/btf/vmlinux ("" for the default).
  */
-int features_probe(const char *btf_path);
+int features_probe(const char *btf_path, struct kernel_features *ret_optional);
 
 /* For tests: names listed in KACCESS_FEATURE_DENY are reported as missing. */
 #define FEATURE_DENY_ENV "KACCESS_FEATURE_DENY"
