@@ -37,12 +37,19 @@ trap cleanup_leftovers EXIT
 
 # Renumber one binary's "ok N name" lines into the merged stream.
 merge_tap() {
-	local binary=$1 line status rest
+	local binary=$1 line status rest running=""
 	while IFS= read -r line; do
 		case $line in
+		"#  RUN "*)
+			running=${line#\#  RUN }
+			running=$(echo "${running% ...}" | sed 's/^ *//')
+			echo "$line"
+			;;
 		"ok "* | "not ok "*)
 			if [[ $line == "not ok "* ]]; then status="not ok"; rest=${line#not ok }; else status="ok"; rest=${line#ok }; fi
 			rest=${rest#* } # drop the binary's own number
+			# the 6.1 harness prints "ok N # SKIP reason" without the name
+			[[ $rest == "# SKIP"* ]] && rest="$running $rest"
 			number=$((number + 1))
 			echo "$status $number [$kernel] $binary $rest"
 			if [ "$status" = "not ok" ]; then failed=$((failed + 1))

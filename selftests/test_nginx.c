@@ -134,7 +134,7 @@ static int read_curl_truth(const char *path, struct curl_truth *truth)
 	return 0;
 }
 
-TEST_F_TIMEOUT(nginx, curl_and_nginx_bytes_match_on_both_sides, 120)
+KTEST_F(nginx, curl_and_nginx_bytes_match_on_both_sides, 120)
 {
 	uint64_t ids[] = { self->pods.client.cgroup_id, self->pods.server.cgroup_id };
 	struct curl_truth truth = { 0 };

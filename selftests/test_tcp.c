@@ -149,7 +149,7 @@ static void expect_server(struct __test_metadata *_metadata, FIXTURE_DATA(tcp) *
 	EXPECT_EQ(seen.rows, agent_output_rows_of(self->output, self->pods.server.cgroup_id));
 }
 
-TEST_F_TIMEOUT(tcp, ipv4_exact_counts_both_sides, 120)
+KTEST_F(tcp, ipv4_exact_counts_both_sides, 120)
 {
 	start_agent(_metadata, self, variant, "60");
 	ASSERT_EQ(0, tcp_run(&self->pods.client, &self->pods.server, &self->plan, self->truth));
@@ -168,7 +168,7 @@ TEST_F_TIMEOUT(tcp, ipv4_exact_counts_both_sides, 120)
 	EXPECT_EQ(5, agent_output_events(self->output, self->pods.server.cgroup_id, "close", "server"));
 }
 
-TEST_F_TIMEOUT(tcp, ipv6_exact_counts_both_sides, 120)
+KTEST_F(tcp, ipv6_exact_counts_both_sides, 120)
 {
 	self->plan.family = AF_INET6;
 	self->plan.server_addr = self->pods.server.ipv6;
@@ -182,7 +182,7 @@ TEST_F_TIMEOUT(tcp, ipv6_exact_counts_both_sides, 120)
 
 /* write, writev, send, sendto, sendmsg, sendmmsg, sendfile; read, readv,
  * recv, recvfrom, recvmsg, recvmmsg: each one syscall, each counted. */
-TEST_F_TIMEOUT(tcp, every_transfer_syscall, 120)
+KTEST_F(tcp, every_transfer_syscall, 120)
 {
 	self->plan.connections = 3;
 	self->plan.request_writes = 14;
@@ -198,7 +198,7 @@ TEST_F_TIMEOUT(tcp, every_transfer_syscall, 120)
 	expect_server(_metadata, self, self->pods.server.cgroup_id, self->pods.client.ipv4);
 }
 
-TEST_F_TIMEOUT(tcp, msg_peek_is_not_a_read, 120)
+KTEST_F(tcp, msg_peek_is_not_a_read, 120)
 {
 	self->plan.server_style = IO_PEEK;
 	start_agent(_metadata, self, variant, "60");
@@ -209,7 +209,7 @@ TEST_F_TIMEOUT(tcp, msg_peek_is_not_a_read, 120)
 	expect_server(_metadata, self, self->pods.server.cgroup_id, self->pods.client.ipv4);
 }
 
-TEST_F_TIMEOUT(tcp, refused_connects_fail_and_never_close, 120)
+KTEST_F(tcp, refused_connects_fail_and_never_close, 120)
 {
 	struct agg_totals seen;
 
@@ -237,7 +237,7 @@ TEST_F_TIMEOUT(tcp, refused_connects_fail_and_never_close, 120)
  * while its descriptor is still open; its own close() later is the one
  * (traced) close of the connection.
  */
-TEST_F_TIMEOUT(tcp, peer_reset_then_close, 120)
+KTEST_F(tcp, peer_reset_then_close, 120)
 {
 	struct agg_totals client;
 
@@ -259,7 +259,7 @@ TEST_F_TIMEOUT(tcp, peer_reset_then_close, 120)
 }
 
 /* SIGKILL: the socket is released by the exiting process, not by close(). */
-TEST_F_TIMEOUT(tcp, killed_client_still_ends_its_connection, 120)
+KTEST_F(tcp, killed_client_still_ends_its_connection, 120)
 {
 	struct agg_totals client, server;
 
@@ -286,7 +286,7 @@ TEST_F_TIMEOUT(tcp, killed_client_still_ends_its_connection, 120)
 }
 
 /* A client outside the watched subtree: only the server side is counted. */
-TEST_F_TIMEOUT(tcp, process_outside_watched_cgroups_is_ignored, 120)
+KTEST_F(tcp, process_outside_watched_cgroups_is_ignored, 120)
 {
 	struct pod outside;
 
@@ -333,7 +333,7 @@ static int non_tcp_io(void *arg)
 	return 0;
 }
 
-TEST_F_TIMEOUT(tcp, files_pipes_udp_and_unix_sockets_are_not_counted, 120)
+KTEST_F(tcp, files_pipes_udp_and_unix_sockets_are_not_counted, 120)
 {
 	self->plan.connections = 1;
 	start_agent(_metadata, self, variant, "60");
@@ -346,7 +346,7 @@ TEST_F_TIMEOUT(tcp, files_pipes_udp_and_unix_sockets_are_not_counted, 120)
 }
 
 /* Writes spread over three 1-second buckets sum exactly across the drains. */
-TEST_F_TIMEOUT(tcp, bucket_boundaries_lose_nothing, 120)
+KTEST_F(tcp, bucket_boundaries_lose_nothing, 120)
 {
 	struct agg_totals client;
 
@@ -371,7 +371,7 @@ TEST_F_TIMEOUT(tcp, bucket_boundaries_lose_nothing, 120)
  * role comes from the server's listening port, and only what happens after
  * the start is counted.
  */
-TEST_F_TIMEOUT(tcp, connection_from_before_start_is_adopted, 120)
+KTEST_F(tcp, connection_from_before_start_is_adopted, 120)
 {
 	uint64_t ids[] = { self->pods.client.cgroup_id, self->pods.server.cgroup_id };
 	struct agg_totals client, server;
@@ -416,7 +416,7 @@ TEST_F_TIMEOUT(tcp, connection_from_before_start_is_adopted, 120)
  * the connection is tracked on both sides from the handshake on, and only
  * its untimed accept and connect are not counted.
  */
-TEST_F_TIMEOUT(tcp, accept_and_connect_in_flight_at_start, 120)
+KTEST_F(tcp, accept_and_connect_in_flight_at_start, 120)
 {
 	const char *ns = self->pods.server.netns;
 	struct agg_totals client, server;
