@@ -71,7 +71,7 @@ endif
 help: ## show this list
 	@echo "kaccess $(KACCESS_VERSION): eBPF access-log and metrics agent"
 	@echo
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -e 's/:.*## /\t/' | \
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -e 's/:.*## /\t/' | \
 		awk -F'\t' '{ printf "  make %-10s %s\n", $$1, $$2 }'
 	@echo
 	@echo "  V=1 shows commands; OUTPUT=dir moves build output (default .output)"
