@@ -72,7 +72,7 @@ help: ## show this list
 	@echo "kaccess $(KACCESS_VERSION): eBPF access-log and metrics agent"
 	@echo
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -e 's/:.*## /\t/' | \
-		awk -F'\t' '{ printf "  make %-10s %s\n", $$1, $$2 }'
+		awk -F'\t' '{ printf "  make %-12s %s\n", $$1, $$2 }'
 	@echo
 	@echo "  V=1 shows commands; OUTPUT=dir moves build output (default .output)"
 

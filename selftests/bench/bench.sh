@@ -1,0 +1,634 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+#
+# bench.sh OUTPUT_DIR: the A/B benchmark behind `make bench`.
+#
+# wrk in network namespace kab-cli drives nginx in kab-srv over a veth pair.
+# Each round runs four modes, interleaved:
+#   baseline     no BPF attached
+#   agent        the kaccess agent, as deployed (bpf_stats off)
+#   agent_stats  the agent with kernel.bpf_stats_enabled=1: program costs
+#   calibration  only the calibration programs (one clock read, one per-CPU
+#                increment, on the agent's hooks), with bpf_stats: the yardstick
+# It reports medians and spread of req/s and latency, the agent/baseline
+# throughput ratio, and every kaccess program's average run time, also as a
+# multiple of the calibration program on the same hook kind.
+#
+# bpf_stats stays off in the baseline and agent runs because it is not free:
+# two clock reads per program run (~60 ns each run on the reference VM, a few
+# percent of this workload's throughput), which would be charged to the agent.
+#
+# Environment:
+#   BENCH_PAIRS=5         rounds, i.e. baseline/agent pairs
+#   BENCH_SECONDS=5       length of each wrk run
+#   BENCH_QUICK=1         defaults of 2 pairs of 3 s: to try the harness
+#   BENCH_CONNECTIONS=16  wrk connections (one wrk thread)
+#   BENCH_WATCH=all       all: the agent watches every process (worst case)
+#                         pod: only nginx's pod cgroup (--cgroup)
+#   BENCH_PIN_CPUS=1      pin wrk to CPU 0 and nginx to CPU 1 (0: don't)
+#   BENCH_KEEP_LOGS=1     keep the work directory (wrk, agent and nginx logs)
+#
+# Exit status: 0 when the benchmark ran (a missed target is reported, not
+# failed: the benchmark informs, it does not gate CI), 1 when it could not
+# run, 2 on a bad setting, 4 (kselftest SKIP) when a prerequisite is missing.
+set -euo pipefail
+
+BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+readonly BENCH_DIR
+
+readonly NS_SERVER=kab-srv NS_CLIENT=kab-cli
+readonly VETH_CLIENT=kab-veth-c VETH_SERVER=kab-veth-s
+readonly CLIENT_ADDR=10.231.0.1 SERVER_ADDR=10.231.0.2 PREFIX_LEN=24 SERVER_PORT=8080
+readonly URL="http://$SERVER_ADDR:$SERVER_PORT/"
+readonly CGROUP_V2=/sys/fs/cgroup/unified
+readonly CGROUP_ROOT=$CGROUP_V2/kaccess-bench
+readonly PIN_DIR=/sys/fs/bpf/kaccess-bench
+readonly LOCK_FILE=/run/kaccess-bench.lock
+readonly NGINX=/usr/sbin/nginx
+readonly BPFTOOL=${BPFTOOL:-$(command -v bpftool || echo /usr/sbin/bpftool)}
+readonly LLVM_OBJDUMP=${LLVM_OBJDUMP:-llvm-objdump}
+readonly MIN_THROUGHPUT_RATIO=0.97 MAX_SYSCALL_MULTIPLE=2
+readonly NOISY_SPREAD=0.25 # max-min over median beyond which runs are flagged as noisy
+readonly MIN_RUNS_JUDGED=100 # fewer runs of a program (stray traffic) are shown, not judged
+readonly READY_TIMEOUT_S=60 # the verifier on a loaded 2-core VM takes seconds
+readonly SETTLE_S=1         # idle before every run, whatever its mode, so all start alike
+readonly WARMUP_S=2
+# A fixed 100-byte body: every response costs the same in every run.
+readonly BODY='kaccess bench: a fixed 100-byte response body, the same in every run and every mode, no more no less'
+
+# Set as the bench goes; cleanup() undoes whatever is set.
+WORK_DIR=""
+NGINX_PID=""
+AGENT_PID=""
+CALIBRATE_PID=""
+STATS_SAVED=""
+KEEP_WORK_DIR=${BENCH_KEEP_LOGS:-0}
+CLIENT_CPU=()
+SERVER_CPU=()
+
+log() { printf 'bench: %s\n' "$*" >&2; }
+die() { log "error: $*"; KEEP_WORK_DIR=1; exit 1; }
+skip() { log "SKIP: $*"; exit 4; }
+usage_error() { log "$*"; exit 2; }
+
+# ---- settings and prerequisites ---------------------------------------------
+
+# $1 name, $2 value, $3 max: a positive integer or a usage error.
+require_count() {
+	if ! [[ $2 =~ ^[1-9][0-9]{0,5}$ ]] || (($2 > $3)); then
+		usage_error "$1='$2': expected an integer in 1..$3"
+	fi
+}
+
+read_settings() {
+	local default_pairs=5 default_seconds=5
+
+	if [[ ${BENCH_QUICK:-0} == 1 ]]; then
+		default_pairs=2
+		default_seconds=3
+	fi
+	PAIRS=${BENCH_PAIRS:-$default_pairs}
+	RUN_SECONDS=${BENCH_SECONDS:-$default_seconds}
+	CONNECTIONS=${BENCH_CONNECTIONS:-16}
+	WATCH=${BENCH_WATCH:-all}
+	require_count BENCH_PAIRS "$PAIRS" 100
+	require_count BENCH_SECONDS "$RUN_SECONDS" 600
+	require_count BENCH_CONNECTIONS "$CONNECTIONS" 10000
+	[[ $WATCH == all || $WATCH == pod ]] || usage_error "BENCH_WATCH='$WATCH': expected all or pod"
+	# Two busy processes on two cores: fixed CPUs keep the scheduler from
+	# adding its own run-to-run noise.
+	if [[ ${BENCH_PIN_CPUS:-1} == 1 ]] && (($(nproc) >= 2)); then
+		CLIENT_CPU=(taskset -c 0)
+		SERVER_CPU=(taskset -c 1)
+	fi
+}
+
+require_prerequisites() {
+	local tool
+
+	[[ $(id -u) == 0 ]] || skip "needs root (namespaces, cgroups, BPF)"
+	for tool in ip wrk curl taskset flock sysctl ps "$BPFTOOL" "$LLVM_OBJDUMP" "$NGINX"; do
+		command -v "$tool" >/dev/null || skip "$tool not found: run 'make deps-test'"
+	done
+	[[ -x $KACCESS && -r $OUTPUT/kaccess.bpf.o ]] || die "$KACCESS is missing: run 'make'"
+	[[ -x $CALIBRATE && -r $OUTPUT/bench/calibrate.bpf.o ]] || die "$CALIBRATE is missing: run 'make bench-tools'"
+	[[ -w /proc/sys/kernel/bpf_stats_enabled ]] || skip "kernel.bpf_stats_enabled is missing"
+	[[ $(stat -f -c %T "$CGROUP_V2" 2>/dev/null) == cgroup2fs ]] || skip "no cgroup v2 at $CGROUP_V2"
+	mountpoint -q /sys/fs/bpf || skip "bpffs is not mounted: run 'make mounts'"
+}
+
+# One bench at a time: they would share names, CPUs and bpf_stats.
+take_lock() {
+	exec {LOCK_FD}>"$LOCK_FILE"
+	flock -n "$LOCK_FD" || die "another bench holds $LOCK_FILE"
+}
+
+# ---- cleanup ----------------------------------------------------------------
+
+is_running() {
+	local state
+
+	state=$(ps -o stat= -p "$1" 2>/dev/null) || return 1
+	[[ $state != Z* ]]
+}
+
+# SIGTERM, then SIGKILL after 5 s; reaps the child.
+stop_process() {
+	local pid=$1 i
+
+	[[ -n $pid ]] || return 0
+	kill -TERM "$pid" 2>/dev/null || true
+	for ((i = 0; i < 50; i++)); do
+		is_running "$pid" || break
+		sleep 0.1
+	done
+	kill -KILL "$pid" 2>/dev/null || true
+	wait "$pid" 2>/dev/null || true
+}
+
+# Our cgroup subtree: kill what is left in it (workers of a killed nginx
+# master), then remove the directories, deepest first.
+remove_cgroups() {
+	local i
+
+	[[ -d $CGROUP_ROOT ]] || return 0
+	if [[ -e $CGROUP_ROOT/cgroup.kill ]]; then
+		echo 1 >"$CGROUP_ROOT/cgroup.kill" 2>/dev/null || true
+	fi
+	for ((i = 0; i < 50; i++)); do
+		find "$CGROUP_ROOT" -depth -type d -exec rmdir {} + 2>/dev/null || true
+		[[ -d $CGROUP_ROOT ]] || return 0
+		sleep 0.1
+	done
+	log "warning: could not remove $CGROUP_ROOT"
+}
+
+remove_namespaces() {
+	local ns
+
+	for ns in "$NS_CLIENT" "$NS_SERVER"; do
+		if [[ -e /run/netns/$ns ]]; then
+			ip netns del "$ns" 2>/dev/null || log "warning: could not delete namespace $ns"
+		fi
+	done
+}
+
+# Pins an agent killed by SIGKILL left behind (its own exit removes them).
+remove_pins() {
+	[[ -d $PIN_DIR ]] || return 0
+	rm -f "$PIN_DIR"/* 2>/dev/null || true
+	rmdir "$PIN_DIR" 2>/dev/null || true
+}
+
+cleanup() {
+	local status=$?
+
+	set +e
+	stop_process "$AGENT_PID"
+	stop_process "$CALIBRATE_PID"
+	stop_process "$NGINX_PID"
+	remove_cgroups
+	remove_namespaces
+	remove_pins
+	if [[ -n $STATS_SAVED ]]; then
+		sysctl -qw kernel.bpf_stats_enabled="$STATS_SAVED" || log "warning: could not restore kernel.bpf_stats_enabled=$STATS_SAVED"
+	fi
+	if [[ -n $WORK_DIR ]]; then
+		if ((KEEP_WORK_DIR)); then
+			log "logs kept in $WORK_DIR"
+		else
+			rm -rf "$WORK_DIR"
+		fi
+	fi
+	exit "$status"
+}
+
+# ---- topology: two namespaces, a veth pair, nginx in a pod cgroup -------------
+
+make_topology() {
+	remove_namespaces # left by a run that was killed with SIGKILL
+	ip netns add "$NS_SERVER"
+	ip netns add "$NS_CLIENT"
+	ip link add "$VETH_CLIENT" netns "$NS_CLIENT" type veth peer name "$VETH_SERVER" netns "$NS_SERVER"
+	ip -n "$NS_CLIENT" addr add "$CLIENT_ADDR/$PREFIX_LEN" dev "$VETH_CLIENT"
+	ip -n "$NS_SERVER" addr add "$SERVER_ADDR/$PREFIX_LEN" dev "$VETH_SERVER"
+	ip -n "$NS_CLIENT" link set lo up
+	ip -n "$NS_SERVER" link set lo up
+	ip -n "$NS_CLIENT" link set "$VETH_CLIENT" up
+	ip -n "$NS_SERVER" link set "$VETH_SERVER" up
+}
+
+# kubepods/pod<uid>/<container-id>, as the kubelet lays it out, so that
+# BENCH_WATCH=pod exercises --cgroup the way a node would.
+make_cgroups() {
+	local uid container_id
+
+	remove_cgroups
+	uid=$(cat /proc/sys/kernel/random/uuid)
+	container_id=$(tr -d '-' </proc/sys/kernel/random/uuid)$(tr -d '-' </proc/sys/kernel/random/uuid)
+	POD_CGROUP=$CGROUP_ROOT/kubepods/pod$uid
+	CONTAINER_CGROUP=$POD_CGROUP/$container_id
+	mkdir -p "$CONTAINER_CGROUP"
+}
+
+write_nginx_conf() {
+	mkdir -p "$WORK_DIR/nginx"
+	# keepalive_requests stays at nginx's default (1000): wrk reconnects
+	# now and then, so the connect/accept/close programs run too.
+	cat >"$WORK_DIR/nginx/nginx.conf" <<EOF
+worker_processes 1;
+daemon off;
+pid $WORK_DIR/nginx/nginx.pid;
+error_log $WORK_DIR/nginx/error.log warn;
+events {
+	worker_connections 1024;
+}
+http {
+	access_log off;
+	keepalive_timeout 65s;
+	server {
+		listen $SERVER_ADDR:$SERVER_PORT;
+		location / {
+			default_type text/plain;
+			return 200 "$BODY";
+		}
+	}
+}
+EOF
+}
+
+# Wait until nginx answers with the expected body; 5 s at most.
+wait_for_nginx() {
+	local i reply
+
+	for ((i = 0; i < 50; i++)); do
+		is_running "$NGINX_PID" || die "nginx exited: $(tail -3 "$WORK_DIR/nginx/error.log" 2>/dev/null)"
+		reply=$(ip netns exec "$NS_CLIENT" curl -sS --max-time 1 "$URL" 2>/dev/null) || reply=""
+		if [[ $reply == "$BODY" ]]; then
+			return 0
+		fi
+		sleep 0.1
+	done
+	die "nginx did not answer at $URL: $(tail -3 "$WORK_DIR/nginx/error.log" 2>/dev/null)"
+}
+
+start_nginx() {
+	write_nginx_conf
+	# Join the container cgroup before `ip netns exec`: it remounts /sys,
+	# which hides the cgroup filesystem from what it runs.
+	bash -c 'echo $$ >"$1/cgroup.procs" && shift && exec "$@"' join-cgroup "$CONTAINER_CGROUP" \
+		ip netns exec "$NS_SERVER" "${SERVER_CPU[@]}" "$NGINX" -p "$WORK_DIR/nginx" \
+		-c "$WORK_DIR/nginx/nginx.conf" -e "$WORK_DIR/nginx/error.log" &
+	NGINX_PID=$!
+	wait_for_nginx
+}
+
+# ---- BPF programs and their bpf_stats -----------------------------------------
+
+# One line per loaded program: id, bpftool type, name, run_time_ns, run_cnt,
+# map ids (comma-separated). bpftool -j prints one JSON array whose objects
+# each start with {"id": and hold no nested object that does, so splitting
+# there is safe; the fields are then flat.
+prog_table() {
+	"$BPFTOOL" -j prog show | sed 's/},{"id":/}\n{"id":/g' | awk '
+		function field(key,    s) {
+			if (!match($0, "\"" key "\":(\"[^\"]*\"|\\[[0-9,]*\\]|[0-9]+)"))
+				return ""
+			s = substr($0, RSTART + length(key) + 3, RLENGTH - length(key) - 3)
+			gsub(/^"|"$/, "", s)
+			gsub(/^\[|\]$/, "", s)
+			return s
+		}
+		BEGIN { OFS = "\t" }
+		{
+			maps = field("map_ids")
+			print field("id"), field("type"), field("name"), field("run_time_ns") + 0,
+			      field("run_cnt") + 0, (maps == "" ? "-" : maps)
+		}'
+}
+
+# The agent's programs: those using a map it pinned under $PIN_DIR. Other
+# kaccess instances (selftests running alongside) pin elsewhere.
+find_agent_prog_ids() {
+	local pinned map_ids=""
+
+	for pinned in "$PIN_DIR"/*; do
+		[[ -e $pinned ]] || die "the agent pinned no maps under $PIN_DIR"
+		map_ids+=" $("$BPFTOOL" -j map show pinned "$pinned" | grep -o '"id":[0-9]*' | head -1 | cut -d: -f2)"
+	done
+	prog_table | awk -v maps="$map_ids" '
+		BEGIN { FS = "\t"; n = split(maps, m, " "); for (i = 1; i <= n; i++) pinned[m[i]] = 1 }
+		{ k = split($6, ids, ","); for (i = 1; i <= k; i++) if (ids[i] in pinned) { print $1; next } }'
+}
+
+# "name<TAB>hook kind<TAB>ELF section" of every program in BPF object $1.
+# bpftool shows a loaded program's type ("tracing" is tp_btf, fentry and
+# iter alike), not its hook; the section it was built in names it.
+program_hooks() {
+	"$LLVM_OBJDUMP" -t "$1" | awk '
+		BEGIN { OFS = "\t" }
+		# Global functions are the programs; static ones live in .text.
+		$2 == "g" && $3 == "F" && $(NF - 2) != ".text" {
+			section = $(NF - 2)
+			if (section ~ /^tracepoint\/syscalls\//) kind = "syscall_tracepoint"
+			else { kind = section; sub(/\/.*/, "", kind) }
+			print $NF, kind, section
+		}'
+}
+
+# Snapshot of the programs whose ids are in file $1, into file $2.
+snapshot_progs() {
+	prog_table | awk 'BEGIN { FS = "\t" } NR == FNR { want[$1] = 1; next } $1 in want' "$1" - >"$2"
+}
+
+# bpf_stats deltas between two snapshots, as report.awk's prog samples;
+# $5 is the object's program_hooks() table.
+record_prog_deltas() {
+	local mode=$1 run=$2 before=$3 after=$4 hooks=$5
+
+	awk -v mode="$mode" -v run="$run" '
+		BEGIN { FS = OFS = "\t" }
+		FILENAME == ARGV[1] { kind[$1] = $2; next }
+		FILENAME == ARGV[2] { ns[$1] = $4; cnt[$1] = $5; next }
+		$1 in ns {
+			print "prog", mode, run, $3, ($3 in kind) ? kind[$3] : $2, $4 - ns[$1], $5 - cnt[$1]
+		}' "$hooks" "$before" "$after" >>"$SAMPLES"
+}
+
+# The agent's traffic hooks (not iterators) that no calibration program
+# mirrors: their programs' multiples would compare unlike with unlike.
+uncalibrated_hooks() {
+	awk 'BEGIN { FS = "\t" }
+		NR == FNR { calibrated[$3] = 1; next }
+		$2 != "iter" && !($3 in calibrated) { printf "%s%s", sep, $3; sep = ", " }' \
+		"$WORK_DIR/calibrate.hooks" "$WORK_DIR/agent.hooks"
+}
+
+# Wait for a ready line from a background process: $1 pid, $2 its stdout,
+# $3 its stderr, $4 the pattern, $5 its name.
+wait_for_ready() {
+	local pid=$1 out=$2 err=$3 pattern=$4 name=$5 i
+
+	for ((i = 0; i < READY_TIMEOUT_S * 10; i++)); do
+		if grep -q "$pattern" "$out"; then
+			return 0
+		fi
+		is_running "$pid" || die "$name exited before it was ready: $(tail -5 "$err")"
+		sleep 0.1
+	done
+	die "$name was not ready after ${READY_TIMEOUT_S}s: $(tail -5 "$err")"
+}
+
+# SIGTERM and require the clean exit (status 0) both tools promise.
+stop_and_check() {
+	local pid=$1 err=$2 name=$3 status=0
+
+	kill -TERM "$pid" 2>/dev/null || true # already dead: wait reports how
+	wait "$pid" || status=$?
+	((status == 0)) || die "$name exited with status $status on SIGTERM: $(tail -5 "$err")"
+}
+
+start_agent() {
+	local args=(-o json -i 60 --pin-dir "$PIN_DIR")
+
+	if [[ $WATCH == pod ]]; then
+		args+=(--cgroup "$POD_CGROUP")
+	fi
+	"$KACCESS" "${args[@]}" >"$WORK_DIR/agent.out" 2>"$WORK_DIR/agent.err" &
+	AGENT_PID=$!
+	wait_for_ready "$AGENT_PID" "$WORK_DIR/agent.out" "$WORK_DIR/agent.err" '"type":"agent_ready"' agent
+	find_agent_prog_ids >"$WORK_DIR/ids"
+	check_attached "$(grep -o '"programs_attached":[0-9]*' "$WORK_DIR/agent.out" | head -1 | cut -d: -f2)" agent
+}
+
+stop_agent() {
+	local connections
+
+	stop_and_check "$AGENT_PID" "$WORK_DIR/agent.err" agent
+	AGENT_PID=""
+	# A benchmark of an agent that saw nothing would flatter it.
+	connections=$(grep -c '"type":"connection"' "$WORK_DIR/agent.out" || true)
+	((connections > 0)) || log "warning: the agent reported no connection during the run"
+}
+
+start_calibrate() {
+	"$CALIBRATE" >"$WORK_DIR/calibrate.out" 2>"$WORK_DIR/calibrate.err" &
+	CALIBRATE_PID=$!
+	wait_for_ready "$CALIBRATE_PID" "$WORK_DIR/calibrate.out" "$WORK_DIR/calibrate.err" \
+		'"type":"calibrate_ready"' calibrate
+	grep -o '"prog_ids":\[[0-9,]*\]' "$WORK_DIR/calibrate.out" | grep -o '[0-9][0-9]*' >"$WORK_DIR/ids"
+	check_attached "$(grep -o '"programs_attached":[0-9]*' "$WORK_DIR/calibrate.out" | cut -d: -f2)" calibrate
+}
+
+stop_calibrate() {
+	stop_and_check "$CALIBRATE_PID" "$WORK_DIR/calibrate.err" calibrate
+	CALIBRATE_PID=""
+}
+
+# Every program the tool attached must be among those we found (the agent
+# also loads programs it runs rather than attaches, like its iterator).
+check_attached() {
+	local attached=$1 name=$2 found
+
+	found=$(wc -l <"$WORK_DIR/ids")
+	((found > 0)) || die "found none of the $name's programs in 'bpftool prog show'"
+	((found >= attached)) || log "warning: $name attached $attached programs, bpftool shows $found of them"
+}
+
+# ---- runs ---------------------------------------------------------------------
+
+run_wrk() {
+	local out=$1 seconds=$2
+
+	ip netns exec "$NS_CLIENT" "${CLIENT_CPU[@]}" wrk -t1 -c"$CONNECTIONS" -d"${seconds}s" \
+		--latency "$URL" >"$out" 2>&1 || die "wrk failed: $(tail -3 "$out")"
+}
+
+# From wrk --latency output: req/s, p50 and p99 in us, socket errors,
+# non-2xx responses, requests.
+parse_wrk() {
+	awk '
+		function us(v) {
+			if (v ~ /us$/) return v + 0
+			if (v ~ /ms$/) return v * 1000
+			if (v ~ /s$/) return v * 1000000
+			return v + 0
+		}
+		/^Requests\/sec:/ { rps = $2 }
+		$1 == "50%" { p50 = us($2) }
+		$1 == "99%" { p99 = us($2) }
+		/Socket errors:/ { gsub(/[^0-9]+/, " "); for (i = 1; i <= NF; i++) errors += $i }
+		/Non-2xx or 3xx responses:/ { non2xx = $NF }
+		/ requests in / { requests = $1 }
+		END {
+			if (rps == "" || p50 == "" || p99 == "" || requests == "") exit 1
+			printf "%s\t%s\t%s\t%d\t%d\t%d\n", rps, p50, p99, errors, non2xx, requests
+		}' "$1"
+}
+
+run_once() {
+	local mode=$1 run=$2 out="$WORK_DIR/wrk-$1-$2.txt" result measures_costs=0
+
+	case $mode in
+	agent | agent_stats) start_agent ;;
+	calibration) start_calibrate ;;
+	esac
+	if [[ $mode == agent_stats || $mode == calibration ]]; then
+		measures_costs=1
+		set_bpf_stats 1
+	fi
+	sleep "$SETTLE_S"
+	if ((measures_costs)); then
+		snapshot_progs "$WORK_DIR/ids" "$WORK_DIR/before"
+	fi
+	run_wrk "$out" "$RUN_SECONDS"
+	if ((measures_costs)); then
+		snapshot_progs "$WORK_DIR/ids" "$WORK_DIR/after"
+		set_bpf_stats 0
+	fi
+	case $mode in
+	agent | agent_stats) stop_agent ;;
+	calibration) stop_calibrate ;;
+	esac
+	result=$(parse_wrk "$out") || die "could not read wrk's output: $(tail -3 "$out")"
+	printf 'run\t%s\t%d\t%s\n' "$mode" "$run" "$result" >>"$SAMPLES"
+	case $mode in
+	agent_stats) record_prog_deltas "$mode" "$run" "$WORK_DIR/before" "$WORK_DIR/after" "$WORK_DIR/agent.hooks" ;;
+	calibration) record_prog_deltas "$mode" "$run" "$WORK_DIR/before" "$WORK_DIR/after" "$WORK_DIR/calibrate.hooks" ;;
+	esac
+	log "$(printf '%-11s %d/%d: %8.0f req/s' "$mode" "$run" "$PAIRS" "${result%%$'\t'*}")"
+}
+
+set_bpf_stats() {
+	sysctl -qw kernel.bpf_stats_enabled="$1"
+}
+
+# Rounds alternate B A S C and C S A B (S: agent_stats): over two rounds
+# every mode has the same mean position, so a machine that drifts (thermal,
+# neighbours) biases none.
+run_series() {
+	local round mode
+
+	for ((round = 1; round <= PAIRS; round++)); do
+		if ((round % 2)); then
+			set -- baseline agent agent_stats calibration
+		else
+			set -- calibration agent_stats agent baseline
+		fi
+		for mode in "$@"; do
+			run_once "$mode" "$round"
+		done
+	done
+}
+
+# ---- report -------------------------------------------------------------------
+
+json_string() {
+	printf '"%s"' "$(printf '%s' "$1" | sed 's/[\\"]/\\&/g')"
+}
+
+print_header() {
+	local uncalibrated watching="every process (no --cgroup: the worst case; BENCH_WATCH=pod limits it to nginx's pod)"
+
+	[[ $WATCH == all ]] || watching="only nginx's pod cgroup ($POD_CGROUP)"
+	cat <<EOF
+
+kaccess benchmark: wrk -t1 -c$CONNECTIONS -d${RUN_SECONDS}s --latency ($NS_CLIENT, $CLIENT_ADDR) -> nginx ($NS_SERVER, $SERVER_ADDR:$SERVER_PORT) over veth
+  nginx $NGINX_VERSION, 1 worker, 'return 200' with a ${#BODY}-byte body, keepalive_requests 1000; ${CPU_NOTE}
+  agent: $KACCESS_VERSION_LINE, -o json -i 60, watching $watching
+  runs: $PAIRS per mode, interleaved (B A S C, C S A B, ...); kernel $(uname -r); $(nproc) CPUs
+  kernel.bpf_stats_enabled=1 only in the agent_stats and calibration runs (it costs every program run two clock reads)
+  load average before: $LOAD_BEFORE; after: $(cut -d' ' -f1-3 /proc/loadavg)
+EOF
+	if ((PAIRS < 5)); then
+		echo "  note: fewer than 5 pairs on a machine that varies +-12% run to run: the figures are indicative only"
+	fi
+	uncalibrated=$(uncalibrated_hooks)
+	if [[ -n $uncalibrated ]]; then
+		echo "  note: no calibration program on $uncalibrated: update selftests/bench/calibrate.bpf.c"
+	fi
+	echo
+}
+
+write_config_line() {
+	printf '{"type":"bench_config","started_at":%s,"kernel":%s,"cpus":%d,"agent_version":%s,' \
+		"$(json_string "$STARTED_AT")" "$(json_string "$(uname -r)")" "$(nproc)" \
+		"$(json_string "$KACCESS_VERSION_LINE")"
+	printf '"nginx_version":%s,"wrk_threads":1,"wrk_connections":%d,"run_seconds":%d,' \
+		"$(json_string "$NGINX_VERSION")" "$CONNECTIONS" "$RUN_SECONDS"
+	printf '"runs_per_mode":%d,"watch":"%s","cpus_pinned":%s,"body_bytes":%d,"bpf_stats_modes":["agent_stats","calibration"]}\n' \
+		"$PAIRS" "$WATCH" "$( ((${#CLIENT_CPU[@]})) && echo true || echo false)" "${#BODY}"
+}
+
+report() {
+	local results="$OUTPUT/bench/results.ndjson"
+
+	print_header
+	write_config_line >"$results.tmp"
+	awk -f "$BENCH_DIR/report.awk" -v ndjson="$results.tmp" \
+		-v min_throughput_ratio="$MIN_THROUGHPUT_RATIO" \
+		-v max_syscall_multiple="$MAX_SYSCALL_MULTIPLE" -v noisy_spread="$NOISY_SPREAD" \
+		-v min_runs_judged="$MIN_RUNS_JUDGED" \
+		"$SAMPLES" || die "the report failed"
+	mv "$results.tmp" "$results"
+	echo
+	echo "results: $results"
+}
+
+# Run copies: a rebuild during the bench (make in another shell) must not
+# change the agent between runs, nor its programs from the hooks table.
+snapshot_binaries() {
+	mkdir -p "$WORK_DIR/bin"
+	cp "$KACCESS" "$OUTPUT/kaccess.bpf.o" "$CALIBRATE" "$OUTPUT/bench/calibrate.bpf.o" "$WORK_DIR/bin/"
+	KACCESS=$WORK_DIR/bin/kaccess
+	CALIBRATE=$WORK_DIR/bin/calibrate
+}
+
+# What the header and the NDJSON config line report about this run.
+collect_facts() {
+	STARTED_AT=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+	LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+	NGINX_VERSION=$("$NGINX" -v 2>&1 | sed 's|.*nginx/||')
+	KACCESS_VERSION_LINE=$("$KACCESS" --version)
+	CPU_NOTE="wrk and nginx share the CPUs"
+	if ((${#CLIENT_CPU[@]})); then
+		CPU_NOTE="wrk on CPU 0, nginx on CPU 1"
+	fi
+}
+
+main() {
+	[[ $# == 1 ]] || usage_error "usage: bench.sh OUTPUT_DIR"
+	[[ -d $1 ]] || die "$1 is not a directory: run 'make'"
+	OUTPUT=$(cd "$1" && pwd)
+	KACCESS=$OUTPUT/kaccess
+	CALIBRATE=$OUTPUT/bench/calibrate
+	read_settings
+	require_prerequisites
+	take_lock
+	trap cleanup EXIT
+	trap 'log interrupted; exit 130' INT
+	trap 'log terminated; exit 143' TERM
+
+	WORK_DIR=$(mktemp -d /tmp/kaccess-bench.XXXXXX)
+	SAMPLES=$WORK_DIR/samples.tsv
+	: >"$SAMPLES"
+	mkdir -p "$OUTPUT/bench"
+	snapshot_binaries
+	collect_facts
+	program_hooks "$WORK_DIR/bin/kaccess.bpf.o" >"$WORK_DIR/agent.hooks"
+	program_hooks "$WORK_DIR/bin/calibrate.bpf.o" >"$WORK_DIR/calibrate.hooks"
+	[[ -s $WORK_DIR/agent.hooks && -s $WORK_DIR/calibrate.hooks ]] || die "found no programs in the BPF objects"
+
+	remove_pins
+	STATS_SAVED=$(sysctl -n kernel.bpf_stats_enabled)
+	set_bpf_stats 0
+	make_topology
+	make_cgroups
+	start_nginx
+	log "$PAIRS rounds of baseline, agent, agent_stats and calibration runs of ${RUN_SECONDS}s (about $((PAIRS * 4 * (RUN_SECONDS + SETTLE_S + 1) + WARMUP_S))s)"
+	run_wrk "$WORK_DIR/warmup.txt" "$WARMUP_S"
+	run_series
+	report
+}
+
+main "$@"
