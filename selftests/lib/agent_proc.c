@@ -77,6 +77,18 @@ static pid_t spawn_kaccess(const char *const args[], const char *out_path, const
 	_exit(127);
 }
 
+/* The agent's stderr as TAP comments, for a failing test's diagnostics. */
+static void show_log(const char *path)
+{
+	char line[1024];
+	FILE *file = fopen(path, "re");
+
+	while (file && fgets(line, sizeof(line), file))
+		fprintf(stderr, "#   %s", line);
+	if (file)
+		fclose(file);
+}
+
 int agent_proc_start(struct agent_proc *agent, const char *const args[])
 {
 	char watched[PATH_MAX];
@@ -100,7 +112,7 @@ int agent_proc_start(struct agent_proc *agent, const char *const args[])
 	       !file_contains(agent->out_path, "programs attached")) {
 		if (waitpid(agent->pid, NULL, WNOHANG) == agent->pid || waited_ms >= READY_TIMEOUT_MS) {
 			fprintf(stderr, "# kaccess did not become ready; its log:\n");
-			run_quiet("sed 's/^/#   /' %s >&2", agent->err_path);
+			show_log(agent->err_path);
 			agent->pid = 0;
 			return -ETIMEDOUT;
 		}
@@ -122,7 +134,7 @@ int agent_proc_stop(struct agent_proc *agent)
 	agent->pid = 0;
 	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
 		fprintf(stderr, "# kaccess exited with status %d; its log:\n", status);
-		run_quiet("sed 's/^/#   /' %s >&2", agent->err_path);
+		show_log(agent->err_path);
 	}
 	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
