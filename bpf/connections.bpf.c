@@ -106,14 +106,16 @@ static __always_inline void count_connect(const struct kaccess_agg_key *key, __u
 
 /* ---- connect ------------------------------------------------------------ */
 
-/* Remember where the caller is connecting to, for failures before SYN_SENT. */
-static __always_inline void read_connect_sockaddr(struct syscall_ctx *sc,
-						  const void *uaddr, __u64 addrlen)
+/*
+ * Where the caller was connecting to, for a failure before SYN_SENT. Read at
+ * exit from the caller's own (unchanged) sockaddr: only failures pay for it.
+ */
+static __always_inline void read_connect_sockaddr(struct syscall_ctx *sc)
 {
 	struct sockaddr_in6 sa = {};
-	__u32 len = addrlen < sizeof(sa) ? addrlen : sizeof(sa);
+	__u32 len = sc->addr_len < sizeof(sa) ? sc->addr_len : sizeof(sa);
 
-	if (bpf_probe_read_user(&sa, len & 0x1f, uaddr))
+	if (bpf_probe_read_user(&sa, len & 0x1f, (const void *)sc->user_ptr))
 		return;
 	sc->peer_family = sa.sin6_family;
 	sc->peer_port = bpf_ntohs(sa.sin6_port); /* same offset as sin_port */
@@ -130,8 +132,8 @@ int connect_enter(struct trace_event_raw_sys_enter *ctx)
 
 	if (!sc)
 		return 0;
-	sc->peer_family = 0;
-	read_connect_sockaddr(sc, (const void *)ctx->args[1], ctx->args[2]);
+	sc->user_ptr = ctx->args[1];
+	sc->addr_len = ctx->args[2];
 	sc->start_ns = bpf_ktime_get_ns();
 	return 0;
 }
@@ -226,6 +228,8 @@ static __always_inline void count_early_connect_failure(struct syscall_ctx *sc)
 
 	if (!is_tcp_sock(sk) || !current_is_watched())
 		return;
+	sc->peer_family = 0;
+	read_connect_sockaddr(sc);
 	if (sc->peer_family != KACCESS_AF_INET && sc->peer_family != KACCESS_AF_INET6)
 		return;
 	now_ns = bpf_ktime_get_ns();

@@ -123,13 +123,13 @@ enum syscall_op {
 struct syscall_ctx {
 	__u64 start_ns;       /* CLOCK_MONOTONIC at entry */
 	__u64 sk;             /* socket of a read/write/close; set by connect at SYN_SENT */
-	__u64 user_ptr;       /* connect: unused; mmsg: the user's mmsghdr array */
+	__u64 user_ptr;       /* connect: the caller's sockaddr; mmsg: its mmsghdr array */
 	__u32 op;             /* enum syscall_op; NONE when idle */
 	__s32 fd;
-	__u16 peer_family;    /* connect: the sockaddr the caller asked for */
+	__u32 addr_len;       /* connect: the sockaddr's length */
+	__u16 peer_family;    /* connect failures: the sockaddr the caller asked for */
 	__u16 peer_port;      /* host byte order */
 	__u8 peer_addr[KACCESS_ADDR_LEN];
-	__u32 pad;
 	struct kaccess_conn conn; /* read/write: only .agg is filled; close: all */
 };
 

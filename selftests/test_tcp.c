@@ -233,6 +233,37 @@ KTEST_F(tcp, refused_connects_fail_and_never_close, 120)
 }
 
 /*
+ * No route to the address: connect() fails before any SYN is sent (nothing
+ * leaves the namespace). The failure is still a connect, filed under the
+ * address the caller asked for.
+ */
+KTEST_F(tcp, connect_without_route_fails_at_once, 120)
+{
+	char unroutable[16];
+	struct agg_totals seen;
+
+	/* the neighbouring /24: the client namespace has no route to it */
+	snprintf(unroutable, sizeof(unroutable), "10.230.%d.9", getpid() % 250 + 2);
+	self->plan.server_addr = unroutable;
+	self->plan.no_server = true;
+	self->plan.connections = 3;
+	start_agent(_metadata, self, variant, "60");
+	ASSERT_EQ(0, tcp_run(&self->pods.client, &self->pods.server, &self->plan, self->truth));
+	stop_agent(_metadata, self);
+
+	ASSERT_EQ(3, self->truth->client.connects);
+	seen = agent_output_sum(self->output, self->pods.client.cgroup_id, "client", unroutable,
+				self->plan.port);
+	EXPECT_EQ(3, seen.connect_count);
+	EXPECT_EQ(0, seen.connect_success_count);
+	EXPECT_LT(0, seen.connect_duration_ns_sum);
+	EXPECT_GE(self->truth->client.connect_ns, seen.connect_duration_ns_sum);
+	EXPECT_EQ(seen.rows, agent_output_rows_of(self->output, self->pods.client.cgroup_id));
+	EXPECT_EQ(3, agent_output_events(self->output, self->pods.client.cgroup_id,
+					 "connect_failed", "client"));
+}
+
+/*
  * The server aborts with a RST: the client's socket is closed by the peer
  * while its descriptor is still open; its own close() later is the one
  * (traced) close of the connection.
