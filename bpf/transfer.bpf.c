@@ -7,9 +7,12 @@
  * load by the shipper (config `transfer_hooks`):
  *
  * - "sock" (Linux 6.3+): the entry only timestamps the syscall; the
- *   sock:sock_send_length / sock_recv_length tracepoints, which fire inside
- *   it with the struct sock, look the socket up in conn_table and mark the
- *   syscall. No descriptor walk at all.
+ *   sock:sock_send_length / sock_recv_length tracepoints fire when the
+ *   socket layer returns, with the struct sock and the byte count: they look
+ *   the socket up in conn_table and account the call right there, so plain
+ *   reads and writes need no exit program and no descriptor walk at all.
+ *   (sendmmsg/recvmmsg count once per syscall: they are only marked there
+ *   and accounted at exit.)
  * - "fd": the entry resolves the descriptor to its socket and looks it up;
  *   files, pipes, UDP and unix sockets are never there, so they cost one
  *   descriptor walk and no clock read.
@@ -60,20 +63,53 @@ static __always_inline int transfer_begin(__u32 op, int fd, __u64 user_ptr)
 	return 0;
 }
 
+/* Add one read or write call to its connection's row. */
+static __always_inline void transfer_account(const struct kaccess_agg_key *key, bool is_read,
+					     __u64 start_ns, __u64 bytes)
+{
+	__u64 now_ns = bpf_ktime_get_ns();
+	struct kaccess_agg_value *row = agg_row(key, now_ns);
+
+	if (!row)
+		return;
+	if (is_read) {
+		agg_add(row->read_count, 1);
+		agg_add(row->read_duration_ns_sum, now_ns - start_ns);
+		agg_add(row->read_bytes, bytes);
+	} else {
+		agg_add(row->write_count, 1);
+		agg_add(row->write_duration_ns_sum, now_ns - start_ns);
+		agg_add(row->write_bytes, bytes);
+	}
+}
+
 /* "sock" entry: every read/write-family syscall is timed until proven untracked. */
-static __always_inline int transfer_begin_timed(__u32 op, int fd, __u64 user_ptr)
+static __always_inline int transfer_begin_timed(__u32 op, long syscall_nr, int fd, __u64 user_ptr)
 {
 	struct syscall_ctx *sc = syscall_ctx_begin(op, fd);
 
 	if (!sc)
 		return 0;
 	sc->user_ptr = user_ptr;
+	sc->syscall_nr = syscall_nr;
 	sc->start_ns = bpf_ktime_get_ns();
 	return 0;
 }
 
-/* Inside the syscall, on its socket: mark it if the socket is tracked. */
-static __always_inline int transfer_mark(struct sock *sk, __u32 op, __u32 mmsg_op)
+/*
+ * The number of the syscall the current task is in. Plain reads and writes
+ * have no exit program to retire their entry: a socket call reached some
+ * other way (io_uring executing a recv inline) must not match a stale one.
+ */
+static __always_inline long current_syscall_nr(void)
+{
+	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
+
+	return regs->orig_ax; /* x86_64 */
+}
+
+/* The socket layer returns `ret` bytes on `sk`, inside a timed syscall. */
+static __always_inline int transfer_on_socket(struct sock *sk, long ret, __u32 op, __u32 mmsg_op)
 {
 	struct task_struct *task = bpf_get_current_task_btf();
 	struct kaccess_conn *conn;
@@ -82,7 +118,14 @@ static __always_inline int transfer_mark(struct sock *sk, __u32 op, __u32 mmsg_o
 
 	sc = bpf_task_storage_get(&syscall_ctx_store, task, 0, 0);
 	if (!sc || (sc->op != op && sc->op != mmsg_op) || sc->sk)
-		return 0; /* not in a timed syscall, or already marked (sendmmsg) */
+		return 0; /* not in a timed syscall, or one already matched (sendfile, sendmmsg) */
+	if (sc->op == op) {
+		if (sc->syscall_nr != current_syscall_nr())
+			return 0;
+		sc->op = SYSCALL_OP_NONE; /* accounted now or never */
+		if (ret <= 0)
+			return 0; /* errors, EAGAIN and EOF moved no data */
+	}
 	conn = bpf_map_lookup_elem(&conn_table, &key);
 	if (!conn)
 		return 0;
@@ -90,21 +133,25 @@ static __always_inline int transfer_mark(struct sock *sk, __u32 op, __u32 mmsg_o
 		conn->pid = bpf_get_current_pid_tgid() >> 32;
 		bpf_get_current_comm(conn->comm, sizeof(conn->comm));
 	}
-	sc->sk = key;
-	__builtin_memcpy(&sc->conn.agg, &conn->agg, sizeof(conn->agg));
+	if (sc->op == mmsg_op) { /* one call for all its messages: at exit */
+		sc->sk = key;
+		__builtin_memcpy(&sc->conn.agg, &conn->agg, sizeof(conn->agg));
+		return 0;
+	}
+	transfer_account(&conn->agg, op == SYSCALL_OP_READ, sc->start_ns, ret);
 	return 0;
 }
 
 SEC("tp_btf/sock_send_length")
 int BPF_PROG(sock_send, struct sock *sk, int ret, int flags)
 {
-	return transfer_mark(sk, SYSCALL_OP_WRITE, SYSCALL_OP_WRITE_MMSG);
+	return transfer_on_socket(sk, ret, SYSCALL_OP_WRITE, SYSCALL_OP_WRITE_MMSG);
 }
 
 SEC("tp_btf/sock_recv_length")
 int BPF_PROG(sock_recv, struct sock *sk, int ret, int flags)
 {
-	return transfer_mark(sk, SYSCALL_OP_READ, SYSCALL_OP_READ_MMSG);
+	return transfer_on_socket(sk, ret, SYSCALL_OP_READ, SYSCALL_OP_READ_MMSG);
 }
 
 struct mmsg_sum {
@@ -136,27 +183,14 @@ static __always_inline __u64 mmsg_bytes(__u64 vec, long messages)
 static __always_inline int transfer_end(__u32 op, long ret)
 {
 	struct syscall_ctx *sc = syscall_ctx_end(op);
-	struct kaccess_agg_value *row;
-	__u64 now_ns, duration_ns, bytes = ret;
+	__u64 bytes = ret;
 
 	if (!sc || !sc->sk || ret <= 0)
 		return 0; /* untracked socket or no socket; errors, EAGAIN and EOF moved no data */
-	now_ns = bpf_ktime_get_ns();
-	duration_ns = now_ns - sc->start_ns;
 	if (op == SYSCALL_OP_READ_MMSG || op == SYSCALL_OP_WRITE_MMSG)
 		bytes = mmsg_bytes(sc->user_ptr, ret);
-	row = agg_row(&sc->conn.agg, now_ns);
-	if (!row)
-		return 0;
-	if (op == SYSCALL_OP_READ || op == SYSCALL_OP_READ_MMSG) {
-		agg_add(row->read_count, 1);
-		agg_add(row->read_duration_ns_sum, duration_ns);
-		agg_add(row->read_bytes, bytes);
-	} else {
-		agg_add(row->write_count, 1);
-		agg_add(row->write_duration_ns_sum, duration_ns);
-		agg_add(row->write_bytes, bytes);
-	}
+	transfer_account(&sc->conn.agg, op == SYSCALL_OP_READ || op == SYSCALL_OP_READ_MMSG,
+			 sc->start_ns, bytes);
 	return 0;
 }
 
@@ -180,7 +214,7 @@ static __always_inline int transfer_end(__u32 op, long ret)
 	{                                                                             \
 		if (PEEKING(flags_arg))                                               \
 			return 0;                                                     \
-		return transfer_begin_timed(op, ctx->args[0], ctx->args[ptr_arg]);    \
+		return transfer_begin_timed(op, ctx->id, ctx->args[0], ctx->args[ptr_arg]); \
 	}                                                                             \
 	SEC("tracepoint/syscalls/sys_exit_" #name)                                    \
 	int name##_exit(struct trace_event_raw_sys_exit *ctx)                         \

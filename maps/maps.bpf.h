@@ -127,9 +127,11 @@ struct syscall_ctx {
 	__u32 op;             /* enum syscall_op; NONE when idle */
 	__s32 fd;
 	__u32 addr_len;       /* connect: the sockaddr's length */
+	__s32 syscall_nr;     /* "sock" transfer hooks: the syscall that took start_ns */
 	__u16 peer_family;    /* connect failures: the sockaddr the caller asked for */
 	__u16 peer_port;      /* host byte order */
 	__u8 peer_addr[KACCESS_ADDR_LEN];
+	__u32 pad;
 	struct kaccess_conn conn; /* read/write: only .agg is filled; close: all */
 };
 

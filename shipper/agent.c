@@ -162,10 +162,19 @@ static bool has_suffix(const char *name, const char *suffix)
 	return len >= suffix_len && strcmp(name + len - suffix_len, suffix) == 0;
 }
 
+static void set_autoload_by_name(struct kaccess_bpf *skel, const char *name, bool autoload)
+{
+	struct bpf_program *prog = bpf_object__find_program_by_name(skel->obj, name);
+
+	if (prog)
+		bpf_program__set_autoload(prog, autoload);
+}
+
 /*
  * Load one of the two ways of matching transfer syscalls to sockets (see
- * bpf/transfer.bpf.c): `<syscall>_ts` entries plus the sock tracepoints, or
- * the `<syscall>_enter` descriptor walks.
+ * bpf/transfer.bpf.c): `<syscall>_ts` entries plus the sock tracepoints
+ * (which account plain reads and writes themselves: only the mmsg syscalls
+ * keep their `_exit`), or `<syscall>_enter` descriptor walks with `_exit`.
  */
 static void select_transfer_programs(struct kaccess_bpf *skel, bool use_sock_tracepoints)
 {
@@ -176,15 +185,17 @@ static void select_transfer_programs(struct kaccess_bpf *skel, bool use_sock_tra
 	bpf_program__set_autoload(skel->progs.sock_recv, use_sock_tracepoints);
 	bpf_object__for_each_program(prog, skel->obj) {
 		const char *name = bpf_program__name(prog);
-		struct bpf_program *walk;
+		int base_len = (int)strlen(name) - 3;
+		bool keeps_exit;
 
 		if (!has_suffix(name, "_ts"))
 			continue;
-		snprintf(twin, sizeof(twin), "%.*s_enter", (int)(strlen(name) - 3), name);
-		walk = bpf_object__find_program_by_name(skel->obj, twin);
 		bpf_program__set_autoload(prog, use_sock_tracepoints);
-		if (walk)
-			bpf_program__set_autoload(walk, !use_sock_tracepoints);
+		snprintf(twin, sizeof(twin), "%.*s_enter", base_len, name);
+		set_autoload_by_name(skel, twin, !use_sock_tracepoints);
+		keeps_exit = !use_sock_tracepoints || strncmp(name + base_len - 4, "mmsg", 4) == 0;
+		snprintf(twin, sizeof(twin), "%.*s_exit", base_len, name);
+		set_autoload_by_name(skel, twin, keeps_exit);
 	}
 }
 
