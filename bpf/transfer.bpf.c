@@ -37,6 +37,21 @@
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
+/*
+ * The connection of a socket if it is tracked. A connection adopted at
+ * startup gets its owner from the first process that uses it.
+ */
+static __always_inline struct kaccess_conn *tracked_conn(__u64 sk)
+{
+	struct kaccess_conn *conn = bpf_map_lookup_elem(&conn_table, &sk);
+
+	if (conn && !conn->pid) {
+		conn->pid = bpf_get_current_pid_tgid() >> 32;
+		bpf_get_current_comm(conn->comm, sizeof(conn->comm));
+	}
+	return conn;
+}
+
 static __always_inline int transfer_begin(__u32 op, int fd, __u64 user_ptr)
 {
 	struct sock *sk = sock_of_fd(fd);
@@ -46,13 +61,9 @@ static __always_inline int transfer_begin(__u32 op, int fd, __u64 user_ptr)
 
 	if (!sk)
 		return 0;
-	conn = bpf_map_lookup_elem(&conn_table, &key);
+	conn = tracked_conn(key);
 	if (!conn)
 		return 0;
-	if (!conn->pid) { /* adopted at startup: the first user names the owner */
-		conn->pid = bpf_get_current_pid_tgid() >> 32;
-		bpf_get_current_comm(conn->comm, sizeof(conn->comm));
-	}
 	sc = syscall_ctx_begin(op, fd);
 	if (!sc)
 		return 0;
@@ -126,13 +137,9 @@ static __always_inline int transfer_on_socket(struct sock *sk, long ret, __u32 o
 		if (ret <= 0)
 			return 0; /* errors, EAGAIN and EOF moved no data */
 	}
-	conn = bpf_map_lookup_elem(&conn_table, &key);
+	conn = tracked_conn(key);
 	if (!conn)
 		return 0;
-	if (!conn->pid) { /* adopted at startup: the first user names the owner */
-		conn->pid = bpf_get_current_pid_tgid() >> 32;
-		bpf_get_current_comm(conn->comm, sizeof(conn->comm));
-	}
 	if (sc->op == mmsg_op) { /* one call for all its messages: at exit */
 		sc->sk = key;
 		__builtin_memcpy(&sc->conn.agg, &conn->agg, sizeof(conn->agg));

@@ -185,12 +185,9 @@ FIXTURE(live) {
 
 FIXTURE_SETUP(live)
 {
-	char tag[32];
-
 	REQUIRE_ROOT();
 	self->held.release_fd = -1;
-	snprintf(tag, sizeof(tag), "agt%d", getpid());
-	ASSERT_EQ(0, pod_pair_create(&self->pods, tag, getpid() % 250 + 1));
+	ASSERT_EQ(0, pod_pair_create_for_test(&self->pods, "agt"));
 	self->truth = truth_alloc();
 	ASSERT_NE(NULL, self->truth);
 	self->plan = (struct tcp_plan){

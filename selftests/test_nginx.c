@@ -73,14 +73,13 @@ static int wait_listening(const char *netns, int timeout_ms)
 
 FIXTURE_SETUP(nginx)
 {
-	char tag[32], conf[128];
+	char conf[128];
 	char *argv[] = { NGINX, "-c", conf, "-p", self->dir, NULL };
 
 	REQUIRE_ROOT();
 	if (access(NGINX, X_OK) || access(CURL, X_OK))
 		SKIP(return, "needs nginx and curl (make deps-test)");
-	snprintf(tag, sizeof(tag), "ngx%d", getpid());
-	ASSERT_EQ(0, pod_pair_create(&self->pods, tag, getpid() % 250 + 1));
+	ASSERT_EQ(0, pod_pair_create_for_test(&self->pods, "ngx"));
 	snprintf(self->dir, sizeof(self->dir), "/tmp/kaccess-selftest-nginx-%d", getpid());
 	mkdir(self->dir, 0755);
 	ASSERT_EQ(0, write_nginx_config(self->dir, self->pods.server.ipv4));

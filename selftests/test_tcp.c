@@ -42,14 +42,11 @@ FIXTURE_VARIANT_ADD(tcp, descriptor_walk) {
 
 FIXTURE_SETUP(tcp)
 {
-	char tag[32];
-
 	REQUIRE_ROOT();
 	if (strcmp(variant->transfer_hooks, "transfer_hooks=sock") == 0 &&
 	    access("/sys/kernel/tracing/events/sock/sock_send_length", F_OK))
 		SKIP(return, "kernel lacks sock:sock_send_length (Linux 6.3)");
-	snprintf(tag, sizeof(tag), "tcp%d", getpid());
-	ASSERT_EQ(0, pod_pair_create(&self->pods, tag, getpid() % 250 + 1));
+	ASSERT_EQ(0, pod_pair_create_for_test(&self->pods, "tcp"));
 	self->truth = truth_alloc();
 	ASSERT_NE(NULL, self->truth);
 	self->plan = (struct tcp_plan){

@@ -24,6 +24,7 @@
 #include "probe.h"
 #include "kaccess.skel.h"
 #include "log.h"
+#include "maps_read.h"
 
 #define TRACEFS_DIR "/sys/kernel/tracing"
 #define BPFFS_DIR "/sys/fs/bpf"
@@ -333,17 +334,13 @@ out:
 
 static size_t count_adopted(struct agent *agent)
 {
-	int map_fd = bpf_map__fd(agent->skel->maps.conn_table);
-	uint64_t key, next, *previous = NULL;
-	struct kaccess_conn conn;
+	struct conn_rows conns = { 0 };
 	size_t adopted = 0;
 
-	while (bpf_map_get_next_key(map_fd, previous, &next) == 0) {
-		key = next;
-		previous = &key;
-		if (bpf_map_lookup_elem(map_fd, &key, &conn) == 0)
-			adopted += !!(conn.flags & KACCESS_CONN_ADOPTED);
-	}
+	conn_rows_collect(bpf_map__fd(agent->skel->maps.conn_table), &conns);
+	for (size_t i = 0; i < conns.count; i++)
+		adopted += !!(conns.rows[i].conn.flags & KACCESS_CONN_ADOPTED);
+	conn_rows_free(&conns);
 	return adopted;
 }
 

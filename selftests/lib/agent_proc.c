@@ -13,6 +13,7 @@
 
 #include "agent_proc.h"
 #include "kaccess.h"
+#include "maps_read.h"
 #include "pods.h"
 
 #define READY_TIMEOUT_MS 60000
@@ -340,19 +341,18 @@ uint64_t agent_output_lost(const struct agent_output *output, const char *counte
 
 static size_t conn_table_count(int map_fd, const uint64_t *cgroup_ids, size_t count)
 {
-	uint64_t key, next, *previous = NULL;
-	struct kaccess_conn conn;
+	struct conn_rows conns = { 0 };
 	size_t found = 0;
 
-	while (bpf_map_get_next_key(map_fd, previous, &next) == 0) {
-		key = next;
-		previous = &key;
-		if (bpf_map_lookup_elem(map_fd, &key, &conn))
-			continue;
+	conn_rows_collect(map_fd, &conns);
+	for (size_t row = 0; row < conns.count; row++) {
+		const struct kaccess_conn *conn = &conns.rows[row].conn;
+
 		for (size_t i = 0; i < count; i++)
-			found += conn.agg.cgroup_id == cgroup_ids[i] &&
-				 conn.state == KACCESS_CONN_ESTABLISHED;
+			found += conn->agg.cgroup_id == cgroup_ids[i] &&
+				 conn->state == KACCESS_CONN_ESTABLISHED;
 	}
+	conn_rows_free(&conns);
 	return found;
 }
 

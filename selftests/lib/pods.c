@@ -81,6 +81,15 @@ static int pod_make_cgroup(struct pod *pod, const char *parent, const char *tag)
 	return 0;
 }
 
+int pod_pair_create_for_test(struct pod_pair *pair, const char *prefix)
+{
+	char tag[32];
+
+	/* The harness forks each test: its pid keeps names and subnets apart. */
+	snprintf(tag, sizeof(tag), "%s%d", prefix, getpid());
+	return pod_pair_create(pair, tag, getpid() % 250 + 1);
+}
+
 int pod_pair_create(struct pod_pair *pair, const char *tag, int subnet)
 {
 	char client_tag[64], server_tag[64];
@@ -194,32 +203,35 @@ static int enter_pod(const struct pod *pod)
 	return err;
 }
 
-pid_t pod_spawn(const struct pod *pod, int (*fn)(void *arg), void *arg)
+/* fork(); the child joins the pod (or exits 120) and gets 0, the parent the pid. */
+static pid_t fork_into_pod(const struct pod *pod)
 {
 	pid_t pid;
 
 	fflush(stdout);
 	fflush(stderr);
 	pid = fork();
+	if (pid == 0 && enter_pod(pod))
+		_exit(120);
+	return pid;
+}
+
+pid_t pod_spawn(const struct pod *pod, int (*fn)(void *arg), void *arg)
+{
+	pid_t pid = fork_into_pod(pod);
+
 	if (pid != 0)
 		return pid;
-	if (enter_pod(pod))
-		_exit(120);
 	_exit(fn(arg));
 }
 
 pid_t pod_exec(const struct pod *pod, char *const argv[], const char *output_path)
 {
-	pid_t pid;
+	pid_t pid = fork_into_pod(pod);
 	int fd;
 
-	fflush(stdout);
-	fflush(stderr);
-	pid = fork();
 	if (pid != 0)
 		return pid;
-	if (enter_pod(pod))
-		_exit(120);
 	fd = open(output_path ? output_path : "/dev/null", O_WRONLY | O_CREAT | O_TRUNC, 0644);
 	if (fd >= 0) {
 		dup2(fd, STDOUT_FILENO);

@@ -32,6 +32,9 @@ struct pod_pair {
 /* Create both namespaces, the veth pair and both cgroups. */
 int pod_pair_create(struct pod_pair *pair, const char *tag, int subnet);
 
+/* The same, named and numbered after the calling test process. */
+int pod_pair_create_for_test(struct pod_pair *pair, const char *prefix);
+
 /* Kill what runs in the cgroups, remove cgroups and namespaces. NULL-safe. */
 void pod_pair_destroy(struct pod_pair *pair);
 
