@@ -162,6 +162,41 @@ TEST(auto_transfer_hooks_follow_the_kernel)
 	EXPECT_NE(NULL, strstr(output, "transfer_hooks = sock needs the sock:sock_send_length"));
 }
 
+/*
+ * Every program of a variant passes the verifier on this kernel. The
+ * verifier's instruction counts go into the TAP output, so that a jump on
+ * one kernel shows in CI.
+ */
+static void check_variant(struct __test_metadata *_metadata, const char *hooks,
+			  int expected_programs)
+{
+	const char *args[] = { "--check", "-o", "json", "--set", hooks, NULL };
+	int programs = 0;
+	char *line;
+
+	ASSERT_EQ(0, agent_run_sync(args, NULL, output, sizeof(output))) TH_LOG("%s", output);
+	for (line = strstr(output, "{\"type\":\"program\""); line;
+	     line = strstr(line + 1, "{\"type\":\"program\"")) {
+		char name[64] = "";
+		unsigned int insns = 0;
+
+		ASSERT_EQ(2, sscanf(line, "{\"type\":\"program\",\"name\":\"%63[^\"]\",%*[^:]:%*[^,],"
+					"\"verified_insns\":%u", name, &insns)) TH_LOG("%.200s", line);
+		EXPECT_LT(0, insns);
+		TH_LOG("%s %s: %u verified instructions", hooks, name, insns);
+		programs++;
+	}
+	EXPECT_EQ(expected_programs, programs);
+}
+
+TEST(every_variant_verifies)
+{
+	REQUIRE_ROOT();
+	check_variant(_metadata, "transfer_hooks=fd", 33);
+	if (access("/sys/kernel/tracing/events/sock/sock_send_length", F_OK) == 0)
+		check_variant(_metadata, "transfer_hooks=sock", 27);
+}
+
 /* Forcing "sock" where the kernel lacks the tracepoints is a clear error. */
 TEST(forced_sock_hooks_without_tracepoints_exit_1)
 {

@@ -549,6 +549,40 @@ int agent_pin(struct agent *agent, const char *pin_dir)
 	return 0;
 }
 
+int agent_print_programs(struct agent *agent, bool json, FILE *out)
+{
+	struct bpf_program *prog;
+	unsigned int total = 0;
+
+	if (!json)
+		fprintf(out, "%-20s %-42s %14s %12s\n", "PROGRAM", "HOOK", "VERIFIED_INSNS", "XLATED_B");
+	bpf_object__for_each_program(prog, agent->skel->obj) {
+		struct bpf_prog_info info = { 0 };
+		__u32 len = sizeof(info);
+
+		if (!bpf_program__autoload(prog))
+			continue;
+		if (bpf_obj_get_info_by_fd(bpf_program__fd(prog), &info, &len)) {
+			int err = -errno;
+
+			log_err("failed to read program info of %s: %s", bpf_program__name(prog),
+				strerror(-err));
+			return err;
+		}
+		total += info.verified_insns;
+		if (json)
+			fprintf(out, "{\"type\":\"program\",\"name\":\"%s\",\"hook\":\"%s\","
+				"\"verified_insns\":%u,\"xlated_bytes\":%u}\n", bpf_program__name(prog),
+				bpf_program__section_name(prog), info.verified_insns, info.xlated_prog_len);
+		else
+			fprintf(out, "%-20s %-42s %14u %12u\n", bpf_program__name(prog),
+				bpf_program__section_name(prog), info.verified_insns, info.xlated_prog_len);
+	}
+	if (!json)
+		fprintf(out, "%-20s %-42s %14u\n", "total", "", total);
+	return 0;
+}
+
 int agent_map_fd(struct agent *agent, const char *name)
 {
 	struct bpf_map *map = bpf_object__find_map_by_name(agent->skel->obj, name);

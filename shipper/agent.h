@@ -5,7 +5,9 @@
 #ifndef KACCESS_AGENT_H
 #define KACCESS_AGENT_H
 
+#include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "config.h"
 
@@ -54,6 +56,9 @@ void agent_destroy(struct agent *agent);
 void agent_update_wall_offset(struct agent *agent);
 
 int agent_map_fd(struct agent *agent, const char *name);
+
+/* Each loaded program's name, hook and verifier figures: kaccess --check. */
+int agent_print_programs(struct agent *agent, bool json, FILE *out);
 
 /* Current CLOCK_REALTIME and CLOCK_MONOTONIC in ns. */
 uint64_t realtime_ns(void);

@@ -7,6 +7,7 @@
 #define KACCESS_CONFIG_H
 
 #include <limits.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 
@@ -30,6 +31,7 @@ struct kaccess_config {
 	unsigned int log_level;              /* enum log_level */
 	unsigned int transfer_hooks;         /* enum transfer_hooks */
 	unsigned int duration_s;             /* command line only: stop after; 0 = never */
+	bool check_only;                     /* command line only: load, report, exit */
 };
 
 #define CONFIG_ERROR_LEN 512

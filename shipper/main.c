@@ -40,6 +40,8 @@ static const char usage_text[] =
 	"      --pin-dir DIR      pin inspectable maps here ('' = none;\n"
 	"                         default /sys/fs/bpf/kaccess)\n"
 	"      --duration SECONDS stop after SECONDS (default: run until SIGINT/SIGTERM)\n"
+	"      --check            load every program without attaching, print each one's\n"
+	"                         verified instruction count, and exit\n"
 	"  -s, --set KEY=VALUE    set any config key (repeatable)\n"
 	"  -v, --verbose          debug logging (same as --set log_level=debug)\n"
 	"  -V, --version          print the version and exit\n"
@@ -49,6 +51,7 @@ static const char usage_text[] =
 	"  kaccess                                  live table of all connections\n"
 	"  kaccess -o json -i 10                    NDJSON, one bucket every 10 s\n"
 	"  kaccess --cgroup /kubepods               only Kubernetes pods\n"
+	"  kaccess --check                          does everything load on this kernel?\n"
 	"  kaccess -o json --duration 60 > out.json record one minute\n"
 	"  bpftool map dump pinned /sys/fs/bpf/kaccess/conn_table\n"
 	"\n"
@@ -62,7 +65,7 @@ static void print_usage(FILE *out)
 	      "2 usage or configuration error.\n", out);
 }
 
-enum long_only_option { OPT_CGROUP = 256, OPT_PIN_DIR, OPT_DURATION };
+enum long_only_option { OPT_CGROUP = 256, OPT_PIN_DIR, OPT_DURATION, OPT_CHECK };
 
 static const struct option long_options[] = {
 	{ "config", required_argument, NULL, 'c' },
@@ -71,6 +74,7 @@ static const struct option long_options[] = {
 	{ "cgroup", required_argument, NULL, OPT_CGROUP },
 	{ "pin-dir", required_argument, NULL, OPT_PIN_DIR },
 	{ "duration", required_argument, NULL, OPT_DURATION },
+	{ "check", no_argument, NULL, OPT_CHECK },
 	{ "set", required_argument, NULL, 's' },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "version", no_argument, NULL, 'V' },
@@ -121,6 +125,9 @@ static int apply_option(struct kaccess_config *cfg, int option, char *arg)
 			log_err("--duration: '%s' is not an integer in 1..2678400 (seconds)", arg);
 			return -EINVAL;
 		}
+		return 0;
+	case OPT_CHECK:
+		cfg->check_only = true;
 		return 0;
 	case 's':
 		return set_key_value(cfg, arg);
@@ -189,6 +196,21 @@ static void install_signal_handlers(void)
 	signal(SIGPIPE, SIG_IGN);
 }
 
+/* --check: the verifier's view of every program this kernel would run. */
+static int check_programs(const struct kaccess_config *cfg)
+{
+	struct agent agent = { .lock_fd = -1 };
+	int err = agent_mount_filesystems(cfg);
+
+	err = err ?: agent_load(&agent, cfg);
+	if (!err) {
+		printf(cfg->output == OUTPUT_JSON ? "" : "transfer_hooks: %s\n", agent.transfer_hooks);
+		err = agent_print_programs(&agent, cfg->output == OUTPUT_JSON, stdout);
+	}
+	agent_destroy(&agent);
+	return err;
+}
+
 static int run_agent(const struct kaccess_config *cfg)
 {
 	struct agent agent = { .lock_fd = -1 };
@@ -250,6 +272,6 @@ int main(int argc, char **argv)
 	log_max_level = cfg.log_level;
 	log_install_libbpf_printer();
 	install_signal_handlers();
-	ret = run_agent(&cfg);
+	ret = cfg.check_only ? check_programs(&cfg) : run_agent(&cfg);
 	return ret == -EINVAL ? EXIT_USAGE : ret ? EXIT_RUNTIME : EXIT_SUCCESS;
 }
