@@ -55,7 +55,7 @@ BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Werror -Wno-unus
 # Debian/Ubuntu) or prints it.
 DEPS_BUILD := make gcc clang llvm pkg-config libbpf-dev bpftool libelf-dev zlib1g-dev
 DEPS_TEST := linux-source-6.1 xz-utils libjson-c-dev iproute2 procps util-linux \
-	     nginx-light curl wrk nftables
+	     nginx-light curl wrk nftables python3-yaml prometheus libcap2-bin
 
 ifeq ($(V),1)
 Q :=
@@ -66,7 +66,7 @@ msg = @printf '  %-8s %s\n' "$(1)" "$(2)";
 endif
 
 .DEFAULT_GOAL := all
-.PHONY: all help deps deps-test run test selftests bench vmtest clean mounts vmlinux FORCE
+.PHONY: all help deps deps-test run test selftests bench vmtest install clean mounts vmlinux FORCE
 
 help: ## show this list
 	@echo "kaccess $(KACCESS_VERSION): eBPF access-log and metrics agent"
@@ -178,6 +178,8 @@ $(OUTPUT)/selftests/tools/%: selftests/tools/%.c | $(OUTPUT)/selftests/tools
 -include selftests/bench/bench.mk
 # The VM runner's rules: static builds, kernels, initramfs (deps-vm, vm-tools).
 -include selftests/vm/vm.mk
+# Installation and the deployment files' checks (install, uninstall).
+-include deploy/deploy.mk
 
 .DELETE_ON_ERROR:
 .SECONDARY:

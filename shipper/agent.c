@@ -228,6 +228,9 @@ int agent_load(struct agent *agent, const struct kaccess_config *cfg)
 
 	memset(agent, 0, sizeof(*agent));
 	agent->lock_fd = -1;
+	err = features_check_capabilities();
+	if (err)
+		return err;
 	err = features_probe(cfg->btf_path, &features);
 	if (err)
 		return err;
@@ -454,16 +457,21 @@ void agent_detach(struct agent *agent)
 }
 
 /* One agent per pin directory: a lock file in /run names the owner. */
+void agent_lock_path(const char *pin_dir, char *ret_path, size_t len)
+{
+	size_t prefix = (size_t)snprintf(ret_path, len, "/run/kaccess");
+
+	for (const char *c = pin_dir; *c && prefix + 6 < len; c++)
+		ret_path[prefix++] = *c == '/' ? '-' : *c;
+	strcpy(ret_path + prefix, ".lock");
+}
+
 static int take_pin_lock(struct agent *agent, const char *pin_dir)
 {
 	char lock_path[PATH_MAX], pid[32];
-	size_t prefix;
 	int fd;
 
-	prefix = (size_t)snprintf(lock_path, sizeof(lock_path), "/run/kaccess");
-	for (const char *c = pin_dir; *c && prefix + 6 < sizeof(lock_path); c++)
-		lock_path[prefix++] = *c == '/' ? '-' : *c;
-	strcpy(lock_path + prefix, ".lock");
+	agent_lock_path(pin_dir, lock_path, sizeof(lock_path));
 	fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (fd < 0) {
 		int err = -errno;

@@ -43,6 +43,9 @@ int agent_attach(struct agent *agent);
  */
 int agent_adopt_existing(struct agent *agent);
 
+/* The lock file of a pin directory; it holds the owning agent's pid. */
+void agent_lock_path(const char *pin_dir, char *ret_path, size_t len);
+
 /* Pin the inspectable maps under cfg->pin_dir (taking its lock). */
 int agent_pin(struct agent *agent, const char *pin_dir);
 

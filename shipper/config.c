@@ -8,7 +8,7 @@
 #include "config.h"
 #include "parse.h"
 
-enum config_type { CONFIG_UINT, CONFIG_POW2, CONFIG_STRING, CONFIG_CHOICE };
+enum config_type { CONFIG_UINT, CONFIG_POW2, CONFIG_STRING, CONFIG_CHOICE, CONFIG_LISTEN };
 
 struct config_key {
 	const char *name;
@@ -17,26 +17,28 @@ struct config_key {
 	unsigned int min, max;        /* CONFIG_UINT, CONFIG_POW2 */
 	const char *const *choices;   /* CONFIG_CHOICE */
 	const char *unit;
+	bool reloadable;              /* SIGHUP applies it; otherwise a restart does */
 };
 
-static const char *const output_names[] = { "table", "json", NULL };
+static const char *const output_names[] = { "table", "json", "none", NULL };
 static const char *const log_level_names[] = { "error", "warn", "info", "debug", NULL };
 static const char *const transfer_hooks_names[] = { "auto", "sock", "fd", NULL };
 
 #define FIELD(name) offsetof(struct kaccess_config, name)
 
 static const struct config_key config_keys[] = {
-	{ "output", CONFIG_CHOICE, FIELD(output), 0, 0, output_names, NULL },
-	{ "interval_s", CONFIG_UINT, FIELD(interval_s), 1, 3600, NULL, "seconds" },
-	{ "refresh_ms", CONFIG_UINT, FIELD(refresh_ms), 100, 60000, NULL, "milliseconds" },
-	{ "cgroup", CONFIG_STRING, FIELD(cgroup), 0, 0, NULL, NULL },
-	{ "pin_dir", CONFIG_STRING, FIELD(pin_dir), 0, 0, NULL, NULL },
-	{ "btf_path", CONFIG_STRING, FIELD(btf_path), 0, 0, NULL, NULL },
-	{ "conn_table_max_entries", CONFIG_UINT, FIELD(conn_table_max_entries), 1024, 16777216, NULL, "entries" },
-	{ "agg_rows_max_entries", CONFIG_UINT, FIELD(agg_rows_max_entries), 256, 4194304, NULL, "entries" },
-	{ "ringbuf_kib", CONFIG_POW2, FIELD(ringbuf_kib), 16, 65536, NULL, "KiB" },
-	{ "log_level", CONFIG_CHOICE, FIELD(log_level), 0, 0, log_level_names, NULL },
-	{ "transfer_hooks", CONFIG_CHOICE, FIELD(transfer_hooks), 0, 0, transfer_hooks_names, NULL },
+	{ "output", CONFIG_CHOICE, FIELD(output), 0, 0, output_names, NULL, true },
+	{ "interval_s", CONFIG_UINT, FIELD(interval_s), 1, 3600, NULL, "seconds", false },
+	{ "refresh_ms", CONFIG_UINT, FIELD(refresh_ms), 100, 60000, NULL, "milliseconds", true },
+	{ "cgroup", CONFIG_STRING, FIELD(cgroup), 0, 0, NULL, NULL, false },
+	{ "pin_dir", CONFIG_STRING, FIELD(pin_dir), 0, 0, NULL, NULL, false },
+	{ "btf_path", CONFIG_STRING, FIELD(btf_path), 0, 0, NULL, NULL, false },
+	{ "http_listen", CONFIG_LISTEN, FIELD(http_listen), 0, 0, NULL, NULL, false },
+	{ "conn_table_max_entries", CONFIG_UINT, FIELD(conn_table_max_entries), 1024, 16777216, NULL, "entries", false },
+	{ "agg_rows_max_entries", CONFIG_UINT, FIELD(agg_rows_max_entries), 256, 4194304, NULL, "entries", false },
+	{ "ringbuf_kib", CONFIG_POW2, FIELD(ringbuf_kib), 16, 65536, NULL, "KiB", false },
+	{ "log_level", CONFIG_CHOICE, FIELD(log_level), 0, 0, log_level_names, NULL, true },
+	{ "transfer_hooks", CONFIG_CHOICE, FIELD(transfer_hooks), 0, 0, transfer_hooks_names, NULL, false },
 };
 
 void config_set_defaults(struct kaccess_config *cfg)
@@ -113,6 +115,16 @@ int config_set(struct kaccess_config *cfg, const char *name, const char *value,
 			return -EINVAL;
 		}
 		*(unsigned int *)field = index;
+		return 0;
+	case CONFIG_LISTEN:
+		if (value[0] && (strlen(value) >= sizeof(cfg->http_listen) ||
+				 parse_listen_address(value, &(struct sockaddr_storage){ 0 },
+						      &(socklen_t){ 0 }))) {
+			snprintf(err, err_len, "%s: '%s' is not ADDRESS:PORT (e.g. 127.0.0.1:9810, "
+				 "[::1]:9810) or empty", key->name, value);
+			return -EINVAL;
+		}
+		strcpy(field, value);
 		return 0;
 	case CONFIG_STRING:
 		if (strlen(value) >= PATH_MAX) {
@@ -205,9 +217,42 @@ void config_print_keys(FILE *out)
 			fprintf(out, "  %-24s one of: %s\n", key->name, choices);
 		} else if (key->type == CONFIG_STRING) {
 			fprintf(out, "  %-24s path\n", key->name);
+		} else if (key->type == CONFIG_LISTEN) {
+			fprintf(out, "  %-24s ADDRESS:PORT or empty (off)\n", key->name);
 		} else {
 			fprintf(out, "  %-24s %u..%u %s%s\n", key->name, key->min, key->max, key->unit,
 				key->type == CONFIG_POW2 ? ", a power of two" : "");
 		}
 	}
+}
+
+static bool config_field_equal(const struct config_key *key, const struct kaccess_config *a,
+			       const struct kaccess_config *b)
+{
+	const char *x = (const char *)a + key->offset, *y = (const char *)b + key->offset;
+
+	if (key->type == CONFIG_STRING || key->type == CONFIG_LISTEN)
+		return strcmp(x, y) == 0;
+	return *(const unsigned int *)x == *(const unsigned int *)y;
+}
+
+int config_apply_reload(struct kaccess_config *running, const struct kaccess_config *fresh,
+			void (*needs_restart)(const char *key))
+{
+	int applied = 0;
+
+	for (size_t i = 0; i < sizeof(config_keys) / sizeof(config_keys[0]); i++) {
+		const struct config_key *key = &config_keys[i];
+
+		if (config_field_equal(key, running, fresh))
+			continue;
+		if (!key->reloadable) {
+			needs_restart(key->name);
+			continue;
+		}
+		memcpy((char *)running + key->offset, (const char *)fresh + key->offset,
+		       sizeof(unsigned int)); /* every reloadable key is a number or a choice */
+		applied++;
+	}
+	return applied;
 }

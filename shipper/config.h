@@ -13,7 +13,7 @@
 
 #include "log.h"
 
-enum output_format { OUTPUT_TABLE, OUTPUT_JSON };
+enum output_format { OUTPUT_TABLE, OUTPUT_JSON, OUTPUT_NONE };
 
 /* How transfer syscalls are matched to sockets; see bpf/transfer.bpf.c. */
 enum transfer_hooks { TRANSFER_HOOKS_AUTO, TRANSFER_HOOKS_SOCK, TRANSFER_HOOKS_FD };
@@ -25,6 +25,7 @@ struct kaccess_config {
 	char cgroup[PATH_MAX];               /* watched cgroup v2 subtree; "" = all */
 	char pin_dir[PATH_MAX];              /* bpffs directory for pins; "" = none */
 	char btf_path[PATH_MAX];             /* kernel BTF override; "" = the kernel's */
+	char http_listen[64];                /* "ADDR:PORT" of /metrics, /healthz, /readyz; "" = off */
 	unsigned int conn_table_max_entries;
 	unsigned int agg_rows_max_entries;   /* per generation */
 	unsigned int ringbuf_kib;
@@ -47,6 +48,14 @@ int config_set(struct kaccess_config *cfg, const char *key, const char *value,
 
 /* Read `key = value` lines. On error `err` names the file, line and key. */
 int config_load_file(struct kaccess_config *cfg, const char *path, char *err, size_t err_len);
+
+/*
+ * Copy into `running` the keys of `fresh` that may change while programs run
+ * (output, refresh_ms, log_level); call `needs_restart` for every other key
+ * that differs. Returns how many keys were applied.
+ */
+int config_apply_reload(struct kaccess_config *running, const struct kaccess_config *fresh,
+			void (*needs_restart)(const char *key));
 
 /* Names of the keys, for --help. */
 void config_print_keys(FILE *out);

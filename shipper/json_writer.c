@@ -33,6 +33,22 @@ void jw_object_end(struct json_writer *w)
 		w->depth--;
 }
 
+void jw_array_begin(struct json_writer *w)
+{
+	jw_separate(w);
+	fputc('[', w->out);
+	if (w->depth + 1 < JSON_MAX_DEPTH)
+		w->depth++;
+	w->need_comma[w->depth] = false;
+}
+
+void jw_array_end(struct json_writer *w)
+{
+	fputc(']', w->out);
+	if (w->depth > 0)
+		w->depth--;
+}
+
 static void jw_quoted(struct json_writer *w, const char *text)
 {
 	fputc('"', w->out);

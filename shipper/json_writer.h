@@ -18,6 +18,8 @@ struct json_writer {
 void jw_init(struct json_writer *w, FILE *out);
 void jw_object_begin(struct json_writer *w);
 void jw_object_end(struct json_writer *w);
+void jw_array_begin(struct json_writer *w);
+void jw_array_end(struct json_writer *w);
 void jw_key(struct json_writer *w, const char *key);
 void jw_string(struct json_writer *w, const char *value); /* NULL writes null */
 void jw_u64(struct json_writer *w, uint64_t value);

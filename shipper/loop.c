@@ -13,10 +13,13 @@
 #define MAX_GRACE_NS (2000ULL * NS_PER_MS)
 
 volatile sig_atomic_t loop_stop_requested;
+volatile sig_atomic_t loop_reload_requested;
+_Atomic uint64_t loop_heartbeat_ns;
 
 struct loop {
 	struct agent *agent;
-	struct sink *sink;
+	struct sink *const *sinks;
+	size_t sink_count;
 	struct ring_buffer *events;
 	struct agg_rows rows;
 	struct conn_rows conns;
@@ -33,8 +36,15 @@ static int on_event(void *ctx, void *data, size_t size)
 
 	if (size < sizeof(struct kaccess_conn_event))
 		return 0;
-	loop->sink->ops->connection(loop->sink, data);
+	for (size_t i = 0; i < loop->sink_count; i++)
+		loop->sinks[i]->ops->connection(loop->sinks[i], data);
 	return 0;
+}
+
+static void report_bucket(struct loop *loop, const struct bucket_report *report)
+{
+	for (size_t i = 0; i < loop->sink_count; i++)
+		loop->sinks[i]->ops->bucket(loop->sinks[i], report);
 }
 
 static void read_losses(struct loop *loop)
@@ -47,7 +57,8 @@ static void read_losses(struct loop *loop)
 }
 
 /* Report rows (sorted by bucket) as one report per bucket they belong to. */
-static void report_buckets(struct loop *loop, uint64_t current_bucket, bool at_shutdown)
+static void report_buckets(struct loop *loop, uint64_t current_bucket, bool at_shutdown,
+			   uint64_t drain_ns)
 {
 	size_t first = 0;
 
@@ -62,12 +73,13 @@ static void report_buckets(struct loop *loop, uint64_t current_bucket, bool at_s
 			end++;
 		report = (struct bucket_report){
 			.bucket = bucket,
+			.drain_ns = drain_ns,
 			.partial = at_shutdown && bucket >= current_bucket,
 			.rows = &loop->rows.rows[first],
 			.count = end - first,
 			.losses = &loop->losses,
 		};
-		loop->sink->ops->bucket(loop->sink, &report);
+		report_bucket(loop, &report);
 		first = end;
 	}
 }
@@ -80,6 +92,7 @@ static void report_buckets(struct loop *loop, uint64_t current_bucket, bool at_s
 static void drain_idle_generation(struct loop *loop, uint64_t now_bucket)
 {
 	struct bucket_report empty = { .bucket = now_bucket - 1, .losses = &loop->losses };
+	uint64_t started = monotonic_ns();
 	int err;
 
 	agg_rows_clear(&loop->rows);
@@ -87,11 +100,12 @@ static void drain_idle_generation(struct loop *loop, uint64_t now_bucket)
 	if (err)
 		log_warn("failed to drain generation %lu: %s", (now_bucket - 1) & 1, strerror(-err));
 	if (loop->rows.count) {
-		report_buckets(loop, now_bucket, false);
+		report_buckets(loop, now_bucket, false, monotonic_ns() - started);
 		return;
 	}
 	read_losses(loop); /* an empty bucket is still reported, with its counters */
-	loop->sink->ops->bucket(loop->sink, &empty);
+	empty.drain_ns = monotonic_ns() - started;
+	report_bucket(loop, &empty);
 }
 
 /* At shutdown, after detaching: both generations, partial bucket included. */
@@ -104,7 +118,7 @@ static void drain_everything(struct loop *loop, uint64_t now_bucket)
 		if (err)
 			log_warn("failed to drain generation %d: %s", gen, strerror(-err));
 	}
-	report_buckets(loop, now_bucket, true);
+	report_buckets(loop, now_bucket, true, 0);
 }
 
 static void show_live(struct loop *loop, uint64_t now_bucket)
@@ -130,17 +144,21 @@ static void show_live(struct loop *loop, uint64_t now_bucket)
 		.conn_count = loop->conns.count,
 		.losses = &loop->losses,
 	};
-	loop->sink->ops->live(loop->sink, &report);
+	for (size_t i = 0; i < loop->sink_count; i++)
+		if (loop->sinks[i]->ops->live)
+			loop->sinks[i]->ops->live(loop->sinks[i], &report);
 	agg_rows_free(&current);
 }
 
-static int loop_init(struct loop *loop, struct agent *agent, struct sink *sink)
+static int loop_init(struct loop *loop, struct agent *agent, struct sink *const *sinks,
+		     size_t sink_count)
 {
 	uint64_t tenth = agent->bucket_ns / 10;
 
 	memset(loop, 0, sizeof(*loop));
 	loop->agent = agent;
-	loop->sink = sink;
+	loop->sinks = sinks;
+	loop->sink_count = sink_count;
 	loop->agg_fd[0] = bpf_map__fd(agent->skel->maps.agg_gen0);
 	loop->agg_fd[1] = bpf_map__fd(agent->skel->maps.agg_gen1);
 	loop->conn_fd = bpf_map__fd(agent->skel->maps.conn_table);
@@ -182,20 +200,30 @@ static uint64_t min_u64(uint64_t a, uint64_t b)
 	return a < b ? a : b;
 }
 
-int loop_run(struct agent *agent, const struct kaccess_config *cfg, struct sink *sink)
+static bool any_live_sink(struct sink *const *sinks, size_t count)
 {
-	uint64_t bucket_ns = agent->bucket_ns, refresh_ns = cfg->refresh_ms * NS_PER_MS;
+	for (size_t i = 0; i < count; i++)
+		if (sinks[i]->ops->live)
+			return true;
+	return false;
+}
+
+int loop_run(struct agent *agent, struct kaccess_config *cfg, struct sink *const *sinks,
+	     size_t sink_count, int (*reload)(struct kaccess_config *cfg))
+{
+	uint64_t bucket_ns = agent->bucket_ns;
 	uint64_t now = realtime_ns(), next_drain, next_refresh = now, stop_at = UINT64_MAX;
 	struct loop loop;
 	int err;
 
-	err = loop_init(&loop, agent, sink);
+	err = loop_init(&loop, agent, sinks, sink_count);
 	if (err)
 		goto out;
+	atomic_store(&loop_heartbeat_ns, monotonic_ns());
 	next_drain = (now / bucket_ns + 1) * bucket_ns + loop.grace_ns;
 	if (cfg->duration_s)
 		stop_at = now + cfg->duration_s * 1000000000ULL;
-	if (!sink->ops->live)
+	if (!any_live_sink(sinks, sink_count))
 		next_refresh = UINT64_MAX;
 
 	while (!loop_stop_requested && now < stop_at) {
@@ -209,6 +237,12 @@ int loop_run(struct agent *agent, const struct kaccess_config *cfg, struct sink 
 			goto out;
 		}
 		now = realtime_ns();
+		atomic_store(&loop_heartbeat_ns, monotonic_ns());
+		if (loop_reload_requested) {
+			loop_reload_requested = 0;
+			if (reload)
+				reload(cfg);
+		}
 		if (now >= next_drain) {
 			agent_update_wall_offset(agent);
 			drain_idle_generation(&loop, now / bucket_ns);
@@ -216,7 +250,7 @@ int loop_run(struct agent *agent, const struct kaccess_config *cfg, struct sink 
 		}
 		if (now >= next_refresh) {
 			show_live(&loop, now / bucket_ns);
-			next_refresh = now + refresh_ns;
+			next_refresh = now + cfg->refresh_ms * NS_PER_MS;
 		}
 	}
 	err = 0;

@@ -21,12 +21,14 @@
 #include "loop.h"
 #include "parse.h"
 #include "sink.h"
+#include "status.h"
 
 #define EXIT_RUNTIME 1
 #define EXIT_USAGE 2
 
 static const char usage_text[] =
 	"Usage: kaccess [OPTIONS]\n"
+	"       kaccess status [--pin-dir DIR] [--json]\n"
 	"\n"
 	"Track every TCP connection of this node's processes with eBPF and report,\n"
 	"per time bucket, connect/accept/close and read/write counts, durations and\n"
@@ -53,6 +55,7 @@ static const char usage_text[] =
 	"  kaccess --cgroup /kubepods               only Kubernetes pods\n"
 	"  kaccess --check                          does everything load on this kernel?\n"
 	"  kaccess -o json --duration 60 > out.json record one minute\n"
+	"  kaccess status                           maps, losses, programs of the agent\n"
 	"  bpftool map dump pinned /sys/fs/bpf/kaccess/conn_table\n"
 	"\n"
 	"Config keys (file lines 'key = value'; flags override the file):\n";
@@ -187,12 +190,19 @@ static void on_stop_signal(int signo)
 	loop_stop_requested = 1;
 }
 
+static void on_reload_signal(int signo)
+{
+	loop_reload_requested = 1;
+}
+
 static void install_signal_handlers(void)
 {
 	struct sigaction stop = { .sa_handler = on_stop_signal }; /* no SA_RESTART: wake poll */
+	struct sigaction reload = { .sa_handler = on_reload_signal };
 
 	sigaction(SIGINT, &stop, NULL);
 	sigaction(SIGTERM, &stop, NULL);
+	sigaction(SIGHUP, &reload, NULL);
 	signal(SIGPIPE, SIG_IGN);
 }
 
@@ -211,14 +221,59 @@ static int check_programs(const struct kaccess_config *cfg)
 	return err;
 }
 
-static int run_agent(const struct kaccess_config *cfg)
+/* What a SIGHUP needs: the command line to re-read, the sinks to switch. */
+static struct {
+	int argc;
+	char **argv;
+	struct sink *output;
+	struct sink_env env;
+} running;
+
+static void init_output_sink(struct sink *sink, const struct kaccess_config *cfg,
+			     const struct sink_env *env)
+{
+	if (cfg->output == OUTPUT_JSON)
+		sink_json_init(sink, env);
+	else if (cfg->output == OUTPUT_NONE)
+		sink_none_init(sink, env);
+	else
+		sink_table_init(sink, env);
+}
+
+static void report_needs_restart(const char *key)
+{
+	log_warn("config reload: '%s' changed but only takes effect after a restart", key);
+}
+
+/* SIGHUP: the config file and flags again; an invalid config changes nothing. */
+static int reload_config(struct kaccess_config *cfg)
+{
+	struct kaccess_config fresh;
+	unsigned int old_output = cfg->output;
+	int applied;
+
+	optind = 0; /* glibc: restart getopt from scratch */
+	if (parse_command_line(running.argc, running.argv, &fresh)) {
+		log_err("config reload rejected; keeping the running settings");
+		return -EINVAL;
+	}
+	applied = config_apply_reload(cfg, &fresh, report_needs_restart);
+	log_max_level = cfg->log_level;
+	if (cfg->output != old_output)
+		init_output_sink(running.output, cfg, &running.env);
+	log_info("config reloaded: %d setting%s changed", applied, applied == 1 ? "" : "s");
+	return 0;
+}
+
+static int run_agent(struct kaccess_config *cfg)
 {
 	struct agent agent = { .lock_fd = -1 };
 	struct cgroup_names *cgroups = NULL;
-	struct utsname uts;
-	struct sink sink;
-	struct sink_env env;
+	struct sink output, prometheus = { 0 };
+	struct sink *sinks[2] = { &output, &prometheus };
+	size_t sink_count = 1;
 	struct agent_info info;
+	struct utsname uts;
 	int err;
 
 	err = agent_mount_filesystems(cfg);
@@ -234,16 +289,20 @@ static int run_agent(const struct kaccess_config *cfg)
 	err = err ?: agent_pin(&agent, cfg->pin_dir);
 	if (err)
 		goto out;
-	env = (struct sink_env){
+	running.env = (struct sink_env){
 		.cgroups = cgroups,
 		.bucket_ns = agent.bucket_ns,
 		.wall_offset_ns = &agent.skel->bss->wall_offset_ns,
 		.out = stdout,
 	};
-	if (cfg->output == OUTPUT_JSON)
-		sink_json_init(&sink, &env);
-	else
-		sink_table_init(&sink, &env);
+	running.output = &output;
+	init_output_sink(&output, cfg, &running.env);
+	if (cfg->http_listen[0]) {
+		err = sink_prometheus_init(&prometheus, &running.env, &agent, cfg->http_listen);
+		if (err)
+			goto out;
+		sink_count = 2;
+	}
 	uname(&uts);
 	info = (struct agent_info){
 		.kernel_release = uts.release,
@@ -253,9 +312,13 @@ static int run_agent(const struct kaccess_config *cfg)
 		.programs_attached = agent.link_count,
 		.programs_not_attached = agent.programs_not_attached,
 	};
-	sink.ops->ready(&sink, &info);
-	err = loop_run(&agent, cfg, &sink);
+	for (size_t i = 0; i < sink_count; i++)
+		sinks[i]->ops->ready(sinks[i], &info);
+	err = loop_run(&agent, cfg, sinks, sink_count, reload_config);
 out:
+	for (size_t i = 1; i < sink_count; i++)
+		if (sinks[i]->ops->close)
+			sinks[i]->ops->close(sinks[i]);
 	agent_destroy(&agent);
 	cgroup_names_free(cgroups);
 	return err;
@@ -266,9 +329,13 @@ int main(int argc, char **argv)
 	struct kaccess_config cfg;
 	int ret;
 
+	if (argc > 1 && strcmp(argv[1], "status") == 0)
+		return status_main(argc - 1, argv + 1);
 	ret = parse_command_line(argc, argv, &cfg);
 	if (ret)
 		return ret > 0 ? EXIT_SUCCESS : EXIT_USAGE;
+	running.argc = argc;
+	running.argv = argv;
 	log_max_level = cfg.log_level;
 	log_install_libbpf_printer();
 	install_signal_handlers();

@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <stdlib.h>
@@ -41,4 +42,40 @@ int parse_choice(const char *text, const char *const *names)
 		if (strcmp(text, names[i]) == 0)
 			return i;
 	return -EINVAL;
+}
+
+int parse_listen_address(const char *text, struct sockaddr_storage *ret_addr, socklen_t *ret_len)
+{
+	char host[64];
+	const char *colon = strrchr(text, ':');
+	unsigned int port;
+	size_t host_len;
+
+	if (!colon || parse_uint(colon + 1, 1, 65535, &port))
+		return -EINVAL;
+	host_len = colon - text;
+	if (host_len < 2 || host_len >= sizeof(host))
+		return -EINVAL;
+	memcpy(host, text, host_len);
+	host[host_len] = '\0';
+	memset(ret_addr, 0, sizeof(*ret_addr));
+	if (host[0] == '[' && host[host_len - 1] == ']') {
+		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ret_addr;
+
+		host[host_len - 1] = '\0';
+		if (inet_pton(AF_INET6, host + 1, &sin6->sin6_addr) != 1)
+			return -EINVAL;
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons(port);
+		*ret_len = sizeof(*sin6);
+		return 0;
+	}
+	struct sockaddr_in *sin = (struct sockaddr_in *)ret_addr;
+
+	if (inet_pton(AF_INET, host, &sin->sin_addr) != 1)
+		return -EINVAL;
+	sin->sin_family = AF_INET;
+	sin->sin_port = htons(port);
+	*ret_len = sizeof(*sin);
+	return 0;
 }

@@ -2,7 +2,9 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <sys/utsname.h>
+#include <linux/capability.h>
 #include <unistd.h>
 #include <bpf/btf.h>
 #include <bpf/libbpf.h>
@@ -124,4 +126,52 @@ int features_probe(const char *btf_path, struct kernel_features *ret_optional)
 						has_sock_length_tracepoints(&env);
 	btf__free(env.vmlinux_btf);
 	return ret;
+}
+
+struct capabilities {
+	__u32 effective[2];
+};
+
+static int read_capabilities(struct capabilities *caps)
+{
+	struct __user_cap_header_struct header = { .version = _LINUX_CAPABILITY_VERSION_3 };
+	struct __user_cap_data_struct data[2] = { 0 };
+
+	if (syscall(SYS_capget, &header, data))
+		return -errno;
+	caps->effective[0] = data[0].effective;
+	caps->effective[1] = data[1].effective;
+	return 0;
+}
+
+static bool has_capability(const struct capabilities *caps, int cap)
+{
+	return caps->effective[cap / 32] & (1u << (cap % 32));
+}
+
+int features_check_capabilities(void)
+{
+	struct capabilities caps = { 0 };
+	bool sys_admin;
+
+	if (read_capabilities(&caps))
+		return 0; /* cannot tell: let the kernel decide and report */
+	sys_admin = has_capability(&caps, CAP_SYS_ADMIN);
+	if (!has_capability(&caps, CAP_BPF) && !sys_admin) {
+		log_err("missing capability CAP_BPF: needed to create BPF maps and load programs "
+			"(run as root, or grant CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN)");
+		return -EPERM;
+	}
+	if (!has_capability(&caps, CAP_PERFMON) && !sys_admin) {
+		log_err("missing capability CAP_PERFMON: needed to attach tracepoints and read kernel "
+			"memory from BPF programs");
+		return -EPERM;
+	}
+	if (!sys_admin)
+		log_warn("without CAP_SYS_ADMIN, connections established before start in other "
+			 "network namespaces are not adopted");
+	if (!has_capability(&caps, CAP_SYS_PTRACE))
+		log_warn("without CAP_SYS_PTRACE, other processes' network namespaces cannot be "
+			 "opened to adopt their existing connections");
+	return 0;
 }

@@ -20,6 +20,13 @@ struct kernel_features {
  */
 int features_probe(const char *btf_path, struct kernel_features *ret_optional);
 
+/*
+ * The capabilities loading needs (CAP_BPF, CAP_PERFMON, or CAP_SYS_ADMIN for
+ * both, as the kernel checks them): 0, or -EPERM after naming the missing
+ * one. Capabilities that only some features need are warned about.
+ */
+int features_check_capabilities(void);
+
 /* For tests: names listed in KACCESS_FEATURE_DENY are reported as missing. */
 #define FEATURE_DENY_ENV "KACCESS_FEATURE_DENY"
 

@@ -35,3 +35,30 @@ uint64_t monotonic_to_realtime_ms(const struct sink_env *env, uint64_t mono_ns)
 {
 	return (mono_ns + *env->wall_offset_ns) / 1000000;
 }
+
+static void none_ready(struct sink *sink, const struct agent_info *info)
+{
+}
+
+static void none_connection(struct sink *sink, const struct kaccess_conn_event *event)
+{
+}
+
+static void none_bucket(struct sink *sink, const struct bucket_report *report)
+{
+}
+
+static const struct sink_ops none_ops = {
+	.ready = none_ready,
+	.connection = none_connection,
+	.bucket = none_bucket,
+};
+
+/* output = none: numbers only through /metrics (and later OAP). */
+void sink_none_init(struct sink *sink, const struct sink_env *env)
+{
+	sink->ops = &none_ops;
+	sink->env = *env;
+	sink->is_tty = false;
+	sink->state = NULL;
+}

@@ -40,6 +40,7 @@ struct loss_counters {
 
 struct bucket_report {
 	uint64_t bucket;          /* wall-clock bucket index */
+	uint64_t drain_ns;        /* time the drain of its generation took */
 	bool partial;             /* drained at shutdown before the bucket ended */
 	const struct agg_row *rows;
 	size_t count;
@@ -62,16 +63,25 @@ struct sink_ops {
 	void (*connection)(struct sink *sink, const struct kaccess_conn_event *event);
 	void (*bucket)(struct sink *sink, const struct bucket_report *report);
 	void (*live)(struct sink *sink, const struct live_report *report); /* may be NULL */
+	void (*close)(struct sink *sink);                                  /* may be NULL */
 };
 
 struct sink {
 	const struct sink_ops *ops;
 	struct sink_env env;
 	bool is_tty;
+	void *state;              /* the sink's own */
 };
+
+struct agent;
 
 void sink_json_init(struct sink *sink, const struct sink_env *env);
 void sink_table_init(struct sink *sink, const struct sink_env *env);
+void sink_none_init(struct sink *sink, const struct sink_env *env);
+
+/* /metrics, /healthz and /readyz on `listen`; 0 or -errno (logged). */
+int sink_prometheus_init(struct sink *sink, const struct sink_env *env, struct agent *agent,
+			 const char *listen);
 
 /* Shared formatting. */
 void format_addr(const __u8 addr[KACCESS_ADDR_LEN], char *buf, size_t len);

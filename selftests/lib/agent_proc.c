@@ -318,6 +318,17 @@ size_t agent_output_buckets(const struct agent_output *output, uint64_t cgroup_i
 	return distinct;
 }
 
+uint64_t agent_output_ready_u64(const struct agent_output *output, const char *key)
+{
+	json_object *value;
+
+	for (size_t i = 0; i < output->count; i++)
+		if (is_type(output->lines[i], "agent_ready"))
+			return json_object_object_get_ex(output->lines[i], key, &value)
+				       ? json_object_get_uint64(value) : UINT64_MAX;
+	return UINT64_MAX;
+}
+
 size_t agent_output_lines_of_type(const struct agent_output *output, const char *type)
 {
 	size_t lines = 0;

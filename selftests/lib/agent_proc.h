@@ -69,6 +69,9 @@ uint64_t agent_output_events(const struct agent_output *output, uint64_t cgroup_
 /* Distinct bucket_start_ms values among rows of `cgroup_id`. */
 size_t agent_output_buckets(const struct agent_output *output, uint64_t cgroup_id);
 
+/* A number from the agent_ready line (UINT64_MAX when absent). */
+uint64_t agent_output_ready_u64(const struct agent_output *output, const char *key);
+
 /* Count of lines with "type": type. */
 size_t agent_output_lines_of_type(const struct agent_output *output, const char *type);
 

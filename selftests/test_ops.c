@@ -1,0 +1,418 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * Operating the agent: /metrics, /healthz and /readyz, `kaccess status`,
+ * the README's bpftool commands, SIGHUP reloads and missing capabilities.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <json-c/json.h>
+
+#include "agent_proc.h"
+#include "ktest.h"
+#include "pods.h"
+#include "traffic.h"
+
+#define TEXT_LEN (1 << 20)
+
+static char text[TEXT_LEN];
+
+/* Run a shell command; its stdout in `text`, its exit status returned. */
+static int capture(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int capture(const char *fmt, ...)
+{
+	char command[2048];
+	va_list ap;
+	FILE *pipe;
+	size_t got;
+	int status;
+
+	va_start(ap, fmt);
+	vsnprintf(command, sizeof(command), fmt, ap);
+	va_end(ap);
+	pipe = popen(command, "r");
+	if (!pipe)
+		return -1;
+	got = fread(text, 1, sizeof(text) - 1, pipe);
+	text[got] = '\0';
+	status = pclose(pipe);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static uint64_t realtime_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+FIXTURE(ops) {
+	struct pod_pair pods;
+	struct agent_proc agent;
+	struct tcp_truth *truth;
+	struct tcp_plan plan;
+	struct held_conn held;
+	struct agent_output *output;
+	char listen[32];
+	char config[128];
+};
+
+FIXTURE_SETUP(ops)
+{
+	REQUIRE_ROOT();
+	self->held.release_fd = -1;
+	ASSERT_EQ(0, pod_pair_create_for_test(&self->pods, "ops"));
+	self->truth = truth_alloc();
+	ASSERT_NE(NULL, self->truth);
+	/* a port of our own: tests of other runs may listen at the same time */
+	snprintf(self->listen, sizeof(self->listen), "127.0.0.1:%d", 20000 + getpid() % 20000);
+	snprintf(self->config, sizeof(self->config), "/tmp/kaccess-selftest-ops-%d.conf", getpid());
+	self->plan = (struct tcp_plan){
+		.family = AF_INET,
+		.server_addr = self->pods.server.ipv4,
+		.port = 8080,
+		.connections = 1,
+		.request_writes = 2,
+		.request_size = 100,
+		.response_writes = 1,
+		.response_size = 100,
+	};
+}
+
+FIXTURE_TEARDOWN(ops)
+{
+	tcp_hold_release(&self->held);
+	agent_proc_stop(&self->agent);
+	agent_output_free(self->output);
+	truth_free(self->truth);
+	pod_pair_destroy(&self->pods);
+	unlink(self->config);
+}
+
+static int http_get(const char *listen, const char *path)
+{
+	return capture("curl -s -o /dev/stdout -w '\\n%%{http_code}' http://%s%s", listen, path);
+}
+
+/* The value of a metric line `name{labels...} value` whose labels hold `match`. */
+static bool metric_value(const char *name, const char *match, char *ret_value, size_t len)
+{
+	char prefix[128];
+	const char *line = text;
+
+	snprintf(prefix, sizeof(prefix), "%s{", name);
+	while ((line = strstr(line, prefix))) {
+		const char *end = strchr(line, '\n'), *space = end ? memrchr(line, ' ', end - line) : NULL;
+
+		if ((line == text || line[-1] == '\n') && space && (!match ||
+		    (memmem(line, end - line, match, strlen(match)) != NULL))) {
+			snprintf(ret_value, len, "%.*s", (int)(end - space - 1), space + 1);
+			return true;
+		}
+		line += strlen(prefix);
+	}
+	return false;
+}
+
+/* The value of an unlabelled metric line `name value`, or false. */
+static bool metric_scalar(const char *name, uint64_t *ret_value)
+{
+	char prefix[128];
+	const char *line;
+
+	snprintf(prefix, sizeof(prefix), "\n%s ", name);
+	line = strstr(text, prefix);
+	if (!line)
+		return false;
+	*ret_value = strtoull(line + strlen(prefix), NULL, 10);
+	return true;
+}
+
+/* "12.000345678" seconds as nanoseconds, exactly. */
+static uint64_t seconds_to_ns(const char *value)
+{
+	unsigned long long whole = 0, fraction = 0;
+
+	sscanf(value, "%llu.%9llu", &whole, &fraction);
+	return whole * 1000000000ULL + fraction;
+}
+
+static json_object *ndjson_row(const char *path, uint64_t cgroup_id, const char *role,
+			       uint64_t bucket_start_ms)
+{
+	char line[4096];
+	FILE *file = fopen(path, "r");
+	json_object *found = NULL;
+
+	while (file && !found && fgets(line, sizeof(line), file)) {
+		json_object *row = json_tokener_parse(line), *value;
+
+		if (row && json_object_object_get_ex(row, "type", &value) &&
+		    strcmp(json_object_get_string(value), "aggregate") == 0 &&
+		    json_object_object_get_ex(row, "cgroup_id", &value) &&
+		    json_object_get_uint64(value) == cgroup_id &&
+		    json_object_object_get_ex(row, "role", &value) &&
+		    strcmp(json_object_get_string(value), role) == 0 &&
+		    json_object_object_get_ex(row, "bucket_start_ms", &value) &&
+		    json_object_get_uint64(value) == bucket_start_ms) {
+			found = row;
+			break;
+		}
+		json_object_put(row);
+	}
+	if (file)
+		fclose(file);
+	return found;
+}
+
+static uint64_t json_u64(json_object *row, const char *key)
+{
+	json_object *value;
+
+	return json_object_object_get_ex(row, key, &value) ? json_object_get_uint64(value) : UINT64_MAX;
+}
+
+/*
+ * /metrics shows the last completed bucket; each kaccess_bucket_* series of
+ * the client pod equals the NDJSON row of that bucket, field by field.
+ */
+KTEST_F(ops, metrics_equal_ndjson_for_the_same_bucket, 120)
+{
+	static const struct { const char *metric, *field; bool seconds; } pairs[] = {
+		{ "kaccess_bucket_connects", "connect_count", false },
+		{ "kaccess_bucket_connects_succeeded", "connect_success_count", false },
+		{ "kaccess_bucket_connect_time_seconds", "connect_duration_ns_sum", true },
+		{ "kaccess_bucket_closes", "close_count", false },
+		{ "kaccess_bucket_close_time_seconds", "close_duration_ns_sum", true },
+		{ "kaccess_bucket_writes", "write_count", false },
+		{ "kaccess_bucket_write_time_seconds", "write_duration_ns_sum", true },
+		{ "kaccess_bucket_write_bytes", "write_bytes", false },
+		{ "kaccess_bucket_reads", "read_count", false },
+		{ "kaccess_bucket_read_bytes", "read_bytes", false },
+	};
+	const char *args[] = { "--interval", "2", "--set", NULL, NULL };
+	char setting[64], match[64], value[64];
+	uint64_t wanted_bucket_ms, first_bucket_ms;
+	json_object *row;
+	bool published = false;
+
+	snprintf(setting, sizeof(setting), "http_listen=%s", self->listen);
+	args[3] = setting;
+	self->plan.request_writes = 30;
+	self->plan.write_gap_ms = 100;
+	ASSERT_EQ(0, agent_proc_start(&self->agent, args));
+	first_bucket_ms = realtime_ms() / 2000 * 2000;
+	ASSERT_EQ(0, tcp_run(&self->pods.client, &self->pods.server, &self->plan, self->truth));
+	/* the bucket after the first one is full of writes: wait for /metrics to show it */
+	wanted_bucket_ms = first_bucket_ms + 2000;
+	for (int waited_ms = 0; waited_ms < 10000 && !published; waited_ms += 50) {
+		uint64_t start_s;
+
+		ASSERT_EQ(0, http_get(self->listen, "/metrics"));
+		published = metric_scalar("kaccess_bucket_start_timestamp_seconds", &start_s) &&
+			    start_s * 1000 == wanted_bucket_ms;
+		if (!published)
+			usleep(50000);
+	}
+	ASSERT_TRUE(published) TH_LOG("never published bucket %llu", (unsigned long long)wanted_bucket_ms);
+	if (capture("command -v promtool") == 0) {
+		FILE *save = fopen("/tmp/kaccess-selftest-metrics.txt", "w");
+
+		ASSERT_EQ(0, http_get(self->listen, "/metrics"));
+		ASSERT_NE(NULL, save);
+		fputs(text, save);
+		fclose(save);
+		EXPECT_EQ(0, capture("head -n -1 /tmp/kaccess-selftest-metrics.txt | promtool check metrics 2>&1"))
+			TH_LOG("promtool: %s", text);
+		ASSERT_EQ(0, http_get(self->listen, "/metrics"));
+	}
+	ASSERT_EQ(0, agent_proc_stop(&self->agent));
+
+	row = ndjson_row(self->agent.out_path, self->pods.client.cgroup_id, "client", wanted_bucket_ms);
+	ASSERT_NE(NULL, row);
+	EXPECT_LT(0, json_u64(row, "write_count"));
+	snprintf(match, sizeof(match), "cgroup_id=\"%llu\",role=\"client\"",
+		 (unsigned long long)self->pods.client.cgroup_id);
+	for (size_t i = 0; i < sizeof(pairs) / sizeof(pairs[0]); i++) {
+		ASSERT_TRUE(metric_value(pairs[i].metric, match, value, sizeof(value)))
+			TH_LOG("%s missing", pairs[i].metric);
+		EXPECT_EQ(json_u64(row, pairs[i].field),
+			  pairs[i].seconds ? seconds_to_ns(value) : strtoull(value, NULL, 10))
+			TH_LOG("%s = %s", pairs[i].metric, value);
+	}
+	json_object_put(row);
+}
+
+KTEST_F(ops, health_endpoints_answer_and_others_do_not, 120)
+{
+	const char *args[] = { "--set", NULL, NULL };
+	char setting[64];
+
+	snprintf(setting, sizeof(setting), "http_listen=%s", self->listen);
+	args[1] = setting;
+	ASSERT_EQ(0, agent_proc_start(&self->agent, args));
+	ASSERT_EQ(0, http_get(self->listen, "/healthz"));
+	EXPECT_STREQ("ok\n\n200", text);
+	ASSERT_EQ(0, http_get(self->listen, "/readyz"));
+	EXPECT_STREQ("ready\n\n200", text);
+	ASSERT_EQ(0, http_get(self->listen, "/secret"));
+	EXPECT_NE(NULL, strstr(text, "404"));
+	ASSERT_EQ(0, capture("curl -s -o /dev/null -w '%%{http_code}' -X POST http://%s/metrics", self->listen));
+	EXPECT_STREQ("405", text);
+	ASSERT_EQ(0, agent_proc_stop(&self->agent));
+	/* gone with the agent */
+	EXPECT_NE(0, http_get(self->listen, "/healthz"));
+}
+
+/* After known traffic: the fill of each map, the agent's pid and programs. */
+KTEST_F(ops, status_shows_fill_after_known_traffic, 120)
+{
+	uint64_t ids[] = { self->pods.client.cgroup_id, self->pods.server.cgroup_id };
+	json_object *status, *maps, *programs, *value;
+	uint64_t hour_before, rows = 0;
+
+	hour_before = realtime_ms() / 3600000;
+	ASSERT_EQ(0, agent_proc_start(&self->agent, (const char *[]){ "--interval", "3600", NULL }));
+	ASSERT_EQ(0, tcp_hold_open(&self->pods.client, &self->pods.server, &self->plan, self->truth,
+				   &self->held));
+	ASSERT_EQ(0, wait_conn_table_count(ids, 2, 2, 5000));
+	for (int waited_ms = 0; self->truth->server.read_bytes < 200 && waited_ms < 5000; waited_ms += 10)
+		usleep(10000);
+
+	ASSERT_EQ(0, capture("%s status --pin-dir %s --json", kaccess_binary(), SELFTEST_PIN_DIR));
+	status = json_tokener_parse(text);
+	ASSERT_NE(NULL, status) TH_LOG("%s", text);
+	ASSERT_TRUE(json_object_object_get_ex(status, "agent_pid", &value));
+	EXPECT_EQ(self->agent.pid, json_object_get_int(value));
+	ASSERT_TRUE(json_object_object_get_ex(status, "maps", &maps));
+	EXPECT_EQ(2, json_u64(json_object_array_get_idx(maps, 0), "entries")); /* conn_table */
+	EXPECT_EQ(131072, json_u64(json_object_array_get_idx(maps, 0), "max_entries"));
+	for (int i = 1; i <= 2; i++)
+		rows += json_u64(json_object_array_get_idx(maps, i), "entries");
+	/* a client row and a server row, in the one hour-long bucket */
+	if (realtime_ms() / 3600000 == hour_before)
+		EXPECT_EQ(2, rows);
+	ASSERT_TRUE(json_object_object_get_ex(status, "programs", &programs));
+	ASSERT_EQ(0, agent_output_load(&self->output, self->agent.out_path));
+	/* every attached program, and the startup iterator */
+	EXPECT_EQ(agent_output_ready_u64(self->output, "programs_attached") + 1,
+		  json_object_array_length(programs));
+	json_object_put(status);
+
+	/* the text form names the maps and the agent */
+	ASSERT_EQ(0, capture("%s status --pin-dir %s", kaccess_binary(), SELFTEST_PIN_DIR));
+	EXPECT_NE(NULL, strstr(text, "kaccess agent running"));
+	EXPECT_NE(NULL, strstr(text, "conn_table"));
+	EXPECT_NE(NULL, strstr(text, "LOST none"));
+}
+
+/* Each `bpftool ... /sys/fs/bpf/kaccess/...` line of the README, as written. */
+KTEST_F(ops, readme_bpftool_commands_work, 120)
+{
+	uint64_t ids[] = { self->pods.client.cgroup_id, self->pods.server.cgroup_id };
+	char line[512], *command, expected[64];
+	FILE *readme = fopen("README.md", "r");
+	bool conn_table_shown = false, row_shown = false;
+	int commands = 0;
+
+	ASSERT_NE(NULL, readme);
+	ASSERT_EQ(0, agent_proc_start(&self->agent, NULL));
+	ASSERT_EQ(0, tcp_hold_open(&self->pods.client, &self->pods.server, &self->plan, self->truth,
+				   &self->held));
+	ASSERT_EQ(0, wait_conn_table_count(ids, 2, 2, 5000));
+	snprintf(expected, sizeof(expected), "%llu", (unsigned long long)self->pods.client.cgroup_id);
+	while (fgets(line, sizeof(line), readme)) {
+		char *pin = strstr(line, "/sys/fs/bpf/kaccess/");
+
+		if (strncmp(line, "bpftool ", 8) || !pin)
+			continue;
+		line[strcspn(line, "#\n")] = '\0';
+		/* our pin directory instead of the default */
+		*pin = '\0';
+		if (asprintf(&command, "%s%s/%s 2>&1", line, SELFTEST_PIN_DIR,
+			     pin + strlen("/sys/fs/bpf/kaccess/")) < 0)
+			break;
+		EXPECT_EQ(0, capture("%s", command)) TH_LOG("%s: %s", command, text);
+		/* field names, not hex bytes: the maps carry BTF */
+		if (strstr(command, "conn_table"))
+			conn_table_shown |= strstr(text, expected) && strstr(text, "\"remote_port\"");
+		if (strstr(command, "agg_gen"))
+			row_shown |= strstr(text, expected) && strstr(text, "\"write_bytes\"");
+		if (strstr(command, "counters"))
+			EXPECT_NE(NULL, strstr(text, "\"values\"")) TH_LOG("%s: %.300s", command, text);
+		free(command);
+		commands++;
+	}
+	fclose(readme);
+	EXPECT_LE(5, commands);
+	EXPECT_TRUE(conn_table_shown);
+	EXPECT_TRUE(row_shown); /* the current bucket's rows are in one of the two generations */
+}
+
+static void write_file(const char *path, const char *body)
+{
+	FILE *file = fopen(path, "w");
+
+	if (file) {
+		fputs(body, file);
+		fclose(file);
+	}
+}
+
+static bool log_contains(const char *path, const char *needle, int timeout_ms)
+{
+	for (int waited = 0; waited <= timeout_ms; waited += 50) {
+		if (capture("cat %s", path) == 0 && strstr(text, needle))
+			return true;
+		usleep(50000);
+	}
+	return false;
+}
+
+/* A valid reload applies what it can; an invalid one changes nothing. */
+KTEST_F(ops, sighup_reloads_valid_config_and_rejects_invalid, 120)
+{
+	const char *args[] = { "--config", self->config, NULL };
+
+	write_file(self->config, "log_level = info\ninterval_s = 60\n");
+	ASSERT_EQ(0, agent_proc_start(&self->agent, args));
+
+	write_file(self->config, "log_level = debug\ninterval_s = 30\nrefresh_ms = 500\n");
+	ASSERT_EQ(0, kill(self->agent.pid, SIGHUP));
+	EXPECT_TRUE(log_contains(self->agent.err_path, "config reloaded: 2 settings changed", 5000));
+	EXPECT_TRUE(log_contains(self->agent.err_path,
+				 "'interval_s' changed but only takes effect after a restart", 0));
+
+	write_file(self->config, "log_level = debug\nbogus_key = 1\n");
+	ASSERT_EQ(0, kill(self->agent.pid, SIGHUP));
+	EXPECT_TRUE(log_contains(self->agent.err_path, ":2: unknown key 'bogus_key'", 5000));
+	EXPECT_TRUE(log_contains(self->agent.err_path, "config reload rejected; keeping the running settings", 0));
+	EXPECT_EQ(0, kill(self->agent.pid, 0)); /* still running */
+	ASSERT_EQ(0, tcp_run(&self->pods.client, &self->pods.server, &self->plan, self->truth));
+	EXPECT_EQ(0, wait_conn_table_empty(&self->pods.client.cgroup_id, 1, 5000));
+	ASSERT_EQ(0, agent_proc_stop(&self->agent));
+	ASSERT_EQ(0, agent_output_load(&self->output, self->agent.out_path));
+	EXPECT_EQ(200, agent_output_sum(self->output, self->pods.client.cgroup_id, "client", NULL, -1).write_bytes);
+}
+
+/* Without CAP_BPF (nor CAP_SYS_ADMIN, which would stand in for it). */
+TEST(missing_cap_bpf_is_named)
+{
+	REQUIRE_ROOT();
+	if (capture("command -v setpriv"))
+		SKIP(return, "needs setpriv (util-linux)");
+	EXPECT_EQ(1, capture("setpriv --bounding-set -bpf,-sys_admin --inh-caps -bpf,-sys_admin "
+			     "%s --pin-dir '' --duration 1 2>&1", kaccess_binary()));
+	EXPECT_NE(NULL, strstr(text, "missing capability CAP_BPF")) TH_LOG("%s", text);
+	EXPECT_EQ(1, capture("setpriv --bounding-set -perfmon,-sys_admin --inh-caps -perfmon,-sys_admin "
+			     "%s --pin-dir '' --duration 1 2>&1", kaccess_binary()));
+	EXPECT_NE(NULL, strstr(text, "missing capability CAP_PERFMON")) TH_LOG("%s", text);
+}
+
+TEST_HARNESS_MAIN
