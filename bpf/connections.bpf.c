@@ -125,15 +125,14 @@ static __always_inline void read_connect_sockaddr(struct syscall_ctx *sc)
 		__builtin_memcpy(sc->peer_addr, &sa.sin6_addr, KACCESS_ADDR_LEN);
 }
 
-SEC("tracepoint/syscalls/sys_enter_connect")
-int connect_enter(struct trace_event_raw_sys_enter *ctx)
+static __always_inline int connect_begin(int fd, __u64 uaddr, __u64 addr_len)
 {
-	struct syscall_ctx *sc = syscall_ctx_begin(SYSCALL_OP_CONNECT, ctx->args[0]);
+	struct syscall_ctx *sc = syscall_ctx_begin(SYSCALL_OP_CONNECT, fd);
 
 	if (!sc)
 		return 0;
-	sc->user_ptr = ctx->args[1];
-	sc->addr_len = ctx->args[2];
+	sc->user_ptr = uaddr;
+	sc->addr_len = addr_len;
 	sc->start_ns = bpf_ktime_get_ns();
 	return 0;
 }
@@ -245,11 +244,9 @@ static __always_inline void count_early_connect_failure(struct syscall_ctx *sc)
 			now_ns - sc->start_ns, 1);
 }
 
-SEC("tracepoint/syscalls/sys_exit_connect")
-int connect_exit(struct trace_event_raw_sys_exit *ctx)
+static __always_inline int connect_end(long ret)
 {
 	struct syscall_ctx *sc = syscall_ctx_end(SYSCALL_OP_CONNECT);
-	long ret = ctx->ret;
 
 	if (!sc || sc->sk || ret >= 0)
 		return 0; /* the state changes own every connect that reached SYN_SENT */
@@ -309,6 +306,71 @@ static __always_inline int accept_end(long ret)
 	return 0;
 }
 
+
+/* ---- close -------------------------------------------------------------- */
+
+static __always_inline int close_begin(int fd)
+{
+	struct file *file = file_of_fd(fd);
+	struct sock *sk = sock_of_file(file);
+	struct kaccess_conn *conn;
+	struct syscall_ctx *sc;
+	__u64 key = (__u64)sk;
+
+	if (!sk)
+		return 0;
+	conn = bpf_map_lookup_elem(&conn_table, &key);
+	if (!conn || conn->state != KACCESS_CONN_ESTABLISHED)
+		return 0;
+	if (!is_last_file_reference(file))
+		return 0; /* another descriptor keeps the connection open */
+	sc = syscall_ctx_begin(SYSCALL_OP_CLOSE, fd);
+	if (!sc)
+		return 0;
+	conn->flags |= KACCESS_CONN_CLOSE_TRACED;
+	sc->sk = key;
+	__builtin_memcpy(&sc->conn, conn, sizeof(*conn));
+	sc->start_ns = bpf_ktime_get_ns();
+	return 0;
+}
+
+static __always_inline int close_end(void)
+{
+	struct syscall_ctx *sc = syscall_ctx_end(SYSCALL_OP_CLOSE);
+	struct kaccess_agg_value *row;
+	__u64 now_ns, duration_ns;
+
+	if (!sc)
+		return 0;
+	now_ns = bpf_ktime_get_ns();
+	duration_ns = now_ns - sc->start_ns;
+	row = agg_row(&sc->conn.agg, now_ns);
+	if (row) {
+		agg_add(row->close_count, 1);
+		agg_add(row->close_duration_ns_sum, duration_ns);
+	}
+	emit_conn_event(KACCESS_EVENT_CONN_CLOSE, sc->sk, &sc->conn, now_ns, duration_ns, 1);
+	return 0;
+}
+
+/*
+ * The syscall hooks, twice: syscall tracepoints (any kernel), or fentry/fexit
+ * on the syscall functions where the kernel allows them. Tracepoints make
+ * every syscall of every task take the kernel's syscall-tracing path; fentry
+ * costs only the hooked functions. The shipper loads one set (`hooks`).
+ */
+SEC("tracepoint/syscalls/sys_enter_connect")
+int connect_enter(struct trace_event_raw_sys_enter *ctx)
+{
+	return connect_begin(ctx->args[0], ctx->args[1], ctx->args[2]);
+}
+
+SEC("tracepoint/syscalls/sys_exit_connect")
+int connect_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	return connect_end(ctx->ret);
+}
+
 SEC("tracepoint/syscalls/sys_enter_accept")
 int accept_enter(struct trace_event_raw_sys_enter *ctx)
 {
@@ -333,53 +395,65 @@ int accept4_exit(struct trace_event_raw_sys_exit *ctx)
 	return accept_end(ctx->ret);
 }
 
-/* ---- close -------------------------------------------------------------- */
-
 SEC("tracepoint/syscalls/sys_enter_close")
 int close_enter(struct trace_event_raw_sys_enter *ctx)
 {
-	int fd = ctx->args[0];
-	struct file *file = file_of_fd(fd);
-	struct sock *sk = sock_of_file(file);
-	struct kaccess_conn *conn;
-	struct syscall_ctx *sc;
-	__u64 key = (__u64)sk;
-
-	if (!sk)
-		return 0;
-	conn = bpf_map_lookup_elem(&conn_table, &key);
-	if (!conn || conn->state != KACCESS_CONN_ESTABLISHED)
-		return 0;
-	if (!is_last_file_reference(file))
-		return 0; /* another descriptor keeps the connection open */
-	sc = syscall_ctx_begin(SYSCALL_OP_CLOSE, fd);
-	if (!sc)
-		return 0;
-	conn->flags |= KACCESS_CONN_CLOSE_TRACED;
-	sc->sk = key;
-	__builtin_memcpy(&sc->conn, conn, sizeof(*conn));
-	sc->start_ns = bpf_ktime_get_ns();
-	return 0;
+	return close_begin(ctx->args[0]);
 }
 
 SEC("tracepoint/syscalls/sys_exit_close")
 int close_exit(struct trace_event_raw_sys_exit *ctx)
 {
-	struct syscall_ctx *sc = syscall_ctx_end(SYSCALL_OP_CLOSE);
-	struct kaccess_agg_value *row;
-	__u64 now_ns, duration_ns;
+	return close_end();
+}
 
-	if (!sc)
-		return 0;
-	now_ns = bpf_ktime_get_ns();
-	duration_ns = now_ns - sc->start_ns;
-	row = agg_row(&sc->conn.agg, now_ns);
-	if (row) {
-		agg_add(row->close_count, 1);
-		agg_add(row->close_duration_ns_sum, duration_ns);
-	}
-	emit_conn_event(KACCESS_EVENT_CONN_CLOSE, sc->sk, &sc->conn, now_ns, duration_ns, 1);
-	return 0;
+/* x86_64 syscall functions take the caller's registers: di, si, dx are the first arguments. */
+SEC("fentry/__x64_sys_connect")
+int BPF_PROG(connect_fentry, const struct pt_regs *regs)
+{
+	return connect_begin(regs->di, regs->si, regs->dx);
+}
+
+SEC("fexit/__x64_sys_connect")
+int BPF_PROG(connect_fexit, const struct pt_regs *regs, long ret)
+{
+	return connect_end(ret);
+}
+
+SEC("fentry/__x64_sys_accept")
+int BPF_PROG(accept_fentry, const struct pt_regs *regs)
+{
+	return accept_begin(regs->di);
+}
+
+SEC("fexit/__x64_sys_accept")
+int BPF_PROG(accept_fexit, const struct pt_regs *regs, long ret)
+{
+	return accept_end(ret);
+}
+
+SEC("fentry/__x64_sys_accept4")
+int BPF_PROG(accept4_fentry, const struct pt_regs *regs)
+{
+	return accept_begin(regs->di);
+}
+
+SEC("fexit/__x64_sys_accept4")
+int BPF_PROG(accept4_fexit, const struct pt_regs *regs, long ret)
+{
+	return accept_end(ret);
+}
+
+SEC("fentry/__x64_sys_close")
+int BPF_PROG(close_fentry, const struct pt_regs *regs)
+{
+	return close_begin(regs->di);
+}
+
+SEC("fexit/__x64_sys_close")
+int BPF_PROG(close_fexit, const struct pt_regs *regs, long ret)
+{
+	return close_end();
 }
 
 /* The socket is freed: the connection ends whether or not close() was seen. */

@@ -4,7 +4,7 @@
  * write-family syscall on a tracked TCP connection.
  *
  * Two ways to know that a syscall is on a tracked connection, chosen at
- * load by the shipper (config `transfer_hooks`):
+ * load by the shipper (config `hooks`):
  *
  * - "sock" (Linux 6.3+): the entry only timestamps the syscall; the
  *   sock:sock_send_length / sock_recv_length tracepoints fire when the
@@ -16,6 +16,11 @@
  * - "fd": the entry resolves the descriptor to its socket and looks it up;
  *   files, pipes, UDP and unix sockets are never there, so they cost one
  *   descriptor walk and no clock read.
+ *
+ * - "fentry" (kernels that allow fentry; not the reference host): socket
+ *   I/O is seen where it happens, at the entry and exit of sock_sendmsg()
+ *   and sock_recvmsg(), which only socket operations reach: file reads and
+ *   writes cost nothing, and no syscall tracepoint is enabled at all.
  *
  * sendfile always uses the descriptor walk: before 6.5 it reaches TCP
  * without sock_sendmsg, so without sock_send_length. The exit adds a marked
@@ -149,6 +154,77 @@ static __always_inline int transfer_on_socket(struct sock *sk, long ret, __u32 o
 	return 0;
 }
 
+/*
+ * fentry hooks: a sock_sendmsg()/sock_recvmsg() call starts its own timing,
+ * unless a syscall that accounts for itself is in flight around it:
+ * sendmmsg/recvmmsg (marked here, counted once at their exit) or sendfile
+ * (matched by its descriptor walk; on 6.5+ its splice reaches sock_sendmsg).
+ */
+static __always_inline int sock_io_begin(struct socket *sock, __u32 sock_op, __u32 mmsg_op,
+					 __u32 syscall_op)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct syscall_ctx *sc = bpf_task_storage_get(&syscall_ctx_store, task, 0, 0);
+	__u64 key = (__u64)sock->sk;
+	struct kaccess_conn *conn;
+
+	if (sc && (sc->op == syscall_op || (sc->op == mmsg_op && sc->sk)))
+		return 0;
+	conn = tracked_conn(key);
+	if (!conn)
+		return 0;
+	if (sc && sc->op == mmsg_op) {
+		sc->sk = key;
+		__builtin_memcpy(&sc->conn.agg, &conn->agg, sizeof(conn->agg));
+		return 0;
+	}
+	sc = syscall_ctx_begin(sock_op, -1);
+	if (!sc)
+		return 0;
+	sc->sk = key;
+	__builtin_memcpy(&sc->conn.agg, &conn->agg, sizeof(conn->agg));
+	sc->start_ns = bpf_ktime_get_ns();
+	return 0;
+}
+
+static __always_inline int sock_io_end(struct socket *sock, __u32 sock_op, int ret)
+{
+	struct syscall_ctx *sc = syscall_ctx_current(sock_op);
+
+	if (!sc || sc->sk != (__u64)sock->sk)
+		return 0;
+	sc->op = SYSCALL_OP_NONE;
+	if (ret > 0) /* errors, EAGAIN and EOF moved no data */
+		transfer_account(&sc->conn.agg, sock_op == SYSCALL_OP_SOCK_READ, sc->start_ns, ret);
+	return 0;
+}
+
+SEC("fentry/sock_sendmsg")
+int BPF_PROG(sock_sendmsg_fentry, struct socket *sock, struct msghdr *msg)
+{
+	return sock_io_begin(sock, SYSCALL_OP_SOCK_WRITE, SYSCALL_OP_WRITE_MMSG, SYSCALL_OP_WRITE);
+}
+
+SEC("fexit/sock_sendmsg")
+int BPF_PROG(sock_sendmsg_fexit, struct socket *sock, struct msghdr *msg, int ret)
+{
+	return sock_io_end(sock, SYSCALL_OP_SOCK_WRITE, ret);
+}
+
+SEC("fentry/sock_recvmsg")
+int BPF_PROG(sock_recvmsg_fentry, struct socket *sock, struct msghdr *msg, int flags)
+{
+	if (flags & KACCESS_MSG_PEEK)
+		return 0;
+	return sock_io_begin(sock, SYSCALL_OP_SOCK_READ, SYSCALL_OP_READ_MMSG, SYSCALL_OP_READ);
+}
+
+SEC("fexit/sock_recvmsg")
+int BPF_PROG(sock_recvmsg_fexit, struct socket *sock, struct msghdr *msg, int flags, int ret)
+{
+	return sock_io_end(sock, SYSCALL_OP_SOCK_READ, ret);
+}
+
 SEC("tp_btf/sock_send_length")
 int BPF_PROG(sock_send, struct sock *sk, int ret, int flags)
 {
@@ -252,4 +328,43 @@ SEC("tracepoint/syscalls/sys_exit_sendfile64")
 int sendfile64_exit(struct trace_event_raw_sys_exit *ctx)
 {
 	return transfer_end(SYSCALL_OP_WRITE, ctx->ret);
+}
+
+/* fentry hooks: the syscalls that count for themselves (see sock_io_begin). */
+SEC("fentry/__x64_sys_sendfile64")
+int BPF_PROG(sendfile64_fentry, const struct pt_regs *regs)
+{
+	return transfer_begin(SYSCALL_OP_WRITE, regs->di, 0);
+}
+
+SEC("fexit/__x64_sys_sendfile64")
+int BPF_PROG(sendfile64_fexit, const struct pt_regs *regs, long ret)
+{
+	return transfer_end(SYSCALL_OP_WRITE, ret);
+}
+
+SEC("fentry/__x64_sys_sendmmsg")
+int BPF_PROG(sendmmsg_fentry, const struct pt_regs *regs)
+{
+	return transfer_begin_timed(SYSCALL_OP_WRITE_MMSG, -1, regs->di, regs->si);
+}
+
+SEC("fexit/__x64_sys_sendmmsg")
+int BPF_PROG(sendmmsg_fexit, const struct pt_regs *regs, long ret)
+{
+	return transfer_end(SYSCALL_OP_WRITE_MMSG, ret);
+}
+
+SEC("fentry/__x64_sys_recvmmsg")
+int BPF_PROG(recvmmsg_fentry, const struct pt_regs *regs)
+{
+	if (regs->r10 & KACCESS_MSG_PEEK) /* the fourth argument: flags */
+		return 0;
+	return transfer_begin_timed(SYSCALL_OP_READ_MMSG, -1, regs->di, regs->si);
+}
+
+SEC("fexit/__x64_sys_recvmmsg")
+int BPF_PROG(recvmmsg_fexit, const struct pt_regs *regs, long ret)
+{
+	return transfer_end(SYSCALL_OP_READ_MMSG, ret);
 }

@@ -114,6 +114,8 @@ enum syscall_op {
 	SYSCALL_OP_WRITE,
 	SYSCALL_OP_READ_MMSG,  /* recvmmsg: bytes are in the user's mmsghdr array */
 	SYSCALL_OP_WRITE_MMSG, /* sendmmsg */
+	SYSCALL_OP_SOCK_READ,  /* fentry hooks: one sock_recvmsg() call, begun and ended there */
+	SYSCALL_OP_SOCK_WRITE, /* fentry hooks: one sock_sendmsg() call */
 };
 
 /*

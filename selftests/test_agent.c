@@ -144,22 +144,23 @@ TEST(missing_kernel_feature_exits_1_naming_it)
 	EXPECT_NE(NULL, strstr(output, "lacks btf: kernel BTF"));
 }
 
-/* "auto" uses the sock tracepoints exactly where the kernel has them. */
-TEST(auto_transfer_hooks_follow_the_kernel)
+/* "auto": fentry where it loads, else the sock tracepoints where they exist, else fd. */
+TEST(auto_hooks_follow_the_kernel)
 {
 	bool has_tracepoints = access("/sys/kernel/tracing/events/sock/sock_send_length", F_OK) == 0;
 	const char *args[] = { "-o", "json", "--pin-dir", "", "--duration", "1", NULL };
-	const char *forced[] = { "--pin-dir", "", "--duration", "1", "--set", "transfer_hooks=sock", NULL };
+	bool has_fentry;
 
 	REQUIRE_ROOT();
+	has_fentry = kaccess_loads_with("hooks=fentry");
 	ASSERT_EQ(0, agent_run_sync(args, NULL, output, sizeof(output)));
-	EXPECT_NE(NULL, strstr(output, has_tracepoints ? "\"transfer_hooks\":\"sock\""
-						       : "\"transfer_hooks\":\"fd\""))
+	EXPECT_NE(NULL, strstr(output, has_fentry ? "\"hooks\":\"fentry\""
+				       : has_tracepoints ? "\"hooks\":\"sock\"" : "\"hooks\":\"fd\""))
+		TH_LOG("fentry %d, tracepoints %d, output: %s", has_fentry, has_tracepoints, output);
+	/* without fentry, auto falls back (the probe is told to find none) */
+	ASSERT_EQ(0, agent_run_sync(args, "KACCESS_FEATURE_DENY=fentry", output, sizeof(output)));
+	EXPECT_NE(NULL, strstr(output, has_tracepoints ? "\"hooks\":\"sock\"" : "\"hooks\":\"fd\""))
 		TH_LOG("output: %s", output);
-	if (has_tracepoints)
-		return;
-	ASSERT_EQ(1, agent_run_sync(forced, NULL, output, sizeof(output)));
-	EXPECT_NE(NULL, strstr(output, "transfer_hooks = sock needs the sock:sock_send_length"));
 }
 
 /*
@@ -192,21 +193,27 @@ static void check_variant(struct __test_metadata *_metadata, const char *hooks,
 TEST(every_variant_verifies)
 {
 	REQUIRE_ROOT();
-	check_variant(_metadata, "transfer_hooks=fd", 33);
+	check_variant(_metadata, "hooks=fd", 33);
 	if (access("/sys/kernel/tracing/events/sock/sock_send_length", F_OK) == 0)
-		check_variant(_metadata, "transfer_hooks=sock", 27);
+		check_variant(_metadata, "hooks=sock", 27);
+	if (kaccess_loads_with("hooks=fentry"))
+		check_variant(_metadata, "hooks=fentry", 21);
 }
 
-/* Forcing "sock" where the kernel lacks the tracepoints is a clear error. */
+/* Forcing a hook set the kernel lacks is a clear error. */
 TEST(forced_sock_hooks_without_tracepoints_exit_1)
 {
-	const char *forced[] = { "--pin-dir", "", "--duration", "1", "--set", "transfer_hooks=sock", NULL };
+	const char *forced[] = { "--pin-dir", "", "--duration", "1", "--set", "hooks=sock", NULL };
 
 	REQUIRE_ROOT();
 	ASSERT_EQ(1, agent_run_sync(forced, "KACCESS_FEATURE_DENY=sock_length_tracepoints", output,
 				    sizeof(output)));
-	EXPECT_NE(NULL, strstr(output, "transfer_hooks = sock needs the sock:sock_send_length and "
+	EXPECT_NE(NULL, strstr(output, "hooks = sock needs the sock:sock_send_length and "
 				       "sock_recv_length tracepoints (Linux 6.3)"))
+		TH_LOG("output: %s", output);
+	forced[5] = "hooks=fentry";
+	ASSERT_EQ(1, agent_run_sync(forced, "KACCESS_FEATURE_DENY=fentry", output, sizeof(output)));
+	EXPECT_NE(NULL, strstr(output, "hooks = fentry needs fentry/fexit programs"))
 		TH_LOG("output: %s", output);
 }
 

@@ -43,7 +43,7 @@ TEST(defaults_are_documented_values)
 	EXPECT_EQ(16384, cfg.agg_rows_max_entries);
 	EXPECT_EQ(256, cfg.ringbuf_kib);
 	EXPECT_EQ(LOG_LEVEL_INFO, cfg.log_level);
-	EXPECT_EQ(TRANSFER_HOOKS_AUTO, cfg.transfer_hooks);
+	EXPECT_EQ(HOOKS_AUTO, cfg.hooks);
 }
 
 /* The shipped config/kaccess.conf states every default: loading it changes nothing. */

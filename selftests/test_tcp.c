@@ -27,25 +27,39 @@ FIXTURE(tcp) {
 	struct tcp_plan plan;
 };
 
-/* Every test runs with both ways of matching syscalls to sockets. */
+/* Every test runs with each hook set the kernel offers: the numbers must not differ. */
 FIXTURE_VARIANT(tcp) {
-	const char *transfer_hooks;
+	const char *hooks;
+};
+
+FIXTURE_VARIANT_ADD(tcp, fentry) {
+	.hooks = "hooks=fentry",
 };
 
 FIXTURE_VARIANT_ADD(tcp, sock_tracepoints) {
-	.transfer_hooks = "transfer_hooks=sock",
+	.hooks = "hooks=sock",
 };
 
 FIXTURE_VARIANT_ADD(tcp, descriptor_walk) {
-	.transfer_hooks = "transfer_hooks=fd",
+	.hooks = "hooks=fd",
 };
+
+/* Asked once, before the harness forks the tests. */
+static bool fentry_loads;
+
+static void __attribute__((constructor)) probe_fentry(void)
+{
+	fentry_loads = geteuid() == 0 && kaccess_loads_with("hooks=fentry");
+}
 
 FIXTURE_SETUP(tcp)
 {
 	REQUIRE_ROOT();
-	if (strcmp(variant->transfer_hooks, "transfer_hooks=sock") == 0 &&
+	if (strcmp(variant->hooks, "hooks=sock") == 0 &&
 	    access("/sys/kernel/tracing/events/sock/sock_send_length", F_OK))
 		SKIP(return, "kernel lacks sock:sock_send_length (Linux 6.3)");
+	if (strcmp(variant->hooks, "hooks=fentry") == 0 && !fentry_loads)
+		SKIP(return, "kernel refuses fentry programs");
 	ASSERT_EQ(0, pod_pair_create_for_test(&self->pods, "tcp"));
 	self->truth = truth_alloc();
 	ASSERT_NE(NULL, self->truth);
@@ -72,7 +86,7 @@ FIXTURE_TEARDOWN(tcp)
 static void start_agent(struct __test_metadata *_metadata, FIXTURE_DATA(tcp) *self,
 			const FIXTURE_VARIANT(tcp) *variant, const char *interval_s)
 {
-	const char *args[] = { "--interval", interval_s, "--set", variant->transfer_hooks, NULL };
+	const char *args[] = { "--interval", interval_s, "--set", variant->hooks, NULL };
 
 	ASSERT_EQ(0, agent_proc_start(&self->agent, args));
 }

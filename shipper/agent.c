@@ -163,60 +163,90 @@ static bool has_suffix(const char *name, const char *suffix)
 	return len >= suffix_len && strcmp(name + len - suffix_len, suffix) == 0;
 }
 
-static void set_autoload_by_name(struct kaccess_bpf *skel, const char *name, bool autoload)
+static bool has_prefix(const char *text, const char *prefix)
 {
-	struct bpf_program *prog = bpf_object__find_program_by_name(skel->obj, name);
+	return strncmp(text, prefix, strlen(prefix)) == 0;
+}
 
-	if (prog)
-		bpf_program__set_autoload(prog, autoload);
+/* A read/write syscall with both an `_enter` walk and a `_ts` timestamp entry. */
+static bool has_timestamp_twin(struct kaccess_bpf *skel, const char *name, const char *suffix)
+{
+	char twin[64];
+
+	snprintf(twin, sizeof(twin), "%.*s_ts", (int)(strlen(name) - strlen(suffix)), name);
+	return bpf_object__find_program_by_name(skel->obj, twin) != NULL;
 }
 
 /*
- * Load one of the two ways of matching transfer syscalls to sockets (see
- * bpf/transfer.bpf.c): `<syscall>_ts` entries plus the sock tracepoints
- * (which account plain reads and writes themselves: only the mmsg syscalls
- * keep their `_exit`), or `<syscall>_enter` descriptor walks with `_exit`.
+ * Whether a program belongs to the chosen hook set (see bpf/transfer.bpf.c):
+ * "fentry": fentry/fexit programs; "sock": syscall tracepoints with `_ts`
+ * entries, the sock_*_length tracepoints accounting plain reads and writes
+ * (so no `_exit` for those); "fd": syscall tracepoints with `_enter` walks
+ * and every `_exit`. Connection and iterator programs are always loaded.
  */
-static void select_transfer_programs(struct kaccess_bpf *skel, bool use_sock_tracepoints)
+static bool program_in_hook_set(struct kaccess_bpf *skel, const struct bpf_program *prog,
+				enum hooks_choice hooks)
 {
-	struct bpf_program *prog;
-	char twin[64];
+	const char *section = bpf_program__section_name(prog), *name = bpf_program__name(prog);
 
-	bpf_program__set_autoload(skel->progs.sock_send, use_sock_tracepoints);
-	bpf_program__set_autoload(skel->progs.sock_recv, use_sock_tracepoints);
-	bpf_object__for_each_program(prog, skel->obj) {
-		const char *name = bpf_program__name(prog);
-		int base_len = (int)strlen(name) - 3;
-		bool keeps_exit;
-
-		if (!has_suffix(name, "_ts"))
-			continue;
-		bpf_program__set_autoload(prog, use_sock_tracepoints);
-		snprintf(twin, sizeof(twin), "%.*s_enter", base_len, name);
-		set_autoload_by_name(skel, twin, !use_sock_tracepoints);
-		keeps_exit = !use_sock_tracepoints || strncmp(name + base_len - 4, "mmsg", 4) == 0;
-		snprintf(twin, sizeof(twin), "%.*s_exit", base_len, name);
-		set_autoload_by_name(skel, twin, keeps_exit);
-	}
+	if (has_prefix(section, "fentry/") || has_prefix(section, "fexit/"))
+		return hooks == HOOKS_FENTRY;
+	if (has_prefix(section, "tp_btf/sock_"))
+		return hooks == HOOKS_SOCK;
+	if (!has_prefix(section, "tracepoint/syscalls/"))
+		return true;
+	if (hooks == HOOKS_FENTRY)
+		return false;
+	if (has_suffix(name, "_ts"))
+		return hooks == HOOKS_SOCK;
+	if (has_suffix(name, "_enter") && has_timestamp_twin(skel, name, "_enter"))
+		return hooks == HOOKS_FD;
+	if (has_suffix(name, "_exit") && has_timestamp_twin(skel, name, "_exit") &&
+	    !strstr(name, "mmsg"))
+		return hooks == HOOKS_FD;
+	return true;
 }
 
-static int choose_transfer_hooks(struct agent *agent, const struct kaccess_config *cfg,
-				 const struct kernel_features *features)
+static void select_hook_set(struct kaccess_bpf *skel, enum hooks_choice hooks)
 {
-	bool use_sock = features->sock_length_tracepoints;
+	struct bpf_program *prog;
 
-	if (cfg->transfer_hooks == TRANSFER_HOOKS_SOCK && !use_sock) {
-		log_err("transfer_hooks = sock needs the sock:sock_send_length and sock_recv_length "
+	bpf_object__for_each_program(prog, skel->obj)
+		bpf_program__set_autoload(prog, program_in_hook_set(skel, prog, hooks));
+}
+
+static const char *const hooks_descriptions[] = {
+	[HOOKS_FENTRY] = "fentry/fexit on the syscall and socket functions (no syscall tracepoints)",
+	[HOOKS_SOCK] = "syscall tracepoints; reads and writes matched by sock:sock_{send,recv}_length",
+	[HOOKS_FD] = "syscall tracepoints; reads and writes matched by a descriptor walk",
+};
+
+static const char *const hooks_names[] = {
+	[HOOKS_FENTRY] = "fentry", [HOOKS_SOCK] = "sock", [HOOKS_FD] = "fd",
+};
+
+/* auto: the cheapest set the kernel offers; a forced set it lacks is an error. */
+static int choose_hooks(struct agent *agent, const struct kaccess_config *cfg,
+			const struct kernel_features *features)
+{
+	enum hooks_choice hooks = cfg->hooks;
+
+	if (hooks == HOOKS_AUTO)
+		hooks = features->fentry ? HOOKS_FENTRY
+					 : features->sock_length_tracepoints ? HOOKS_SOCK : HOOKS_FD;
+	if (hooks == HOOKS_FENTRY && !features->fentry) {
+		log_err("hooks = fentry needs fentry/fexit programs, which this kernel refuses "
+			"(no CONFIG_FUNCTION_TRACER direct calls, or lockdown)");
+		return -EOPNOTSUPP;
+	}
+	if (hooks == HOOKS_SOCK && !features->sock_length_tracepoints) {
+		log_err("hooks = sock needs the sock:sock_send_length and sock_recv_length "
 			"tracepoints (Linux 6.3), which this kernel lacks");
 		return -EOPNOTSUPP;
 	}
-	if (cfg->transfer_hooks == TRANSFER_HOOKS_FD)
-		use_sock = false;
-	select_transfer_programs(agent->skel, use_sock);
-	agent->transfer_hooks = use_sock ? "sock" : "fd";
-	log_info("transfer syscalls: %s", use_sock
-		 ? "timed at entry, matched to sockets by sock:sock_{send,recv}_length"
-		 : "matched to sockets by a descriptor walk at entry");
+	select_hook_set(agent->skel, hooks);
+	agent->hooks = hooks_names[hooks];
+	log_info("hooks: %s", hooks_descriptions[hooks]);
 	return 0;
 }
 
@@ -242,7 +272,7 @@ int agent_load(struct agent *agent, const struct kaccess_config *cfg)
 		log_err("failed to open BPF object: %s", strerror(-err));
 		return err;
 	}
-	err = choose_transfer_hooks(agent, cfg, &features);
+	err = choose_hooks(agent, cfg, &features);
 	if (err)
 		return err;
 	agent->bucket_ns = (uint64_t)cfg->interval_s * 1000000000ULL;

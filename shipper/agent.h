@@ -22,7 +22,7 @@ struct agent {
 	unsigned int link_count;
 	unsigned int programs_not_attached; /* optional programs that failed to attach */
 	uint64_t bucket_ns;
-	const char *transfer_hooks;         /* "sock" or "fd": what was chosen */
+	const char *hooks;                  /* "fentry", "sock" or "fd": what was chosen */
 	int lock_fd;
 	char pin_dir[PATH_MAX];             /* "" when not pinned */
 };

@@ -22,7 +22,7 @@ struct config_key {
 
 static const char *const output_names[] = { "table", "json", "none", NULL };
 static const char *const log_level_names[] = { "error", "warn", "info", "debug", NULL };
-static const char *const transfer_hooks_names[] = { "auto", "sock", "fd", NULL };
+static const char *const hooks_names[] = { "auto", "fentry", "sock", "fd", NULL };
 
 #define FIELD(name) offsetof(struct kaccess_config, name)
 
@@ -38,7 +38,7 @@ static const struct config_key config_keys[] = {
 	{ "agg_rows_max_entries", CONFIG_UINT, FIELD(agg_rows_max_entries), 256, 4194304, NULL, "entries", false },
 	{ "ringbuf_kib", CONFIG_POW2, FIELD(ringbuf_kib), 16, 65536, NULL, "KiB", false },
 	{ "log_level", CONFIG_CHOICE, FIELD(log_level), 0, 0, log_level_names, NULL, true },
-	{ "transfer_hooks", CONFIG_CHOICE, FIELD(transfer_hooks), 0, 0, transfer_hooks_names, NULL, false },
+	{ "hooks", CONFIG_CHOICE, FIELD(hooks), 0, 0, hooks_names, NULL, false },
 };
 
 void config_set_defaults(struct kaccess_config *cfg)
@@ -52,7 +52,7 @@ void config_set_defaults(struct kaccess_config *cfg)
 	cfg->agg_rows_max_entries = 16384;
 	cfg->ringbuf_kib = 256;
 	cfg->log_level = LOG_LEVEL_INFO;
-	cfg->transfer_hooks = TRANSFER_HOOKS_AUTO;
+	cfg->hooks = HOOKS_AUTO;
 }
 
 static const struct config_key *config_key_find(const char *name)

@@ -15,8 +15,8 @@
 
 enum output_format { OUTPUT_TABLE, OUTPUT_JSON, OUTPUT_NONE };
 
-/* How transfer syscalls are matched to sockets; see bpf/transfer.bpf.c. */
-enum transfer_hooks { TRANSFER_HOOKS_AUTO, TRANSFER_HOOKS_SOCK, TRANSFER_HOOKS_FD };
+/* Which hooks see the syscalls; see bpf/transfer.bpf.c and the README. */
+enum hooks_choice { HOOKS_AUTO, HOOKS_FENTRY, HOOKS_SOCK, HOOKS_FD };
 
 struct kaccess_config {
 	unsigned int output;                 /* enum output_format */
@@ -30,7 +30,7 @@ struct kaccess_config {
 	unsigned int agg_rows_max_entries;   /* per generation */
 	unsigned int ringbuf_kib;
 	unsigned int log_level;              /* enum log_level */
-	unsigned int transfer_hooks;         /* enum transfer_hooks */
+	unsigned int hooks;                  /* enum hooks_choice */
 	unsigned int duration_s;             /* command line only: stop after; 0 = never */
 	bool check_only;                     /* command line only: load, report, exit */
 };

@@ -215,7 +215,7 @@ static int check_programs(const struct kaccess_config *cfg)
 
 	err = err ?: agent_load(&agent, cfg);
 	if (!err) {
-		printf(cfg->output == OUTPUT_JSON ? "" : "transfer_hooks: %s\n", agent.transfer_hooks);
+		printf(cfg->output == OUTPUT_JSON ? "" : "hooks: %s\n", agent.hooks);
 		err = agent_print_programs(&agent, cfg->output == OUTPUT_JSON, stdout);
 	}
 	agent_destroy(&agent);
@@ -309,7 +309,7 @@ static int run_agent(struct kaccess_config *cfg)
 		.kernel_release = uts.release,
 		.watched_cgroup = cfg->cgroup,
 		.pin_dir = cfg->pin_dir,
-		.transfer_hooks = agent.transfer_hooks,
+		.hooks = agent.hooks,
 		.programs_attached = agent.link_count,
 		.programs_not_attached = agent.programs_not_attached,
 	};

@@ -6,6 +6,7 @@
 #include <sys/utsname.h>
 #include <linux/capability.h>
 #include <unistd.h>
+#include <bpf/bpf.h>
 #include <bpf/btf.h>
 #include <bpf/libbpf.h>
 
@@ -91,6 +92,35 @@ static bool feature_denied(const char *name)
 	return false;
 }
 
+/*
+ * Whether fentry programs load and attach here: some kernels (lockdown,
+ * no ftrace direct calls) refuse them. A real attempt, on sock_sendmsg.
+ */
+static bool has_fentry(const struct probe_env *env)
+{
+	struct bpf_insn return_zero[] = {
+		{ .code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_0, .imm = 0 },
+		{ .code = BPF_JMP | BPF_EXIT },
+	};
+	LIBBPF_OPTS(bpf_prog_load_opts, opts, .expected_attach_type = BPF_TRACE_FENTRY);
+	int btf_id, prog_fd, link_fd;
+
+	if (!env->vmlinux_btf)
+		return false;
+	btf_id = btf__find_by_name_kind(env->vmlinux_btf, "sock_sendmsg", BTF_KIND_FUNC);
+	if (btf_id < 0)
+		return false;
+	opts.attach_btf_id = btf_id;
+	prog_fd = bpf_prog_load(BPF_PROG_TYPE_TRACING, "kaccess_probe", "GPL", return_zero, 2, &opts);
+	if (prog_fd < 0)
+		return false;
+	link_fd = bpf_raw_tracepoint_open(NULL, prog_fd);
+	if (link_fd >= 0)
+		close(link_fd);
+	close(prog_fd);
+	return link_fd >= 0;
+}
+
 static bool has_sock_length_tracepoints(const struct probe_env *env)
 {
 	return has_btf_tracepoint(env, "sock_send_length") &&
@@ -124,6 +154,7 @@ int features_probe(const char *btf_path, struct kernel_features *ret_optional)
 			 "tracepoints, ring buffer, task storage, bpf_loop)", uts.release);
 	ret_optional->sock_length_tracepoints = !feature_denied("sock_length_tracepoints") &&
 						has_sock_length_tracepoints(&env);
+	ret_optional->fentry = !feature_denied("fentry") && has_fentry(&env);
 	btf__free(env.vmlinux_btf);
 	return ret;
 }

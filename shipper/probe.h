@@ -11,6 +11,7 @@
 /* What the kernel offers beyond the required minimum. */
 struct kernel_features {
 	bool sock_length_tracepoints; /* sock:sock_{send,recv}_length, Linux 6.3 */
+	bool fentry;                  /* fentry/fexit programs load and attach */
 };
 
 /*

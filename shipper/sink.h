@@ -27,7 +27,7 @@ struct agent_info {
 	const char *kernel_release;
 	const char *watched_cgroup; /* "" = all processes */
 	const char *pin_dir;        /* "" = not pinned */
-	const char *transfer_hooks; /* "sock" or "fd" */
+	const char *hooks;          /* "fentry", "sock" or "fd" */
 	unsigned int programs_attached;
 	unsigned int programs_not_attached;
 };

@@ -28,7 +28,7 @@ static void json_ready(struct sink *sink, const struct agent_info *info)
 	jw_u64_field(&w, "interval_s", sink->env.bucket_ns / 1000000000ULL);
 	jw_string_field(&w, "watched_cgroup", info->watched_cgroup[0] ? info->watched_cgroup : NULL);
 	jw_string_field(&w, "pin_dir", info->pin_dir[0] ? info->pin_dir : NULL);
-	jw_string_field(&w, "transfer_hooks", info->transfer_hooks);
+	jw_string_field(&w, "hooks", info->hooks);
 	jw_u64_field(&w, "programs_attached", info->programs_attached);
 	jw_u64_field(&w, "programs_not_attached", info->programs_not_attached);
 	jw_object_end(&w);

@@ -363,8 +363,8 @@ static void prometheus_ready(struct sink *sink, const struct agent_info *info)
 	struct prometheus *p = sink->state;
 
 	snprintf(p->version_labels, sizeof(p->version_labels),
-		 "version=\"%s\",kernel=\"%s\",transfer_hooks=\"%s\"", KACCESS_VERSION,
-		 info->kernel_release, info->transfer_hooks);
+		 "version=\"%s\",kernel=\"%s\",hooks=\"%s\"", KACCESS_VERSION,
+		 info->kernel_release, info->hooks);
 	atomic_store(&p->ready, true);
 }
 

@@ -163,6 +163,14 @@ int agent_run_sync(const char *const args[], const char *env_assignment, char *o
 	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
+bool kaccess_loads_with(const char *setting)
+{
+	const char *args[] = { "--check", "--set", setting, NULL };
+	char output[8192];
+
+	return agent_run_sync(args, NULL, output, sizeof(output)) == 0;
+}
+
 int agent_output_load(struct agent_output **ret_output, const char *path)
 {
 	struct agent_output *output = calloc(1, sizeof(*output));

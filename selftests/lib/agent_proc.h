@@ -37,6 +37,9 @@ int agent_proc_stop(struct agent_proc *agent);
 int agent_run_sync(const char *const args[], const char *env_assignment, char *output_text,
 		   size_t len);
 
+/* Whether this kernel loads kaccess with `setting` ("hooks=fentry"): kaccess --check. */
+bool kaccess_loads_with(const char *setting);
+
 /* Sums of the aggregate rows that match a filter. */
 struct agg_totals {
 	uint64_t rows;

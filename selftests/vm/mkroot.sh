@@ -10,7 +10,7 @@
 #                             the host's binaries, at their host paths, with
 #                             every library ldd lists and the dynamic loader
 #   /kaccess/                 the repository as the tests see it:
-#                             selftests/run.sh, config/kaccess.conf,
+#                             selftests/run.sh, config/kaccess.conf, README.md,
 #                             .output/kaccess and .output/selftests/test_*
 #                             (the static builds from OUTPUT_DIR/vm/static)
 #
@@ -101,6 +101,8 @@ printf '127.0.0.1 localhost\n::1 localhost\n' > "$root/etc/hosts"
 mkdir -p "$root/kaccess/selftests" "$root/kaccess/config" "$root/kaccess/.output/selftests"
 cp "$repo_dir/selftests/run.sh" "$root/kaccess/selftests/run.sh"
 cp "$repo_dir/config/kaccess.conf" "$root/kaccess/config/kaccess.conf"
+# test_ops runs the README's bpftool commands as written.
+cp "$repo_dir/README.md" "$root/kaccess/README.md"
 cp "$static_dir/kaccess" "$root/kaccess/.output/kaccess"
 # The tests of the tree as it is, not a binary of a test since removed.
 for source in "$repo_dir"/selftests/test_*.c; do

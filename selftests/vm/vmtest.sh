@@ -68,7 +68,7 @@ boot() {
 		-nographic -no-reboot -nic none \
 		-kernel "$kdir/vmlinuz" -initrd "$work/initrd.cpio" \
 		-append "console=ttyS0 panic=-1 rdinit=/init quiet" \
-		</dev/null 2>&1 | tr -d '\r' | sed -e 's/\x1b\[[0-9;?]*[a-zA-Z]//g' -e 's/\x1bc//g' > "$log"
+		</dev/null 2>&1 | sed -u -e 's/\r//g' -e 's/\x1b\[[0-9;?]*[a-zA-Z]//g' -e 's/\x1bc//g' > "$log"
 	return "${PIPESTATUS[0]}"
 }
 
