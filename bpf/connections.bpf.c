@@ -25,6 +25,7 @@
 #define KACCESS_EISCONN 106
 #define KACCESS_TCP_ESTABLISHED 1
 #define KACCESS_TCP_SYN_SENT 2
+#define KACCESS_TCP_SYN_RECV 3
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -206,6 +207,29 @@ static __always_inline int conn_connect_finished(const struct sock *sk, bool est
 	return 0;
 }
 
+/*
+ * A server-side connection is established (in softirq): track it now, by
+ * the socket's own cgroup, so that it is seen even when the accept() that
+ * returns it began before kaccess attached (an fexit never fires for a call
+ * already running). accept() takes the entry over with owner and timing.
+ */
+static __always_inline int conn_server_established(const struct sock *sk)
+{
+	struct kaccess_conn conn = {};
+	__u64 key = (__u64)sk;
+
+	if (!sock_is_watched(sk) || bpf_map_lookup_elem(&conn_table, &key))
+		return 0;
+	conn.agg.cgroup_id = sock_cgroup_id(sk);
+	conn.agg.role = KACCESS_ROLE_SERVER;
+	conn_read_addresses(&conn, sk);
+	conn.state = KACCESS_CONN_ESTABLISHED;
+	conn.flags = KACCESS_CONN_ADOPTED | KACCESS_CONN_ACCEPT_PENDING;
+	conn.start_ns = bpf_ktime_get_ns();
+	conn_table_insert(key, &conn);
+	return 0;
+}
+
 SEC("tp_btf/inet_sock_set_state")
 int BPF_PROG(tcp_state_change, const struct sock *sk, const int oldstate, const int newstate)
 {
@@ -215,6 +239,8 @@ int BPF_PROG(tcp_state_change, const struct sock *sk, const int oldstate, const 
 		return conn_connect_started(sk);
 	if (oldstate == KACCESS_TCP_SYN_SENT)
 		return conn_connect_finished(sk, newstate == KACCESS_TCP_ESTABLISHED);
+	if (oldstate == KACCESS_TCP_SYN_RECV && newstate == KACCESS_TCP_ESTABLISHED)
+		return conn_server_established(sk);
 	return 0;
 }
 
@@ -268,16 +294,17 @@ static __always_inline int accept_begin(int fd)
 }
 
 /*
- * The exit of an accept whose entry kaccess did not see (the server was
- * already waiting when kaccess attached): the connection is tracked, the
- * untimed accept is not counted.
+ * accept() returned a connection: it takes over the entry made when the
+ * connection was established (or makes one). An accept whose entry kaccess
+ * did not see (the server was already waiting when kaccess attached) leaves
+ * that entry as it is: the untimed accept is not counted.
  */
 static __always_inline int accept_end(long ret)
 {
 	struct syscall_ctx *sc = syscall_ctx_end(SYSCALL_OP_ACCEPT);
-	struct kaccess_conn conn = {};
+	struct kaccess_conn conn = {}, *pending;
 	struct kaccess_agg_value *row;
-	__u64 now_ns, duration_ns;
+	__u64 now_ns, duration_ns, key;
 	struct sock *sk;
 
 	if (ret < 0)
@@ -285,18 +312,25 @@ static __always_inline int accept_end(long ret)
 	sk = sock_of_fd(ret);
 	if (!is_tcp_sock(sk) || !current_is_watched())
 		return 0;
+	key = (__u64)sk;
+	pending = bpf_map_lookup_elem(&conn_table, &key);
 	now_ns = bpf_ktime_get_ns();
 	conn_set_owner(&conn, KACCESS_ROLE_SERVER);
 	conn_read_addresses(&conn, sk);
 	conn.state = KACCESS_CONN_ESTABLISHED;
 	conn.start_ns = now_ns;
 	if (!sc) {
-		conn.flags = KACCESS_CONN_ADOPTED;
-		conn_table_insert((__u64)sk, &conn);
+		if (!pending) {
+			conn.flags = KACCESS_CONN_ADOPTED;
+			conn_table_insert(key, &conn);
+		}
 		return 0;
 	}
 	duration_ns = now_ns - sc->start_ns;
-	conn_table_insert((__u64)sk, &conn);
+	if (pending && (pending->flags & KACCESS_CONN_ACCEPT_PENDING))
+		bpf_map_update_elem(&conn_table, &key, &conn, BPF_EXIST);
+	else
+		conn_table_insert(key, &conn);
 	row = agg_row(&conn.agg, now_ns);
 	if (row) {
 		agg_add(row->accept_count, 1);
@@ -467,8 +501,9 @@ int BPF_PROG(tcp_destroy, struct sock *sk)
 	conn = bpf_map_lookup_elem(&conn_table, &key);
 	if (!conn)
 		return 0;
+	/* never accepted nor used (e.g. the listener closed): not a connection of anyone's */
 	if (conn->state == KACCESS_CONN_ESTABLISHED &&
-	    !(conn->flags & KACCESS_CONN_CLOSE_TRACED)) {
+	    !(conn->flags & (KACCESS_CONN_CLOSE_TRACED | KACCESS_CONN_ACCEPT_PENDING))) {
 		now_ns = bpf_ktime_get_ns();
 		row = agg_row(&conn->agg, now_ns);
 		if (row) {

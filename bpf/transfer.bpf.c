@@ -17,10 +17,12 @@
  *   files, pipes, UDP and unix sockets are never there, so they cost one
  *   descriptor walk and no clock read.
  *
- * - "fentry" (kernels that allow fentry; not the reference host): socket
- *   I/O is seen where it happens, at the entry and exit of sock_sendmsg()
- *   and sock_recvmsg(), which only socket operations reach: file reads and
- *   writes cost nothing, and no syscall tracepoint is enabled at all.
+ * - "fentry" (kernels that allow fentry; not the reference host): TCP I/O is
+ *   seen where it happens, at the entry and exit of tcp_sendmsg() and
+ *   tcp_recvmsg(), which only TCP reaches: file reads and writes cost
+ *   nothing, and no syscall tracepoint is enabled at all. (Not sock_sendmsg:
+ *   the compiler inlines it into its callers in net/socket.c, where fentry
+ *   never sees it. tcp_*msg are reached from af_inet.c, another unit.)
  *
  * sendfile always uses the descriptor walk: before 6.5 it reaches TCP
  * without sock_sendmsg, so without sock_send_length. The exit adds a marked
@@ -44,7 +46,8 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 /*
  * The connection of a socket if it is tracked. A connection adopted at
- * startup gets its owner from the first process that uses it.
+ * startup, or accepted by a call kaccess did not see, gets its owner from
+ * the first process that uses it.
  */
 static __always_inline struct kaccess_conn *tracked_conn(__u64 sk)
 {
@@ -53,6 +56,7 @@ static __always_inline struct kaccess_conn *tracked_conn(__u64 sk)
 	if (conn && !conn->pid) {
 		conn->pid = bpf_get_current_pid_tgid() >> 32;
 		bpf_get_current_comm(conn->comm, sizeof(conn->comm));
+		conn->flags &= ~KACCESS_CONN_ACCEPT_PENDING;
 	}
 	return conn;
 }
@@ -155,17 +159,17 @@ static __always_inline int transfer_on_socket(struct sock *sk, long ret, __u32 o
 }
 
 /*
- * fentry hooks: a sock_sendmsg()/sock_recvmsg() call starts its own timing,
+ * fentry hooks: a tcp_sendmsg()/tcp_recvmsg() call starts its own timing,
  * unless a syscall that accounts for itself is in flight around it:
  * sendmmsg/recvmmsg (marked here, counted once at their exit) or sendfile
- * (matched by its descriptor walk; on 6.5+ its splice reaches sock_sendmsg).
+ * (matched by its descriptor walk; on 6.5+ its splice reaches tcp_sendmsg).
  */
-static __always_inline int sock_io_begin(struct socket *sock, __u32 sock_op, __u32 mmsg_op,
+static __always_inline int sock_io_begin(struct sock *sk, __u32 sock_op, __u32 mmsg_op,
 					 __u32 syscall_op)
 {
 	struct task_struct *task = bpf_get_current_task_btf();
 	struct syscall_ctx *sc = bpf_task_storage_get(&syscall_ctx_store, task, 0, 0);
-	__u64 key = (__u64)sock->sk;
+	__u64 key = (__u64)sk;
 	struct kaccess_conn *conn;
 
 	if (sc && (sc->op == syscall_op || (sc->op == mmsg_op && sc->sk)))
@@ -187,11 +191,11 @@ static __always_inline int sock_io_begin(struct socket *sock, __u32 sock_op, __u
 	return 0;
 }
 
-static __always_inline int sock_io_end(struct socket *sock, __u32 sock_op, int ret)
+static __always_inline int sock_io_end(struct sock *sk, __u32 sock_op, long ret)
 {
 	struct syscall_ctx *sc = syscall_ctx_current(sock_op);
 
-	if (!sc || sc->sk != (__u64)sock->sk)
+	if (!sc || sc->sk != (__u64)sk)
 		return 0;
 	sc->op = SYSCALL_OP_NONE;
 	if (ret > 0) /* errors, EAGAIN and EOF moved no data */
@@ -199,30 +203,40 @@ static __always_inline int sock_io_end(struct socket *sock, __u32 sock_op, int r
 	return 0;
 }
 
-SEC("fentry/sock_sendmsg")
-int BPF_PROG(sock_sendmsg_fentry, struct socket *sock, struct msghdr *msg)
+/* The traced function's return value: tcp_recvmsg lost an argument in 6.10. */
+static __always_inline long traced_return(void *ctx)
 {
-	return sock_io_begin(sock, SYSCALL_OP_SOCK_WRITE, SYSCALL_OP_WRITE_MMSG, SYSCALL_OP_WRITE);
+	__u64 ret = 0;
+
+	bpf_get_func_ret(ctx, &ret);
+	return (long)(int)ret;
 }
 
-SEC("fexit/sock_sendmsg")
-int BPF_PROG(sock_sendmsg_fexit, struct socket *sock, struct msghdr *msg, int ret)
+SEC("fentry/tcp_sendmsg")
+int BPF_PROG(tcp_sendmsg_fentry, struct sock *sk)
 {
-	return sock_io_end(sock, SYSCALL_OP_SOCK_WRITE, ret);
+	return sock_io_begin(sk, SYSCALL_OP_SOCK_WRITE, SYSCALL_OP_WRITE_MMSG, SYSCALL_OP_WRITE);
 }
 
-SEC("fentry/sock_recvmsg")
-int BPF_PROG(sock_recvmsg_fentry, struct socket *sock, struct msghdr *msg, int flags)
+SEC("fexit/tcp_sendmsg")
+int BPF_PROG(tcp_sendmsg_fexit, struct sock *sk)
+{
+	return sock_io_end(sk, SYSCALL_OP_SOCK_WRITE, traced_return(ctx));
+}
+
+/* tcp_recvmsg(sk, msg, len, flags[, addr_len before 6.10]): flags is the fourth. */
+SEC("fentry/tcp_recvmsg")
+int BPF_PROG(tcp_recvmsg_fentry, struct sock *sk, struct msghdr *msg, size_t len, int flags)
 {
 	if (flags & KACCESS_MSG_PEEK)
 		return 0;
-	return sock_io_begin(sock, SYSCALL_OP_SOCK_READ, SYSCALL_OP_READ_MMSG, SYSCALL_OP_READ);
+	return sock_io_begin(sk, SYSCALL_OP_SOCK_READ, SYSCALL_OP_READ_MMSG, SYSCALL_OP_READ);
 }
 
-SEC("fexit/sock_recvmsg")
-int BPF_PROG(sock_recvmsg_fexit, struct socket *sock, struct msghdr *msg, int flags, int ret)
+SEC("fexit/tcp_recvmsg")
+int BPF_PROG(tcp_recvmsg_fexit, struct sock *sk)
 {
-	return sock_io_end(sock, SYSCALL_OP_SOCK_READ, ret);
+	return sock_io_end(sk, SYSCALL_OP_SOCK_READ, traced_return(ctx));
 }
 
 SEC("tp_btf/sock_send_length")

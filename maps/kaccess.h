@@ -34,6 +34,10 @@ enum kaccess_conn_flags {
 	/* Established before kaccess started: found by the TCP iterator, role
 	 * from the listening ports, owner pid from its first read or write. */
 	KACCESS_CONN_ADOPTED = 1 << 1,
+	/* Server side, established but not yet returned by accept(): accept()
+	 * takes it over with its owner and timing; if nothing ever accepts or
+	 * uses it, it ends without counting. */
+	KACCESS_CONN_ACCEPT_PENDING = 1 << 2,
 };
 
 /*

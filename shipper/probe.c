@@ -94,7 +94,7 @@ static bool feature_denied(const char *name)
 
 /*
  * Whether fentry programs load and attach here: some kernels (lockdown,
- * no ftrace direct calls) refuse them. A real attempt, on sock_sendmsg.
+ * no ftrace direct calls) refuse them. A real attempt, on tcp_sendmsg.
  */
 static bool has_fentry(const struct probe_env *env)
 {
@@ -107,7 +107,7 @@ static bool has_fentry(const struct probe_env *env)
 
 	if (!env->vmlinux_btf)
 		return false;
-	btf_id = btf__find_by_name_kind(env->vmlinux_btf, "sock_sendmsg", BTF_KIND_FUNC);
+	btf_id = btf__find_by_name_kind(env->vmlinux_btf, "tcp_sendmsg", BTF_KIND_FUNC);
 	if (btf_id < 0)
 		return false;
 	opts.attach_btf_id = btf_id;
