@@ -1,10 +1,22 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 #
-# bench.sh OUTPUT_DIR: the A/B benchmark behind `make bench`.
+# bench.sh OUTPUT_DIR: the benchmark behind `make bench`, in sections
+# (BENCH_SECTIONS; each prints its table and targets and appends NDJSON to
+# $OUTPUT/bench/results.ndjson):
 #
-# wrk in network namespace kab-cli drives nginx in kab-srv over a veth pair.
-# Each round runs four modes, interleaved:
+#   throughput   the A/B benchmark below, and the shipper's CPU and RSS
+#                during its agent runs
+#   churn        short connections flat out, without and with the agent:
+#                connections/s, lost events, counts against ground truth
+#   scale-conns  100,000 idle connections tracked (conn_table, losses,
+#                `kaccess status` time, RSS, maps), then all closed
+#   scale-rows   10,000 rows in one bucket: the drain time from /metrics
+#   memory       the default maps' memlock, projected to a 64-CPU node
+# The last four are in sections.sh, with loadgen.c as their traffic.
+#
+# Throughput: wrk in network namespace kab-cli drives nginx in kab-srv over
+# a veth pair. Each round runs four modes, interleaved:
 #   baseline     no BPF attached
 #   agent        the kaccess agent, as deployed (bpf_stats off)
 #   agent_stats  the agent with kernel.bpf_stats_enabled=1: program costs
@@ -19,14 +31,23 @@
 # percent of this workload's throughput), which would be charged to the agent.
 #
 # Environment:
+#   BENCH_SECTIONS=all    comma-separated: throughput, churn, scale (both
+#                         scale-conns and scale-rows), memory; e.g.
+#                         BENCH_SECTIONS=throughput is the A/B benchmark alone
 #   BENCH_PAIRS=5         rounds, i.e. baseline/agent pairs
 #   BENCH_SECONDS=5       length of each wrk run
-#   BENCH_QUICK=1         defaults of 2 pairs of 3 s: to try the harness
+#   BENCH_QUICK=1         defaults of 2 pairs of 3 s, 1 churn pair of 3 s, 20,000
+#                         idle connections, 1 rows round: to try the harness
 #   BENCH_CONNECTIONS=16  wrk connections (one wrk thread)
 #   BENCH_WATCH=all       all: the agent watches every process (worst case)
 #                         pod: only nginx's pod cgroup (--cgroup)
 #   BENCH_PIN_CPUS=1      pin wrk to CPU 0 and nginx to CPU 1 (0: don't)
 #   BENCH_KEEP_LOGS=1     keep the work directory (wrk, agent and nginx logs)
+#   BENCH_CHURN_PAIRS=3, BENCH_CHURN_SECONDS=5, BENCH_CHURN_CONCURRENCY=128
+#                         churn rounds (baseline/agent pairs), their length,
+#                         connections in flight
+#   BENCH_SCALE_CONNECTIONS=100000  idle connections of scale-conns
+#   BENCH_SCALE_ROWS=10000, BENCH_ROWS_ROUNDS=3  rows per bucket, buckets measured
 #
 # Exit status: 0 when the benchmark ran (a missed target is reported, not
 # failed: the benchmark informs, it does not gate CI), 1 when it could not
@@ -43,6 +64,7 @@ readonly URL="http://$SERVER_ADDR:$SERVER_PORT/"
 readonly CGROUP_V2=/sys/fs/cgroup/unified
 readonly CGROUP_ROOT=$CGROUP_V2/kaccess-bench
 readonly PIN_DIR=/sys/fs/bpf/kaccess-bench
+readonly LOADGEN_CLIENT_CGROUP=$CGROUP_ROOT/loadgen-client LOADGEN_SERVER_CGROUP=$CGROUP_ROOT/loadgen-server
 readonly LOCK_FILE=/run/kaccess-bench.lock
 readonly NGINX=/usr/sbin/nginx
 readonly BPFTOOL=${BPFTOOL:-$(command -v bpftool || echo /usr/sbin/bpftool)}
@@ -55,6 +77,10 @@ readonly SETTLE_S=1         # idle before every run, whatever its mode, so all s
 readonly WARMUP_S=2
 # A fixed 100-byte body: every response costs the same in every run.
 readonly BODY='kaccess bench: a fixed 100-byte response body, the same in every run and every mode, no more no less'
+readonly ALL_SECTIONS="throughput churn scale-conns scale-rows memory"
+
+# shellcheck source-path=SCRIPTDIR source=sections.sh
+. "$BENCH_DIR/sections.sh"
 
 # Set as the bench goes; cleanup() undoes whatever is set.
 WORK_DIR=""
@@ -87,6 +113,7 @@ read_settings() {
 		default_pairs=2
 		default_seconds=3
 	fi
+	read_sections
 	PAIRS=${BENCH_PAIRS:-$default_pairs}
 	RUN_SECONDS=${BENCH_SECONDS:-$default_seconds}
 	CONNECTIONS=${BENCH_CONNECTIONS:-16}
@@ -95,6 +122,7 @@ read_settings() {
 	require_count BENCH_SECONDS "$RUN_SECONDS" 600
 	require_count BENCH_CONNECTIONS "$CONNECTIONS" 10000
 	[[ $WATCH == all || $WATCH == pod ]] || usage_error "BENCH_WATCH='$WATCH': expected all or pod"
+	read_section_settings
 	# Two busy processes on two cores: fixed CPUs keep the scheduler from
 	# adding its own run-to-run noise.
 	if [[ ${BENCH_PIN_CPUS:-1} == 1 ]] && (($(nproc) >= 2)); then
@@ -106,12 +134,18 @@ read_settings() {
 require_prerequisites() {
 	local tool
 
+	local tools=(ip curl taskset flock sysctl ps ss getconf "$BPFTOOL")
+
 	[[ $(id -u) == 0 ]] || skip "needs root (namespaces, cgroups, BPF)"
-	for tool in ip wrk curl taskset flock sysctl ps "$BPFTOOL" "$LLVM_OBJDUMP" "$NGINX"; do
+	if section_enabled throughput; then
+		tools+=(wrk "$LLVM_OBJDUMP" "$NGINX")
+	fi
+	for tool in "${tools[@]}"; do
 		command -v "$tool" >/dev/null || skip "$tool not found: run 'make deps-test'"
 	done
 	[[ -x $KACCESS && -r $OUTPUT/kaccess.bpf.o ]] || die "$KACCESS is missing: run 'make'"
 	[[ -x $CALIBRATE && -r $OUTPUT/bench/calibrate.bpf.o ]] || die "$CALIBRATE is missing: run 'make bench-tools'"
+	[[ -x $LOADGEN ]] || die "$LOADGEN is missing: run 'make bench-tools'"
 	[[ -w /proc/sys/kernel/bpf_stats_enabled ]] || skip "kernel.bpf_stats_enabled is missing"
 	[[ $(stat -f -c %T "$CGROUP_V2" 2>/dev/null) == cgroup2fs ]] || skip "no cgroup v2 at $CGROUP_V2"
 	mountpoint -q /sys/fs/bpf || skip "bpffs is not mounted: run 'make mounts'"
@@ -187,9 +221,13 @@ cleanup() {
 	stop_process "$AGENT_PID"
 	stop_process "$CALIBRATE_PID"
 	stop_process "$NGINX_PID"
+	stop_process "$LOADGEN_CLIENT_PID"
+	stop_process "$LOADGEN_SERVER_PID"
 	remove_cgroups
 	remove_namespaces
 	remove_pins
+	rm -rf "$PROBE_PIN_DIR"
+	rm -f "${RESULTS_TMP:-}"
 	if [[ -n $STATS_SAVED ]]; then
 		sysctl -qw kernel.bpf_stats_enabled="$STATS_SAVED" || log "warning: could not restore kernel.bpf_stats_enabled=$STATS_SAVED"
 	fi
@@ -228,7 +266,10 @@ make_cgroups() {
 	container_id=$(tr -d '-' </proc/sys/kernel/random/uuid)$(tr -d '-' </proc/sys/kernel/random/uuid)
 	POD_CGROUP=$CGROUP_ROOT/kubepods/pod$uid
 	CONTAINER_CGROUP=$POD_CGROUP/$container_id
-	mkdir -p "$CONTAINER_CGROUP"
+	mkdir -p "$CONTAINER_CGROUP" "$LOADGEN_CLIENT_CGROUP" "$LOADGEN_SERVER_CGROUP"
+	# kaccess names a cgroup by the inode of its cgroup v2 directory.
+	LOADGEN_CLIENT_CGROUP_ID=$(stat -c %i "$LOADGEN_CLIENT_CGROUP")
+	LOADGEN_SERVER_CGROUP_ID=$(stat -c %i "$LOADGEN_SERVER_CGROUP")
 }
 
 write_nginx_conf() {
@@ -468,6 +509,7 @@ parse_wrk() {
 
 run_once() {
 	local mode=$1 run=$2 out="$WORK_DIR/wrk-$1-$2.txt" result measures_costs=0
+	local ticks_before cpu_ns_before started_ns shipper_sample=""
 
 	case $mode in
 	agent | agent_stats) start_agent ;;
@@ -481,7 +523,17 @@ run_once() {
 	if ((measures_costs)); then
 		snapshot_progs "$WORK_DIR/ids" "$WORK_DIR/before"
 	fi
+	if [[ $mode == agent ]]; then
+		ticks_before=$(cpu_ticks "$AGENT_PID")
+		cpu_ns_before=$(cpu_ns "$AGENT_PID")
+		started_ns=$(date +%s%N)
+	fi
 	run_wrk "$out" "$RUN_SECONDS"
+	if [[ $mode == agent ]]; then
+		shipper_sample="$(($(cpu_ticks "$AGENT_PID") - ticks_before))\t$(($(date +%s%N) - started_ns))"
+		shipper_sample+="\t$(proc_kib "$AGENT_PID" VmRSS)\t$(proc_kib "$AGENT_PID" VmHWM)"
+		shipper_sample+="\t$(($(cpu_ns "$AGENT_PID") - cpu_ns_before))"
+	fi
 	if ((measures_costs)); then
 		snapshot_progs "$WORK_DIR/ids" "$WORK_DIR/after"
 		set_bpf_stats 0
@@ -492,6 +544,11 @@ run_once() {
 	esac
 	result=$(parse_wrk "$out") || die "could not read wrk's output: $(tail -3 "$out")"
 	printf 'run\t%s\t%d\t%s\n' "$mode" "$run" "$result" >>"$SAMPLES"
+	if [[ -n $shipper_sample ]]; then
+		# requests and req/s: wrk's 6th and 1st figures
+		printf '%s\t%d\t%b\t%s\t%s\n' "$mode" "$run" "$shipper_sample" \
+			"$(cut -f6 <<<"$result")" "$(cut -f1 <<<"$result")" >>"$WORK_DIR/shipper.tsv"
+	fi
 	case $mode in
 	agent_stats) record_prog_deltas "$mode" "$run" "$WORK_DIR/before" "$WORK_DIR/after" "$WORK_DIR/agent.hooks" ;;
 	calibration) record_prog_deltas "$mode" "$run" "$WORK_DIR/before" "$WORK_DIR/after" "$WORK_DIR/calibrate.hooks" ;;
@@ -556,39 +613,52 @@ write_config_line() {
 		"$(json_string "$KACCESS_VERSION_LINE")"
 	printf '"nginx_version":%s,"wrk_threads":1,"wrk_connections":%d,"run_seconds":%d,' \
 		"$(json_string "$NGINX_VERSION")" "$CONNECTIONS" "$RUN_SECONDS"
-	printf '"runs_per_mode":%d,"watch":"%s","cpus_pinned":%s,"body_bytes":%d,"bpf_stats_modes":["agent_stats","calibration"]}\n' \
+	printf '"runs_per_mode":%d,"watch":"%s","cpus_pinned":%s,"body_bytes":%d,"bpf_stats_modes":["agent_stats","calibration"],' \
 		"$PAIRS" "$WATCH" "$( ((${#CLIENT_CPU[@]})) && echo true || echo false)" "${#BODY}"
+	printf '"sections":[%s],"churn_runs_per_mode":%d,"churn_seconds":%d,"churn_concurrency":%d,' \
+		"$(tr ' ' '\n' <<<"$SECTIONS" | sed 's/.*/"&"/' | paste -sd, -)" "$CHURN_PAIRS" "$CHURN_SECONDS" "$CHURN_CONCURRENCY"
+	printf '"scale_connections":%d,"scale_rows":%d,"rows_rounds":%d}\n' "$SCALE_CONNECTIONS" "$SCALE_ROWS" "$ROWS_ROUNDS"
 }
 
 report() {
-	local results="$OUTPUT/bench/results.ndjson"
-
 	print_header
-	write_config_line >"$results.tmp"
-	awk -f "$BENCH_DIR/report.awk" -v ndjson="$results.tmp" \
+	awk -f "$BENCH_DIR/report.awk" -v ndjson="$RESULTS_TMP" \
 		-v min_throughput_ratio="$MIN_THROUGHPUT_RATIO" \
 		-v max_syscall_multiple="$MAX_SYSCALL_MULTIPLE" -v noisy_spread="$NOISY_SPREAD" \
 		-v min_runs_judged="$MIN_RUNS_JUDGED" \
 		"$SAMPLES" || die "the report failed"
-	mv "$results.tmp" "$results"
-	echo
-	echo "results: $results"
+	shipper_report
+}
+
+# The A/B benchmark: nginx, the four modes, and their report.
+throughput_section() {
+	program_hooks "$WORK_DIR/bin/kaccess.bpf.o" >"$WORK_DIR/agent.hooks"
+	program_hooks "$WORK_DIR/bin/calibrate.bpf.o" >"$WORK_DIR/calibrate.hooks"
+	[[ -s $WORK_DIR/agent.hooks && -s $WORK_DIR/calibrate.hooks ]] || die "found no programs in the BPF objects"
+	start_nginx
+	log "$PAIRS rounds of baseline, agent, agent_stats and calibration runs of ${RUN_SECONDS}s (about $((PAIRS * 4 * (RUN_SECONDS + SETTLE_S + 1) + WARMUP_S))s)"
+	run_wrk "$WORK_DIR/warmup.txt" "$WARMUP_S"
+	run_series
+	stop_process "$NGINX_PID"
+	NGINX_PID=""
+	report
 }
 
 # Run copies: a rebuild during the bench (make in another shell) must not
 # change the agent between runs, nor its programs from the hooks table.
 snapshot_binaries() {
 	mkdir -p "$WORK_DIR/bin"
-	cp "$KACCESS" "$OUTPUT/kaccess.bpf.o" "$CALIBRATE" "$OUTPUT/bench/calibrate.bpf.o" "$WORK_DIR/bin/"
+	cp "$KACCESS" "$OUTPUT/kaccess.bpf.o" "$CALIBRATE" "$OUTPUT/bench/calibrate.bpf.o" "$LOADGEN" "$WORK_DIR/bin/"
 	KACCESS=$WORK_DIR/bin/kaccess
 	CALIBRATE=$WORK_DIR/bin/calibrate
+	LOADGEN=$WORK_DIR/bin/loadgen
 }
 
 # What the header and the NDJSON config line report about this run.
 collect_facts() {
 	STARTED_AT=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 	LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
-	NGINX_VERSION=$("$NGINX" -v 2>&1 | sed 's|.*nginx/||')
+	NGINX_VERSION=$("$NGINX" -v 2>&1 | sed 's|.*nginx/||' || true)
 	KACCESS_VERSION_LINE=$("$KACCESS" --version)
 	CPU_NOTE="wrk and nginx share the CPUs"
 	if ((${#CLIENT_CPU[@]})); then
@@ -602,6 +672,7 @@ main() {
 	OUTPUT=$(cd "$1" && pwd)
 	KACCESS=$OUTPUT/kaccess
 	CALIBRATE=$OUTPUT/bench/calibrate
+	LOADGEN=$OUTPUT/bench/loadgen
 	read_settings
 	require_prerequisites
 	take_lock
@@ -615,20 +686,28 @@ main() {
 	mkdir -p "$OUTPUT/bench"
 	snapshot_binaries
 	collect_facts
-	program_hooks "$WORK_DIR/bin/kaccess.bpf.o" >"$WORK_DIR/agent.hooks"
-	program_hooks "$WORK_DIR/bin/calibrate.bpf.o" >"$WORK_DIR/calibrate.hooks"
-	[[ -s $WORK_DIR/agent.hooks && -s $WORK_DIR/calibrate.hooks ]] || die "found no programs in the BPF objects"
+	RESULTS_TMP=$OUTPUT/bench/results.ndjson.tmp
+	write_config_line >"$RESULTS_TMP"
 
 	remove_pins
 	STATS_SAVED=$(sysctl -n kernel.bpf_stats_enabled)
 	set_bpf_stats 0
 	make_topology
 	make_cgroups
-	start_nginx
-	log "$PAIRS rounds of baseline, agent, agent_stats and calibration runs of ${RUN_SECONDS}s (about $((PAIRS * 4 * (RUN_SECONDS + SETTLE_S + 1) + WARMUP_S))s)"
-	run_wrk "$WORK_DIR/warmup.txt" "$WARMUP_S"
-	run_series
-	report
+	log "sections: $SECTIONS"
+	for section in $SECTIONS; do
+		case $section in
+		throughput) throughput_section ;;
+		churn) churn_section ;;
+		scale-conns) scale_conns_section ;;
+		scale-rows) scale_rows_section ;;
+		memory) memory_section ;;
+		esac
+	done
+	mv "$RESULTS_TMP" "$OUTPUT/bench/results.ndjson"
+	RESULTS_TMP=""
+	echo
+	echo "results: $OUTPUT/bench/results.ndjson"
 }
 
 main "$@"

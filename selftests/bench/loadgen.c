@@ -1,22 +1,26 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /*
- * loadgen: the benchmark's TCP load for the churn and scale sections. One
- * single-threaded, epoll-driven process per role, each counting exactly
- * what it did, so bench.sh can hold kaccess's numbers against ground truth.
+ * loadgen: the benchmark's TCP load for the churn and scale sections,
+ * epoll-driven, each role counting exactly what it did, so bench.sh can
+ * hold kaccess's numbers against ground truth.
  *
  *   server  listen on every ADDR x PORT; "echo": accept, read the request,
  *           write the response, close; "hold": accept and keep the
  *           connection until the peer closes it, then close it too.
  *   churn   short connections (connect, one request, one response, the
  *           server's end of file, close), CONCURRENCY at a time, for
- *           SECONDS or COUNT connections; port i goes to PORTS[i % n].
+ *           SECONDS or COUNT connections; connection i goes to port i % n.
  *   hold    open COUNT idle connections, print a ready line, keep them
  *           until SIGTERM, then close them all.
  *
+ * A process holds at most RLIMIT_NOFILE descriptors, and raising the hard
+ * limit takes CAP_SYS_RESOURCE: server and hold split their work over
+ * --processes workers, which count into shared memory; the parent prints.
+ *
  * Output is NDJSON on stdout, one line per event, flushed at once:
- *   {"type":"server_ready","listeners":N}, then "server_progress" lines
- *   (at most every 100 ms, when a count changed) and "server_done" at SIGTERM;
- *   {"type":"churn_done",...}; {"type":"hold_ready",...}, {"type":"hold_closed",...}.
+ *   server: "server_ready", "server_progress" (at most every 100 ms, when a
+ *   count changed), "server_done" with the totals at SIGTERM;
+ *   churn: "churn_done"; hold: "hold_ready", then "hold_closed" at SIGTERM.
  *
  * Exit codes: 0 done (failed connections are counted, not fatal), 1 runtime
  * failure, 2 usage error.
@@ -35,7 +39,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stddef.h>
 #include <sys/epoll.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -44,6 +52,7 @@
 #define REQUEST_BYTES 64
 #define RESPONSE_BYTES 64
 #define MAX_ADDRS 64
+#define MAX_PROCESSES 64
 #define MAX_EVENTS 256
 #define PROGRESS_MS 100
 #define LISTEN_BACKLOG 65535
@@ -57,10 +66,18 @@
 
 static const char usage_text[] =
 	"Usage: loadgen server --listen ADDR[,ADDR...] --ports FIRST[-LAST] --mode echo|hold\n"
+	"                      [--processes P]\n"
 	"       loadgen churn  --to ADDR --ports FIRST[-LAST] (--seconds S | --count N)\n"
-	"                      [--concurrency C] [--from ADDR[,ADDR...]]\n"
+	"                      [--concurrency C] [--from ADDR[,ADDR...]] [--timeout SECONDS]\n"
 	"       loadgen hold   --to ADDR --ports FIRST[-LAST] --count N [--concurrency C]\n"
-	"                      [--from ADDR[,ADDR...]] [--timeout SECONDS]\n"
+	"                      [--from ADDR[,ADDR...]] [--timeout SECONDS] [--processes P]\n"
+	"\n"
+	"  --concurrency C  connections in flight per process (default 32)\n"
+	"  --from ADDR,...  source addresses, round robin (default: the route's)\n"
+	"  --timeout S      churn --count, hold: give up after S seconds (default 300);\n"
+	"                   hold also closes everything S seconds after it is ready\n"
+	"  --processes P    worker processes, 1..64; worker k takes ports k, k + P, ...\n"
+	"                   (server) or connections k, k + P, ... (hold)\n"
 	"\n"
 	"TCP load for selftests/bench/bench.sh, IPv4. Every count it prints is exact:\n"
 	"the benchmark compares kaccess's numbers with them.\n"
@@ -70,7 +87,8 @@ static const char usage_text[] =
 	"  loadgen churn --to 10.231.0.2 --ports 9000 --seconds 5 --concurrency 32\n"
 	"  loadgen server --listen 10.231.0.2 --ports 20000-29999 --mode echo &\n"
 	"  loadgen churn --to 10.231.0.2 --ports 20000-29999 --count 10000   # one per port\n"
-	"  loadgen hold --to 10.231.0.2 --ports 9100-9115 --count 100000 & ...; kill %1\n";
+	"  loadgen server --listen 10.231.0.2 --ports 9100-9163 --mode hold --processes 8 &\n"
+	"  loadgen hold --to 10.231.0.2 --ports 9100-9163 --count 100000 --processes 8 & ...; kill %1\n";
 
 static const char request_text[REQUEST_BYTES + 1] =
 	"kaccess bench request: a fixed 64-byte request, nothing else...";
@@ -98,6 +116,7 @@ struct options {
 	unsigned int seconds;
 	unsigned int concurrency;
 	unsigned int timeout_s;          /* hold: give up opening after this long */
+	unsigned int processes;          /* server, hold: worker processes */
 };
 
 static uint64_t monotonic_ns(void)
@@ -221,6 +240,7 @@ static int parse_options(int argc, char **argv, struct options *opt)
 		{ "seconds", required_argument, NULL, 's' },
 		{ "concurrency", required_argument, NULL, 'c' },
 		{ "timeout", required_argument, NULL, 'T' },
+		{ "processes", required_argument, NULL, 'P' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -230,6 +250,7 @@ static int parse_options(int argc, char **argv, struct options *opt)
 	memset(opt, 0, sizeof(*opt));
 	opt->concurrency = 32;
 	opt->timeout_s = 300;
+	opt->processes = 1;
 	if (argc < 2)
 		return usage_error("%s", "missing command");
 	if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
@@ -280,6 +301,9 @@ static int parse_options(int argc, char **argv, struct options *opt)
 		case 'T':
 			err = parse_uint(arg, 1, 3600, &opt->timeout_s);
 			break;
+		case 'P':
+			err = parse_uint(arg, 1, MAX_PROCESSES, &opt->processes);
+			break;
 		case 'h':
 			fputs(usage_text, stdout);
 			exit(0);
@@ -299,34 +323,37 @@ static int parse_options(int argc, char **argv, struct options *opt)
 		return usage_error("%s needs one of --seconds and --count", opt->command);
 	if (!strcmp(opt->command, "hold") && !opt->count)
 		return usage_error("%s needs --count", opt->command);
+	if (!strcmp(opt->command, "churn") && opt->processes != 1)
+		return usage_error("%s runs in one process", opt->command);
 	return 0;
 }
 
 /* ---- shared -------------------------------------------------------------- */
 
-/* Room for every descriptor the kernel allows (fs.nr_open): 100,000 idle
- * connections need it, and an unused descriptor table costs nothing. */
+/* As many descriptors as allowed: fs.nr_open with CAP_SYS_RESOURCE, else the
+ * hard limit (--processes spreads the rest); an unused table costs nothing. */
 static int raise_fd_limit(void)
 {
-	struct rlimit limit;
-	unsigned int nr_open = 1048576;
+	struct rlimit limit = { .rlim_cur = 1048576 };
 	FILE *file = fopen("/proc/sys/fs/nr_open", "r");
 
 	if (file) {
-		if (fscanf(file, "%u", &nr_open) != 1)
-			nr_open = 1048576;
+		unsigned long nr_open;
+
+		if (fscanf(file, "%lu", &nr_open) == 1)
+			limit.rlim_cur = nr_open;
 		fclose(file);
 	}
-	limit.rlim_cur = limit.rlim_max = nr_open;
+	limit.rlim_max = limit.rlim_cur;
+	if (setrlimit(RLIMIT_NOFILE, &limit) == 0)
+		return 0;
+	/* No CAP_SYS_RESOURCE: up to the hard limit. */
+	if (getrlimit(RLIMIT_NOFILE, &limit))
+		return -errno;
+	limit.rlim_cur = limit.rlim_max;
 	if (setrlimit(RLIMIT_NOFILE, &limit)) {
-		int err = errno;
-
-		/* Not root: keep what we have, up to its hard limit. */
-		if (getrlimit(RLIMIT_NOFILE, &limit) || (limit.rlim_cur = limit.rlim_max,
-							 setrlimit(RLIMIT_NOFILE, &limit))) {
-			fail("raise RLIMIT_NOFILE", err);
-			return -err;
-		}
+		fail("raise RLIMIT_NOFILE", errno);
+		return -errno;
 	}
 	return 0;
 }
@@ -380,16 +407,148 @@ static unsigned char fd_state_get(const struct fd_states *states, int fd)
 	return (size_t)fd < states->size ? states->state[fd] : 0;
 }
 
+/* ---- worker processes ----------------------------------------------------- */
+
+/*
+ * A process may hold only RLIMIT_NOFILE descriptors, and raising the hard
+ * limit needs CAP_SYS_RESOURCE (which the benchmark may not have): the server
+ * and the hold client split their work over --processes workers. Each worker
+ * counts into its own slot of a shared mapping; the parent sums the slots and
+ * does all the printing.
+ */
+struct worker_slot {
+	uint64_t ready;          /* server: listening; hold: done opening */
+	uint64_t finished;       /* the worker has stopped and its counts are final */
+	/* server */
+	uint64_t listeners, accepted, responded, closed, short_requests, errors, fd_limit;
+	/* hold */
+	uint64_t connects, connected, failed, held, released;
+};
+
+/* Single writer per slot: a relaxed store is enough for the parent's loads. */
+#define SLOT_ADD(field, n) __atomic_store_n(&(field), (field) + (n), __ATOMIC_RELAXED)
+#define SLOT_GET(field) __atomic_load_n(&(field), __ATOMIC_RELAXED)
+
+struct workers {
+	struct worker_slot *slots;
+	pid_t pids[MAX_PROCESSES];
+	unsigned int count;
+};
+
+static void worker_sum(const struct workers *w, struct worker_slot *ret_sum)
+{
+	memset(ret_sum, 0, sizeof(*ret_sum));
+	for (unsigned int i = 0; i < w->count; i++) {
+		const uint64_t *from = (const uint64_t *)&w->slots[i];
+		uint64_t *to = (uint64_t *)ret_sum;
+
+		for (size_t f = 0; f < sizeof(*ret_sum) / sizeof(uint64_t); f++)
+			to[f] += __atomic_load_n(&from[f], __ATOMIC_RELAXED);
+	}
+}
+
+/* How many workers have `field` set (ready, finished). */
+static unsigned int workers_with(const struct workers *w, size_t offset)
+{
+	unsigned int n = 0;
+
+	for (unsigned int i = 0; i < w->count; i++)
+		n += __atomic_load_n((const uint64_t *)((const char *)&w->slots[i] + offset),
+				     __ATOMIC_RELAXED) != 0;
+	return n;
+}
+
+/* Fork `count` workers running work(opt, index, slot); 0 or -errno. */
+static int workers_start(struct workers *w, unsigned int count, const struct options *opt,
+			 int (*work)(const struct options *opt, unsigned int index, struct worker_slot *slot))
+{
+	pid_t parent = getpid();
+
+	w->slots = mmap(NULL, count * sizeof(*w->slots), PROT_READ | PROT_WRITE,
+			MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (w->slots == MAP_FAILED) {
+		w->slots = NULL;
+		fail("map the workers' counters", errno);
+		return -errno;
+	}
+	fflush(stdout);
+	for (w->count = 0; w->count < count; w->count++) {
+		pid_t pid = fork();
+
+		if (pid < 0) {
+			fail("start a worker", errno);
+			return -errno;
+		}
+		if (pid == 0) {
+			int status;
+
+			/* A worker never outlives the parent, whatever kills it. */
+			prctl(PR_SET_PDEATHSIG, SIGKILL);
+			if (getppid() != parent)
+				_exit(EXIT_RUNTIME);
+			status = work(opt, w->count, &w->slots[w->count]);
+			__atomic_store_n(&w->slots[w->count].finished, 1, __ATOMIC_RELEASE);
+			_exit(status);
+		}
+		w->pids[w->count] = pid;
+	}
+	return 0;
+}
+
+/* SIGTERM every worker and reap them: 10 s, then SIGKILL. 0 when all exited 0. */
+static int workers_stop(struct workers *w)
+{
+	uint64_t give_up = monotonic_ns() + 10 * NS_PER_S;
+	int failed = 0;
+
+	for (unsigned int i = 0; i < w->count; i++)
+		if (w->pids[i] > 0)
+			kill(w->pids[i], SIGTERM);
+	for (unsigned int i = 0; i < w->count; i++) {
+		int status;
+
+		if (w->pids[i] <= 0)
+			continue;
+		while (waitpid(w->pids[i], &status, WNOHANG) == 0) {
+			if (monotonic_ns() > give_up)
+				kill(w->pids[i], SIGKILL);
+			usleep(10 * 1000);
+		}
+		if (!WIFEXITED(status) || WEXITSTATUS(status))
+			failed = 1;
+		w->pids[i] = 0;
+	}
+	return failed ? -ECHILD : 0;
+}
+
+/* A worker that exited on its own (it should wait for SIGTERM): -ECHILD. */
+static int workers_check(struct workers *w)
+{
+	for (unsigned int i = 0; i < w->count; i++) {
+		int status;
+
+		if (w->pids[i] > 0 && waitpid(w->pids[i], &status, WNOHANG) == w->pids[i]) {
+			w->pids[i] = 0;
+			fprintf(stderr, "loadgen: worker %u exited early (status %d)\n", i,
+				WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+			return -ECHILD;
+		}
+	}
+	return 0;
+}
+
+static void workers_free(struct workers *w)
+{
+	if (w->slots)
+		munmap(w->slots, w->count * sizeof(*w->slots));
+}
+
 /* ---- server -------------------------------------------------------------- */
 
 enum server_fd_state {
 	SERVER_FD_NONE = 0,
 	SERVER_FD_LISTENER,
 	SERVER_FD_CONN,
-};
-
-struct server_counts {
-	unsigned long long accepted, responded, closed, short_requests, errors;
 };
 
 static int open_listener(struct in_addr addr, unsigned int port)
@@ -408,29 +567,35 @@ static int open_listener(struct in_addr addr, unsigned int port)
 	return fd;
 }
 
-static void server_close(struct fd_states *states, int fd, struct server_counts *counts)
+static void server_close(struct fd_states *states, int fd, struct worker_slot *slot)
 {
 	fd_state_set(states, fd, SERVER_FD_NONE);
 	close(fd);
-	counts->closed++;
+	SLOT_ADD(slot->closed, 1);
 }
 
 static void server_accept(int epfd, int listener, struct fd_states *states, bool hold,
-			  struct server_counts *counts)
+			  struct worker_slot *slot)
 {
 	for (int i = 0; i < 64; i++) {
 		int fd = accept4(listener, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
 		if (fd < 0) {
-			if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
-				counts->errors++;
+			if (errno == EMFILE || errno == ENFILE) {
+				/* Out of descriptors: stop accepting here rather
+				 * than spin on a listener that stays readable. */
+				SLOT_ADD(slot->fd_limit, 1);
+				epoll_ctl(epfd, EPOLL_CTL_DEL, listener, NULL);
+			} else if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED) {
+				SLOT_ADD(slot->errors, 1);
+			}
 			return;
 		}
-		counts->accepted++;
+		SLOT_ADD(slot->accepted, 1);
 		if (fd_state_set(states, fd, SERVER_FD_CONN) ||
 		    epoll_set(epfd, EPOLL_CTL_ADD, fd, EPOLLIN | (hold ? EPOLLRDHUP : 0))) {
-			counts->errors++;
-			server_close(states, fd, counts);
+			SLOT_ADD(slot->errors, 1);
+			server_close(states, fd, slot);
 		}
 	}
 }
@@ -440,7 +605,7 @@ static void server_accept(int epfd, int listener, struct fd_states *states, bool
  * arrives in one segment; a fresh socket's send buffer takes the response
  * whole. Anything else is counted, never waited for.
  */
-static void server_serve(struct fd_states *states, int fd, bool hold, struct server_counts *counts)
+static void server_serve(struct fd_states *states, int fd, bool hold, struct worker_slot *slot)
 {
 	char buf[4096];
 	ssize_t got = read(fd, buf, sizeof(buf));
@@ -449,35 +614,27 @@ static void server_serve(struct fd_states *states, int fd, bool hold, struct ser
 		return;
 	if (hold) {
 		if (got <= 0) /* the peer closed (or reset): close our end */
-			server_close(states, fd, counts);
+			server_close(states, fd, slot);
 		return;
 	}
 	if (got == REQUEST_BYTES) {
 		if (write(fd, response_text, RESPONSE_BYTES) == RESPONSE_BYTES)
-			counts->responded++;
+			SLOT_ADD(slot->responded, 1);
 		else
-			counts->errors++;
+			SLOT_ADD(slot->errors, 1);
 	} else if (got >= 0) {
-		counts->short_requests++;
+		SLOT_ADD(slot->short_requests, 1);
 	} else {
-		counts->errors++;
+		SLOT_ADD(slot->errors, 1);
 	}
-	server_close(states, fd, counts);
+	server_close(states, fd, slot);
 }
 
-static void server_report(const char *type, const struct server_counts *c)
-{
-	emit("{\"type\":\"%s\",\"accepted\":%llu,\"responded\":%llu,\"closed\":%llu,"
-	     "\"short_requests\":%llu,\"errors\":%llu}", type, c->accepted, c->responded, c->closed,
-	     c->short_requests, c->errors);
-}
-
-static int run_server(const struct options *opt)
+/* Worker `index` of P listens on the ports whose offset is index modulo P. */
+static int server_work(const struct options *opt, unsigned int index, struct worker_slot *slot)
 {
 	struct fd_states states = { 0 };
-	struct server_counts counts = { 0 }, reported = { 0 };
 	struct epoll_event events[MAX_EVENTS];
-	unsigned int listeners = 0;
 	int epfd = epoll_create1(EPOLL_CLOEXEC), err = 0;
 
 	if (epfd < 0) {
@@ -485,7 +642,7 @@ static int run_server(const struct options *opt)
 		return EXIT_RUNTIME;
 	}
 	for (unsigned int a = 0; a < opt->addr_count; a++) {
-		for (unsigned int p = 0; p < opt->port_count; p++) {
+		for (unsigned int p = index; p < opt->port_count; p += opt->processes) {
 			int fd = open_listener(opt->addrs[a], opt->first_port + p);
 
 			if (fd < 0) {
@@ -501,10 +658,10 @@ static int run_server(const struct options *opt)
 				fail("watch a listener", -err);
 				goto out;
 			}
-			listeners++;
+			SLOT_ADD(slot->listeners, 1);
 		}
 	}
-	emit("{\"type\":\"server_ready\",\"listeners\":%u}", listeners);
+	__atomic_store_n(&slot->ready, 1, __ATOMIC_RELEASE);
 	while (!stop_requested) {
 		int n = epoll_wait(epfd, events, MAX_EVENTS, PROGRESS_MS);
 
@@ -517,26 +674,54 @@ static int run_server(const struct options *opt)
 			int fd = events[i].data.fd;
 
 			if (fd_state_get(&states, fd) == SERVER_FD_LISTENER)
-				server_accept(epfd, fd, &states, opt->hold_mode, &counts);
+				server_accept(epfd, fd, &states, opt->hold_mode, slot);
 			else if (fd_state_get(&states, fd) == SERVER_FD_CONN)
-				server_serve(&states, fd, opt->hold_mode, &counts);
-		}
-		if (memcmp(&counts, &reported, sizeof(counts))) {
-			static uint64_t last_ns;
-			uint64_t now = monotonic_ns();
-
-			if (now - last_ns >= PROGRESS_MS * NS_PER_MS) {
-				server_report("server_progress", &counts);
-				reported = counts;
-				last_ns = now;
-			}
+				server_serve(&states, fd, opt->hold_mode, slot);
 		}
 	}
-	server_report("server_done", &counts);
 out:
 	/* Descriptors (listeners, held connections) close with the process. */
 	free(states.state);
 	close(epfd);
+	return err ? EXIT_RUNTIME : 0;
+}
+
+static void server_report(const char *type, const struct worker_slot *c)
+{
+	emit("{\"type\":\"%s\",\"accepted\":%llu,\"responded\":%llu,\"closed\":%llu,"
+	     "\"short_requests\":%llu,\"errors\":%llu,\"fd_limit\":%llu}", type,
+	     (unsigned long long)c->accepted, (unsigned long long)c->responded,
+	     (unsigned long long)c->closed, (unsigned long long)c->short_requests,
+	     (unsigned long long)c->errors, (unsigned long long)c->fd_limit);
+}
+
+static int run_server(const struct options *opt)
+{
+	struct workers w = { 0 };
+	struct worker_slot sum, reported = { 0 };
+	bool announced = false;
+	int err = workers_start(&w, opt->processes, opt, server_work);
+
+	while (!err && !stop_requested) {
+		usleep(PROGRESS_MS * 1000);
+		err = workers_check(&w);
+		worker_sum(&w, &sum);
+		if (!announced && workers_with(&w, offsetof(struct worker_slot, ready)) == w.count) {
+			emit("{\"type\":\"server_ready\",\"listeners\":%llu,\"processes\":%u}",
+			     (unsigned long long)sum.listeners, w.count);
+			announced = true;
+		}
+		if (announced && (sum.accepted != reported.accepted || sum.closed != reported.closed ||
+				  sum.errors != reported.errors || sum.fd_limit != reported.fd_limit)) {
+			server_report("server_progress", &sum);
+			reported = sum;
+		}
+	}
+	if (workers_stop(&w) && !err)
+		err = -ECHILD;
+	worker_sum(&w, &sum);
+	server_report("server_done", &sum);
+	workers_free(&w);
 	return err ? EXIT_RUNTIME : 0;
 }
 
@@ -562,6 +747,8 @@ struct client {
 	unsigned long long started, connects, connected, completed, failed, short_responses,
 		errors, aborted;
 	unsigned long long active; /* connections in flight: connecting or waiting */
+	unsigned long long target; /* connections to start; 0: until end_ns */
+	unsigned int index_first, index_step; /* connection j is number first + j * step */
 	int *held; /* hold: established connections */
 	size_t held_count;
 };
@@ -613,11 +800,16 @@ static void client_send_request(struct client *c, struct client_slot *slot)
 	slot->got = 0;
 }
 
-/* Start connection number c->started: port and source round robin. */
+/*
+ * Start this process's next connection. Connection number i goes to port
+ * i % ports and from source i % sources: one process's connections to every
+ * port; hold worker k of P takes numbers k, k + P, ... so with ports a
+ * multiple of P it talks to server worker k alone.
+ */
 static void client_start(struct client *c)
 {
 	const struct options *opt = c->opt;
-	unsigned long long i = c->started++;
+	unsigned long long i = c->index_first + c->started++ * c->index_step;
 	struct sockaddr_in to = {
 		.sin_family = AF_INET,
 		.sin_addr = opt->addrs[0],
@@ -714,14 +906,14 @@ static int client_pump(struct client *c, uint64_t end_ns, uint64_t hard_end_ns)
 
 	for (;;) {
 		uint64_t now = monotonic_ns();
-		bool more = c->opt->count ? c->started < c->opt->count : now < end_ns;
+		bool more = c->target ? c->started < c->target : now < end_ns;
 		int n;
 
 		if (stop_requested || now >= hard_end_ns)
 			break;
 		while (more && c->active < c->opt->concurrency) {
 			client_start(c);
-			more = c->opt->count ? c->started < c->opt->count : true;
+			more = c->target ? c->started < c->target : true;
 		}
 		if (!more && c->active == 0)
 			return 0;
@@ -748,7 +940,7 @@ static int client_pump(struct client *c, uint64_t end_ns, uint64_t hard_end_ns)
 
 static int run_churn(const struct options *opt)
 {
-	struct client c = { .opt = opt };
+	struct client c = { .opt = opt, .target = opt->count, .index_step = 1 };
 	uint64_t started, elapsed, end;
 	int err;
 
@@ -773,39 +965,84 @@ static int run_churn(const struct options *opt)
 	return err ? EXIT_RUNTIME : 0;
 }
 
-static int run_hold(const struct options *opt)
+/* Hold worker `index`: its share of --count, then idle until SIGTERM. */
+static int hold_work(const struct options *opt, unsigned int index, struct worker_slot *slot)
 {
-	struct client c = { .opt = opt };
-	uint64_t started, opened_ns, closing;
-	unsigned long long closed = 0;
+	struct client c = {
+		.opt = opt,
+		.target = opt->count / opt->processes + (index < opt->count % opt->processes),
+		.index_first = index,
+		.index_step = opt->processes,
+	};
+	uint64_t hard_end = monotonic_ns() + (uint64_t)opt->timeout_s * NS_PER_S;
 	int err;
 
 	c.epfd = epoll_create1(EPOLL_CLOEXEC);
-	c.held = calloc(opt->count, sizeof(*c.held));
+	c.held = calloc(c.target, sizeof(*c.held));
 	if (c.epfd < 0 || !c.held) {
 		fail("set up", c.held ? errno : ENOMEM);
 		return EXIT_RUNTIME;
 	}
-	started = monotonic_ns();
-	err = client_pump(&c, UINT64_MAX - FINISH_GRACE_NS, started + (uint64_t)opt->timeout_s * NS_PER_S);
-	opened_ns = monotonic_ns() - started;
-	emit("{\"type\":\"hold_ready\",\"connections\":%zu,\"connects\":%llu,\"failed\":%llu,"
-	     "\"errors\":%llu,\"elapsed_ns\":%llu,\"connections_per_s\":%.1f}",
-	     c.held_count, c.connects, c.failed, c.errors, (unsigned long long)opened_ns,
-	     opened_ns ? c.held_count * 1e9 / opened_ns : 0.0);
-	/* Hold until SIGTERM; give up after --timeout, so nothing outlives a lost bench. */
-	closing = monotonic_ns() + (uint64_t)opt->timeout_s * NS_PER_S;
-	while (!stop_requested && !err && monotonic_ns() < closing)
-		usleep(100 * 1000);
-	closing = monotonic_ns();
+	err = client_pump(&c, UINT64_MAX - FINISH_GRACE_NS, hard_end);
+	SLOT_ADD(slot->connects, c.connects);
+	SLOT_ADD(slot->connected, c.connected);
+	SLOT_ADD(slot->failed, c.failed);
+	SLOT_ADD(slot->errors, c.errors);
+	SLOT_ADD(slot->held, c.held_count);
+	__atomic_store_n(&slot->ready, 1, __ATOMIC_RELEASE);
+	/* Idle until SIGTERM; the parent's --timeout bounds the wait. */
+	while (!stop_requested)
+		usleep(10 * 1000);
 	for (size_t i = 0; i < c.held_count; i++)
 		if (close(c.held[i]) == 0)
-			closed++;
-	emit("{\"type\":\"hold_closed\",\"closed\":%llu,\"elapsed_ns\":%llu}", closed,
-	     (unsigned long long)(monotonic_ns() - closing));
+			SLOT_ADD(slot->released, 1);
 	free(c.held);
 	free(c.slots);
 	close(c.epfd);
+	return err ? EXIT_RUNTIME : 0;
+}
+
+static int run_hold(const struct options *opt)
+{
+	struct workers w = { 0 };
+	struct worker_slot sum;
+	uint64_t started = monotonic_ns(), opened_ns = 0, closing;
+	uint64_t give_up = started + (uint64_t)opt->timeout_s * NS_PER_S;
+	int err;
+
+	if (opt->count < opt->processes) {
+		fprintf(stderr, "loadgen: --count must be at least --processes\n");
+		return EXIT_USAGE;
+	}
+	err = workers_start(&w, opt->processes, opt, hold_work);
+	/* Opening: until every worker is done (each gives up at --timeout). */
+	while (!err && !stop_requested &&
+	       workers_with(&w, offsetof(struct worker_slot, ready)) < w.count) {
+		usleep(10 * 1000);
+		err = workers_check(&w);
+		if (monotonic_ns() > give_up + FINISH_GRACE_NS)
+			err = -ETIMEDOUT;
+	}
+	opened_ns = monotonic_ns() - started;
+	worker_sum(&w, &sum);
+	emit("{\"type\":\"hold_ready\",\"connections\":%llu,\"connects\":%llu,\"failed\":%llu,"
+	     "\"errors\":%llu,\"processes\":%u,\"elapsed_ns\":%llu,\"connections_per_s\":%.1f}",
+	     (unsigned long long)sum.held, (unsigned long long)sum.connects,
+	     (unsigned long long)sum.failed, (unsigned long long)sum.errors, w.count,
+	     (unsigned long long)opened_ns, opened_ns ? sum.held * 1e9 / opened_ns : 0.0);
+	/* Holding: until SIGTERM, or --timeout more, so nothing outlives a lost bench. */
+	give_up = monotonic_ns() + (uint64_t)opt->timeout_s * NS_PER_S;
+	while (!err && !stop_requested && monotonic_ns() < give_up) {
+		usleep(PROGRESS_MS * 1000);
+		err = workers_check(&w);
+	}
+	closing = monotonic_ns();
+	if (workers_stop(&w) && !err)
+		err = -ECHILD;
+	worker_sum(&w, &sum);
+	emit("{\"type\":\"hold_closed\",\"closed\":%llu,\"elapsed_ns\":%llu}",
+	     (unsigned long long)sum.released, (unsigned long long)(monotonic_ns() - closing));
+	workers_free(&w);
 	return err ? EXIT_RUNTIME : 0;
 }
 
