@@ -25,7 +25,10 @@ BPF_OBJS := $(patsubst bpf/%.bpf.c,$(OUTPUT)/bpf/%.bpf.o,$(BPF_SRCS))
 BPF_HDRS := $(wildcard bpf/*.bpf.h) $(wildcard maps/*.h)
 SKEL := $(OUTPUT)/kaccess.skel.h
 
-SHIPPER_SRCS := $(wildcard shipper/*.c)
+# shipper/<feature>/ holds a feature's sources (oap, k8s); its <feature>.mk adds
+# the rest (generated code, packages).
+SHIPPER_SRCS := $(wildcard shipper/*.c shipper/*/*.c)
+SHIPPER_HDRS := $(wildcard shipper/*.h shipper/*/*.h maps/*.h)
 SHIPPER_OBJS := $(patsubst shipper/%.c,$(OUTPUT)/shipper/%.o,$(SHIPPER_SRCS))
 # Everything but main(), for unit tests that link shipper code.
 SHIPPER_LIB_OBJS := $(filter-out $(OUTPUT)/shipper/main.o,$(SHIPPER_OBJS))
@@ -42,7 +45,10 @@ CFLAGS ?= -g -O2
 CFLAGS += -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter -Wshadow -Wformat=2 \
 	  -D_GNU_SOURCE -DKACCESS_VERSION='"$(KACCESS_VERSION)"' -DKACCESS_GIT_REV='"$(GIT_REV)"'
 INCLUDES := -I$(OUTPUT) -Imaps -Ishipper
-LDLIBS := $(shell $(PKG_CONFIG) --libs libbpf 2>/dev/null || echo -lbpf) -lelf -lz
+# pkg-config modules the agent links; feature fragments append theirs.
+SHIPPER_PKGS := libbpf
+LDLIBS = $(shell $(PKG_CONFIG) --libs $(SHIPPER_PKGS) 2>/dev/null || echo -lbpf) -lelf -lz
+SHIPPER_PKG_CFLAGS = $(shell $(PKG_CONFIG) --cflags $(SHIPPER_PKGS) 2>/dev/null)
 TEST_LDLIBS := $(shell $(PKG_CONFIG) --libs json-c 2>/dev/null || echo -ljson-c)
 # The harness compares literals with unsigned counters, as the kernel's own tests do.
 TEST_CFLAGS := $(shell $(PKG_CONFIG) --cflags json-c 2>/dev/null) -Wno-sign-compare
@@ -56,6 +62,12 @@ BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Werror -Wno-unus
 DEPS_BUILD := make gcc clang llvm pkg-config libbpf-dev bpftool libelf-dev zlib1g-dev
 DEPS_TEST := linux-source-6.1 xz-utils libjson-c-dev iproute2 procps util-linux \
 	     nginx-light curl wrk nftables python3-yaml prometheus libcap2-bin
+
+# Feature fragments. Each may append to SHIPPER_OBJS and SHIPPER_LIB_OBJS
+# (generated code), SHIPPER_PKGS, INCLUDES, DEPS_BUILD, DEPS_TEST and
+# TEST_TOOLS, and add its own rules.
+-include shipper/oap/oap.mk
+-include shipper/k8s/k8s.mk
 
 ifeq ($(V),1)
 Q :=
@@ -147,9 +159,10 @@ $(SKEL): $(OUTPUT)/kaccess.bpf.o
 	$(call msg,SKEL,$@)
 	$(Q)$(BPFTOOL) gen skeleton $< name kaccess_bpf > $@.tmp && mv $@.tmp $@
 
-$(OUTPUT)/shipper/%.o: shipper/%.c $(wildcard shipper/*.h) $(wildcard maps/*.h) $(SKEL) | $(OUTPUT)/shipper
+$(OUTPUT)/shipper/%.o: shipper/%.c $(SHIPPER_HDRS) $(SKEL) | $(OUTPUT)/shipper
 	$(call msg,CC,$@)
-	$(Q)$(CC) $(CFLAGS) $(INCLUDES) -c $< -o $@
+	$(Q)mkdir -p $(dir $@)
+	$(Q)$(CC) $(CFLAGS) $(SHIPPER_PKG_CFLAGS) $(INCLUDES) -c $< -o $@
 
 $(KACCESS): $(SHIPPER_OBJS)
 	$(call msg,LINK,$@)

@@ -24,7 +24,11 @@
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
-/* 0: record listening ports; 1: adopt connections. Set by the shipper. */
+/*
+ * 0: record listening ports; 1: adopt connections; 2: list every live TCP
+ * socket (its address, 8 bytes each, in the iterator's output) for the
+ * shipper's sweep of entries whose destroy was never seen. Set by the shipper.
+ */
 volatile __u32 adopt_pass __weak;
 
 static __always_inline struct listen_port_key listen_key_of(const struct sock *sk)
@@ -74,6 +78,12 @@ int adopt_connections(struct bpf_iter__tcp *ctx)
 	if (!tp)
 		return 0; /* request and time-wait sockets carry no data */
 	sk = (struct sock *)tp;
+	if (adopt_pass == 2) {
+		__u64 key = (__u64)sk;
+
+		bpf_seq_write(ctx->meta->seq, &key, sizeof(key));
+		return 0;
+	}
 	state = BPF_CORE_READ(sk, __sk_common.skc_state);
 	if (adopt_pass == 0) {
 		struct listen_port_key port_key = listen_key_of(sk);
@@ -84,5 +94,26 @@ int adopt_connections(struct bpf_iter__tcp *ctx)
 	}
 	if (state == KACCESS_TCP_ESTABLISHED || state == KACCESS_TCP_CLOSE_WAIT)
 		adopt(sk);
+	return 0;
+}
+
+/*
+ * For the sweep too: every socket a process holds open, in any state. A
+ * socket reset by its peer leaves the TCP hash tables (so the TCP iterator
+ * misses it) but lives until its owner closes it.
+ */
+SEC("iter/task_file")
+int list_socket_files(struct bpf_iter__task_file *ctx)
+{
+	struct file *file = ctx->file;
+	struct socket *socket;
+	__u64 key = 0;
+
+	if (!file || (file->f_inode->i_mode & KACCESS_S_IFMT) != KACCESS_S_IFSOCK)
+		return 0;
+	socket = file->private_data;
+	bpf_probe_read_kernel(&key, sizeof(key), &socket->sk);
+	if (key)
+		bpf_seq_write(ctx->meta->seq, &key, sizeof(key));
 	return 0;
 }

@@ -58,6 +58,9 @@ static __always_inline struct kaccess_conn *tracked_conn(__u64 sk)
 		bpf_get_current_comm(conn->comm, sizeof(conn->comm));
 		conn->flags &= ~KACCESS_CONN_ACCEPT_PENDING;
 	}
+	/* data flows: the handshake's end was missed (a program run the kernel skipped) */
+	if (conn && conn->state == KACCESS_CONN_CONNECTING)
+		conn->state = KACCESS_CONN_ESTABLISHED;
 	return conn;
 }
 

@@ -65,11 +65,12 @@ struct {
 /*
  * events: ring buffer of struct kaccess_conn_event, one record per connection
  * open, failed connect or close (never per syscall). Read by the shipper's
- * event loop. Size: 256 KiB (`ringbuf_kib`), about 1900 records. Not pinned.
+ * event loop every 200 ms. Size: 1 MiB (`ringbuf_kib`), about 7700 records:
+ * 100,000 connections closing at once overflowed 256 KiB. Not pinned.
  */
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 256 * 1024);
+	__uint(max_entries, 1024 * 1024);
 } events SEC(".maps") __weak;
 
 /*

@@ -193,11 +193,11 @@ static void check_variant(struct __test_metadata *_metadata, const char *hooks,
 TEST(every_variant_verifies)
 {
 	REQUIRE_ROOT();
-	check_variant(_metadata, "hooks=fd", 33);
+	check_variant(_metadata, "hooks=fd", 34);
 	if (access("/sys/kernel/tracing/events/sock/sock_send_length", F_OK) == 0)
-		check_variant(_metadata, "hooks=sock", 27);
+		check_variant(_metadata, "hooks=sock", 28);
 	if (kaccess_loads_with("hooks=fentry"))
-		check_variant(_metadata, "hooks=fentry", 21);
+		check_variant(_metadata, "hooks=fentry", 22);
 }
 
 /* Forcing a hook set the kernel lacks is a clear error. */

@@ -13,8 +13,10 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
+#include <bpf/bpf.h>
 
 #include "agent_proc.h"
+#include "kaccess.h"
 #include "ktest.h"
 #include "pods.h"
 #include "traffic.h"
@@ -508,6 +510,42 @@ KTEST_F(tcp, accept_and_connect_in_flight_at_start, 120)
 	EXPECT_EQ(1, server.write_count);
 	EXPECT_EQ(512, server.write_bytes);
 	EXPECT_EQ(1, server.close_count);
+}
+
+/*
+ * The kernel sometimes skips a program on tcp_destroy_sock: the entry of a
+ * socket that no longer exists stays. Plant one (a socket address nothing
+ * uses) while a real connection is held open: the sweep removes the first,
+ * keeps the second, and counts one destroy_missed.
+ */
+KTEST_F(tcp, sweep_removes_entries_of_vanished_sockets, 120)
+{
+	uint64_t ids[] = { self->pods.client.cgroup_id, self->pods.server.cgroup_id };
+	const char *args[] = { "--set", variant->hooks, "--set", "sweep_interval_s=1", NULL };
+	struct kaccess_conn ghost = { .state = KACCESS_CONN_ESTABLISHED, .start_ns = 1 };
+	uint64_t ghost_sk = 0xffff888000000040ULL; /* aligned, in the direct map, never a socket here */
+	struct held_conn held;
+	int map_fd;
+
+	ghost.agg.cgroup_id = self->pods.client.cgroup_id;
+	ghost.agg.role = KACCESS_ROLE_CLIENT;
+	self->plan.connections = 1;
+	ASSERT_EQ(0, agent_proc_start(&self->agent, args));
+	ASSERT_EQ(0, tcp_hold_open(&self->pods.client, &self->pods.server, &self->plan, self->truth,
+				   &held));
+	ASSERT_EQ(0, wait_conn_table_count(ids, 2, 2, 5000));
+	map_fd = bpf_obj_get(SELFTEST_PIN_DIR "/conn_table");
+	ASSERT_LE(0, map_fd);
+	ASSERT_EQ(0, bpf_map_update_elem(map_fd, &ghost_sk, &ghost, BPF_NOEXIST));
+	ASSERT_EQ(0, wait_conn_table_count(ids, 2, 3, 1000));
+	/* two sweeps later, the ghost is gone and the held connection is not */
+	EXPECT_EQ(0, wait_conn_table_count(ids, 2, 2, 5000));
+	EXPECT_NE(0, bpf_map_lookup_elem(map_fd, &ghost_sk, &ghost));
+	close(map_fd);
+	ASSERT_EQ(0, tcp_hold_release(&held));
+	stop_agent(_metadata, self);
+	EXPECT_EQ(1, agent_output_lost(self->output, "destroy_missed"));
+	EXPECT_EQ(1, agent_output_sum(self->output, self->pods.client.cgroup_id, "client", NULL, -1).close_count);
 }
 
 TEST_HARNESS_MAIN

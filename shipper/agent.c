@@ -319,7 +319,7 @@ int agent_attach(struct agent *agent)
 		if (!bpf_program__autoload(prog))
 			continue; /* the other variant of its hook */
 		if (strncmp(bpf_program__section_name(prog), "iter/", 5) == 0)
-			continue; /* run on demand by agent_adopt_existing() */
+			continue; /* run on demand: see sockets.c */
 		link = bpf_program__attach(prog);
 		if (link && agent->link_count < AGENT_MAX_LINKS) {
 			agent->links[agent->link_count++] = link;
@@ -337,145 +337,6 @@ int agent_attach(struct agent *agent)
 			 bpf_program__section_name(prog), strerror(-err));
 	}
 	log_info("attached %u programs", agent->link_count);
-	return 0;
-}
-
-/* Run the TCP iterator once; its programs write maps, not output. */
-static int run_tcp_iterator(struct bpf_program *prog)
-{
-	struct bpf_link *link = bpf_program__attach_iter(prog, NULL);
-	char buf[256];
-	int fd, err = 0;
-	ssize_t got;
-
-	if (!link)
-		return -errno;
-	fd = bpf_iter_create(bpf_link__fd(link));
-	if (fd < 0) {
-		err = fd;
-		goto out;
-	}
-	while ((got = read(fd, buf, sizeof(buf))) > 0)
-		;
-	if (got < 0)
-		err = -errno;
-	close(fd);
-out:
-	bpf_link__destroy(link);
-	return err;
-}
-
-static size_t count_adopted(struct agent *agent)
-{
-	struct conn_rows conns = { 0 };
-	size_t adopted = 0;
-
-	conn_rows_collect(bpf_map__fd(agent->skel->maps.conn_table), &conns);
-	for (size_t i = 0; i < conns.count; i++)
-		adopted += !!(conns.rows[i].conn.flags & KACCESS_CONN_ADOPTED);
-	conn_rows_free(&conns);
-	return adopted;
-}
-
-/* Both iterator passes in the network namespace the thread is in now. */
-static int adopt_in_current_netns(struct agent *agent)
-{
-	int err = 0;
-
-	for (__u32 pass = 0; pass < 2 && !err; pass++) {
-		agent->skel->bss->adopt_pass = pass;
-		err = run_tcp_iterator(agent->skel->progs.adopt_connections);
-	}
-	return err;
-}
-
-#define MAX_NETNS 4096
-
-struct netns_list {
-	ino_t inodes[MAX_NETNS];
-	char paths[MAX_NETNS][64];
-	size_t count;
-};
-
-static void netns_add(struct netns_list *list, const char *path)
-{
-	struct stat st;
-
-	if (list->count == MAX_NETNS || stat(path, &st))
-		return;
-	for (size_t i = 0; i < list->count; i++)
-		if (list->inodes[i] == st.st_ino)
-			return;
-	list->inodes[list->count] = st.st_ino;
-	snprintf(list->paths[list->count], sizeof(list->paths[0]), "%s", path);
-	list->count++;
-}
-
-/* Every network namespace with a process in it, and the named ones. */
-static void netns_collect(struct netns_list *list, const char *dir_path, const char *suffix)
-{
-	DIR *dir = opendir(dir_path);
-	struct dirent *entry;
-	char path[64];
-
-	if (!dir)
-		return;
-	while ((entry = readdir(dir))) {
-		if (entry->d_name[0] == '.' || (suffix[0] && !isdigit((unsigned char)entry->d_name[0])))
-			continue;
-		snprintf(path, sizeof(path), "%s/%.32s%s", dir_path, entry->d_name, suffix);
-		netns_add(list, path);
-	}
-	closedir(dir);
-}
-
-/*
- * A TCP iterator sees the sockets of its creator's network namespace only,
- * so visit each namespace (pods have their own) and come back.
- */
-static int adopt_in_every_netns(struct agent *agent)
-{
-	struct netns_list *list = calloc(1, sizeof(*list));
-	int home = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC), err = 0;
-
-	if (!list || home < 0) {
-		err = list ? -errno : -ENOMEM;
-		goto out;
-	}
-	netns_add(list, "/proc/self/ns/net");
-	netns_collect(list, "/proc", "/ns/net");
-	netns_collect(list, "/var/run/netns", "");
-	for (size_t i = 0; i < list->count && !err; i++) {
-		int fd = open(list->paths[i], O_RDONLY | O_CLOEXEC);
-
-		if (fd < 0)
-			continue; /* the process exited meanwhile */
-		if (setns(fd, CLONE_NEWNET) == 0)
-			err = adopt_in_current_netns(agent);
-		close(fd);
-	}
-	if (setns(home, CLONE_NEWNET)) {
-		err = -errno;
-		log_err("failed to return to the agent's network namespace: %s", strerror(-err));
-	}
-	log_debug("visited %zu network namespaces for existing connections", list->count);
-out:
-	if (home >= 0)
-		close(home);
-	free(list);
-	return err;
-}
-
-int agent_adopt_existing(struct agent *agent)
-{
-	int err = adopt_in_every_netns(agent);
-
-	if (err) {
-		/* Not fatal: new connections are tracked; old ones stay unseen. */
-		log_warn("failed to adopt connections established before start: %s", strerror(-err));
-		return 0;
-	}
-	log_info("adopted %zu connections established before start", count_adopted(agent));
 	return 0;
 }
 
@@ -619,6 +480,44 @@ int agent_print_programs(struct agent *agent, bool json, FILE *out)
 	if (!json)
 		fprintf(out, "%-20s %-42s %14u\n", "total", "", total);
 	return 0;
+}
+
+const char *const loss_names[LOSS_MAX] = {
+	[KACCESS_CTR_CONN_TABLE_FULL] = "conn_table_full",
+	[KACCESS_CTR_AGG_TABLE_FULL] = "agg_table_full",
+	[KACCESS_CTR_RINGBUF_FULL] = "ringbuf_full",
+	[KACCESS_CTR_SYSCALL_CTX_FAILED] = "syscall_ctx_failed",
+	[KACCESS_CTR_AGG_STALE_BUCKET] = "agg_stale_bucket",
+	[KACCESS_CTR_CONN_REPLACED] = "conn_replaced",
+	[LOSS_PROGRAMS_NOT_ATTACHED] = "programs_not_attached",
+	[LOSS_DESTROY_MISSED] = "destroy_missed",
+	[LOSS_PROGRAM_RECURSION_MISSES] = "program_recursion_misses",
+};
+
+static uint64_t recursion_misses(struct agent *agent)
+{
+	struct bpf_program *prog;
+	uint64_t misses = 0;
+
+	bpf_object__for_each_program(prog, agent->skel->obj) {
+		struct bpf_prog_info info = { 0 };
+		__u32 len = sizeof(info);
+
+		if (bpf_program__autoload(prog) &&
+		    bpf_obj_get_info_by_fd(bpf_program__fd(prog), &info, &len) == 0)
+			misses += info.recursion_misses;
+	}
+	return misses;
+}
+
+int agent_read_losses(struct agent *agent, struct loss_counters *ret_losses)
+{
+	int err = counters_read(bpf_map__fd(agent->skel->maps.counters), ret_losses->values);
+
+	ret_losses->values[LOSS_PROGRAMS_NOT_ATTACHED] = agent->programs_not_attached;
+	ret_losses->values[LOSS_DESTROY_MISSED] = __atomic_load_n(&agent->destroy_missed, __ATOMIC_RELAXED);
+	ret_losses->values[LOSS_PROGRAM_RECURSION_MISSES] = recursion_misses(agent);
+	return err;
 }
 
 int agent_map_fd(struct agent *agent, const char *name)

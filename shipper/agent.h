@@ -11,8 +11,25 @@
 
 #include "config.h"
 
+#include "kaccess.h"
+
 struct kaccess_bpf;
 struct bpf_link;
+
+/* Every loss counter: the kernel side's (enum kaccess_counter), then the shipper's. */
+enum loss_counter {
+	LOSS_PROGRAMS_NOT_ATTACHED = KACCESS_CTR_MAX, /* optional programs that failed to attach */
+	LOSS_DESTROY_MISSED,          /* connections whose end was never seen, found by the sweep */
+	LOSS_PROGRAM_RECURSION_MISSES,/* program runs the kernel skipped to avoid recursion */
+	LOSS_MAX,
+};
+
+struct loss_counters {
+	uint64_t values[LOSS_MAX];
+};
+
+/* Export names, in enum order. */
+extern const char *const loss_names[LOSS_MAX];
 
 #define AGENT_MAX_LINKS 64
 
@@ -21,6 +38,7 @@ struct agent {
 	struct bpf_link *links[AGENT_MAX_LINKS];
 	unsigned int link_count;
 	unsigned int programs_not_attached; /* optional programs that failed to attach */
+	uint64_t destroy_missed;            /* entries the sweep removed: their end was not seen */
 	uint64_t bucket_ns;
 	const char *hooks;                  /* "fentry", "sock" or "fd": what was chosen */
 	int lock_fd;
@@ -45,6 +63,15 @@ int agent_adopt_existing(struct agent *agent);
 
 /* The lock file of a pin directory; it holds the owning agent's pid. */
 void agent_lock_path(const char *pin_dir, char *ret_path, size_t len);
+
+/*
+ * Remove conn_table entries whose socket no longer exists (its destroy was
+ * never seen), counted in destroy_missed. Visits every network namespace.
+ */
+int agent_sweep_stale(struct agent *agent);
+
+/* Every loss counter, read now (thread-safe: reads only). */
+int agent_read_losses(struct agent *agent, struct loss_counters *ret_losses);
 
 /* Pin the inspectable maps under cfg->pin_dir (taking its lock). */
 int agent_pin(struct agent *agent, const char *pin_dir);

@@ -30,6 +30,7 @@ static const struct config_key config_keys[] = {
 	{ "output", CONFIG_CHOICE, FIELD(output), 0, 0, output_names, NULL, true },
 	{ "interval_s", CONFIG_UINT, FIELD(interval_s), 1, 3600, NULL, "seconds", false },
 	{ "refresh_ms", CONFIG_UINT, FIELD(refresh_ms), 100, 60000, NULL, "milliseconds", true },
+	{ "sweep_interval_s", CONFIG_UINT, FIELD(sweep_interval_s), 0, 86400, NULL, "seconds", true },
 	{ "cgroup", CONFIG_STRING, FIELD(cgroup), 0, 0, NULL, NULL, false },
 	{ "pin_dir", CONFIG_STRING, FIELD(pin_dir), 0, 0, NULL, NULL, false },
 	{ "btf_path", CONFIG_STRING, FIELD(btf_path), 0, 0, NULL, NULL, false },
@@ -47,10 +48,11 @@ void config_set_defaults(struct kaccess_config *cfg)
 	cfg->output = OUTPUT_TABLE;
 	cfg->interval_s = 60;
 	cfg->refresh_ms = 2000;
+	cfg->sweep_interval_s = 300;
 	strcpy(cfg->pin_dir, "/sys/fs/bpf/kaccess");
 	cfg->conn_table_max_entries = 131072;
 	cfg->agg_rows_max_entries = 16384;
-	cfg->ringbuf_kib = 256;
+	cfg->ringbuf_kib = 1024;
 	cfg->log_level = LOG_LEVEL_INFO;
 	cfg->hooks = HOOKS_AUTO;
 }

@@ -22,6 +22,7 @@ struct kaccess_config {
 	unsigned int output;                 /* enum output_format */
 	unsigned int interval_s;             /* aggregation bucket length */
 	unsigned int refresh_ms;             /* live table redraw period */
+	unsigned int sweep_interval_s;       /* conn_table sweep period; 0 = never */
 	char cgroup[PATH_MAX];               /* watched cgroup v2 subtree; "" = all */
 	char pin_dir[PATH_MAX];              /* bpffs directory for pins; "" = none */
 	char btf_path[PATH_MAX];             /* kernel BTF override; "" = the kernel's */
@@ -51,7 +52,7 @@ int config_load_file(struct kaccess_config *cfg, const char *path, char *err, si
 
 /*
  * Copy into `running` the keys of `fresh` that may change while programs run
- * (output, refresh_ms, log_level); call `needs_restart` for every other key
+ * (output, refresh_ms, sweep_interval_s, log_level); call `needs_restart` for every other key
  * that differs. Returns how many keys were applied.
  */
 int config_apply_reload(struct kaccess_config *running, const struct kaccess_config *fresh,

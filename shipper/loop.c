@@ -49,11 +49,10 @@ static void report_bucket(struct loop *loop, const struct bucket_report *report)
 
 static void read_losses(struct loop *loop)
 {
-	int err = counters_read(loop->counters_fd, loop->losses.kernel);
+	int err = agent_read_losses(loop->agent, &loop->losses);
 
 	if (err)
 		log_warn("failed to read loss counters: %s", strerror(-err));
-	loop->losses.programs_not_attached = loop->agent->programs_not_attached;
 }
 
 /* Report rows (sorted by bucket) as one report per bucket they belong to. */
@@ -213,6 +212,7 @@ int loop_run(struct agent *agent, struct kaccess_config *cfg, struct sink *const
 {
 	uint64_t bucket_ns = agent->bucket_ns;
 	uint64_t now = realtime_ns(), next_drain, next_refresh = now, stop_at = UINT64_MAX;
+	uint64_t next_sweep = now + cfg->sweep_interval_s * 1000000000ULL;
 	struct loop loop;
 	int err;
 
@@ -247,6 +247,10 @@ int loop_run(struct agent *agent, struct kaccess_config *cfg, struct sink *const
 			agent_update_wall_offset(agent);
 			drain_idle_generation(&loop, now / bucket_ns);
 			next_drain = (now / bucket_ns + 1) * bucket_ns + loop.grace_ns;
+		}
+		if (cfg->sweep_interval_s && now >= next_sweep) {
+			agent_sweep_stale(agent);
+			next_sweep = now + cfg->sweep_interval_s * 1000000000ULL;
 		}
 		if (now >= next_refresh) {
 			show_live(&loop, now / bucket_ns);

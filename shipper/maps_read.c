@@ -9,14 +9,6 @@
 
 #define BATCH_ROWS 1024
 
-const char *const counter_names[KACCESS_CTR_MAX] = {
-	[KACCESS_CTR_CONN_TABLE_FULL] = "conn_table_full",
-	[KACCESS_CTR_AGG_TABLE_FULL] = "agg_table_full",
-	[KACCESS_CTR_RINGBUF_FULL] = "ringbuf_full",
-	[KACCESS_CTR_SYSCALL_CTX_FAILED] = "syscall_ctx_failed",
-	[KACCESS_CTR_AGG_STALE_BUCKET] = "agg_stale_bucket",
-	[KACCESS_CTR_CONN_REPLACED] = "conn_replaced",
-};
 
 /* Grow a (rows, count, capacity) array to hold `extra` more elements. */
 static int reserve(void **rows, size_t *capacity, size_t count, size_t extra, size_t size)

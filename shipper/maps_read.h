@@ -48,7 +48,5 @@ void conn_rows_free(struct conn_rows *rows);
 /* Sum the per-CPU loss counters into `ret_values[KACCESS_CTR_MAX]`. */
 int counters_read(int map_fd, uint64_t *ret_values);
 
-/* Export names of enum kaccess_counter, in enum order. */
-extern const char *const counter_names[KACCESS_CTR_MAX];
 
 #endif

@@ -32,11 +32,7 @@ struct agent_info {
 	unsigned int programs_not_attached;
 };
 
-/* Loss counters of the kernel side plus the shipper's own. */
-struct loss_counters {
-	uint64_t kernel[KACCESS_CTR_MAX];
-	uint64_t programs_not_attached;
-};
+#include "agent.h"
 
 struct bucket_report {
 	uint64_t bucket;          /* wall-clock bucket index */

@@ -119,9 +119,8 @@ static void json_losses(struct json_writer *w, const struct loss_counters *losse
 {
 	jw_key(w, "lost");
 	jw_object_begin(w);
-	for (int i = 0; i < KACCESS_CTR_MAX; i++)
-		jw_u64_field(w, counter_names[i], losses->kernel[i]);
-	jw_u64_field(w, "programs_not_attached", losses->programs_not_attached);
+	for (int i = 0; i < LOSS_MAX; i++)
+		jw_u64_field(w, loss_names[i], losses->values[i]);
 	jw_object_end(w);
 }
 

@@ -74,14 +74,14 @@ static void metric_header(struct strbuf *out, const char *name, const char *type
 
 static void render_losses(struct prometheus *p, struct strbuf *out)
 {
-	uint64_t counters[KACCESS_CTR_MAX] = { 0 };
+	struct loss_counters losses = { 0 };
 
-	counters_read(bpf_map__fd(p->agent->skel->maps.counters), counters);
+	agent_read_losses(p->agent, &losses);
 	metric_header(out, "kaccess_lost_events_total", "counter",
-		      "Events the kernel side lost or mis-filed, by reason (see README).");
-	for (int i = 0; i < KACCESS_CTR_MAX; i++)
-		strbuf_printf(out, "kaccess_lost_events_total{reason=\"%s\"} %llu\n", counter_names[i],
-			      (unsigned long long)counters[i]);
+		      "Events lost or mis-filed, by reason (see README).");
+	for (int i = 0; i < LOSS_MAX; i++)
+		strbuf_printf(out, "kaccess_lost_events_total{reason=\"%s\"} %llu\n", loss_names[i],
+			      (unsigned long long)losses.values[i]);
 }
 
 static size_t map_entries(int fd, bool is_conn_table)

@@ -67,21 +67,18 @@ static void format_time(uint64_t ms, char *buf, size_t len)
 
 static void print_losses(FILE *out, const struct loss_counters *losses)
 {
-	uint64_t total = losses->programs_not_attached;
+	uint64_t total = 0;
 
-	for (int i = 0; i < KACCESS_CTR_MAX; i++)
-		total += losses->kernel[i];
+	for (int i = 0; i < LOSS_MAX; i++)
+		total += losses->values[i];
 	if (!total) {
 		fprintf(out, "lost: none\n");
 		return;
 	}
 	fprintf(out, "lost:");
-	for (int i = 0; i < KACCESS_CTR_MAX; i++)
-		if (losses->kernel[i])
-			fprintf(out, " %s=%llu", counter_names[i], (unsigned long long)losses->kernel[i]);
-	if (losses->programs_not_attached)
-		fprintf(out, " programs_not_attached=%llu",
-			(unsigned long long)losses->programs_not_attached);
+	for (int i = 0; i < LOSS_MAX; i++)
+		if (losses->values[i])
+			fprintf(out, " %s=%llu", loss_names[i], (unsigned long long)losses->values[i]);
 	fputc('\n', out);
 }
 

@@ -202,7 +202,7 @@ static void print_text(const struct status *status)
 	for (int i = 0; i < KACCESS_CTR_MAX; i++) {
 		total += status->losses[i];
 		if (status->losses[i])
-			printf(" %s=%llu", counter_names[i], (unsigned long long)status->losses[i]);
+			printf(" %s=%llu", loss_names[i], (unsigned long long)status->losses[i]);
 	}
 	printf(total ? "\n" : " none\n");
 	printf("\n%zu PROGRAMS LOADED (all attached but the startup iterator)\n%-8s %-16s %12s %10s\n",
@@ -238,7 +238,7 @@ static void print_json(const struct status *status)
 	jw_key(&w, "lost");
 	jw_object_begin(&w);
 	for (int i = 0; i < KACCESS_CTR_MAX; i++)
-		jw_u64_field(&w, counter_names[i], status->losses[i]);
+		jw_u64_field(&w, loss_names[i], status->losses[i]);
 	jw_object_end(&w);
 	jw_key(&w, "programs");
 	jw_array_begin(&w);

@@ -25,7 +25,7 @@ VMTEST_KERNELS ?= 6.1 6.12
 export VMTEST_KERNELS
 
 # Everything static: the guest carries no libbpf, libelf or json-c.
-VM_STATIC_LDLIBS := -static $(shell $(PKG_CONFIG) --static --libs libbpf json-c 2>/dev/null || \
+VM_STATIC_LDLIBS = -static $(shell $(PKG_CONFIG) --static --libs $(SHIPPER_PKGS) json-c 2>/dev/null || \
 			echo -lbpf -lelf -lz -ljson-c)
 
 .PHONY: deps-vm vm-tools
