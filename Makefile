@@ -47,7 +47,7 @@ CFLAGS += -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter -Wshadow -Wform
 INCLUDES := -I$(OUTPUT) -Imaps -Ishipper
 # pkg-config modules the agent links; feature fragments append theirs.
 SHIPPER_PKGS := libbpf
-LDLIBS = $(shell $(PKG_CONFIG) --libs $(SHIPPER_PKGS) 2>/dev/null || echo -lbpf) -lelf -lz
+LDLIBS = $(shell $(PKG_CONFIG) --libs $(SHIPPER_PKGS) 2>/dev/null || echo -lbpf) -lelf -lz -lm
 SHIPPER_PKG_CFLAGS = $(shell $(PKG_CONFIG) --cflags $(SHIPPER_PKGS) 2>/dev/null)
 TEST_LDLIBS := $(shell $(PKG_CONFIG) --libs json-c 2>/dev/null || echo -ljson-c)
 # The harness compares literals with unsigned counters, as the kernel's own tests do.

@@ -20,7 +20,7 @@ number=0 passed=0 failed=0 skipped=0
 # Namespaces, cgroups and pins a killed test may have left behind.
 cleanup_leftovers() {
 	local ns dir
-	for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep '^kat-'); do
+	for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep -E '^(kat|kak)-'); do
 		ip netns del "$ns" 2>/dev/null
 	done
 	for dir in /sys/fs/cgroup/unified/kaccess-selftest /sys/fs/cgroup/kaccess-selftest; do

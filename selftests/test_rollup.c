@@ -1,0 +1,460 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * Unit tests of the rollup (no root): the metric table is OAP's, every
+ * metric parses, and flows with known counts give OAP's entities and
+ * values, computed here by hand from OAP's rules.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ktest.h"
+#include "rollup/rollup.h"
+
+#define OAP_METRICS_TSV "../shared/reference/oap-metrics.tsv"
+
+static const char *const tsv_scopes[ROLLUP_SCOPE_MAX] = {
+	[ROLLUP_SERVICE] = "K8SService",
+	[ROLLUP_INSTANCE] = "K8SServiceInstance",
+	[ROLLUP_ENDPOINT] = "K8SEndpoint",
+	[ROLLUP_SERVICE_RELATION] = "K8SServiceRelation",
+	[ROLLUP_INSTANCE_RELATION] = "K8SServiceInstanceRelation",
+};
+
+/* Split a TSV line in place into at most `max` fields; the number found. */
+static int split_tabs(char *line, char **fields, int max)
+{
+	int n = 0;
+
+	line[strcspn(line, "\r\n")] = '\0';
+	fields[n++] = line;
+	for (char *c = line; *c && n < max; c++) {
+		if (*c == '\t') {
+			*c = '\0';
+			fields[n++] = c + 1;
+		}
+	}
+	for (int i = n; i < max; i++)
+		fields[i] = "";
+	return n;
+}
+
+TEST(metric_table_is_oap_table_line_by_line)
+{
+	FILE *tsv = fopen(OAP_METRICS_TSV, "r");
+	char line[1024], *fields[5];
+	int row = 0;
+
+	if (!tsv)
+		SKIP(return, "%s not here (the VM guest carries no ../shared)", OAP_METRICS_TSV);
+	ASSERT_NE(NULL, fgets(line, sizeof(line), tsv)); /* header */
+	while (fgets(line, sizeof(line), tsv)) {
+		const struct oap_metric_text *ours;
+
+		split_tabs(line, fields, 5);
+		ASSERT_GT(ROLLUP_METRIC_COUNT, row) TH_LOG("more rows in the TSV than in the table");
+		ours = &oap_metric_texts[row++];
+		EXPECT_STREQ(fields[0], ours->name);
+		EXPECT_STREQ(fields[1], tsv_scopes[ours->scope]);
+		EXPECT_STREQ(fields[2], ours->aggregation);
+		EXPECT_STREQ(fields[3], ours->value);
+		EXPECT_STREQ(fields[4], ours->filter);
+	}
+	fclose(tsv);
+	EXPECT_EQ(ROLLUP_METRIC_COUNT, row);
+}
+
+TEST(every_metric_parses_into_a_plan)
+{
+	struct metric_plan plans[ROLLUP_METRIC_COUNT];
+	unsigned int per_scope[ROLLUP_SCOPE_MAX] = { 0 };
+	char err[256] = "";
+
+	ASSERT_EQ(0, metric_plans_build(plans, ROLLUP_METRIC_COUNT, err, sizeof(err))) TH_LOG("%s", err);
+	for (int i = 0; i < ROLLUP_METRIC_COUNT; i++)
+		per_scope[plans[i].scope]++;
+	EXPECT_EQ(50, per_scope[ROLLUP_SERVICE]);
+	EXPECT_EQ(50, per_scope[ROLLUP_INSTANCE]);
+	EXPECT_EQ(15, per_scope[ROLLUP_ENDPOINT]);
+	EXPECT_EQ(92, per_scope[ROLLUP_SERVICE_RELATION]);
+	EXPECT_EQ(89, per_scope[ROLLUP_INSTANCE_RELATION]);
+	ASSERT_NE(NULL, metric_plans());
+}
+
+static const struct metric_plan *plan_named(const char *name)
+{
+	const struct metric_plan *plans = metric_plans();
+
+	for (int i = 0; plans && i < ROLLUP_METRIC_COUNT; i++)
+		if (strcmp(plans[i].name, name) == 0)
+			return &plans[i];
+	return NULL;
+}
+
+/* A few plans spelled out, so a parser slip is caught by meaning, not only by count. */
+TEST(plans_mean_what_oal_says)
+{
+	const struct metric_plan *p;
+
+	p = plan_named("kubernetes_service_connect_success_cpm");
+	ASSERT_NE(NULL, p);
+	EXPECT_EQ(ROLLUP_AGG_CPM, p->aggregation);
+	EXPECT_EQ(ROLLUP_EV_CONNECT, p->event);
+	EXPECT_TRUE(p->success_only);
+	EXPECT_EQ(ROLLUP_SIDE_ANY, p->side);
+
+	p = plan_named("kubernetes_service_relation_client_write_package_duration");
+	ASSERT_NE(NULL, p);
+	EXPECT_EQ(ROLLUP_AGG_SUM, p->aggregation);
+	EXPECT_EQ(ROLLUP_EV_WRITE, p->event);
+	EXPECT_EQ(ROLLUP_F_WRITE_DURATION, p->field);
+	EXPECT_EQ(ROLLUP_SIDE_CLIENT, p->side);
+
+	p = plan_named("kubernetes_service_http_status_4xx_cpm");
+	ASSERT_NE(NULL, p);
+	EXPECT_EQ(4, p->status_class);
+	EXPECT_EQ(ROLLUP_EV_HTTP, p->event);
+	EXPECT_EQ(ROLLUP_SIDE_SERVER, p->side);
+
+	/* OAP's defect, kept in the table, visible in the plan */
+	p = plan_named("kubernetes_service_read_rcv_package_from_queue_time");
+	ASSERT_NE(NULL, p);
+	EXPECT_EQ(ROLLUP_F_READ_L2_TO_QUEUE_DURATION, p->field);
+
+	p = plan_named("kubernetes_service_endpoint_call_time");
+	ASSERT_NE(NULL, p);
+	EXPECT_EQ(ROLLUP_AGG_LONG_AVG, p->aggregation);
+	EXPECT_EQ(ROLLUP_F_HTTP_LATENCY_MS, p->field);
+
+	p = plan_named("kubernetes_service_instance_relation_client_apdex");
+	if (p) {
+		EXPECT_EQ(ROLLUP_AGG_APDEX, p->aggregation);
+		EXPECT_EQ(ROLLUP_SIDE_CLIENT, p->side);
+	}
+}
+
+/* What the emitter reported, for lookups by entity and metric. */
+struct emitted {
+	char entity[256];
+	char metric[96];
+	int64_t values[ROLLUP_PERCENTILE_RANKS];
+	unsigned int count;
+	unsigned int component_id;
+};
+
+struct collector {
+	struct emitted items[4096];
+	size_t count;
+};
+
+static void describe(const struct rollup_entity_view *e, char *ret, size_t len)
+{
+	switch (e->scope) {
+	case ROLLUP_SERVICE:
+		snprintf(ret, len, "service %s", e->service);
+		break;
+	case ROLLUP_INSTANCE:
+		snprintf(ret, len, "instance %s/%s", e->service, e->instance);
+		break;
+	case ROLLUP_ENDPOINT:
+		snprintf(ret, len, "endpoint %s/%s", e->service, e->endpoint);
+		break;
+	case ROLLUP_SERVICE_RELATION:
+		snprintf(ret, len, "service_relation %s->%s", e->source_service, e->dest_service);
+		break;
+	case ROLLUP_INSTANCE_RELATION:
+		snprintf(ret, len, "instance_relation %s/%s->%s/%s", e->source_service,
+			 e->source_instance, e->dest_service, e->dest_instance);
+		break;
+	default:
+		snprintf(ret, len, "?");
+	}
+}
+
+static void collect(void *ctx, const struct rollup_entity_view *entity,
+		    const struct metric_plan *metric, const int64_t *values, unsigned int count)
+{
+	struct collector *c = ctx;
+	struct emitted *item;
+
+	if (c->count == sizeof(c->items) / sizeof(c->items[0]))
+		return;
+	item = &c->items[c->count++];
+	describe(entity, item->entity, sizeof(item->entity));
+	snprintf(item->metric, sizeof(item->metric), "%s", metric->name);
+	memcpy(item->values, values, count * sizeof(*values));
+	item->count = count;
+	item->component_id = entity->component_id;
+}
+
+static const struct emitted *find(const struct collector *c, const char *entity, const char *metric)
+{
+	for (size_t i = 0; i < c->count; i++)
+		if (strcmp(c->items[i].entity, entity) == 0 && strcmp(c->items[i].metric, metric) == 0)
+			return &c->items[i];
+	return NULL;
+}
+
+/* value of a single-valued metric, or -1 when it was not emitted */
+static int64_t value(const struct collector *c, const char *entity, const char *metric)
+{
+	const struct emitted *item = find(c, entity, metric);
+
+	return item ? item->values[0] : -1;
+}
+
+static size_t entities_of(const struct collector *c, const char *prefix)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < c->count; i++) {
+		bool seen = false;
+
+		if (strncmp(c->items[i].entity, prefix, strlen(prefix)) != 0)
+			continue;
+		for (size_t j = 0; j < i && !seen; j++)
+			seen = strcmp(c->items[j].entity, c->items[i].entity) == 0;
+		n += !seen;
+	}
+	return n;
+}
+
+#define NS_PER_MS 1000000ull
+#define KERNEL_FIELDS                                                                         \
+	((1ull << ROLLUP_F_CONNECT_DURATION) | (1ull << ROLLUP_F_ACCEPT_DURATION) |            \
+	 (1ull << ROLLUP_F_CLOSE_DURATION) | (1ull << ROLLUP_F_READ_DURATION) |                \
+	 (1ull << ROLLUP_F_WRITE_DURATION))
+
+/*
+ * Pod a-1 (service a.shop) calls pod b-1 (service b.shop): 3 connects (2
+ * succeed, 900 ns in all), 10 writes of 4000 ns total, 7 reads. Pod b-1
+ * accepts 2 (600 ns), reads 10, writes 7 and answers 4 HTTP requests on
+ * GET:/cart. The same client also calls a.shop's other pod (same service:
+ * dropped) and an address nobody knows (Unknown).
+ */
+FIXTURE(rollup) {
+	struct rollup *rollup;
+	struct collector *out;
+	struct rollup_measures client_tcp, server_tcp, server_http, self_call, unknown_call;
+	struct rollup_latency_bucket latency[3];
+};
+
+FIXTURE_SETUP(rollup)
+{
+	ASSERT_EQ(0, rollup_new(60, &self->rollup));
+	self->out = calloc(1, sizeof(*self->out));
+	ASSERT_NE(NULL, self->out);
+
+	self->client_tcp = (struct rollup_measures){ .measured = KERNEL_FIELDS };
+	self->client_tcp.calls[ROLLUP_EV_CONNECT] = 3;
+	self->client_tcp.connect_success = 2;
+	self->client_tcp.sums[ROLLUP_F_CONNECT_DURATION] = 900;
+	self->client_tcp.calls[ROLLUP_EV_WRITE] = 10;
+	self->client_tcp.sums[ROLLUP_F_WRITE_DURATION] = 4000;
+	self->client_tcp.calls[ROLLUP_EV_READ] = 7;
+	self->client_tcp.sums[ROLLUP_F_READ_DURATION] = 7007;
+	self->client_tcp.calls[ROLLUP_EV_CLOSE] = 2;
+	self->client_tcp.sums[ROLLUP_F_CLOSE_DURATION] = 50;
+
+	self->server_tcp = (struct rollup_measures){ .measured = KERNEL_FIELDS };
+	self->server_tcp.calls[ROLLUP_EV_ACCEPT] = 2;
+	self->server_tcp.sums[ROLLUP_F_ACCEPT_DURATION] = 600;
+	self->server_tcp.calls[ROLLUP_EV_READ] = 10;
+	self->server_tcp.sums[ROLLUP_F_READ_DURATION] = 1000;
+	self->server_tcp.calls[ROLLUP_EV_WRITE] = 7;
+	self->server_tcp.sums[ROLLUP_F_WRITE_DURATION] = 700;
+	self->server_tcp.calls[ROLLUP_EV_CLOSE] = 2;
+	self->server_tcp.sums[ROLLUP_F_CLOSE_DURATION] = 30;
+
+	/* 4 exchanges: 12 ms (200), 15 ms (200), 600 ms (404), 2500 ms (503) */
+	self->latency[0] = (struct rollup_latency_bucket){ .key = 1, .count = 2 };
+	self->latency[1] = (struct rollup_latency_bucket){ .key = 60, .count = 1 };
+	self->latency[2] = (struct rollup_latency_bucket){ .key = 250, .count = 1 };
+	self->server_http = (struct rollup_measures){
+		.measured = 1ull << ROLLUP_F_HTTP_LATENCY_MS | 1ull << ROLLUP_F_HTTP_REQUEST_HEADER_BYTES |
+			    1ull << ROLLUP_F_HTTP_REQUEST_BODY_BYTES |
+			    1ull << ROLLUP_F_HTTP_RESPONSE_HEADER_BYTES |
+			    1ull << ROLLUP_F_HTTP_RESPONSE_BODY_BYTES,
+		.http_success = 3,
+		.http_apdex_satisfied = 2,
+		.http_apdex_tolerated = 1,
+		.latency = self->latency,
+		.latency_count = 3,
+	};
+	self->server_http.calls[ROLLUP_EV_HTTP] = 4;
+	self->server_http.http_status_class[2] = 2;
+	self->server_http.http_status_class[4] = 1;
+	self->server_http.http_status_class[5] = 1;
+	self->server_http.sums[ROLLUP_F_HTTP_LATENCY_MS] = 12 + 15 + 600 + 2500;
+	self->server_http.sums[ROLLUP_F_HTTP_REQUEST_HEADER_BYTES] = 4 * 78;
+	self->server_http.sums[ROLLUP_F_HTTP_RESPONSE_BODY_BYTES] = 100 + 100 + 153 + 10;
+	self->server_http.sums[ROLLUP_F_HTTP_RESPONSE_HEADER_BYTES] = 4 * 150 + 2;
+
+	self->self_call = self->client_tcp;
+	self->unknown_call = (struct rollup_measures){ .measured = KERNEL_FIELDS };
+	self->unknown_call.calls[ROLLUP_EV_CONNECT] = 1;
+	self->unknown_call.connect_success = 1;
+	self->unknown_call.sums[ROLLUP_F_CONNECT_DURATION] = 5000;
+
+	struct rollup_flow flows[] = {
+		{ { "a.shop", "a-1" }, { "b.shop", "b-1" }, ROLLUP_ROLE_CLIENT, NULL, &self->client_tcp },
+		{ { "b.shop", "b-1" }, { "a.shop", "a-1" }, ROLLUP_ROLE_SERVER, NULL, &self->server_tcp },
+		{ { "b.shop", "b-1" }, { "a.shop", "a-1" }, ROLLUP_ROLE_SERVER, "GET:/cart", &self->server_http },
+		{ { "a.shop", "a-1" }, { "a.shop", "a-2" }, ROLLUP_ROLE_CLIENT, NULL, &self->self_call },
+		{ { "a.shop", "a-1" }, { NULL, NULL }, ROLLUP_ROLE_CLIENT, NULL, &self->unknown_call },
+		{ { NULL, NULL }, { "b.shop", "b-1" }, ROLLUP_ROLE_CLIENT, NULL, &self->client_tcp },
+	};
+	for (size_t i = 0; i < sizeof(flows) / sizeof(flows[0]); i++)
+		ASSERT_EQ(0, rollup_add(self->rollup, &flows[i]));
+	ASSERT_EQ(0, rollup_emit(self->rollup, collect, self->out));
+}
+
+FIXTURE_TEARDOWN(rollup)
+{
+	rollup_free(self->rollup);
+	free(self->out);
+}
+
+TEST_F(rollup, entities_follow_oap_rules)
+{
+	struct rollup_stats stats;
+
+	rollup_stats(self->rollup, &stats);
+	EXPECT_EQ(6, stats.flows);
+	EXPECT_EQ(1, stats.dropped_same_service);
+	EXPECT_EQ(1, stats.dropped_unknown_local);
+	/* a.shop and b.shop; never Unknown (no local pod), never a.shop twice */
+	EXPECT_EQ(2, entities_of(self->out, "service "));
+	EXPECT_EQ(2, entities_of(self->out, "instance "));
+	/* the endpoint is the server's only */
+	EXPECT_EQ(1, entities_of(self->out, "endpoint "));
+	EXPECT_NE(NULL, find(self->out, "endpoint b.shop/GET:/cart", "kubernetes_service_endpoint_call_cpm"));
+	/* one relation a->b seen from both sides, one a->Unknown; no a->a */
+	EXPECT_EQ(2, entities_of(self->out, "service_relation "));
+	EXPECT_NE(NULL, find(self->out, "service_relation a.shop->Unknown",
+			     "kubernetes_service_relation_connect_cpm"));
+	EXPECT_EQ(NULL, find(self->out, "service_relation b.shop->a.shop",
+			     "kubernetes_service_relation_connect_cpm"));
+	/* instance relations need both pods: not to Unknown */
+	EXPECT_EQ(1, entities_of(self->out, "instance_relation "));
+	EXPECT_EQ(49, find(self->out, "service_relation a.shop->b.shop",
+			   "kubernetes_service_relation_connect_cpm")->component_id);
+	EXPECT_EQ(110, find(self->out, "service_relation a.shop->Unknown",
+			    "kubernetes_service_relation_connect_cpm")->component_id);
+}
+
+TEST_F(rollup, kernel_metrics_count_every_syscall_of_the_service)
+{
+	/* a.shop: 3 connects to b + 1 to Unknown; the self call is dropped */
+	EXPECT_EQ(4, value(self->out, "service a.shop", "kubernetes_service_connect_cpm"));
+	EXPECT_EQ(3, value(self->out, "service a.shop", "kubernetes_service_connect_success_cpm"));
+	EXPECT_EQ((900 + 5000) / 4, value(self->out, "service a.shop", "kubernetes_service_connect_time"));
+	EXPECT_EQ(10, value(self->out, "service a.shop", "kubernetes_service_write_cpm"));
+	EXPECT_EQ(400, value(self->out, "service a.shop", "kubernetes_service_write_time"));
+	EXPECT_EQ(1001, value(self->out, "service a.shop", "kubernetes_service_read_time"));
+	EXPECT_EQ(2, value(self->out, "service b.shop", "kubernetes_service_accept_cpm"));
+	EXPECT_EQ(300, value(self->out, "service b.shop", "kubernetes_service_accept_time"));
+	EXPECT_EQ(100, value(self->out, "instance b.shop/b-1", "kubernetes_service_instance_read_time"));
+	/* fields the kernel does not measure are not invented */
+	EXPECT_EQ(-1, value(self->out, "service a.shop", "kubernetes_service_write_l4_time"));
+	EXPECT_EQ(-1, value(self->out, "service a.shop", "kubernetes_service_write_package_cpm"));
+	/* no HTTP on a.shop's server side: no service HTTP metric */
+	EXPECT_EQ(-1, value(self->out, "service a.shop", "kubernetes_service_http_call_cpm"));
+}
+
+TEST_F(rollup, relations_add_both_sides_and_split_server_and_client)
+{
+	const char *ab = "service_relation a.shop->b.shop";
+
+	EXPECT_EQ(3, value(self->out, ab, "kubernetes_service_relation_connect_cpm"));
+	EXPECT_EQ(900, value(self->out, ab, "kubernetes_service_relation_connect_duration"));
+	EXPECT_EQ(2, value(self->out, ab, "kubernetes_service_relation_accept_cpm"));
+	/* closes from both ends */
+	EXPECT_EQ(4, value(self->out, ab, "kubernetes_service_relation_close_cpm"));
+	EXPECT_EQ(80, value(self->out, ab, "kubernetes_service_relation_close_duration"));
+	EXPECT_EQ(10, value(self->out, ab, "kubernetes_service_relation_client_write_cpm"));
+	EXPECT_EQ(4000, value(self->out, ab, "kubernetes_service_relation_client_write_package_duration"));
+	EXPECT_EQ(7, value(self->out, ab, "kubernetes_service_relation_server_write_cpm"));
+	EXPECT_EQ(1000, value(self->out, ab, "kubernetes_service_relation_server_read_package_duration"));
+	EXPECT_EQ(7, value(self->out, "instance_relation a.shop/a-1->b.shop/b-1",
+			   "kubernetes_service_instance_relation_server_write_cpm"));
+}
+
+TEST_F(rollup, http_metrics_from_sums_counts_and_histograms)
+{
+	const struct emitted *p;
+
+	EXPECT_EQ(4, value(self->out, "service b.shop", "kubernetes_service_http_call_cpm"));
+	EXPECT_EQ((12 + 15 + 600 + 2500) / 4, value(self->out, "service b.shop", "kubernetes_service_http_call_time"));
+	EXPECT_EQ(7500, value(self->out, "service b.shop", "kubernetes_service_http_call_successful_rate"));
+	EXPECT_EQ(78, value(self->out, "service b.shop", "kubernetes_service_http_avg_req_header_size"));
+	EXPECT_EQ(0, value(self->out, "service b.shop", "kubernetes_service_http_avg_req_body_size"));
+	EXPECT_EQ(150, value(self->out, "service b.shop", "kubernetes_service_http_avg_resp_header_size"));
+	EXPECT_EQ(90, value(self->out, "service b.shop", "kubernetes_service_http_avg_resp_body_size"));
+	EXPECT_EQ(2, value(self->out, "service b.shop", "kubernetes_service_http_status_2xx_cpm"));
+	EXPECT_EQ(1, value(self->out, "service b.shop", "kubernetes_service_http_status_5xx_cpm"));
+	EXPECT_EQ(-1, value(self->out, "service b.shop", "kubernetes_service_http_status_3xx_cpm"));
+	/* (2 satisfied + 1 tolerated / 2) / 4 */
+	EXPECT_EQ((2 * 10000 + 1 * 10000 / 2) / 4, value(self->out, "service b.shop", "kubernetes_service_apdex"));
+	/* 4 calls: roofs 2, 3, 4, 4, 4 -> buckets 1, 60, 250, 250, 250 */
+	p = find(self->out, "service b.shop", "kubernetes_service_percentile");
+	ASSERT_NE(NULL, p);
+	ASSERT_EQ(5, p->count);
+	EXPECT_EQ(10, p->values[0]);
+	EXPECT_EQ(600, p->values[1]);
+	EXPECT_EQ(2500, p->values[2]);
+	EXPECT_EQ(2500, p->values[3]);
+	EXPECT_EQ(2500, p->values[4]);
+	EXPECT_EQ(4, value(self->out, "endpoint b.shop/GET:/cart", "kubernetes_service_endpoint_call_cpm"));
+	EXPECT_EQ(7500, value(self->out, "endpoint b.shop/GET:/cart",
+			      "kubernetes_service_endpoint_call_successful_rate"));
+	EXPECT_EQ(781, value(self->out, "endpoint b.shop/GET:/cart", "kubernetes_service_endpoint_call_time"));
+	/* the server saw the exchanges: server_ variants only */
+	EXPECT_EQ(4, value(self->out, "service_relation a.shop->b.shop",
+			   "kubernetes_service_relation_server_http_call_cpm"));
+	EXPECT_EQ(-1, value(self->out, "service_relation a.shop->b.shop",
+			    "kubernetes_service_relation_client_http_call_cpm"));
+}
+
+TEST(cpm_is_per_minute_for_shorter_buckets)
+{
+	struct metric_plan plans[ROLLUP_METRIC_COUNT];
+	struct rollup_measures client = { 0 }, server = { 0 };
+	const struct metric_plan *cpm = NULL;
+	int64_t values[ROLLUP_PERCENTILE_RANKS];
+	char err[256];
+
+	ASSERT_EQ(0, metric_plans_build(plans, ROLLUP_METRIC_COUNT, err, sizeof(err)));
+	for (int i = 0; i < ROLLUP_METRIC_COUNT; i++)
+		if (strcmp(plans[i].name, "kubernetes_service_write_cpm") == 0)
+			cpm = &plans[i];
+	ASSERT_NE(NULL, cpm);
+	client.calls[ROLLUP_EV_WRITE] = 7;
+	ASSERT_EQ(1, rollup_evaluate(cpm, &client, &server, 10, values));
+	EXPECT_EQ(42, values[0]);
+	ASSERT_EQ(1, rollup_evaluate(cpm, &client, &server, 60, values));
+	EXPECT_EQ(7, values[0]);
+	client.calls[ROLLUP_EV_WRITE] = 0;
+	EXPECT_EQ(0, rollup_evaluate(cpm, &client, &server, 60, values));
+}
+
+/* OAP's percentile2 with its float rounding: 3 calls, p50 roof round(1.5) = 2. */
+TEST(percentile_roofs_round_like_oap)
+{
+	const struct metric_plan *p = plan_named("kubernetes_service_percentile");
+	struct rollup_latency_bucket buckets[] = { { 0, 1 }, { 3, 1 }, { 9, 1 } };
+	struct rollup_measures client = { 0 }, server = { .latency = buckets, .latency_count = 3 };
+	int64_t values[ROLLUP_PERCENTILE_RANKS];
+
+	ASSERT_NE(NULL, p);
+	server.calls[ROLLUP_EV_HTTP] = 3;
+	server.measured = 1ull << ROLLUP_F_HTTP_LATENCY_MS;
+	ASSERT_EQ(5, rollup_evaluate(p, &client, &server, 60, values));
+	EXPECT_EQ(30, values[0]); /* roof 2 */
+	EXPECT_EQ(30, values[1]); /* roof round(2.25) = 2 */
+	EXPECT_EQ(90, values[2]); /* roof round(2.7) = 3 */
+	EXPECT_EQ(90, values[4]);
+}
+
+TEST_HARNESS_MAIN
