@@ -9,8 +9,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <json-c/json.h>
+
 #include "ktest.h"
 #include "rollup/rollup.h"
+#include "rollup/rows.h"
 
 #define OAP_METRICS_TSV "../shared/reference/oap-metrics.tsv"
 
@@ -455,6 +458,129 @@ TEST(percentile_roofs_round_like_oap)
 	EXPECT_EQ(30, values[1]); /* roof round(2.25) = 2 */
 	EXPECT_EQ(90, values[2]); /* roof round(2.7) = 3 */
 	EXPECT_EQ(90, values[4]);
+}
+
+/* A fixed identity table: cgroup 10 is pod a-1 of a.shop, 20 is b-1 of b.shop. */
+static int stub_local(void *ctx, uint64_t cgroup_id, struct rollup_party *ret_party)
+{
+	if (cgroup_id == 10)
+		*ret_party = (struct rollup_party){ "a.shop", "a-1" };
+	else if (cgroup_id == 20)
+		*ret_party = (struct rollup_party){ "b.shop", "b-1" };
+	else
+		return -ENOENT;
+	return 0;
+}
+
+static int stub_peer(void *ctx, const uint8_t *addr16, uint16_t port, struct rollup_party *ret_party)
+{
+	/* ::ffff:10.0.0.2 is b-1, ::ffff:10.0.0.1 is a-1 */
+	static const uint8_t prefix[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+
+	if (memcmp(addr16, prefix, 12) != 0 || addr16[12] != 10 || addr16[15] > 2 || addr16[15] == 0)
+		return -ENOENT;
+	*ret_party = addr16[15] == 2 ? (struct rollup_party){ "b.shop", "b-1" }
+				     : (struct rollup_party){ "a.shop", "a-1" };
+	return 0;
+}
+
+static void agg_row_set(struct agg_row *row, uint64_t cgroup_id, uint8_t peer_last, uint8_t role)
+{
+	memset(row, 0, sizeof(*row));
+	row->key.cgroup_id = cgroup_id;
+	row->key.peer_addr[10] = row->key.peer_addr[11] = 0xff;
+	row->key.peer_addr[12] = 10;
+	row->key.peer_addr[15] = peer_last;
+	row->key.role = role;
+}
+
+static struct json_object *entity_line(struct json_object **lines, int count, const char *scope,
+				       const char *key, const char *name)
+{
+	for (int i = 0; i < count; i++) {
+		struct json_object *v;
+
+		if (!json_object_object_get_ex(lines[i], "scope", &v) ||
+		    strcmp(json_object_get_string(v), scope) != 0)
+			continue;
+		if (json_object_object_get_ex(lines[i], key, &v) &&
+		    strcmp(json_object_get_string(v), name) == 0)
+			return lines[i];
+	}
+	return NULL;
+}
+
+static int64_t metric_of(struct json_object *line, const char *metric)
+{
+	struct json_object *metrics, *v;
+
+	if (!line || !json_object_object_get_ex(line, "metrics", &metrics) ||
+	    !json_object_object_get_ex(metrics, metric, &v))
+		return -1;
+	return json_object_get_int64(v);
+}
+
+/* Kernel rows in, one NDJSON line per entity out, named by the identity source. */
+TEST(kernel_rows_become_entity_lines)
+{
+	struct identity_source identity = { stub_local, stub_peer, NULL };
+	struct agg_row rows[3];
+	struct json_object *lines[64];
+	struct json_writer w;
+	struct rollup *rollup;
+	char *text = NULL, *line, *saveptr = NULL;
+	size_t text_len = 0;
+	int count = 0;
+	FILE *out;
+
+	agg_row_set(&rows[0], 10, 2, KACCESS_ROLE_CLIENT);
+	rows[0].value.connect_count = 2;
+	rows[0].value.connect_success_count = 2;
+	rows[0].value.connect_duration_ns_sum = 3000;
+	rows[0].value.write_count = 5;
+	rows[0].value.write_duration_ns_sum = 500;
+	rows[0].value.close_count = 2;
+	rows[0].value.close_untraced_count = 1;
+	rows[0].value.close_duration_ns_sum = 40;
+	agg_row_set(&rows[1], 20, 1, KACCESS_ROLE_SERVER);
+	rows[1].value.accept_count = 2;
+	rows[1].value.accept_duration_ns_sum = 800;
+	rows[1].value.read_count = 5;
+	rows[1].value.read_duration_ns_sum = 250;
+	agg_row_set(&rows[2], 99, 2, KACCESS_ROLE_CLIENT); /* not a pod */
+	rows[2].value.write_count = 1;
+
+	ASSERT_EQ(0, rollup_new(60, &rollup));
+	ASSERT_EQ(0, rollup_add_rows(rollup, rows, 3, &identity));
+	out = open_memstream(&text, &text_len);
+	ASSERT_NE(NULL, out);
+	jw_init(&w, out);
+	ASSERT_EQ(0, rollup_write_json(rollup, &w, 1700000040000ull, 60));
+	fclose(out);
+	rollup_free(rollup);
+	for (line = strtok_r(text, "\n", &saveptr); line && count < 64; line = strtok_r(NULL, "\n", &saveptr)) {
+		lines[count] = json_tokener_parse(line);
+		ASSERT_NE(NULL, lines[count]) TH_LOG("not JSON: %s", line);
+		count++;
+	}
+	/* 2 services, 2 instances, 1 service relation, 1 instance relation */
+	EXPECT_EQ(6, count);
+	EXPECT_EQ(2, metric_of(entity_line(lines, count, "service", "service", "a.shop"),
+			       "kubernetes_service_connect_cpm"));
+	EXPECT_EQ(1500, metric_of(entity_line(lines, count, "service", "service", "a.shop"),
+				  "kubernetes_service_connect_time"));
+	/* the untraced close is a call without a duration */
+	EXPECT_EQ(20, metric_of(entity_line(lines, count, "service", "service", "a.shop"),
+				"kubernetes_service_close_time"));
+	EXPECT_EQ(400, metric_of(entity_line(lines, count, "instance", "instance", "b-1"),
+				 "kubernetes_service_instance_accept_time"));
+	EXPECT_EQ(5, metric_of(entity_line(lines, count, "service_relation", "source_service", "a.shop"),
+			       "kubernetes_service_relation_server_read_cpm"));
+	EXPECT_EQ(500, metric_of(entity_line(lines, count, "instance_relation", "dest_instance", "b-1"),
+				 "kubernetes_service_instance_relation_client_write_package_duration"));
+	for (int i = 0; i < count; i++)
+		json_object_put(lines[i]);
+	free(text);
 }
 
 TEST_HARNESS_MAIN

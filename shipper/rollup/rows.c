@@ -1,0 +1,161 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+#include <errno.h>
+#include <string.h>
+
+#include "rollup/rows.h"
+
+/*
+ * One connect, accept, close, read or write syscall is one call, as one
+ * kernel log is in OAP. A close without a syscall (a killed process) is a
+ * call too, with no duration: the duration sum covers timed closes only.
+ */
+void rollup_measures_from_agg(const struct kaccess_agg_value *value,
+			      struct rollup_measures *ret_measures)
+{
+	struct rollup_measures *m = ret_measures;
+
+	*m = (struct rollup_measures){
+		.measured = 1ull << ROLLUP_F_CONNECT_DURATION | 1ull << ROLLUP_F_ACCEPT_DURATION |
+			    1ull << ROLLUP_F_CLOSE_DURATION | 1ull << ROLLUP_F_READ_DURATION |
+			    1ull << ROLLUP_F_WRITE_DURATION,
+	};
+	m->calls[ROLLUP_EV_CONNECT] = value->connect_count;
+	m->connect_success = value->connect_success_count;
+	m->sums[ROLLUP_F_CONNECT_DURATION] = value->connect_duration_ns_sum;
+	m->calls[ROLLUP_EV_ACCEPT] = value->accept_count;
+	m->sums[ROLLUP_F_ACCEPT_DURATION] = value->accept_duration_ns_sum;
+	m->calls[ROLLUP_EV_CLOSE] = value->close_count;
+	m->sums[ROLLUP_F_CLOSE_DURATION] = value->close_duration_ns_sum;
+	m->calls[ROLLUP_EV_READ] = value->read_count;
+	m->sums[ROLLUP_F_READ_DURATION] = value->read_duration_ns_sum;
+	m->calls[ROLLUP_EV_WRITE] = value->write_count;
+	m->sums[ROLLUP_F_WRITE_DURATION] = value->write_duration_ns_sum;
+}
+
+static int flow_from_row(const struct agg_row *row, const struct identity_source *identity,
+			 struct rollup_flow *flow, struct rollup_measures *measures)
+{
+	*flow = (struct rollup_flow){ .measures = measures };
+	if (identity->local(identity->ctx, row->key.cgroup_id, &flow->local) < 0)
+		flow->local = (struct rollup_party){ 0 };
+	if (identity->peer(identity->ctx, row->key.peer_addr, row->key.peer_port, &flow->remote) < 0)
+		flow->remote = (struct rollup_party){ 0 };
+	switch (row->key.role) {
+	case KACCESS_ROLE_CLIENT:
+		flow->role = ROLLUP_ROLE_CLIENT;
+		break;
+	case KACCESS_ROLE_SERVER:
+		flow->role = ROLLUP_ROLE_SERVER;
+		break;
+	default:
+		return -EINVAL;
+	}
+	rollup_measures_from_agg(&row->value, measures);
+	return 0;
+}
+
+int rollup_add_rows(struct rollup *rollup, const struct agg_row *rows, size_t count,
+		    const struct identity_source *identity)
+{
+	struct rollup_measures measures;
+	struct rollup_flow flow;
+	int err;
+
+	for (size_t i = 0; i < count; i++) {
+		if (flow_from_row(&rows[i], identity, &flow, &measures) < 0)
+			continue; /* a row without a role carries nothing OAP counts */
+		err = rollup_add(rollup, &flow);
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+struct json_emit {
+	struct json_writer *w;
+	uint64_t bucket_start_ms;
+	unsigned int interval_s;
+	struct rollup_entity_view current;
+	bool open;
+};
+
+static bool same_entity(const struct rollup_entity_view *a, const struct rollup_entity_view *b)
+{
+	/* names point into the entity, so one entity's views share pointers */
+	return a->scope == b->scope && a->service == b->service && a->instance == b->instance &&
+	       a->endpoint == b->endpoint && a->source_service == b->source_service &&
+	       a->source_instance == b->source_instance && a->dest_service == b->dest_service &&
+	       a->dest_instance == b->dest_instance;
+}
+
+static void entity_line_end(struct json_emit *je)
+{
+	if (!je->open)
+		return;
+	jw_object_end(je->w); /* metrics */
+	jw_object_end(je->w); /* the entity */
+	jw_line_end(je->w);
+	je->open = false;
+}
+
+static void optional_field(struct json_writer *w, const char *key, const char *value)
+{
+	if (value)
+		jw_string_field(w, key, value);
+}
+
+static void entity_line_begin(struct json_emit *je, const struct rollup_entity_view *e)
+{
+	struct json_writer *w = je->w;
+
+	jw_object_begin(w);
+	jw_string_field(w, "type", "entity");
+	jw_u64_field(w, "bucket_start_ms", je->bucket_start_ms);
+	jw_u64_field(w, "interval_s", je->interval_s);
+	jw_string_field(w, "scope", rollup_scope_name(e->scope));
+	optional_field(w, "service", e->service);
+	optional_field(w, "instance", e->instance);
+	optional_field(w, "endpoint", e->endpoint);
+	optional_field(w, "source_service", e->source_service);
+	optional_field(w, "source_instance", e->source_instance);
+	optional_field(w, "dest_service", e->dest_service);
+	optional_field(w, "dest_instance", e->dest_instance);
+	if (e->component_id)
+		jw_u64_field(w, "component_id", e->component_id);
+	jw_key(w, "metrics");
+	jw_object_begin(w);
+	je->current = *e;
+	je->open = true;
+}
+
+/* Values are never negative: counts, sums, averages and percentiles of them. */
+static void emit_json(void *ctx, const struct rollup_entity_view *entity,
+		      const struct metric_plan *metric, const int64_t *values, unsigned int count)
+{
+	struct json_emit *je = ctx;
+
+	if (je->open && !same_entity(&je->current, entity))
+		entity_line_end(je);
+	if (!je->open)
+		entity_line_begin(je, entity);
+	jw_key(je->w, metric->name);
+	if (count == 1) {
+		jw_u64(je->w, (uint64_t)values[0]);
+		return;
+	}
+	jw_array_begin(je->w);
+	for (unsigned int i = 0; i < count; i++)
+		jw_u64(je->w, (uint64_t)values[i]);
+	jw_array_end(je->w);
+}
+
+int rollup_write_json(struct rollup *rollup, struct json_writer *w, uint64_t bucket_start_ms,
+		      unsigned int interval_s)
+{
+	struct json_emit je = { .w = w, .bucket_start_ms = bucket_start_ms, .interval_s = interval_s };
+	int err;
+
+	err = rollup_emit(rollup, emit_json, &je);
+	entity_line_end(&je);
+	return err;
+}

@@ -1,0 +1,38 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * From drained kernel rows to rollup flows, and from the rollup to NDJSON.
+ * Who a cgroup and a peer address are is asked of an identity source (the
+ * Kubernetes resolver, or a fixed table in tests), so this file knows
+ * nothing of how names are found.
+ */
+#ifndef KACCESS_ROLLUP_ROWS_H
+#define KACCESS_ROLLUP_ROWS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "json_writer.h"
+#include "maps_read.h"
+#include "rollup/rollup.h"
+
+struct identity_source {
+	/* The pod behind a local cgroup; 0, or -ENOENT when it is not a known pod. */
+	int (*local)(void *ctx, uint64_t cgroup_id, struct rollup_party *ret_party);
+	/* The pod or service behind a peer address (v4-mapped for IPv4); -ENOENT: Unknown. */
+	int (*peer)(void *ctx, const uint8_t *addr16, uint16_t port, struct rollup_party *ret_party);
+	void *ctx;
+};
+
+/* The kernel row's counts as OAP calls: what the TCP aggregates measure. */
+void rollup_measures_from_agg(const struct kaccess_agg_value *value,
+			      struct rollup_measures *ret_measures);
+
+/* File every row; 0 or -ENOMEM. Rows whose local side is unknown are counted, not filed. */
+int rollup_add_rows(struct rollup *rollup, const struct agg_row *rows, size_t count,
+		    const struct identity_source *identity);
+
+/* One NDJSON line per entity: {"type":"entity","scope":...,names...,"metrics":{...}}. */
+int rollup_write_json(struct rollup *rollup, struct json_writer *w, uint64_t bucket_start_ms,
+		      unsigned int interval_s);
+
+#endif
