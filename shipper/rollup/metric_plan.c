@@ -257,6 +257,28 @@ static int plan_one(const struct oap_metric_text *text, struct metric_plan *plan
 	return 0;
 }
 
+/*
+ * Where OAL reads the wrong field, kaccess reads the right one (README,
+ * "Where kaccess differs from OAP"): the service and instance
+ * read_rcv_package_from_queue_time read packageToQueueDuration in OAL; the
+ * relation variants read rcvPackageFromQueueDuration, as the name says.
+ */
+static const struct {
+	const char *name;
+	enum rollup_field field;
+} oal_corrections[] = {
+	{ "kubernetes_service_read_rcv_package_from_queue_time", ROLLUP_F_READ_L2_FROM_QUEUE_DURATION },
+	{ "kubernetes_service_instance_read_rcv_package_from_queue_time",
+	  ROLLUP_F_READ_L2_FROM_QUEUE_DURATION },
+};
+
+static void correct_oal_defects(struct metric_plan *plan)
+{
+	for (size_t i = 0; i < sizeof(oal_corrections) / sizeof(oal_corrections[0]); i++)
+		if (strcmp(plan->name, oal_corrections[i].name) == 0)
+			plan->field = oal_corrections[i].field;
+}
+
 int metric_plans_build(struct metric_plan *ret_plans, size_t count, char *err, size_t err_len)
 {
 	int err_code;
@@ -267,6 +289,7 @@ int metric_plans_build(struct metric_plan *ret_plans, size_t count, char *err, s
 		err_code = plan_one(&oap_metric_texts[i], &ret_plans[i], err, err_len);
 		if (err_code < 0)
 			return err_code;
+		correct_oal_defects(&ret_plans[i]);
 	}
 	return 0;
 }
