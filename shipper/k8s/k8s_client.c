@@ -1,0 +1,581 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * The watcher threads, one per resource (pods, services): list in pages,
+ * then watch from the list's resourceVersion with bookmarks; a watch that
+ * ends is resumed from the last resourceVersion seen; 410 Gone (HTTP status
+ * or a watch ERROR event) lists again; every other failure is retried after
+ * an exponential backoff. Nothing here gives up: the agent keeps running and
+ * the counters say what failed.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <curl/curl.h>
+
+#include "k8s_internal.h"
+#include "log.h"
+
+/* A list page over this is refused: lists are paged by k8s_list_page_size. */
+#define LIST_PAGE_MAX_BYTES (64u << 20)
+/* One watch event (one object) over this ends the watch. */
+#define WATCH_LINE_MAX_BYTES (4u << 20)
+#define ERROR_BODY_MAX_BYTES 4096
+/* A watch that ends sooner, without an event, counts as a failed attempt. */
+#define WATCH_MIN_HEALTHY_MS 1000
+
+static const char *const resource_paths[K8S_RESOURCE_COUNT] = {
+	[K8S_PODS] = "/api/v1/pods",
+	[K8S_SERVICES] = "/api/v1/services",
+};
+
+static const char *const resource_names[K8S_RESOURCE_COUNT] = {
+	[K8S_PODS] = "pods",
+	[K8S_SERVICES] = "services",
+};
+
+struct request {
+	struct k8s_watcher *watcher;
+	CURL *curl;
+	bool watch;
+	long status;
+	char *body; /* list page, or the first bytes of an error response */
+	size_t body_len, body_cap;
+	char *line; /* watch: the event being received */
+	size_t line_len, line_cap;
+	bool gone;  /* 410: list again */
+	int failure; /* -errno set by the write callback */
+	char error[K8S_ERROR_LEN];
+	uint64_t events;
+};
+
+static uint64_t monotonic_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static bool stopping(struct k8s *k)
+{
+	bool stop;
+
+	pthread_mutex_lock(&k->lock);
+	stop = k->stopping;
+	pthread_mutex_unlock(&k->lock);
+	return stop;
+}
+
+/* Sleep unless asked to stop; false when stopping. */
+static bool sleep_ms(struct k8s *k, unsigned int ms)
+{
+	struct timespec deadline;
+	bool stop;
+
+	clock_gettime(CLOCK_MONOTONIC, &deadline);
+	deadline.tv_sec += ms / 1000;
+	deadline.tv_nsec += (long)(ms % 1000) * 1000000;
+	if (deadline.tv_nsec >= 1000000000) {
+		deadline.tv_sec++;
+		deadline.tv_nsec -= 1000000000;
+	}
+	pthread_mutex_lock(&k->lock);
+	while (!k->stopping && pthread_cond_timedwait(&k->wake, &k->lock, &deadline) == 0)
+		;
+	stop = k->stopping;
+	pthread_mutex_unlock(&k->lock);
+	return !stop;
+}
+
+static int buffer_append(char **buf, size_t *len, size_t *cap, const char *data, size_t size,
+			 size_t max)
+{
+	if (*len + size + 1 > max)
+		return -EFBIG;
+	if (*len + size + 1 > *cap) {
+		size_t grown_cap = *cap ? *cap : 4096;
+		char *grown;
+
+		while (grown_cap < *len + size + 1)
+			grown_cap *= 2;
+		grown = realloc(*buf, grown_cap);
+		if (!grown)
+			return -ENOMEM;
+		*buf = grown;
+		*cap = grown_cap;
+	}
+	memcpy(*buf + *len, data, size);
+	*len += size;
+	(*buf)[*len] = '\0';
+	return 0;
+}
+
+static json_object *member(json_object *obj, const char *key)
+{
+	json_object *value;
+
+	if (!obj || !json_object_is_type(obj, json_type_object) ||
+	    !json_object_object_get_ex(obj, key, &value))
+		return NULL;
+	return value;
+}
+
+static const char *string_member(json_object *obj, const char *key)
+{
+	json_object *value = member(obj, key);
+
+	return value && json_object_is_type(value, json_type_string) ? json_object_get_string(value)
+								   : NULL;
+}
+
+/* Apply one object under the lock; objects of a bad shape are skipped, not fatal. */
+static void apply_object(struct k8s_watcher *watcher, json_object *obj, bool deleted,
+			 uint64_t epoch)
+{
+	struct k8s_store *store = &watcher->k->store;
+	int err;
+
+	if (watcher->resource == K8S_PODS)
+		err = deleted ? k8s_store_delete_pod(store, obj)
+			      : k8s_store_upsert_pod(store, obj, epoch);
+	else
+		err = deleted ? k8s_store_delete_service(store, obj)
+			      : k8s_store_upsert_service(store, obj, epoch);
+	if (err && err != -ENOSPC)
+		log_debug("kubernetes: skipped a %s object: %s", resource_names[watcher->resource],
+			  strerror(-err));
+}
+
+static uint64_t current_epoch(struct k8s_watcher *watcher)
+{
+	struct k8s_store *store = &watcher->k->store;
+
+	return watcher->resource == K8S_PODS ? store->pod_epoch : store->service_epoch;
+}
+
+static void set_resource_version(struct k8s_watcher *watcher, const char *version)
+{
+	if (version && version[0])
+		snprintf(watcher->resource_version, sizeof(watcher->resource_version), "%s", version);
+}
+
+/* One watch event line: 0, -ESTALE (410: list again) or -EPROTO. */
+static int handle_event(struct request *req, json_object *event)
+{
+	struct k8s_watcher *watcher = req->watcher;
+	struct k8s *k = watcher->k;
+	const char *type = string_member(event, "type");
+	json_object *obj = member(event, "object");
+
+	if (!type || !obj) {
+		snprintf(req->error, sizeof(req->error), "watch %s: event without type or object",
+			 resource_names[watcher->resource]);
+		return -EPROTO;
+	}
+	if (strcmp(type, "ERROR") == 0) {
+		int code = json_object_get_int(member(obj, "code"));
+		const char *message = string_member(obj, "message");
+
+		snprintf(req->error, sizeof(req->error), "watch %s: ERROR %d: %s",
+			 resource_names[watcher->resource], code, message ? message : "");
+		if (code == 410) {
+			req->gone = true;
+			return -ESTALE;
+		}
+		return -EPROTO;
+	}
+	pthread_mutex_lock(&k->lock);
+	if (strcmp(type, "ADDED") == 0 || strcmp(type, "MODIFIED") == 0)
+		apply_object(watcher, obj, false, current_epoch(watcher));
+	else if (strcmp(type, "DELETED") == 0)
+		apply_object(watcher, obj, true, 0);
+	set_resource_version(watcher, string_member(member(obj, "metadata"), "resourceVersion"));
+	k->stats.watch_events++;
+	watcher->synced = true;
+	pthread_mutex_unlock(&k->lock);
+	req->events++;
+	return 0;
+}
+
+static int handle_line(struct request *req)
+{
+	json_object *event;
+	int err;
+
+	if (req->line_len == 0)
+		return 0;
+	event = json_tokener_parse(req->line);
+	if (!event) {
+		snprintf(req->error, sizeof(req->error), "watch %s: not JSON: %.60s",
+			 resource_names[req->watcher->resource], req->line);
+		return -EPROTO;
+	}
+	err = handle_event(req, event);
+	json_object_put(event);
+	return err;
+}
+
+static int watch_data(struct request *req, const char *data, size_t size)
+{
+	for (size_t i = 0; i < size;) {
+		const char *newline = memchr(data + i, '\n', size - i);
+		size_t chunk = newline ? (size_t)(newline - (data + i)) : size - i;
+		int err = buffer_append(&req->line, &req->line_len, &req->line_cap, data + i, chunk,
+					WATCH_LINE_MAX_BYTES);
+
+		if (err) {
+			snprintf(req->error, sizeof(req->error), "watch %s: event over %u bytes",
+				 resource_names[req->watcher->resource], WATCH_LINE_MAX_BYTES);
+			return err;
+		}
+		i += chunk;
+		if (!newline)
+			break;
+		i++;
+		err = handle_line(req);
+		req->line_len = 0;
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+static size_t on_data(char *data, size_t size, size_t count, void *user)
+{
+	struct request *req = user;
+	size_t bytes = size * count;
+	int err;
+
+	if (!req->status)
+		curl_easy_getinfo(req->curl, CURLINFO_RESPONSE_CODE, &req->status);
+	if (req->status != 200) {
+		/* Keep the start of an error body for the message. */
+		buffer_append(&req->body, &req->body_len, &req->body_cap, data, bytes,
+			      ERROR_BODY_MAX_BYTES);
+		return bytes;
+	}
+	if (req->watch)
+		err = watch_data(req, data, bytes);
+	else
+		err = buffer_append(&req->body, &req->body_len, &req->body_cap, data, bytes,
+				    LIST_PAGE_MAX_BYTES);
+	if (err) {
+		req->failure = err;
+		return 0; /* aborts the transfer */
+	}
+	return bytes;
+}
+
+static int on_progress(void *user, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+		       curl_off_t ulnow)
+{
+	struct request *req = user;
+
+	return stopping(req->watcher->k);
+}
+
+/* The bearer token: from the kubeconfig, or the service account file, re-read
+ * each time because the kubelet rotates it. */
+static struct curl_slist *request_headers(struct k8s *k)
+{
+	struct curl_slist *headers = curl_slist_append(NULL, "Accept: application/json");
+	char *file_token = NULL, *header;
+	const char *token = k->kubeconfig.token;
+
+	if (!token && k->token_path[0] && k8s_read_small_file(k->token_path, &file_token) == 0)
+		token = file_token;
+	if (token && asprintf(&header, "Authorization: Bearer %s", token) >= 0) {
+		headers = curl_slist_append(headers, header);
+		free(header);
+	}
+	free(file_token);
+	return headers;
+}
+
+static void set_blob(CURL *curl, CURLoption option, const char *pem)
+{
+	struct curl_blob blob = { .data = (void *)pem, .len = strlen(pem), .flags = CURL_BLOB_COPY };
+
+	curl_easy_setopt(curl, option, &blob);
+}
+
+static void request_tls(struct k8s *k, CURL *curl)
+{
+	if (k->kubeconfig.ca_pem)
+		set_blob(curl, CURLOPT_CAINFO_BLOB, k->kubeconfig.ca_pem);
+	else if (k->ca_path[0])
+		curl_easy_setopt(curl, CURLOPT_CAINFO, k->ca_path);
+	if (k->kubeconfig.insecure) {
+		curl_easy_setopt(curl, CURLOPT_SSL_VERIFYPEER, 0L);
+		curl_easy_setopt(curl, CURLOPT_SSL_VERIFYHOST, 0L);
+	}
+	if (k->kubeconfig.client_cert_pem && k->kubeconfig.client_key_pem) {
+		curl_easy_setopt(curl, CURLOPT_SSLCERTTYPE, "PEM");
+		set_blob(curl, CURLOPT_SSLCERT_BLOB, k->kubeconfig.client_cert_pem);
+		curl_easy_setopt(curl, CURLOPT_SSLKEYTYPE, "PEM");
+		set_blob(curl, CURLOPT_SSLKEY_BLOB, k->kubeconfig.client_key_pem);
+	}
+}
+
+/*
+ * One GET. 0 when the transfer completed with status 200 and the callback
+ * was content; otherwise -errno with req->error set.
+ */
+static int perform(struct request *req, const char *url)
+{
+	struct k8s *k = req->watcher->k;
+	const struct k8s_config *cfg = &k->cfg;
+	struct curl_slist *headers = request_headers(k);
+	CURL *curl = curl_easy_init();
+	char curl_error[CURL_ERROR_SIZE] = "";
+	CURLcode code;
+	int err = 0;
+
+	if (!curl) {
+		curl_slist_free_all(headers);
+		snprintf(req->error, sizeof(req->error), "failed to create a curl handle");
+		return -ENOMEM;
+	}
+	req->curl = curl;
+	curl_easy_setopt(curl, CURLOPT_URL, url);
+	curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
+	curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(curl, CURLOPT_USERAGENT, "kaccess/" KACCESS_VERSION);
+	curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, curl_error);
+	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_data);
+	curl_easy_setopt(curl, CURLOPT_WRITEDATA, req);
+	curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, on_progress);
+	curl_easy_setopt(curl, CURLOPT_XFERINFODATA, req);
+	curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
+	curl_easy_setopt(curl, CURLOPT_ACCEPT_ENCODING, "");
+	curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, (long)cfg->idle_timeout_s);
+	curl_easy_setopt(curl, CURLOPT_TCP_KEEPALIVE, 1L);
+	curl_easy_setopt(curl, CURLOPT_TCP_KEEPIDLE, 30L);
+	curl_easy_setopt(curl, CURLOPT_TCP_KEEPINTVL, 10L);
+	/*
+	 * A dead connection is noticed by silence: lists must keep sending, a
+	 * watch must end by the server's timeoutSeconds plus the idle allowance.
+	 */
+	curl_easy_setopt(curl, CURLOPT_LOW_SPEED_LIMIT, 1L);
+	curl_easy_setopt(curl, CURLOPT_LOW_SPEED_TIME,
+			 (long)(req->watch ? cfg->watch_timeout_s + cfg->idle_timeout_s
+					   : cfg->idle_timeout_s));
+	if (req->watch)
+		curl_easy_setopt(curl, CURLOPT_TIMEOUT,
+				 (long)(cfg->watch_timeout_s + cfg->idle_timeout_s));
+	request_tls(k, curl);
+	code = curl_easy_perform(curl);
+	if (!req->status)
+		curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &req->status);
+	if (req->failure) {
+		err = req->failure;
+	} else if (code == CURLE_ABORTED_BY_CALLBACK) {
+		err = -ECANCELED;
+		snprintf(req->error, sizeof(req->error), "stopped");
+	} else if (code != CURLE_OK) {
+		err = code == CURLE_OPERATION_TIMEDOUT ? -ETIMEDOUT : -ECONNREFUSED;
+		snprintf(req->error, sizeof(req->error), "%s %s: %s", req->watch ? "watch" : "list",
+			 resource_names[req->watcher->resource],
+			 curl_error[0] ? curl_error : curl_easy_strerror(code));
+	} else if (req->status != 200) {
+		err = req->status == 410 ? -ESTALE : -EPROTO;
+		req->gone = req->status == 410;
+		snprintf(req->error, sizeof(req->error), "%s %s: HTTP %ld: %.120s",
+			 req->watch ? "watch" : "list", resource_names[req->watcher->resource],
+			 req->status, req->body ? req->body : "");
+	}
+	curl_easy_cleanup(curl);
+	curl_slist_free_all(headers);
+	req->curl = NULL;
+	return err;
+}
+
+static void request_reset(struct request *req)
+{
+	free(req->body);
+	free(req->line);
+	memset(req, 0, sizeof(*req));
+}
+
+/* Upsert one page's items; its continue token and resourceVersion. */
+static int apply_page(struct k8s_watcher *watcher, struct request *req, uint64_t epoch,
+		      char *ret_continue, size_t continue_len)
+{
+	struct k8s *k = watcher->k;
+	json_object *page = json_tokener_parse(req->body ? req->body : "");
+	json_object *items = member(page, "items"), *metadata = member(page, "metadata");
+	const char *next;
+
+	if (!items || !json_object_is_type(items, json_type_array)) {
+		snprintf(req->error, sizeof(req->error), "list %s: not a list: %.60s",
+			 resource_names[watcher->resource], req->body ? req->body : "");
+		json_object_put(page);
+		return -EPROTO;
+	}
+	pthread_mutex_lock(&k->lock);
+	for (size_t i = 0; i < json_object_array_length(items); i++)
+		apply_object(watcher, json_object_array_get_idx(items, i), false, epoch);
+	pthread_mutex_unlock(&k->lock);
+	next = string_member(metadata, "continue");
+	snprintf(ret_continue, continue_len, "%s", next ? next : "");
+	if (!ret_continue[0])
+		set_resource_version(watcher, string_member(metadata, "resourceVersion"));
+	json_object_put(page);
+	return 0;
+}
+
+static void record_failure(struct k8s_watcher *watcher, struct request *req, uint64_t *counter)
+{
+	struct k8s *k = watcher->k;
+
+	pthread_mutex_lock(&k->lock);
+	if (counter)
+		(*counter)++;
+	if (req->gone)
+		k->stats.gone_410++;
+	watcher->synced = false;
+	k8s_set_error(k, "%s", req->error);
+	pthread_mutex_unlock(&k->lock);
+	log_warn("kubernetes: %s", req->error);
+}
+
+/* Every page of a list, then drop what the list no longer has. */
+static int list_all(struct k8s_watcher *watcher)
+{
+	struct k8s *k = watcher->k;
+	char continue_token[2048] = "", url[K8S_CONFIG_PATH_LEN + 2400];
+	struct request req = { .watcher = watcher };
+	uint64_t epoch;
+	int err = 0;
+
+	pthread_mutex_lock(&k->lock);
+	epoch = watcher->resource == K8S_PODS ? ++k->store.pod_epoch : ++k->store.service_epoch;
+	pthread_mutex_unlock(&k->lock);
+	do {
+		char *escaped = curl_easy_escape(NULL, continue_token, 0);
+
+		snprintf(url, sizeof(url), "%s%s?limit=%u%s%s", k->server,
+			 resource_paths[watcher->resource], k->cfg.list_page_size,
+			 continue_token[0] ? "&continue=" : "", escaped ? escaped : "");
+		curl_free(escaped);
+		request_reset(&req);
+		req.watcher = watcher;
+		err = perform(&req, url);
+		if (!err)
+			err = apply_page(watcher, &req, epoch, continue_token, sizeof(continue_token));
+	} while (!err && continue_token[0]);
+	if (err) {
+		if (err != -ECANCELED)
+			record_failure(watcher, &req, &k->stats.list_errors);
+		request_reset(&req);
+		return err;
+	}
+	request_reset(&req);
+	pthread_mutex_lock(&k->lock);
+	if (watcher->resource == K8S_PODS)
+		k8s_store_sweep_pods(&k->store, epoch);
+	else
+		k8s_store_sweep_services(&k->store, epoch);
+	watcher->synced = true;
+	pthread_mutex_unlock(&k->lock);
+	return 0;
+}
+
+/* One watch from the last resourceVersion: 0 when the server ended it cleanly. */
+static int watch_once(struct k8s_watcher *watcher, uint64_t *ret_events)
+{
+	struct k8s *k = watcher->k;
+	struct request req = { .watcher = watcher, .watch = true };
+	char url[K8S_CONFIG_PATH_LEN + 256];
+	int err;
+
+	pthread_mutex_lock(&k->lock);
+	snprintf(url, sizeof(url),
+		 "%s%s?watch=1&allowWatchBookmarks=true&timeoutSeconds=%u&resourceVersion=%s",
+		 k->server, resource_paths[watcher->resource], k->cfg.watch_timeout_s,
+		 watcher->resource_version);
+	pthread_mutex_unlock(&k->lock);
+	err = perform(&req, url);
+	*ret_events = req.events;
+	if (err && err != -ECANCELED)
+		record_failure(watcher, &req, req.gone ? NULL : &k->stats.watch_errors);
+	request_reset(&req);
+	return err;
+}
+
+static unsigned int next_backoff(const struct k8s_config *cfg, unsigned int backoff_ms)
+{
+	if (!backoff_ms)
+		return cfg->backoff_min_ms;
+	return backoff_ms >= cfg->backoff_max_ms / 2 ? cfg->backoff_max_ms : backoff_ms * 2;
+}
+
+/* Wait out the backoff, doubled for next time; false when stopping. */
+static bool back_off(struct k8s_watcher *watcher)
+{
+	struct k8s *k = watcher->k;
+	unsigned int delay_ms;
+
+	pthread_mutex_lock(&k->lock);
+	watcher->backoff_ms = next_backoff(&k->cfg, watcher->backoff_ms);
+	delay_ms = watcher->backoff_ms;
+	k->stats.backoff_ms = delay_ms;
+	pthread_mutex_unlock(&k->lock);
+	return sleep_ms(k, delay_ms);
+}
+
+static void backoff_reset(struct k8s_watcher *watcher)
+{
+	struct k8s *k = watcher->k;
+
+	pthread_mutex_lock(&k->lock);
+	watcher->backoff_ms = 0;
+	k->stats.backoff_ms = 0;
+	for (int i = 0; i < K8S_RESOURCE_COUNT; i++)
+		if (k->watchers[i].backoff_ms)
+			k->stats.backoff_ms = k->watchers[i].backoff_ms;
+	pthread_mutex_unlock(&k->lock);
+}
+
+void *k8s_watcher_main(void *arg)
+{
+	struct k8s_watcher *watcher = arg;
+	struct k8s *k = watcher->k;
+	bool need_list = true, listed_once = false;
+
+	while (!stopping(k)) {
+		uint64_t started_ms, events;
+		int err;
+
+		if (need_list) {
+			if (listed_once) {
+				pthread_mutex_lock(&k->lock);
+				k->stats.relists++;
+				pthread_mutex_unlock(&k->lock);
+			}
+			if (list_all(watcher)) {
+				back_off(watcher);
+				continue;
+			}
+			listed_once = true;
+			need_list = false;
+			backoff_reset(watcher);
+		}
+		started_ms = monotonic_ms();
+		err = watch_once(watcher, &events);
+		if (err == -ECANCELED)
+			break;
+		if (err == -ESTALE) {
+			need_list = true;
+			back_off(watcher); /* a server that answers 410 forever is not hammered */
+		} else if (err || (!events && monotonic_ms() - started_ms < WATCH_MIN_HEALTHY_MS)) {
+			back_off(watcher);
+		} else {
+			backoff_reset(watcher);
+		}
+	}
+	return NULL;
+}
