@@ -587,6 +587,26 @@ KTEST_F(api, list_resolves_pods_services_and_peers, 60)
 	EXPECT_EQ(1, stats.unresolved_local);
 }
 
+/* The recorded stream: a pod Pending then Running, a bookmark, a delete, 410. */
+KTEST_F(api, recorded_watch_stream_then_410, 60)
+{
+	struct k8s_stats stats;
+	struct k8s_identity id;
+
+	ASSERT_EQ(0, start_both(self));
+	ASSERT_EQ(200, control(self->port, "replay", "{\"file\": \"" FIXTURES "/pod-watch.ndjson\"}"));
+	ASSERT_TRUE(WAIT_UNTIL((k8s_stats_get(self->k, &stats), stats.relists >= 2 && stats.synced), 5000));
+	id = local_uid(self->k, "0f0f0f0f-0000-4000-8000-00000000000f");
+	EXPECT_EQ(K8S_KIND_POD, id.kind);
+	EXPECT_STREQ("frontend.shop", id.service);
+	EXPECT_STREQ("frontend-6d9f7c7b9d-q7r8s", id.instance);
+	EXPECT_STREQ("frontend-6d9f7c7b9d-q7r8s", peer(self->k, "10.244.1.13").instance);
+	EXPECT_EQ(K8S_KIND_UNKNOWN, local_uid(self->k, UID_FRONTEND).kind);
+	EXPECT_EQ(K8S_KIND_UNKNOWN, peer(self->k, "10.244.1.12").kind);
+	EXPECT_EQ(3, stats.pods);
+	EXPECT_LE(2, stats.gone_410);
+}
+
 KTEST_F(api, cluster_prefix_and_name_cut_at_70, 60)
 {
 	struct k8s_identity id;

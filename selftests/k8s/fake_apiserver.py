@@ -19,6 +19,7 @@ with a JSON body:
   hang {count}                the next `count` watch requests send headers, then
                               nothing at all (a dead connection)
   bulk {pods, services, namespaces}  synthetic objects, for scale tests
+  replay {file}               apply a recorded watch stream (ndjson) event by event
 
 GET /_control/stats returns request counters. Being down at start is the
 test's part: it starts this server late.
@@ -320,6 +321,25 @@ class Handler(BaseHTTPRequestHandler):
         elif verb in ("http_410", "garbage", "hang"):
             with st.lock:
                 setattr(st, verb, int(body.get("count", 1)))
+        elif verb == "replay":
+            # a recorded watch stream (e.g. fixtures/pod-watch.ndjson), applied
+            # event by event; its ERROR 410 expires the history like watch_error_410
+            with open(body["file"]) as f:
+                for line in f:
+                    if not line.strip():
+                        continue
+                    event = json.loads(line)
+                    obj, kind = event["object"], event["object"].get("kind", "Pod")
+                    if event["type"] in ("ADDED", "MODIFIED"):
+                        st.upsert(kind, obj)
+                    elif event["type"] == "DELETED":
+                        st.delete(kind, st.key(kind, obj))
+                    elif event["type"] == "ERROR":
+                        with st.lock:
+                            st.error_generation += 1
+                            st.history = []
+                            st.history_floor = st.rv
+                            st.lock.notify_all()
         elif verb == "bulk":
             namespaces = int(body.get("namespaces", 100))
             services = int(body.get("services", 0))

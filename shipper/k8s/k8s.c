@@ -414,8 +414,11 @@ int k8s_resolve_local_path(struct k8s *k, const char *cgroup_path, struct k8s_id
 	identity_init(ret, K8S_KIND_HOST);
 	err = is_proc_cgroup_text(cgroup_path) ? k8s_parse_proc_cgroup(cgroup_path, &ids)
 					       : k8s_parse_cgroup_path(cgroup_path, &ids);
-	if (err)
-		return 0; /* a process outside any pod: the node itself */
+	if (err) {
+		/* a process outside any pod: the node itself */
+		copy_cut(ret->node, sizeof(ret->node), k->cfg.node_name);
+		return 0;
+	}
 	copy_cut(ret->pod_uid, sizeof(ret->pod_uid), ids.pod_uid);
 	copy_cut(ret->container_id, sizeof(ret->container_id), ids.container_id);
 	pthread_mutex_lock(&k->lock);
