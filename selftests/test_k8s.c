@@ -278,6 +278,8 @@ static int free_port(void)
 	return port;
 }
 
+static const char *fake_scheme = "http";
+
 static size_t discard(char *data, size_t size, size_t count, void *user)
 {
 	return size * count;
@@ -308,8 +310,11 @@ static long fake_request(int port, const char *verb, const char *json, struct bo
 
 	if (!curl)
 		return -1;
-	snprintf(url, sizeof(url), "http://127.0.0.1:%d/_control/%s", port, verb);
+	snprintf(url, sizeof(url), "%s://127.0.0.1:%d/_control/%s", fake_scheme, port, verb);
 	curl_easy_setopt(curl, CURLOPT_URL, url);
+	/* the test's own control requests need not check the fake's certificate */
+	curl_easy_setopt(curl, CURLOPT_SSL_VERIFYPEER, 0L);
+	curl_easy_setopt(curl, CURLOPT_SSL_VERIFYHOST, 0L);
 	curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(curl, CURLOPT_TIMEOUT, 30L);
 	if (json)
@@ -341,24 +346,53 @@ static long fake_stat(int port, const char *name)
 	return found ? strtol(found + strlen(needle), NULL, 10) : -1;
 }
 
+/* Extra arguments of the next fake_start (TLS, tokens); NULL-terminated. */
+static const char *fake_extra_args[12];
+
+/* A string from GET /_control/stats into ret (empty when absent). */
+static void fake_stat_text(int port, const char *name, char *ret, size_t len)
+{
+	struct body body = { .len = 0 };
+	char needle[64];
+	const char *found, *end;
+
+	ret[0] = '\0';
+	if (fake_request(port, "stats", NULL, &body) != 200)
+		return;
+	snprintf(needle, sizeof(needle), "\"%s\": \"", name);
+	found = strstr(body.text, needle);
+	if (!found)
+		return;
+	found += strlen(needle);
+	end = strchr(found, '"');
+	if (end && (size_t)(end - found) < len) {
+		memcpy(ret, found, end - found);
+		ret[end - found] = '\0';
+	}
+}
+
 static pid_t fake_start(int port, bool fixtures)
 {
+	const char *argv[32] = { "python3", FAKE_API, "--port", NULL, "--bookmark-s", "0.5" };
 	char port_text[16];
+	int argc = 6;
 	pid_t pid;
 
 	snprintf(port_text, sizeof(port_text), "%d", port);
+	argv[3] = port_text;
+	if (fixtures) {
+		argv[argc++] = "--fixtures";
+		argv[argc++] = FIXTURES;
+	}
+	for (int i = 0; fake_extra_args[i]; i++)
+		argv[argc++] = fake_extra_args[i];
 	pid = fork();
 	if (pid == 0) {
 		int null_fd = open("/dev/null", O_WRONLY);
 
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		dup2(null_fd, STDOUT_FILENO);
-		if (fixtures)
-			execl("/usr/bin/python3", "python3", FAKE_API, "--port", port_text,
-			      "--fixtures", FIXTURES, "--bookmark-s", "0.5", (char *)NULL);
-		else
-			execl("/usr/bin/python3", "python3", FAKE_API, "--port", port_text,
-			      "--bookmark-s", "0.5", (char *)NULL);
+		execv("/usr/bin/python3", (char *const *)argv);
 		_exit(127);
 	}
 	/* Up when its control endpoint answers. */
@@ -504,6 +538,8 @@ static int start_both(FIXTURE_DATA(api) *self)
 	if (self->server < 0)
 		return -ECONNREFUSED;
 	ret = k8s_new(&self->cfg, &self->k, err, sizeof(err));
+	if (ret)
+		fprintf(stderr, "# k8s_new: %s\n", err);
 	if (!ret)
 		ret = k8s_start(self->k);
 	if (!ret)
@@ -892,6 +928,110 @@ KTEST_F(api, silent_watch_is_abandoned_after_the_timeout, 60)
 	EXPECT_GE(4500, now_ms() - started_ms);
 	EXPECT_EQ(1, fake_stat(self->port, "hang"));
 	ASSERT_TRUE(WAIT_UNTIL(peer(self->k, "10.244.3.6").kind == K8S_KIND_POD, 3000));
+}
+
+/* ---- TLS: kubeconfig and in-cluster ---- */
+
+#define TLS_DIR "/tmp/kaccess-selftest-k8s-tls"
+
+/* A self-signed server certificate for 127.0.0.1 and a client certificate. */
+static int make_certificates(void)
+{
+	return run_quiet("rm -rf " TLS_DIR " && mkdir -p " TLS_DIR " && cd " TLS_DIR " && "
+			 "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
+			 "-keyout server.key -out server.crt -subj /CN=kak-apiserver "
+			 "-addext subjectAltName=IP:127.0.0.1 -days 1 && "
+			 "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
+			 "-keyout client.key -out client.crt -subj /CN=kaccess-client -days 1");
+}
+
+static int write_kubeconfig(const char *path, int port, bool with_ca)
+{
+	/* run_quiet appends >/dev/null: the file redirect is inside the outer braces */
+	return run_quiet("{ cd " TLS_DIR " && { echo 'apiVersion: v1'; echo 'kind: Config'; "
+			 "echo 'current-context: test'; echo 'clusters:'; echo '- name: c'; "
+			 "echo '  cluster:'; echo '    server: https://127.0.0.1:%d'; "
+			 "%s "
+			 "echo 'contexts:'; echo '- name: test'; echo '  context: {cluster: c, user: u}'; "
+			 "echo 'users:'; echo '- name: u'; echo '  user:'; "
+			 "echo \"    client-certificate-data: $(base64 -w0 client.crt)\"; "
+			 "echo \"    client-key-data: $(base64 -w0 client.key)\"; "
+			 "echo '    token: kube-token'; } > %s; }",
+			 port,
+			 with_ca ? "echo \"    certificate-authority-data: $(base64 -w0 server.crt)\";" : "",
+			 path);
+}
+
+KTEST_F(api, https_kubeconfig_ca_client_certificate_and_token, 60)
+{
+	struct k8s_stats stats;
+	struct k8s *unverified = NULL;
+	char err[K8S_ERROR_LEN], text[128];
+
+	if (run_quiet("command -v openssl") != 0)
+		SKIP(return, "openssl is not installed");
+	ASSERT_EQ(0, make_certificates());
+	ASSERT_EQ(0, write_kubeconfig(TLS_DIR "/config", self->port, true));
+	ASSERT_EQ(0, write_kubeconfig(TLS_DIR "/config-no-ca", self->port, false));
+	fake_scheme = "https";
+	fake_extra_args[0] = "--tls-cert";
+	fake_extra_args[1] = TLS_DIR "/server.crt";
+	fake_extra_args[2] = "--tls-key";
+	fake_extra_args[3] = TLS_DIR "/server.key";
+	fake_extra_args[4] = "--client-ca";
+	fake_extra_args[5] = TLS_DIR "/client.crt";
+	fake_extra_args[6] = "--require-token";
+	fake_extra_args[7] = "kube-token";
+	self->cfg.api_server[0] = '\0';
+	snprintf(self->cfg.kubeconfig, sizeof(self->cfg.kubeconfig), TLS_DIR "/config");
+	ASSERT_EQ(0, start_both(self));
+	EXPECT_STREQ("frontend.shop", local_uid(self->k, UID_FRONTEND).service);
+	fake_stat_text(self->port, "last_auth", text, sizeof(text));
+	EXPECT_STREQ("Bearer kube-token", text);
+	fake_stat_text(self->port, "client_cn", text, sizeof(text));
+	EXPECT_STREQ("kaccess-client", text);
+	EXPECT_EQ(0, fake_stat(self->port, "unauthorized"));
+
+	/* without the CA the self-signed server is refused, and the counters say so */
+	snprintf(self->cfg.kubeconfig, sizeof(self->cfg.kubeconfig), TLS_DIR "/config-no-ca");
+	ASSERT_EQ(0, k8s_new(&self->cfg, &unverified, err, sizeof(err)));
+	ASSERT_EQ(0, k8s_start(unverified));
+	ASSERT_TRUE(WAIT_UNTIL((k8s_stats_get(unverified, &stats), stats.list_errors >= 2), 5000));
+	EXPECT_FALSE(stats.synced);
+	EXPECT_NE(NULL, strstr(stats.last_error, "certificate")) TH_LOG("%s", stats.last_error);
+	k8s_free(unverified);
+	run_quiet("rm -rf " TLS_DIR);
+}
+
+KTEST_F(api, in_cluster_token_is_reread_when_rotated, 60)
+{
+	char text[128], port_text[16];
+
+	if (run_quiet("command -v openssl") != 0)
+		SKIP(return, "openssl is not installed");
+	ASSERT_EQ(0, make_certificates());
+	ASSERT_EQ(0, run_quiet("{ cp " TLS_DIR "/server.crt " TLS_DIR "/ca.crt && "
+			       "printf 'token-1\\n' > " TLS_DIR "/token; }"));
+	fake_scheme = "https";
+	fake_extra_args[0] = "--tls-cert";
+	fake_extra_args[1] = TLS_DIR "/server.crt";
+	fake_extra_args[2] = "--tls-key";
+	fake_extra_args[3] = TLS_DIR "/server.key";
+	snprintf(port_text, sizeof(port_text), "%d", self->port);
+	setenv("KUBERNETES_SERVICE_HOST", "127.0.0.1", 1);
+	setenv("KUBERNETES_SERVICE_PORT", port_text, 1);
+	self->cfg.api_server[0] = '\0';
+	snprintf(self->cfg.service_account_dir, sizeof(self->cfg.service_account_dir), TLS_DIR);
+	ASSERT_EQ(0, start_both(self));
+	EXPECT_STREQ("orders.shop", local_uid(self->k, UID_ORDERS).service);
+	fake_stat_text(self->port, "last_auth", text, sizeof(text));
+	EXPECT_STREQ("Bearer token-1", text);
+	ASSERT_EQ(0, run_quiet("{ printf 'token-2\\n' > " TLS_DIR "/token.new && mv " TLS_DIR
+			       "/token.new " TLS_DIR "/token; }"));
+	ASSERT_EQ(200, control(self->port, "close_watches", NULL));
+	ASSERT_TRUE(WAIT_UNTIL((fake_stat_text(self->port, "last_auth", text, sizeof(text)),
+				strcmp(text, "Bearer token-2") == 0), 3000));
+	run_quiet("rm -rf " TLS_DIR);
 }
 
 static long rss_kib(void)

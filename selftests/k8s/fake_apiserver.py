@@ -25,10 +25,16 @@ GET /_control/stats returns request counters. Being down at start is the
 test's part: it starts this server late.
 
 usage: fake_apiserver.py --port N [--fixtures DIR] [--bookmark-s S]
+       [--tls-cert PEM --tls-key PEM [--client-ca PEM]] [--require-token TOKEN]
+
+With TLS, the stats say the client certificate's CN (client_cn); they always
+say the last Authorization header (last_auth). --require-token answers 401 to
+any other bearer token.
 """
 import argparse
 import copy
 import json
+import ssl
 import sys
 import threading
 import time
@@ -53,7 +59,8 @@ class State:
         self.garbage = 0
         self.hang = 0
         self.stats = {"list": 0, "watch": 0, "http_410": 0, "garbage": 0, "hang": 0,
-                      "open_watches": 0, "control": 0}
+                      "open_watches": 0, "control": 0, "unauthorized": 0,
+                      "last_auth": "", "client_cn": ""}
 
     @staticmethod
     def key(kind, obj):
@@ -140,6 +147,7 @@ class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     state = None
     bookmark_s = 1.0
+    require_token = None
 
     def log_message(self, fmt, *args):
         pass
@@ -176,6 +184,19 @@ class Handler(BaseHTTPRequestHandler):
                 stats["pods"] = len(self.state.objects["Pod"])
                 stats["services"] = len(self.state.objects["Service"])
             return self.send_json(200, stats)
+        auth = self.headers.get("Authorization", "")
+        with self.state.lock:
+            self.state.stats["last_auth"] = auth
+            peer_cert = self.connection.getpeercert() if hasattr(self.connection, "getpeercert") else None
+            if peer_cert:
+                for rdn in peer_cert.get("subject", ()):
+                    for key, value in rdn:
+                        if key == "commonName":
+                            self.state.stats["client_cn"] = value
+        if self.require_token is not None and auth != "Bearer " + self.require_token:
+            with self.state.lock:
+                self.state.stats["unauthorized"] += 1
+            return self.send_status(401, "Unauthorized", "Unauthorized")
         kind = RESOURCES.get(url.path)
         if kind is None:
             return self.send_status(404, "NotFound", "no such path " + url.path)
@@ -360,6 +381,10 @@ def main():
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--fixtures", help="directory with pods.json and services.json")
     parser.add_argument("--bookmark-s", type=float, default=1.0)
+    parser.add_argument("--tls-cert")
+    parser.add_argument("--tls-key")
+    parser.add_argument("--client-ca")
+    parser.add_argument("--require-token")
     args = parser.parse_args()
     state = State()
     if args.fixtures:
@@ -367,8 +392,16 @@ def main():
         state.load_list(args.fixtures + "/services.json")
     Handler.state = state
     Handler.bookmark_s = args.bookmark_s
+    Handler.require_token = args.require_token
     server = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
     server.daemon_threads = True
+    if args.tls_cert:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(args.tls_cert, args.tls_key)
+        if args.client_ca:
+            context.load_verify_locations(args.client_ca)
+            context.verify_mode = ssl.CERT_OPTIONAL
+        server.socket = context.wrap_socket(server.socket, server_side=True)
     print("READY %d" % server.server_address[1], flush=True)
     server.serve_forever()
 

@@ -3,8 +3,9 @@
 # Kubernetes identity (shipper/k8s): the API client links libcurl (OpenSSL
 # flavour) and json-c, kubeconfig files are read with libyaml. Conntrack is
 # plain netlink (linux-libc-dev headers), no library.
-# The selftest's fake API server is Debian's python3 (stdlib only).
+# The selftest's fake API server is Debian's python3 (stdlib only); openssl
+# makes its TLS certificates.
 
 SHIPPER_PKGS += libcurl json-c yaml-0.1
 DEPS_BUILD += libcurl4-openssl-dev libjson-c-dev libyaml-dev linux-libc-dev
-DEPS_TEST += python3 nftables iproute2
+DEPS_TEST += python3 nftables iproute2 openssl
