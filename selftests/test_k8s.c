@@ -147,6 +147,7 @@ TEST(config_defaults_and_keys)
 	EXPECT_EQ(30, cfg.idle_timeout_s);
 	EXPECT_EQ(500, cfg.backoff_min_ms);
 	EXPECT_EQ(30000, cfg.backoff_max_ms);
+	EXPECT_EQ(120, cfg.deleted_grace_s);
 	EXPECT_TRUE(cfg.conntrack);
 
 	EXPECT_EQ(0, k8s_config_set(&cfg, "k8s_api_server", "http://127.0.0.1:1", err, sizeof(err)));
@@ -425,6 +426,7 @@ static void test_config(struct k8s_config *cfg, int port)
 	cfg->idle_timeout_s = 2;
 	cfg->backoff_min_ms = 50;
 	cfg->backoff_max_ms = 400;
+	cfg->deleted_grace_s = 0; /* deletes take effect at once, but in the grace test */
 }
 
 static uint64_t now_ms(void)
@@ -688,6 +690,34 @@ KTEST_F(api, watch_adds_and_forgets_pods_within_seconds, 60)
 	/* the fixture's DELETED of x2x4k is the same path */
 	ASSERT_EQ(200, control(self->port, "delete_pod", "{\"uid\": \"" UID_FRONTEND "\"}"));
 	ASSERT_TRUE(WAIT_UNTIL(peer(self->k, "10.244.1.12").kind == K8S_KIND_UNKNOWN, 3000));
+}
+
+/* The drain names the minute that ended: a pod deleted meanwhile still resolves. */
+KTEST_F(api, deleted_pods_resolve_for_the_grace_period, 60)
+{
+	struct k8s_stats stats;
+	uint64_t deleted_ms;
+
+	self->cfg.deleted_grace_s = 2;
+	ASSERT_EQ(0, start_both(self));
+	ASSERT_EQ(200, control(self->port, "delete_pod", "{\"uid\": \"" UID_FRONTEND "\"}"));
+	ASSERT_TRUE(WAIT_UNTIL((k8s_stats_get(self->k, &stats), stats.pods_deleted == 1), 3000));
+	deleted_ms = now_ms();
+	EXPECT_EQ(K8S_KIND_POD, local_uid(self->k, UID_FRONTEND).kind);
+	EXPECT_STREQ("frontend-6d9f7c7b9d-x2x4k", peer(self->k, "10.244.1.12").instance);
+	EXPECT_EQ(3, stats.pods);
+	/* a new pod that takes over the IP wins at once */
+	ASSERT_EQ(200, control(self->port, "add_pod",
+			       make_pod("shop", "frontend-6d9f7c7b9d-n3w9z", "40000000-0000-4000-8000-000000000001",
+					"10.244.1.12", "\"app\": \"frontend\"")));
+	ASSERT_TRUE(WAIT_UNTIL(strcmp(peer(self->k, "10.244.1.12").instance, "frontend-6d9f7c7b9d-n3w9z") == 0,
+			       3000));
+	ASSERT_TRUE(WAIT_UNTIL(local_uid(self->k, UID_FRONTEND).kind == K8S_KIND_UNKNOWN, 4000));
+	EXPECT_LE(1500, now_ms() - deleted_ms);
+	k8s_stats_get(self->k, &stats);
+	EXPECT_EQ(0, stats.pods_deleted);
+	EXPECT_EQ(3, stats.pods);
+	EXPECT_STREQ("frontend-6d9f7c7b9d-n3w9z", peer(self->k, "10.244.1.12").instance);
 }
 
 KTEST_F(api, selector_multi_match_takes_first_name_and_follows_changes, 60)

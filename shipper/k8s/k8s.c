@@ -188,7 +188,7 @@ int k8s_new(const struct k8s_config *cfg, struct k8s **ret_k8s, char *err, size_
 	}
 	pthread_once(&curl_once, curl_init_once);
 	k8s_init_locks(k);
-	k8s_store_init(&k->store, cfg->max_pods, cfg->max_services);
+	k8s_store_init(&k->store, cfg->max_pods, cfg->max_services, cfg->deleted_grace_s);
 	for (int i = 0; i < K8S_RESOURCE_COUNT; i++) {
 		k->watchers[i].k = k;
 		k->watchers[i].resource = i;
@@ -221,7 +221,7 @@ void k8s_stop(struct k8s *k)
 	if (!k)
 		return;
 	pthread_mutex_lock(&k->lock);
-	k->stopping = true;
+	__atomic_store_n(&k->stopping, true, __ATOMIC_RELAXED);
 	pthread_cond_broadcast(&k->wake);
 	pthread_mutex_unlock(&k->lock);
 	for (int i = 0; i < K8S_RESOURCE_COUNT; i++)
@@ -254,7 +254,9 @@ void k8s_stats_get(struct k8s *k, struct k8s_stats *ret_stats)
 	ret_stats->synced = true;
 	for (int i = 0; i < K8S_RESOURCE_COUNT; i++)
 		ret_stats->synced &= k->watchers[i].synced;
+	k8s_store_expire(&k->store, k8s_monotonic_ms());
 	ret_stats->pods = k->store.pods_by_uid.count;
+	ret_stats->pods_deleted = k->store.retired_count;
 	ret_stats->services = k->store.services_by_key.count;
 	ret_stats->objects_dropped = k->store.dropped;
 	pthread_mutex_unlock(&k->lock);
@@ -422,6 +424,7 @@ int k8s_resolve_local_path(struct k8s *k, const char *cgroup_path, struct k8s_id
 	copy_cut(ret->pod_uid, sizeof(ret->pod_uid), ids.pod_uid);
 	copy_cut(ret->container_id, sizeof(ret->container_id), ids.container_id);
 	pthread_mutex_lock(&k->lock);
+	k8s_store_expire(&k->store, k8s_monotonic_ms());
 	pod = k8s_store_pod_by_uid(&k->store, ids.pod_uid);
 	if (pod) {
 		pod_identity(k, pod, ret);
@@ -536,6 +539,7 @@ int k8s_resolve_peer(struct k8s *k, const uint8_t addr[16], uint16_t port,
 		return 0;
 	}
 	pthread_mutex_lock(&k->lock);
+	k8s_store_expire(&k->store, k8s_monotonic_ms());
 	service = k8s_store_service_by_ip(&k->store, addr);
 	ask_conntrack = service && tuple && k->cfg.conntrack && memcmp(tuple->peer_addr, addr, 16) == 0;
 	if (service)

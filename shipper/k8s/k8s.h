@@ -69,6 +69,11 @@ struct k8s_config {
 	enum k8s_unselected_rule unselected_pod_rule;
 	unsigned int max_pods;          /* objects kept; more are counted as dropped */
 	unsigned int max_services;
+	/*
+	 * A deleted pod still resolves this long: the drain names the minute
+	 * that just ended, when a short-lived pod may already be gone.
+	 */
+	unsigned int deleted_grace_s;
 	unsigned int list_page_size;    /* items per list page (limit=) */
 	unsigned int watch_timeout_s;   /* server-side timeoutSeconds of a watch */
 	unsigned int idle_timeout_s;    /* no byte for this long: the connection is dead */
@@ -202,7 +207,8 @@ struct k8s_stats {
 	uint64_t relists;           /* lists after the first (410 Gone or error) */
 	uint64_t gone_410;          /* HTTP 410 or watch ERROR 410 received */
 	uint64_t watch_events;
-	uint64_t pods;              /* objects held now */
+	uint64_t pods;              /* objects held now (pods incl. deleted ones in grace) */
+	uint64_t pods_deleted;      /* deleted pods kept for k8s_deleted_grace_s */
 	uint64_t services;
 	uint64_t objects_dropped;   /* objects not kept: over k8s_max_pods/services */
 	uint64_t unresolved_local;  /* local lookups of a pod cgroup whose pod is unknown */

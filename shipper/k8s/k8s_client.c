@@ -51,22 +51,10 @@ struct request {
 	uint64_t events;
 };
 
-static uint64_t monotonic_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
+/* Called by curl many times per second: no lock, just the flag. */
 static bool stopping(struct k8s *k)
 {
-	bool stop;
-
-	pthread_mutex_lock(&k->lock);
-	stop = k->stopping;
-	pthread_mutex_unlock(&k->lock);
-	return stop;
+	return __atomic_load_n(&k->stopping, __ATOMIC_RELAXED);
 }
 
 /* Sleep unless asked to stop; false when stopping. */
@@ -139,7 +127,7 @@ static void apply_object(struct k8s_watcher *watcher, json_object *obj, bool del
 	int err;
 
 	if (watcher->resource == K8S_PODS)
-		err = deleted ? k8s_store_delete_pod(store, obj)
+		err = deleted ? k8s_store_delete_pod(store, obj, k8s_monotonic_ms())
 			      : k8s_store_upsert_pod(store, obj, epoch);
 	else
 		err = deleted ? k8s_store_delete_service(store, obj)
@@ -160,6 +148,29 @@ static void set_resource_version(struct k8s_watcher *watcher, const char *versio
 {
 	if (version && version[0])
 		snprintf(watcher->resource_version, sizeof(watcher->resource_version), "%s", version);
+}
+
+/* A request succeeded: the failure streak ends. Caller holds the lock. */
+static void backoff_reset_locked(struct k8s_watcher *watcher)
+{
+	struct k8s *k = watcher->k;
+
+	if (watcher->failures)
+		log_info("kubernetes: %s: back after %u failed requests",
+			 resource_names[watcher->resource], watcher->failures);
+	watcher->failures = 0;
+	watcher->backoff_ms = 0;
+	k->stats.backoff_ms = 0;
+	for (int i = 0; i < K8S_RESOURCE_COUNT; i++)
+		if (k->watchers[i].backoff_ms)
+			k->stats.backoff_ms = k->watchers[i].backoff_ms;
+}
+
+static void backoff_reset(struct k8s_watcher *watcher)
+{
+	pthread_mutex_lock(&watcher->k->lock);
+	backoff_reset_locked(watcher);
+	pthread_mutex_unlock(&watcher->k->lock);
 }
 
 /* One watch event line: 0, -ESTALE (410: list again) or -EPROTO. */
@@ -188,6 +199,7 @@ static int handle_event(struct request *req, json_object *event)
 		return -EPROTO;
 	}
 	pthread_mutex_lock(&k->lock);
+	k8s_store_expire(&k->store, k8s_monotonic_ms());
 	if (strcmp(type, "ADDED") == 0 || strcmp(type, "MODIFIED") == 0)
 		apply_object(watcher, obj, false, current_epoch(watcher));
 	else if (strcmp(type, "DELETED") == 0)
@@ -195,6 +207,7 @@ static int handle_event(struct request *req, json_object *event)
 	set_resource_version(watcher, string_member(member(obj, "metadata"), "resourceVersion"));
 	k->stats.watch_events++;
 	watcher->synced = true;
+	backoff_reset_locked(watcher);
 	pthread_mutex_unlock(&k->lock);
 	req->events++;
 	return 0;
@@ -438,8 +451,12 @@ static void record_failure(struct k8s_watcher *watcher, struct request *req, uin
 		k->stats.gone_410++;
 	watcher->synced = false;
 	k8s_set_error(k, "%s", req->error);
+	/* Log a failure streak once; the counters and last_error keep the rest. */
+	if (watcher->failures++ == 0)
+		log_warn("kubernetes: %s (retrying with backoff)", req->error);
+	else
+		log_debug("kubernetes: %s", req->error);
 	pthread_mutex_unlock(&k->lock);
-	log_warn("kubernetes: %s", req->error);
 }
 
 /* Every page of a list, then drop what the list no longer has. */
@@ -476,7 +493,7 @@ static int list_all(struct k8s_watcher *watcher)
 	request_reset(&req);
 	pthread_mutex_lock(&k->lock);
 	if (watcher->resource == K8S_PODS)
-		k8s_store_sweep_pods(&k->store, epoch);
+		k8s_store_sweep_pods(&k->store, epoch, k8s_monotonic_ms());
 	else
 		k8s_store_sweep_services(&k->store, epoch);
 	watcher->synced = true;
@@ -527,19 +544,6 @@ static bool back_off(struct k8s_watcher *watcher)
 	return sleep_ms(k, delay_ms);
 }
 
-static void backoff_reset(struct k8s_watcher *watcher)
-{
-	struct k8s *k = watcher->k;
-
-	pthread_mutex_lock(&k->lock);
-	watcher->backoff_ms = 0;
-	k->stats.backoff_ms = 0;
-	for (int i = 0; i < K8S_RESOURCE_COUNT; i++)
-		if (k->watchers[i].backoff_ms)
-			k->stats.backoff_ms = k->watchers[i].backoff_ms;
-	pthread_mutex_unlock(&k->lock);
-}
-
 void *k8s_watcher_main(void *arg)
 {
 	struct k8s_watcher *watcher = arg;
@@ -564,14 +568,14 @@ void *k8s_watcher_main(void *arg)
 			need_list = false;
 			backoff_reset(watcher);
 		}
-		started_ms = monotonic_ms();
+		started_ms = k8s_monotonic_ms();
 		err = watch_once(watcher, &events);
 		if (err == -ECANCELED)
 			break;
 		if (err == -ESTALE) {
 			need_list = true;
 			back_off(watcher); /* a server that answers 410 forever is not hammered */
-		} else if (err || (!events && monotonic_ms() - started_ms < WATCH_MIN_HEALTHY_MS)) {
+		} else if (err || (!events && k8s_monotonic_ms() - started_ms < WATCH_MIN_HEALTHY_MS)) {
 			back_off(watcher);
 		} else {
 			backoff_reset(watcher);

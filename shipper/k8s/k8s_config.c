@@ -23,6 +23,7 @@ void k8s_config_set_defaults(struct k8s_config *cfg)
 	cfg->unselected_pod_rule = K8S_UNSELECTED_OWNER;
 	cfg->max_pods = 100000;
 	cfg->max_services = 20000;
+	cfg->deleted_grace_s = 120;
 	cfg->list_page_size = 500;
 	cfg->watch_timeout_s = 300;
 	cfg->idle_timeout_s = 30;
@@ -69,6 +70,7 @@ static const struct k8s_key k8s_keys[] = {
 	  0, 0, 0, NULL, unselected_choices },
 	UINT_KEY(max_pods, 1, 10000000, "pods"),
 	UINT_KEY(max_services, 1, 1000000, "services"),
+	UINT_KEY(deleted_grace_s, 0, 3600, "seconds"),
 	UINT_KEY(list_page_size, 1, 100000, "items"),
 	UINT_KEY(watch_timeout_s, 1, 3600, "seconds"),
 	UINT_KEY(idle_timeout_s, 1, 3600, "seconds"),

@@ -72,6 +72,7 @@ struct k8s_pod {
 	uint16_t container_count;
 	struct k8s_label *labels;
 	uint64_t epoch;         /* the list that last saw it, for relists */
+	uint64_t deleted_ms;    /* when it was deleted (monotonic), 0 while it exists */
 	/* The selecting service, computed lazily when services changed. */
 	const char *service;    /* interned "" when none */
 	uint64_t service_generation;
@@ -113,18 +114,26 @@ struct k8s_store {
 	uint64_t pod_epoch, service_epoch;
 	unsigned int max_pods, max_services;
 	uint64_t dropped;
+	/* deleted pods in grace, oldest first: expired from the head */
+	struct k8s_retired *retired_head, *retired_tail;
+	uint64_t retired_count;
+	uint64_t deleted_grace_ms;
 };
 
-int k8s_store_init(struct k8s_store *store, unsigned int max_pods, unsigned int max_services);
+int k8s_store_init(struct k8s_store *store, unsigned int max_pods, unsigned int max_services,
+		   unsigned int deleted_grace_s);
+/* Free the deleted pods whose grace ended by now_ms (monotonic). */
+void k8s_store_expire(struct k8s_store *store, uint64_t now_ms);
+uint64_t k8s_monotonic_ms(void);
 void k8s_store_fini(struct k8s_store *store);
 
 /* Apply one object from a list or an ADDED/MODIFIED event; -errno for bad shapes. */
 int k8s_store_upsert_pod(struct k8s_store *store, json_object *pod, uint64_t epoch);
-int k8s_store_delete_pod(struct k8s_store *store, json_object *pod);
+int k8s_store_delete_pod(struct k8s_store *store, json_object *pod, uint64_t now_ms);
 int k8s_store_upsert_service(struct k8s_store *store, json_object *service, uint64_t epoch);
 int k8s_store_delete_service(struct k8s_store *store, json_object *service);
 /* After a full list: drop objects the list did not have. */
-void k8s_store_sweep_pods(struct k8s_store *store, uint64_t epoch);
+void k8s_store_sweep_pods(struct k8s_store *store, uint64_t epoch, uint64_t now_ms);
 void k8s_store_sweep_services(struct k8s_store *store, uint64_t epoch);
 
 struct k8s_pod *k8s_store_pod_by_uid(struct k8s_store *store, const char *uid);
@@ -147,6 +156,7 @@ struct k8s_watcher {
 	bool synced;
 	char resource_version[128];
 	unsigned int backoff_ms;
+	unsigned int failures; /* in a row: the first is a warning, the rest debug */
 };
 
 struct k8s {

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "k8s_internal.h"
 
@@ -466,7 +467,63 @@ int k8s_store_upsert_pod(struct k8s_store *store, json_object *obj, uint64_t epo
 	return err;
 }
 
-int k8s_store_delete_pod(struct k8s_store *store, json_object *obj)
+uint64_t k8s_monotonic_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* A deleted pod in grace, by UID: the pod may have been replaced meanwhile. */
+struct k8s_retired {
+	struct k8s_retired *next;
+	uint64_t deleted_ms;
+	char uid[K8S_POD_UID_LEN];
+};
+
+/* Deleted: keep it resolvable for the grace period (it stays in every index). */
+static void pod_retire(struct k8s_store *store, struct k8s_pod *pod, uint64_t now_ms)
+{
+	struct k8s_retired *retired;
+
+	if (pod->deleted_ms)
+		return;
+	retired = store->deleted_grace_ms ? calloc(1, sizeof(*retired)) : NULL;
+	if (!retired) {
+		pod_unindex_free(store, pod);
+		return;
+	}
+	pod->deleted_ms = now_ms ? now_ms : 1;
+	retired->deleted_ms = pod->deleted_ms;
+	memcpy(retired->uid, pod->uid, sizeof(retired->uid));
+	if (store->retired_tail)
+		store->retired_tail->next = retired;
+	else
+		store->retired_head = retired;
+	store->retired_tail = retired;
+	store->retired_count++;
+}
+
+void k8s_store_expire(struct k8s_store *store, uint64_t now_ms)
+{
+	while (store->retired_head &&
+	       store->retired_head->deleted_ms + store->deleted_grace_ms <= now_ms) {
+		struct k8s_retired *retired = store->retired_head;
+		struct k8s_pod *pod = k8s_store_pod_by_uid(store, retired->uid);
+
+		/* the same deletion, not a pod that came back under its UID */
+		if (pod && pod->deleted_ms == retired->deleted_ms)
+			pod_unindex_free(store, pod);
+		store->retired_head = retired->next;
+		if (!store->retired_head)
+			store->retired_tail = NULL;
+		store->retired_count--;
+		free(retired);
+	}
+}
+
+int k8s_store_delete_pod(struct k8s_store *store, json_object *obj, uint64_t now_ms)
 {
 	const char *uid = string_member(member(obj, "metadata"), "uid");
 	struct k8s_pod *pod = uid ? k8s_store_pod_by_uid(store, uid) : NULL;
@@ -474,13 +531,14 @@ int k8s_store_delete_pod(struct k8s_store *store, json_object *obj)
 	if (!uid)
 		return -EINVAL;
 	if (pod)
-		pod_unindex_free(store, pod);
+		pod_retire(store, pod, now_ms);
 	return 0;
 }
 
 /* Collect then delete: deleting changes the chains being walked. */
 static void sweep(struct k8s_hmap *map, uint64_t epoch, size_t epoch_offset,
-		  void (*delete_fn)(struct k8s_store *, void *), struct k8s_store *store)
+		  void (*delete_fn)(struct k8s_store *, void *, uint64_t), struct k8s_store *store,
+		  uint64_t now_ms)
 {
 	void **stale = malloc((map->count + 1) * sizeof(*stale));
 	size_t count = 0;
@@ -496,18 +554,23 @@ static void sweep(struct k8s_hmap *map, uint64_t epoch, size_t epoch_offset,
 				stale[count++] = entry->value;
 		}
 	for (size_t i = 0; i < count; i++)
-		delete_fn(store, stale[i]);
+		delete_fn(store, stale[i], now_ms);
 	free(stale);
 }
 
-static void pod_delete_fn(struct k8s_store *store, void *pod)
+/* A pod a relist no longer has was deleted while we were not watching. */
+static void pod_delete_fn(struct k8s_store *store, void *pod, uint64_t now_ms)
 {
-	pod_unindex_free(store, pod);
+	if (now_ms == UINT64_MAX)
+		pod_unindex_free(store, pod);
+	else
+		pod_retire(store, pod, now_ms);
 }
 
-void k8s_store_sweep_pods(struct k8s_store *store, uint64_t epoch)
+void k8s_store_sweep_pods(struct k8s_store *store, uint64_t epoch, uint64_t now_ms)
 {
-	sweep(&store->pods_by_uid, epoch, offsetof(struct k8s_pod, epoch), pod_delete_fn, store);
+	sweep(&store->pods_by_uid, epoch, offsetof(struct k8s_pod, epoch), pod_delete_fn, store,
+	      now_ms);
 }
 
 struct k8s_pod *k8s_store_pod_by_uid(struct k8s_store *store, const char *uid)
@@ -709,7 +772,7 @@ int k8s_store_delete_service(struct k8s_store *store, json_object *obj)
 	return 0;
 }
 
-static void service_delete_fn(struct k8s_store *store, void *service)
+static void service_delete_fn(struct k8s_store *store, void *service, uint64_t now_ms)
 {
 	service_unindex_free(store, service, true);
 }
@@ -717,7 +780,7 @@ static void service_delete_fn(struct k8s_store *store, void *service)
 void k8s_store_sweep_services(struct k8s_store *store, uint64_t epoch)
 {
 	sweep(&store->services_by_key, epoch, offsetof(struct k8s_service, epoch),
-	      service_delete_fn, store);
+	      service_delete_fn, store, 0);
 }
 
 struct k8s_service *k8s_store_service_by_ip(struct k8s_store *store, const uint8_t addr[16])
@@ -767,17 +830,20 @@ const char *k8s_store_pod_service(struct k8s_store *store, struct k8s_pod *pod)
 
 /* ---- the store ---- */
 
-int k8s_store_init(struct k8s_store *store, unsigned int max_pods, unsigned int max_services)
+int k8s_store_init(struct k8s_store *store, unsigned int max_pods, unsigned int max_services,
+		   unsigned int deleted_grace_s)
 {
 	memset(store, 0, sizeof(*store));
 	store->max_pods = max_pods;
 	store->max_services = max_services;
+	store->deleted_grace_ms = (uint64_t)deleted_grace_s * 1000;
 	return 0;
 }
 
 void k8s_store_fini(struct k8s_store *store)
 {
-	k8s_store_sweep_pods(store, UINT64_MAX);
+	k8s_store_expire(store, UINT64_MAX / 2);
+	k8s_store_sweep_pods(store, UINT64_MAX, UINT64_MAX);
 	k8s_store_sweep_services(store, UINT64_MAX);
 	k8s_hmap_free(&store->pods_by_uid);
 	k8s_hmap_free(&store->pods_by_ip);
