@@ -14,10 +14,18 @@ import subprocess
 import sys
 import tempfile
 
-REPO = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
-# Built into $(OUTPUT)/selftests/: the sources are two levels up from there too.
-if not os.path.isdir(os.path.join(REPO, "proto")):
-    REPO = os.getcwd()
+
+def find_repo():
+    """selftests/.. in the tree, or $(OUTPUT)/selftests/../.. once copied
+    (whose proto/ holds generated C), or the directory run.sh runs from."""
+    here = os.path.dirname(os.path.realpath(__file__))
+    for base in (os.path.dirname(here), os.path.dirname(os.path.dirname(here)), os.getcwd()):
+        if os.path.exists(os.path.join(base, "proto", "ebpf", "accesslog.proto")):
+            return base
+    return os.getcwd()
+
+
+REPO = find_repo()
 PROTO_DIR = os.path.join(REPO, "proto")
 PROTO_FILES = ["common/Common.proto", "common/Command.proto",
                "language-agent/Meter.proto", "ebpf/accesslog.proto"]
@@ -113,6 +121,11 @@ def main():
     tsv = sys.argv[1] if len(sys.argv) > 1 else default_tsv()
     if not os.path.exists(tsv):
         print("1..0 # SKIP %s missing" % tsv)
+        return 4
+    try:
+        import grpc_tools  # noqa: F401  (Debian's python3-grpc-tools)
+    except ImportError:
+        print("1..0 # SKIP needs python3-grpc-tools")
         return 4
     with tempfile.TemporaryDirectory() as tmp:
         fds = load_descriptors(tmp)

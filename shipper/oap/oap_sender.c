@@ -90,6 +90,7 @@ struct oap_stream_ctx {
 	struct oap_stream_stats stats;
 
 	/* Thread only. */
+	grpc_channel *channel;        /* own connection per stream; NULL after a failure */
 	grpc_completion_queue *cq;
 	struct oap_call call;
 	bool call_open;
@@ -100,7 +101,6 @@ struct oap_stream_ctx {
 
 struct oap_sender {
 	struct oap_config cfg;
-	grpc_channel *channel;
 	char *tls_ca_pem, *tls_cert_pem, *tls_key_pem;
 
 	pthread_mutex_t node_lock;
@@ -225,8 +225,16 @@ static grpc_arg string_arg(const char *key, char *value)
 	return (grpc_arg){ .type = GRPC_ARG_STRING, .key = (char *)key, .value.string = value };
 }
 
-static int channel_create(struct oap_sender *sender)
+/*
+ * Each stream has its own channel (its own connection: a slow access-log
+ * stream does not hold up the meters), from a local subchannel pool so that
+ * dropping it after a failure also drops gRPC's reconnect backoff: the
+ * sender's own backoff is the only one, and OAP's return is seen at the next
+ * call.
+ */
+static int channel_create(struct oap_stream_ctx *ctx)
 {
+	struct oap_sender *sender = ctx->sender;
 	const struct oap_config *cfg = &sender->cfg;
 	grpc_arg args[8];
 	size_t n = 0;
@@ -237,10 +245,8 @@ static int channel_create(struct oap_sender *sender)
 	args[n++] = int_arg(GRPC_ARG_KEEPALIVE_TIME_MS, cfg->keepalive_s * 1000);
 	args[n++] = int_arg(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 20000);
 	args[n++] = int_arg(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 0);
-	/* The channel's own reconnects follow the configured backoff, so OAP's
-	 * return is noticed within backoff_max_ms. */
+	args[n++] = int_arg(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
 	args[n++] = int_arg(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, cfg->backoff_initial_ms);
-	args[n++] = int_arg(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, cfg->backoff_initial_ms);
 	args[n++] = int_arg(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, cfg->backoff_max_ms);
 	/* At most once: no transparent re-sends by gRPC. */
 	args[n++] = int_arg(GRPC_ARG_ENABLE_RETRIES, 0);
@@ -252,9 +258,16 @@ static int channel_create(struct oap_sender *sender)
 	creds = channel_credentials(sender);
 	if (!creds)
 		return -EINVAL;
-	sender->channel = grpc_channel_create(cfg->address, creds, &channel_args);
+	ctx->channel = grpc_channel_create(cfg->address, creds, &channel_args);
 	grpc_channel_credentials_release(creds);
-	return sender->channel ? 0 : -ENOMEM;
+	return ctx->channel ? 0 : -ENOMEM;
+}
+
+static void channel_drop(struct oap_stream_ctx *ctx)
+{
+	if (ctx->channel)
+		grpc_channel_destroy(ctx->channel);
+	ctx->channel = NULL;
 }
 
 /* ---- one call ---- */
@@ -345,7 +358,9 @@ static int call_open(struct oap_stream_ctx *ctx)
 	grpc_metadata_array_init(&call->initial_metadata);
 	grpc_metadata_array_init(&call->trailing_metadata);
 	call->opened_ms = now_ms();
-	call->call = grpc_channel_create_call(ctx->sender->channel, NULL, GRPC_PROPAGATE_DEFAULTS,
+	if (!ctx->channel && channel_create(ctx))
+		return -ENOMEM;
+	call->call = grpc_channel_create_call(ctx->channel, NULL, GRPC_PROPAGATE_DEFAULTS,
 					      ctx->cq, method, NULL,
 					      gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
 	if (!call->call)
@@ -486,6 +501,10 @@ static void call_finish(struct oap_stream_ctx *ctx)
 	ctx->stats.backoff_ms = ok ? 0 : ctx->next_call_ms - now_ms();
 	pthread_mutex_unlock(&ctx->lock);
 	call_release(ctx);
+	/* A connection that is not up is not worth gRPC's own reconnect timer. */
+	if (!ok && ctx->channel &&
+	    grpc_channel_check_connectivity_state(ctx->channel, 0) != GRPC_CHANNEL_READY)
+		channel_drop(ctx);
 }
 
 /* Half-close and wait for OAP's status, within `wait_ms`; then finish. */
@@ -787,8 +806,6 @@ int oap_sender_create(const struct oap_config *cfg, struct oap_sender **ret_send
 	}
 	for (int kind = 0; kind < OAP_STREAM_COUNT && !ret; kind++)
 		ret = stream_init(sender, kind);
-	if (!ret)
-		ret = channel_create(sender);
 	if (ret)
 		goto fail;
 	*ret_sender = sender;
@@ -949,6 +966,7 @@ int oap_sender_stop(struct oap_sender *sender, unsigned int flush_timeout_ms)
 
 static void stream_free(struct oap_stream_ctx *ctx)
 {
+	channel_drop(ctx);
 	if (ctx->cq) {
 		grpc_completion_queue_shutdown(ctx->cq);
 		while (grpc_completion_queue_next(ctx->cq, gpr_inf_future(GPR_CLOCK_REALTIME),
@@ -970,8 +988,6 @@ void oap_sender_free(struct oap_sender *sender)
 	for (int kind = 0; kind < OAP_STREAM_COUNT; kind++)
 		if (sender->streams[kind].sender)
 			stream_free(&sender->streams[kind]);
-	if (sender->channel)
-		grpc_channel_destroy(sender->channel);
 	free(sender->tls_ca_pem);
 	free(sender->tls_cert_pem);
 	free(sender->tls_key_pem);
