@@ -450,14 +450,19 @@ static void addr_of(const char *text, uint8_t addr[16])
 	}
 }
 
-static struct k8s_identity peer(struct k8s *k, const char *ip)
+static struct k8s_identity peer_port(struct k8s *k, const char *ip, uint16_t port)
 {
 	struct k8s_identity id;
 	uint8_t addr[16];
 
 	addr_of(ip, addr);
-	k8s_resolve_peer(k, addr, 80, NULL, &id);
+	k8s_resolve_peer(k, addr, port, NULL, &id);
 	return id;
+}
+
+static struct k8s_identity peer(struct k8s *k, const char *ip)
+{
+	return peer_port(k, ip, 80);
 }
 
 static struct k8s_identity local_uid(struct k8s *k, const char *uid)
@@ -743,6 +748,27 @@ KTEST_F(api, selector_multi_match_takes_first_name_and_follows_changes, 60)
 	ASSERT_TRUE(WAIT_UNTIL(strcmp(local_uid(self->k, UID_FRONTEND).service, "frontend.shop") == 0,
 			       3000));
 	EXPECT_EQ(K8S_KIND_UNKNOWN, peer(self->k, "10.96.0.99").kind);
+}
+
+/* Two LoadBalancer services share one IP (MetalLB), told apart by port. */
+KTEST_F(api, shared_load_balancer_ip_by_port, 60)
+{
+	ASSERT_EQ(0, start_both(self));
+	ASSERT_EQ(200, control(self->port, "add_service",
+			       "{\"metadata\": {\"name\": \"web\", \"namespace\": \"shop\"}, \"spec\": "
+			       "{\"type\": \"LoadBalancer\", \"clusterIP\": \"10.96.0.61\", \"ports\": "
+			       "[{\"port\": 80}]}, \"status\": {\"loadBalancer\": {\"ingress\": "
+			       "[{\"ip\": \"203.0.113.50\"}]}}}"));
+	ASSERT_EQ(200, control(self->port, "add_service",
+			       "{\"metadata\": {\"name\": \"web-tls\", \"namespace\": \"shop\"}, \"spec\": "
+			       "{\"type\": \"LoadBalancer\", \"clusterIP\": \"10.96.0.62\", \"ports\": "
+			       "[{\"port\": 443}]}, \"status\": {\"loadBalancer\": {\"ingress\": "
+			       "[{\"ip\": \"203.0.113.50\"}]}}}"));
+	ASSERT_TRUE(WAIT_UNTIL(peer(self->k, "10.96.0.62").kind == K8S_KIND_SERVICE, 3000));
+	EXPECT_STREQ("web.shop", peer_port(self->k, "203.0.113.50", 80).service);
+	EXPECT_STREQ("web-tls.shop", peer_port(self->k, "203.0.113.50", 443).service);
+	/* no port matches: the newest */
+	EXPECT_STREQ("web-tls.shop", peer_port(self->k, "203.0.113.50", 8080).service);
 }
 
 /* Pods no service selects, under each k8s_unselected_pod_rule. */

@@ -540,7 +540,7 @@ int k8s_resolve_peer(struct k8s *k, const uint8_t addr[16], uint16_t port,
 	}
 	pthread_mutex_lock(&k->lock);
 	k8s_store_expire(&k->store, k8s_monotonic_ms());
-	service = k8s_store_service_by_ip(&k->store, addr);
+	service = k8s_store_service_by_ip(&k->store, addr, port);
 	ask_conntrack = service && tuple && k->cfg.conntrack && memcmp(tuple->peer_addr, addr, 16) == 0;
 	if (service)
 		service_identity(k, service, ret);

@@ -138,7 +138,8 @@ void k8s_store_sweep_services(struct k8s_store *store, uint64_t epoch);
 
 struct k8s_pod *k8s_store_pod_by_uid(struct k8s_store *store, const char *uid);
 struct k8s_pod *k8s_store_pod_by_ip(struct k8s_store *store, const uint8_t addr[16]);
-struct k8s_service *k8s_store_service_by_ip(struct k8s_store *store, const uint8_t addr[16]);
+struct k8s_service *k8s_store_service_by_ip(struct k8s_store *store, const uint8_t addr[16],
+					    uint16_t port);
 struct k8s_node_addr *k8s_store_node_addr(struct k8s_store *store, const uint8_t addr[16]);
 /* The service selecting the pod: lexicographically first name; "" when none. */
 const char *k8s_store_pod_service(struct k8s_store *store, struct k8s_pod *pod);

@@ -783,9 +783,32 @@ void k8s_store_sweep_services(struct k8s_store *store, uint64_t epoch)
 	      service_delete_fn, store, 0);
 }
 
-struct k8s_service *k8s_store_service_by_ip(struct k8s_store *store, const uint8_t addr[16])
+/*
+ * LoadBalancer IPs can be shared (MetalLB, by port): the service at the IP
+ * that has the port, else the newest at the IP. Port 0: the newest.
+ */
+struct k8s_service *k8s_store_service_by_ip(struct k8s_store *store, const uint8_t addr[16],
+					    uint16_t port)
 {
-	return k8s_hmap_get(&store->services_by_ip, addr, 16);
+	const struct k8s_hmap *map = &store->services_by_ip;
+	uint64_t hash = k8s_hash_bytes(addr, 16);
+	struct k8s_service *newest = NULL;
+
+	if (!map->bucket_count)
+		return NULL;
+	for (struct k8s_hentry *entry = map->buckets[hash & (map->bucket_count - 1)]; entry;
+	     entry = entry->next) {
+		struct k8s_service *service = entry->value;
+
+		if (entry->hash != hash || entry->key_len != 16 || memcmp(entry->key, addr, 16))
+			continue;
+		if (!newest)
+			newest = service;
+		for (unsigned int i = 0; port && i < service->port_count; i++)
+			if (service->ports[i].port == port)
+				return service;
+	}
+	return newest;
 }
 
 /* Interned strings compare by pointer. */
