@@ -551,6 +551,9 @@ static int start_both(FIXTURE_DATA(api) *self)
 		ret = k8s_start(self->k);
 	if (!ret)
 		ret = k8s_wait_synced(self->k, 10000);
+	/* both watches connected: what the server does next reaches both */
+	if (!ret && !WAIT_UNTIL(fake_stat(self->port, "open_watches") >= 2, 5000))
+		ret = -ETIMEDOUT;
 	return ret;
 }
 

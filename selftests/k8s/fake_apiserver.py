@@ -376,6 +376,15 @@ class Handler(BaseHTTPRequestHandler):
         self.send_json(200, {"resourceVersion": str(rv)})
 
 
+class Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address):
+        # clients hang up mid-stream on purpose (timeouts, aborts): not news
+        if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            super().handle_error(request, client_address)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, required=True)
@@ -393,8 +402,7 @@ def main():
     Handler.state = state
     Handler.bookmark_s = args.bookmark_s
     Handler.require_token = args.require_token
-    server = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
-    server.daemon_threads = True
+    server = Server(("127.0.0.1", args.port), Handler)
     if args.tls_cert:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(args.tls_cert, args.tls_key)
