@@ -7,6 +7,7 @@
 #   $(OUTPUT)/proto/**/*.pb-c.[cho]       from proto/**/*.proto by protoc-c
 #   $(OUTPUT)/selftests/oap/fake_oap      the fake OAP (gRPC C core server)
 #   $(OUTPUT)/selftests/test_oap_wire     proto/ checked against skywalking-wire.tsv
+#   $(OUTPUT)/selftests/test_oap_rules    config/oap/ (OAP rules, dashboards) checked
 
 PROTOC_C ?= protoc-c
 OAP_PROTO_DIR := proto
@@ -26,7 +27,7 @@ SHIPPER_PKGS += grpc libprotobuf-c
 INCLUDES += -I$(OAP_PB_DIR)
 DEPS_BUILD += libgrpc-dev protobuf-c-compiler libprotobuf-c-dev
 # The Python decoder and the wire check (grpc_tools.protoc), the test CA.
-DEPS_TEST += python3-grpcio python3-grpc-tools python3-protobuf openssl
+DEPS_TEST += python3-grpcio python3-grpc-tools python3-protobuf openssl python3-yaml
 TEST_TOOLS += $(FAKE_OAP)
 
 # One protoc-c run writes every file (a grouped target: GNU make >= 4.3).
@@ -49,10 +50,11 @@ $(FAKE_OAP): selftests/oap/fake_oap.c $(OAP_PB_OBJS) $(OUTPUT)/shipper/oap/oap_j
 	$(Q)$(CC) $(CFLAGS) $(SHIPPER_PKG_CFLAGS) $(INCLUDES) $< $(OAP_PB_OBJS) \
 		$(OUTPUT)/shipper/oap/oap_json.o $(LDLIBS) -o $@
 
-# A script, "built" like test_manifests: copied where run.sh runs tests.
-selftests: $(OUTPUT)/selftests/test_oap_wire
+# Scripts, "built" like test_manifests: copied where run.sh runs tests (never
+# into the QEMU guests, which have no python3).
+selftests: $(OUTPUT)/selftests/test_oap_wire $(OUTPUT)/selftests/test_oap_rules
 
-$(OUTPUT)/selftests/test_oap_wire: selftests/test_oap_wire.py
+$(OUTPUT)/selftests/test_oap_wire $(OUTPUT)/selftests/test_oap_rules: $(OUTPUT)/selftests/test_%: selftests/test_%.py
 	$(call msg,TEST,$@)
 	$(Q)install -D -m 0755 $< $@
 
