@@ -816,10 +816,13 @@ TEST(config_defaults_and_strict_parsing)
 	EXPECT_EQ(-EINVAL, oap_config_set(&cfg, "oap_auth_token", "a\nb", err, sizeof(err)));
 	EXPECT_EQ(-ENOENT, oap_config_set(&cfg, "oap_nope", "1", err, sizeof(err)));
 	EXPECT_STREQ("unknown key 'oap_nope'", err);
-	for (int i = 0; oap_config_keys[i]; i++) {
-		EXPECT_NE(-ENOENT, oap_config_set(&cfg, oap_config_keys[i], "?", err, sizeof(err)))
-			TH_LOG("%s", oap_config_keys[i]);
+	for (size_t i = 0; oap_config_key_name(i); i++) {
+		EXPECT_EQ(0, strncmp(oap_config_key_name(i), "oap_", 4));
+		EXPECT_NE(-ENOENT, oap_config_set(&cfg, oap_config_key_name(i), "?", err, sizeof(err)))
+			TH_LOG("%s", oap_config_key_name(i));
 	}
+	EXPECT_STREQ("oap_send_timeout_s", oap_config_key_name(17));
+	EXPECT_EQ(NULL, oap_config_key_name(18));
 
 	oap_config_set_defaults(&cfg);
 	EXPECT_EQ(0, oap_config_check(&cfg, err, sizeof(err)));
@@ -870,6 +873,49 @@ TEST(queue_drops_oldest_within_both_bounds)
 	EXPECT_EQ(3, oap_queue_clear(&queue));
 	EXPECT_EQ(-ENOENT, oap_queue_pop(&queue, &entry));
 	oap_queue_free(&queue);
+}
+
+/* Without any OAP: what the mode enables, the byte bound, shutdown drops. */
+TEST(sender_modes_and_limits_without_oap)
+{
+	struct oap_config cfg;
+	struct oap_sender *sender = NULL;
+	struct oap_stream_stats al, me;
+	static uint8_t big[70 * 1024];
+	char err[OAP_CONFIG_ERROR_LEN];
+
+	oap_config_set_defaults(&cfg);
+	EXPECT_EQ(-EINVAL, oap_sender_create(&cfg, &sender)); /* no address: OAP off */
+	ASSERT_EQ(0, oap_config_set(&cfg, "oap_address", "127.0.0.1:9", err, sizeof(err)));
+	ASSERT_EQ(0, oap_config_set(&cfg, "oap_mode", "metrics", err, sizeof(err)));
+	ASSERT_EQ(0, oap_config_set(&cfg, "oap_queue_max_kib", "64", err, sizeof(err)));
+	ASSERT_EQ(0, oap_sender_create(&cfg, &sender));
+	ASSERT_EQ(0, oap_sender_start(sender));
+	EXPECT_EQ(-EOPNOTSUPP, enqueue_access_logs(sender, 0, 1));
+	EXPECT_EQ(0, enqueue_meters(sender, 0, 2));
+	EXPECT_EQ(-E2BIG, oap_sender_enqueue_encoded(sender, OAP_STREAM_METER, big, sizeof(big)));
+	EXPECT_EQ(-EINVAL, oap_sender_enqueue_encoded(sender, OAP_STREAM_COUNT, big, 1));
+	EXPECT_EQ(0, oap_sender_stop(sender, 0));
+	al = stats_of(sender, OAP_STREAM_ACCESS_LOG);
+	me = stats_of(sender, OAP_STREAM_METER);
+	EXPECT_EQ(0, al.enqueued);
+	EXPECT_EQ(2, me.enqueued);
+	EXPECT_EQ(1, me.dropped[OAP_DROP_TOO_LARGE]);
+	EXPECT_EQ(2, me.dropped[OAP_DROP_SHUTDOWN]);
+	EXPECT_EQ(0, me.queue_depth);
+	oap_sender_free(sender);
+
+	/* Access logs wait for the node info: no call without it. */
+	ASSERT_EQ(0, oap_config_set(&cfg, "oap_mode", "access_logs", err, sizeof(err)));
+	ASSERT_EQ(0, oap_sender_create(&cfg, &sender));
+	ASSERT_EQ(0, oap_sender_start(sender));
+	EXPECT_EQ(0, enqueue_access_logs(sender, 0, 1));
+	EXPECT_EQ(-EOPNOTSUPP, enqueue_meters(sender, 0, 1));
+	usleep(300000);
+	al = stats_of(sender, OAP_STREAM_ACCESS_LOG);
+	EXPECT_EQ(0, al.calls_started);
+	EXPECT_STREQ("no node info set (oap_sender_set_node_info): access logs wait", al.last_error);
+	oap_sender_free(sender); /* stops */
 }
 
 /* ---- against the fakes ---- */

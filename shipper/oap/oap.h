@@ -117,8 +117,8 @@ int oap_config_set(struct oap_config *cfg, const char *key, const char *value,
  */
 int oap_config_check(const struct oap_config *cfg, char *err, size_t err_len);
 
-/* NULL-terminated key names, for --help and the config file's documentation. */
-extern const char *const oap_config_keys[];
+/* The index-th key name, NULL past the last: for --help and documentation. */
+const char *oap_config_key_name(size_t index);
 
 bool oap_mode_sends_meters(unsigned int mode);
 bool oap_mode_sends_access_logs(unsigned int mode);

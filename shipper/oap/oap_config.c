@@ -50,13 +50,10 @@ static const struct oap_key oap_keys[] = {
 
 #define OAP_KEY_COUNT (sizeof(oap_keys) / sizeof(oap_keys[0]))
 
-const char *const oap_config_keys[OAP_KEY_COUNT + 1] = {
-	"oap_address", "oap_mode", "oap_tls", "oap_tls_ca", "oap_tls_cert", "oap_tls_key",
-	"oap_tls_server_name", "oap_auth_token", "oap_cluster_name", "oap_node_name",
-	"oap_queue_max_messages", "oap_queue_max_kib", "oap_batch_max_messages",
-	"oap_stream_rotate_s", "oap_backoff_initial_ms", "oap_backoff_max_ms",
-	"oap_keepalive_s", "oap_send_timeout_s", NULL,
-};
+const char *oap_config_key_name(size_t index)
+{
+	return index < OAP_KEY_COUNT ? oap_keys[index].name : NULL;
+}
 
 void oap_config_set_defaults(struct oap_config *cfg)
 {

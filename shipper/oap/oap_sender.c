@@ -858,23 +858,11 @@ int oap_sender_start(struct oap_sender *sender)
 	return 0;
 }
 
-int oap_sender_enqueue_encoded(struct oap_sender *sender, enum oap_stream stream,
-			       const uint8_t *data, size_t len)
+/* Queue `data` (malloc'd, ownership moves in, freed on every error). */
+static int enqueue_owned(struct oap_stream_ctx *ctx, uint8_t *data, size_t len)
 {
-	struct oap_stream_ctx *ctx;
-	struct oap_entry entry;
+	struct oap_entry entry = { .data = data, .len = len };
 	int evicted;
-
-	if ((unsigned int)stream >= OAP_STREAM_COUNT)
-		return -EINVAL;
-	ctx = &sender->streams[stream];
-	if (!ctx->enabled)
-		return -EOPNOTSUPP;
-	entry.len = len;
-	entry.data = malloc(len ? len : 1);
-	if (!entry.data)
-		return -ENOMEM;
-	memcpy(entry.data, data, len);
 
 	pthread_mutex_lock(&ctx->lock);
 	evicted = oap_queue_push(&ctx->queue, entry);
@@ -893,28 +881,59 @@ int oap_sender_enqueue_encoded(struct oap_sender *sender, enum oap_stream stream
 	pthread_cond_signal(&ctx->wake);
 	pthread_mutex_unlock(&ctx->lock);
 	if (evicted < 0) {
-		free(entry.data);
+		free(data);
 		return -E2BIG;
 	}
 	return 0;
 }
 
+static struct oap_stream_ctx *enabled_stream(struct oap_sender *sender, enum oap_stream stream,
+					     int *ret_err)
+{
+	if ((unsigned int)stream >= OAP_STREAM_COUNT) {
+		*ret_err = -EINVAL;
+		return NULL;
+	}
+	if (!sender->streams[stream].enabled) {
+		*ret_err = -EOPNOTSUPP;
+		return NULL;
+	}
+	return &sender->streams[stream];
+}
+
+int oap_sender_enqueue_encoded(struct oap_sender *sender, enum oap_stream stream,
+			       const uint8_t *data, size_t len)
+{
+	int err = 0;
+	struct oap_stream_ctx *ctx = enabled_stream(sender, stream, &err);
+	uint8_t *copy;
+
+	if (!ctx)
+		return err;
+	copy = malloc(len ? len : 1);
+	if (!copy)
+		return -ENOMEM;
+	memcpy(copy, data, len);
+	return enqueue_owned(ctx, copy, len);
+}
+
+/* Encoded straight into the buffer the queue keeps: one allocation, no copy. */
 static int enqueue_message(struct oap_sender *sender, enum oap_stream stream,
 			   const ProtobufCMessage *msg)
 {
-	size_t len = protobuf_c_message_get_packed_size(msg);
-	uint8_t stack_buf[4096], *data = len <= sizeof(stack_buf) ? stack_buf : malloc(len);
-	int ret;
+	int err = 0;
+	struct oap_stream_ctx *ctx = enabled_stream(sender, stream, &err);
+	size_t len;
+	uint8_t *data;
 
-	if (!sender->streams[stream].enabled)
-		return -EOPNOTSUPP;
+	if (!ctx)
+		return err;
+	len = protobuf_c_message_get_packed_size(msg);
+	data = malloc(len ? len : 1);
 	if (!data)
 		return -ENOMEM;
 	protobuf_c_message_pack(msg, data);
-	ret = oap_sender_enqueue_encoded(sender, stream, data, len);
-	if (data != stack_buf)
-		free(data);
-	return ret;
+	return enqueue_owned(ctx, data, len);
 }
 
 int oap_sender_enqueue_access_log(struct oap_sender *sender,
