@@ -212,7 +212,7 @@ struct k8s_stats {
 	uint64_t services;
 	uint64_t objects_dropped;   /* objects not kept: over k8s_max_pods/services */
 	uint64_t unresolved_local;  /* local lookups of a pod cgroup whose pod is unknown */
-	uint64_t unresolved_peer;   /* peer lookups that ended as Unknown */
+	uint64_t unresolved_peer;   /* peer lookups that ended as kind UNKNOWN */
 	uint64_t conntrack_hits;
 	uint64_t conntrack_misses;
 	uint64_t backoff_ms;        /* the current retry delay, 0 when healthy */
