@@ -918,6 +918,38 @@ TEST(sender_modes_and_limits_without_oap)
 	oap_sender_free(sender); /* stops */
 }
 
+TEST(meter_batch_refuses_what_oap_would_drop)
+{
+	struct oap_meter_batch *batch = NULL;
+	const struct oap_label ok[] = { { "svc", "web.shop" }, { "le", "x" } };
+	const struct oap_label reserved_service[] = { { "service", "a" } };
+	const struct oap_label reserved_instance[] = { { "pod", "a" }, { "instance", "b" } };
+	const struct oap_label twice[] = { { "svc", "a" }, { "svc", "b" } };
+	const struct oap_label bad_name[] = { { "peer-svc", "a" } };
+	const int64_t bounds[] = { 0, 10, 25 }, unordered[] = { 0, 25, 10 };
+	const uint64_t counts[] = { 1, 2, 3 };
+
+	EXPECT_EQ(-EINVAL, oap_meter_batch_new("", "node-1", 1, &batch));
+	EXPECT_EQ(-EINVAL, oap_meter_batch_new("svc", "", 1, &batch));
+	EXPECT_EQ(-EINVAL, oap_meter_batch_new("svc", "node-1", 0, &batch));
+	ASSERT_EQ(0, oap_meter_batch_new("kaccess", "node-1", 1700000000000ll, &batch));
+	EXPECT_EQ(0, oap_meter_batch_add_value(batch, "kaccess_connect_count", ok, 2, 1));
+	EXPECT_EQ(-EINVAL, oap_meter_batch_add_value(batch, "kaccess_x", reserved_service, 1, 1));
+	EXPECT_EQ(-EINVAL, oap_meter_batch_add_value(batch, "kaccess_x", reserved_instance, 2, 1));
+	EXPECT_EQ(-EINVAL, oap_meter_batch_add_value(batch, "kaccess_x", twice, 2, 1));
+	EXPECT_EQ(-EINVAL, oap_meter_batch_add_value(batch, "kaccess_x", bad_name, 1, 1));
+	EXPECT_EQ(-EINVAL, oap_meter_batch_add_value(batch, "9kaccess", NULL, 0, 1));
+	EXPECT_EQ(-EINVAL, oap_meter_batch_add_value(batch, "kaccess.x", NULL, 0, 1));
+	/* `le` is OAP's own label on a histogram */
+	EXPECT_EQ(-EINVAL, oap_meter_batch_add_histogram(batch, "kaccess_h", ok, 2, bounds, counts, 3));
+	EXPECT_EQ(-EINVAL, oap_meter_batch_add_histogram(batch, "kaccess_h", ok, 1, unordered, counts, 3));
+	EXPECT_EQ(-EINVAL, oap_meter_batch_add_histogram(batch, "kaccess_h", ok, 1, bounds, counts, 0));
+	EXPECT_EQ(0, oap_meter_batch_add_histogram(batch, "kaccess_h", ok, 1, bounds, counts, 3));
+	EXPECT_EQ(2, oap_meter_batch_count(batch));
+	oap_meter_batch_free(batch);
+	oap_meter_batch_free(NULL);
+}
+
 /* ---- against the fakes ---- */
 
 KTEST_F(oap, access_logs_and_meters_arrive_field_for_field, 60)
@@ -1314,6 +1346,103 @@ KTEST_F(oap, wrong_token_is_rejected_and_reported, 60)
 	EXPECT_EQ(0, rec.received[OAP_STREAM_ACCESS_LOG] + rec.received[OAP_STREAM_METER]);
 	EXPECT_STREQ("wrong", rec.auth);
 	recorded_free(&rec);
+}
+
+
+KTEST_F(oap, meter_batches_split_and_host_node_info_arrive, 60)
+{
+	const char *const excluded[] = { "kube-system", NULL };
+	const struct oap_label labels[] = { { "svc", "web.shop" }, { "pod", NULL }, { "side", "server" } };
+	const int64_t bounds[] = { 0, 10, 25, 50 };
+	const uint64_t counts[] = { 3, 5, 0, 1 };
+	struct oap_meter_batch *batch = NULL;
+	struct oap_stream_stats me;
+	struct recorded rec;
+	struct timespec mono;
+	char hostname[256] = "", pods[1000][16];
+	struct oap_label row[3];
+	size_t meter_data = 0, collections;
+	json_object *msgs, *first, *hist, *want;
+	int fake = start_c_fake(self, 0, NULL);
+
+	ASSERT_LE(0, fake);
+	strcpy(self->cfg.cluster_name, "c1");
+	snprintf(self->cfg.address, sizeof(self->cfg.address), "127.0.0.1:%d", self->fakes[fake].port);
+	ASSERT_EQ(0, oap_sender_create(&self->cfg, &self->sender));
+	ASSERT_EQ(0, oap_sender_set_node_info_from_host(self->sender, excluded));
+	ASSERT_EQ(0, oap_sender_start(self->sender));
+	ASSERT_EQ(0, enqueue_access_logs(self->sender, 0, 1));
+
+	/* 20000 values of ~100 bytes: more than one 1 MiB collection. */
+	ASSERT_EQ(0, oap_meter_batch_new("kaccess", "node-1", 1700000000000ll, &batch));
+	memcpy(row, labels, sizeof(row));
+	for (int i = 0; i < 20000; i++) {
+		snprintf(pods[i % 1000], sizeof(pods[0]), "web-%d", i % 1000);
+		row[1].value = pods[i % 1000];
+		ASSERT_EQ(0, oap_meter_batch_add_value(batch, "kaccess_write_l4_duration_ns", row, 3, i + 0.5));
+	}
+	row[1].value = "web-0";
+	ASSERT_EQ(0, oap_meter_batch_add_histogram(batch, "kaccess_http_latency_ms_histogram", row, 3,
+						   bounds, counts, 4));
+	ASSERT_EQ(0, oap_sender_enqueue_meter_batch(self->sender, batch));
+	ASSERT_EQ(0, oap_sender_stop(self->sender, 10000));
+	me = stats_of(self->sender, OAP_STREAM_METER);
+	LOG_STATS(me);
+	collections = me.enqueued;
+	EXPECT_LE(2, collections);
+	EXPECT_EQ(collections, me.delivered);
+
+	recorded_init(&rec);
+	ASSERT_EQ(0, record_file(&rec, self->fakes[fake].out));
+	msgs = rec.msgs[OAP_STREAM_METER];
+	ASSERT_EQ(collections, json_object_array_length(msgs));
+	for (size_t c = 0; c < collections; c++) {
+		json_object *data = jget(json_object_array_get_idx(msgs, c), "meterData");
+
+		for (size_t i = 0; i < json_object_array_length(data); i++) {
+			json_object *one = json_object_array_get_idx(data, i);
+
+			/* OAP drops a collection without these: every entry has them. */
+			EXPECT_STREQ("kaccess", jstr(one, "service"));
+			EXPECT_STREQ("node-1", jstr(one, "serviceInstance"));
+			EXPECT_STREQ("1700000000000", jstr(one, "timestamp"));
+		}
+		meter_data += json_object_array_length(data);
+	}
+	EXPECT_EQ(20001, meter_data);
+	first = json_object_array_get_idx(jget(json_object_array_get_idx(msgs, 0), "meterData"), 7);
+	want = json_tokener_parse("{\"singleValue\":{\"name\":\"kaccess_write_l4_duration_ns\",\"labels\":"
+		"[{\"name\":\"svc\",\"value\":\"web.shop\"},{\"name\":\"pod\",\"value\":\"web-7\"},"
+		"{\"name\":\"side\",\"value\":\"server\"}],\"value\":7.5},\"service\":\"kaccess\","
+		"\"serviceInstance\":\"node-1\",\"timestamp\":\"1700000000000\"}");
+	EXPECT_TRUE(json_same(want, first)) TH_LOG("%s", json_object_to_json_string(first));
+	json_object_put(want);
+	hist = jget(json_object_array_get_idx(jget(json_object_array_get_idx(msgs, collections - 1),
+						   "meterData"), 
+		    json_object_array_length(jget(json_object_array_get_idx(msgs, collections - 1), "meterData")) - 1),
+		    "histogram");
+	want = json_tokener_parse("{\"name\":\"kaccess_http_latency_ms_histogram\",\"labels\":"
+		"[{\"name\":\"svc\",\"value\":\"web.shop\"},{\"name\":\"pod\",\"value\":\"web-0\"},"
+		"{\"name\":\"side\",\"value\":\"server\"}],\"values\":[{\"count\":\"3\"},"
+		"{\"bucket\":10,\"count\":\"5\"},{\"bucket\":25},{\"bucket\":50,\"count\":\"1\"}]}");
+	EXPECT_TRUE(json_same(want, hist)) TH_LOG("%s", json_object_to_json_string(hist));
+	json_object_put(want);
+
+	/* The node info from this host. */
+	ASSERT_NE(NULL, rec.node);
+	gethostname(hostname, sizeof(hostname) - 1);
+	EXPECT_STREQ(hostname, jstr(rec.node, "name"));
+	EXPECT_STREQ("c1", jstr(rec.node, "clusterName"));
+	EXPECT_STREQ("kube-system", json_object_get_string(json_object_array_get_idx(
+		jget(jget(rec.node, "policy"), "excludeNamespaces"), 0)));
+	clock_gettime(CLOCK_MONOTONIC, &mono);
+	EXPECT_GE(2, labs(atol(jstr(jget(rec.node, "bootTime"), "seconds")) - (time(NULL) - mono.tv_sec)));
+	want = json_tokener_parse("{\"index\":1,\"mtu\":65536,\"name\":\"lo\"}");
+	EXPECT_TRUE(json_same(want, json_object_array_get_idx(jget(rec.node, "netInterfaces"), 0)))
+		TH_LOG("%s", json_object_to_json_string(jget(rec.node, "netInterfaces")));
+	json_object_put(want);
+	recorded_free(&rec);
+	oap_meter_batch_free(batch);
 }
 
 TEST_HARNESS_MAIN

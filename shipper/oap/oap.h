@@ -161,6 +161,9 @@ struct oap_sender;
  */
 int oap_sender_create(const struct oap_config *cfg, struct oap_sender **ret_sender);
 
+/* The sender's copy of its configuration. */
+const struct oap_config *oap_sender_config(const struct oap_sender *sender);
+
 /*
  * The node info sent first on every access-log call (copied, encoded now).
  * May be called again at any time; new calls use the latest.
@@ -200,6 +203,51 @@ int oap_sender_stop(struct oap_sender *sender, unsigned int flush_timeout_ms);
 
 /* Stops if needed, then frees. NULL-safe. */
 void oap_sender_free(struct oap_sender *sender);
+
+/*
+ * The node info from this host: name (cfg->node_name or the hostname), every
+ * network interface with its index and MTU, the boot time as the wall-clock
+ * time of CLOCK_MONOTONIC's zero (the clock of bpf_ktime_get_ns, which the
+ * access-log offsets use), cfg->cluster_name, and the namespaces OAP should
+ * ignore (NULL-terminated, may be NULL). Then as oap_sender_set_node_info.
+ */
+int oap_sender_set_node_info_from_host(struct oap_sender *sender,
+				       const char *const *exclude_namespaces);
+
+/*
+ * One interval's meters, built up and then queued as MeterDataCollections
+ * (split to stay under OAP_METER_COLLECTION_MAX_BYTES each). Enforces OAP's
+ * rules (reference/oap-meter-rules.md) where they are cheapest to enforce:
+ * names and label names [a-zA-Z_][a-zA-Z0-9_]*, no label named `service` or
+ * `instance`, no `le` on a histogram, no label name twice, integer
+ * histogram lower bounds in increasing order, a service, an instance and an
+ * epoch-millisecond timestamp on every collection. A meter that breaks one is
+ * refused with -EINVAL and nothing else is lost.
+ */
+#define OAP_METER_COLLECTION_MAX_BYTES (1024 * 1024)
+
+struct oap_label {
+	const char *name;
+	const char *value;
+};
+
+struct oap_meter_batch;
+
+/* service/instance: MeterData.service/serviceInstance; timestamp_ms > 0. */
+int oap_meter_batch_new(const char *service, const char *instance, int64_t timestamp_ms,
+			struct oap_meter_batch **ret_batch);
+/* A single value (a per-interval delta, not a running total). */
+int oap_meter_batch_add_value(struct oap_meter_batch *batch, const char *name,
+			      const struct oap_label *labels, size_t n_labels, double value);
+/* Buckets by lower bound with their own (not cumulative) counts. */
+int oap_meter_batch_add_histogram(struct oap_meter_batch *batch, const char *name,
+				  const struct oap_label *labels, size_t n_labels,
+				  const int64_t *lower_bounds, const uint64_t *counts,
+				  size_t n_buckets);
+size_t oap_meter_batch_count(const struct oap_meter_batch *batch);
+/* Queue every meter of the batch (the batch stays the caller's to free). */
+int oap_sender_enqueue_meter_batch(struct oap_sender *sender, const struct oap_meter_batch *batch);
+void oap_meter_batch_free(struct oap_meter_batch *batch);
 
 /*
  * Write `msg` as one JSON object in the protobuf JSON mapping with the .proto

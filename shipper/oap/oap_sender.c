@@ -815,6 +815,11 @@ fail:
 	return ret;
 }
 
+const struct oap_config *oap_sender_config(const struct oap_sender *sender)
+{
+	return &sender->cfg;
+}
+
 int oap_sender_set_node_info(struct oap_sender *sender,
 			     const Skywalking__V3__EBPFAccessLogNodeInfo *node)
 {
