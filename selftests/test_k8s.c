@@ -24,6 +24,7 @@
 
 #include <curl/curl.h>
 
+#include "cgroups.h"
 #include "k8s/k8s.h"
 #include "ktest.h"
 #include "pods.h"
@@ -1196,6 +1197,95 @@ KTEST_F(api, object_cap_drops_and_counts, 60)
 	k8s_stats_get(self->k, &stats);
 	EXPECT_EQ(2, stats.pods);
 	EXPECT_EQ(1, stats.objects_dropped);
+}
+
+/* ---- a real process in a kubelet-shaped cgroup ---- */
+
+FIXTURE(proc)
+{
+	char root[300];           /* <cgroup2 mount>/kak-k8s-<pid>: not under kaccess-selftest */
+	char container[512];      /* ...kubepods/burstable/pod<uid>/<cid> */
+	pid_t child;
+	int port;
+	pid_t server;
+	struct k8s *k;
+};
+
+FIXTURE_SETUP(proc)
+{
+	char mount[256];
+
+	self->child = -1;
+	self->server = -1;
+	self->k = NULL;
+	self->root[0] = '\0';
+	if (geteuid() != 0)
+		SKIP(return, "needs root (cgroups)");
+	if (cgroups_v2_mount(mount, sizeof(mount)))
+		SKIP(return, "no cgroup2 mount");
+	snprintf(self->root, sizeof(self->root), "%s/kak-k8s-%d", mount, (int)getpid());
+	snprintf(self->container, sizeof(self->container),
+		 "%s/kubepods/burstable/pod" UID_FRONTEND "/" CID_B, self->root);
+	ASSERT_EQ(0, run_quiet("mkdir -p %s", self->container));
+}
+
+FIXTURE_TEARDOWN(proc)
+{
+	if (self->child > 0) {
+		kill(self->child, SIGKILL);
+		waitpid(self->child, NULL, 0);
+	}
+	k8s_free(self->k);
+	fake_stop(self->server);
+	/* deepest first; bounded: the tree is five levels */
+	if (self->root[0])
+		run_quiet("find %s -depth -type d -exec rmdir {} \\;", self->root);
+}
+
+KTEST_F(proc, pid_and_cgroup_id_resolve_to_the_pod, 60)
+{
+	char procs[PATH_MAX + 16], err[K8S_ERROR_LEN];
+	struct k8s_identity id;
+	struct k8s_config cfg;
+	unsigned int level;
+	uint64_t cgroup_id;
+	FILE *file;
+
+	self->port = free_port();
+	self->server = fake_start(self->port, true);
+	ASSERT_LT(0, self->server);
+	test_config(&cfg, self->port);
+	ASSERT_EQ(0, k8s_new(&cfg, &self->k, err, sizeof(err)));
+	ASSERT_EQ(0, k8s_start(self->k));
+	ASSERT_EQ(0, k8s_wait_synced(self->k, 10000));
+
+	self->child = fork();
+	ASSERT_LE(0, self->child);
+	if (self->child == 0) {
+		pause();
+		_exit(0);
+	}
+	snprintf(procs, sizeof(procs), "%s/cgroup.procs", self->container);
+	file = fopen(procs, "w");
+	ASSERT_NE(NULL, file);
+	fprintf(file, "%d\n", (int)self->child);
+	ASSERT_EQ(0, fclose(file));
+
+	ASSERT_EQ(0, k8s_resolve_local_pid(self->k, self->child, &id));
+	EXPECT_EQ(K8S_KIND_POD, id.kind);
+	EXPECT_STREQ("frontend.shop", id.service);
+	EXPECT_STREQ("frontend-6d9f7c7b9d-x2x4k", id.instance);
+	EXPECT_STREQ(CID_B, id.container_id);
+
+	/* the id BPF reports: the inode of the container's cgroup directory */
+	ASSERT_EQ(0, cgroups_identity(self->container, &cgroup_id, &level));
+	ASSERT_EQ(0, k8s_resolve_local_id(self->k, cgroup_id, &id));
+	EXPECT_EQ(K8S_KIND_POD, id.kind);
+	EXPECT_STREQ("frontend.shop", id.service);
+	EXPECT_STREQ(UID_FRONTEND, id.pod_uid);
+	/* this test process is in no pod */
+	ASSERT_EQ(0, k8s_resolve_local_pid(self->k, getpid(), &id));
+	EXPECT_EQ(K8S_KIND_HOST, id.kind);
 }
 
 /* ---- conntrack behind a DNAT rule ---- */
