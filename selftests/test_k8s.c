@@ -25,12 +25,11 @@
 #include <curl/curl.h>
 
 #include "cgroups.h"
+#include "k8s/fake_api.h"
 #include "k8s/k8s.h"
 #include "ktest.h"
 #include "pods.h"
 
-#define FAKE_API "selftests/k8s/fake_apiserver.py"
-#define FIXTURES "selftests/k8s/fixtures"
 #define UID_FRONTEND "0b0b0b0b-0000-4000-8000-00000000000b"
 #define UID_ORDERS "0c0c0c0c-0000-4000-8000-00000000000c"
 #define UID_EXPORTER "0e0e0e0e-0000-4000-8000-00000000000e"
@@ -70,7 +69,7 @@ static const struct cgroup_case cgroup_cases[] = {
 	/* conmon's scope is not a container */
 	{ "/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod0c0c0c0c_0000_4000_8000_00000000000c.slice/crio-conmon-" CID_C ".scope",
 	  0, UID_ORDERS, "", K8S_RUNTIME_NONE },
-	/* nested hierarchies and cgroup namespaces keep the tail */
+	/* nested hierarchies and cgroup namespaces fake_keep the tail */
 	{ "/kaccess-selftest/kubepods/burstable/pod" UID_FRONTEND "/" CID_B, 0, UID_FRONTEND, CID_B,
 	  K8S_RUNTIME_PLAIN },
 	{ "/../../kubepods.slice/kubepods-pod0e0e0e0e_0000_4000_8000_00000000000e.slice/cri-containerd-" CID_B ".scope",
@@ -265,159 +264,6 @@ TEST(kubeconfig_yaml_current_context_data_and_files)
 
 /* ---- the fake API server ---- */
 
-static int free_port(void)
-{
-	struct sockaddr_in addr = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t len = sizeof(addr);
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), port = -1;
-
-	if (fd < 0)
-		return -1;
-	if (bind(fd, (struct sockaddr *)&addr, sizeof(addr)) == 0 &&
-	    getsockname(fd, (struct sockaddr *)&addr, &len) == 0)
-		port = ntohs(addr.sin_port);
-	close(fd);
-	return port;
-}
-
-static const char *fake_scheme = "http";
-
-static size_t discard(char *data, size_t size, size_t count, void *user)
-{
-	return size * count;
-}
-
-struct body {
-	char text[4096];
-	size_t len;
-};
-
-static size_t keep(char *data, size_t size, size_t count, void *user)
-{
-	struct body *body = user;
-	size_t bytes = size * count, room = sizeof(body->text) - 1 - body->len;
-
-	memcpy(body->text + body->len, data, bytes < room ? bytes : room);
-	body->len += bytes < room ? bytes : room;
-	body->text[body->len] = '\0';
-	return bytes;
-}
-
-/* POST /_control/<verb> (json != NULL) or GET <path>: the HTTP status, -1 when down. */
-static long fake_request(int port, const char *verb, const char *json, struct body *ret_body)
-{
-	CURL *curl = curl_easy_init();
-	char url[256];
-	long status = -1;
-
-	if (!curl)
-		return -1;
-	snprintf(url, sizeof(url), "%s://127.0.0.1:%d/_control/%s", fake_scheme, port, verb);
-	curl_easy_setopt(curl, CURLOPT_URL, url);
-	/* the test's own control requests need not check the fake's certificate */
-	curl_easy_setopt(curl, CURLOPT_SSL_VERIFYPEER, 0L);
-	curl_easy_setopt(curl, CURLOPT_SSL_VERIFYHOST, 0L);
-	curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(curl, CURLOPT_TIMEOUT, 30L);
-	if (json)
-		curl_easy_setopt(curl, CURLOPT_POSTFIELDS, json);
-	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, ret_body ? keep : discard);
-	curl_easy_setopt(curl, CURLOPT_WRITEDATA, ret_body);
-	if (curl_easy_perform(curl) == CURLE_OK)
-		curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
-	curl_easy_cleanup(curl);
-	return status;
-}
-
-static long control(int port, const char *verb, const char *json)
-{
-	return fake_request(port, verb, json ? json : "{}", NULL);
-}
-
-/* A counter from GET /_control/stats, -1 when it is not there. */
-static long fake_stat(int port, const char *name)
-{
-	struct body body = { .len = 0 };
-	char needle[64];
-	const char *found;
-
-	if (fake_request(port, "stats", NULL, &body) != 200)
-		return -1;
-	snprintf(needle, sizeof(needle), "\"%s\": ", name);
-	found = strstr(body.text, needle);
-	return found ? strtol(found + strlen(needle), NULL, 10) : -1;
-}
-
-/* Extra arguments of the next fake_start (TLS, tokens); NULL-terminated. */
-static const char *fake_extra_args[12];
-
-/* A string from GET /_control/stats into ret (empty when absent). */
-static void fake_stat_text(int port, const char *name, char *ret, size_t len)
-{
-	struct body body = { .len = 0 };
-	char needle[64];
-	const char *found, *end;
-
-	ret[0] = '\0';
-	if (fake_request(port, "stats", NULL, &body) != 200)
-		return;
-	snprintf(needle, sizeof(needle), "\"%s\": \"", name);
-	found = strstr(body.text, needle);
-	if (!found)
-		return;
-	found += strlen(needle);
-	end = strchr(found, '"');
-	if (end && (size_t)(end - found) < len) {
-		memcpy(ret, found, end - found);
-		ret[end - found] = '\0';
-	}
-}
-
-static pid_t fake_start(int port, bool fixtures)
-{
-	const char *argv[32] = { "python3", FAKE_API, "--port", NULL, "--bookmark-s", "0.5" };
-	char port_text[16];
-	int argc = 6;
-	pid_t pid;
-
-	snprintf(port_text, sizeof(port_text), "%d", port);
-	argv[3] = port_text;
-	if (fixtures) {
-		argv[argc++] = "--fixtures";
-		argv[argc++] = FIXTURES;
-	}
-	for (int i = 0; fake_extra_args[i]; i++)
-		argv[argc++] = fake_extra_args[i];
-	pid = fork();
-	if (pid == 0) {
-		int null_fd = open("/dev/null", O_WRONLY);
-
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		dup2(null_fd, STDOUT_FILENO);
-		execv("/usr/bin/python3", (char *const *)argv);
-		_exit(127);
-	}
-	/* Up when its control endpoint answers. */
-	for (int i = 0; pid > 0 && i < 100; i++) {
-		if (fake_stat(port, "rv") > 0)
-			return pid;
-		usleep(50000);
-	}
-	if (pid > 0) {
-		kill(pid, SIGKILL);
-		waitpid(pid, NULL, 0);
-	}
-	return -1;
-}
-
-static void fake_stop(pid_t pid)
-{
-	if (pid <= 0)
-		return;
-	kill(pid, SIGKILL);
-	waitpid(pid, NULL, 0);
-}
-
 static void test_config(struct k8s_config *cfg, int port)
 {
 	k8s_config_set_defaults(cfg);
@@ -486,33 +332,6 @@ static struct k8s_identity local_uid(struct k8s *k, const char *uid)
 		_ok;                                                         \
 	})
 
-static char pod_json[2048];
-
-static const char *make_pod(const char *ns, const char *name, const char *uid, const char *ip,
-			    const char *labels)
-{
-	snprintf(pod_json, sizeof(pod_json),
-		 "{\"metadata\": {\"name\": \"%s\", \"namespace\": \"%s\", \"uid\": \"%s\", "
-		 "\"labels\": {%s}}, \"spec\": {\"nodeName\": \"node-1\"}, \"status\": "
-		 "{\"phase\": \"Running\", \"podIP\": \"%s\", \"podIPs\": [{\"ip\": \"%s\"}], "
-		 "\"hostIP\": \"192.0.2.10\"}}",
-		 name, ns, uid, labels, ip, ip);
-	return pod_json;
-}
-
-static char service_json[1024];
-
-static const char *make_service(const char *ns, const char *name, const char *selector,
-				const char *cluster_ip)
-{
-	snprintf(service_json, sizeof(service_json),
-		 "{\"metadata\": {\"name\": \"%s\", \"namespace\": \"%s\"}, \"spec\": {\"selector\": "
-		 "{%s}, \"type\": \"ClusterIP\", \"clusterIP\": \"%s\", \"clusterIPs\": [\"%s\"], "
-		 "\"ports\": [{\"port\": 80, \"protocol\": \"TCP\"}]}}",
-		 name, ns, selector, cluster_ip, cluster_ip);
-	return service_json;
-}
-
 FIXTURE(api)
 {
 	int port;
@@ -525,7 +344,7 @@ FIXTURE_SETUP(api)
 {
 	self->k = NULL;
 	self->server = -1;
-	self->port = free_port();
+	self->port = fake_free_port();
 	ASSERT_LT(0, self->port);
 	test_config(&self->cfg, self->port);
 }
@@ -641,7 +460,7 @@ KTEST_F(api, recorded_watch_stream_then_410, 60)
 	struct k8s_identity id;
 
 	ASSERT_EQ(0, start_both(self));
-	ASSERT_EQ(200, control(self->port, "replay", "{\"file\": \"" FIXTURES "/pod-watch.ndjson\"}"));
+	ASSERT_EQ(200, fake_control(self->port, "replay", "{\"file\": \"" FIXTURES "/pod-watch.ndjson\"}"));
 	ASSERT_TRUE(WAIT_UNTIL((k8s_stats_get(self->k, &stats), stats.relists >= 2 && stats.synced), 5000));
 	id = local_uid(self->k, "0f0f0f0f-0000-4000-8000-00000000000f");
 	EXPECT_EQ(K8S_KIND_POD, id.kind);
@@ -667,8 +486,8 @@ KTEST_F(api, cluster_prefix_and_name_cut_at_70, 60)
 	long_ns[50] = '\0';
 	memset(long_name, 'p', 80);
 	long_name[80] = '\0';
-	ASSERT_EQ(200, control(self->port, "add_pod",
-			       make_pod(long_ns, long_name, json_uid, "10.244.9.9", "\"app\": \"application-name\"")));
+	ASSERT_EQ(200, fake_control(self->port, "add_pod",
+			       fake_pod_json(long_ns, long_name, json_uid, "10.244.9.9", "\"app\": \"application-name\"")));
 	ASSERT_TRUE(WAIT_UNTIL(peer(self->k, "10.244.9.9").kind == K8S_KIND_POD, 5000));
 	id = peer(self->k, "10.244.9.9");
 	EXPECT_EQ(70, strlen(id.service));
@@ -684,8 +503,8 @@ KTEST_F(api, watch_adds_and_forgets_pods_within_seconds, 60)
 
 	ASSERT_EQ(0, start_both(self));
 	started_ms = now_ms();
-	ASSERT_EQ(200, control(self->port, "add_pod",
-			       make_pod("shop", "frontend-6d9f7c7b9d-q7r8s", uid, "10.244.1.13",
+	ASSERT_EQ(200, fake_control(self->port, "add_pod",
+			       fake_pod_json("shop", "frontend-6d9f7c7b9d-q7r8s", uid, "10.244.1.13",
 					"\"app\": \"frontend\"")));
 	ASSERT_TRUE(WAIT_UNTIL(local_uid(self->k, uid).kind == K8S_KIND_POD, 3000));
 	TH_LOG("pod resolvable %llu ms after it was added",
@@ -693,11 +512,11 @@ KTEST_F(api, watch_adds_and_forgets_pods_within_seconds, 60)
 	id = peer(self->k, "10.244.1.13");
 	EXPECT_STREQ("frontend.shop", id.service);
 	EXPECT_STREQ("frontend-6d9f7c7b9d-q7r8s", id.instance);
-	ASSERT_EQ(200, control(self->port, "delete_pod", "{\"uid\": \"0f0f0f0f-0000-4000-8000-00000000000f\"}"));
+	ASSERT_EQ(200, fake_control(self->port, "delete_pod", "{\"uid\": \"0f0f0f0f-0000-4000-8000-00000000000f\"}"));
 	ASSERT_TRUE(WAIT_UNTIL(local_uid(self->k, uid).kind == K8S_KIND_UNKNOWN, 3000));
 	EXPECT_EQ(K8S_KIND_UNKNOWN, peer(self->k, "10.244.1.13").kind);
 	/* the fixture's DELETED of x2x4k is the same path */
-	ASSERT_EQ(200, control(self->port, "delete_pod", "{\"uid\": \"" UID_FRONTEND "\"}"));
+	ASSERT_EQ(200, fake_control(self->port, "delete_pod", "{\"uid\": \"" UID_FRONTEND "\"}"));
 	ASSERT_TRUE(WAIT_UNTIL(peer(self->k, "10.244.1.12").kind == K8S_KIND_UNKNOWN, 3000));
 }
 
@@ -709,15 +528,15 @@ KTEST_F(api, deleted_pods_resolve_for_the_grace_period, 60)
 
 	self->cfg.deleted_grace_s = 2;
 	ASSERT_EQ(0, start_both(self));
-	ASSERT_EQ(200, control(self->port, "delete_pod", "{\"uid\": \"" UID_FRONTEND "\"}"));
+	ASSERT_EQ(200, fake_control(self->port, "delete_pod", "{\"uid\": \"" UID_FRONTEND "\"}"));
 	ASSERT_TRUE(WAIT_UNTIL((k8s_stats_get(self->k, &stats), stats.pods_deleted == 1), 3000));
 	deleted_ms = now_ms();
 	EXPECT_EQ(K8S_KIND_POD, local_uid(self->k, UID_FRONTEND).kind);
 	EXPECT_STREQ("frontend-6d9f7c7b9d-x2x4k", peer(self->k, "10.244.1.12").instance);
 	EXPECT_EQ(3, stats.pods);
 	/* a new pod that takes over the IP wins at once */
-	ASSERT_EQ(200, control(self->port, "add_pod",
-			       make_pod("shop", "frontend-6d9f7c7b9d-n3w9z", "40000000-0000-4000-8000-000000000001",
+	ASSERT_EQ(200, fake_control(self->port, "add_pod",
+			       fake_pod_json("shop", "frontend-6d9f7c7b9d-n3w9z", "40000000-0000-4000-8000-000000000001",
 					"10.244.1.12", "\"app\": \"frontend\"")));
 	ASSERT_TRUE(WAIT_UNTIL(strcmp(peer(self->k, "10.244.1.12").instance, "frontend-6d9f7c7b9d-n3w9z") == 0,
 			       3000));
@@ -734,20 +553,20 @@ KTEST_F(api, selector_multi_match_takes_first_name_and_follows_changes, 60)
 	ASSERT_EQ(0, start_both(self));
 	EXPECT_STREQ("frontend.shop", local_uid(self->k, UID_FRONTEND).service);
 	/* "a-frontend" sorts before "frontend": it wins while it exists */
-	ASSERT_EQ(200, control(self->port, "add_service",
-			       make_service("shop", "a-frontend", "\"app\": \"frontend\"", "10.96.0.99")));
+	ASSERT_EQ(200, fake_control(self->port, "add_service",
+			       fake_service_json("shop", "a-frontend", "\"app\": \"frontend\"", "10.96.0.99")));
 	ASSERT_TRUE(WAIT_UNTIL(strcmp(local_uid(self->k, UID_FRONTEND).service, "a-frontend.shop") == 0,
 			       3000));
 	EXPECT_STREQ("a-frontend.shop", peer(self->k, "10.96.0.99").service);
 	/* a selector with a label the pod lacks selects nothing; another namespace neither */
-	ASSERT_EQ(200, control(self->port, "add_service",
-			       make_service("shop", "0-partial", "\"app\": \"frontend\", \"tier\": \"x\"",
+	ASSERT_EQ(200, fake_control(self->port, "add_service",
+			       fake_service_json("shop", "0-partial", "\"app\": \"frontend\", \"tier\": \"x\"",
 					    "10.96.0.98")));
-	ASSERT_EQ(200, control(self->port, "add_service",
-			       make_service("other", "0-other", "\"app\": \"frontend\"", "10.96.0.97")));
+	ASSERT_EQ(200, fake_control(self->port, "add_service",
+			       fake_service_json("other", "0-other", "\"app\": \"frontend\"", "10.96.0.97")));
 	ASSERT_TRUE(WAIT_UNTIL(peer(self->k, "10.96.0.97").kind == K8S_KIND_SERVICE, 3000));
 	EXPECT_STREQ("a-frontend.shop", local_uid(self->k, UID_FRONTEND).service);
-	ASSERT_EQ(200, control(self->port, "delete_service",
+	ASSERT_EQ(200, fake_control(self->port, "delete_service",
 			       "{\"namespace\": \"shop\", \"name\": \"a-frontend\"}"));
 	ASSERT_TRUE(WAIT_UNTIL(strcmp(local_uid(self->k, UID_FRONTEND).service, "frontend.shop") == 0,
 			       3000));
@@ -758,12 +577,12 @@ KTEST_F(api, selector_multi_match_takes_first_name_and_follows_changes, 60)
 KTEST_F(api, shared_load_balancer_ip_by_port, 60)
 {
 	ASSERT_EQ(0, start_both(self));
-	ASSERT_EQ(200, control(self->port, "add_service",
+	ASSERT_EQ(200, fake_control(self->port, "add_service",
 			       "{\"metadata\": {\"name\": \"web\", \"namespace\": \"shop\"}, \"spec\": "
 			       "{\"type\": \"LoadBalancer\", \"clusterIP\": \"10.96.0.61\", \"ports\": "
 			       "[{\"port\": 80}]}, \"status\": {\"loadBalancer\": {\"ingress\": "
 			       "[{\"ip\": \"203.0.113.50\"}]}}}"));
-	ASSERT_EQ(200, control(self->port, "add_service",
+	ASSERT_EQ(200, fake_control(self->port, "add_service",
 			       "{\"metadata\": {\"name\": \"web-tls\", \"namespace\": \"shop\"}, \"spec\": "
 			       "{\"type\": \"LoadBalancer\", \"clusterIP\": \"10.96.0.62\", \"ports\": "
 			       "[{\"port\": 443}]}, \"status\": {\"loadBalancer\": {\"ingress\": "
@@ -778,15 +597,15 @@ KTEST_F(api, shared_load_balancer_ip_by_port, 60)
 /* Pods no service selects, under each k8s_unselected_pod_rule. */
 static void add_unselected_pods(int port)
 {
-	control(port, "add_pod", make_pod("jobs", "worker-5f7d8c9b6-x7k2p", "10000000-0000-4000-8000-000000000001",
+	fake_control(port, "add_pod", fake_pod_json("jobs", "worker-5f7d8c9b6-x7k2p", "10000000-0000-4000-8000-000000000001",
 					  "10.244.7.1", "\"pod-template-hash\": \"5f7d8c9b6\""));
-	control(port, "add_pod", make_pod("jobs", "db-12", "10000000-0000-4000-8000-000000000002",
+	fake_control(port, "add_pod", fake_pod_json("jobs", "db-12", "10000000-0000-4000-8000-000000000002",
 					  "10.244.7.2", "\"statefulset.kubernetes.io/pod-name\": \"db-12\""));
-	control(port, "add_pod", make_pod("jobs", "agent-x7k2p", "10000000-0000-4000-8000-000000000003",
+	fake_control(port, "add_pod", fake_pod_json("jobs", "agent-x7k2p", "10000000-0000-4000-8000-000000000003",
 					  "10.244.7.3", "\"controller-revision-hash\": \"abc\""));
-	control(port, "add_pod", make_pod("jobs", "standalone", "10000000-0000-4000-8000-000000000004",
+	fake_control(port, "add_pod", fake_pod_json("jobs", "standalone", "10000000-0000-4000-8000-000000000004",
 					  "10.244.7.4", "\"a\": \"b\""));
-	control(port, "add_pod", make_pod("jobs", "named-abcde", "10000000-0000-4000-8000-000000000005",
+	fake_control(port, "add_pod", fake_pod_json("jobs", "named-abcde", "10000000-0000-4000-8000-000000000005",
 					  "10.244.7.5", "\"app.kubernetes.io/name\": \"cache\", \"app\": \"x\""));
 }
 
@@ -890,11 +709,11 @@ KTEST_F(api, closed_watches_resume_without_relist, 60)
 	ASSERT_EQ(0, start_both(self));
 	watches_before = fake_stat(self->port, "watch");
 	for (int i = 0; i < 3; i++) {
-		ASSERT_EQ(200, control(self->port, "close_watches", NULL));
+		ASSERT_EQ(200, fake_control(self->port, "close_watches", NULL));
 		usleep(200 * 1000);
 	}
-	ASSERT_EQ(200, control(self->port, "add_pod",
-			       make_pod("shop", "late", "20000000-0000-4000-8000-000000000001", "10.244.3.3",
+	ASSERT_EQ(200, fake_control(self->port, "add_pod",
+			       fake_pod_json("shop", "late", "20000000-0000-4000-8000-000000000001", "10.244.3.3",
 					"\"app\": \"orders\"")));
 	ASSERT_TRUE(WAIT_UNTIL(peer(self->k, "10.244.3.3").kind == K8S_KIND_POD, 3000));
 	EXPECT_STREQ("orders.shop", peer(self->k, "10.244.3.3").service);
@@ -912,13 +731,13 @@ KTEST_F(api, watch_error_410_relists, 60)
 	struct k8s_stats stats;
 
 	ASSERT_EQ(0, start_both(self));
-	ASSERT_EQ(200, control(self->port, "watch_error_410", NULL));
+	ASSERT_EQ(200, fake_control(self->port, "watch_error_410", NULL));
 	ASSERT_TRUE(WAIT_UNTIL((k8s_stats_get(self->k, &stats), stats.relists >= 2 && stats.synced), 5000));
 	EXPECT_LE(2, stats.gone_410); /* both watches */
 	EXPECT_EQ(0, stats.watch_errors);
 	EXPECT_NE(NULL, strstr(stats.last_error, "ERROR 410")) TH_LOG("%s", stats.last_error);
-	ASSERT_EQ(200, control(self->port, "add_pod",
-			       make_pod("shop", "after-410", "20000000-0000-4000-8000-000000000002",
+	ASSERT_EQ(200, fake_control(self->port, "add_pod",
+			       fake_pod_json("shop", "after-410", "20000000-0000-4000-8000-000000000002",
 					"10.244.3.4", "\"app\": \"frontend\"")));
 	ASSERT_TRUE(WAIT_UNTIL(peer(self->k, "10.244.3.4").kind == K8S_KIND_POD, 3000));
 	k8s_stats_get(self->k, &stats);
@@ -931,8 +750,8 @@ KTEST_F(api, http_410_relists_and_deletes_missed_objects, 60)
 
 	ASSERT_EQ(0, start_both(self));
 	/* Both watches end and come back to HTTP 410; meanwhile a pod went away unseen. */
-	ASSERT_EQ(200, control(self->port, "http_410", "{\"count\": 2}"));
-	ASSERT_EQ(200, control(self->port, "close_watches", NULL));
+	ASSERT_EQ(200, fake_control(self->port, "http_410", "{\"count\": 2}"));
+	ASSERT_EQ(200, fake_control(self->port, "close_watches", NULL));
 	ASSERT_TRUE(WAIT_UNTIL((k8s_stats_get(self->k, &stats), stats.relists >= 2 && stats.synced), 5000));
 	EXPECT_EQ(2, stats.gone_410);
 	EXPECT_NE(NULL, strstr(stats.last_error, "HTTP 410")) TH_LOG("%s", stats.last_error);
@@ -948,7 +767,7 @@ KTEST_F(api, garbage_is_an_error_and_retried, 60)
 	self->server = fake_start(self->port, true);
 	ASSERT_LT(0, self->server);
 	/* the first two requests (the first list page of each resource) are garbage */
-	ASSERT_EQ(200, control(self->port, "garbage", "{\"count\": 2}"));
+	ASSERT_EQ(200, fake_control(self->port, "garbage", "{\"count\": 2}"));
 	ASSERT_EQ(0, k8s_new(&self->cfg, &self->k, err, sizeof(err)));
 	ASSERT_EQ(0, k8s_start(self->k));
 	ASSERT_EQ(0, k8s_wait_synced(self->k, 5000));
@@ -956,12 +775,12 @@ KTEST_F(api, garbage_is_an_error_and_retried, 60)
 	EXPECT_EQ(2, stats.list_errors);
 	EXPECT_EQ(3, stats.pods);
 	/* now a watch gets garbage */
-	ASSERT_EQ(200, control(self->port, "garbage", "{\"count\": 1}"));
-	ASSERT_EQ(200, control(self->port, "close_watches", NULL));
+	ASSERT_EQ(200, fake_control(self->port, "garbage", "{\"count\": 1}"));
+	ASSERT_EQ(200, fake_control(self->port, "close_watches", NULL));
 	ASSERT_TRUE(WAIT_UNTIL((k8s_stats_get(self->k, &stats), stats.watch_errors == 1), 3000));
 	EXPECT_NE(NULL, strstr(stats.last_error, "not JSON")) TH_LOG("%s", stats.last_error);
-	ASSERT_EQ(200, control(self->port, "add_pod",
-			       make_pod("shop", "after-garbage", "20000000-0000-4000-8000-000000000003",
+	ASSERT_EQ(200, fake_control(self->port, "add_pod",
+			       fake_pod_json("shop", "after-garbage", "20000000-0000-4000-8000-000000000003",
 					"10.244.3.5", "\"app\": \"frontend\"")));
 	ASSERT_TRUE(WAIT_UNTIL(peer(self->k, "10.244.3.5").kind == K8S_KIND_POD, 3000));
 	EXPECT_EQ(2, fake_stat(self->port, "garbage") - 1);
@@ -975,11 +794,11 @@ KTEST_F(api, silent_watch_is_abandoned_after_the_timeout, 60)
 	self->cfg.watch_timeout_s = 2;
 	self->cfg.idle_timeout_s = 1;
 	ASSERT_EQ(0, start_both(self));
-	ASSERT_EQ(200, control(self->port, "hang", "{\"count\": 1}"));
-	ASSERT_EQ(200, control(self->port, "close_watches", NULL));
+	ASSERT_EQ(200, fake_control(self->port, "hang", "{\"count\": 1}"));
+	ASSERT_EQ(200, fake_control(self->port, "close_watches", NULL));
 	started_ms = now_ms();
-	ASSERT_EQ(200, control(self->port, "add_pod",
-			       make_pod("shop", "after-hang", "20000000-0000-4000-8000-000000000004",
+	ASSERT_EQ(200, fake_control(self->port, "add_pod",
+			       fake_pod_json("shop", "after-hang", "20000000-0000-4000-8000-000000000004",
 					"10.244.3.6", "\"app\": \"frontend\"")));
 	/* one watch hangs: its resource learns nothing until kaccess gives up on it */
 	ASSERT_TRUE(WAIT_UNTIL((k8s_stats_get(self->k, &stats), stats.watch_errors >= 1), 6000));
@@ -1089,7 +908,7 @@ KTEST_F(api, in_cluster_token_is_reread_when_rotated, 60)
 	EXPECT_STREQ("Bearer token-1", text);
 	ASSERT_EQ(0, run_quiet("{ printf 'token-2\\n' > " TLS_DIR "/token.new && mv " TLS_DIR
 			       "/token.new " TLS_DIR "/token; }"));
-	ASSERT_EQ(200, control(self->port, "close_watches", NULL));
+	ASSERT_EQ(200, fake_control(self->port, "close_watches", NULL));
 	ASSERT_TRUE(WAIT_UNTIL((fake_stat_text(self->port, "last_auth", text, sizeof(text)),
 				strcmp(text, "Bearer token-2") == 0), 3000));
 	run_quiet("rm -rf " TLS_DIR);
@@ -1149,7 +968,7 @@ KTEST_F(api, ten_thousand_pods_bounded_memory_constant_lookups, 180)
 
 	self->server = fake_start(self->port, false);
 	ASSERT_LT(0, self->server);
-	ASSERT_EQ(200, control(self->port, "bulk", "{\"pods\": 100, \"services\": 20, \"namespaces\": 10}"));
+	ASSERT_EQ(200, fake_control(self->port, "bulk", "{\"pods\": 100, \"services\": 20, \"namespaces\": 10}"));
 	self->cfg.list_page_size = 500;
 	ASSERT_EQ(0, k8s_new(&self->cfg, &self->k, err, sizeof(err)));
 	ASSERT_EQ(0, k8s_start(self->k));
@@ -1162,7 +981,7 @@ KTEST_F(api, ten_thousand_pods_bounded_memory_constant_lookups, 180)
 
 	self->server = fake_start(self->port, false);
 	ASSERT_LT(0, self->server);
-	ASSERT_EQ(200, control(self->port, "bulk", "{\"pods\": 10000, \"services\": 2000, \"namespaces\": 100}"));
+	ASSERT_EQ(200, fake_control(self->port, "bulk", "{\"pods\": 10000, \"services\": 2000, \"namespaces\": 100}"));
 	rss_before = rss_kib();
 	started_ms = now_ms();
 	ASSERT_EQ(0, k8s_new(&self->cfg, &self->k, err, sizeof(err)));
@@ -1251,7 +1070,7 @@ KTEST_F(proc, pid_and_cgroup_id_resolve_to_the_pod, 60)
 	uint64_t cgroup_id;
 	FILE *file;
 
-	self->port = free_port();
+	self->port = fake_free_port();
 	self->server = fake_start(self->port, true);
 	ASSERT_LT(0, self->server);
 	test_config(&cfg, self->port);
@@ -1387,14 +1206,14 @@ KTEST_F(dnat, conntrack_names_the_backend_of_a_cluster_ip, 60)
 	struct k8s_stats stats;
 
 	/* the identity of the addresses, from the fake API (in the test's own netns) */
-	self->port = free_port();
+	self->port = fake_free_port();
 	self->server = fake_start(self->port, true);
 	ASSERT_LT(0, self->server);
-	ASSERT_EQ(200, control(self->port, "add_pod",
-			       make_pod("shop", "backend-0", "30000000-0000-4000-8000-000000000001",
+	ASSERT_EQ(200, fake_control(self->port, "add_pod",
+			       fake_pod_json("shop", "backend-0", "30000000-0000-4000-8000-000000000001",
 					BACKEND_IP, "\"app\": \"backend\"")));
-	ASSERT_EQ(200, control(self->port, "add_service",
-			       make_service("shop", "backend", "\"app\": \"backend\"", CLUSTER_IP)));
+	ASSERT_EQ(200, fake_control(self->port, "add_service",
+			       fake_service_json("shop", "backend", "\"app\": \"backend\"", CLUSTER_IP)));
 	test_config(&cfg, self->port);
 	ASSERT_EQ(0, k8s_new(&cfg, &self->k, err, sizeof(err)));
 	ASSERT_EQ(0, k8s_start(self->k));

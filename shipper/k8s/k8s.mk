@@ -9,3 +9,6 @@
 SHIPPER_PKGS += libcurl json-c yaml-0.1
 DEPS_BUILD += libcurl4-openssl-dev libjson-c-dev libyaml-dev linux-libc-dev
 DEPS_TEST += python3 nftables iproute2 openssl
+
+# Selftests that drive the fake API server rebuild when its C helper changes.
+$(OUTPUT)/selftests/test_k8s $(OUTPUT)/vm/static/selftests/test_k8s: selftests/k8s/fake_api.h
