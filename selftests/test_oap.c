@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -42,6 +43,15 @@ static uint64_t now_ms(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static double process_cpu_s(void)
+{
+	struct rusage usage;
+
+	getrusage(RUSAGE_SELF, &usage);
+	return usage.ru_utime.tv_sec + usage.ru_stime.tv_sec +
+	       (usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6;
 }
 
 /* ---- test messages: every field set to a value that depends on i ---- */
@@ -1067,6 +1077,7 @@ KTEST_F(oap, absent_at_start_then_delivered_within_seconds, 60)
 	struct oap_stream_stats al;
 	struct recorded rec;
 	uint64_t started_ms, took_ms;
+	double cpu_before_s;
 
 	ASSERT_LT(0, port);
 	self->cfg.stream_rotate_s = 1;
@@ -1075,7 +1086,10 @@ KTEST_F(oap, absent_at_start_then_delivered_within_seconds, 60)
 	ASSERT_EQ(0, enqueue_access_logs(self->sender, 0, 1000));
 	took_ms = now_ms() - started_ms;
 	EXPECT_GT(500, took_ms) TH_LOG("1000 enqueues with OAP down took %lu ms", took_ms);
+	cpu_before_s = process_cpu_s();
 	sleep(2);
+	/* Backing off with a full queue is sleeping, not spinning. */
+	EXPECT_GT(0.2, process_cpu_s() - cpu_before_s);
 	al = stats_of(self->sender, OAP_STREAM_ACCESS_LOG);
 	LOG_STATS(al);
 	EXPECT_EQ(0, al.delivered);

@@ -84,8 +84,9 @@ struct oap_stream_ctx {
 	pthread_t thread;
 	bool thread_started;
 
-	pthread_mutex_t lock;         /* queue and stats */
+	pthread_mutex_t lock;         /* queue, stats, waiting_for_data */
 	pthread_cond_t wake;
+	bool waiting_for_data;        /* the thread sleeps until an enqueue */
 	struct oap_queue queue;
 	struct oap_stream_stats stats;
 
@@ -595,8 +596,12 @@ static int stream_open_call(struct oap_stream_ctx *ctx)
 	return ret;
 }
 
-/* Wait for an enqueue, a stop or `ms`, whichever comes first. */
-static void stream_wait(struct oap_stream_ctx *ctx, uint64_t ms)
+/*
+ * Sleep for `ms` or until a stop; with `until_data`, also until something is
+ * queued (the idle wait). A backoff must not end early because the queue
+ * holds data: that would spin while OAP is down.
+ */
+static void stream_wait(struct oap_stream_ctx *ctx, uint64_t ms, bool until_data)
 {
 	struct timespec until;
 
@@ -608,8 +613,11 @@ static void stream_wait(struct oap_stream_ctx *ctx, uint64_t ms)
 		until.tv_nsec -= 1000000000;
 	}
 	pthread_mutex_lock(&ctx->lock);
-	if (!ctx->queue.count && !atomic_load(&ctx->sender->stopping))
+	if ((!until_data || !ctx->queue.count) && !atomic_load(&ctx->sender->stopping)) {
+		ctx->waiting_for_data = until_data;
 		pthread_cond_timedwait(&ctx->wake, &ctx->lock, &until);
+		ctx->waiting_for_data = false;
+	}
 	pthread_mutex_unlock(&ctx->lock);
 }
 
@@ -729,13 +737,12 @@ static void *stream_thread(void *arg)
 		if (now < ctx->next_call_ms) {
 			if (stopping && ctx->next_call_ms > ctx->sender->stop_deadline_ms)
 				break;  /* the backoff outlasts the stop budget */
-			stream_wait(ctx, ctx->next_call_ms - now < IDLE_POLL_MS * 10
-						 ? ctx->next_call_ms - now : IDLE_POLL_MS * 10);
+			stream_wait(ctx, ctx->next_call_ms - now, false);
 			continue;
 		}
 		/* Calls open lazily: nothing queued, nothing to say to OAP. */
 		if (stream_queue_empty(ctx)) {
-			stream_wait(ctx, 1000);
+			stream_wait(ctx, 1000, true);
 			continue;
 		}
 		stream_open_call(ctx);
@@ -883,7 +890,10 @@ static int enqueue_owned(struct oap_stream_ctx *ctx, uint8_t *data, size_t len)
 		ctx->stats.queue_depth_max = ctx->queue.count;
 	if (ctx->queue.bytes > ctx->stats.queue_bytes_max)
 		ctx->stats.queue_bytes_max = ctx->queue.bytes;
-	pthread_cond_signal(&ctx->wake);
+	/* Wake the thread only if it waits for data: not in a backoff, and
+	 * not per message while it writes. */
+	if (ctx->waiting_for_data)
+		pthread_cond_signal(&ctx->wake);
 	pthread_mutex_unlock(&ctx->lock);
 	if (evicted < 0) {
 		free(data);
