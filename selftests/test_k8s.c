@@ -193,16 +193,17 @@ static void write_file(const char *path, const char *text)
 
 TEST(kubeconfig_yaml_current_context_data_and_files)
 {
-	const char *dir = "/tmp/kaccess-selftest-k8s-kubeconfig";
 	struct k8s_kubeconfig config;
-	char err[K8S_ERROR_LEN] = "", path[256];
+	char err[K8S_ERROR_LEN] = "", path[256], dir[64], text[1400];
 
+	snprintf(dir, sizeof(dir), "/tmp/kak-k8s-kubeconfig-%d", (int)getpid());
 	mkdir(dir, 0700);
-	write_file("/tmp/kaccess-selftest-k8s-kubeconfig/ca.pem", "-----BEGIN CERTIFICATE-----\nCA\n");
-	write_file("/tmp/kaccess-selftest-k8s-kubeconfig/token", "file-token\n");
+	snprintf(path, sizeof(path), "%s/ca.pem", dir);
+	write_file(path, "-----BEGIN CERTIFICATE-----\nCA\n");
+	snprintf(path, sizeof(path), "%s/token", dir);
+	write_file(path, "file-token\n");
 	/* base64("CERT") = Q0VSVA==, base64("KEY") = S0VZ */
-	snprintf(path, sizeof(path), "%s/config", dir);
-	write_file(path,
+	snprintf(text, sizeof(text),
 		   "apiVersion: v1\n"
 		   "kind: Config\n"
 		   "current-context: prod\n"
@@ -230,7 +231,9 @@ TEST(kubeconfig_yaml_current_context_data_and_files)
 		   "  user:\n"
 		   "    client-certificate-data: Q0VSVA==\n"
 		   "    client-key-data: S0VZ\n"
-		   "    tokenFile: /tmp/kaccess-selftest-k8s-kubeconfig/token\n");
+		   "    tokenFile: %s/token\n", dir);
+	snprintf(path, sizeof(path), "%s/config", dir);
+	write_file(path, text);
 	ASSERT_EQ(0, k8s_kubeconfig_load(path, &config, err, sizeof(err))) TH_LOG("%s", err);
 	EXPECT_STREQ("https://10.0.0.1:6443", config.server);
 	EXPECT_FALSE(config.insecure);
@@ -332,6 +335,8 @@ static struct k8s_identity local_uid(struct k8s *k, const char *uid)
 		_ok;                                                         \
 	})
 
+static void remove_certificates(void);
+
 FIXTURE(api)
 {
 	int port;
@@ -353,6 +358,7 @@ FIXTURE_TEARDOWN(api)
 {
 	k8s_free(self->k);
 	fake_stop(self->server);
+	remove_certificates();
 }
 
 /* Start the server (with the fixtures) and kaccess' watcher, wait for sync. */
@@ -811,23 +817,44 @@ KTEST_F(api, silent_watch_is_abandoned_after_the_timeout, 60)
 
 /* ---- TLS: kubeconfig and in-cluster ---- */
 
-#define TLS_DIR "/tmp/kaccess-selftest-k8s-tls"
+/* Per test process, so parallel runs and other suites' cleanups do not collide. */
+struct tls_files {
+	char dir[64];
+	char server_crt[96], server_key[96], client_crt[96];
+	char config[96], config_no_ca[96];
+};
+
+static struct tls_files tls;
 
 /* A self-signed server certificate for 127.0.0.1 and a client certificate. */
 static int make_certificates(void)
 {
-	return run_quiet("rm -rf " TLS_DIR " && mkdir -p " TLS_DIR " && cd " TLS_DIR " && "
+	snprintf(tls.dir, sizeof(tls.dir), "/tmp/kak-k8s-tls-%d", (int)getpid());
+	snprintf(tls.server_crt, sizeof(tls.server_crt), "%s/server.crt", tls.dir);
+	snprintf(tls.server_key, sizeof(tls.server_key), "%s/server.key", tls.dir);
+	snprintf(tls.client_crt, sizeof(tls.client_crt), "%s/client.crt", tls.dir);
+	snprintf(tls.config, sizeof(tls.config), "%s/config", tls.dir);
+	snprintf(tls.config_no_ca, sizeof(tls.config_no_ca), "%s/config-no-ca", tls.dir);
+	return run_quiet("rm -rf %s && mkdir -p %s && cd %s && "
 			 "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
 			 "-keyout server.key -out server.crt -subj /CN=kak-apiserver "
 			 "-addext subjectAltName=IP:127.0.0.1 -days 1 && "
 			 "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
-			 "-keyout client.key -out client.crt -subj /CN=kaccess-client -days 1");
+			 "-keyout client.key -out client.crt -subj /CN=kaccess-client -days 1",
+			 tls.dir, tls.dir, tls.dir);
+}
+
+static void remove_certificates(void)
+{
+	if (tls.dir[0])
+		run_quiet("rm -rf %s", tls.dir);
+	tls.dir[0] = '\0';
 }
 
 static int write_kubeconfig(const char *path, int port, bool with_ca)
 {
 	/* run_quiet appends >/dev/null: the file redirect is inside the outer braces */
-	return run_quiet("{ cd " TLS_DIR " && { echo 'apiVersion: v1'; echo 'kind: Config'; "
+	return run_quiet("{ cd %s && { echo 'apiVersion: v1'; echo 'kind: Config'; "
 			 "echo 'current-context: test'; echo 'clusters:'; echo '- name: c'; "
 			 "echo '  cluster:'; echo '    server: https://127.0.0.1:%d'; "
 			 "%s "
@@ -836,7 +863,7 @@ static int write_kubeconfig(const char *path, int port, bool with_ca)
 			 "echo \"    client-certificate-data: $(base64 -w0 client.crt)\"; "
 			 "echo \"    client-key-data: $(base64 -w0 client.key)\"; "
 			 "echo '    token: kube-token'; } > %s; }",
-			 port,
+			 tls.dir, port,
 			 with_ca ? "echo \"    certificate-authority-data: $(base64 -w0 server.crt)\";" : "",
 			 path);
 }
@@ -850,19 +877,19 @@ KTEST_F(api, https_kubeconfig_ca_client_certificate_and_token, 60)
 	if (run_quiet("command -v openssl") != 0)
 		SKIP(return, "openssl is not installed");
 	ASSERT_EQ(0, make_certificates());
-	ASSERT_EQ(0, write_kubeconfig(TLS_DIR "/config", self->port, true));
-	ASSERT_EQ(0, write_kubeconfig(TLS_DIR "/config-no-ca", self->port, false));
+	ASSERT_EQ(0, write_kubeconfig(tls.config, self->port, true));
+	ASSERT_EQ(0, write_kubeconfig(tls.config_no_ca, self->port, false));
 	fake_scheme = "https";
 	fake_extra_args[0] = "--tls-cert";
-	fake_extra_args[1] = TLS_DIR "/server.crt";
+	fake_extra_args[1] = tls.server_crt;
 	fake_extra_args[2] = "--tls-key";
-	fake_extra_args[3] = TLS_DIR "/server.key";
+	fake_extra_args[3] = tls.server_key;
 	fake_extra_args[4] = "--client-ca";
-	fake_extra_args[5] = TLS_DIR "/client.crt";
+	fake_extra_args[5] = tls.client_crt;
 	fake_extra_args[6] = "--require-token";
 	fake_extra_args[7] = "kube-token";
 	self->cfg.api_server[0] = '\0';
-	snprintf(self->cfg.kubeconfig, sizeof(self->cfg.kubeconfig), TLS_DIR "/config");
+	snprintf(self->cfg.kubeconfig, sizeof(self->cfg.kubeconfig), "%s", tls.config);
 	ASSERT_EQ(0, start_both(self));
 	EXPECT_STREQ("frontend.shop", local_uid(self->k, UID_FRONTEND).service);
 	fake_stat_text(self->port, "last_auth", text, sizeof(text));
@@ -872,7 +899,7 @@ KTEST_F(api, https_kubeconfig_ca_client_certificate_and_token, 60)
 	EXPECT_EQ(0, fake_stat(self->port, "unauthorized"));
 
 	/* without the CA the self-signed server is refused, and the counters say so */
-	snprintf(self->cfg.kubeconfig, sizeof(self->cfg.kubeconfig), TLS_DIR "/config-no-ca");
+	snprintf(self->cfg.kubeconfig, sizeof(self->cfg.kubeconfig), "%s", tls.config_no_ca);
 	self->cfg.idle_timeout_s = 10; /* a slow handshake (valgrind) is not the failure we want */
 	ASSERT_EQ(0, k8s_new(&self->cfg, &unverified, err, sizeof(err)));
 	ASSERT_EQ(0, k8s_start(unverified));
@@ -880,7 +907,7 @@ KTEST_F(api, https_kubeconfig_ca_client_certificate_and_token, 60)
 	EXPECT_FALSE(stats.synced);
 	EXPECT_NE(NULL, strstr(stats.last_error, "certificate")) TH_LOG("%s", stats.last_error);
 	k8s_free(unverified);
-	run_quiet("rm -rf " TLS_DIR);
+	remove_certificates();
 }
 
 KTEST_F(api, in_cluster_token_is_reread_when_rotated, 60)
@@ -890,28 +917,28 @@ KTEST_F(api, in_cluster_token_is_reread_when_rotated, 60)
 	if (run_quiet("command -v openssl") != 0)
 		SKIP(return, "openssl is not installed");
 	ASSERT_EQ(0, make_certificates());
-	ASSERT_EQ(0, run_quiet("{ cp " TLS_DIR "/server.crt " TLS_DIR "/ca.crt && "
-			       "printf 'token-1\\n' > " TLS_DIR "/token; }"));
+	ASSERT_EQ(0, run_quiet("{ cp %s/server.crt %s/ca.crt && printf 'token-1\\n' > %s/token; }",
+			       tls.dir, tls.dir, tls.dir));
 	fake_scheme = "https";
 	fake_extra_args[0] = "--tls-cert";
-	fake_extra_args[1] = TLS_DIR "/server.crt";
+	fake_extra_args[1] = tls.server_crt;
 	fake_extra_args[2] = "--tls-key";
-	fake_extra_args[3] = TLS_DIR "/server.key";
+	fake_extra_args[3] = tls.server_key;
 	snprintf(port_text, sizeof(port_text), "%d", self->port);
 	setenv("KUBERNETES_SERVICE_HOST", "127.0.0.1", 1);
 	setenv("KUBERNETES_SERVICE_PORT", port_text, 1);
 	self->cfg.api_server[0] = '\0';
-	snprintf(self->cfg.service_account_dir, sizeof(self->cfg.service_account_dir), TLS_DIR);
+	snprintf(self->cfg.service_account_dir, sizeof(self->cfg.service_account_dir), "%s", tls.dir);
 	ASSERT_EQ(0, start_both(self));
 	EXPECT_STREQ("orders.shop", local_uid(self->k, UID_ORDERS).service);
 	fake_stat_text(self->port, "last_auth", text, sizeof(text));
 	EXPECT_STREQ("Bearer token-1", text);
-	ASSERT_EQ(0, run_quiet("{ printf 'token-2\\n' > " TLS_DIR "/token.new && mv " TLS_DIR
-			       "/token.new " TLS_DIR "/token; }"));
+	ASSERT_EQ(0, run_quiet("{ printf 'token-2\\n' > %s/token.new && mv %s/token.new %s/token; }",
+			       tls.dir, tls.dir, tls.dir));
 	ASSERT_EQ(200, fake_control(self->port, "close_watches", NULL));
 	ASSERT_TRUE(WAIT_UNTIL((fake_stat_text(self->port, "last_auth", text, sizeof(text)),
 				strcmp(text, "Bearer token-2") == 0), 3000));
-	run_quiet("rm -rf " TLS_DIR);
+	remove_certificates();
 }
 
 static long rss_kib(void)
