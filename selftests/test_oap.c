@@ -974,6 +974,9 @@ KTEST_F(oap, access_logs_and_meters_arrive_field_for_field, 60)
 	ASSERT_EQ(0, sender_for(self, self->fakes[fake].port, &self->sender));
 	ASSERT_EQ(0, enqueue_access_logs(self->sender, 0, 300));
 	ASSERT_EQ(0, enqueue_meters(self->sender, 0, 20));
+	/* Meters are confirmed once written, without waiting for a rotation. */
+	EXPECT_TRUE(WAIT_UNTIL(stats_of(self->sender, OAP_STREAM_METER).delivered == 20, 5000));
+	EXPECT_EQ(0, stats_of(self->sender, OAP_STREAM_ACCESS_LOG).delivered);
 	ASSERT_EQ(0, oap_sender_stop(self->sender, 10000));
 	al = stats_of(self->sender, OAP_STREAM_ACCESS_LOG);
 	me = stats_of(self->sender, OAP_STREAM_METER);

@@ -696,6 +696,13 @@ static void stream_step_open(struct oap_stream_ctx *ctx)
 		return;
 	}
 	if (stream_queue_empty(ctx)) {
+		/* Meters come once an interval: close the call when they are
+		 * written, so OAP confirms each interval instead of a call
+		 * holding stream_rotate_s worth of them unconfirmed. */
+		if (ctx->kind == OAP_STREAM_METER && ctx->call.in_flight) {
+			call_close(ctx, ctx->sender->cfg.send_timeout_s * 1000ull);
+			return;
+		}
 		call_poll(ctx, IDLE_POLL_MS);
 		return;
 	}
