@@ -149,7 +149,6 @@ static int k8s_init_locks(struct k8s *k)
 	pthread_condattr_t attr;
 
 	pthread_mutex_init(&k->lock, NULL);
-	pthread_mutex_init(&k->conntrack_lock, NULL);
 	pthread_condattr_init(&attr);
 	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
 	pthread_cond_init(&k->wake, &attr);
@@ -175,7 +174,6 @@ int k8s_new(const struct k8s_config *cfg, struct k8s **ret_k8s, char *err, size_
 	if (!k)
 		return -ENOMEM;
 	k->cfg = *cfg;
-	k->conntrack_fd = -1;
 	if (!k->cfg.node_name[0] && getenv("NODE_NAME"))
 		snprintf(k->cfg.node_name, sizeof(k->cfg.node_name), "%s", getenv("NODE_NAME"));
 	list_for_search(cfg->exclude_namespaces, k->exclude, sizeof(k->exclude));
@@ -239,10 +237,7 @@ void k8s_free(struct k8s *k)
 	k8s_store_fini(&k->store);
 	k8s_kubeconfig_clear(&k->kubeconfig);
 	cgroup_names_free(k->cgroup_names);
-	if (k->conntrack_fd >= 0)
-		close(k->conntrack_fd);
 	pthread_mutex_destroy(&k->lock);
-	pthread_mutex_destroy(&k->conntrack_lock);
 	pthread_cond_destroy(&k->wake);
 	free(k);
 }
@@ -506,9 +501,8 @@ static bool resolve_backend(struct k8s *k, const struct k8s_tuple *tuple, struct
 	bool found = false;
 	int err;
 
-	pthread_mutex_lock(&k->conntrack_lock);
+	/* One netlink socket per lookup, in the caller's network namespace. */
 	err = k8s_conntrack_backend(tuple, backend, &backend_port);
-	pthread_mutex_unlock(&k->conntrack_lock);
 	pthread_mutex_lock(&k->lock);
 	if (!err) {
 		pod = k8s_store_pod_by_ip(&k->store, backend);

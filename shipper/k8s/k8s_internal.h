@@ -178,8 +178,6 @@ struct k8s {
 	char include[K8S_CONFIG_LIST_LEN + 2];
 	/* local id -> path, drain thread only */
 	struct cgroup_names *cgroup_names;
-	pthread_mutex_t conntrack_lock;
-	int conntrack_fd;
 };
 
 int k8s_read_small_file(const char *path, char **ret_text);
