@@ -96,6 +96,7 @@ struct oap_stream_ctx {
 	struct oap_call call;
 	bool call_open;
 	bool last_call_failed;
+	bool reported_down;           /* the failure is logged; log the recovery */
 	uint64_t backoff_ms;
 	uint64_t next_call_ms;        /* not before: backoff */
 };
@@ -442,6 +443,32 @@ static void call_describe_failure(struct oap_stream_ctx *ctx)
 		stats_add(ctx, &ctx->stats.auth_failures, 1);
 }
 
+/*
+ * Log state changes only: the first failure after a working call (then
+ * every retry is in the counters and last_error), and the recovery.
+ */
+static void stream_report_down(struct oap_stream_ctx *ctx)
+{
+	char error[OAP_ERROR_LEN];
+
+	if (ctx->reported_down || atomic_load(&ctx->sender->stopping))
+		return;
+	pthread_mutex_lock(&ctx->lock);
+	memcpy(error, ctx->stats.last_error, sizeof(error));
+	pthread_mutex_unlock(&ctx->lock);
+	log_warn("OAP %s stream down, retrying with backoff up to %u ms: %s",
+		 oap_stream_name(ctx->kind), ctx->sender->cfg.backoff_max_ms, error);
+	ctx->reported_down = true;
+}
+
+static void stream_report_up(struct oap_stream_ctx *ctx)
+{
+	if (!ctx->reported_down)
+		return;
+	log_info("OAP %s stream up again at %s", oap_stream_name(ctx->kind), ctx->sender->cfg.address);
+	ctx->reported_down = false;
+}
+
 /* Cancel if needed and collect every outstanding completion, then free. */
 static void call_release(struct oap_stream_ctx *ctx)
 {
@@ -488,8 +515,10 @@ static void call_finish(struct oap_stream_ctx *ctx)
 	ctx->stats.connected = false;
 	pthread_mutex_unlock(&ctx->lock);
 
-	if (!ok)
+	if (!ok) {
 		call_describe_failure(ctx);
+		stream_report_down(ctx);
+	}
 	if (ok || (call->last_send_ok_ms && call->last_send_ok_ms - call->opened_ms >= BACKOFF_RESET_AFTER_MS))
 		ctx->backoff_ms = cfg->backoff_initial_ms;
 	if (!ok) {
@@ -661,6 +690,7 @@ static void stream_write_batch(struct oap_stream_ctx *ctx)
 		ctx->stats.in_flight = ctx->call.in_flight;
 		ctx->stats.connected = true;
 		pthread_mutex_unlock(&ctx->lock);
+		stream_report_up(ctx);
 		if (!more)
 			return;
 	}
