@@ -189,7 +189,7 @@ $(OUTPUT)/selftests/tools/%: selftests/tools/%.c | $(OUTPUT)/selftests/tools
 
 # The benchmark's own build rules (calibration program and its loader).
 -include selftests/bench/bench.mk
-# The VM runner's rules: static builds, kernels, initramfs (deps-vm, vm-tools).
+# The VM runner's rules: guest root, kernels, initramfs (deps-vm, vm-tools).
 -include selftests/vm/vm.mk
 # Installation and the deployment files' checks (install, uninstall).
 -include deploy/deploy.mk

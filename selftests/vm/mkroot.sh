@@ -12,7 +12,8 @@
 #   /kaccess/                 the repository as the tests see it:
 #                             selftests/run.sh, config/kaccess.conf, README.md,
 #                             .output/kaccess and .output/selftests/test_*
-#                             (the static builds from OUTPUT_DIR/vm/static)
+#                             of VM_TEST_NAMES (the host's builds; their
+#                             libraries at their host paths)
 #
 # The layout is Debian's merged /usr (/bin -> usr/bin, /lib -> usr/lib, ...),
 # so ldd's paths work as they are. Kernel modules are added per kernel by
@@ -22,7 +23,6 @@ set -euo pipefail
 output_dir=${1:?usage: mkroot.sh OUTPUT_DIR}
 vm_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo_dir=$(cd "$vm_dir/../.." && pwd)
-static_dir=$output_dir/vm/static
 root=$output_dir/vm/root
 archive=$output_dir/vm/root.cpio
 
@@ -37,7 +37,8 @@ host_sh=$(readlink -f /bin/sh)
 die() { echo "mkroot.sh: $*" >&2; exit 1; }
 PATH=$PATH:/usr/sbin:/sbin
 
-[ -x "$static_dir/kaccess" ] || die "$static_dir/kaccess missing: run 'make vm-tools'"
+[ -x "$output_dir/kaccess" ] || die "$output_dir/kaccess missing: run 'make vm-tools'"
+[ -n "${VM_TEST_NAMES:-}" ] || die "VM_TEST_NAMES is empty: run 'make vm-tools'"
 # busybox-static's: the guest has no libraries of its own for it.
 if [ ! -x /bin/busybox ] || ldd /bin/busybox >/dev/null 2>&1; then
 	die "no static /bin/busybox: run 'make deps-vm' (busybox-static)"
@@ -63,16 +64,30 @@ copy_file() {
 	cp -L "$path" "$root$path"
 }
 
-# A dynamic binary, every library ldd lists and the loader.
+# Every library ldd lists for a binary, and the loader.
+copy_libraries_of() {
+	local lib
+	# "libx.so => /path (0x...)" and "/lib64/ld-linux-x86-64.so.2 (0x...)"
+	for lib in $(ldd "$1" 2>/dev/null | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }'); do
+		copy_file "$lib"
+	done
+}
+
+# A dynamic binary from PATH at its own path, with its libraries.
 copy_with_libraries() {
-	local binary lib
+	local binary
 	binary=$(command -v "$1") || die "$1 not found: run 'make deps-test'"
 	binary=$(readlink -f "$binary")
 	copy_file "$binary"
-	# "libx.so => /path (0x...)" and "/lib64/ld-linux-x86-64.so.2 (0x...)"
-	for lib in $(ldd "$binary" 2>/dev/null | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }'); do
-		copy_file "$lib"
-	done
+	copy_libraries_of "$binary"
+}
+
+# One of ours into /kaccess/.output, with its libraries.
+copy_ours() {
+	local binary=$1 dest=$2
+	[ -x "$binary" ] || die "$binary missing: run 'make vm-tools'"
+	cp "$binary" "$root/kaccess/.output/$dest"
+	copy_libraries_of "$binary"
 }
 
 for peer in "${peers[@]}" "$host_sh"; do
@@ -103,12 +118,9 @@ cp "$repo_dir/selftests/run.sh" "$root/kaccess/selftests/run.sh"
 cp "$repo_dir/config/kaccess.conf" "$root/kaccess/config/kaccess.conf"
 # test_ops runs the README's bpftool commands as written.
 cp "$repo_dir/README.md" "$root/kaccess/README.md"
-cp "$static_dir/kaccess" "$root/kaccess/.output/kaccess"
-# The tests of the tree as it is, not a binary of a test since removed.
-for source in "$repo_dir"/selftests/test_*.c; do
-	test=$(basename "$source" .c)
-	[ -x "$static_dir/selftests/$test" ] || die "$static_dir/selftests/$test missing: run 'make vm-tools'"
-	cp "$static_dir/selftests/$test" "$root/kaccess/.output/selftests/"
+copy_ours "$output_dir/kaccess" kaccess
+for test in $VM_TEST_NAMES; do
+	copy_ours "$output_dir/selftests/$test" "selftests/$test"
 done
 install -m 755 "$vm_dir/init" "$root/init"
 
