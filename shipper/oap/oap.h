@@ -17,20 +17,29 @@
  * it, and as `delivered` only when its call ends with status OK (the server
  * has read everything before it answers). Messages sent on a call that then
  * fails are counted as dropped for reason OAP_DROP_UNCONFIRMED: OAP may or may
- * not have read them, and nothing is re-sent. Calls are closed and reopened
- * every stream_rotate_s to bound that window and to let OAP rebalance.
+ * not have read them, and nothing is re-sent. Access-log calls are closed and
+ * reopened every stream_rotate_s to bound that window and to let OAP
+ * rebalance; a meter call is closed as soon as its queue is written (once an
+ * interval), so each interval's meters are confirmed on their own. A new call
+ * writes nothing from the queue for its first 250 ms unless OAP's headers
+ * come first, so a refusal (wrong token, UNAVAILABLE) costs no queued data.
  *
- * Every entry ends in exactly one of: delivered, a drop reason, or still
- * queued / in flight, so for each stream at any quiet moment
- *   enqueued == delivered + sum(dropped[]) + queue_depth + in_flight.
+ * Every accepted entry ends in exactly one of: delivered, a drop reason, or
+ * still queued / in flight; OAP_DROP_TOO_LARGE counts refused messages, never
+ * accepted. So for each stream at any moment
+ *   enqueued == delivered + sum(dropped[]) - dropped[OAP_DROP_TOO_LARGE]
+ *               + queue_depth + in_flight.
  *
  * Usage:
  *   oap_config_set_defaults(&cfg); oap_config_set(&cfg, "oap_address", ...);
  *   oap_config_check(&cfg, err, len);
- *   oap_sender_create(&cfg, &sender); oap_sender_set_node_info(sender, &node);
+ *   oap_sender_create(&cfg, &sender);
+ *   oap_sender_set_node_info_from_host(sender, excluded_namespaces);
  *   oap_sender_start(sender);
- *   ... oap_sender_enqueue_access_log(sender, &msg) per message,
- *       oap_sender_enqueue_meters(sender, &collection) per interval,
+ *   ... oap_sender_enqueue_access_log(sender, &msg) per message;
+ *       per interval oap_meter_batch_new(), oap_meter_batch_add_value() and
+ *       _add_histogram() per meter, oap_sender_enqueue_meter_batch(),
+ *       oap_meter_batch_free();
  *       oap_sender_stats(sender, stream, &stats) for the exported counters ...
  *   oap_sender_stop(sender, flush_timeout_ms); oap_sender_free(sender);
  *
