@@ -1363,6 +1363,17 @@ KTEST_F(oap, wrong_token_is_rejected_and_reported, 60)
 	EXPECT_EQ(0, rec.received[OAP_STREAM_ACCESS_LOG] + rec.received[OAP_STREAM_METER]);
 	EXPECT_STREQ("wrong", rec.auth);
 	recorded_free(&rec);
+
+	/* OAP itself answers a wrong token with PERMISSION_DENIED: same report. */
+	fake = start_c_fake(self, 0, (const char *const[]){ "--token", "right", "--permission-denied", NULL });
+	ASSERT_LE(0, fake);
+	ASSERT_EQ(0, sender_for(self, self->fakes[fake].port, &self->sender2));
+	ASSERT_EQ(0, enqueue_access_logs(self->sender2, 0, 1));
+	ASSERT_TRUE(WAIT_UNTIL(stats_of(self->sender2, OAP_STREAM_ACCESS_LOG).auth_failures >= 1, 10000));
+	al = stats_of(self->sender2, OAP_STREAM_ACCESS_LOG);
+	EXPECT_EQ(7, al.last_status); /* PERMISSION_DENIED */
+	EXPECT_NE(NULL, strstr(al.last_error, "PERMISSION_DENIED; check oap_auth_token")) TH_LOG("%s", al.last_error);
+	EXPECT_EQ(1, al.queue_depth);
 }
 
 
