@@ -120,13 +120,13 @@ def tsv_facts(path):
 def main():
     tsv = sys.argv[1] if len(sys.argv) > 1 else default_tsv()
     if not os.path.exists(tsv):
-        print("1..0 # SKIP %s missing" % tsv)
-        return 4
+        print("TAP version 13\n1..1\nok 1 proto/ matches skywalking-wire.tsv # SKIP %s missing" % tsv)
+        return 0
     try:
         import grpc_tools  # noqa: F401  (Debian's python3-grpc-tools)
     except ImportError:
-        print("1..0 # SKIP needs python3-grpc-tools")
-        return 4
+        print("TAP version 13\n1..1\nok 1 proto/ matches skywalking-wire.tsv # SKIP needs python3-grpc-tools")
+        return 0
     with tempfile.TemporaryDirectory() as tmp:
         fds = load_descriptors(tmp)
     mine, packages = proto_facts(fds)
