@@ -500,8 +500,13 @@ static void call_finish(struct oap_stream_ctx *ctx)
 
 	if (!call->status_received && call->pending)
 		grpc_call_cancel(call->call, NULL);
-	while (!call->status_received)
+	while (!call->status_received && (call->pending & TAG_BIT(TAG_STATUS)))
 		call_poll(ctx, 1000);
+	/* No status op started (gRPC refused the batch): a local failure. */
+	if (!call->status_received) {
+		call->status = GRPC_STATUS_INTERNAL;
+		call->status_details = grpc_slice_from_static_string("could not start the call's operations");
+	}
 	ok = call->status == GRPC_STATUS_OK;
 	pthread_mutex_lock(&ctx->lock);
 	if (ok) {
