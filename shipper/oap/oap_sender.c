@@ -625,8 +625,13 @@ static int stream_open_call(struct oap_stream_ctx *ctx)
 		ret = send_node_info(ctx);
 	if (!ret)
 		ret = call_probation(ctx);
-	if (ret && ctx->call_open)
+	if (ret && ctx->call_open) {
 		call_finish(ctx);
+	} else if (ret) {
+		/* No call at all (no channel, no memory): wait like after a failure. */
+		stats_set_error(ctx, GRPC_STATUS_INTERNAL, "could not create a gRPC call to OAP");
+		ctx->next_call_ms = now_ms() + ctx->backoff_ms;
+	}
 	return ret;
 }
 
