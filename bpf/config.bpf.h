@@ -20,6 +20,12 @@ const volatile bool filter_cgroup __weak = false;
 const volatile __u64 watched_cgroup_id __weak;
 const volatile __u32 watched_cgroup_level __weak;
 
+/* HTTP/1.x parsing of tracked connections (config `http`). */
+const volatile bool http_enabled __weak = true;
+
+/* Keep the query string in endpoint paths (config `http_keep_query`). */
+const volatile bool http_keep_query __weak = false;
+
 /*
  * CLOCK_REALTIME minus CLOCK_MONOTONIC, in ns. bpf_ktime_get_ns() is
  * monotonic; buckets follow the wall clock, so the shipper keeps this offset

@@ -17,6 +17,7 @@
 #include "agg.bpf.h"
 #include "config.bpf.h"
 #include "counters.bpf.h"
+#include "http.bpf.h"
 #include "sock.bpf.h"
 #include "syscall_ctx.bpf.h"
 
@@ -512,6 +513,8 @@ int BPF_PROG(tcp_destroy, struct sock *sk)
 		}
 		emit_conn_event(KACCESS_EVENT_CONN_CLOSE, key, conn, now_ns, 0, 0);
 	}
+	if (conn->http == KACCESS_HTTP_YES)
+		http_conn_end(key, bpf_ktime_get_ns());
 	bpf_map_delete_elem(&conn_table, &key);
 	return 0;
 }

@@ -35,6 +35,7 @@
 
 #include "../maps/maps.bpf.h"
 #include "agg.bpf.h"
+#include "http.bpf.h"
 #include "sock.bpf.h"
 #include "syscall_ctx.bpf.h"
 
@@ -64,7 +65,8 @@ static __always_inline struct kaccess_conn *tracked_conn(__u64 sk)
 	return conn;
 }
 
-static __always_inline int transfer_begin(__u32 op, int fd, __u64 user_ptr)
+static __always_inline int transfer_begin(__u32 op, int fd, __u64 user_ptr, __u32 buf_kind,
+					  __u32 buf_count)
 {
 	struct sock *sk = sock_of_fd(fd);
 	struct kaccess_conn *conn;
@@ -81,6 +83,8 @@ static __always_inline int transfer_begin(__u32 op, int fd, __u64 user_ptr)
 		return 0;
 	sc->sk = key;
 	sc->user_ptr = user_ptr;
+	sc->buf_kind = buf_kind;
+	sc->buf_count = buf_count;
 	__builtin_memcpy(&sc->conn.agg, &conn->agg, sizeof(conn->agg));
 	sc->start_ns = bpf_ktime_get_ns();
 	return 0;
@@ -88,9 +92,8 @@ static __always_inline int transfer_begin(__u32 op, int fd, __u64 user_ptr)
 
 /* Add one read or write call to its connection's row. */
 static __always_inline void transfer_account(const struct kaccess_agg_key *key, bool is_read,
-					     __u64 start_ns, __u64 bytes)
+					     __u64 start_ns, __u64 bytes, __u64 now_ns)
 {
-	__u64 now_ns = bpf_ktime_get_ns();
 	struct kaccess_agg_value *row = agg_row(key, now_ns);
 
 	if (!row)
@@ -106,14 +109,31 @@ static __always_inline void transfer_account(const struct kaccess_agg_key *key, 
 	}
 }
 
+/*
+ * A read or write that moved `bytes` on tracked socket `sk` ends: its row,
+ * then its payload (described by the syscall context) to the HTTP parser.
+ */
+static __always_inline void transfer_done(__u64 sk, struct kaccess_conn *conn,
+					  const struct kaccess_agg_key *key, bool is_read,
+					  __u64 start_ns, __u64 bytes, const struct syscall_ctx *sc)
+{
+	__u64 now_ns = bpf_ktime_get_ns();
+
+	transfer_account(key, is_read, start_ns, bytes, now_ns);
+	http_transfer(sk, conn, is_read, bytes, sc->user_ptr, sc->buf_kind, sc->buf_count, now_ns);
+}
+
 /* "sock" entry: every read/write-family syscall is timed until proven untracked. */
-static __always_inline int transfer_begin_timed(__u32 op, long syscall_nr, int fd, __u64 user_ptr)
+static __always_inline int transfer_begin_timed(__u32 op, long syscall_nr, int fd, __u64 user_ptr,
+						__u32 buf_kind, __u32 buf_count)
 {
 	struct syscall_ctx *sc = syscall_ctx_begin(op, fd);
 
 	if (!sc)
 		return 0;
 	sc->user_ptr = user_ptr;
+	sc->buf_kind = buf_kind;
+	sc->buf_count = buf_count;
 	sc->syscall_nr = syscall_nr;
 	sc->start_ns = bpf_ktime_get_ns();
 	return 0;
@@ -157,8 +177,49 @@ static __always_inline int transfer_on_socket(struct sock *sk, long ret, __u32 o
 		__builtin_memcpy(&sc->conn.agg, &conn->agg, sizeof(conn->agg));
 		return 0;
 	}
-	transfer_account(&conn->agg, op == SYSCALL_OP_READ, sc->start_ns, ret);
+	transfer_done(key, conn, &conn->agg, op == SYSCALL_OP_READ, sc->start_ns, ret, sc);
 	return 0;
+}
+
+/* x86_64 syscall numbers of the read and write family, as pt_regs->orig_ax holds them. */
+#define NR_READ 0
+#define NR_WRITE 1
+#define NR_READV 19
+#define NR_WRITEV 20
+#define NR_SENDTO 44
+#define NR_RECVFROM 45
+#define NR_SENDMSG 46
+#define NR_RECVMSG 47
+
+/*
+ * fentry hooks: where the syscall around tcp_*msg() keeps its payload, from
+ * the task's syscall registers (rsi is the buffer, iovec or msghdr; rdx the
+ * iovec count). Anything else (io_uring, splice) is counted, not parsed.
+ */
+static __always_inline void sock_io_payload(struct syscall_ctx *sc)
+{
+	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
+
+	sc->user_ptr = regs->si;
+	sc->buf_count = regs->dx;
+	switch (regs->orig_ax) {
+	case NR_READ:
+	case NR_WRITE:
+	case NR_SENDTO:
+	case NR_RECVFROM:
+		sc->buf_kind = HTTP_BUF_PLAIN;
+		break;
+	case NR_READV:
+	case NR_WRITEV:
+		sc->buf_kind = HTTP_BUF_IOVEC;
+		break;
+	case NR_SENDMSG:
+	case NR_RECVMSG:
+		sc->buf_kind = HTTP_BUF_MSGHDR;
+		break;
+	default:
+		sc->buf_kind = HTTP_BUF_NONE;
+	}
 }
 
 /*
@@ -190,6 +251,8 @@ static __always_inline int sock_io_begin(struct sock *sk, __u32 sock_op, __u32 m
 		return 0;
 	sc->sk = key;
 	__builtin_memcpy(&sc->conn.agg, &conn->agg, sizeof(conn->agg));
+	if (http_enabled)
+		sock_io_payload(sc);
 	sc->start_ns = bpf_ktime_get_ns();
 	return 0;
 }
@@ -197,12 +260,14 @@ static __always_inline int sock_io_begin(struct sock *sk, __u32 sock_op, __u32 m
 static __always_inline int sock_io_end(struct sock *sk, __u32 sock_op, long ret)
 {
 	struct syscall_ctx *sc = syscall_ctx_current(sock_op);
+	__u64 key = (__u64)sk;
 
-	if (!sc || sc->sk != (__u64)sk)
+	if (!sc || sc->sk != key)
 		return 0;
 	sc->op = SYSCALL_OP_NONE;
 	if (ret > 0) /* errors, EAGAIN and EOF moved no data */
-		transfer_account(&sc->conn.agg, sock_op == SYSCALL_OP_SOCK_READ, sc->start_ns, ret);
+		transfer_done(key, bpf_map_lookup_elem(&conn_table, &key), &sc->conn.agg,
+			      sock_op == SYSCALL_OP_SOCK_READ, sc->start_ns, ret, sc);
 	return 0;
 }
 
@@ -283,14 +348,15 @@ static __always_inline __u64 mmsg_bytes(__u64 vec, long messages)
 static __always_inline int transfer_end(__u32 op, long ret)
 {
 	struct syscall_ctx *sc = syscall_ctx_end(op);
-	__u64 bytes = ret;
+	__u64 bytes = ret, key;
 
 	if (!sc || !sc->sk || ret <= 0)
 		return 0; /* untracked socket or no socket; errors, EAGAIN and EOF moved no data */
 	if (op == SYSCALL_OP_READ_MMSG || op == SYSCALL_OP_WRITE_MMSG)
 		bytes = mmsg_bytes(sc->user_ptr, ret);
-	transfer_account(&sc->conn.agg, op == SYSCALL_OP_READ || op == SYSCALL_OP_READ_MMSG,
-			 sc->start_ns, bytes);
+	key = sc->sk;
+	transfer_done(key, bpf_map_lookup_elem(&conn_table, &key), &sc->conn.agg,
+		      op == SYSCALL_OP_READ || op == SYSCALL_OP_READ_MMSG, sc->start_ns, bytes, sc);
 	return 0;
 }
 
@@ -301,20 +367,22 @@ static __always_inline int transfer_end(__u32 op, long ret)
  * for the "sock" hooks) and `name`_exit. `flags_arg` is the index of the
  * recv family's flags: MSG_PEEK leaves data queued and is not a read.
  */
-#define TRANSFER_SYSCALL(name, op, ptr_arg, flags_arg)                                \
+#define TRANSFER_SYSCALL(name, op, ptr_arg, flags_arg, buf_kind)                      \
 	SEC("tracepoint/syscalls/sys_enter_" #name)                                   \
 	int name##_enter(struct trace_event_raw_sys_enter *ctx)                       \
 	{                                                                             \
 		if (PEEKING(flags_arg))                                               \
 			return 0;                                                     \
-		return transfer_begin(op, ctx->args[0], ctx->args[ptr_arg]);          \
+		return transfer_begin(op, ctx->args[0], ctx->args[ptr_arg], buf_kind, \
+				      ctx->args[2]);                                  \
 	}                                                                             \
 	SEC("tracepoint/syscalls/sys_enter_" #name)                                   \
 	int name##_ts(struct trace_event_raw_sys_enter *ctx)                          \
 	{                                                                             \
 		if (PEEKING(flags_arg))                                               \
 			return 0;                                                     \
-		return transfer_begin_timed(op, ctx->id, ctx->args[0], ctx->args[ptr_arg]); \
+		return transfer_begin_timed(op, ctx->id, ctx->args[0],                \
+					    ctx->args[ptr_arg], buf_kind, ctx->args[2]); \
 	}                                                                             \
 	SEC("tracepoint/syscalls/sys_exit_" #name)                                    \
 	int name##_exit(struct trace_event_raw_sys_exit *ctx)                         \
@@ -323,22 +391,22 @@ static __always_inline int transfer_end(__u32 op, long ret)
 	}
 
 /* x86_64 has no send/recv syscalls: libc implements them with sendto/recvfrom. */
-TRANSFER_SYSCALL(read, SYSCALL_OP_READ, 1, NO_FLAGS_ARG)
-TRANSFER_SYSCALL(readv, SYSCALL_OP_READ, 1, NO_FLAGS_ARG)
-TRANSFER_SYSCALL(recvfrom, SYSCALL_OP_READ, 1, 3)
-TRANSFER_SYSCALL(recvmsg, SYSCALL_OP_READ, 1, 2)
-TRANSFER_SYSCALL(recvmmsg, SYSCALL_OP_READ_MMSG, 1, 3)
-TRANSFER_SYSCALL(write, SYSCALL_OP_WRITE, 1, NO_FLAGS_ARG)
-TRANSFER_SYSCALL(writev, SYSCALL_OP_WRITE, 1, NO_FLAGS_ARG)
-TRANSFER_SYSCALL(sendto, SYSCALL_OP_WRITE, 1, NO_FLAGS_ARG)
-TRANSFER_SYSCALL(sendmsg, SYSCALL_OP_WRITE, 1, NO_FLAGS_ARG)
-TRANSFER_SYSCALL(sendmmsg, SYSCALL_OP_WRITE_MMSG, 1, NO_FLAGS_ARG)
+TRANSFER_SYSCALL(read, SYSCALL_OP_READ, 1, NO_FLAGS_ARG, HTTP_BUF_PLAIN)
+TRANSFER_SYSCALL(readv, SYSCALL_OP_READ, 1, NO_FLAGS_ARG, HTTP_BUF_IOVEC)
+TRANSFER_SYSCALL(recvfrom, SYSCALL_OP_READ, 1, 3, HTTP_BUF_PLAIN)
+TRANSFER_SYSCALL(recvmsg, SYSCALL_OP_READ, 1, 2, HTTP_BUF_MSGHDR)
+TRANSFER_SYSCALL(recvmmsg, SYSCALL_OP_READ_MMSG, 1, 3, HTTP_BUF_NONE)
+TRANSFER_SYSCALL(write, SYSCALL_OP_WRITE, 1, NO_FLAGS_ARG, HTTP_BUF_PLAIN)
+TRANSFER_SYSCALL(writev, SYSCALL_OP_WRITE, 1, NO_FLAGS_ARG, HTTP_BUF_IOVEC)
+TRANSFER_SYSCALL(sendto, SYSCALL_OP_WRITE, 1, NO_FLAGS_ARG, HTTP_BUF_PLAIN)
+TRANSFER_SYSCALL(sendmsg, SYSCALL_OP_WRITE, 1, NO_FLAGS_ARG, HTTP_BUF_MSGHDR)
+TRANSFER_SYSCALL(sendmmsg, SYSCALL_OP_WRITE_MMSG, 1, NO_FLAGS_ARG, HTTP_BUF_NONE)
 
 /* sendfile: always the descriptor walk (see the top of this file). */
 SEC("tracepoint/syscalls/sys_enter_sendfile64")
 int sendfile64_enter(struct trace_event_raw_sys_enter *ctx)
 {
-	return transfer_begin(SYSCALL_OP_WRITE, ctx->args[0], 0);
+	return transfer_begin(SYSCALL_OP_WRITE, ctx->args[0], 0, HTTP_BUF_NONE, 0);
 }
 
 SEC("tracepoint/syscalls/sys_exit_sendfile64")
@@ -351,7 +419,7 @@ int sendfile64_exit(struct trace_event_raw_sys_exit *ctx)
 SEC("fentry/__x64_sys_sendfile64")
 int BPF_PROG(sendfile64_fentry, const struct pt_regs *regs)
 {
-	return transfer_begin(SYSCALL_OP_WRITE, regs->di, 0);
+	return transfer_begin(SYSCALL_OP_WRITE, regs->di, 0, HTTP_BUF_NONE, 0);
 }
 
 SEC("fexit/__x64_sys_sendfile64")
@@ -363,7 +431,7 @@ int BPF_PROG(sendfile64_fexit, const struct pt_regs *regs, long ret)
 SEC("fentry/__x64_sys_sendmmsg")
 int BPF_PROG(sendmmsg_fentry, const struct pt_regs *regs)
 {
-	return transfer_begin_timed(SYSCALL_OP_WRITE_MMSG, -1, regs->di, regs->si);
+	return transfer_begin_timed(SYSCALL_OP_WRITE_MMSG, -1, regs->di, regs->si, HTTP_BUF_NONE, 0);
 }
 
 SEC("fexit/__x64_sys_sendmmsg")
@@ -377,7 +445,7 @@ int BPF_PROG(recvmmsg_fentry, const struct pt_regs *regs)
 {
 	if (regs->r10 & KACCESS_MSG_PEEK) /* the fourth argument: flags */
 		return 0;
-	return transfer_begin_timed(SYSCALL_OP_READ_MMSG, -1, regs->di, regs->si);
+	return transfer_begin_timed(SYSCALL_OP_READ_MMSG, -1, regs->di, regs->si, HTTP_BUF_NONE, 0);
 }
 
 SEC("fexit/__x64_sys_recvmmsg")

@@ -89,16 +89,27 @@ struct kaccess_conn {
 	__u8 state;                          /* enum kaccess_conn_state */
 	__u8 flags;                          /* enum kaccess_conn_flags */
 	__u32 pid;                           /* tgid that connected or accepted */
-	__u32 pad;
+	__u8 http;                           /* enum kaccess_conn_http */
+	__u8 pad[3];
 	__u64 start_ns;                      /* CLOCK_MONOTONIC: connect() entry or accept() exit */
 	char comm[KACCESS_COMM_LEN];
 };
 _Static_assert(sizeof(struct kaccess_conn) == 104, "kaccess_conn layout");
 
+/* What the HTTP/1.x parser decided about a connection (kaccess_conn.http). */
+enum kaccess_conn_http {
+	KACCESS_HTTP_UNDECIDED = 0,  /* no data yet */
+	KACCESS_HTTP_YES = 1,        /* requests start with a method: parsed (http_conns) */
+	KACCESS_HTTP_NO = 2,         /* not HTTP; the response direction's first bytes not seen yet */
+	KACCESS_HTTP_NO_FINAL = 3,   /* not HTTP, nothing more to look at */
+	KACCESS_HTTP_FAILED = 4,     /* was HTTP, then broke the grammar: parsing stopped */
+};
+
 enum kaccess_event_type {
 	KACCESS_EVENT_CONN_OPEN = 1,      /* handshake done (client) or accepted (server) */
 	KACCESS_EVENT_CONNECT_FAILED = 2, /* connect() that did not establish */
 	KACCESS_EVENT_CONN_CLOSE = 3,     /* connection released by close() or destroyed */
+	KACCESS_EVENT_HTTP_ENDPOINT = 4,  /* the text of an endpoint hash, once */
 };
 
 /* Ring buffer record: one per connection event, never per syscall. */
@@ -112,6 +123,72 @@ struct kaccess_conn_event {
 };
 _Static_assert(sizeof(struct kaccess_conn_event) == 32 + 104, "kaccess_conn_event layout");
 
+/* OAP cuts endpoint names at 150 characters: "METHOD:path" is kept to that. */
+#define KACCESS_HTTP_ENDPOINT_MAX 150
+/*
+ * Latency histogram buckets (lower bounds): 10 ms wide below 1 s (OAP's
+ * percentile precision), 100 ms wide to 2 s (apdex's 4x500 ms), 1 s wide to
+ * 10 s, then [10 s, 30 s) and [30 s, inf). See kaccess_http_bucket_low_ms().
+ */
+#define KACCESS_HTTP_LATENCY_BUCKETS 120
+
+/* Ring buffer record: the text of an endpoint, exactly 16 + len bytes. */
+struct kaccess_http_endpoint_event {
+	__u32 type;         /* KACCESS_EVENT_HTTP_ENDPOINT */
+	__u32 len;          /* bytes of text that follow, no NUL; at most KACCESS_HTTP_ENDPOINT_MAX */
+	__u64 endpoint;     /* FNV-1a 64 of the text */
+	char text[];        /* "METHOD:path" */
+};
+_Static_assert(sizeof(struct kaccess_http_endpoint_event) == 16, "kaccess_http_endpoint_event layout");
+
+/* HTTP aggregation key: the connection's row key plus the endpoint. */
+struct kaccess_http_key {
+	struct kaccess_agg_key agg;
+	__u64 endpoint;     /* FNV-1a 64 of "METHOD:path" (text via KACCESS_EVENT_HTTP_ENDPOINT) */
+};
+_Static_assert(sizeof(struct kaccess_http_key) == 40, "kaccess_http_key layout");
+
+enum kaccess_http_class { /* index of status_count */
+	KACCESS_HTTP_1XX, KACCESS_HTTP_2XX, KACCESS_HTTP_3XX, KACCESS_HTTP_4XX, KACCESS_HTTP_5XX,
+	KACCESS_HTTP_CLASSES,
+};
+
+/*
+ * HTTP aggregation value, per (row key, endpoint) per bucket. An exchange is
+ * one request: answered (complete response), cut (the connection ended
+ * inside the response) or unanswered (ended before any response).
+ * Durations and the histogram cover complete exchanges only:
+ * call_count - no_response_count - truncated_count of them.
+ */
+struct kaccess_http_value {
+	__u64 bucket;                  /* wall-clock bucket index */
+	__u64 call_count;              /* every exchange */
+	__u64 success_count;           /* complete, final status < 500 */
+	__u64 status_count[KACCESS_HTTP_CLASSES]; /* final status 1xx..5xx (complete or cut) */
+	__u64 no_response_count;       /* the connection ended before a status line */
+	__u64 truncated_count;         /* the connection ended inside the response */
+	__u64 request_header_bytes;    /* request line + headers + blank line */
+	__u64 request_body_bytes;      /* on the wire: chunk framing included */
+	__u64 response_header_bytes;   /* status line + headers + blank line, interim 1xx included */
+	__u64 response_body_bytes;
+	__u64 duration_ns_sum;         /* first request byte to last response byte */
+	__u32 duration_hist[KACCESS_HTTP_LATENCY_BUCKETS];
+};
+_Static_assert(sizeof(struct kaccess_http_value) == 15 * 8 + 4 * KACCESS_HTTP_LATENCY_BUCKETS,
+	       "kaccess_http_value layout");
+
+/* Lower bound in ms of histogram bucket `i`. */
+static inline __u64 kaccess_http_bucket_low_ms(unsigned int i)
+{
+	if (i < 100)
+		return i * 10;
+	if (i < 110)
+		return 1000 + (i - 100) * 100;
+	if (i < 118)
+		return 2000 + (i - 110) * 1000;
+	return i == 118 ? 10000 : 30000;
+}
+
 /*
  * Every place the kernel side can lose or mis-file data has a counter,
  * indexed in the per-CPU `counters` map. Names for export are in
@@ -124,6 +201,12 @@ enum kaccess_counter {
 	KACCESS_CTR_SYSCALL_CTX_FAILED,/* syscall not timed: task storage unavailable */
 	KACCESS_CTR_AGG_STALE_BUCKET,  /* added to a row of an older bucket the drain missed */
 	KACCESS_CTR_CONN_REPLACED,     /* a tracked socket address was reused before its destroy was seen */
+	KACCESS_CTR_HTTP_PARSE_FAILED, /* an HTTP connection broke the grammar (or answered non-HTTP):
+				        * its exchanges in flight are not counted, parsing stops */
+	KACCESS_CTR_HTTP_CONNS_FULL,   /* an HTTP connection was not parsed: http_conns full */
+	KACCESS_CTR_HTTP_TABLE_FULL,   /* HTTP exchange not added: HTTP generation map full */
+	KACCESS_CTR_HTTP_ENDPOINT_LOST,/* endpoint text not sent (ring buffer full); retried next time */
+	KACCESS_CTR_HTTP_PIPELINE_FULL,/* more pipelined requests than tracked: parsing stopped */
 	KACCESS_CTR_MAX,
 };
 

@@ -134,8 +134,18 @@ struct syscall_ctx {
 	__u16 peer_family;    /* connect failures: the sockaddr the caller asked for */
 	__u16 peer_port;      /* host byte order */
 	__u8 peer_addr[KACCESS_ADDR_LEN];
+	__u32 buf_kind;       /* enum http_buf_kind: what user_ptr points to, for the HTTP parser */
+	__u32 buf_count;      /* HTTP_BUF_IOVEC: the iovec count */
 	__u32 pad;
 	struct kaccess_conn conn; /* read/write: only .agg is filled; close: all */
+};
+
+/* What a read or write's user pointer is: the HTTP parser reads the payload there. */
+enum http_buf_kind {
+	HTTP_BUF_NONE = 0,   /* no payload visible (sendfile, mmsg): bytes are counted, not read */
+	HTTP_BUF_PLAIN,      /* read/write/recvfrom/sendto: the buffer */
+	HTTP_BUF_IOVEC,      /* readv/writev: an iovec array of buf_count entries */
+	HTTP_BUF_MSGHDR,     /* recvmsg/sendmsg: a user_msghdr */
 };
 
 /*
@@ -149,5 +159,151 @@ struct {
 	__type(key, int);
 	__type(value, struct syscall_ctx);
 } syscall_ctx_store SEC(".maps") __weak;
+
+/* ---- HTTP/1.x ------------------------------------------------------------ */
+
+/*
+ * http_gen0 / http_gen1: per-bucket HTTP exchanges, two generations like
+ * agg_gen*. key = struct kaccess_http_key, value = struct kaccess_http_value.
+ * Written when an exchange ends (last response byte, or the connection's
+ * end); drained by the shipper with the TCP rows.
+ * Size: 4096 rows each (`http_rows_max_entries`), 680 B each: 2.7 MiB each. Pinned.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct kaccess_http_key);
+	__type(value, struct kaccess_http_value);
+} http_gen0 SEC(".maps") __weak;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct kaccess_http_key);
+	__type(value, struct kaccess_http_value);
+} http_gen1 SEC(".maps") __weak;
+
+#define HTTP_PIPELINE_DEPTH 4 /* requests awaiting their response, per connection */
+#define HTTP_ENDPOINT_BUF 152 /* KACCESS_HTTP_ENDPOINT_MAX, rounded up */
+
+/*
+ * A request whose exchange has not been counted yet: waiting for its
+ * response, or answered while its own body is still arriving (an early
+ * response: the exchange is counted when the request ends).
+ */
+struct http_request_slot {
+	__u64 endpoint;      /* hash of "METHOD:path" */
+	__u64 start_ns;      /* its first byte */
+	__u64 body_bytes;    /* set when the request ends */
+	__u32 header_bytes;
+	__u32 seq;           /* the request's sequence number */
+	__u8 head;           /* HEAD: the response has no body */
+	__u8 ended;          /* request message complete */
+	__u8 answered;       /* response known (below), request still arriving */
+	__u8 outcome;        /* enum http_outcome, once answered */
+	__u16 status;
+	__u16 pad;
+	/* the response, once answered */
+	__u32 resp_header_bytes;
+	__u32 pad2;
+	__u64 resp_body_bytes;
+	__u64 end_ns;
+};
+
+/* One direction's parser: where in which message it is. */
+struct http_parser {
+	__u64 roll_lo, roll_hi;  /* the current token's last 16 bytes (lower case in names) */
+	__u64 remaining;         /* body or chunk bytes still to skip */
+	__u64 content_length;
+	__u64 body_bytes;        /* of the current message */
+	__u64 hash;              /* request: the endpoint hash being built */
+	__u64 start_ns;          /* request: the message's first byte */
+	__u32 header_bytes;      /* of the current message, so far */
+	__u32 token_len;         /* bytes of the current token or line */
+	__u32 seq;               /* request: its slot's sequence number */
+	__u16 status;
+	__u8 phase;              /* enum http_phase (bpf/http.bpf.h) */
+	__u8 header;             /* which header the current line is */
+	__u8 flags;              /* HTTP_F_* */
+	__u8 pad[7];
+};
+
+/* Per-connection HTTP state. */
+struct http_conn {
+	struct kaccess_agg_key agg;   /* the connection's row (kept current by every transfer) */
+	struct http_parser req, resp;
+	struct http_request_slot pending[HTTP_PIPELINE_DEPTH];
+	__u32 head, tail;             /* sequence numbers: pending[seq % HTTP_PIPELINE_DEPTH] */
+	__u64 last_resp_ns;           /* last response bytes: ends a body read to the close */
+	__u32 interim_header_bytes;   /* 1xx responses before the final one */
+	__u32 requests;               /* request messages started */
+	__u32 endpoint_len;
+	__u32 pad;
+	char endpoint[HTTP_ENDPOINT_BUF]; /* "METHOD:path" of the request being parsed */
+};
+
+/*
+ * http_conns: key = socket address (as conn_table), value = struct http_conn.
+ * Created by the first request bytes of a connection, deleted at
+ * tcp_destroy_sock (after its unanswered requests are counted) or when the
+ * connection stops being parseable. Preallocated: tracing programs on 6.1
+ * may not allocate. Size: 16384 connections (`http_conns_max_entries`),
+ * ~600 B each: 9.8 MiB. Not pinned.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, struct http_conn);
+} http_conns SEC(".maps") __weak;
+
+/*
+ * http_endpoints_sent: key = endpoint hash, value = unused byte. The
+ * endpoints whose text went to the ring buffer: each is sent once (again
+ * only if evicted). Size: 16384 entries, LRU, ~1.3 MiB. Not pinned.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, __u8);
+} http_endpoints_sent SEC(".maps") __weak;
+
+#define HTTP_WINDOW 512   /* bytes of payload copied from user memory at a time */
+#define HTTP_SEGMENTS 8   /* iovec entries followed; bytes beyond are counted, not read */
+
+/* The parser's working memory for one read or write. */
+struct http_scratch {
+	__u8 data[HTTP_WINDOW];
+	__u64 seg_base[HTTP_SEGMENTS];
+	__u64 seg_len[HTTP_SEGMENTS];
+	__u64 seg_off;             /* position in the current segment */
+	__u64 left;                /* bytes of the call not parsed yet */
+	__u64 now_ns;
+	__u32 nseg, seg_idx;
+	__u32 win_len, win_pos;    /* data[win_pos..win_len) are the next bytes */
+	__u32 error;               /* enum http_error */
+	__u32 is_request;
+	/* a struct kaccess_http_endpoint_event with its text, sent exact-size */
+	__u32 event_type;
+	__u32 event_len;
+	__u64 event_endpoint;
+	char event_text[HTTP_ENDPOINT_BUF];
+	/* zeroed templates to insert from (too big for the stack); only the
+	 * fields named are ever written: fresh.bucket, fresh_conn.agg */
+	struct kaccess_http_value fresh;
+	struct http_conn fresh_conn;
+};
+
+/*
+ * http_scratch: one struct http_scratch per CPU (BPF's stack is 512 bytes).
+ * Size: ~2.2 KiB per CPU. Not pinned.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct http_scratch);
+} http_scratch SEC(".maps") __weak;
 
 #endif /* KACCESS_MAPS_MAPS_BPF_H */

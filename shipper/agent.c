@@ -20,6 +20,7 @@
 
 #include "agent.h"
 #include "cgroups.h"
+#include "endpoint_names.h"
 #include "kaccess.h"
 #include "probe.h"
 #include "kaccess.skel.h"
@@ -30,7 +31,8 @@
 #define BPFFS_DIR "/sys/fs/bpf"
 
 /* Maps worth reading with bpftool; the others are internal plumbing. */
-static const char *const pinned_maps[] = { "conn_table", "agg_gen0", "agg_gen1", "counters" };
+static const char *const pinned_maps[] = { "conn_table", "agg_gen0", "agg_gen1", "counters",
+					   "http_gen0", "http_gen1" };
 
 /*
  * Programs whose loss disables only their own syscall; the others
@@ -153,6 +155,9 @@ static int size_maps(struct kaccess_bpf *skel, const struct kaccess_config *cfg)
 	err = err ?: bpf_map__set_max_entries(skel->maps.agg_gen0, cfg->agg_rows_max_entries);
 	err = err ?: bpf_map__set_max_entries(skel->maps.agg_gen1, cfg->agg_rows_max_entries);
 	err = err ?: bpf_map__set_max_entries(skel->maps.events, cfg->ringbuf_kib * 1024);
+	err = err ?: bpf_map__set_max_entries(skel->maps.http_gen0, cfg->http_rows_max_entries);
+	err = err ?: bpf_map__set_max_entries(skel->maps.http_gen1, cfg->http_rows_max_entries);
+	err = err ?: bpf_map__set_max_entries(skel->maps.http_conns, cfg->http_conns_max_entries);
 	return err;
 }
 
@@ -278,6 +283,11 @@ int agent_load(struct agent *agent, const struct kaccess_config *cfg)
 	agent->bucket_ns = (uint64_t)cfg->interval_s * 1000000000ULL;
 	agent->skel->rodata->bucket_ns = agent->bucket_ns;
 	agent->skel->rodata->filter_cgroup = cfg->cgroup[0] != '\0';
+	agent->skel->rodata->http_enabled = cfg->http_parse;
+	agent->skel->rodata->http_keep_query = cfg->http_keep_query;
+	agent->endpoints = endpoint_names_new();
+	if (!agent->endpoints)
+		return -ENOMEM;
 	if (cfg->cgroup[0]) {
 		err = set_watched_cgroup_identity(agent, cfg->cgroup);
 		if (err)
@@ -489,6 +499,11 @@ const char *const loss_names[LOSS_MAX] = {
 	[KACCESS_CTR_SYSCALL_CTX_FAILED] = "syscall_ctx_failed",
 	[KACCESS_CTR_AGG_STALE_BUCKET] = "agg_stale_bucket",
 	[KACCESS_CTR_CONN_REPLACED] = "conn_replaced",
+	[KACCESS_CTR_HTTP_PARSE_FAILED] = "http_parse_failed",
+	[KACCESS_CTR_HTTP_CONNS_FULL] = "http_conns_full",
+	[KACCESS_CTR_HTTP_TABLE_FULL] = "http_table_full",
+	[KACCESS_CTR_HTTP_ENDPOINT_LOST] = "http_endpoint_lost",
+	[KACCESS_CTR_HTTP_PIPELINE_FULL] = "http_pipeline_full",
 	[LOSS_PROGRAMS_NOT_ATTACHED] = "programs_not_attached",
 	[LOSS_DESTROY_MISSED] = "destroy_missed",
 	[LOSS_PROGRAM_RECURSION_MISSES] = "program_recursion_misses",
@@ -533,6 +548,8 @@ void agent_destroy(struct agent *agent)
 	unpin_maps(agent);
 	kaccess_bpf__destroy(agent->skel);
 	agent->skel = NULL;
+	endpoint_names_free(agent->endpoints);
+	agent->endpoints = NULL;
 	if (agent->lock_fd >= 0)
 		close(agent->lock_fd);
 	agent->lock_fd = -1;

@@ -15,6 +15,7 @@
 
 struct kaccess_bpf;
 struct bpf_link;
+struct endpoint_names;
 
 /* Every loss counter: the kernel side's (enum kaccess_counter), then the shipper's. */
 enum loss_counter {
@@ -41,6 +42,7 @@ struct agent {
 	uint64_t destroy_missed;            /* entries the sweep removed: their end was not seen */
 	uint64_t bucket_ns;
 	const char *hooks;                  /* "fentry", "sock" or "fd": what was chosen */
+	struct endpoint_names *endpoints;   /* HTTP endpoint texts, filled by the event loop */
 	int lock_fd;
 	char pin_dir[PATH_MAX];             /* "" when not pinned */
 };

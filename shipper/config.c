@@ -23,6 +23,7 @@ struct config_key {
 static const char *const output_names[] = { "table", "json", "none", NULL };
 static const char *const log_level_names[] = { "error", "warn", "info", "debug", NULL };
 static const char *const hooks_names[] = { "auto", "fentry", "sock", "fd", NULL };
+static const char *const off_on_names[] = { "off", "on", NULL };
 
 #define FIELD(name) offsetof(struct kaccess_config, name)
 
@@ -40,6 +41,10 @@ static const struct config_key config_keys[] = {
 	{ "ringbuf_kib", CONFIG_POW2, FIELD(ringbuf_kib), 16, 65536, NULL, "KiB", false },
 	{ "log_level", CONFIG_CHOICE, FIELD(log_level), 0, 0, log_level_names, NULL, true },
 	{ "hooks", CONFIG_CHOICE, FIELD(hooks), 0, 0, hooks_names, NULL, false },
+	{ "http_parse", CONFIG_CHOICE, FIELD(http_parse), 0, 0, off_on_names, NULL, false },
+	{ "http_keep_query", CONFIG_CHOICE, FIELD(http_keep_query), 0, 0, off_on_names, NULL, false },
+	{ "http_rows_max_entries", CONFIG_UINT, FIELD(http_rows_max_entries), 256, 4194304, NULL, "entries", false },
+	{ "http_conns_max_entries", CONFIG_UINT, FIELD(http_conns_max_entries), 1024, 16777216, NULL, "entries", false },
 };
 
 void config_set_defaults(struct kaccess_config *cfg)
@@ -55,6 +60,10 @@ void config_set_defaults(struct kaccess_config *cfg)
 	cfg->ringbuf_kib = 1024;
 	cfg->log_level = LOG_LEVEL_INFO;
 	cfg->hooks = HOOKS_AUTO;
+	cfg->http_parse = 1;
+	cfg->http_keep_query = 0;
+	cfg->http_rows_max_entries = 4096;
+	cfg->http_conns_max_entries = 16384;
 }
 
 static const struct config_key *config_key_find(const char *name)

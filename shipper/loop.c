@@ -3,6 +3,7 @@
 #include <string.h>
 #include <bpf/libbpf.h>
 
+#include "endpoint_names.h"
 #include "kaccess.skel.h"
 #include "log.h"
 #include "loop.h"
@@ -22,18 +23,37 @@ struct loop {
 	size_t sink_count;
 	struct ring_buffer *events;
 	struct agg_rows rows;
+	struct http_rows http_rows;
 	struct conn_rows conns;
 	struct loss_counters losses;
 	int agg_fd[2];
+	int http_fd[2];
 	int conn_fd;
 	int counters_fd;
 	uint64_t grace_ns;
 };
 
+/* An endpoint's text, learned once: kept for naming HTTP rows. */
+static void on_endpoint_event(struct loop *loop, const void *data, size_t size)
+{
+	const struct kaccess_http_endpoint_event *event = data;
+	int err;
+
+	if (size < sizeof(*event) || event->len > size - sizeof(*event))
+		return;
+	err = endpoint_names_add(loop->agent->endpoints, event->endpoint, event->text, event->len);
+	if (err)
+		log_warn("failed to keep an HTTP endpoint name: %s", strerror(-err));
+}
+
 static int on_event(void *ctx, void *data, size_t size)
 {
 	struct loop *loop = ctx;
 
+	if (size >= sizeof(__u32) && *(const __u32 *)data == KACCESS_EVENT_HTTP_ENDPOINT) {
+		on_endpoint_event(loop, data, size);
+		return 0;
+	}
 	if (size < sizeof(struct kaccess_conn_event))
 		return 0;
 	for (size_t i = 0; i < loop->sink_count; i++)
@@ -55,32 +75,58 @@ static void read_losses(struct loop *loop)
 		log_warn("failed to read loss counters: %s", strerror(-err));
 }
 
-/* Report rows (sorted by bucket) as one report per bucket they belong to. */
+/*
+ * Report TCP and HTTP rows (each sorted by bucket) as one report per bucket
+ * that either has rows in.
+ */
 static void report_buckets(struct loop *loop, uint64_t current_bucket, bool at_shutdown,
 			   uint64_t drain_ns)
 {
-	size_t first = 0;
+	const struct agg_rows *rows = &loop->rows;
+	const struct http_rows *http = &loop->http_rows;
+	size_t first = 0, http_first = 0;
 
 	agg_rows_sort(&loop->rows);
+	http_rows_sort(&loop->http_rows);
 	read_losses(loop);
-	while (first < loop->rows.count) {
-		uint64_t bucket = loop->rows.rows[first].value.bucket;
-		size_t end = first;
+	while (first < rows->count || http_first < http->count) {
+		uint64_t bucket = UINT64_MAX;
+		size_t end = first, http_end = http_first;
 		struct bucket_report report;
 
-		while (end < loop->rows.count && loop->rows.rows[end].value.bucket == bucket)
+		if (first < rows->count)
+			bucket = rows->rows[first].value.bucket;
+		if (http_first < http->count && http->rows[http_first].value.bucket < bucket)
+			bucket = http->rows[http_first].value.bucket;
+		while (end < rows->count && rows->rows[end].value.bucket == bucket)
 			end++;
+		while (http_end < http->count && http->rows[http_end].value.bucket == bucket)
+			http_end++;
 		report = (struct bucket_report){
 			.bucket = bucket,
 			.drain_ns = drain_ns,
 			.partial = at_shutdown && bucket >= current_bucket,
-			.rows = &loop->rows.rows[first],
+			.rows = &rows->rows[first],
 			.count = end - first,
+			.http_rows = &http->rows[http_first],
+			.http_count = http_end - http_first,
 			.losses = &loop->losses,
 		};
 		report_bucket(loop, &report);
 		first = end;
+		http_first = http_end;
 	}
+}
+
+static void collect_generation(struct loop *loop, int gen)
+{
+	int err = agg_rows_collect(loop->agg_fd[gen], true, &loop->rows);
+
+	if (err)
+		log_warn("failed to drain generation %d: %s", gen, strerror(-err));
+	err = http_rows_collect(loop->http_fd[gen], true, &loop->http_rows);
+	if (err)
+		log_warn("failed to drain HTTP generation %d: %s", gen, strerror(-err));
 }
 
 /*
@@ -92,13 +138,11 @@ static void drain_idle_generation(struct loop *loop, uint64_t now_bucket)
 {
 	struct bucket_report empty = { .bucket = now_bucket - 1, .losses = &loop->losses };
 	uint64_t started = monotonic_ns();
-	int err;
 
 	agg_rows_clear(&loop->rows);
-	err = agg_rows_collect(loop->agg_fd[(now_bucket - 1) & 1], true, &loop->rows);
-	if (err)
-		log_warn("failed to drain generation %lu: %s", (now_bucket - 1) & 1, strerror(-err));
-	if (loop->rows.count) {
+	loop->http_rows.count = 0;
+	collect_generation(loop, (now_bucket - 1) & 1);
+	if (loop->rows.count || loop->http_rows.count) {
 		report_buckets(loop, now_bucket, false, monotonic_ns() - started);
 		return;
 	}
@@ -111,12 +155,9 @@ static void drain_idle_generation(struct loop *loop, uint64_t now_bucket)
 static void drain_everything(struct loop *loop, uint64_t now_bucket)
 {
 	agg_rows_clear(&loop->rows);
-	for (int gen = 0; gen < 2; gen++) {
-		int err = agg_rows_collect(loop->agg_fd[gen], true, &loop->rows);
-
-		if (err)
-			log_warn("failed to drain generation %d: %s", gen, strerror(-err));
-	}
+	loop->http_rows.count = 0;
+	for (int gen = 0; gen < 2; gen++)
+		collect_generation(loop, gen);
 	report_buckets(loop, now_bucket, true, 0);
 }
 
@@ -160,6 +201,8 @@ static int loop_init(struct loop *loop, struct agent *agent, struct sink *const 
 	loop->sink_count = sink_count;
 	loop->agg_fd[0] = bpf_map__fd(agent->skel->maps.agg_gen0);
 	loop->agg_fd[1] = bpf_map__fd(agent->skel->maps.agg_gen1);
+	loop->http_fd[0] = bpf_map__fd(agent->skel->maps.http_gen0);
+	loop->http_fd[1] = bpf_map__fd(agent->skel->maps.http_gen1);
 	loop->conn_fd = bpf_map__fd(agent->skel->maps.conn_table);
 	loop->counters_fd = bpf_map__fd(agent->skel->maps.counters);
 	/* Writers that read the clock just before a boundary finish within
@@ -179,6 +222,7 @@ static void loop_free(struct loop *loop)
 {
 	ring_buffer__free(loop->events);
 	agg_rows_free(&loop->rows);
+	http_rows_free(&loop->http_rows);
 	conn_rows_free(&loop->conns);
 }
 

@@ -292,6 +292,7 @@ static int run_agent(struct kaccess_config *cfg)
 		goto out;
 	running.env = (struct sink_env){
 		.cgroups = cgroups,
+		.endpoints = agent.endpoints,
 		.bucket_ns = agent.bucket_ns,
 		.wall_offset_ns = &agent.skel->bss->wall_offset_ns,
 		.out = stdout,

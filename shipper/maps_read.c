@@ -142,6 +142,55 @@ void agg_rows_free(struct agg_rows *rows)
 	memset(rows, 0, sizeof(*rows));
 }
 
+static int store_http(void *ctx, const void *keys, const void *values, size_t count)
+{
+	struct http_rows *rows = ctx;
+	const struct kaccess_http_key *key = keys;
+	const struct kaccess_http_value *value = values;
+	int err = reserve((void **)&rows->rows, &rows->capacity, rows->count, count, sizeof(*rows->rows));
+
+	if (err)
+		return err;
+	for (size_t i = 0; i < count; i++) {
+		rows->rows[rows->count].key = key[i];
+		rows->rows[rows->count].value = value[i];
+		rows->count++;
+	}
+	return 0;
+}
+
+int http_rows_collect(int map_fd, bool and_delete, struct http_rows *rows)
+{
+	return map_batch_read(map_fd, and_delete, sizeof(struct kaccess_http_key),
+			      sizeof(struct kaccess_http_value), store_http, rows);
+}
+
+static int compare_http_rows(const void *a, const void *b)
+{
+	const struct http_row *x = a, *y = b;
+	struct agg_row xa = { .key = x->key.agg, .value.bucket = x->value.bucket };
+	struct agg_row ya = { .key = y->key.agg, .value.bucket = y->value.bucket };
+	int order = compare_agg_rows(&xa, &ya);
+
+	if (order)
+		return order;
+	if (x->key.endpoint != y->key.endpoint)
+		return x->key.endpoint < y->key.endpoint ? -1 : 1;
+	return 0;
+}
+
+void http_rows_sort(struct http_rows *rows)
+{
+	if (rows->count)
+		qsort(rows->rows, rows->count, sizeof(rows->rows[0]), compare_http_rows);
+}
+
+void http_rows_free(struct http_rows *rows)
+{
+	free(rows->rows);
+	memset(rows, 0, sizeof(*rows));
+}
+
 static int store_conn(void *ctx, const void *keys, const void *values, size_t count)
 {
 	struct conn_rows *rows = ctx;

@@ -41,6 +41,24 @@ void agg_rows_sort(struct agg_rows *rows);
 void agg_rows_clear(struct agg_rows *rows);
 void agg_rows_free(struct agg_rows *rows);
 
+struct http_row {
+	struct kaccess_http_key key;
+	struct kaccess_http_value value;
+};
+
+struct http_rows {
+	struct http_row *rows;
+	size_t count, capacity;
+};
+
+/* Append every row of an HTTP generation map; with `and_delete` it is drained. */
+int http_rows_collect(int map_fd, bool and_delete, struct http_rows *rows);
+
+/* Order by bucket, cgroup, role, peer, port and endpoint hash. */
+void http_rows_sort(struct http_rows *rows);
+
+void http_rows_free(struct http_rows *rows);
+
 /* Append every live connection. */
 int conn_rows_collect(int map_fd, struct conn_rows *rows);
 void conn_rows_free(struct conn_rows *rows);

@@ -2,6 +2,7 @@
 #include <arpa/inet.h>
 #include <string.h>
 
+#include "endpoint_names.h"
 #include "sink.h"
 
 static const __u8 v4_mapped_prefix[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
@@ -34,6 +35,11 @@ uint64_t bucket_start_ms(const struct sink_env *env, uint64_t bucket)
 uint64_t monotonic_to_realtime_ms(const struct sink_env *env, uint64_t mono_ns)
 {
 	return (mono_ns + *env->wall_offset_ns) / 1000000;
+}
+
+const char *http_endpoint_text(const struct sink_env *env, uint64_t hash, char *buf, size_t len)
+{
+	return endpoint_names_get(env->endpoints, hash, buf, len) ? NULL : buf;
 }
 
 static void none_ready(struct sink *sink, const struct agent_info *info)

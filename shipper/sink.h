@@ -14,10 +14,12 @@
 #include "maps_read.h"
 
 struct cgroup_names;
+struct endpoint_names;
 
 /* What every sink may need to name and time things. */
 struct sink_env {
 	struct cgroup_names *cgroups;
+	struct endpoint_names *endpoints; /* HTTP endpoint texts by hash */
 	uint64_t bucket_ns;
 	const volatile __u64 *wall_offset_ns; /* realtime = monotonic + offset */
 	FILE *out;
@@ -40,6 +42,8 @@ struct bucket_report {
 	bool partial;             /* drained at shutdown before the bucket ended */
 	const struct agg_row *rows;
 	size_t count;
+	const struct http_row *http_rows; /* HTTP exchanges of the same bucket */
+	size_t http_count;
 	const struct loss_counters *losses;
 };
 
@@ -84,5 +88,7 @@ void format_addr(const __u8 addr[KACCESS_ADDR_LEN], char *buf, size_t len);
 const char *role_name(__u8 role);
 uint64_t bucket_start_ms(const struct sink_env *env, uint64_t bucket);
 uint64_t monotonic_to_realtime_ms(const struct sink_env *env, uint64_t mono_ns);
+/* The endpoint text of an HTTP row, or NULL when it is not known (yet). */
+const char *http_endpoint_text(const struct sink_env *env, uint64_t hash, char *buf, size_t len);
 
 #endif

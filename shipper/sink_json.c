@@ -115,6 +115,58 @@ static void json_row(struct sink *sink, const struct bucket_report *report, cons
 	jw_line_end(&w);
 }
 
+static const char *const http_class_fields[KACCESS_HTTP_CLASSES] = {
+	"http_status_1xx_count", "http_status_2xx_count", "http_status_3xx_count",
+	"http_status_4xx_count", "http_status_5xx_count",
+};
+
+static void json_http_row(struct sink *sink, const struct bucket_report *report,
+			  const struct http_row *row)
+{
+	const struct kaccess_http_value *v = &row->value;
+	char peer[64], hash[24], endpoint[KACCESS_HTTP_ENDPOINT_MAX + 1], low_ms[24];
+	struct json_writer w;
+
+	format_addr(row->key.agg.peer_addr, peer, sizeof(peer));
+	snprintf(hash, sizeof(hash), "%016" PRIx64, (uint64_t)row->key.endpoint);
+	jw_init(&w, sink->env.out);
+	jw_object_begin(&w);
+	jw_string_field(&w, "type", "http");
+	jw_u64_field(&w, "bucket_start_ms", bucket_start_ms(&sink->env, v->bucket));
+	jw_u64_field(&w, "interval_s", sink->env.bucket_ns / 1000000000ULL);
+	jw_bool_field(&w, "partial", report->partial);
+	json_cgroup_fields(sink, &w, row->key.agg.cgroup_id);
+	jw_string_field(&w, "role", role_name(row->key.agg.role));
+	jw_string_field(&w, "peer", peer);
+	jw_u64_field(&w, "peer_port", row->key.agg.peer_port);
+	jw_string_field(&w, "endpoint",
+			http_endpoint_text(&sink->env, row->key.endpoint, endpoint, sizeof(endpoint)));
+	jw_string_field(&w, "endpoint_hash", hash);
+	jw_u64_field(&w, "http_call_count", v->call_count);
+	jw_u64_field(&w, "http_success_count", v->success_count);
+	for (int i = 0; i < KACCESS_HTTP_CLASSES; i++)
+		jw_u64_field(&w, http_class_fields[i], v->status_count[i]);
+	jw_u64_field(&w, "http_no_response_count", v->no_response_count);
+	jw_u64_field(&w, "http_truncated_count", v->truncated_count);
+	jw_u64_field(&w, "http_request_header_bytes", v->request_header_bytes);
+	jw_u64_field(&w, "http_request_body_bytes", v->request_body_bytes);
+	jw_u64_field(&w, "http_response_header_bytes", v->response_header_bytes);
+	jw_u64_field(&w, "http_response_body_bytes", v->response_body_bytes);
+	jw_u64_field(&w, "http_duration_ns_sum", v->duration_ns_sum);
+	/* non-empty latency buckets, keyed by their lower bound in ms */
+	jw_key(&w, "http_duration_ms_histogram");
+	jw_object_begin(&w);
+	for (unsigned int i = 0; i < KACCESS_HTTP_LATENCY_BUCKETS; i++) {
+		if (!v->duration_hist[i])
+			continue;
+		snprintf(low_ms, sizeof(low_ms), "%" PRIu64, (uint64_t)kaccess_http_bucket_low_ms(i));
+		jw_u64_field(&w, low_ms, v->duration_hist[i]);
+	}
+	jw_object_end(&w);
+	jw_object_end(&w);
+	jw_line_end(&w);
+}
+
 static void json_losses(struct json_writer *w, const struct loss_counters *losses)
 {
 	jw_key(w, "lost");
@@ -130,6 +182,8 @@ static void json_bucket(struct sink *sink, const struct bucket_report *report)
 
 	for (size_t i = 0; i < report->count; i++)
 		json_row(sink, report, &report->rows[i]);
+	for (size_t i = 0; i < report->http_count; i++)
+		json_http_row(sink, report, &report->http_rows[i]);
 	jw_init(&w, sink->env.out);
 	jw_object_begin(&w);
 	jw_string_field(&w, "type", "bucket");
@@ -137,6 +191,7 @@ static void json_bucket(struct sink *sink, const struct bucket_report *report)
 	jw_u64_field(&w, "interval_s", sink->env.bucket_ns / 1000000000ULL);
 	jw_bool_field(&w, "partial", report->partial);
 	jw_u64_field(&w, "rows", report->count);
+	jw_u64_field(&w, "http_rows", report->http_count);
 	json_losses(&w, report->losses);
 	jw_object_end(&w);
 	jw_line_end(&w);

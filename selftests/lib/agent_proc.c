@@ -278,6 +278,50 @@ struct agg_totals agent_output_sum(const struct agent_output *output, uint64_t c
 	return totals;
 }
 
+struct http_totals agent_output_http(const struct agent_output *output, uint64_t cgroup_id,
+				     const char *role, const char *endpoint,
+				     uint64_t hist_low_ms, uint64_t hist_high_ms)
+{
+	static const char *const classes[5] = {
+		"http_status_1xx_count", "http_status_2xx_count", "http_status_3xx_count",
+		"http_status_4xx_count", "http_status_5xx_count",
+	};
+	struct http_totals totals = { 0 };
+
+	for (size_t i = 0; i < output->count; i++) {
+		json_object *row = output->lines[i], *hist;
+
+		if (!is_type(row, "http") || field_u64(row, "cgroup_id") != cgroup_id ||
+		    !string_matches(field_string(row, "role"), role) ||
+		    !string_matches(field_string(row, "endpoint"), endpoint))
+			continue;
+		totals.rows++;
+		if (!field_string(row, "endpoint"))
+			totals.endpoint_unnamed = true;
+		totals.call_count += field_u64(row, "http_call_count");
+		totals.success_count += field_u64(row, "http_success_count");
+		for (int c = 0; c < 5; c++)
+			totals.status[c] += field_u64(row, classes[c]);
+		totals.no_response_count += field_u64(row, "http_no_response_count");
+		totals.truncated_count += field_u64(row, "http_truncated_count");
+		totals.request_header_bytes += field_u64(row, "http_request_header_bytes");
+		totals.request_body_bytes += field_u64(row, "http_request_body_bytes");
+		totals.response_header_bytes += field_u64(row, "http_response_header_bytes");
+		totals.response_body_bytes += field_u64(row, "http_response_body_bytes");
+		totals.duration_ns_sum += field_u64(row, "http_duration_ns_sum");
+		if (!json_object_object_get_ex(row, "http_duration_ms_histogram", &hist))
+			continue;
+		json_object_object_foreach(hist, low, count) {
+			uint64_t low_ms = strtoull(low, NULL, 10), n = json_object_get_uint64(count);
+
+			totals.histogram_count += n;
+			if (low_ms >= hist_low_ms && low_ms <= hist_high_ms)
+				totals.histogram_in += n;
+		}
+	}
+	return totals;
+}
+
 uint64_t agent_output_rows_of(const struct agent_output *output, uint64_t cgroup_id)
 {
 	uint64_t rows = 0;

@@ -62,6 +62,27 @@ void agent_output_free(struct agent_output *output);
 struct agg_totals agent_output_sum(const struct agent_output *output, uint64_t cgroup_id,
 				   const char *role, const char *peer, int peer_port);
 
+/* Sums of the HTTP rows ("type": "http") that match a filter. */
+struct http_totals {
+	uint64_t rows;
+	uint64_t call_count, success_count, status[5], no_response_count, truncated_count;
+	uint64_t request_header_bytes, request_body_bytes;
+	uint64_t response_header_bytes, response_body_bytes;
+	uint64_t duration_ns_sum;
+	uint64_t histogram_count;  /* sum of every latency bucket */
+	uint64_t histogram_in;     /* ...of the buckets whose lower bound is in the asked range */
+	bool endpoint_unnamed;     /* a matching row had no endpoint text */
+};
+
+/*
+ * Sum HTTP rows of `cgroup_id` with `role`, `endpoint` ("GET:/path", NULL =
+ * any). histogram_in counts the buckets with lower bound in
+ * [hist_low_ms, hist_high_ms].
+ */
+struct http_totals agent_output_http(const struct agent_output *output, uint64_t cgroup_id,
+				     const char *role, const char *endpoint,
+				     uint64_t hist_low_ms, uint64_t hist_high_ms);
+
 /* Rows of any kind for `cgroup_id`. */
 uint64_t agent_output_rows_of(const struct agent_output *output, uint64_t cgroup_id);
 

@@ -1,0 +1,898 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * HTTP/1.x on tracked connections: a streaming parser fed with the payload
+ * of every read and write, and the per-bucket exchange aggregates.
+ *
+ * Requests are what the client writes (what the server reads). The first
+ * request bytes of a connection decide whether it is HTTP: a known method,
+ * a path and "HTTP/1.x". Then each direction's parser walks its messages
+ * with a bounded number of steps per call: start line and header bytes one
+ * at a time (header names and values through a 16-byte rolling register,
+ * no string compares), bodies by arithmetic (Content-Length, chunk sizes,
+ * or to the close), so a 1 MiB body costs one step per call. A response
+ * ends its exchange with the oldest pending request (pipelining, up to
+ * HTTP_PIPELINE_DEPTH in flight); the exchange is added to the HTTP
+ * generation map of the bucket it ends in. Requests still pending when the
+ * connection ends are counted then, as unanswered or cut.
+ *
+ * Every state lives in the connection's http_conns entry; http_scratch only
+ * holds the bytes of the current call. Anything that breaks the grammar
+ * stops the connection's parsing and counts KACCESS_CTR_HTTP_PARSE_FAILED:
+ * no connection can reach another's state or numbers.
+ */
+#ifndef KACCESS_BPF_HTTP_BPF_H
+#define KACCESS_BPF_HTTP_BPF_H
+
+#include "../maps/maps.bpf.h"
+#include "config.bpf.h"
+#include "counters.bpf.h"
+
+#define HTTP_MAX_STEPS 8192          /* per read or write: bytes of start lines and headers */
+#define HTTP_MAX_HEADER_BYTES 65536  /* a longer header block is not HTTP we parse */
+#define HTTP_MAX_CONTENT_LENGTH (1ULL << 40)
+#define HTTP_FNV_OFFSET 0xcbf29ce484222325ULL
+#define HTTP_FNV_PRIME 0x100000001b3ULL
+
+enum http_phase {
+	PH_IDLE = 0,       /* between messages */
+	PH_METHOD,
+	PH_PATH,
+	PH_QUERY,          /* after '?': skipped unless http_keep_query */
+	PH_REQ_VERSION,
+	PH_RESP_VERSION,
+	PH_STATUS,
+	PH_REASON,
+	PH_HEADERS,
+	PH_BODY,           /* Content-Length bytes: skipped */
+	PH_CHUNK_SIZE,
+	PH_CHUNK_EXT,      /* chunk extension, to the end of the size line */
+	PH_CHUNK_DATA,     /* skipped */
+	PH_CHUNK_END,      /* the CRLF after a chunk's data */
+	PH_TRAILERS,
+	PH_UNTIL_CLOSE,    /* response without length: everything to the close */
+};
+
+enum http_flag {
+	HTTP_F_LENGTH = 1 << 0,   /* Content-Length seen */
+	HTTP_F_CHUNKED = 1 << 1,  /* Transfer-Encoding ends in chunked */
+	HTTP_F_VALUE = 1 << 2,    /* in a header's value (after ':') */
+};
+
+enum http_header_id {
+	HDR_OTHER = 0,
+	HDR_CONTENT_LENGTH,
+	HDR_TRANSFER_ENCODING,
+};
+
+enum http_error {
+	HTTP_OK = 0,
+	HTTP_ERR_NOT_HTTP,   /* a message does not start like HTTP/1.x */
+	HTTP_ERR_GRAMMAR,    /* bad start line, header, length or chunk; response without request */
+	HTTP_ERR_NO_PAYLOAD, /* bytes to parse that could not be read (sendfile, mmsg, iovec > 8) */
+	HTTP_ERR_BUDGET,     /* more header bytes in one call than HTTP_MAX_STEPS */
+	HTTP_ERR_PIPELINE,   /* more requests in flight than HTTP_PIPELINE_DEPTH */
+	HTTP_ERR_UPGRADE,    /* 101 Switching Protocols: no longer HTTP/1.x (not a failure) */
+};
+
+enum http_outcome {
+	HTTP_COMPLETE,
+	HTTP_TRUNCATED,
+	HTTP_NO_RESPONSE,
+};
+
+/* Tokens as the rolling register holds them: big-endian, last byte lowest. */
+#define P2(a, b) (((__u64)(a) << 8) | (__u64)(b))
+#define P3(a, b, c) ((P2(a, b) << 8) | (__u64)(c))
+#define P4(a, b, c, d) ((P3(a, b, c) << 8) | (__u64)(d))
+#define P5(a, b, c, d, e) ((P4(a, b, c, d) << 8) | (__u64)(e))
+#define P6(a, b, c, d, e, f) ((P5(a, b, c, d, e) << 8) | (__u64)(f))
+#define P7(a, b, c, d, e, f, g) ((P6(a, b, c, d, e, f) << 8) | (__u64)(g))
+#define P8(a, b, c, d, e, f, g, h) ((P7(a, b, c, d, e, f, g) << 8) | (__u64)(h))
+
+#define TOKEN_HTTP_1_1 P8('H', 'T', 'T', 'P', '/', '1', '.', '1')
+#define TOKEN_HTTP_1_0 P8('H', 'T', 'T', 'P', '/', '1', '.', '0')
+
+struct http_walk {
+	struct http_conn *hc;
+	struct http_scratch *s;
+};
+
+static __always_inline bool http_is_method(__u64 token)
+{
+	switch (token) {
+	case P3('G', 'E', 'T'):
+	case P3('P', 'U', 'T'):
+	case P4('P', 'O', 'S', 'T'):
+	case P4('H', 'E', 'A', 'D'):
+	case P5('P', 'A', 'T', 'C', 'H'):
+	case P5('T', 'R', 'A', 'C', 'E'):
+	case P6('D', 'E', 'L', 'E', 'T', 'E'):
+	case P7('O', 'P', 'T', 'I', 'O', 'N', 'S'):
+	case P7('C', 'O', 'N', 'N', 'E', 'C', 'T'):
+		return true;
+	}
+	return false;
+}
+
+static __always_inline __u8 http_lower(__u8 c)
+{
+	return c >= 'A' && c <= 'Z' ? c + ('a' - 'A') : c;
+}
+
+static __always_inline void http_roll(struct http_parser *p, __u8 c)
+{
+	p->roll_hi = (p->roll_hi << 8) | (p->roll_lo >> 56);
+	p->roll_lo = (p->roll_lo << 8) | c;
+}
+
+/* A header name just ended (at ':'); the register holds its last 16 bytes. */
+static __always_inline __u8 http_header_id(const struct http_parser *p, __u32 name_len)
+{
+	if (name_len == 14 && p->roll_lo == P8('t', '-', 'l', 'e', 'n', 'g', 't', 'h') &&
+	    (p->roll_hi & 0xffffffffffffULL) == P6('c', 'o', 'n', 't', 'e', 'n'))
+		return HDR_CONTENT_LENGTH;
+	if (name_len == 17 && p->roll_lo == P8('e', 'n', 'c', 'o', 'd', 'i', 'n', 'g') &&
+	    p->roll_hi == P8('r', 'a', 'n', 's', 'f', 'e', 'r', '-'))
+		return HDR_TRANSFER_ENCODING;
+	return HDR_OTHER;
+}
+
+/* Whether sequence number `seq` is still waiting for its response. */
+static __always_inline bool http_pending(const struct http_conn *hc, __u32 seq)
+{
+	return seq - hc->head < hc->tail - hc->head;
+}
+
+/* The row of an HTTP key in the generation of the bucket containing `now_ns`. */
+static __always_inline struct kaccess_http_value *http_row(const struct kaccess_http_key *key,
+							   __u64 now_ns)
+{
+	__u64 bucket = (now_ns + wall_offset_ns) / bucket_ns;
+	void *generation = (bucket & 1) ? (void *)&http_gen1 : (void *)&http_gen0;
+	struct kaccess_http_value *row;
+	struct http_scratch *s;
+	__u32 zero = 0;
+	int err;
+
+	row = bpf_map_lookup_elem(generation, key);
+	if (row) {
+		if (row->bucket != bucket)
+			count_loss(KACCESS_CTR_AGG_STALE_BUCKET);
+		return row;
+	}
+	/* the value is too big for the stack: a zeroed per-CPU template */
+	s = bpf_map_lookup_elem(&http_scratch, &zero);
+	if (!s)
+		return NULL;
+	s->fresh.bucket = bucket;
+	err = bpf_map_update_elem(generation, key, &s->fresh, BPF_NOEXIST);
+	if (err && err != -17 /* EEXIST: another CPU was first */) {
+		count_loss(KACCESS_CTR_HTTP_TABLE_FULL);
+		return NULL;
+	}
+	return bpf_map_lookup_elem(generation, key);
+}
+
+static __always_inline __u64 http_latency_bucket(__u64 duration_ns)
+{
+	__u64 ms = duration_ns / 1000000;
+
+	if (ms < 1000)
+		return ms / 10;
+	if (ms < 2000)
+		return 100 + (ms - 1000) / 100;
+	if (ms < 10000)
+		return 110 + (ms - 2000) / 1000;
+	return ms < 30000 ? 118 : 119;
+}
+
+/* Add one exchange, described by its slot, to its row. */
+static __noinline int http_count_exchange(struct http_conn *hc, struct http_request_slot *slot)
+{
+	struct kaccess_http_key key = { .endpoint = slot->endpoint };
+	struct kaccess_http_value *row;
+	__u16 status = slot->status;
+	__u64 bucket; /* 64-bit: a 32-bit copy would lose the bounds check below */
+	__u64 duration_ns;
+	__u32 class;
+
+	slot->answered = 0;
+	__builtin_memcpy(&key.agg, &hc->agg, sizeof(key.agg));
+	row = http_row(&key, slot->end_ns);
+	if (!row)
+		return 0;
+	agg_add(row->call_count, 1);
+	agg_add(row->request_header_bytes, slot->header_bytes);
+	agg_add(row->request_body_bytes, slot->body_bytes);
+	if (slot->outcome == HTTP_NO_RESPONSE || status < 100 || status > 599) {
+		agg_add(row->no_response_count, 1);
+		return 0;
+	}
+	agg_add(row->response_header_bytes, slot->resp_header_bytes);
+	agg_add(row->response_body_bytes, slot->resp_body_bytes);
+	/* comparisons, not status / 100: the verifier bounds these */
+	class = status >= 500 ? KACCESS_HTTP_5XX : status >= 400 ? KACCESS_HTTP_4XX :
+		status >= 300 ? KACCESS_HTTP_3XX : status >= 200 ? KACCESS_HTTP_2XX : KACCESS_HTTP_1XX;
+	agg_add(row->status_count[class], 1);
+	if (slot->outcome == HTTP_TRUNCATED) {
+		agg_add(row->truncated_count, 1);
+		return 0;
+	}
+	if (status < 500)
+		agg_add(row->success_count, 1);
+	duration_ns = slot->end_ns - slot->start_ns;
+	agg_add(row->duration_ns_sum, duration_ns);
+	bucket = http_latency_bucket(duration_ns);
+	barrier_var(bucket); /* keep the check: the verifier does not follow divisions */
+	if (bucket >= KACCESS_HTTP_LATENCY_BUCKETS)
+		bucket = KACCESS_HTTP_LATENCY_BUCKETS - 1;
+	__sync_fetch_and_add(&row->duration_hist[bucket], 1);
+	return 0;
+}
+
+/*
+ * The oldest pending request's exchange ends (its response ended, was cut,
+ * or never came): retire it, and count it unless its own body is still
+ * arriving (then the request's end counts it). A subprogram, not inlined:
+ * every parser step and the connection's end share one copy.
+ */
+static __noinline int http_record(struct http_conn *hc, __u32 outcome, __u64 end_ns)
+{
+	struct http_request_slot *slot = &hc->pending[hc->head & (HTTP_PIPELINE_DEPTH - 1)];
+
+	if (hc->head == hc->tail)
+		return 0;
+	hc->head++;
+	slot->outcome = outcome;
+	slot->status = outcome == HTTP_NO_RESPONSE ? 0 : hc->resp.status;
+	slot->resp_header_bytes = hc->resp.header_bytes + hc->interim_header_bytes;
+	slot->resp_body_bytes = hc->resp.body_bytes;
+	slot->end_ns = end_ns;
+	hc->interim_header_bytes = 0;
+	if (!slot->ended && slot->seq == hc->req.seq && hc->req.phase != PH_IDLE &&
+	    outcome != HTTP_NO_RESPONSE) {
+		slot->answered = 1; /* answered early: counted when the request ends */
+		return 0;
+	}
+	if (!slot->ended && slot->seq == hc->req.seq)
+		slot->body_bytes = hc->req.body_bytes; /* what arrived of it */
+	return http_count_exchange(hc, slot);
+}
+
+/* Send an endpoint's text once; a full ring buffer retries with the next request. */
+static __always_inline void http_announce_endpoint(struct http_conn *hc, struct http_scratch *s,
+						   __u64 endpoint)
+{
+	__u32 len = hc->endpoint_len;
+	__u8 one = 1;
+
+	if (bpf_map_lookup_elem(&http_endpoints_sent, &endpoint))
+		return;
+	if (len > KACCESS_HTTP_ENDPOINT_MAX)
+		len = KACCESS_HTTP_ENDPOINT_MAX;
+	s->event_type = KACCESS_EVENT_HTTP_ENDPOINT;
+	s->event_len = len;
+	s->event_endpoint = endpoint;
+	__builtin_memcpy(s->event_text, hc->endpoint, HTTP_ENDPOINT_BUF);
+	/* no wakeup: the shipper polls every 200 ms */
+	if (bpf_ringbuf_output(&events, &s->event_type,
+			       sizeof(struct kaccess_http_endpoint_event) + len, BPF_RB_NO_WAKEUP)) {
+		count_loss(KACCESS_CTR_HTTP_ENDPOINT_LOST);
+		return;
+	}
+	bpf_map_update_elem(&http_endpoints_sent, &endpoint, &one, BPF_ANY);
+}
+
+static __always_inline void http_message_done(struct http_conn *hc, struct http_parser *p,
+					      struct http_scratch *s)
+{
+	p->phase = PH_IDLE;
+	if (s->is_request) {
+		struct http_request_slot *slot = &hc->pending[p->seq & (HTTP_PIPELINE_DEPTH - 1)];
+
+		if (http_pending(hc, p->seq)) {
+			slot->body_bytes = p->body_bytes;
+			slot->ended = 1;
+		} else if (slot->answered && slot->seq == p->seq) {
+			slot->body_bytes = p->body_bytes;
+			http_count_exchange(hc, slot);
+		}
+		return;
+	}
+	http_record(hc, HTTP_COMPLETE, s->now_ns);
+}
+
+/* The blank line after the headers: what the body is. */
+static __always_inline void http_headers_done(struct http_conn *hc, struct http_parser *p,
+					      struct http_scratch *s)
+{
+	struct http_request_slot *slot;
+
+	p->remaining = 0;
+	p->token_len = 0;
+	if (s->is_request) {
+		slot = &hc->pending[p->seq & (HTTP_PIPELINE_DEPTH - 1)];
+		if (http_pending(hc, p->seq))
+			slot->header_bytes = p->header_bytes;
+		if (p->flags & HTTP_F_CHUNKED)
+			p->phase = PH_CHUNK_SIZE;
+		else if (p->content_length) {
+			p->phase = PH_BODY;
+			p->remaining = p->content_length;
+		} else
+			http_message_done(hc, p, s);
+		return;
+	}
+	slot = &hc->pending[hc->head & (HTTP_PIPELINE_DEPTH - 1)];
+	if (p->status < 200) {
+		if (p->status == 101) { /* the connection leaves HTTP/1.x */
+			http_record(hc, HTTP_COMPLETE, s->now_ns);
+			s->error = HTTP_ERR_UPGRADE;
+			return;
+		}
+		hc->interim_header_bytes += p->header_bytes; /* 100 Continue: the final one follows */
+		p->phase = PH_IDLE;
+		return;
+	}
+	if (slot->head || p->status == 204 || p->status == 304)
+		http_message_done(hc, p, s);
+	else if (p->flags & HTTP_F_CHUNKED)
+		p->phase = PH_CHUNK_SIZE;
+	else if (p->flags & HTTP_F_LENGTH) {
+		if (p->content_length) {
+			p->phase = PH_BODY;
+			p->remaining = p->content_length;
+		} else
+			http_message_done(hc, p, s);
+	} else
+		p->phase = PH_UNTIL_CLOSE;
+}
+
+/* The first byte of a message. */
+static __always_inline int http_message_start(struct http_conn *hc, struct http_parser *p,
+					      struct http_scratch *s, __u8 c)
+{
+	p->header_bytes = 0;
+	p->body_bytes = 0;
+	p->content_length = 0;
+	p->flags = 0;
+	p->status = 0;
+	p->token_len = 1;
+	p->roll_lo = c;
+	p->roll_hi = 0;
+	if (s->is_request) {
+		if (c < 'A' || c > 'Z')
+			return HTTP_ERR_NOT_HTTP;
+		hc->requests++;
+		p->phase = PH_METHOD;
+		p->start_ns = s->now_ns;
+		p->hash = (HTTP_FNV_OFFSET ^ c) * HTTP_FNV_PRIME;
+		hc->endpoint[0] = c;
+		hc->endpoint_len = 1;
+		return HTTP_OK;
+	}
+	if (c != 'H')
+		return HTTP_ERR_NOT_HTTP;
+	if (hc->head == hc->tail)
+		return HTTP_ERR_GRAMMAR; /* a response to nothing */
+	p->phase = PH_RESP_VERSION;
+	return HTTP_OK;
+}
+
+static __always_inline void http_endpoint_append(struct http_conn *hc, struct http_parser *p,
+						 __u8 c)
+{
+	__u32 len = hc->endpoint_len;
+
+	if (len >= KACCESS_HTTP_ENDPOINT_MAX)
+		return; /* cut like OAP cuts endpoint names */
+	hc->endpoint[len] = c;
+	hc->endpoint_len = len + 1;
+	p->hash = (p->hash ^ c) * HTTP_FNV_PRIME;
+}
+
+/* The request line ended: it becomes a pending request. */
+static __always_inline int http_request_line_done(struct http_conn *hc, struct http_parser *p,
+						  struct http_scratch *s)
+{
+	struct http_request_slot *slot;
+
+	if (p->token_len != 8 || (p->roll_lo != TOKEN_HTTP_1_1 && p->roll_lo != TOKEN_HTTP_1_0))
+		return HTTP_ERR_NOT_HTTP;
+	if (hc->tail - hc->head >= HTTP_PIPELINE_DEPTH)
+		return HTTP_ERR_PIPELINE;
+	slot = &hc->pending[hc->tail & (HTTP_PIPELINE_DEPTH - 1)];
+	slot->endpoint = p->hash;
+	slot->seq = hc->tail;
+	slot->answered = 0;
+	slot->start_ns = p->start_ns;
+	slot->header_bytes = 0;
+	slot->body_bytes = 0;
+	slot->ended = 0;
+	slot->head = p->flags & HTTP_F_VALUE; /* set at the method: HEAD */
+	p->flags = 0;
+	p->seq = hc->tail++;
+	http_announce_endpoint(hc, s, p->hash);
+	p->phase = PH_HEADERS;
+	p->token_len = 0;
+	return HTTP_OK;
+}
+
+/* One byte of a header line (or a trailer line). */
+static __always_inline int http_header_byte(struct http_conn *hc, struct http_parser *p,
+					    struct http_scratch *s, __u8 c)
+{
+	if (c == '\r')
+		return HTTP_OK;
+	if (c == '\n') {
+		if (!p->token_len) { /* blank line */
+			if (p->phase == PH_TRAILERS)
+				http_message_done(hc, p, s);
+			else
+				http_headers_done(hc, p, s);
+			return HTTP_OK;
+		}
+		if (p->header == HDR_TRANSFER_ENCODING &&
+		    (p->roll_lo & 0xffffffffffffffULL) == P7('c', 'h', 'u', 'n', 'k', 'e', 'd'))
+			p->flags |= HTTP_F_CHUNKED;
+		p->token_len = 0;
+		p->header = HDR_OTHER;
+		p->flags &= ~HTTP_F_VALUE;
+		p->roll_lo = p->roll_hi = 0;
+		return HTTP_OK;
+	}
+	p->token_len++;
+	if (p->phase == PH_TRAILERS)
+		return HTTP_OK;
+	if (!(p->flags & HTTP_F_VALUE)) {
+		if (c != ':') {
+			http_roll(p, http_lower(c));
+			return HTTP_OK;
+		}
+		p->header = http_header_id(p, p->token_len - 1);
+		p->flags |= HTTP_F_VALUE;
+		p->roll_lo = p->roll_hi = 0;
+		if (p->header == HDR_CONTENT_LENGTH) {
+			p->flags |= HTTP_F_LENGTH;
+			p->content_length = 0;
+		}
+		return HTTP_OK;
+	}
+	if (c == ' ' || c == '\t')
+		return HTTP_OK;
+	if (p->header == HDR_CONTENT_LENGTH) {
+		if (c < '0' || c > '9')
+			return HTTP_ERR_GRAMMAR;
+		p->content_length = p->content_length * 10 + (c - '0');
+		if (p->content_length > HTTP_MAX_CONTENT_LENGTH)
+			return HTTP_ERR_GRAMMAR;
+	} else if (p->header == HDR_TRANSFER_ENCODING)
+		http_roll(p, http_lower(c));
+	return HTTP_OK;
+}
+
+static __always_inline int http_hex(__u8 c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	c = http_lower(c);
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
+}
+
+/* The end of a chunk-size line. */
+static __always_inline int http_chunk_size_done(struct http_parser *p)
+{
+	if (!p->token_len)
+		return HTTP_ERR_GRAMMAR;
+	p->token_len = 0;
+	p->phase = p->remaining ? PH_CHUNK_DATA : PH_TRAILERS;
+	return HTTP_OK;
+}
+
+/* One byte in a byte-wise phase. */
+static __always_inline int http_byte(struct http_conn *hc, struct http_parser *p,
+				     struct http_scratch *s, __u8 c)
+{
+	int digit;
+
+	if (p->phase <= PH_HEADERS) {
+		if (p->phase != PH_IDLE && ++p->header_bytes > HTTP_MAX_HEADER_BYTES)
+			return HTTP_ERR_GRAMMAR;
+	} else
+		p->body_bytes++;
+
+	switch (p->phase) {
+	case PH_IDLE: {
+		int err = http_message_start(hc, p, s, c);
+
+		p->header_bytes = 1;
+		return err;
+	}
+	case PH_METHOD:
+		if (c == ' ') {
+			if (!http_is_method(p->roll_lo))
+				return HTTP_ERR_NOT_HTTP;
+			if (p->roll_lo == P4('H', 'E', 'A', 'D'))
+				p->flags |= HTTP_F_VALUE; /* carried to the slot */
+			http_endpoint_append(hc, p, ':');
+			p->phase = PH_PATH;
+			p->token_len = 0;
+			return HTTP_OK;
+		}
+		if (c < 'A' || c > 'Z' || ++p->token_len > 7)
+			return HTTP_ERR_NOT_HTTP;
+		http_roll(p, c);
+		http_endpoint_append(hc, p, c);
+		return HTTP_OK;
+	case PH_PATH:
+	case PH_QUERY:
+		if (c == ' ') {
+			if (!p->token_len)
+				return HTTP_ERR_NOT_HTTP;
+			p->phase = PH_REQ_VERSION;
+			p->token_len = 0;
+			p->roll_lo = 0;
+			return HTTP_OK;
+		}
+		if (c < 0x21 || c == 0x7f)
+			return HTTP_ERR_NOT_HTTP;
+		p->token_len++;
+		if (c == '?' && !http_keep_query)
+			p->phase = PH_QUERY;
+		if (p->phase == PH_PATH)
+			http_endpoint_append(hc, p, c);
+		return HTTP_OK;
+	case PH_REQ_VERSION:
+		if (c == '\r')
+			return HTTP_OK;
+		if (c == '\n')
+			return http_request_line_done(hc, p, s);
+		if (++p->token_len > 8)
+			return HTTP_ERR_NOT_HTTP;
+		http_roll(p, c);
+		return HTTP_OK;
+	case PH_RESP_VERSION:
+		if (c == ' ') {
+			if (p->token_len != 8 ||
+			    (p->roll_lo != TOKEN_HTTP_1_1 && p->roll_lo != TOKEN_HTTP_1_0))
+				return HTTP_ERR_GRAMMAR;
+			p->phase = PH_STATUS;
+			p->token_len = 0;
+			return HTTP_OK;
+		}
+		if (++p->token_len > 8)
+			return HTTP_ERR_GRAMMAR;
+		http_roll(p, c);
+		return HTTP_OK;
+	case PH_STATUS:
+		if (c >= '0' && c <= '9' && p->token_len < 3) {
+			p->status = p->status * 10 + (c - '0');
+			p->token_len++;
+			return HTTP_OK;
+		}
+		if (p->token_len != 3 || p->status < 100 || p->status > 599)
+			return HTTP_ERR_GRAMMAR;
+		if (c == ' ' || c == '\r') {
+			p->phase = PH_REASON;
+			return HTTP_OK;
+		}
+		if (c != '\n')
+			return HTTP_ERR_GRAMMAR;
+		p->phase = PH_HEADERS;
+		p->token_len = 0;
+		return HTTP_OK;
+	case PH_REASON:
+		if (c == '\n') {
+			p->phase = PH_HEADERS;
+			p->token_len = 0;
+			p->roll_lo = p->roll_hi = 0;
+			p->flags = 0;
+		}
+		return HTTP_OK;
+	case PH_HEADERS:
+	case PH_TRAILERS:
+		return http_header_byte(hc, p, s, c);
+	case PH_CHUNK_SIZE:
+		digit = http_hex(c);
+		if (digit >= 0) {
+			if (++p->token_len > 15)
+				return HTTP_ERR_GRAMMAR;
+			p->remaining = p->remaining * 16 + digit;
+			return HTTP_OK;
+		}
+		if (c == ';' || c == ' ' || c == '\t') {
+			p->phase = PH_CHUNK_EXT;
+			return HTTP_OK;
+		}
+		if (c == '\r')
+			return HTTP_OK;
+		if (c == '\n')
+			return http_chunk_size_done(p);
+		return HTTP_ERR_GRAMMAR;
+	case PH_CHUNK_EXT:
+		if (c == '\n')
+			return http_chunk_size_done(p);
+		return HTTP_OK;
+	case PH_CHUNK_END:
+		if (c == '\r')
+			return HTTP_OK;
+		if (c != '\n')
+			return HTTP_ERR_GRAMMAR;
+		p->phase = PH_CHUNK_SIZE;
+		p->remaining = 0;
+		p->token_len = 0;
+		return HTTP_OK;
+	}
+	return HTTP_ERR_GRAMMAR;
+}
+
+/* Bytes of a body: counted and skipped, up to the end of the current segment. */
+static __always_inline void http_skip(struct http_conn *hc, struct http_parser *p,
+				      struct http_scratch *s)
+{
+	__u32 idx = s->seg_idx;
+	__u64 n = s->left, avail;
+
+	if (p->phase != PH_UNTIL_CLOSE && n > p->remaining)
+		n = p->remaining;
+	if (idx < s->nseg && idx < HTTP_SEGMENTS) {
+		avail = s->seg_len[idx] - s->seg_off;
+		if (n > avail)
+			n = avail;
+		s->seg_off += n;
+		if (s->seg_off >= s->seg_len[idx]) {
+			s->seg_idx = idx + 1;
+			s->seg_off = 0;
+		}
+	}
+	s->left -= n;
+	s->win_len = s->win_pos = 0;
+	p->body_bytes += n;
+	if (p->phase == PH_UNTIL_CLOSE)
+		return;
+	p->remaining -= n;
+	if (p->remaining)
+		return;
+	if (p->phase == PH_CHUNK_DATA) {
+		p->phase = PH_CHUNK_END;
+		return;
+	}
+	http_message_done(hc, p, s);
+}
+
+/* The next payload byte (0..255); -1 when it cannot be read, -2 to retry. */
+static __always_inline int http_next_byte(struct http_scratch *s)
+{
+	__u32 idx = s->seg_idx;
+	__u64 avail, base;
+	__u8 c;
+
+	if (s->win_pos >= s->win_len) {
+		if (idx >= s->nseg || idx >= HTTP_SEGMENTS)
+			return -1;
+		base = s->seg_base[idx];
+		avail = s->seg_len[idx] - s->seg_off;
+		if (!avail) { /* an empty iovec entry */
+			s->seg_idx = idx + 1;
+			s->seg_off = 0;
+			return -2;
+		}
+		if (avail > s->left)
+			avail = s->left;
+		if (avail > HTTP_WINDOW)
+			avail = HTTP_WINDOW;
+		if (!base || bpf_probe_read_user(s->data, avail, (void *)(base + s->seg_off)))
+			return -1;
+		s->win_len = avail;
+		s->win_pos = 0;
+	}
+	c = s->data[s->win_pos & (HTTP_WINDOW - 1)];
+	s->win_pos++;
+	s->left--;
+	s->seg_off++;
+	if (s->seg_off >= s->seg_len[idx & (HTTP_SEGMENTS - 1)]) {
+		s->seg_idx = idx + 1;
+		s->seg_off = 0;
+		s->win_len = s->win_pos = 0;
+	}
+	return c;
+}
+
+/* bpf_loop body: one byte, or one run of body bytes. 1 stops the walk. */
+static long http_step(__u32 index, void *ctx)
+{
+	struct http_walk *walk = ctx;
+	struct http_conn *hc = walk->hc;
+	struct http_scratch *s = walk->s;
+	struct http_parser *p;
+	int c, err;
+
+	if (!hc || !s || s->error || !s->left)
+		return 1;
+	p = s->is_request ? &hc->req : &hc->resp;
+	if (p->phase == PH_BODY || p->phase == PH_CHUNK_DATA || p->phase == PH_UNTIL_CLOSE) {
+		http_skip(hc, p, s);
+		return 0;
+	}
+	c = http_next_byte(s);
+	if (c == -2)
+		return 0;
+	if (c < 0) {
+		s->error = HTTP_ERR_NO_PAYLOAD;
+		return 1;
+	}
+	err = http_byte(hc, p, s, c);
+	if (err)
+		s->error = err;
+	return err ? 1 : 0;
+}
+
+/* Where this call's payload is: up to HTTP_SEGMENTS user segments. */
+static __always_inline void http_segments(struct http_scratch *s, __u32 kind, __u64 ptr,
+					  __u64 count, __u64 bytes)
+{
+	struct user_msghdr msg;
+	__u32 n;
+
+	s->nseg = 0;
+	s->seg_idx = 0;
+	s->seg_off = 0;
+	if (kind == HTTP_BUF_PLAIN) {
+		s->seg_base[0] = ptr;
+		s->seg_len[0] = bytes;
+		s->nseg = 1;
+		return;
+	}
+	if (kind == HTTP_BUF_MSGHDR) {
+		if (bpf_probe_read_user(&msg, sizeof(msg), (void *)ptr))
+			return;
+		ptr = (__u64)msg.msg_iov;
+		count = msg.msg_iovlen;
+		kind = HTTP_BUF_IOVEC;
+	}
+	if (kind != HTTP_BUF_IOVEC || !count)
+		return;
+	n = count > HTTP_SEGMENTS ? HTTP_SEGMENTS : count;
+	/* the window doubles as room for the iovec array */
+	if (bpf_probe_read_user(s->data, n * sizeof(struct iovec), (void *)ptr))
+		return;
+#pragma unroll
+	for (int i = 0; i < HTTP_SEGMENTS; i++) {
+		if (i >= n)
+			break;
+		s->seg_base[i] = *(__u64 *)&s->data[i * 16];
+		s->seg_len[i] = *(__u64 *)&s->data[i * 16 + 8];
+	}
+	s->nseg = n;
+}
+
+/* Whether a call's payload starts with "HTTP/1." (an HTTP answer to non-HTTP). */
+static __always_inline bool http_payload_is_response(struct http_scratch *s, __u64 bytes)
+{
+	__u64 prefix = 0;
+
+	if (!s->nseg || bytes < 7 || s->seg_len[0] < 7 ||
+	    bpf_probe_read_user(&prefix, 7, (void *)s->seg_base[0]))
+		return false;
+	/* little-endian load of "HTTP/1." */
+	return prefix == 0x2e312f50545448ULL;
+}
+
+/*
+ * Feed one read or write of `bytes` (> 0) on a tracked connection to its
+ * parser. `conn` is the conn_table entry of socket `sk`.
+ */
+static __always_inline void http_transfer(__u64 sk, struct kaccess_conn *conn, bool is_read,
+					  __u64 bytes, __u64 ptr, __u32 kind, __u64 count,
+					  __u64 now_ns)
+{
+	struct http_walk walk = {};
+	struct http_conn *hc;
+	struct http_scratch *s;
+	bool is_request;
+	__u32 zero = 0;
+	__u8 state;
+
+	if (!http_enabled || !conn)
+		return;
+	state = conn->http;
+	if (state >= KACCESS_HTTP_NO_FINAL)
+		return;
+	is_request = (conn->agg.role == KACCESS_ROLE_CLIENT) != is_read;
+	s = bpf_map_lookup_elem(&http_scratch, &zero);
+	if (!s)
+		return;
+	if (state == KACCESS_HTTP_NO) {
+		if (is_request)
+			return;
+		http_segments(s, kind, ptr, count, bytes);
+		if (http_payload_is_response(s, bytes))
+			count_loss(KACCESS_CTR_HTTP_PARSE_FAILED); /* an HTTP server refused it */
+		conn->http = KACCESS_HTTP_NO_FINAL;
+		return;
+	}
+	if (state == KACCESS_HTTP_UNDECIDED) {
+		if (!is_request) { /* the server spoke first: not HTTP */
+			conn->http = KACCESS_HTTP_NO_FINAL;
+			return;
+		}
+		s->fresh_conn.agg = conn->agg;
+		if (bpf_map_update_elem(&http_conns, &sk, &s->fresh_conn, BPF_NOEXIST) &&
+		    !bpf_map_lookup_elem(&http_conns, &sk)) {
+			count_loss(KACCESS_CTR_HTTP_CONNS_FULL);
+			conn->http = KACCESS_HTTP_NO_FINAL;
+			return;
+		}
+		conn->http = KACCESS_HTTP_YES;
+	}
+	hc = bpf_map_lookup_elem(&http_conns, &sk);
+	if (!hc)
+		return;
+	__builtin_memcpy(&hc->agg, &conn->agg, sizeof(hc->agg));
+	http_segments(s, kind, ptr, count, bytes);
+	s->left = bytes;
+	s->win_len = s->win_pos = 0;
+	s->now_ns = now_ns;
+	s->error = HTTP_OK;
+	s->is_request = is_request;
+	walk.hc = hc;
+	walk.s = s;
+	bpf_loop(HTTP_MAX_STEPS, http_step, &walk, 0);
+	if (!s->error && s->left)
+		s->error = HTTP_ERR_BUDGET;
+	if (!is_request)
+		hc->last_resp_ns = now_ns;
+	switch (s->error) {
+	case HTTP_OK:
+		return;
+	case HTTP_ERR_NOT_HTTP:
+		if (is_request && hc->requests <= 1 && hc->tail == 0) {
+			conn->http = KACCESS_HTTP_NO; /* the first bytes decided: not HTTP */
+			bpf_map_delete_elem(&http_conns, &sk);
+			return;
+		}
+		count_loss(KACCESS_CTR_HTTP_PARSE_FAILED);
+		break;
+	case HTTP_ERR_UPGRADE:
+		break;
+	case HTTP_ERR_PIPELINE:
+		count_loss(KACCESS_CTR_HTTP_PIPELINE_FULL);
+		break;
+	default:
+		count_loss(KACCESS_CTR_HTTP_PARSE_FAILED);
+		break;
+	}
+	conn->http = s->error == HTTP_ERR_UPGRADE ? KACCESS_HTTP_NO_FINAL : KACCESS_HTTP_FAILED;
+	bpf_map_delete_elem(&http_conns, &sk);
+}
+
+/* The connection ends: a body read to the close ends now; the rest are unanswered. */
+static __always_inline void http_conn_end(__u64 sk, __u64 now_ns)
+{
+	struct http_conn *hc = bpf_map_lookup_elem(&http_conns, &sk);
+	struct http_request_slot *slot;
+
+	if (!hc)
+		return;
+	/* answered early, and the request's body never finished */
+	slot = &hc->pending[hc->req.seq & (HTTP_PIPELINE_DEPTH - 1)];
+	if (slot->answered && slot->seq == hc->req.seq) {
+		slot->body_bytes = hc->req.body_bytes;
+		http_count_exchange(hc, slot);
+	}
+	if (hc->head != hc->tail) {
+		if (hc->resp.phase == PH_UNTIL_CLOSE)
+			http_record(hc, HTTP_COMPLETE, hc->last_resp_ns);
+		else if (hc->resp.phase != PH_IDLE)
+			http_record(hc, HTTP_TRUNCATED, now_ns);
+	}
+	hc->resp.status = 0;
+#pragma unroll
+	for (int i = 0; i < HTTP_PIPELINE_DEPTH; i++)
+		http_record(hc, HTTP_NO_RESPONSE, now_ns);
+	bpf_map_delete_elem(&http_conns, &sk);
+}
+
+#endif /* KACCESS_BPF_HTTP_BPF_H */

@@ -1,0 +1,753 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * HTTP/1.x exchanges, from real peers: nginx in the server pod with
+ * locations of every status class, curl and wrk in the client pod, and a
+ * raw client and server of the test's own for what those cannot do on
+ * demand (pipelining, chunked framing, a cut response, a known delay,
+ * garbage). The ground truth is what curl reports (-w size_request,
+ * size_upload, size_header, size_download, http_code), what wrk counted,
+ * and the bytes the raw peers sent and received themselves. kaccess must
+ * report exactly those numbers, per endpoint, on the client and the
+ * server side, with each hook set the kernel offers.
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "agent_proc.h"
+#include "ktest.h"
+#include "pods.h"
+#include "traffic.h"
+
+#define NGINX "/usr/sbin/nginx"
+#define CURL "/usr/bin/curl"
+#define WRK "/usr/bin/wrk"
+#define NGINX_PORT 8080
+#define RAW_PORT 9090
+#define BIG_BYTES (1024 * 1024)
+#define UPLOAD_BYTES 5000
+#define DELAY_MS 250
+#define CUT_SENT 5000
+#define MAX_EXCHANGES 16
+
+FIXTURE(http) {
+	struct pod_pair pods;
+	struct agent_proc agent;
+	struct agent_output *output;
+	char dir[64];
+	pid_t nginx_pid, raw_server_pid;
+};
+
+FIXTURE_VARIANT(http) {
+	const char *hooks;
+};
+
+FIXTURE_VARIANT_ADD(http, fentry) {
+	.hooks = "hooks=fentry",
+};
+
+FIXTURE_VARIANT_ADD(http, sock_tracepoints) {
+	.hooks = "hooks=sock",
+};
+
+FIXTURE_VARIANT_ADD(http, descriptor_walk) {
+	.hooks = "hooks=fd",
+};
+
+static bool fentry_loads;
+
+static void __attribute__((constructor)) probe_fentry(void)
+{
+	fentry_loads = geteuid() == 0 && kaccess_loads_with("hooks=fentry");
+}
+
+/* nginx: one worker, a location per status class, static files. */
+static int write_nginx_config(const char *dir, const char *listen_addr)
+{
+	char path[128];
+	FILE *conf, *file;
+
+	snprintf(path, sizeof(path), "%s/nginx.conf", dir);
+	conf = fopen(path, "w");
+	if (!conf)
+		return -1;
+	fprintf(conf,
+		"daemon off;\nworker_processes 1;\npid %s/nginx.pid;\nerror_log %s/error.log;\n"
+		"events { worker_connections 256; }\n"
+		"http {\n  access_log off;\n  sendfile on;\n  keepalive_timeout 30s;\n"
+		"  keepalive_requests 100000;\n"
+		"  client_body_temp_path %s; proxy_temp_path %s; fastcgi_temp_path %s;\n"
+		"  uwsgi_temp_path %s; scgi_temp_path %s;\n"
+		"  server {\n    listen %s:%d;\n    root %s/www;\n"
+		"    location = /ok { return 200 \"ok from nginx\\n\"; }\n"
+		"    location = /created { return 201 \"created\\n\"; }\n"
+		"    location = /moved { return 301 /ok; }\n"
+		"    location = /missing { return 404; }\n"
+		"    location = /broken { return 500; }\n"
+		"    location = /busy { return 503; }\n"
+		"    location = /upload { return 201 \"stored\\n\"; }\n"
+		"  }\n}\n",
+		dir, dir, dir, dir, dir, dir, dir, listen_addr, NGINX_PORT, dir);
+	fclose(conf);
+	snprintf(path, sizeof(path), "%s/www", dir);
+	mkdir(path, 0755);
+	snprintf(path, sizeof(path), "%s/www/big", dir);
+	file = fopen(path, "w");
+	if (!file)
+		return -1;
+	for (int i = 0; i < BIG_BYTES; i++)
+		fputc('a' + i % 26, file);
+	fclose(file);
+	snprintf(path, sizeof(path), "%s/upload.bin", dir);
+	file = fopen(path, "w");
+	if (!file)
+		return -1;
+	for (int i = 0; i < UPLOAD_BYTES; i++)
+		fputc('0' + i % 10, file);
+	fclose(file);
+	return 0;
+}
+
+static int wait_listening(const char *netns, int port, int timeout_ms)
+{
+	for (int waited = 0; waited < timeout_ms; waited += 50) {
+		if (run_quiet("ip netns exec %s ss -Hltn 'sport = :%d' | grep -q %d", netns, port,
+			      port) == 0)
+			return 0;
+		usleep(50000);
+	}
+	return -1;
+}
+
+/* ---- the raw server: responses byte for byte ----------------------------- */
+
+static int write_all(int fd, const void *data, size_t len)
+{
+	const char *p = data;
+
+	while (len) {
+		ssize_t n = write(fd, p, len);
+
+		if (n <= 0)
+			return -1;
+		p += n;
+		len -= n;
+	}
+	return 0;
+}
+
+/* Read one request's head (to the blank line); its path in `path`. */
+static int read_request_head(int fd, char *path, size_t len)
+{
+	char head[2048];
+	size_t got = 0;
+
+	while (got < sizeof(head) - 1) {
+		if (read(fd, head + got, 1) != 1)
+			return -1;
+		got++;
+		if (got >= 4 && memcmp(head + got - 4, "\r\n\r\n", 4) == 0)
+			break;
+	}
+	head[got] = '\0';
+	if (sscanf(head, "%*s %255s", path) != 1)
+		return -1;
+	(void)len;
+	return 0;
+}
+
+static const char chunked_head[] = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
+static const char *const chunked_parts[] = {
+	"5\r\nhello\r\n", "1a;name=value\r\nabcdefghijklmnopqrstuvwxyz\r\n", "0\r\n\r\n",
+};
+static const char delay_response[] = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nlater";
+static const char cut_head[] = "HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n";
+
+static void serve_raw_connection(int fd)
+{
+	char path[256], body[CUT_SENT];
+
+	while (read_request_head(fd, path, sizeof(path)) == 0) {
+		if (strcmp(path, "/chunked") == 0) {
+			write_all(fd, chunked_head, strlen(chunked_head));
+			for (size_t i = 0; i < 3; i++) {
+				usleep(20000); /* each part its own write, and its own read */
+				write_all(fd, chunked_parts[i], strlen(chunked_parts[i]));
+			}
+		} else if (strcmp(path, "/delay") == 0) {
+			usleep(DELAY_MS * 1000);
+			write_all(fd, delay_response, strlen(delay_response));
+		} else if (strcmp(path, "/cut") == 0) {
+			memset(body, 'c', sizeof(body));
+			write_all(fd, cut_head, strlen(cut_head));
+			write_all(fd, body, sizeof(body));
+			break; /* and close, 95000 bytes short */
+		} else { /* "/silent": its 4-byte body is read, never answered */
+			if (read(fd, body, 4) != 4)
+				break;
+			break;
+		}
+	}
+	close(fd);
+}
+
+static int raw_server_main(void *arg)
+{
+	const char *addr = arg;
+	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons(RAW_PORT) };
+	int one = 1, listener = socket(AF_INET, SOCK_STREAM, 0);
+
+	inet_pton(AF_INET, addr, &sin.sin_addr);
+	setsockopt(listener, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(listener, (struct sockaddr *)&sin, sizeof(sin)) || listen(listener, 64))
+		return 1;
+	for (;;) {
+		int fd = accept(listener, NULL, NULL);
+
+		if (fd < 0)
+			return 1;
+		if (fork() == 0) {
+			close(listener);
+			serve_raw_connection(fd);
+			_exit(0);
+		}
+		close(fd);
+	}
+}
+
+/* ---- the raw client: what it sent and received ------------------------- */
+
+struct raw_exchange_truth {
+	unsigned long request_header, request_body, response_header, response_body;
+	int status;
+};
+
+struct raw_client_job {
+	const char *addr;
+	int port;
+	const char *requests;      /* written with one write() */
+	size_t request_len;
+	bool half_close;           /* shutdown(SHUT_WR) after writing */
+	/* filled by the client: every byte it received */
+	size_t received;
+	char response[8192];
+};
+
+static int raw_client_main(void *arg)
+{
+	struct raw_client_job *job = arg;
+	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons(job->port) };
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	char buf[65536];
+	ssize_t n;
+
+	inet_pton(AF_INET, job->addr, &sin.sin_addr);
+	if (connect(fd, (struct sockaddr *)&sin, sizeof(sin)))
+		return 1;
+	if (write_all(fd, job->requests, job->request_len))
+		return 1;
+	if (job->half_close)
+		shutdown(fd, SHUT_WR);
+	while ((n = read(fd, buf, sizeof(buf))) > 0) {
+		size_t keep = sizeof(job->response) - job->received;
+
+		if ((size_t)n < keep)
+			keep = n;
+		memcpy(job->response + job->received, buf, keep);
+		job->received += n;
+	}
+	close(fd);
+	return 0;
+}
+
+static struct raw_client_job *raw_job_alloc(void)
+{
+	void *shared = mmap(NULL, sizeof(struct raw_client_job), PROT_READ | PROT_WRITE,
+			    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+
+	return shared == MAP_FAILED ? NULL : shared;
+}
+
+static int run_raw_client(const struct pod *client, struct raw_client_job *job)
+{
+	return child_wait(pod_spawn(client, raw_client_main, job));
+}
+
+/* Split what the client received into Content-Length responses. */
+static int split_responses(const struct raw_client_job *job, struct raw_exchange_truth *truth,
+			   int max)
+{
+	size_t at = 0;
+	int count = 0;
+
+	while (at < job->received && count < max) {
+		const char *head = job->response + at, *end = memmem(head, job->received - at, "\r\n\r\n", 4);
+		const char *length;
+
+		if (!end)
+			return -1;
+		truth[count].response_header = end + 4 - head;
+		truth[count].status = atoi(head + 9);
+		length = strcasestr(head, "content-length:");
+		if (!length || length > end)
+			return -1;
+		truth[count].response_body = strtoul(length + 15, NULL, 10);
+		at += truth[count].response_header + truth[count].response_body;
+		count++;
+	}
+	return count;
+}
+
+FIXTURE_SETUP(http)
+{
+	char conf[128];
+	char *argv[] = { NGINX, "-c", conf, "-p", self->dir, NULL };
+
+	REQUIRE_ROOT();
+	if (strcmp(variant->hooks, "hooks=sock") == 0 &&
+	    access("/sys/kernel/tracing/events/sock/sock_send_length", F_OK))
+		SKIP(return, "kernel lacks sock:sock_send_length (Linux 6.3)");
+	if (strcmp(variant->hooks, "hooks=fentry") == 0 && !fentry_loads)
+		SKIP(return, "kernel refuses fentry programs");
+	if (access(NGINX, X_OK) || access(CURL, X_OK))
+		SKIP(return, "needs nginx and curl (make deps-test)");
+	ASSERT_EQ(0, pod_pair_create_for_test(&self->pods, "htp"));
+	snprintf(self->dir, sizeof(self->dir), "/tmp/kaccess-selftest-http-%d", getpid());
+	mkdir(self->dir, 0755);
+	ASSERT_EQ(0, write_nginx_config(self->dir, self->pods.server.ipv4));
+	snprintf(conf, sizeof(conf), "%s/nginx.conf", self->dir);
+	self->nginx_pid = pod_exec(&self->pods.server, argv, NULL);
+	ASSERT_LT(0, self->nginx_pid);
+	self->raw_server_pid = pod_spawn(&self->pods.server, raw_server_main, self->pods.server.ipv4);
+	ASSERT_LT(0, self->raw_server_pid);
+	ASSERT_EQ(0, wait_listening(self->pods.server.netns, NGINX_PORT, 10000));
+	ASSERT_EQ(0, wait_listening(self->pods.server.netns, RAW_PORT, 10000));
+}
+
+FIXTURE_TEARDOWN(http)
+{
+	agent_proc_stop(&self->agent);
+	agent_output_free(self->output);
+	pod_pair_destroy(&self->pods); /* cgroup.kill ends nginx and the raw server */
+	if (self->nginx_pid > 0)
+		child_wait(self->nginx_pid);
+	if (self->raw_server_pid > 0)
+		child_wait(self->raw_server_pid);
+	if (self->dir[0])
+		run_quiet("rm -rf %s", self->dir);
+}
+
+static void start_agent(struct __test_metadata *_metadata, FIXTURE_DATA(http) *self,
+			const FIXTURE_VARIANT(http) *variant)
+{
+	const char *args[] = { "--interval", "60", "--set", variant->hooks, NULL };
+
+	ASSERT_EQ(0, agent_proc_start(&self->agent, args));
+}
+
+/* Every connection ended (so unanswered requests are counted), then the output. */
+static void stop_agent(struct __test_metadata *_metadata, FIXTURE_DATA(http) *self)
+{
+	uint64_t ids[] = { self->pods.client.cgroup_id, self->pods.server.cgroup_id };
+
+	EXPECT_EQ(0, wait_conn_table_empty(ids, 2, 10000));
+	ASSERT_EQ(0, agent_proc_stop(&self->agent));
+	ASSERT_EQ(0, agent_output_load(&self->output, self->agent.out_path));
+	EXPECT_EQ(0, agent_output_lost(self->output, "http_table_full"));
+	EXPECT_EQ(0, agent_output_lost(self->output, "http_conns_full"));
+	EXPECT_EQ(0, agent_output_lost(self->output, "http_endpoint_lost"));
+	EXPECT_EQ(0, agent_output_lost(self->output, "http_pipeline_full"));
+}
+
+/* What curl reported for every URL of one run. */
+struct curl_truth {
+	unsigned long requests, request_header, request_body, response_header, response_body;
+	unsigned long status[5];
+};
+
+/* One curl process, one connection, `urls` in order; extra curl options first. */
+static int run_curl(FIXTURE_DATA(http) *self, const char *const *options, const char *const *paths,
+		    struct curl_truth *truth)
+{
+	char out[128], urls[MAX_EXCHANGES][128];
+	char *argv[64];
+	int argc = 0, status;
+	unsigned long request, upload, header, download, code;
+	FILE *file;
+
+	snprintf(out, sizeof(out), "%s/curl.out", self->dir);
+	argv[argc++] = CURL;
+	argv[argc++] = "-s";
+	argv[argc++] = "-w";
+	argv[argc++] = "%{size_request} %{size_upload} %{size_header} %{size_download} %{http_code}\\n";
+	for (int i = 0; options && options[i]; i++)
+		argv[argc++] = (char *)options[i];
+	for (int i = 0; paths[i] && i < MAX_EXCHANGES; i++) {
+		snprintf(urls[i], sizeof(urls[i]), "http://%s:%d%s", self->pods.server.ipv4, NGINX_PORT,
+			 paths[i]);
+		argv[argc++] = "-o";
+		argv[argc++] = "/dev/null";
+		argv[argc++] = urls[i];
+	}
+	argv[argc] = NULL;
+	status = child_wait(pod_exec(&self->pods.client, argv, out));
+	if (status)
+		return status;
+	file = fopen(out, "r");
+	if (!file)
+		return -1;
+	while (fscanf(file, "%lu %lu %lu %lu %lu", &request, &upload, &header, &download, &code) == 5) {
+		truth->requests++;
+		truth->request_header += request;
+		truth->request_body += upload;
+		truth->response_header += header;
+		truth->response_body += download;
+		if (code >= 100 && code < 600)
+			truth->status[code / 100 - 1]++;
+	}
+	fclose(file);
+	return 0;
+}
+
+/* Both sides of one endpoint against curl's numbers. */
+static void expect_endpoint(struct __test_metadata *_metadata, FIXTURE_DATA(http) *self,
+			    const char *endpoint, const struct curl_truth *truth)
+{
+	const char *roles[] = { "client", "server" };
+
+	for (int r = 0; r < 2; r++) {
+		uint64_t cgroup = r ? self->pods.server.cgroup_id : self->pods.client.cgroup_id;
+		struct http_totals seen = agent_output_http(self->output, cgroup, roles[r], endpoint, 0,
+							    UINT64_MAX);
+
+		TH_LOG("%s %s: %lu calls", roles[r], endpoint, (unsigned long)seen.call_count);
+		EXPECT_EQ(truth->requests, seen.call_count);
+		for (int c = 0; c < 5; c++)
+			EXPECT_EQ(truth->status[c], seen.status[c]);
+		EXPECT_EQ(truth->requests - truth->status[4], seen.success_count);
+		EXPECT_EQ(0, seen.no_response_count);
+		EXPECT_EQ(0, seen.truncated_count);
+		EXPECT_EQ(truth->request_header, seen.request_header_bytes);
+		EXPECT_EQ(truth->request_body, seen.request_body_bytes);
+		EXPECT_EQ(truth->response_header, seen.response_header_bytes);
+		EXPECT_EQ(truth->response_body, seen.response_body_bytes);
+		EXPECT_EQ(truth->requests, seen.histogram_count);
+		EXPECT_FALSE(seen.endpoint_unnamed);
+	}
+}
+
+/*
+ * curl against every status class, several per connection (keep-alive),
+ * HEAD, a POST with a body (Expect: 100-continue) and a 1 MiB download
+ * (sent with sendfile: counted, not read).
+ */
+KTEST_F(http, curl_status_classes_and_sizes_on_both_sides, 180)
+{
+	static const struct {
+		const char *path, *endpoint;
+	} cases[] = {
+		{ "/ok", "GET:/ok" },           { "/created", "GET:/created" },
+		{ "/moved", "GET:/moved" },     { "/missing", "GET:/missing" },
+		{ "/broken", "GET:/broken" },   { "/busy", "GET:/busy" },
+		{ "/big", "GET:/big" },
+	};
+	const char *const head[] = { "-I", NULL };
+	const char *upload_opts[8];
+	char upload_arg[128];
+	struct curl_truth truth[8] = { 0 }, head_truth = { 0 }, upload_truth = { 0 };
+
+	start_agent(_metadata, self, variant);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		/* three of each on one connection; a query string is not part of the endpoint */
+		const char *paths[] = { cases[i].path, cases[i].path, cases[i].path, NULL };
+		char with_query[64];
+
+		snprintf(with_query, sizeof(with_query), "%s?id=%zu", cases[i].path, i);
+		paths[1] = with_query;
+		ASSERT_EQ(0, run_curl(self, NULL, paths, &truth[i]));
+		ASSERT_EQ(3, truth[i].requests);
+	}
+	{
+		const char *paths[] = { "/ok", "/missing", NULL };
+
+		ASSERT_EQ(0, run_curl(self, head, paths, &head_truth));
+	}
+	snprintf(upload_arg, sizeof(upload_arg), "@%s/upload.bin", self->dir);
+	upload_opts[0] = "--data-binary";
+	upload_opts[1] = upload_arg;
+	upload_opts[2] = "-H";
+	upload_opts[3] = "Expect: 100-continue";
+	upload_opts[4] = NULL;
+	{
+		const char *paths[] = { "/upload", "/upload", NULL };
+
+		ASSERT_EQ(0, run_curl(self, upload_opts, paths, &upload_truth));
+		ASSERT_EQ(2 * UPLOAD_BYTES, upload_truth.request_body);
+	}
+	stop_agent(_metadata, self);
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		expect_endpoint(_metadata, self, cases[i].endpoint, &truth[i]);
+	EXPECT_EQ(3 * BIG_BYTES, truth[6].response_body);
+	/* HEAD: headers only, although they announce a Content-Length */
+	if (head_truth.requests) {
+		EXPECT_EQ(2, head_truth.requests);
+		EXPECT_EQ(0, head_truth.response_body);
+		for (int r = 0; r < 2; r++) {
+			uint64_t cgroup = r ? self->pods.server.cgroup_id : self->pods.client.cgroup_id;
+			struct http_totals a = agent_output_http(self->output, cgroup, r ? "server" : "client",
+								 "HEAD:/ok", 0, UINT64_MAX);
+			struct http_totals b = agent_output_http(self->output, cgroup, r ? "server" : "client",
+								 "HEAD:/missing", 0, UINT64_MAX);
+
+			EXPECT_EQ(1, a.call_count);
+			EXPECT_EQ(1, a.status[1]);
+			EXPECT_EQ(1, b.call_count);
+			EXPECT_EQ(1, b.status[3]);
+			EXPECT_EQ(head_truth.request_header, a.request_header_bytes + b.request_header_bytes);
+			EXPECT_EQ(head_truth.response_header, a.response_header_bytes + b.response_header_bytes);
+			EXPECT_EQ(0, a.response_body_bytes + b.response_body_bytes);
+		}
+	}
+	expect_endpoint(_metadata, self, "POST:/upload", &upload_truth);
+	EXPECT_EQ(0, agent_output_lost(self->output, "http_parse_failed"));
+}
+
+/* wrk: every response it counted is a successful exchange on the client side. */
+KTEST_F(http, wrk_requests_counted, 120)
+{
+	char out[128], url[128], line[256];
+	char *argv[] = { WRK, "-t1", "-c4", "-d2s", url, NULL };
+	unsigned long requests = 0;
+	struct http_totals client, server;
+	FILE *file;
+
+	if (access(WRK, X_OK))
+		SKIP(return, "needs wrk (make deps-test)");
+	snprintf(out, sizeof(out), "%s/wrk.out", self->dir);
+	snprintf(url, sizeof(url), "http://%s:%d/ok", self->pods.server.ipv4, NGINX_PORT);
+	start_agent(_metadata, self, variant);
+	ASSERT_EQ(0, child_wait(pod_exec(&self->pods.client, argv, out)));
+	stop_agent(_metadata, self);
+	file = fopen(out, "r");
+	ASSERT_NE(NULL, file);
+	while (fgets(line, sizeof(line), file))
+		if (strstr(line, "requests in"))
+			requests = strtoul(line, NULL, 10);
+	fclose(file);
+	ASSERT_LT(100, requests);
+	client = agent_output_http(self->output, self->pods.client.cgroup_id, "client", "GET:/ok", 0,
+				   UINT64_MAX);
+	server = agent_output_http(self->output, self->pods.server.cgroup_id, "server", "GET:/ok", 0,
+				   UINT64_MAX);
+	TH_LOG("wrk %lu requests; client %lu calls, server %lu calls", requests,
+	       (unsigned long)client.call_count, (unsigned long)server.call_count);
+	/* wrk drops what is in flight when its time is up: unanswered, not successful */
+	EXPECT_EQ(requests, client.success_count);
+	EXPECT_EQ(requests, client.status[1]);
+	EXPECT_EQ(client.call_count, client.success_count + client.no_response_count +
+					     client.truncated_count);
+	EXPECT_LE(requests, server.success_count);
+	EXPECT_GE(requests + 4, server.success_count);
+	EXPECT_EQ(0, agent_output_lost(self->output, "http_parse_failed"));
+}
+
+/* Two requests in one write(): two exchanges, each with its own sizes. */
+KTEST_F(http, pipelined_requests_in_one_write, 90)
+{
+	static const char requests[] = "GET /ok HTTP/1.1\r\nHost: pipelined\r\n\r\n"
+				       "GET /missing HTTP/1.1\r\nHost: pipelined\r\nConnection: close\r\n\r\n";
+	struct raw_client_job *job = raw_job_alloc();
+	struct raw_exchange_truth truth[2];
+	struct http_totals ok, missing;
+
+	ASSERT_NE(NULL, job);
+	job->addr = self->pods.server.ipv4;
+	job->port = NGINX_PORT;
+	job->requests = requests;
+	job->request_len = strlen(requests);
+	start_agent(_metadata, self, variant);
+	ASSERT_EQ(0, run_raw_client(&self->pods.client, job));
+	stop_agent(_metadata, self);
+	ASSERT_EQ(2, split_responses(job, truth, 2));
+	for (int r = 0; r < 2; r++) {
+		uint64_t cgroup = r ? self->pods.server.cgroup_id : self->pods.client.cgroup_id;
+		const char *role = r ? "server" : "client";
+
+		ok = agent_output_http(self->output, cgroup, role, "GET:/ok", 0, UINT64_MAX);
+		missing = agent_output_http(self->output, cgroup, role, "GET:/missing", 0, UINT64_MAX);
+		EXPECT_EQ(1, ok.call_count);
+		EXPECT_EQ(1, ok.status[1]);
+		EXPECT_EQ(strlen("GET /ok HTTP/1.1\r\nHost: pipelined\r\n\r\n"), ok.request_header_bytes);
+		EXPECT_EQ(truth[0].response_header, ok.response_header_bytes);
+		EXPECT_EQ(truth[0].response_body, ok.response_body_bytes);
+		EXPECT_EQ(1, missing.call_count);
+		EXPECT_EQ(1, missing.status[3]);
+		EXPECT_EQ(strlen(requests) - strlen("GET /ok HTTP/1.1\r\nHost: pipelined\r\n\r\n"),
+			  missing.request_header_bytes);
+		EXPECT_EQ(truth[1].response_header, missing.response_header_bytes);
+		EXPECT_EQ(truth[1].response_body, missing.response_body_bytes);
+	}
+	munmap(job, sizeof(*job));
+}
+
+/*
+ * The raw server: a chunked response in three writes (with a chunk
+ * extension), a known delay, a response cut 95000 bytes short, and a
+ * request never answered.
+ */
+KTEST_F(http, chunked_delayed_cut_and_unanswered, 90)
+{
+	static const char chunked_req[] = "GET /chunked HTTP/1.1\r\nHost: raw\r\n\r\n";
+	static const char delay_req[] = "GET /delay HTTP/1.1\r\nHost: raw\r\n\r\n";
+	static const char cut_req[] = "GET /cut HTTP/1.1\r\nHost: raw\r\n\r\n";
+	static const char silent_req[] = "POST /silent HTTP/1.1\r\nHost: raw\r\nContent-Length: 4\r\n\r\nabcd";
+	struct raw_client_job *job = raw_job_alloc();
+	size_t chunked_body = 0;
+	struct http_totals seen;
+
+	ASSERT_NE(NULL, job);
+	for (int i = 0; i < 3; i++)
+		chunked_body += strlen(chunked_parts[i]);
+	start_agent(_metadata, self, variant);
+	job->addr = self->pods.server.ipv4;
+	job->port = RAW_PORT;
+	job->requests = chunked_req;
+	job->request_len = strlen(chunked_req);
+	job->half_close = true; /* the server closes after reading EOF */
+	ASSERT_EQ(0, run_raw_client(&self->pods.client, job));
+	ASSERT_EQ(strlen(chunked_head) + chunked_body, job->received);
+	memset(job, 0, sizeof(*job));
+	job->addr = self->pods.server.ipv4;
+	job->port = RAW_PORT;
+	job->requests = delay_req;
+	job->request_len = strlen(delay_req);
+	job->half_close = true;
+	ASSERT_EQ(0, run_raw_client(&self->pods.client, job));
+	ASSERT_EQ(strlen(delay_response), job->received);
+	memset(job, 0, sizeof(*job));
+	job->addr = self->pods.server.ipv4;
+	job->port = RAW_PORT;
+	job->requests = cut_req;
+	job->request_len = strlen(cut_req);
+	ASSERT_EQ(0, run_raw_client(&self->pods.client, job));
+	ASSERT_EQ(strlen(cut_head) + CUT_SENT, job->received);
+	memset(job, 0, sizeof(*job));
+	job->addr = self->pods.server.ipv4;
+	job->port = RAW_PORT;
+	job->requests = silent_req;
+	job->request_len = strlen(silent_req);
+	ASSERT_EQ(0, run_raw_client(&self->pods.client, job));
+	ASSERT_EQ(0, job->received);
+	stop_agent(_metadata, self);
+
+	for (int r = 0; r < 2; r++) {
+		uint64_t cgroup = r ? self->pods.server.cgroup_id : self->pods.client.cgroup_id;
+		const char *role = r ? "server" : "client";
+
+		seen = agent_output_http(self->output, cgroup, role, "GET:/chunked", 0, UINT64_MAX);
+		EXPECT_EQ(1, seen.call_count);
+		EXPECT_EQ(1, seen.success_count);
+		EXPECT_EQ(strlen("GET /chunked HTTP/1.1\r\nHost: raw\r\n\r\n"), seen.request_header_bytes);
+		EXPECT_EQ(strlen(chunked_head), seen.response_header_bytes);
+		EXPECT_EQ(chunked_body, seen.response_body_bytes);
+
+		/* the delay is in its 10 ms bucket and in the average */
+		seen = agent_output_http(self->output, cgroup, role, "GET:/delay", DELAY_MS,
+					 DELAY_MS + 10);
+		TH_LOG("%s: /delay took %lu ns", role, (unsigned long)seen.duration_ns_sum);
+		EXPECT_EQ(1, seen.call_count);
+		EXPECT_EQ(1, seen.histogram_count);
+		EXPECT_EQ(1, seen.histogram_in); /* [250, 260) or [260, 270) ms */
+		EXPECT_LE(DELAY_MS * 1000000ULL, seen.duration_ns_sum);
+		EXPECT_GT((DELAY_MS + 50) * 1000000ULL, seen.duration_ns_sum);
+		EXPECT_EQ(strlen(delay_response) - 5, seen.response_header_bytes);
+		EXPECT_EQ(5, seen.response_body_bytes);
+
+		seen = agent_output_http(self->output, cgroup, role, "GET:/cut", 0, UINT64_MAX);
+		EXPECT_EQ(1, seen.call_count);
+		EXPECT_EQ(1, seen.truncated_count);
+		EXPECT_EQ(1, seen.status[1]);
+		EXPECT_EQ(0, seen.success_count);
+		EXPECT_EQ(0, seen.histogram_count);
+		EXPECT_EQ(strlen(cut_head), seen.response_header_bytes);
+		EXPECT_EQ(CUT_SENT, seen.response_body_bytes);
+
+		seen = agent_output_http(self->output, cgroup, role, "POST:/silent", 0, UINT64_MAX);
+		EXPECT_EQ(1, seen.call_count);
+		EXPECT_EQ(1, seen.no_response_count);
+		EXPECT_EQ(0, seen.success_count);
+		EXPECT_EQ(strlen(silent_req) - 4, seen.request_header_bytes);
+		EXPECT_EQ(4, seen.request_body_bytes);
+		EXPECT_EQ(0, seen.response_header_bytes);
+	}
+	EXPECT_EQ(0, agent_output_lost(self->output, "http_parse_failed"));
+	munmap(job, sizeof(*job));
+}
+
+/*
+ * Garbage to nginx's port (nginx answers 400): no exchange, one parse
+ * failure per side. Malformed HTTP (a bad Content-Length): one failure per
+ * side, and the well-formed connection next to it keeps exact numbers.
+ * Plain TCP traffic on the same port is TCP only.
+ */
+KTEST_F(http, garbage_and_malformed_requests_are_parse_failures, 90)
+{
+	static const char malformed[] = "GET /ok HTTP/1.1\r\nHost: x\r\nContent-Length: 12ab\r\n\r\n";
+	struct raw_client_job *job = raw_job_alloc();
+	struct curl_truth truth = { 0 };
+	const char *paths[] = { "/ok", "/ok", NULL };
+	char garbage[256];
+	struct http_totals seen;
+	struct tcp_truth *tcp = truth_alloc();
+	struct tcp_plan plan = {
+		.family = AF_INET,
+		.server_addr = self->pods.server.ipv4,
+		.port = 7070,
+		.connections = 2,
+		.request_writes = 3,
+		.request_size = 700,
+		.response_writes = 2,
+		.response_size = 300,
+	};
+
+	ASSERT_NE(NULL, job);
+	ASSERT_NE(NULL, tcp);
+	srand(4);
+	for (size_t i = 0; i < sizeof(garbage); i++)
+		garbage[i] = (char)(rand() & 0xff);
+	garbage[0] = (char)0x8f; /* no method starts like this */
+	start_agent(_metadata, self, variant);
+	job->addr = self->pods.server.ipv4;
+	job->port = NGINX_PORT;
+	job->requests = garbage;
+	job->request_len = sizeof(garbage);
+	ASSERT_EQ(0, run_raw_client(&self->pods.client, job));
+	ASSERT_EQ(0, strncmp(job->response, "HTTP/1.1 400", 12));
+	memset(job, 0, sizeof(*job));
+	job->addr = self->pods.server.ipv4;
+	job->port = NGINX_PORT;
+	job->requests = malformed;
+	job->request_len = strlen(malformed);
+	ASSERT_EQ(0, run_raw_client(&self->pods.client, job));
+	ASSERT_EQ(0, run_curl(self, NULL, paths, &truth));
+	ASSERT_EQ(0, tcp_run(&self->pods.client, &self->pods.server, &plan, tcp));
+	stop_agent(_metadata, self);
+
+	EXPECT_EQ(4, agent_output_lost(self->output, "http_parse_failed"));
+	expect_endpoint(_metadata, self, "GET:/ok", &truth);
+	seen = agent_output_http(self->output, self->pods.client.cgroup_id, NULL, NULL, 0, UINT64_MAX);
+	EXPECT_EQ(2, seen.call_count);
+	seen = agent_output_http(self->output, self->pods.server.cgroup_id, NULL, NULL, 0, UINT64_MAX);
+	EXPECT_EQ(2, seen.call_count);
+	truth_free(tcp);
+	munmap(job, sizeof(*job));
+}
+
+TEST_HARNESS_MAIN
