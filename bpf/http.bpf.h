@@ -818,9 +818,9 @@ static __always_inline void http_transfer(__u64 sk, struct kaccess_conn *conn, b
 			conn->http = KACCESS_HTTP_NO_FINAL;
 			return;
 		}
+		/* BPF_ANY: a socket address reused without a destroy seen starts afresh */
 		s->fresh_conn.agg = conn->agg;
-		if (bpf_map_update_elem(&http_conns, &sk, &s->fresh_conn, BPF_NOEXIST) &&
-		    !bpf_map_lookup_elem(&http_conns, &sk)) {
+		if (bpf_map_update_elem(&http_conns, &sk, &s->fresh_conn, BPF_ANY)) {
 			count_loss(KACCESS_CTR_HTTP_CONNS_FULL);
 			conn->http = KACCESS_HTTP_NO_FINAL;
 			return;

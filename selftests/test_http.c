@@ -18,6 +18,7 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "agent_proc.h"
@@ -748,6 +749,120 @@ KTEST_F(http, garbage_and_malformed_requests_are_parse_failures, 90)
 	EXPECT_EQ(2, seen.call_count);
 	truth_free(tcp);
 	munmap(job, sizeof(*job));
+}
+
+/* Sum of the values of `metric` lines whose labels contain every one of `needles`. */
+static uint64_t metric_sum(const char *text, const char *metric, const char *const *needles)
+{
+	size_t metric_len = strlen(metric);
+	const char *line = text;
+	uint64_t sum = 0;
+
+	while (line && *line) {
+		const char *end = strchr(line, '\n'), *space;
+		char copy[1024];
+		size_t len = end ? (size_t)(end - line) : strlen(line);
+		bool match = len < sizeof(copy) && strncmp(line, metric, metric_len) == 0 &&
+			     line[metric_len] == '{';
+
+		if (match) {
+			memcpy(copy, line, len);
+			copy[len] = '\0';
+			for (int i = 0; needles[i]; i++)
+				match &= strstr(copy, needles[i]) != NULL;
+			space = strrchr(copy, ' ');
+			if (match && space)
+				sum += strtoull(space + 1, NULL, 10);
+		}
+		line = end ? end + 1 : NULL;
+	}
+	return sum;
+}
+
+static int fetch(const char *url, char *buf, size_t len)
+{
+	char command[256];
+	FILE *pipe;
+	size_t got;
+
+	snprintf(command, sizeof(command), "curl -s --max-time 2 %s", url);
+	pipe = popen(command, "r");
+	if (!pipe)
+		return -1;
+	got = fread(buf, 1, len - 1, pipe);
+	buf[got] = '\0';
+	return pclose(pipe) == 0 ? 0 : -1;
+}
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return ts.tv_sec * 1000ULL + ts.tv_nsec / 1000000;
+}
+
+/* /metrics: the last completed bucket's HTTP rows, labelled by endpoint, promtool-clean. */
+KTEST_F(http, metrics_show_http_rows, 120)
+{
+	static char text[1 << 20];
+	const char *paths[] = { "/ok", "/ok", "/missing", NULL };
+	char listen[64], setting[80], url[96], role_client[96], role_server[96];
+	const char *args[] = { "--interval", "2", "--set", variant->hooks, "--set", setting, NULL };
+	struct curl_truth truth = { 0 };
+	uint64_t bucket_ms, start_s = 0;
+	bool published = false;
+
+	snprintf(listen, sizeof(listen), "127.0.0.1:%d", 20000 + getpid() % 10000);
+	snprintf(setting, sizeof(setting), "http_listen=%s", listen);
+	snprintf(url, sizeof(url), "http://%s/metrics", listen);
+	ASSERT_EQ(0, agent_proc_start(&self->agent, args));
+	/* all of curl's exchanges in one 2 s bucket: start just after a boundary */
+	while (now_ms() % 2000 > 100 || now_ms() % 2000 < 20)
+		usleep(10000);
+	bucket_ms = now_ms() / 2000 * 2000;
+	ASSERT_EQ(0, run_curl(self, NULL, paths, &truth));
+	ASSERT_GT(bucket_ms + 1900, now_ms());
+	for (int waited_ms = 0; waited_ms < 10000 && !published; waited_ms += 50) {
+		const char *at;
+
+		usleep(50000);
+		if (fetch(url, text, sizeof(text)))
+			continue;
+		at = strstr(text, "\nkaccess_bucket_start_timestamp_seconds ");
+		start_s = at ? strtoull(at + strlen("\nkaccess_bucket_start_timestamp_seconds "), NULL, 10) : 0;
+		published = start_s * 1000 == bucket_ms;
+	}
+	ASSERT_TRUE(published) TH_LOG("bucket %llu never published", (unsigned long long)bucket_ms);
+	snprintf(role_client, sizeof(role_client), "cgroup_id=\"%llu\",role=\"client\"",
+		 (unsigned long long)self->pods.client.cgroup_id);
+	snprintf(role_server, sizeof(role_server), "cgroup_id=\"%llu\",role=\"server\"",
+		 (unsigned long long)self->pods.server.cgroup_id);
+	for (int r = 0; r < 2; r++) {
+		const char *ok[] = { r ? role_server : role_client, "endpoint=\"GET:/ok\"", NULL };
+		const char *missing[] = { r ? role_server : role_client, "endpoint=\"GET:/missing\"",
+					  "class=\"4xx\"", NULL };
+		const char *all[] = { r ? role_server : role_client, NULL };
+
+		EXPECT_EQ(2, metric_sum(text, "kaccess_bucket_http_calls", ok));
+		EXPECT_EQ(2, metric_sum(text, "kaccess_bucket_http_successes", ok));
+		EXPECT_EQ(1, metric_sum(text, "kaccess_bucket_http_responses", missing));
+		const char *ok_inf[] = { r ? role_server : role_client, "endpoint=\"GET:/ok\"",
+					 "le=\"+Inf\"", NULL };
+
+		EXPECT_EQ(3, metric_sum(text, "kaccess_bucket_http_duration_seconds_count", all));
+		EXPECT_EQ(2, metric_sum(text, "kaccess_bucket_http_duration_seconds_bucket", ok_inf));
+		EXPECT_EQ(truth.response_body, metric_sum(text, "kaccess_bucket_http_response_body_bytes", all));
+		EXPECT_EQ(truth.request_header, metric_sum(text, "kaccess_bucket_http_request_header_bytes", all));
+	}
+	if (run_quiet("command -v promtool") == 0) {
+		FILE *save = fopen("/tmp/kaccess-selftest-http-metrics.txt", "w");
+
+		ASSERT_NE(NULL, save);
+		fputs(text, save);
+		fclose(save);
+		EXPECT_EQ(0, run_quiet("promtool check metrics < /tmp/kaccess-selftest-http-metrics.txt"));
+	}
 }
 
 TEST_HARNESS_MAIN

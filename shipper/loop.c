@@ -164,6 +164,7 @@ static void drain_everything(struct loop *loop, uint64_t now_bucket)
 static void show_live(struct loop *loop, uint64_t now_bucket)
 {
 	struct agg_rows current = { 0 };
+	struct http_rows http = { 0 };
 	struct live_report report;
 	size_t kept = 0;
 
@@ -175,6 +176,13 @@ static void show_live(struct loop *loop, uint64_t now_bucket)
 			current.rows[kept++] = current.rows[i];
 	current.count = kept;
 	agg_rows_sort(&current);
+	http_rows_collect(loop->http_fd[now_bucket & 1], false, &http);
+	kept = 0;
+	for (size_t i = 0; i < http.count; i++)
+		if (http.rows[i].value.bucket == now_bucket)
+			http.rows[kept++] = http.rows[i];
+	http.count = kept;
+	http_rows_sort(&http);
 	read_losses(loop);
 	report = (struct live_report){
 		.bucket = now_bucket,
@@ -182,12 +190,15 @@ static void show_live(struct loop *loop, uint64_t now_bucket)
 		.count = current.count,
 		.conns = loop->conns.rows,
 		.conn_count = loop->conns.count,
+		.http_rows = http.rows,
+		.http_count = http.count,
 		.losses = &loop->losses,
 	};
 	for (size_t i = 0; i < loop->sink_count; i++)
 		if (loop->sinks[i]->ops->live)
 			loop->sinks[i]->ops->live(loop->sinks[i], &report);
 	agg_rows_free(&current);
+	http_rows_free(&http);
 }
 
 static int loop_init(struct loop *loop, struct agent *agent, struct sink *const *sinks,

@@ -53,6 +53,8 @@ struct live_report {
 	size_t count;
 	const struct conn_row *conns;
 	size_t conn_count;
+	const struct http_row *http_rows; /* the bucket's HTTP rows so far */
+	size_t http_count;
 	const struct loss_counters *losses;
 };
 

@@ -21,6 +21,7 @@
 
 #include "agent.h"
 #include "cgroups.h"
+#include "endpoint_names.h"
 #include "http.h"
 #include "kaccess.skel.h"
 #include "log.h"
@@ -35,6 +36,10 @@ struct published_bucket {
 	size_t count;
 	struct agg_row *rows;
 	char **cgroups;         /* resolved path per row, "" when gone */
+	size_t http_count;
+	struct http_row *http_rows;
+	char **http_cgroups;
+	char **http_endpoints;  /* "METHOD:path", or "#<hash>" when its text never came */
 };
 
 struct prometheus {
@@ -263,6 +268,98 @@ static void render_last_bucket(struct prometheus *p, struct strbuf *out)
 	}
 }
 
+/* ---- HTTP rows ---------------------------------------------------------------- */
+
+#define HTTP_ROW(field) offsetof(struct kaccess_http_value, field)
+
+static const struct row_metric http_metrics[] = {
+	{ "kaccess_bucket_http_calls", "HTTP exchanges", HTTP_ROW(call_count), false },
+	{ "kaccess_bucket_http_successes", "complete exchanges with status < 500", HTTP_ROW(success_count), false },
+	{ "kaccess_bucket_http_no_responses", "requests the connection's end left unanswered", HTTP_ROW(no_response_count), false },
+	{ "kaccess_bucket_http_truncated", "responses cut by the connection's end", HTTP_ROW(truncated_count), false },
+	{ "kaccess_bucket_http_request_header_bytes", "request line and header bytes", HTTP_ROW(request_header_bytes), false },
+	{ "kaccess_bucket_http_request_body_bytes", "request body bytes", HTTP_ROW(request_body_bytes), false },
+	{ "kaccess_bucket_http_response_header_bytes", "status line and header bytes", HTTP_ROW(response_header_bytes), false },
+	{ "kaccess_bucket_http_response_body_bytes", "response body bytes", HTTP_ROW(response_body_bytes), false },
+};
+
+static void http_row_labels(struct strbuf *out, const struct published_bucket *last, size_t i)
+{
+	const struct http_row *row = &last->http_rows[i];
+	char peer[64];
+
+	format_addr(row->key.agg.peer_addr, peer, sizeof(peer));
+	strbuf_printf(out, "cgroup=");
+	label_value(out, last->http_cgroups[i]);
+	strbuf_printf(out, ",cgroup_id=\"%llu\",role=\"%s\",peer=\"%s\",peer_port=\"%u\",endpoint=",
+		      (unsigned long long)row->key.agg.cgroup_id, role_name(row->key.agg.role), peer,
+		      row->key.agg.peer_port);
+	label_value(out, last->http_endpoints[i]);
+}
+
+static void render_http_rows(const struct published_bucket *last, struct strbuf *out)
+{
+	static const char *const classes[KACCESS_HTTP_CLASSES] = { "1xx", "2xx", "3xx", "4xx", "5xx" };
+	char help[160];
+
+	if (!last->http_count)
+		return;
+	for (size_t m = 0; m < sizeof(http_metrics) / sizeof(http_metrics[0]); m++) {
+		snprintf(help, sizeof(help), "In the last completed bucket: %s.", http_metrics[m].help);
+		metric_header(out, http_metrics[m].name, "gauge", help);
+		for (size_t i = 0; i < last->http_count; i++) {
+			strbuf_printf(out, "%s{", http_metrics[m].name);
+			http_row_labels(out, last, i);
+			strbuf_printf(out, "} %llu\n", (unsigned long long)*(const __u64 *)
+				      ((const char *)&last->http_rows[i].value + http_metrics[m].offset));
+		}
+	}
+	metric_header(out, "kaccess_bucket_http_responses", "gauge",
+		      "In the last completed bucket: final responses by status class.");
+	for (size_t i = 0; i < last->http_count; i++)
+		for (int c = 0; c < KACCESS_HTTP_CLASSES; c++) {
+			strbuf_printf(out, "kaccess_bucket_http_responses{");
+			http_row_labels(out, last, i);
+			strbuf_printf(out, ",class=\"%s\"} %llu\n", classes[c],
+				      (unsigned long long)last->http_rows[i].value.status_count[c]);
+		}
+	/*
+	 * A coarse subset of the kernel's 120 boundaries (NDJSON has them all):
+	 * 120 series per row would make /metrics huge.
+	 */
+	static const unsigned int le_ms[] = { 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 30000 };
+
+	metric_header(out, "kaccess_bucket_http_duration_seconds", "histogram",
+		      "In the last completed bucket: first request byte to last response byte, "
+		      "complete exchanges.");
+	for (size_t i = 0; i < last->http_count; i++) {
+		const struct kaccess_http_value *v = &last->http_rows[i].value;
+		uint64_t cumulative = 0;
+		unsigned int b = 0;
+
+		for (size_t l = 0; l < sizeof(le_ms) / sizeof(le_ms[0]); l++) {
+			/* every bucket that ends at or below the bound */
+			while (b + 1 < KACCESS_HTTP_LATENCY_BUCKETS && kaccess_http_bucket_low_ms(b + 1) <= le_ms[l])
+				cumulative += v->duration_hist[b++];
+			strbuf_printf(out, "kaccess_bucket_http_duration_seconds_bucket{");
+			http_row_labels(out, last, i);
+			strbuf_printf(out, ",le=\"%g\"} %llu\n", le_ms[l] / 1000.0, (unsigned long long)cumulative);
+		}
+		while (b < KACCESS_HTTP_LATENCY_BUCKETS)
+			cumulative += v->duration_hist[b++];
+		strbuf_printf(out, "kaccess_bucket_http_duration_seconds_bucket{");
+		http_row_labels(out, last, i);
+		strbuf_printf(out, ",le=\"+Inf\"} %llu\n", (unsigned long long)cumulative);
+		strbuf_printf(out, "kaccess_bucket_http_duration_seconds_sum{");
+		http_row_labels(out, last, i);
+		strbuf_printf(out, "} %llu.%09llu\n", (unsigned long long)(v->duration_ns_sum / 1000000000ULL),
+			      (unsigned long long)(v->duration_ns_sum % 1000000000ULL));
+		strbuf_printf(out, "kaccess_bucket_http_duration_seconds_count{");
+		http_row_labels(out, last, i);
+		strbuf_printf(out, "} %llu\n", (unsigned long long)cumulative);
+	}
+}
+
 static void render_metrics(struct prometheus *p, struct strbuf *out)
 {
 	metric_header(out, "kaccess_build_info", "gauge",
@@ -274,6 +371,8 @@ static void render_metrics(struct prometheus *p, struct strbuf *out)
 	render_process(out);
 	pthread_mutex_lock(&p->lock);
 	render_last_bucket(p, out);
+	if (p->have_bucket)
+		render_http_rows(&p->last, out);
 	pthread_mutex_unlock(&p->lock);
 }
 
@@ -310,15 +409,26 @@ static void published_free(struct published_bucket *bucket)
 {
 	for (size_t i = 0; i < bucket->count; i++)
 		free(bucket->cgroups[i]);
+	for (size_t i = 0; i < bucket->http_count; i++) {
+		if (bucket->http_cgroups)
+			free(bucket->http_cgroups[i]);
+		if (bucket->http_endpoints)
+			free(bucket->http_endpoints[i]);
+	}
 	free(bucket->cgroups);
 	free(bucket->rows);
+	free(bucket->http_cgroups);
+	free(bucket->http_endpoints);
+	free(bucket->http_rows);
 	memset(bucket, 0, sizeof(*bucket));
 }
 
 /* Copy a report with its cgroup names: the HTTP thread reads only this. */
 static int published_copy(struct published_bucket *copy, const struct bucket_report *report,
-			  struct cgroup_names *cgroups)
+			  const struct sink_env *env)
 {
+	struct cgroup_names *cgroups = env->cgroups;
+
 	copy->bucket = report->bucket;
 	copy->count = report->count;
 	copy->rows = calloc(report->count ? report->count : 1, sizeof(*copy->rows));
@@ -333,6 +443,25 @@ static int published_copy(struct published_bucket *copy, const struct bucket_rep
 		if (!copy->cgroups[i])
 			return -ENOMEM;
 	}
+	copy->http_count = report->http_count;
+	copy->http_rows = calloc(report->http_count ? report->http_count : 1, sizeof(*copy->http_rows));
+	copy->http_cgroups = calloc(report->http_count ? report->http_count : 1, sizeof(char *));
+	copy->http_endpoints = calloc(report->http_count ? report->http_count : 1, sizeof(char *));
+	if (!copy->http_rows || !copy->http_cgroups || !copy->http_endpoints)
+		return -ENOMEM;
+	for (size_t i = 0; i < report->http_count; i++) {
+		const struct http_row *row = &report->http_rows[i];
+		const char *path = cgroup_names_lookup(cgroups, row->key.agg.cgroup_id);
+		char endpoint[KACCESS_HTTP_ENDPOINT_MAX + 1];
+
+		copy->http_rows[i] = *row;
+		if (endpoint_names_get(env->endpoints, row->key.endpoint, endpoint, sizeof(endpoint)))
+			snprintf(endpoint, sizeof(endpoint), "#%016llx", (unsigned long long)row->key.endpoint);
+		copy->http_cgroups[i] = strdup(path ? path : "");
+		copy->http_endpoints[i] = strdup(endpoint);
+		if (!copy->http_cgroups[i] || !copy->http_endpoints[i])
+			return -ENOMEM;
+	}
 	return 0;
 }
 
@@ -343,7 +472,7 @@ static void prometheus_bucket(struct sink *sink, const struct bucket_report *rep
 
 	if (report->partial)
 		return; /* the last, unfinished bucket at shutdown is nobody's minute */
-	if (published_copy(&fresh, report, sink->env.cgroups)) {
+	if (published_copy(&fresh, report, &sink->env)) {
 		log_warn("failed to publish bucket for /metrics: out of memory");
 		published_free(&fresh);
 		return;

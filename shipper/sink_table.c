@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "cgroups.h"
+#include "endpoint_names.h"
 #include "sink.h"
 
 #define TABLE_MAX_CONNS 15
@@ -119,6 +120,51 @@ static void print_rows(struct sink *sink, const struct agg_row *rows, size_t cou
 		fprintf(out, "... %zu more rows (use --output json for all)\n", count - TABLE_MAX_ROWS);
 }
 
+/* Milliseconds, mean of `count` samples, or "-". */
+static void format_avg_ms(uint64_t sum_ns, uint64_t count, char *buf, size_t len)
+{
+	if (!count)
+		snprintf(buf, len, "-");
+	else
+		snprintf(buf, len, "%.1f", (double)sum_ns / count / 1e6);
+}
+
+static void print_http_rows(struct sink *sink, const struct http_row *rows, size_t count)
+{
+	FILE *out = sink->env.out;
+	char cgroup[CGROUP_COLUMN + 1], peer[48], endpoint[KACCESS_HTTP_ENDPOINT_MAX + 1];
+	char avg[16], req[16], resp[16], name[40];
+
+	if (!count)
+		return;
+	fprintf(out, "\n%-*s %-6s %-15s %-32s %6s %5s %5s %5s %5s %5s %5s %8s %9s %9s\n",
+		CGROUP_COLUMN, "CGROUP", "ROLE", "PEER", "ENDPOINT", "CALLS", "1XX", "2XX", "3XX",
+		"4XX", "5XX", "NORESP", "AVG_MS", "REQ", "RESP");
+	for (size_t i = 0; i < count && i < TABLE_MAX_ROWS; i++) {
+		const struct http_row *row = &rows[i];
+		const struct kaccess_http_value *v = &row->value;
+		uint64_t timed = v->call_count - v->no_response_count - v->truncated_count;
+
+		format_cgroup(sink, row->key.agg.cgroup_id, cgroup, sizeof(cgroup));
+		format_addr(row->key.agg.peer_addr, peer, sizeof(peer));
+		if (http_endpoint_text(&sink->env, row->key.endpoint, endpoint, sizeof(endpoint)))
+			snprintf(name, sizeof(name), "%.32s", endpoint);
+		else
+			snprintf(name, sizeof(name), "#%016llx", (unsigned long long)row->key.endpoint);
+		format_avg_ms(v->duration_ns_sum, timed, avg, sizeof(avg));
+		format_bytes(v->request_header_bytes + v->request_body_bytes, req, sizeof(req));
+		format_bytes(v->response_header_bytes + v->response_body_bytes, resp, sizeof(resp));
+		fprintf(out, "%-*s %-6s %-15s %-32s %6llu %5llu %5llu %5llu %5llu %5llu %5llu %8s %9s %9s\n",
+			CGROUP_COLUMN, cgroup, role_name(row->key.agg.role), peer, name,
+			(unsigned long long)v->call_count, (unsigned long long)v->status_count[0],
+			(unsigned long long)v->status_count[1], (unsigned long long)v->status_count[2],
+			(unsigned long long)v->status_count[3], (unsigned long long)v->status_count[4],
+			(unsigned long long)(v->no_response_count + v->truncated_count), avg, req, resp);
+	}
+	if (count > TABLE_MAX_ROWS)
+		fprintf(out, "... %zu more HTTP rows (use --output json for all)\n", count - TABLE_MAX_ROWS);
+}
+
 static void print_conns(struct sink *sink, const struct conn_row *conns, size_t count)
 {
 	FILE *out = sink->env.out;
@@ -170,6 +216,7 @@ static void table_live(struct sink *sink, const struct live_report *report)
 	print_conns(sink, report->conns, report->conn_count);
 	fputc('\n', out);
 	print_rows(sink, report->rows, report->count);
+	print_http_rows(sink, report->http_rows, report->http_count);
 	fflush(out);
 }
 
@@ -185,6 +232,7 @@ static void table_bucket(struct sink *sink, const struct bucket_report *report)
 		(unsigned long long)(sink->env.bucket_ns / 1000000000ULL), report->partial ? " (partial)" : "", report->count);
 	print_losses(out, report->losses);
 	print_rows(sink, report->rows, report->count);
+	print_http_rows(sink, report->http_rows, report->http_count);
 	fflush(out);
 }
 

@@ -243,6 +243,8 @@ int agent_sweep_stale(struct agent *agent)
 			continue;
 		if (bpf_map_delete_elem(conn_fd, &row->sk) == 0)
 			removed++;
+		/* its HTTP state too (exchanges in flight on a vanished socket are lost with it) */
+		bpf_map_delete_elem(bpf_map__fd(agent->skel->maps.http_conns), &row->sk);
 	}
 	__atomic_add_fetch(&agent->destroy_missed, removed, __ATOMIC_RELAXED); /* /metrics reads it */
 	if (removed)
