@@ -64,6 +64,8 @@ void config_set_defaults(struct kaccess_config *cfg)
 	cfg->http_keep_query = 0;
 	cfg->http_rows_max_entries = 4096;
 	cfg->http_conns_max_entries = 16384;
+	k8s_config_set_defaults(&cfg->k8s);
+	oap_config_set_defaults(&cfg->oap);
 }
 
 static const struct config_key *config_key_find(const char *name)
@@ -109,6 +111,11 @@ int config_set(struct kaccess_config *cfg, const char *name, const char *value,
 	char choices[128];
 	int index;
 
+	/* the identity resolver and the OAP sender parse their own keys */
+	if (strncmp(name, "k8s_", 4) == 0)
+		return k8s_config_set(&cfg->k8s, name, value, err, err_len);
+	if (strncmp(name, "oap_", 4) == 0)
+		return oap_config_set(&cfg->oap, name, value, err, err_len);
 	if (!key) {
 		snprintf(err, err_len, "unknown key '%s'", name);
 		return -ENOENT;
@@ -216,8 +223,14 @@ int config_load_file(struct kaccess_config *cfg, const char *path, char *err, si
 	return ret;
 }
 
+int config_check(const struct kaccess_config *cfg, char *err, size_t err_len)
+{
+	return oap_config_check(&cfg->oap, err, err_len);
+}
+
 void config_print_keys(FILE *out)
 {
+	const char *oap_key;
 	char choices[128];
 
 	for (size_t i = 0; i < sizeof(config_keys) / sizeof(config_keys[0]); i++) {
@@ -235,6 +248,9 @@ void config_print_keys(FILE *out)
 				key->type == CONFIG_POW2 ? ", a power of two" : "");
 		}
 	}
+	for (size_t i = 0; (oap_key = oap_config_key_name(i)); i++)
+		fprintf(out, "  %-24s see config/oap/README.md\n", oap_key);
+	fprintf(out, "  %-24s see shipper/k8s/README.md\n", "k8s_*");
 }
 
 static bool config_field_equal(const struct config_key *key, const struct kaccess_config *a,
@@ -265,5 +281,10 @@ int config_apply_reload(struct kaccess_config *running, const struct kaccess_con
 		       sizeof(unsigned int)); /* every reloadable key is a number or a choice */
 		applied++;
 	}
+	/* the resolver and the sender are set up once, at start */
+	if (memcmp(&running->k8s, &fresh->k8s, sizeof(fresh->k8s)) != 0)
+		needs_restart("k8s_*");
+	if (memcmp(&running->oap, &fresh->oap, sizeof(fresh->oap)) != 0)
+		needs_restart("oap_*");
 	return applied;
 }

@@ -11,7 +11,9 @@
 #include <stddef.h>
 #include <stdio.h>
 
+#include "k8s/k8s.h"
 #include "log.h"
+#include "oap/oap.h"
 
 enum output_format { OUTPUT_TABLE, OUTPUT_JSON, OUTPUT_NONE };
 
@@ -36,6 +38,8 @@ struct kaccess_config {
 	unsigned int http_keep_query;        /* 1: endpoints keep the query string */
 	unsigned int http_rows_max_entries;  /* HTTP aggregate rows per generation */
 	unsigned int http_conns_max_entries; /* HTTP connections parsed at once */
+	struct k8s_config k8s;               /* k8s_* keys: shipper/k8s/README.md */
+	struct oap_config oap;               /* oap_* keys: config/oap/README.md */
 	unsigned int duration_s;             /* command line only: stop after; 0 = never */
 	bool check_only;                     /* command line only: load, report, exit */
 };
@@ -61,6 +65,9 @@ int config_load_file(struct kaccess_config *cfg, const char *path, char *err, si
  */
 int config_apply_reload(struct kaccess_config *running, const struct kaccess_config *fresh,
 			void (*needs_restart)(const char *key));
+
+/* Checks across keys (e.g. OAP's TLS files); 0 or -EINVAL with `err`. */
+int config_check(const struct kaccess_config *cfg, char *err, size_t err_len);
 
 /* Names of the keys, for --help. */
 void config_print_keys(FILE *out);

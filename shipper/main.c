@@ -183,6 +183,10 @@ static int parse_command_line(int argc, char **argv, struct kaccess_config *cfg)
 	while ((option = getopt_long(argc, argv, short_options, long_options, NULL)) != -1)
 		if (apply_option(cfg, option, optarg))
 			return -EINVAL;
+	if (config_check(cfg, err, sizeof(err))) {
+		log_err("config: %s", err);
+		return -EINVAL;
+	}
 	return 0;
 }
 
@@ -266,13 +270,44 @@ static int reload_config(struct kaccess_config *cfg)
 	return 0;
 }
 
+/*
+ * The Kubernetes resolver, when configured (k8s_* keys, a kubeconfig or
+ * the in-cluster environment): 0 with *ret_k8s NULL when it is not.
+ */
+static int start_k8s(const struct kaccess_config *cfg, struct k8s **ret_k8s)
+{
+	char err_text[K8S_ERROR_LEN];
+	struct k8s *k8s = NULL;
+	int err;
+
+	*ret_k8s = NULL;
+	err = k8s_new(&cfg->k8s, &k8s, err_text, sizeof(err_text));
+	if (err == -ENODEV) {
+		log_info("no Kubernetes API configured: entities are not named");
+		return 0;
+	}
+	if (err) {
+		log_err("failed to set up the Kubernetes client: %s", err_text);
+		return err;
+	}
+	err = k8s_start(k8s);
+	if (err) {
+		log_err("failed to start the Kubernetes watch: %s", strerror(-err));
+		k8s_free(k8s);
+		return err;
+	}
+	*ret_k8s = k8s;
+	return 0;
+}
+
 static int run_agent(struct kaccess_config *cfg)
 {
 	struct agent agent = { .lock_fd = -1 };
 	struct cgroup_names *cgroups = NULL;
-	struct sink output, prometheus = { 0 };
-	struct sink *sinks[2] = { &output, &prometheus };
-	size_t sink_count = 1;
+	struct sink output, prometheus = { 0 }, entities = { 0 };
+	struct sink *sinks[3];
+	size_t sink_count = 0;
+	struct k8s *k8s = NULL;
 	struct agent_info info;
 	struct utsname uts;
 	int err;
@@ -298,12 +333,23 @@ static int run_agent(struct kaccess_config *cfg)
 		.out = stdout,
 	};
 	running.output = &output;
+	err = start_k8s(cfg, &k8s);
+	if (err)
+		goto out;
+	/* entities first: a bucket's entity lines come before its "bucket" line */
+	if (k8s) {
+		err = sink_entities_init(&entities, &running.env, cfg, k8s);
+		if (err)
+			goto out;
+		sinks[sink_count++] = &entities;
+	}
 	init_output_sink(&output, cfg, &running.env);
+	sinks[sink_count++] = &output;
 	if (cfg->http_listen[0]) {
 		err = sink_prometheus_init(&prometheus, &running.env, &agent, cfg->http_listen);
 		if (err)
 			goto out;
-		sink_count = 2;
+		sinks[sink_count++] = &prometheus;
 	}
 	uname(&uts);
 	info = (struct agent_info){
@@ -318,9 +364,11 @@ static int run_agent(struct kaccess_config *cfg)
 		sinks[i]->ops->ready(sinks[i], &info);
 	err = loop_run(&agent, cfg, sinks, sink_count, reload_config);
 out:
-	for (size_t i = 1; i < sink_count; i++)
-		if (sinks[i]->ops->close)
+	/* the output sink is not closed: a reload may have switched it */
+	for (size_t i = 0; i < sink_count; i++)
+		if (sinks[i] != &output && sinks[i]->ops->close)
 			sinks[i]->ops->close(sinks[i]);
+	k8s_free(k8s);
 	agent_destroy(&agent);
 	cgroup_names_free(cgroups);
 	return err;

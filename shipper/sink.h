@@ -81,6 +81,13 @@ void sink_json_init(struct sink *sink, const struct sink_env *env);
 void sink_table_init(struct sink *sink, const struct sink_env *env);
 void sink_none_init(struct sink *sink, const struct sink_env *env);
 
+struct kaccess_config;
+struct k8s;
+
+/* Entities with Kubernetes names, rolled up from each bucket; 0 or -ENOMEM. */
+int sink_entities_init(struct sink *sink, const struct sink_env *env,
+		       const struct kaccess_config *cfg, struct k8s *k8s);
+
 /* /metrics, /healthz and /readyz on `listen`; 0 or -errno (logged). */
 int sink_prometheus_init(struct sink *sink, const struct sink_env *env, struct agent *agent,
 			 const char *listen);

@@ -32,15 +32,16 @@ void rollup_measures_from_agg(const struct kaccess_agg_value *value,
 	m->sums[ROLLUP_F_WRITE_DURATION] = value->write_duration_ns_sum;
 }
 
-static int flow_from_row(const struct agg_row *row, const struct identity_source *identity,
+static int flow_from_key(const struct kaccess_agg_key *key, const struct identity_source *identity,
 			 struct rollup_flow *flow, struct rollup_measures *measures)
 {
 	*flow = (struct rollup_flow){ .measures = measures };
-	if (identity->local(identity->ctx, row->key.cgroup_id, &flow->local) < 0)
+	if (identity->local(identity->ctx, key->cgroup_id, &flow->local) < 0)
 		flow->local = (struct rollup_party){ 0 };
-	if (identity->peer(identity->ctx, row->key.peer_addr, row->key.peer_port, &flow->remote) < 0)
+	if (identity->peer(identity->ctx, key->cgroup_id, key->peer_addr, key->peer_port,
+			   &flow->remote) < 0)
 		flow->remote = (struct rollup_party){ 0 };
-	switch (row->key.role) {
+	switch (key->role) {
 	case KACCESS_ROLE_CLIENT:
 		flow->role = ROLLUP_ROLE_CLIENT;
 		break;
@@ -50,7 +51,6 @@ static int flow_from_row(const struct agg_row *row, const struct identity_source
 	default:
 		return -EINVAL;
 	}
-	rollup_measures_from_agg(&row->value, measures);
 	return 0;
 }
 
@@ -62,8 +62,102 @@ int rollup_add_rows(struct rollup *rollup, const struct agg_row *rows, size_t co
 	int err;
 
 	for (size_t i = 0; i < count; i++) {
-		if (flow_from_row(&rows[i], identity, &flow, &measures) < 0)
+		if (flow_from_key(&rows[i].key, identity, &flow, &measures) < 0)
 			continue; /* a row without a role carries nothing OAP counts */
+		rollup_measures_from_agg(&rows[i].value, &measures);
+		err = rollup_add(rollup, &flow);
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+/*
+ * Apdex needs each successful exchange's latency against the threshold T
+ * and 4T; the kernel keeps latency per exchange in a histogram without
+ * status. Exchanges that failed are taken as the slowest: exact whenever
+ * every exchange succeeded, or the failures were slower than 4T.
+ */
+static uint64_t take(uint64_t *from, uint64_t wanted)
+{
+	uint64_t taken = wanted < *from ? wanted : *from;
+
+	*from -= taken;
+	return taken;
+}
+
+static void http_apdex(const struct kaccess_http_value *v, struct rollup_measures *m)
+{
+	uint64_t below_t = 0, below_4t = 0, slow = 0, failed;
+
+	for (unsigned int i = 0; i < KACCESS_HTTP_LATENCY_BUCKETS; i++) {
+		uint64_t low_ms = kaccess_http_bucket_low_ms(i);
+
+		if (low_ms < ROLLUP_APDEX_THRESHOLD_MS)
+			below_t += v->duration_hist[i];
+		else if (low_ms < 4 * ROLLUP_APDEX_THRESHOLD_MS)
+			below_4t += v->duration_hist[i];
+		else
+			slow += v->duration_hist[i];
+	}
+	failed = below_t + below_4t + slow;
+	failed -= v->success_count < failed ? v->success_count : failed;
+	/* failures from the slow end: beyond 4T, then tolerated, then satisfied */
+	failed -= take(&slow, failed);
+	failed -= take(&below_4t, failed);
+	take(&below_t, failed);
+	m->http_apdex_satisfied = below_t;
+	m->http_apdex_tolerated = below_4t;
+}
+
+/*
+ * One HTTP row: every exchange is one call (OAP counts a protocol log per
+ * exchange). Latency and sizes are sums; OAP's latency is milliseconds.
+ */
+static void measures_from_http(const struct kaccess_http_value *v, struct rollup_measures *m,
+			       struct rollup_latency_bucket *latency)
+{
+	*m = (struct rollup_measures){
+		.measured = 1ull << ROLLUP_F_HTTP_LATENCY_MS | 1ull << ROLLUP_F_HTTP_REQUEST_HEADER_BYTES |
+			    1ull << ROLLUP_F_HTTP_REQUEST_BODY_BYTES |
+			    1ull << ROLLUP_F_HTTP_RESPONSE_HEADER_BYTES |
+			    1ull << ROLLUP_F_HTTP_RESPONSE_BODY_BYTES,
+		.latency = latency,
+	};
+	m->calls[ROLLUP_EV_HTTP] = v->call_count;
+	m->http_success = v->success_count;
+	for (int c = 0; c < KACCESS_HTTP_CLASSES; c++)
+		m->http_status_class[c + 1] = v->status_count[c];
+	m->sums[ROLLUP_F_HTTP_LATENCY_MS] = v->duration_ns_sum / 1000000;
+	m->sums[ROLLUP_F_HTTP_REQUEST_HEADER_BYTES] = v->request_header_bytes;
+	m->sums[ROLLUP_F_HTTP_REQUEST_BODY_BYTES] = v->request_body_bytes;
+	m->sums[ROLLUP_F_HTTP_RESPONSE_HEADER_BYTES] = v->response_header_bytes;
+	m->sums[ROLLUP_F_HTTP_RESPONSE_BODY_BYTES] = v->response_body_bytes;
+	for (unsigned int i = 0; i < KACCESS_HTTP_LATENCY_BUCKETS; i++) {
+		if (!v->duration_hist[i])
+			continue;
+		latency[m->latency_count++] = (struct rollup_latency_bucket){
+			.key = (uint32_t)(kaccess_http_bucket_low_ms(i) / ROLLUP_PERCENTILE_PRECISION_MS),
+			.count = v->duration_hist[i],
+		};
+	}
+	http_apdex(v, m);
+}
+
+int rollup_add_http_rows(struct rollup *rollup, const struct http_row *rows, size_t count,
+			 const struct identity_source *identity,
+			 const char *(*endpoint_text)(void *ctx, uint64_t hash), void *text_ctx)
+{
+	struct rollup_latency_bucket latency[KACCESS_HTTP_LATENCY_BUCKETS];
+	struct rollup_measures measures;
+	struct rollup_flow flow;
+	int err;
+
+	for (size_t i = 0; i < count; i++) {
+		if (flow_from_key(&rows[i].key.agg, identity, &flow, &measures) < 0)
+			continue;
+		measures_from_http(&rows[i].value, &measures, latency);
+		flow.endpoint = endpoint_text(text_ctx, rows[i].key.endpoint);
 		err = rollup_add(rollup, &flow);
 		if (err)
 			return err;

@@ -18,8 +18,12 @@
 struct identity_source {
 	/* The pod behind a local cgroup; 0, or -ENOENT when it is not a known pod. */
 	int (*local)(void *ctx, uint64_t cgroup_id, struct rollup_party *ret_party);
-	/* The pod or service behind a peer address (v4-mapped for IPv4); -ENOENT: Unknown. */
-	int (*peer)(void *ctx, const uint8_t *addr16, uint16_t port, struct rollup_party *ret_party);
+	/*
+	 * The pod or service behind the peer address (v4-mapped for IPv4) of a
+	 * row of `cgroup_id`; -ENOENT: Unknown.
+	 */
+	int (*peer)(void *ctx, uint64_t cgroup_id, const uint8_t *addr16, uint16_t port,
+		    struct rollup_party *ret_party);
 	void *ctx;
 };
 
@@ -30,6 +34,17 @@ void rollup_measures_from_agg(const struct kaccess_agg_value *value,
 /* File every row; 0 or -ENOMEM. Rows whose local side is unknown are counted, not filed. */
 int rollup_add_rows(struct rollup *rollup, const struct agg_row *rows, size_t count,
 		    const struct identity_source *identity);
+
+/*
+ * HTTP rows: exchanges of one endpoint (its text from `endpoint_text`, NULL
+ * when not known yet) with one peer.
+ */
+int rollup_add_http_rows(struct rollup *rollup, const struct http_row *rows, size_t count,
+			 const struct identity_source *identity,
+			 const char *(*endpoint_text)(void *ctx, uint64_t hash), void *text_ctx);
+
+/* OAP's default apdex threshold, milliseconds. */
+#define ROLLUP_APDEX_THRESHOLD_MS 500
 
 /* One NDJSON line per entity: {"type":"entity","scope":...,names...,"metrics":{...}}. */
 int rollup_write_json(struct rollup *rollup, struct json_writer *w, uint64_t bucket_start_ms,

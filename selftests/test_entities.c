@@ -1,0 +1,297 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * End to end: two pods (network namespaces in kubelet-shaped cgroups), a
+ * fake Kubernetes API server that knows them by their cgroup's pod UID and
+ * their addresses, real TCP between them, and the agent's "entity" lines:
+ * every entity named as OAP would, every count equal to what the test's
+ * own processes counted.
+ */
+#include <json-c/json.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "agent_proc.h"
+#include "k8s/fake_api.h"
+#include "ktest.h"
+#include "pods.h"
+#include "traffic.h"
+
+#define ENTITIES_PIN_DIR "/sys/fs/bpf/kaccess-selftest-entities"
+#define NAMESPACE "shop"
+
+FIXTURE(entities) {
+	struct pod_pair pods;
+	struct agent_proc agent;
+	struct tcp_truth *truth;
+	struct tcp_plan plan;
+	pid_t api_pid;
+	int api_port;
+	char client_pod[64], server_pod[64];
+	struct json_object *lines[512];
+	int line_count;
+	uint64_t flows, dropped_same_service, dropped_unknown_local; /* over every bucket */
+};
+
+/* kubepods/<qos>/pod<uid>/<container id>: the uid, as the API server knows the pod */
+static int pod_uid_of(const struct pod *pod, char *ret_uid, size_t len)
+{
+	const char *start = strstr(pod->cgroup_dir, "/pod"), *end;
+
+	if (!start)
+		return -1;
+	start += 4;
+	end = strchr(start, '/');
+	if (!end || (size_t)(end - start) >= len)
+		return -1;
+	snprintf(ret_uid, len, "%.*s", (int)(end - start), start);
+	return 0;
+}
+
+static long add_pod(int port, const struct pod *pod, const char *name, const char *app)
+{
+	char uid[64], labels[128];
+
+	if (pod_uid_of(pod, uid, sizeof(uid)))
+		return -1;
+	snprintf(labels, sizeof(labels), "\"app\": \"%s\"", app);
+	return fake_control(port, "add_pod", fake_pod_json(NAMESPACE, name, uid, pod->ipv4, labels));
+}
+
+static long add_service(int port, const char *name, const char *app, const char *cluster_ip)
+{
+	char selector[128];
+
+	snprintf(selector, sizeof(selector), "\"app\": \"%s\"", app);
+	return fake_control(port, "add_service", fake_service_json(NAMESPACE, name, selector, cluster_ip));
+}
+
+FIXTURE_SETUP(entities)
+{
+	REQUIRE_ROOT();
+	if (access("/usr/bin/python3", X_OK))
+		SKIP(return, "no /usr/bin/python3 for the fake API server");
+	ASSERT_EQ(0, pod_pair_create_for_test(&self->pods, "ent"));
+	self->truth = truth_alloc();
+	ASSERT_NE(NULL, self->truth);
+	self->api_port = fake_free_port();
+	ASSERT_LT(0, self->api_port);
+	self->api_pid = fake_start(self->api_port, false);
+	ASSERT_LT(0, self->api_pid);
+	snprintf(self->client_pod, sizeof(self->client_pod), "frontend-%d-x7k2q", getpid());
+	snprintf(self->server_pod, sizeof(self->server_pod), "backend-%d-9fzpl", getpid());
+	ASSERT_EQ(200, add_service(self->api_port, "frontend", "frontend", "10.96.10.1"));
+	ASSERT_EQ(200, add_service(self->api_port, "backend", "backend", "10.96.10.2"));
+	self->plan = (struct tcp_plan){
+		.family = AF_INET,
+		.server_addr = self->pods.server.ipv4,
+		.port = 8080,
+		.connections = 4,
+		.request_writes = 6,
+		.request_size = 700,
+		.response_writes = 3,
+		.response_size = 300,
+	};
+}
+
+FIXTURE_TEARDOWN(entities)
+{
+	agent_proc_stop(&self->agent);
+	for (int i = 0; i < self->line_count; i++)
+		json_object_put(self->lines[i]);
+	fake_stop(self->api_pid);
+	truth_free(self->truth);
+	pod_pair_destroy(&self->pods);
+}
+
+static int start_agent(FIXTURE_DATA(entities) *self)
+{
+	char server[64];
+	const char *args[] = { "--pin-dir", ENTITIES_PIN_DIR, "-i", "60", "--set", server, NULL };
+
+	snprintf(server, sizeof(server), "k8s_api_server=http://127.0.0.1:%d", self->api_port);
+	return agent_proc_start(&self->agent, args);
+}
+
+static uint64_t u64_field(struct json_object *obj, const char *key)
+{
+	struct json_object *v;
+
+	return json_object_object_get_ex(obj, key, &v) ? (uint64_t)json_object_get_int64(v) : 0;
+}
+
+static void add_summary(FIXTURE_DATA(entities) *self, struct json_object *summary)
+{
+	self->flows += u64_field(summary, "flows");
+	self->dropped_same_service += u64_field(summary, "dropped_same_service");
+	self->dropped_unknown_local += u64_field(summary, "dropped_unknown_local");
+	json_object_put(summary);
+}
+
+/* Stop the agent (it drains everything) and keep its entity lines. */
+static int stop_and_read(FIXTURE_DATA(entities) *self)
+{
+	char line[65536];
+	FILE *out;
+
+	usleep(300 * 1000); /* let the last closes reach the maps */
+	if (agent_proc_stop(&self->agent))
+		return -1;
+	out = fopen(self->agent.out_path, "r");
+	if (!out)
+		return -1;
+	while (fgets(line, sizeof(line), out) && self->line_count < 512) {
+		struct json_object *obj = json_tokener_parse(line), *type;
+
+		if (obj && json_object_object_get_ex(obj, "type", &type) &&
+		    strcmp(json_object_get_string(type), "entity") == 0)
+			self->lines[self->line_count++] = obj;
+		else if (obj && json_object_object_get_ex(obj, "type", &type) &&
+			 strcmp(json_object_get_string(type), "entities") == 0)
+			add_summary(self, obj);
+		else
+			json_object_put(obj);
+	}
+	fclose(out);
+	return 0;
+}
+
+static bool field_is(struct json_object *line, const char *key, const char *want)
+{
+	struct json_object *v;
+
+	if (!want)
+		return !json_object_object_get_ex(line, key, &v);
+	return json_object_object_get_ex(line, key, &v) && strcmp(json_object_get_string(v), want) == 0;
+}
+
+/*
+ * Sum of a metric over the entity's lines (one per bucket); -1 when no
+ * line has it. Relations are named source -> dest.
+ */
+static int64_t metric_sum(FIXTURE_DATA(entities) *self, const char *scope, const char *a,
+			  const char *b, const char *c, const char *d, const char *metric)
+{
+	int64_t sum = -1;
+
+	for (int i = 0; i < self->line_count; i++) {
+		struct json_object *line = self->lines[i], *metrics, *v;
+		bool match = field_is(line, "scope", scope);
+
+		if (strcmp(scope, "service") == 0)
+			match = match && field_is(line, "service", a);
+		else if (strcmp(scope, "instance") == 0)
+			match = match && field_is(line, "service", a) && field_is(line, "instance", b);
+		else if (strcmp(scope, "service_relation") == 0)
+			match = match && field_is(line, "source_service", a) && field_is(line, "dest_service", b);
+		else
+			match = match && field_is(line, "source_service", a) &&
+				field_is(line, "source_instance", b) && field_is(line, "dest_service", c) &&
+				field_is(line, "dest_instance", d);
+		if (!match || !json_object_object_get_ex(line, "metrics", &metrics) ||
+		    !json_object_object_get_ex(metrics, metric, &v))
+			continue;
+		sum = (sum < 0 ? 0 : sum) + json_object_get_int64(v);
+	}
+	return sum;
+}
+
+static int entities_in_scope(FIXTURE_DATA(entities) *self, const char *scope)
+{
+	int n = 0;
+
+	for (int i = 0; i < self->line_count; i++)
+		n += field_is(self->lines[i], "scope", scope);
+	return n;
+}
+
+#define SVC(name) name "." NAMESPACE
+
+KTEST_F(entities, two_services_are_named_and_counted_exactly, 120)
+{
+	const struct side_truth *c = &self->truth->client, *s = &self->truth->server;
+
+	ASSERT_EQ(200, add_pod(self->api_port, &self->pods.client, self->client_pod, "frontend"));
+	ASSERT_EQ(200, add_pod(self->api_port, &self->pods.server, self->server_pod, "backend"));
+	ASSERT_EQ(0, start_agent(self));
+	ASSERT_EQ(0, tcp_run(&self->pods.client, &self->pods.server, &self->plan, self->truth));
+	ASSERT_EQ(0, stop_and_read(self));
+	ASSERT_LT(0, self->line_count) TH_LOG("no entity lines in %s", self->agent.out_path);
+
+	/* services: every syscall of the service, whatever the role */
+	EXPECT_EQ(c->connects, metric_sum(self, "service", SVC("frontend"), 0, 0, 0, "kubernetes_service_connect_cpm"));
+	EXPECT_EQ(c->connect_successes, metric_sum(self, "service", SVC("frontend"), 0, 0, 0,
+						   "kubernetes_service_connect_success_cpm"));
+	EXPECT_EQ(c->writes, metric_sum(self, "service", SVC("frontend"), 0, 0, 0, "kubernetes_service_write_cpm"));
+	EXPECT_EQ(c->reads, metric_sum(self, "service", SVC("frontend"), 0, 0, 0, "kubernetes_service_read_cpm"));
+	EXPECT_EQ(c->closes, metric_sum(self, "service", SVC("frontend"), 0, 0, 0, "kubernetes_service_close_cpm"));
+	EXPECT_EQ(s->accepts, metric_sum(self, "service", SVC("backend"), 0, 0, 0, "kubernetes_service_accept_cpm"));
+	EXPECT_EQ(s->reads, metric_sum(self, "service", SVC("backend"), 0, 0, 0, "kubernetes_service_read_cpm"));
+	EXPECT_EQ(s->writes, metric_sum(self, "service", SVC("backend"), 0, 0, 0, "kubernetes_service_write_cpm"));
+	EXPECT_EQ(-1, metric_sum(self, "service", SVC("backend"), 0, 0, 0, "kubernetes_service_connect_cpm"));
+	/* instances are the pods */
+	EXPECT_EQ(s->reads, metric_sum(self, "instance", SVC("backend"), self->server_pod, 0, 0,
+				       "kubernetes_service_instance_read_cpm"));
+	EXPECT_EQ(c->writes, metric_sum(self, "instance", SVC("frontend"), self->client_pod, 0, 0,
+					"kubernetes_service_instance_write_cpm"));
+	EXPECT_EQ(2, entities_in_scope(self, "service"));
+	EXPECT_EQ(2, entities_in_scope(self, "instance"));
+	EXPECT_EQ(0, self->dropped_same_service);
+	EXPECT_EQ(0, self->dropped_unknown_local);
+
+	/* one relation, frontend -> backend, seen from both ends */
+	EXPECT_EQ(1, entities_in_scope(self, "service_relation"));
+	EXPECT_EQ(c->connects, metric_sum(self, "service_relation", SVC("frontend"), SVC("backend"), 0, 0,
+					  "kubernetes_service_relation_connect_cpm"));
+	EXPECT_EQ(s->accepts, metric_sum(self, "service_relation", SVC("frontend"), SVC("backend"), 0, 0,
+					 "kubernetes_service_relation_accept_cpm"));
+	EXPECT_EQ(c->closes + s->closes, metric_sum(self, "service_relation", SVC("frontend"), SVC("backend"),
+						    0, 0, "kubernetes_service_relation_close_cpm"));
+	EXPECT_EQ(c->writes, metric_sum(self, "service_relation", SVC("frontend"), SVC("backend"), 0, 0,
+					"kubernetes_service_relation_client_write_cpm"));
+	EXPECT_EQ(s->reads, metric_sum(self, "service_relation", SVC("frontend"), SVC("backend"), 0, 0,
+				       "kubernetes_service_relation_server_read_cpm"));
+	EXPECT_EQ(1, entities_in_scope(self, "instance_relation"));
+	EXPECT_EQ(s->writes, metric_sum(self, "instance_relation", SVC("frontend"), self->client_pod,
+					SVC("backend"), self->server_pod,
+					"kubernetes_service_instance_relation_server_write_cpm"));
+}
+
+/* A server address the API does not know is OAP's single "Unknown" entity. */
+KTEST_F(entities, unknown_peer_is_named_unknown, 120)
+{
+	const struct side_truth *c = &self->truth->client;
+
+	ASSERT_EQ(200, add_pod(self->api_port, &self->pods.client, self->client_pod, "frontend"));
+	ASSERT_EQ(0, start_agent(self));
+	ASSERT_EQ(0, tcp_run(&self->pods.client, &self->pods.server, &self->plan, self->truth));
+	ASSERT_EQ(0, stop_and_read(self));
+
+	EXPECT_EQ(c->connects, metric_sum(self, "service_relation", SVC("frontend"), "Unknown", 0, 0,
+					  "kubernetes_service_relation_connect_cpm"));
+	EXPECT_EQ(c->writes, metric_sum(self, "service_relation", SVC("frontend"), "Unknown", 0, 0,
+					"kubernetes_service_relation_client_write_cpm"));
+	/* the server is no known pod: no service, no instance relation */
+	EXPECT_EQ(1, entities_in_scope(self, "service"));
+	EXPECT_EQ(0, entities_in_scope(self, "instance_relation"));
+	/* the server's own rows: its pod is not known */
+	EXPECT_LE(1, self->dropped_unknown_local);
+}
+
+/* Two pods of one service: OAP drops the connection entirely. */
+KTEST_F(entities, same_service_connections_are_dropped, 120)
+{
+	ASSERT_EQ(200, add_pod(self->api_port, &self->pods.client, self->client_pod, "backend"));
+	ASSERT_EQ(200, add_pod(self->api_port, &self->pods.server, self->server_pod, "backend"));
+	ASSERT_EQ(0, start_agent(self));
+	ASSERT_EQ(0, tcp_run(&self->pods.client, &self->pods.server, &self->plan, self->truth));
+	ASSERT_EQ(0, stop_and_read(self));
+	EXPECT_EQ(0, self->line_count);
+	/* both pods were resolved, and every flow went for being within one service */
+	EXPECT_LE(2, self->flows);
+	EXPECT_EQ(self->flows, self->dropped_same_service);
+	EXPECT_EQ(0, self->dropped_unknown_local);
+}
+
+TEST_HARNESS_MAIN
