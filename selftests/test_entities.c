@@ -7,6 +7,8 @@
  * own processes counted.
  */
 #include <json-c/json.h>
+#include <libgen.h>
+#include <sys/prctl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -292,6 +294,163 @@ KTEST_F(entities, same_service_connections_are_dropped, 120)
 	EXPECT_LE(2, self->flows);
 	EXPECT_EQ(self->flows, self->dropped_same_service);
 	EXPECT_EQ(0, self->dropped_unknown_local);
+}
+
+/* The C fake OAP next to the agent binary, recording what arrives as NDJSON. */
+static pid_t fake_oap_start(const char *out_path, const char *port_path)
+{
+	char bin_dir[PATH_MAX], fake[PATH_MAX + 32];
+	pid_t pid;
+
+	snprintf(bin_dir, sizeof(bin_dir), "%s", kaccess_binary());
+	snprintf(fake, sizeof(fake), "%s/selftests/oap/fake_oap", dirname(bin_dir));
+	if (access(fake, X_OK))
+		return -1;
+	unlink(port_path);
+	pid = fork();
+	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		execl(fake, fake, "--listen", "127.0.0.1:0", "--port-file", port_path, "--out", out_path,
+		      (char *)NULL);
+		_exit(127);
+	}
+	return pid;
+}
+
+static int read_port(const char *port_path, int timeout_ms)
+{
+	for (int waited = 0; waited < timeout_ms; waited += 50) {
+		FILE *file = fopen(port_path, "r");
+		int port = 0;
+
+		if (file) {
+			if (fscanf(file, "%d", &port) != 1)
+				port = 0;
+			fclose(file);
+			if (port > 0)
+				return port;
+		}
+		usleep(50 * 1000);
+	}
+	return -1;
+}
+
+static const char *label_of(struct json_object *labels, const char *name)
+{
+	for (size_t i = 0; labels && i < json_object_array_length(labels); i++) {
+		struct json_object *label = json_object_array_get_idx(labels, i), *n, *v;
+
+		if (json_object_object_get_ex(label, "name", &n) && json_object_object_get_ex(label, "value", &v) &&
+		    strcmp(json_object_get_string(n), name) == 0)
+			return json_object_get_string(v);
+	}
+	return NULL;
+}
+
+struct meter_query {
+	const char *name, *svc, *side, *src_svc, *dst_svc;
+	uint64_t sum;
+	unsigned int samples, without_identity;
+};
+
+/* Add up a single-value meter over every MeterData that arrived, by its labels. */
+static void meter_add(struct meter_query *q, struct json_object *data)
+{
+	struct json_object *single, *name, *labels = NULL, *value, *v;
+	const char *side, *svc, *src, *dst;
+
+	if (!json_object_object_get_ex(data, "singleValue", &single) ||
+	    !json_object_object_get_ex(single, "name", &name) ||
+	    strcmp(json_object_get_string(name), q->name) != 0)
+		return;
+	json_object_object_get_ex(single, "labels", &labels);
+	svc = label_of(labels, "svc");
+	side = label_of(labels, "side");
+	src = label_of(labels, "src_svc");
+	dst = label_of(labels, "dst_svc");
+	if ((q->svc && (!svc || strcmp(svc, q->svc))) || (q->side && (!side || strcmp(side, q->side))) ||
+	    (q->src_svc && (!src || strcmp(src, q->src_svc))) || (q->dst_svc && (!dst || strcmp(dst, q->dst_svc))))
+		return;
+	if (!json_object_object_get_ex(data, "service", &v) || !json_object_object_get_ex(data, "serviceInstance", &v) ||
+	    !json_object_object_get_ex(data, "timestamp", &v))
+		q->without_identity++;
+	q->samples++;
+	if (json_object_object_get_ex(single, "value", &value))
+		q->sum += (uint64_t)json_object_get_double(value);
+}
+
+static int meter_sum(const char *fake_out, struct meter_query *q)
+{
+	char line[1 << 16];
+	FILE *file = fopen(fake_out, "r");
+
+	if (!file)
+		return -1;
+	while (fgets(line, sizeof(line), file)) {
+		struct json_object *obj = json_tokener_parse(line), *method, *msg, *list;
+
+		if (obj && json_object_object_get_ex(obj, "method", &method) &&
+		    strstr(json_object_get_string(method), "MeterReportService") &&
+		    json_object_object_get_ex(obj, "msg", &msg) &&
+		    json_object_object_get_ex(msg, "meterData", &list))
+			for (size_t i = 0; i < json_object_array_length(list); i++)
+				meter_add(q, json_object_array_get_idx(list, i));
+		json_object_put(obj);
+	}
+	fclose(file);
+	return 0;
+}
+
+/* Pre-aggregated meters reach (a fake) OAP with the numbers of the entity lines. */
+KTEST_F(entities, meters_reach_oap_with_exact_counts, 120)
+{
+	const struct side_truth *c = &self->truth->client, *s = &self->truth->server;
+	char out[128], port_path[128], api[64], oap[64];
+	const char *args[] = { "--pin-dir", ENTITIES_PIN_DIR, "-i", "60", "--set", api,
+			       "--set", oap, "--set", "oap_mode=metrics", NULL };
+	struct meter_query connects = { .name = "kaccess_connect_count", .svc = SVC("frontend"),
+					.src_svc = SVC("frontend"), .dst_svc = SVC("backend") };
+	struct meter_query server_reads = { .name = "kaccess_read_count", .svc = SVC("backend"),
+					    .side = "server", .src_svc = SVC("frontend") };
+	struct meter_query client_writes = { .name = "kaccess_write_count", .side = "client",
+					     .dst_svc = SVC("backend") };
+	struct meter_query accepts = { .name = "kaccess_accept_count", .svc = SVC("backend") };
+	pid_t fake;
+	int port;
+
+	snprintf(out, sizeof(out), "/tmp/kaccess-selftest-oap-%d.ndjson", getpid());
+	snprintf(port_path, sizeof(port_path), "/tmp/kaccess-selftest-oap-%d.port", getpid());
+	fake = fake_oap_start(out, port_path);
+	if (fake < 0)
+		SKIP(return, "no fake_oap next to %s", kaccess_binary());
+	port = read_port(port_path, 5000);
+	ASSERT_LT(0, port);
+	snprintf(api, sizeof(api), "k8s_api_server=http://127.0.0.1:%d", self->api_port);
+	snprintf(oap, sizeof(oap), "oap_address=127.0.0.1:%d", port);
+	ASSERT_EQ(200, add_pod(self->api_port, &self->pods.client, self->client_pod, "frontend"));
+	ASSERT_EQ(200, add_pod(self->api_port, &self->pods.server, self->server_pod, "backend"));
+	ASSERT_EQ(0, agent_proc_start(&self->agent, args));
+	ASSERT_EQ(0, tcp_run(&self->pods.client, &self->pods.server, &self->plan, self->truth));
+	ASSERT_EQ(0, stop_and_read(self)); /* the agent flushes its queue before it exits */
+	kill(fake, SIGTERM);
+	waitpid(fake, NULL, 0);
+
+	ASSERT_EQ(0, meter_sum(out, &connects));
+	ASSERT_EQ(0, meter_sum(out, &server_reads));
+	ASSERT_EQ(0, meter_sum(out, &client_writes));
+	ASSERT_EQ(0, meter_sum(out, &accepts));
+	EXPECT_EQ(c->connects, connects.sum);
+	EXPECT_EQ(s->reads, server_reads.sum);
+	EXPECT_EQ(c->writes, client_writes.sum);
+	EXPECT_EQ(s->accepts, accepts.sum);
+	/* and the same as the entity lines of the same run */
+	EXPECT_EQ(metric_sum(self, "service_relation", SVC("frontend"), SVC("backend"), 0, 0,
+			     "kubernetes_service_relation_server_read_cpm"), (int64_t)server_reads.sum);
+	/* OAP drops a collection without service, instance or timestamp */
+	EXPECT_EQ(0, connects.without_identity + server_reads.without_identity);
+	EXPECT_LT(0, connects.samples);
+	unlink(out);
+	unlink(port_path);
 }
 
 TEST_HARNESS_MAIN

@@ -336,6 +336,8 @@ static int run_agent(struct kaccess_config *cfg)
 	err = start_k8s(cfg, &k8s);
 	if (err)
 		goto out;
+	if (!k8s && cfg->oap.address[0])
+		log_warn("oap_address is set but no Kubernetes API is: nothing is named, no meters are sent");
 	/* entities first: a bucket's entity lines come before its "bucket" line */
 	if (k8s) {
 		err = sink_entities_init(&entities, &running.env, cfg, k8s);

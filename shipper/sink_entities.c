@@ -9,10 +9,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "identity.h"
 #include "json_writer.h"
 #include "log.h"
+#include "oap_meters.h"
 #include "rollup/rows.h"
 #include "sink.h"
 
@@ -23,7 +25,12 @@ struct entities_state {
 	char endpoint[KACCESS_HTTP_ENDPOINT_MAX + 1];
 	struct sink *sink;
 	struct rollup_stats totals;
+	struct oap_sender *oap;       /* NULL: not sending to OAP */
+	char meter_instance[256];     /* MeterData.serviceInstance: this node */
 };
+
+#define METER_SERVICE "kaccess"
+#define OAP_FLUSH_TIMEOUT_MS 5000
 
 static const char *endpoint_text(void *ctx, uint64_t hash)
 {
@@ -41,13 +48,15 @@ static void entities_connection(struct sink *sink, const struct kaccess_conn_eve
 }
 
 static int build_rollup(struct entities_state *state, const struct bucket_report *report,
-			struct rollup **ret_rollup)
+			struct flow_meters *meters, struct rollup **ret_rollup)
 {
 	unsigned int interval_s = (unsigned int)(state->sink->env.bucket_ns / 1000000000ull);
 	struct rollup *rollup = NULL;
 	int err;
 
 	err = rollup_new(interval_s ? interval_s : 1, &rollup);
+	if (!err && meters)
+		rollup_observe_flows(rollup, flow_meters_observe, meters);
 	err = err ?: rollup_add_rows(rollup, report->rows, report->count, &state->identity);
 	err = err ?: rollup_add_http_rows(rollup, report->http_rows, report->http_count,
 					  &state->identity, endpoint_text, state);
@@ -88,9 +97,33 @@ static void write_summary(struct json_writer *w, struct sink *sink,
 	jw_line_end(w);
 }
 
+/* One MeterDataCollection set per bucket, stamped with the bucket's minute. */
+static void send_meters(struct entities_state *state, const struct bucket_report *report,
+			struct flow_meters *meters, struct rollup *rollup)
+{
+	struct oap_meter_batch *batch = NULL;
+	int err;
+
+	err = oap_meter_batch_new(METER_SERVICE, state->meter_instance,
+				  (int64_t)bucket_start_ms(&state->sink->env, report->bucket), &batch);
+	err = err ?: flow_meters_build(meters, rollup, batch);
+	if (!err && oap_meter_batch_count(batch))
+		err = oap_sender_enqueue_meter_batch(state->oap, batch);
+	if (err)
+		log_warn("failed to queue the meters of bucket %llu: %s",
+			 (unsigned long long)report->bucket, strerror(-err));
+	oap_meter_batch_free(batch);
+}
+
+static bool sends_meters(const struct entities_state *state)
+{
+	return state->oap && oap_mode_sends_meters(state->cfg->oap.mode);
+}
+
 static void entities_bucket(struct sink *sink, const struct bucket_report *report)
 {
 	struct entities_state *state = sink->state;
+	struct flow_meters *meters = NULL;
 	struct rollup_stats stats;
 	struct rollup *rollup;
 	struct json_writer w;
@@ -98,12 +131,17 @@ static void entities_bucket(struct sink *sink, const struct bucket_report *repor
 
 	if (report->count == 0 && report->http_count == 0)
 		return;
-	err = build_rollup(state, report, &rollup);
+	err = sends_meters(state) ? flow_meters_new(&meters) : 0;
+	err = err ?: build_rollup(state, report, meters, &rollup);
 	if (err) {
 		log_warn("failed to roll up bucket %llu: %s", (unsigned long long)report->bucket,
 			 strerror(-err));
+		flow_meters_free(meters);
 		return;
 	}
+	if (meters)
+		send_meters(state, report, meters, rollup);
+	flow_meters_free(meters);
 	rollup_stats(rollup, &stats);
 	add_stats(&state->totals, &stats);
 	if (state->cfg->output == OUTPUT_JSON) {
@@ -119,6 +157,12 @@ static void entities_bucket(struct sink *sink, const struct bucket_report *repor
 
 static void entities_close(struct sink *sink)
 {
+	struct entities_state *state = sink->state;
+
+	if (state && state->oap) {
+		oap_sender_stop(state->oap, OAP_FLUSH_TIMEOUT_MS);
+		oap_sender_free(state->oap);
+	}
 	free(sink->state);
 	sink->state = NULL;
 }
@@ -130,10 +174,62 @@ static const struct sink_ops entities_ops = {
 	.close = entities_close,
 };
 
+/* The node's name for MeterData: the OAP node name, the Kubernetes node, the host. */
+static void meter_instance_name(const struct kaccess_config *cfg, char *ret, size_t len)
+{
+	const char *env_node = getenv("NODE_NAME");
+
+	if (cfg->oap.node_name[0])
+		snprintf(ret, len, "%s", cfg->oap.node_name);
+	else if (cfg->k8s.node_name[0])
+		snprintf(ret, len, "%s", cfg->k8s.node_name);
+	else if (env_node && env_node[0])
+		snprintf(ret, len, "%s", env_node);
+	else if (gethostname(ret, len) != 0)
+		snprintf(ret, len, "unknown-node");
+}
+
+/* The namespaces OAP is told to ignore: k8s_exclude_namespaces, split. */
+static int excluded_namespaces(const struct kaccess_config *cfg, char *buf, size_t len,
+			       const char **ret_list, size_t max)
+{
+	char *saveptr = NULL, *name;
+	size_t n = 0;
+
+	snprintf(buf, len, "%s", cfg->k8s.exclude_namespaces);
+	for (name = strtok_r(buf, ",", &saveptr); name && n + 1 < max; name = strtok_r(NULL, ",", &saveptr))
+		ret_list[n++] = name;
+	ret_list[n] = NULL;
+	return 0;
+}
+
+static int start_sender(struct entities_state *state, const struct kaccess_config *cfg)
+{
+	char names[K8S_CONFIG_LIST_LEN];
+	const char *excluded[64];
+	int err;
+
+	err = oap_sender_create(&cfg->oap, &state->oap);
+	if (err) {
+		log_err("failed to set up the OAP sender: %s", strerror(-err));
+		return err;
+	}
+	excluded_namespaces(cfg, names, sizeof(names), excluded, 64);
+	err = oap_sender_set_node_info_from_host(state->oap, excluded);
+	err = err ?: oap_sender_start(state->oap);
+	if (err) {
+		log_err("failed to start the OAP sender: %s", strerror(-err));
+		return err;
+	}
+	log_info("sending %s to OAP at %s", oap_mode_name(cfg->oap.mode), cfg->oap.address);
+	return 0;
+}
+
 int sink_entities_init(struct sink *sink, const struct sink_env *env, const struct kaccess_config *cfg,
 		       struct k8s *k8s)
 {
 	struct entities_state *state = calloc(1, sizeof(*state));
+	int err;
 
 	if (!state)
 		return -ENOMEM;
@@ -141,5 +237,13 @@ int sink_entities_init(struct sink *sink, const struct sink_env *env, const stru
 	state->sink = sink;
 	state->cfg = cfg;
 	identity_source_from_k8s(&state->identity_ctx, k8s, &state->identity);
+	meter_instance_name(cfg, state->meter_instance, sizeof(state->meter_instance));
+	if (cfg->oap.address[0]) {
+		err = start_sender(state, cfg);
+		if (err) {
+			entities_close(sink);
+			return err;
+		}
+	}
 	return 0;
 }

@@ -31,8 +31,13 @@ struct entity {
 	struct side_acc sides[2]; /* by enum rollup_role */
 };
 
+struct rollup_entity_view;
+static void entity_view(const struct entity *entity, struct rollup_entity_view *ret_view);
+
 struct rollup {
 	unsigned int interval_s;
+	rollup_flow_fn observe;
+	void *observe_ctx;
 	struct entity *buckets[ROLLUP_HASH_BUCKETS];
 	struct rollup_stats stats;
 };
@@ -255,7 +260,39 @@ int rollup_add(struct rollup *rollup, const struct rollup_flow *flow)
 				 (const char *[]){ source_service, source->instance, dest_service,
 						   dest->instance },
 				 flow->role, flow->measures);
+	if (!err && rollup->observe) {
+		struct rollup_relation relation = {
+			.source_service = source_service,
+			.source_instance = source->instance,
+			.dest_service = dest_service,
+			.dest_instance = dest->instance,
+		};
+
+		err = rollup->observe(rollup->observe_ctx, flow, &relation);
+	}
 	return err;
+}
+
+void rollup_observe_flows(struct rollup *rollup, rollup_flow_fn observe, void *ctx)
+{
+	rollup->observe = observe;
+	rollup->observe_ctx = ctx;
+}
+
+unsigned int rollup_relation_component(struct rollup *rollup, const char *source_service,
+				       const char *dest_service)
+{
+	const char *names[ROLLUP_NAMES] = { source_service, dest_service, NULL, NULL };
+	uint32_t slot = names_hash(ROLLUP_SERVICE_RELATION, names) % ROLLUP_HASH_BUCKETS;
+	struct rollup_entity_view view;
+
+	for (struct entity *entity = rollup->buckets[slot]; entity; entity = entity->next) {
+		if (entity->scope == ROLLUP_SERVICE_RELATION && names_equal(entity->names, names)) {
+			entity_view(entity, &view);
+			return view.component_id;
+		}
+	}
+	return 0;
 }
 
 /* Calls of the metric's event matching its success and status filter. */

@@ -101,6 +101,23 @@ int rollup_emit(struct rollup *rollup, rollup_emit_fn emit, void *ctx);
 
 void rollup_stats(const struct rollup *rollup, struct rollup_stats *ret_stats);
 
+/*
+ * Called for every flow the rules keep, with the relation's direction
+ * resolved (source and destination services; instances NULL or ""), e.g.
+ * to turn flows into OAP meters. Names are valid during the call.
+ */
+struct rollup_relation {
+	const char *source_service, *source_instance;
+	const char *dest_service, *dest_instance;
+};
+typedef int (*rollup_flow_fn)(void *ctx, const struct rollup_flow *flow,
+			      const struct rollup_relation *relation);
+void rollup_observe_flows(struct rollup *rollup, rollup_flow_fn observe, void *ctx);
+
+/* The component id of the service relation source -> dest: 49 http, 110 tcp, 0 none. */
+unsigned int rollup_relation_component(struct rollup *rollup, const char *source_service,
+				       const char *dest_service);
+
 /* Evaluate one metric over one entity's two sides; the number of values, 0 if none. */
 unsigned int rollup_evaluate(const struct metric_plan *metric, const struct rollup_measures *client,
 			     const struct rollup_measures *server, unsigned int interval_s,
