@@ -9,6 +9,7 @@
 #include <json-c/json.h>
 #include <libgen.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -451,6 +452,208 @@ KTEST_F(entities, meters_reach_oap_with_exact_counts, 120)
 	EXPECT_LT(0, connects.samples);
 	unlink(out);
 	unlink(port_path);
+}
+
+#define NGINX "/usr/sbin/nginx"
+#define CURL "/usr/bin/curl"
+#define NGINX_PORT 8081
+
+/* nginx in the server pod: 200, 404 and 500 locations, one worker. */
+static pid_t start_nginx(const struct pod *server, const char *dir)
+{
+	char conf_path[160];
+	char *argv[] = { NGINX, "-c", conf_path, "-p", (char *)dir, NULL };
+	FILE *conf;
+
+	mkdir(dir, 0755);
+	snprintf(conf_path, sizeof(conf_path), "%s/nginx.conf", dir);
+	conf = fopen(conf_path, "w");
+	if (!conf)
+		return -1;
+	fprintf(conf,
+		"daemon off;\nworker_processes 1;\npid %s/nginx.pid;\nerror_log %s/error.log;\n"
+		"events { worker_connections 64; }\n"
+		"http {\n  access_log off;\n  client_body_temp_path %s; proxy_temp_path %s;\n"
+		"  fastcgi_temp_path %s; uwsgi_temp_path %s; scgi_temp_path %s;\n"
+		"  server {\n    listen %s:%d;\n"
+		"    location = /ok { return 200 \"fine\\n\"; }\n"
+		"    location = /missing { return 404; }\n"
+		"    location = /broken { return 500; }\n  }\n}\n",
+		dir, dir, dir, dir, dir, dir, dir, server->ipv4, NGINX_PORT);
+	fclose(conf);
+	return pod_exec(server, argv, NULL);
+}
+
+static int wait_port(const struct pod *pod, int port)
+{
+	for (int i = 0; i < 100; i++) {
+		if (run_quiet("ip netns exec %s ss -Hltn 'sport = :%d' | grep -q %d", pod->netns, port, port) == 0)
+			return 0;
+		usleep(50 * 1000);
+	}
+	return -1;
+}
+
+struct curl_counts {
+	unsigned long requests, request_header, status[6];
+};
+
+/* One curl, one keep-alive connection, the paths in order; curl's own sizes. */
+static int run_curl(const struct pod *client, const struct pod *server, const char *dir,
+		    const char *const *paths, struct curl_counts *counts)
+{
+	char out[160], urls[16][96], *argv[64];
+	unsigned long request, code;
+	int argc = 0, status;
+	FILE *file;
+
+	snprintf(out, sizeof(out), "%s/curl.out", dir);
+	argv[argc++] = CURL;
+	argv[argc++] = "-s";
+	argv[argc++] = "-w";
+	argv[argc++] = "%{size_request} %{http_code}\\n";
+	for (int i = 0; paths[i] && i < 16; i++) {
+		snprintf(urls[i], sizeof(urls[i]), "http://%s:%d%s", server->ipv4, NGINX_PORT, paths[i]);
+		argv[argc++] = "-o";
+		argv[argc++] = "/dev/null";
+		argv[argc++] = urls[i];
+	}
+	argv[argc] = NULL;
+	status = child_wait(pod_exec(client, argv, out));
+	if (status)
+		return status;
+	file = fopen(out, "r");
+	if (!file)
+		return -1;
+	while (fscanf(file, "%lu %lu", &request, &code) == 2) {
+		counts->requests++;
+		counts->request_header += request;
+		if (code >= 100 && code < 600)
+			counts->status[code / 100]++;
+	}
+	fclose(file);
+	return 0;
+}
+
+static int64_t endpoint_metric(FIXTURE_DATA(entities) *self, const char *service, const char *endpoint,
+			       const char *metric)
+{
+	int64_t sum = -1;
+
+	for (int i = 0; i < self->line_count; i++) {
+		struct json_object *line = self->lines[i], *metrics, *v;
+
+		if (!field_is(line, "scope", "endpoint") || !field_is(line, "service", service) ||
+		    !field_is(line, "endpoint", endpoint) ||
+		    !json_object_object_get_ex(line, "metrics", &metrics) ||
+		    !json_object_object_get_ex(metrics, metric, &v))
+			continue;
+		sum = (sum < 0 ? 0 : sum) + json_object_get_int64(v);
+	}
+	return sum;
+}
+
+/* HTTP through the entities: server-side service metrics, endpoints, both relation sides. */
+KTEST_F(entities, http_exchanges_become_service_endpoint_and_relation_metrics, 120)
+{
+	const char *paths[] = { "/ok", "/ok", "/missing", "/ok", "/broken", "/missing", "/ok", NULL };
+	struct curl_counts curl = { 0 };
+	char dir[96];
+	pid_t nginx;
+
+	if (access(NGINX, X_OK) || access(CURL, X_OK))
+		SKIP(return, "needs nginx and curl (make deps-test)");
+	snprintf(dir, sizeof(dir), "/tmp/kaccess-selftest-entities-%d", getpid());
+	ASSERT_EQ(200, add_pod(self->api_port, &self->pods.client, self->client_pod, "frontend"));
+	ASSERT_EQ(200, add_pod(self->api_port, &self->pods.server, self->server_pod, "backend"));
+	ASSERT_EQ(0, start_agent(self));
+	nginx = start_nginx(&self->pods.server, dir);
+	ASSERT_LT(0, nginx);
+	ASSERT_EQ(0, wait_port(&self->pods.server, NGINX_PORT));
+	ASSERT_EQ(0, run_curl(&self->pods.client, &self->pods.server, dir, paths, &curl));
+	ASSERT_EQ(7, curl.requests);
+	ASSERT_EQ(0, stop_and_read(self));
+	kill(nginx, SIGTERM);
+	child_wait(nginx);
+	run_quiet("rm -rf %s", dir);
+
+	/* service HTTP metrics: the server side only, each exchange once */
+	EXPECT_EQ(7, metric_sum(self, "service", SVC("backend"), 0, 0, 0, "kubernetes_service_http_call_cpm"));
+	EXPECT_EQ(4, metric_sum(self, "service", SVC("backend"), 0, 0, 0, "kubernetes_service_http_status_2xx_cpm"));
+	EXPECT_EQ(2, metric_sum(self, "service", SVC("backend"), 0, 0, 0, "kubernetes_service_http_status_4xx_cpm"));
+	EXPECT_EQ(1, metric_sum(self, "service", SVC("backend"), 0, 0, 0, "kubernetes_service_http_status_5xx_cpm"));
+	EXPECT_EQ(6 * 10000 / 7, metric_sum(self, "service", SVC("backend"), 0, 0, 0,
+					     "kubernetes_service_http_call_successful_rate"));
+	EXPECT_EQ((int64_t)(curl.request_header / curl.requests),
+		  metric_sum(self, "service", SVC("backend"), 0, 0, 0, "kubernetes_service_http_avg_req_header_size"));
+	EXPECT_EQ(-1, metric_sum(self, "service", SVC("frontend"), 0, 0, 0, "kubernetes_service_http_call_cpm"));
+	/* endpoints: "METHOD:path", the server's */
+	EXPECT_EQ(4, endpoint_metric(self, SVC("backend"), "GET:/ok", "kubernetes_service_endpoint_call_cpm"));
+	EXPECT_EQ(10000, endpoint_metric(self, SVC("backend"), "GET:/ok",
+					 "kubernetes_service_endpoint_call_successful_rate"));
+	EXPECT_EQ(2, endpoint_metric(self, SVC("backend"), "GET:/missing",
+				     "kubernetes_service_endpoint_http_status_4xx_cpm"));
+	EXPECT_EQ(0, endpoint_metric(self, SVC("backend"), "GET:/broken",
+				     "kubernetes_service_endpoint_call_successful_rate"));
+	EXPECT_EQ(3, entities_in_scope(self, "endpoint"));
+	/* the relation sees the exchanges from both ends */
+	EXPECT_EQ(7, metric_sum(self, "service_relation", SVC("frontend"), SVC("backend"), 0, 0,
+				"kubernetes_service_relation_server_http_call_cpm"));
+	EXPECT_EQ(7, metric_sum(self, "service_relation", SVC("frontend"), SVC("backend"), 0, 0,
+				"kubernetes_service_relation_client_http_call_cpm"));
+	EXPECT_EQ(1, metric_sum(self, "service_relation", SVC("frontend"), SVC("backend"), 0, 0,
+				"kubernetes_service_relation_client_http_status_5xx_cpm"));
+	for (int i = 0; i < self->line_count; i++)
+		if (field_is(self->lines[i], "scope", "service_relation")) {
+			struct json_object *component;
+
+			ASSERT_TRUE(json_object_object_get_ex(self->lines[i], "component_id", &component));
+			EXPECT_EQ(49, json_object_get_int(component));
+		}
+}
+
+/*
+ * A ClusterIP with a DNAT rule in front of the server pod: the client's
+ * socket only knows the ClusterIP, which names the service (no instance);
+ * the server side names both pods.
+ */
+KTEST_F(entities, cluster_ip_behind_dnat_names_the_service, 120)
+{
+	const struct side_truth *c = &self->truth->client, *s = &self->truth->server;
+	pid_t server;
+
+	ASSERT_EQ(200, add_pod(self->api_port, &self->pods.client, self->client_pod, "frontend"));
+	ASSERT_EQ(200, add_pod(self->api_port, &self->pods.server, self->server_pod, "backend"));
+	ASSERT_EQ(0, run_quiet("ip netns exec %s nft add table ip kaccess_dnat", self->pods.client.netns));
+	ASSERT_EQ(0, run_quiet("ip netns exec %s nft add chain ip kaccess_dnat out "
+			       "'{ type nat hook output priority -100; }'", self->pods.client.netns));
+	ASSERT_EQ(0, run_quiet("ip netns exec %s nft add rule ip kaccess_dnat out "
+			       "ip daddr 10.96.10.2 tcp dport 80 dnat to %s:8080",
+			       self->pods.client.netns, self->pods.server.ipv4));
+	ASSERT_EQ(0, run_quiet("ip -n %s route add 10.96.0.0/16 dev eth0", self->pods.client.netns));
+	ASSERT_EQ(0, start_agent(self));
+	/* the server listens on its own 8080; the client dials the ClusterIP's port 80 */
+	server = tcp_server_start(&self->pods.server, &self->plan, &self->truth->server);
+	ASSERT_LT(0, server);
+	self->plan.server_addr = "10.96.10.2";
+	self->plan.port = 80;
+	ASSERT_EQ(0, tcp_client_run(&self->pods.client, &self->plan, &self->truth->client));
+	ASSERT_EQ(0, child_wait(server));
+	ASSERT_EQ(0, stop_and_read(self));
+
+	EXPECT_EQ(c->connects, metric_sum(self, "service_relation", SVC("frontend"), SVC("backend"), 0, 0,
+					  "kubernetes_service_relation_connect_cpm"));
+	EXPECT_EQ(s->accepts, metric_sum(self, "service_relation", SVC("frontend"), SVC("backend"), 0, 0,
+					 "kubernetes_service_relation_accept_cpm"));
+	EXPECT_EQ(c->writes, metric_sum(self, "service_relation", SVC("frontend"), SVC("backend"), 0, 0,
+					"kubernetes_service_relation_client_write_cpm"));
+	/* the instance relation comes from the server side, which sees the client pod */
+	EXPECT_EQ(s->reads, metric_sum(self, "instance_relation", SVC("frontend"), self->client_pod,
+				       SVC("backend"), self->server_pod,
+				       "kubernetes_service_instance_relation_server_read_cpm"));
+	EXPECT_EQ(-1, metric_sum(self, "instance_relation", SVC("frontend"), self->client_pod,
+				 SVC("backend"), self->server_pod,
+				 "kubernetes_service_instance_relation_client_write_cpm"));
 }
 
 TEST_HARNESS_MAIN
