@@ -656,4 +656,128 @@ KTEST_F(entities, cluster_ip_behind_dnat_names_the_service, 120)
 				 "kubernetes_service_instance_relation_client_write_cpm"));
 }
 
+static struct json_object *path_get(struct json_object *obj, const char *const *keys)
+{
+	for (int i = 0; obj && keys[i]; i++)
+		if (!json_object_object_get_ex(obj, keys[i], &obj))
+			return NULL;
+	return obj;
+}
+
+static const char *path_string(struct json_object *obj, const char *const *keys)
+{
+	struct json_object *v = path_get(obj, keys);
+
+	return v ? json_object_get_string(v) : NULL;
+}
+
+struct access_log_counts {
+	unsigned int connects, connect_successes, accepts, client_closes, server_closes;
+	unsigned int node_first, calls, remote_is_pod, bad_times;
+};
+
+static void count_access_log(struct access_log_counts *n, struct json_object *msg, const char *client_pod,
+			     const char *server_pod)
+{
+	const char *local_pod = path_string(msg, (const char *[]){ "connection", "local", "kubernetes", "podName", NULL });
+	const char *remote_pod = path_string(msg, (const char *[]){ "connection", "remote", "kubernetes", "podName", NULL });
+	struct json_object *logs = path_get(msg, (const char *[]){ "kernelLogs", NULL });
+	bool client = local_pod && strcmp(local_pod, client_pod) == 0;
+	bool server = local_pod && strcmp(local_pod, server_pod) == 0;
+
+	for (size_t i = 0; logs && i < json_object_array_length(logs); i++) {
+		struct json_object *log = json_object_array_get_idx(logs, i), *op = NULL;
+		const char *start, *end;
+
+		if (client && json_object_object_get_ex(log, "connect", &op)) {
+			struct json_object *success;
+
+			n->connects++;
+			n->connect_successes += json_object_object_get_ex(op, "success", &success) &&
+						json_object_get_boolean(success);
+			n->remote_is_pod += remote_pod && strcmp(remote_pod, server_pod) == 0;
+		} else if (server && json_object_object_get_ex(log, "accept", &op)) {
+			n->accepts++;
+			n->remote_is_pod += remote_pod && strcmp(remote_pod, client_pod) == 0;
+		} else if (json_object_object_get_ex(log, "close", &op)) {
+			n->client_closes += client;
+			n->server_closes += server;
+		}
+		start = path_string(op, (const char *[]){ "startTime", "offset", "offset", NULL });
+		end = path_string(op, (const char *[]){ "endTime", "offset", "offset", NULL });
+		if (op && (!start || !end || strtoull(start, NULL, 10) > strtoull(end, NULL, 10) ||
+			   strtoull(end, NULL, 10) == 0))
+			n->bad_times++;
+	}
+}
+
+static int read_access_logs(const char *fake_out, const char *client_pod, const char *server_pod,
+			    struct access_log_counts *n)
+{
+	char line[1 << 16];
+	FILE *file = fopen(fake_out, "r");
+
+	if (!file)
+		return -1;
+	while (fgets(line, sizeof(line), file)) {
+		struct json_object *obj = json_tokener_parse(line), *method, *msg, *seq;
+
+		if (obj && json_object_object_get_ex(obj, "method", &method) &&
+		    strstr(json_object_get_string(method), "EBPFAccessLogService") &&
+		    json_object_object_get_ex(obj, "msg", &msg)) {
+			if (json_object_object_get_ex(obj, "seq", &seq) && json_object_get_int(seq) == 0) {
+				n->calls++;
+				n->node_first += path_get(msg, (const char *[]){ "node", "name", NULL }) != NULL;
+			}
+			count_access_log(n, msg, client_pod, server_pod);
+		}
+		json_object_put(obj);
+	}
+	fclose(file);
+	return 0;
+}
+
+/* Every connect, accept and close of the pods reaches OAP as a kernel log, after node info. */
+KTEST_F(entities, access_logs_reach_oap_for_every_connection_event, 120)
+{
+	const struct side_truth *c = &self->truth->client, *s = &self->truth->server;
+	char out[128], port_path[128], api[64], oap[64];
+	const char *args[] = { "--pin-dir", ENTITIES_PIN_DIR, "-i", "60", "--set", api,
+			       "--set", oap, "--set", "oap_mode=access_logs", NULL };
+	struct access_log_counts n = { 0 };
+	pid_t fake;
+	int port;
+
+	snprintf(out, sizeof(out), "/tmp/kaccess-selftest-oap-%d.ndjson", getpid());
+	snprintf(port_path, sizeof(port_path), "/tmp/kaccess-selftest-oap-%d.port", getpid());
+	fake = fake_oap_start(out, port_path);
+	if (fake < 0)
+		SKIP(return, "no fake_oap next to %s", kaccess_binary());
+	port = read_port(port_path, 5000);
+	ASSERT_LT(0, port);
+	snprintf(api, sizeof(api), "k8s_api_server=http://127.0.0.1:%d", self->api_port);
+	snprintf(oap, sizeof(oap), "oap_address=127.0.0.1:%d", port);
+	ASSERT_EQ(200, add_pod(self->api_port, &self->pods.client, self->client_pod, "frontend"));
+	ASSERT_EQ(200, add_pod(self->api_port, &self->pods.server, self->server_pod, "backend"));
+	ASSERT_EQ(0, agent_proc_start(&self->agent, args));
+	ASSERT_EQ(0, tcp_run(&self->pods.client, &self->pods.server, &self->plan, self->truth));
+	ASSERT_EQ(0, stop_and_read(self));
+	kill(fake, SIGTERM);
+	waitpid(fake, NULL, 0);
+	ASSERT_EQ(0, read_access_logs(out, self->client_pod, self->server_pod, &n));
+
+	EXPECT_EQ(c->connects, n.connects);
+	EXPECT_EQ(c->connect_successes, n.connect_successes);
+	EXPECT_EQ(s->accepts, n.accepts);
+	EXPECT_EQ(c->closes, n.client_closes);
+	EXPECT_EQ(s->closes, n.server_closes);
+	/* each side names the other pod */
+	EXPECT_EQ(c->connects + s->accepts, n.remote_is_pod);
+	EXPECT_EQ(0, n.bad_times);
+	EXPECT_LT(0, n.calls);
+	EXPECT_EQ(n.calls, n.node_first);
+	unlink(out);
+	unlink(port_path);
+}
+
 TEST_HARNESS_MAIN

@@ -14,6 +14,7 @@
 #include "identity.h"
 #include "json_writer.h"
 #include "log.h"
+#include "oap_access_log.h"
 #include "oap_meters.h"
 #include "rollup/rows.h"
 #include "sink.h"
@@ -43,8 +44,49 @@ static void entities_ready(struct sink *sink, const struct agent_info *info)
 {
 }
 
+static bool sends_access_logs(const struct entities_state *state)
+{
+	return state->oap && oap_mode_sends_access_logs(state->cfg->oap.mode);
+}
+
+/*
+ * The peer of a connection event: a pod (through conntrack when the client
+ * dialled a ClusterIP), or NULL to send its address for OAP to resolve.
+ */
+static const struct k8s_identity *event_peer(struct entities_state *state,
+					     const struct kaccess_conn_event *event,
+					     struct k8s_identity *ret_peer, const struct k8s_identity *local)
+{
+	const struct kaccess_conn *conn = &event->conn;
+	struct k8s_tuple tuple;
+
+	memcpy(tuple.local_addr, conn->local_addr, sizeof(tuple.local_addr));
+	memcpy(tuple.peer_addr, conn->remote_addr, sizeof(tuple.peer_addr));
+	tuple.local_port = conn->local_port;
+	tuple.peer_port = conn->remote_port;
+	if (k8s_resolve_peer(state->identity_ctx.k8s, conn->remote_addr, conn->remote_port,
+			     conn->agg.role == KACCESS_ROLE_CLIENT ? &tuple : NULL, ret_peer) < 0)
+		return NULL;
+	if (ret_peer->kind == K8S_KIND_LOOPBACK)
+		return local;
+	return ret_peer->kind == K8S_KIND_POD ? ret_peer : NULL;
+}
+
+/* Connection events of known pods as access logs; others OAP could not place. */
 static void entities_connection(struct sink *sink, const struct kaccess_conn_event *event)
 {
+	struct entities_state *state = sink->state;
+	struct k8s_identity local, peer;
+	int err;
+
+	if (!sends_access_logs(state))
+		return;
+	if (k8s_resolve_local_id(state->identity_ctx.k8s, event->conn.agg.cgroup_id, &local) < 0 ||
+	    local.kind != K8S_KIND_POD || local.excluded)
+		return;
+	err = access_log_send_event(state->oap, event, &local, event_peer(state, event, &peer, &local));
+	if (err && err != -EINVAL)
+		log_debug("failed to queue an access log: %s", strerror(-err));
 }
 
 static int build_rollup(struct entities_state *state, const struct bucket_report *report,

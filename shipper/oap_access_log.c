@@ -1,0 +1,148 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+#include <arpa/inet.h>
+#include <errno.h>
+#include <string.h>
+
+#include "oap_access_log.h"
+
+/* Every sub-message of one access log, on the caller's stack. */
+struct access_log {
+	Skywalking__V3__EBPFAccessLogMessage msg;
+	Skywalking__V3__AccessLogConnection connection;
+	Skywalking__V3__ConnectionAddress local, remote;
+	Skywalking__V3__KubernetesProcessAddress local_pod, remote_pod;
+	Skywalking__V3__IPAddress remote_ip;
+	Skywalking__V3__AccessLogKernelLog kernel_log, *kernel_logs[1];
+	Skywalking__V3__AccessLogKernelConnectOperation connect;
+	Skywalking__V3__AccessLogKernelAcceptOperation accept;
+	Skywalking__V3__AccessLogKernelCloseOperation close;
+	Skywalking__V3__EBPFTimestamp start, end;
+	Skywalking__V3__EBPFOffsetTimestamp start_offset, end_offset;
+	char comm[KACCESS_COMM_LEN + 1];
+	char remote_host[INET6_ADDRSTRLEN];
+};
+
+static const uint8_t v4_mapped_prefix[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+
+static void address_text(const uint8_t *addr, char *ret, size_t len)
+{
+	if (memcmp(addr, v4_mapped_prefix, sizeof(v4_mapped_prefix)) == 0)
+		inet_ntop(AF_INET, addr + 12, ret, len);
+	else
+		inet_ntop(AF_INET6, addr, ret, len);
+}
+
+/* ts_ns is CLOCK_MONOTONIC: nanoseconds since boot, OAP's offset. */
+static void set_times(struct access_log *log, uint64_t end_ns, uint64_t duration_ns)
+{
+	skywalking__v3__ebpftimestamp__init(&log->start);
+	skywalking__v3__ebpftimestamp__init(&log->end);
+	skywalking__v3__ebpfoffset_timestamp__init(&log->start_offset);
+	skywalking__v3__ebpfoffset_timestamp__init(&log->end_offset);
+	log->start_offset.offset = end_ns - (duration_ns < end_ns ? duration_ns : 0);
+	log->end_offset.offset = end_ns;
+	log->start.timestamp_case = SKYWALKING__V3__EBPFTIMESTAMP__TIMESTAMP_OFFSET;
+	log->start.offset = &log->start_offset;
+	log->end.timestamp_case = SKYWALKING__V3__EBPFTIMESTAMP__TIMESTAMP_OFFSET;
+	log->end.offset = &log->end_offset;
+}
+
+static int set_kernel_log(struct access_log *log, const struct kaccess_conn_event *event)
+{
+	Skywalking__V3__AccessLogKernelLog *k = &log->kernel_log;
+	bool server = event->conn.agg.role == KACCESS_ROLE_SERVER;
+
+	skywalking__v3__access_log_kernel_log__init(k);
+	set_times(log, event->ts_ns, event->duration_ns);
+	switch (event->type) {
+	case KACCESS_EVENT_CONN_OPEN:
+	case KACCESS_EVENT_CONNECT_FAILED:
+		if (server) {
+			skywalking__v3__access_log_kernel_accept_operation__init(&log->accept);
+			log->accept.starttime = &log->start;
+			log->accept.endtime = &log->end;
+			k->operation_case = SKYWALKING__V3__ACCESS_LOG_KERNEL_LOG__OPERATION_ACCEPT;
+			k->accept = &log->accept;
+			break;
+		}
+		skywalking__v3__access_log_kernel_connect_operation__init(&log->connect);
+		log->connect.starttime = &log->start;
+		log->connect.endtime = &log->end;
+		log->connect.success = event->type == KACCESS_EVENT_CONN_OPEN;
+		k->operation_case = SKYWALKING__V3__ACCESS_LOG_KERNEL_LOG__OPERATION_CONNECT;
+		k->connect = &log->connect;
+		break;
+	case KACCESS_EVENT_CONN_CLOSE:
+		skywalking__v3__access_log_kernel_close_operation__init(&log->close);
+		log->close.starttime = &log->start;
+		log->close.endtime = &log->end;
+		log->close.success = true;
+		k->operation_case = SKYWALKING__V3__ACCESS_LOG_KERNEL_LOG__OPERATION_CLOSE;
+		k->close = &log->close;
+		break;
+	default:
+		return -EINVAL;
+	}
+	log->kernel_logs[0] = k;
+	return 0;
+}
+
+static void set_pod_address(Skywalking__V3__ConnectionAddress *address,
+			    Skywalking__V3__KubernetesProcessAddress *pod, const struct k8s_identity *id,
+			    const char *process, uint16_t port)
+{
+	skywalking__v3__connection_address__init(address);
+	skywalking__v3__kubernetes_process_address__init(pod);
+	pod->servicename = (char *)id->service;
+	pod->podname = (char *)id->instance;
+	pod->processname = (char *)process;
+	pod->port = port;
+	address->address_case = SKYWALKING__V3__CONNECTION_ADDRESS__ADDRESS_KUBERNETES;
+	address->kubernetes = pod;
+}
+
+static void set_connection(struct access_log *log, const struct kaccess_conn_event *event,
+			   const struct k8s_identity *local, const struct k8s_identity *peer)
+{
+	const struct kaccess_conn *conn = &event->conn;
+
+	skywalking__v3__access_log_connection__init(&log->connection);
+	memcpy(log->comm, conn->comm, KACCESS_COMM_LEN);
+	log->comm[KACCESS_COMM_LEN] = '\0';
+	set_pod_address(&log->local, &log->local_pod, local, log->comm, conn->local_port);
+	if (peer) {
+		set_pod_address(&log->remote, &log->remote_pod, peer, "", conn->remote_port);
+	} else {
+		skywalking__v3__connection_address__init(&log->remote);
+		skywalking__v3__ipaddress__init(&log->remote_ip);
+		address_text(conn->remote_addr, log->remote_host, sizeof(log->remote_host));
+		log->remote_ip.host = log->remote_host;
+		log->remote_ip.port = conn->remote_port;
+		log->remote.address_case = SKYWALKING__V3__CONNECTION_ADDRESS__ADDRESS_IP;
+		log->remote.ip = &log->remote_ip;
+	}
+	log->connection.local = &log->local;
+	log->connection.remote = &log->remote;
+	log->connection.role = conn->agg.role == KACCESS_ROLE_SERVER ? SKYWALKING__V3__DETECT_POINT__server
+								     : SKYWALKING__V3__DETECT_POINT__client;
+	log->connection.tlsmode = SKYWALKING__V3__ACCESS_LOG_CONNECTION_TLSMODE__Plain;
+	log->connection.protocol = SKYWALKING__V3__ACCESS_LOG_PROTOCOL_TYPE__TCP;
+}
+
+int access_log_send_event(struct oap_sender *sender, const struct kaccess_conn_event *event,
+			  const struct k8s_identity *local, const struct k8s_identity *peer)
+{
+	struct access_log log;
+	int err;
+
+	memset(&log, 0, sizeof(log));
+	err = set_kernel_log(&log, event);
+	if (err)
+		return err;
+	set_connection(&log, event, local, peer);
+	skywalking__v3__ebpfaccess_log_message__init(&log.msg);
+	log.msg.connection = &log.connection;
+	log.msg.n_kernellogs = 1;
+	log.msg.kernellogs = log.kernel_logs;
+	return oap_sender_enqueue_access_log(sender, &log.msg);
+}

@@ -1,0 +1,24 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * Connection events as SkyWalking access logs: one EBPFAccessLogMessage per
+ * connect, accept or close, carrying its connection (so every run of
+ * messages of one connection starts with it) and one kernel log, timed in
+ * nanoseconds since boot as OAP expects.
+ */
+#ifndef KACCESS_OAP_ACCESS_LOG_H
+#define KACCESS_OAP_ACCESS_LOG_H
+
+#include "k8s/k8s.h"
+#include "kaccess.h"
+#include "oap/oap.h"
+
+/*
+ * Queue the access log of `event`. `local` is the pod of the event's
+ * cgroup; `peer` its peer, or NULL when the peer is no pod (then its
+ * address is sent and OAP resolves it as it does). 0, -EINVAL for an event
+ * that is not a connection event, or the sender's error.
+ */
+int access_log_send_event(struct oap_sender *sender, const struct kaccess_conn_event *event,
+			  const struct k8s_identity *local, const struct k8s_identity *peer);
+
+#endif
