@@ -407,8 +407,9 @@ KTEST_F(entities, meters_reach_oap_with_exact_counts, 120)
 {
 	const struct side_truth *c = &self->truth->client, *s = &self->truth->server;
 	char out[128], port_path[128], api[64], oap[64];
+	char listen[64], metrics_path[128];
 	const char *args[] = { "--pin-dir", ENTITIES_PIN_DIR, "-i", "60", "--set", api,
-			       "--set", oap, "--set", "oap_mode=metrics", NULL };
+			       "--set", oap, "--set", "oap_mode=metrics", "--set", listen, NULL };
 	struct meter_query connects = { .name = "kaccess_connect_count", .svc = SVC("frontend"),
 					.src_svc = SVC("frontend"), .dst_svc = SVC("backend") };
 	struct meter_query server_reads = { .name = "kaccess_read_count", .svc = SVC("backend"),
@@ -430,8 +431,22 @@ KTEST_F(entities, meters_reach_oap_with_exact_counts, 120)
 	snprintf(oap, sizeof(oap), "oap_address=127.0.0.1:%d", port);
 	ASSERT_EQ(200, add_pod(self->api_port, &self->pods.client, self->client_pod, "frontend"));
 	ASSERT_EQ(200, add_pod(self->api_port, &self->pods.server, self->server_pod, "backend"));
+	snprintf(listen, sizeof(listen), "http_listen=127.0.0.1:%d", fake_free_port());
+	snprintf(metrics_path, sizeof(metrics_path), "/tmp/kaccess-selftest-metrics-%d.txt", getpid());
 	ASSERT_EQ(0, agent_proc_start(&self->agent, args));
 	ASSERT_EQ(0, tcp_run(&self->pods.client, &self->pods.server, &self->plan, self->truth));
+	/* the resolver's and the sender's state in /metrics, valid for promtool */
+	ASSERT_EQ(0, run_quiet("curl -sf http://%s/metrics -o %s", listen + strlen("http_listen="),
+			       metrics_path));
+	EXPECT_EQ(0, run_quiet("grep -qx 'kaccess_k8s_synced 1' %s", metrics_path));
+	EXPECT_EQ(0, run_quiet("grep -qx 'kaccess_k8s_objects{kind=\"pod\"} 2' %s", metrics_path));
+	EXPECT_EQ(0, run_quiet("grep -qx 'kaccess_k8s_objects{kind=\"service\"} 2' %s", metrics_path));
+	EXPECT_EQ(0, run_quiet("grep -q '^kaccess_oap_messages_total{stream=\"[a-z_]*\",result=\"delivered\"} ' %s",
+			       metrics_path));
+	EXPECT_EQ(0, run_quiet("grep -q '^kaccess_oap_dropped_total{stream=' %s", metrics_path));
+	if (access("/usr/bin/promtool", X_OK) == 0)
+		EXPECT_EQ(0, run_quiet("promtool check metrics < %s", metrics_path));
+	unlink(metrics_path);
 	ASSERT_EQ(0, stop_and_read(self)); /* the agent flushes its queue before it exits */
 	kill(fake, SIGTERM);
 	waitpid(fake, NULL, 0);

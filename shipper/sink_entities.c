@@ -14,6 +14,7 @@
 #include "identity.h"
 #include "json_writer.h"
 #include "log.h"
+#include "metrics_extra.h"
 #include "oap_access_log.h"
 #include "oap_meters.h"
 #include "rollup/rows.h"
@@ -197,9 +198,106 @@ static void entities_bucket(struct sink *sink, const struct bucket_report *repor
 	rollup_free(rollup);
 }
 
+static void render_oap(struct oap_sender *oap, struct strbuf *out)
+{
+	struct oap_stream_stats st[OAP_STREAM_COUNT];
+
+	for (int s = 0; s < OAP_STREAM_COUNT; s++)
+		oap_sender_stats(oap, s, &st[s]);
+	strbuf_printf(out, "# HELP kaccess_oap_messages_total Messages to OAP per stream: queued, written, "
+			   "confirmed by a call that ended OK.\n# TYPE kaccess_oap_messages_total counter\n");
+	for (int s = 0; s < OAP_STREAM_COUNT; s++)
+		strbuf_printf(out,
+			      "kaccess_oap_messages_total{stream=\"%s\",result=\"enqueued\"} %llu\n"
+			      "kaccess_oap_messages_total{stream=\"%s\",result=\"sent\"} %llu\n"
+			      "kaccess_oap_messages_total{stream=\"%s\",result=\"delivered\"} %llu\n",
+			      oap_stream_name(s), (unsigned long long)st[s].enqueued, oap_stream_name(s),
+			      (unsigned long long)st[s].sent, oap_stream_name(s),
+			      (unsigned long long)st[s].delivered);
+	strbuf_printf(out, "# HELP kaccess_oap_dropped_total Messages to OAP not delivered, by reason.\n"
+			   "# TYPE kaccess_oap_dropped_total counter\n");
+	for (int s = 0; s < OAP_STREAM_COUNT; s++)
+		for (int r = 0; r < OAP_DROP_REASON_COUNT; r++)
+			strbuf_printf(out, "kaccess_oap_dropped_total{stream=\"%s\",reason=\"%s\"} %llu\n",
+				      oap_stream_name(s), oap_drop_reason_name(r),
+				      (unsigned long long)st[s].dropped[r]);
+	strbuf_printf(out, "# HELP kaccess_oap_queue_depth Messages waiting to be written to OAP.\n"
+			   "# TYPE kaccess_oap_queue_depth gauge\n");
+	for (int s = 0; s < OAP_STREAM_COUNT; s++)
+		strbuf_printf(out, "kaccess_oap_queue_depth{stream=\"%s\"} %llu\n", oap_stream_name(s),
+			      (unsigned long long)st[s].queue_depth);
+	strbuf_printf(out, "# HELP kaccess_oap_connected 1 while a call to OAP is open and its writes succeed.\n"
+			   "# TYPE kaccess_oap_connected gauge\n");
+	for (int s = 0; s < OAP_STREAM_COUNT; s++)
+		strbuf_printf(out, "kaccess_oap_connected{stream=\"%s\"} %d\n", oap_stream_name(s),
+			      st[s].connected ? 1 : 0);
+	strbuf_printf(out, "# HELP kaccess_oap_calls_total Calls to OAP that ended, by result.\n"
+			   "# TYPE kaccess_oap_calls_total counter\n");
+	for (int s = 0; s < OAP_STREAM_COUNT; s++)
+		strbuf_printf(out,
+			      "kaccess_oap_calls_total{stream=\"%s\",result=\"ok\"} %llu\n"
+			      "kaccess_oap_calls_total{stream=\"%s\",result=\"failed\"} %llu\n"
+			      "kaccess_oap_calls_total{stream=\"%s\",result=\"auth_failed\"} %llu\n",
+			      oap_stream_name(s), (unsigned long long)st[s].calls_ok, oap_stream_name(s),
+			      (unsigned long long)st[s].calls_failed, oap_stream_name(s),
+			      (unsigned long long)st[s].auth_failures);
+}
+
+static void render_k8s(struct k8s *k8s, struct strbuf *out)
+{
+	struct k8s_stats st;
+
+	k8s_stats_get(k8s, &st);
+	strbuf_printf(out,
+		      "# HELP kaccess_k8s_synced 1 once pods and services are listed and watched.\n"
+		      "# TYPE kaccess_k8s_synced gauge\nkaccess_k8s_synced %d\n"
+		      "# HELP kaccess_k8s_objects Pods and services held by the resolver.\n"
+		      "# TYPE kaccess_k8s_objects gauge\n"
+		      "kaccess_k8s_objects{kind=\"pod\"} %llu\nkaccess_k8s_objects{kind=\"service\"} %llu\n"
+		      "# HELP kaccess_k8s_errors_total Failed list requests and watches that ended in error.\n"
+		      "# TYPE kaccess_k8s_errors_total counter\n"
+		      "kaccess_k8s_errors_total{request=\"list\"} %llu\nkaccess_k8s_errors_total{request=\"watch\"} %llu\n"
+		      "# HELP kaccess_k8s_relists_total Lists after the first (410 Gone or an error).\n"
+		      "# TYPE kaccess_k8s_relists_total counter\nkaccess_k8s_relists_total %llu\n"
+		      "# HELP kaccess_k8s_objects_dropped_total Objects not kept: over k8s_max_pods or k8s_max_services.\n"
+		      "# TYPE kaccess_k8s_objects_dropped_total counter\nkaccess_k8s_objects_dropped_total %llu\n"
+		      "# HELP kaccess_k8s_unresolved_total Lookups that found no pod (local) or nothing (peer).\n"
+		      "# TYPE kaccess_k8s_unresolved_total counter\n"
+		      "kaccess_k8s_unresolved_total{side=\"local\"} %llu\nkaccess_k8s_unresolved_total{side=\"peer\"} %llu\n"
+		      "# HELP kaccess_k8s_backoff_seconds The resolver's current retry delay; 0 when healthy.\n"
+		      "# TYPE kaccess_k8s_backoff_seconds gauge\nkaccess_k8s_backoff_seconds %llu.%03llu\n",
+		      st.synced ? 1 : 0, (unsigned long long)st.pods, (unsigned long long)st.services,
+		      (unsigned long long)st.list_errors, (unsigned long long)st.watch_errors,
+		      (unsigned long long)st.relists, (unsigned long long)st.objects_dropped,
+		      (unsigned long long)st.unresolved_local, (unsigned long long)st.unresolved_peer,
+		      (unsigned long long)(st.backoff_ms / 1000), (unsigned long long)(st.backoff_ms % 1000));
+}
+
+/* On the HTTP thread: the sender and the resolver copy their counters under their locks. */
+static void render_entities(void *ctx, struct strbuf *out)
+{
+	struct entities_state *state = ctx;
+
+	render_k8s(state->identity_ctx.k8s, out);
+	if (state->oap)
+		render_oap(state->oap, out);
+	strbuf_printf(out,
+		      "# HELP kaccess_entity_flows_total Rows named and rolled up, and those OAP's rules drop.\n"
+		      "# TYPE kaccess_entity_flows_total counter\n"
+		      "kaccess_entity_flows_total{result=\"kept\"} %llu\n"
+		      "kaccess_entity_flows_total{result=\"same_service\"} %llu\n"
+		      "kaccess_entity_flows_total{result=\"unknown_local\"} %llu\n",
+		      (unsigned long long)(state->totals.flows - state->totals.dropped_same_service -
+					   state->totals.dropped_unknown_local),
+		      (unsigned long long)state->totals.dropped_same_service,
+		      (unsigned long long)state->totals.dropped_unknown_local);
+}
+
 static void entities_close(struct sink *sink)
 {
 	struct entities_state *state = sink->state;
+
+	metrics_extra_unregister(state);
 
 	if (state && state->oap) {
 		oap_sender_stop(state->oap, OAP_FLUSH_TIMEOUT_MS);
@@ -280,6 +378,7 @@ int sink_entities_init(struct sink *sink, const struct sink_env *env, const stru
 	state->cfg = cfg;
 	identity_source_from_k8s(&state->identity_ctx, k8s, &state->identity);
 	meter_instance_name(cfg, state->meter_instance, sizeof(state->meter_instance));
+	metrics_extra_register(render_entities, state);
 	if (cfg->oap.address[0]) {
 		err = start_sender(state, cfg);
 		if (err) {

@@ -26,6 +26,7 @@
 #include "kaccess.skel.h"
 #include "log.h"
 #include "loop.h"
+#include "metrics_extra.h"
 #include "sink.h"
 
 /* The loop is healthy while it has gone round within this long. */
@@ -369,6 +370,7 @@ static void render_metrics(struct prometheus *p, struct strbuf *out)
 	render_map_fill(p, out);
 	render_programs(p, out);
 	render_process(out);
+	metrics_extra_render(out);
 	pthread_mutex_lock(&p->lock);
 	render_last_bucket(p, out);
 	if (p->have_bucket)
