@@ -795,4 +795,115 @@ KTEST_F(entities, access_logs_reach_oap_for_every_connection_event, 120)
 	unlink(port_path);
 }
 
+/* What OAP computes from the kernel logs of one pod and one operation. */
+struct oap_recount {
+	uint64_t calls, duration_ns_sum;
+};
+
+static void recount_logs(struct json_object *msg, const char *pod, const char *op, struct oap_recount *r)
+{
+	const char *local_pod = path_string(msg, (const char *[]){ "connection", "local", "kubernetes", "podName", NULL });
+	struct json_object *logs = path_get(msg, (const char *[]){ "kernelLogs", NULL });
+
+	if (!local_pod || strcmp(local_pod, pod) != 0)
+		return;
+	for (size_t i = 0; logs && i < json_object_array_length(logs); i++) {
+		struct json_object *entry = json_object_array_get_idx(logs, i), *operation;
+		const char *start, *end;
+
+		if (!json_object_object_get_ex(entry, op, &operation))
+			continue;
+		start = path_string(operation, (const char *[]){ "startTime", "offset", "offset", NULL });
+		end = path_string(operation, (const char *[]){ "endTime", "offset", "offset", NULL });
+		r->calls++;
+		r->duration_ns_sum += strtoull(end ? end : "0", NULL, 10) - strtoull(start ? start : "0", NULL, 10);
+	}
+}
+
+static int recount(const char *fake_out, const char *pod, const char *op, struct oap_recount *r)
+{
+	char line[1 << 17];
+	FILE *file = fopen(fake_out, "r");
+
+	if (!file)
+		return -1;
+	while (fgets(line, sizeof(line), file)) {
+		struct json_object *obj = json_tokener_parse(line), *msg;
+
+		if (obj && json_object_object_get_ex(obj, "msg", &msg))
+			recount_logs(msg, pod, op, r);
+		json_object_put(obj);
+	}
+	fclose(file);
+	return 0;
+}
+
+/*
+ * Stock-OAP-compatible mode: OAP's own rules (one call per kernel log, the
+ * mean of their durations) over what arrives give kaccess's numbers.
+ */
+KTEST_F(entities, compatible_mode_lets_oap_compute_the_same_numbers, 120)
+{
+	const struct side_truth *c = &self->truth->client, *s = &self->truth->server;
+	char out[128], port_path[128], api[64], oap[64];
+	const char *args[] = { "--pin-dir", ENTITIES_PIN_DIR, "-i", "60", "--set", api,
+			       "--set", oap, "--set", "oap_mode=compatible", NULL };
+	struct oap_recount client_writes = { 0 }, client_reads = { 0 }, server_reads = { 0 },
+			   server_writes = { 0 }, connects = { 0 }, accepts = { 0 };
+	struct agg_totals client_rows, server_rows;
+	struct agent_output *output = NULL;
+	pid_t fake;
+	int port;
+
+	snprintf(out, sizeof(out), "/tmp/kaccess-selftest-oap-%d.ndjson", getpid());
+	snprintf(port_path, sizeof(port_path), "/tmp/kaccess-selftest-oap-%d.port", getpid());
+	fake = fake_oap_start(out, port_path);
+	if (fake < 0)
+		SKIP(return, "no fake_oap next to %s", kaccess_binary());
+	port = read_port(port_path, 5000);
+	ASSERT_LT(0, port);
+	snprintf(api, sizeof(api), "k8s_api_server=http://127.0.0.1:%d", self->api_port);
+	snprintf(oap, sizeof(oap), "oap_address=127.0.0.1:%d", port);
+	ASSERT_EQ(200, add_pod(self->api_port, &self->pods.client, self->client_pod, "frontend"));
+	ASSERT_EQ(200, add_pod(self->api_port, &self->pods.server, self->server_pod, "backend"));
+	ASSERT_EQ(0, agent_proc_start(&self->agent, args));
+	ASSERT_EQ(0, tcp_run(&self->pods.client, &self->pods.server, &self->plan, self->truth));
+	ASSERT_EQ(0, stop_and_read(self));
+	kill(fake, SIGTERM);
+	waitpid(fake, NULL, 0);
+	ASSERT_EQ(0, agent_output_load(&output, self->agent.out_path));
+	client_rows = agent_output_sum(output, self->pods.client.cgroup_id, "client", NULL, -1);
+	server_rows = agent_output_sum(output, self->pods.server.cgroup_id, "server", NULL, -1);
+	agent_output_free(output);
+	ASSERT_EQ(0, recount(out, self->client_pod, "write", &client_writes));
+	ASSERT_EQ(0, recount(out, self->client_pod, "read", &client_reads));
+	ASSERT_EQ(0, recount(out, self->client_pod, "connect", &connects));
+	ASSERT_EQ(0, recount(out, self->server_pod, "read", &server_reads));
+	ASSERT_EQ(0, recount(out, self->server_pod, "write", &server_writes));
+	ASSERT_EQ(0, recount(out, self->server_pod, "accept", &accepts));
+
+	/* OAP's cpm: one call per log */
+	EXPECT_EQ(c->writes, client_writes.calls);
+	EXPECT_EQ(c->reads, client_reads.calls);
+	EXPECT_EQ(s->reads, server_reads.calls);
+	EXPECT_EQ(s->writes, server_writes.calls);
+	EXPECT_EQ(c->connects, connects.calls);
+	EXPECT_EQ(s->accepts, accepts.calls);
+	/* OAP's durations add up to the kernel's sums exactly */
+	EXPECT_EQ(client_rows.write_duration_ns_sum, client_writes.duration_ns_sum);
+	EXPECT_EQ(client_rows.read_duration_ns_sum, client_reads.duration_ns_sum);
+	EXPECT_EQ(server_rows.read_duration_ns_sum, server_reads.duration_ns_sum);
+	EXPECT_EQ(server_rows.write_duration_ns_sum, server_writes.duration_ns_sum);
+	/* so OAP's longAvg is kaccess's, whenever the run fits one bucket */
+	if (metric_sum(self, "service", SVC("frontend"), 0, 0, 0, "kubernetes_service_write_cpm") ==
+	    (int64_t)c->writes && entities_in_scope(self, "service") == 2) {
+		EXPECT_EQ((int64_t)(client_writes.duration_ns_sum / client_writes.calls),
+			  metric_sum(self, "service", SVC("frontend"), 0, 0, 0, "kubernetes_service_write_time"));
+		EXPECT_EQ((int64_t)(server_reads.duration_ns_sum / server_reads.calls),
+			  metric_sum(self, "service", SVC("backend"), 0, 0, 0, "kubernetes_service_read_time"));
+	}
+	unlink(out);
+	unlink(port_path);
+}
+
 TEST_HARNESS_MAIN

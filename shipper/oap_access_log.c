@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "oap_access_log.h"
@@ -101,30 +103,35 @@ static void set_pod_address(Skywalking__V3__ConnectionAddress *address,
 	address->kubernetes = pod;
 }
 
-static void set_connection(struct access_log *log, const struct kaccess_conn_event *event,
+/* Who talks to whom, as OAP reads it; `comm` may be "" and `local_port` 0 (rows). */
+struct connection_facts {
+	uint8_t role;                 /* enum kaccess_role */
+	const char *comm;
+	uint16_t local_port, remote_port;
+	const uint8_t *remote_addr;   /* v4-mapped for IPv4 */
+};
+
+static void set_connection(struct access_log *log, const struct connection_facts *facts,
 			   const struct k8s_identity *local, const struct k8s_identity *peer)
 {
-	const struct kaccess_conn *conn = &event->conn;
-
 	skywalking__v3__access_log_connection__init(&log->connection);
-	memcpy(log->comm, conn->comm, KACCESS_COMM_LEN);
-	log->comm[KACCESS_COMM_LEN] = '\0';
-	set_pod_address(&log->local, &log->local_pod, local, log->comm, conn->local_port);
+	snprintf(log->comm, sizeof(log->comm), "%s", facts->comm);
+	set_pod_address(&log->local, &log->local_pod, local, log->comm, facts->local_port);
 	if (peer) {
-		set_pod_address(&log->remote, &log->remote_pod, peer, "", conn->remote_port);
+		set_pod_address(&log->remote, &log->remote_pod, peer, "", facts->remote_port);
 	} else {
 		skywalking__v3__connection_address__init(&log->remote);
 		skywalking__v3__ipaddress__init(&log->remote_ip);
-		address_text(conn->remote_addr, log->remote_host, sizeof(log->remote_host));
+		address_text(facts->remote_addr, log->remote_host, sizeof(log->remote_host));
 		log->remote_ip.host = log->remote_host;
-		log->remote_ip.port = conn->remote_port;
+		log->remote_ip.port = facts->remote_port;
 		log->remote.address_case = SKYWALKING__V3__CONNECTION_ADDRESS__ADDRESS_IP;
 		log->remote.ip = &log->remote_ip;
 	}
 	log->connection.local = &log->local;
 	log->connection.remote = &log->remote;
-	log->connection.role = conn->agg.role == KACCESS_ROLE_SERVER ? SKYWALKING__V3__DETECT_POINT__server
-								     : SKYWALKING__V3__DETECT_POINT__client;
+	log->connection.role = facts->role == KACCESS_ROLE_SERVER ? SKYWALKING__V3__DETECT_POINT__server
+								  : SKYWALKING__V3__DETECT_POINT__client;
 	log->connection.tlsmode = SKYWALKING__V3__ACCESS_LOG_CONNECTION_TLSMODE__Plain;
 	log->connection.protocol = SKYWALKING__V3__ACCESS_LOG_PROTOCOL_TYPE__TCP;
 }
@@ -136,13 +143,141 @@ int access_log_send_event(struct oap_sender *sender, const struct kaccess_conn_e
 	int err;
 
 	memset(&log, 0, sizeof(log));
+	char comm[KACCESS_COMM_LEN + 1];
+	struct connection_facts facts = {
+		.role = event->conn.agg.role,
+		.comm = comm,
+		.local_port = event->conn.local_port,
+		.remote_port = event->conn.remote_port,
+		.remote_addr = event->conn.remote_addr,
+	};
+
+	memcpy(comm, event->conn.comm, KACCESS_COMM_LEN);
+	comm[KACCESS_COMM_LEN] = '\0';
 	err = set_kernel_log(&log, event);
 	if (err)
 		return err;
-	set_connection(&log, event, local, peer);
+	set_connection(&log, &facts, local, peer);
 	skywalking__v3__ebpfaccess_log_message__init(&log.msg);
 	log.msg.connection = &log.connection;
 	log.msg.n_kernellogs = 1;
 	log.msg.kernellogs = log.kernel_logs;
 	return oap_sender_enqueue_access_log(sender, &log.msg);
+}
+
+/*
+ * Stock-OAP-compatible mode: OAP counts one call per kernel log and averages
+ * their durations, so a row of n reads taking s ns in all becomes n read logs
+ * whose durations are s / n, the first s % n of them 1 ns longer: OAP's count,
+ * sum and average are then exactly the kernel's. Their times are spread over
+ * the bucket so that OAP files them under the same minute.
+ */
+#define SYSCALL_LOGS_PER_MESSAGE 128
+
+struct syscall_batch {
+	Skywalking__V3__AccessLogKernelLog logs[SYSCALL_LOGS_PER_MESSAGE];
+	Skywalking__V3__AccessLogKernelLog *log_ptrs[SYSCALL_LOGS_PER_MESSAGE];
+	Skywalking__V3__AccessLogKernelReadOperation reads[SYSCALL_LOGS_PER_MESSAGE];
+	Skywalking__V3__AccessLogKernelWriteOperation writes[SYSCALL_LOGS_PER_MESSAGE];
+	Skywalking__V3__EBPFTimestamp starts[SYSCALL_LOGS_PER_MESSAGE], ends[SYSCALL_LOGS_PER_MESSAGE];
+	Skywalking__V3__EBPFOffsetTimestamp start_offsets[SYSCALL_LOGS_PER_MESSAGE];
+	Skywalking__V3__EBPFOffsetTimestamp end_offsets[SYSCALL_LOGS_PER_MESSAGE];
+};
+
+struct syscall_run {
+	bool write;
+	uint64_t count, duration_ns_sum;
+	uint64_t bucket_start_ns, bucket_ns; /* CLOCK_MONOTONIC */
+};
+
+static void set_syscall_log(struct syscall_batch *b, size_t slot, const struct syscall_run *run,
+			    uint64_t index)
+{
+	uint64_t duration = run->duration_ns_sum / run->count +
+			    (index < run->duration_ns_sum % run->count ? 1 : 0);
+	uint64_t end = run->bucket_start_ns + (index + 1) * (run->bucket_ns / (run->count + 1));
+	Skywalking__V3__AccessLogKernelLog *k = &b->logs[slot];
+
+	if (end < duration)
+		end = duration;
+	skywalking__v3__ebpfoffset_timestamp__init(&b->start_offsets[slot]);
+	skywalking__v3__ebpfoffset_timestamp__init(&b->end_offsets[slot]);
+	b->start_offsets[slot].offset = end - duration;
+	b->end_offsets[slot].offset = end;
+	skywalking__v3__ebpftimestamp__init(&b->starts[slot]);
+	skywalking__v3__ebpftimestamp__init(&b->ends[slot]);
+	b->starts[slot].timestamp_case = SKYWALKING__V3__EBPFTIMESTAMP__TIMESTAMP_OFFSET;
+	b->starts[slot].offset = &b->start_offsets[slot];
+	b->ends[slot].timestamp_case = SKYWALKING__V3__EBPFTIMESTAMP__TIMESTAMP_OFFSET;
+	b->ends[slot].offset = &b->end_offsets[slot];
+	skywalking__v3__access_log_kernel_log__init(k);
+	if (run->write) {
+		skywalking__v3__access_log_kernel_write_operation__init(&b->writes[slot]);
+		b->writes[slot].starttime = &b->starts[slot];
+		b->writes[slot].endtime = &b->ends[slot];
+		k->operation_case = SKYWALKING__V3__ACCESS_LOG_KERNEL_LOG__OPERATION_WRITE;
+		k->write = &b->writes[slot];
+	} else {
+		skywalking__v3__access_log_kernel_read_operation__init(&b->reads[slot]);
+		b->reads[slot].starttime = &b->starts[slot];
+		b->reads[slot].endtime = &b->ends[slot];
+		k->operation_case = SKYWALKING__V3__ACCESS_LOG_KERNEL_LOG__OPERATION_READ;
+		k->read = &b->reads[slot];
+	}
+	b->log_ptrs[slot] = k;
+}
+
+static int send_syscall_run(struct oap_sender *sender, struct access_log *log, struct syscall_batch *b,
+			    const struct syscall_run *run)
+{
+	uint64_t index = 0;
+	int err;
+
+	while (index < run->count) {
+		size_t slots = 0;
+
+		while (slots < SYSCALL_LOGS_PER_MESSAGE && index < run->count)
+			set_syscall_log(b, slots++, run, index++);
+		log->msg.n_kernellogs = slots;
+		log->msg.kernellogs = b->log_ptrs;
+		err = oap_sender_enqueue_access_log(sender, &log->msg);
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+int access_log_send_row_syscalls(struct oap_sender *sender, const struct agg_row *row,
+				 const struct k8s_identity *local, const struct k8s_identity *peer,
+				 uint64_t bucket_start_ns, uint64_t bucket_ns)
+{
+	struct connection_facts facts = {
+		.role = row->key.role,
+		.comm = "",
+		.remote_port = row->key.peer_port,
+		.remote_addr = row->key.peer_addr,
+	};
+	struct syscall_run reads = { false, row->value.read_count, row->value.read_duration_ns_sum,
+				     bucket_start_ns, bucket_ns };
+	struct syscall_run writes = { true, row->value.write_count, row->value.write_duration_ns_sum,
+				      bucket_start_ns, bucket_ns };
+	struct syscall_batch *batch;
+	struct access_log log;
+	int err = 0;
+
+	if (!reads.count && !writes.count)
+		return 0;
+	batch = calloc(1, sizeof(*batch));
+	if (!batch)
+		return -ENOMEM;
+	memset(&log, 0, sizeof(log));
+	set_connection(&log, &facts, local, peer);
+	skywalking__v3__ebpfaccess_log_message__init(&log.msg);
+	log.msg.connection = &log.connection;
+	if (reads.count)
+		err = send_syscall_run(sender, &log, batch, &reads);
+	if (!err && writes.count)
+		err = send_syscall_run(sender, &log, batch, &writes);
+	free(batch);
+	return err;
 }

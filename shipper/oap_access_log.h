@@ -10,6 +10,7 @@
 
 #include "k8s/k8s.h"
 #include "kaccess.h"
+#include "maps_read.h"
 #include "oap/oap.h"
 
 /*
@@ -20,5 +21,15 @@
  */
 int access_log_send_event(struct oap_sender *sender, const struct kaccess_conn_event *event,
 			  const struct k8s_identity *local, const struct k8s_identity *peer);
+
+/*
+ * Compatible mode: the row's reads and writes as one kernel log each, with
+ * durations that add up to the row's sums exactly (OAP then computes the
+ * same numbers), timed within the bucket [bucket_start_ns, + bucket_ns) of
+ * CLOCK_MONOTONIC. 0 or -errno.
+ */
+int access_log_send_row_syscalls(struct oap_sender *sender, const struct agg_row *row,
+				 const struct k8s_identity *local, const struct k8s_identity *peer,
+				 uint64_t bucket_start_ns, uint64_t bucket_ns);
 
 #endif

@@ -163,6 +163,43 @@ static bool sends_meters(const struct entities_state *state)
 	return state->oap && oap_mode_sends_meters(state->cfg->oap.mode);
 }
 
+/* A row's peer for an access log: a pod (or the local pod over loopback), else NULL. */
+static const struct k8s_identity *row_peer(struct entities_state *state, const struct agg_row *row,
+					   struct k8s_identity *ret_peer, const struct k8s_identity *local)
+{
+	if (k8s_resolve_peer(state->identity_ctx.k8s, row->key.peer_addr, row->key.peer_port, NULL,
+			     ret_peer) < 0)
+		return NULL;
+	if (ret_peer->kind == K8S_KIND_LOOPBACK)
+		return local;
+	return ret_peer->kind == K8S_KIND_POD ? ret_peer : NULL;
+}
+
+/* Compatible mode: every row's reads and writes as kernel logs, timed inside the bucket. */
+static void send_syscall_logs(struct entities_state *state, const struct bucket_report *report)
+{
+	const struct sink_env *env = &state->sink->env;
+	uint64_t start_ns = bucket_start_ms(env, report->bucket) * 1000000ull - *env->wall_offset_ns;
+	struct k8s_identity local, peer;
+	int err;
+
+	for (size_t i = 0; i < report->count; i++) {
+		const struct agg_row *row = &report->rows[i];
+
+		if (k8s_resolve_local_id(state->identity_ctx.k8s, row->key.cgroup_id, &local) < 0 ||
+		    local.kind != K8S_KIND_POD || local.excluded)
+			continue;
+		err = access_log_send_row_syscalls(state->oap, row, &local,
+						   row_peer(state, row, &peer, &local), start_ns,
+						   env->bucket_ns);
+		if (err) {
+			log_warn("failed to queue the syscall logs of bucket %llu: %s",
+				 (unsigned long long)report->bucket, strerror(-err));
+			return;
+		}
+	}
+}
+
 static void entities_bucket(struct sink *sink, const struct bucket_report *report)
 {
 	struct entities_state *state = sink->state;
@@ -184,6 +221,8 @@ static void entities_bucket(struct sink *sink, const struct bucket_report *repor
 	}
 	if (meters)
 		send_meters(state, report, meters, rollup);
+	if (state->oap && oap_mode_sends_syscall_logs(state->cfg->oap.mode))
+		send_syscall_logs(state, report);
 	flow_meters_free(meters);
 	rollup_stats(rollup, &stats);
 	add_stats(&state->totals, &stats);
