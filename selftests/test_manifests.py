@@ -213,6 +213,34 @@ def containerfile_stages():
     return stages
 
 
+def linked_libraries(binary):
+    """Resolved paths of the shared libraries `binary` needs directly."""
+    result = subprocess.run(["objdump", "-p", binary], stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, universal_newlines=True)
+    needed = [line.split()[1] for line in result.stdout.splitlines()
+              if line.strip().startswith("NEEDED")]
+    ldd = subprocess.run(["ldd", binary], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                         universal_newlines=True).stdout
+    paths = {}
+    for line in ldd.splitlines():
+        parts = line.split()
+        if len(parts) >= 3 and parts[1] == "=>":
+            paths[parts[0]] = parts[2]
+    return [paths[name] for name in needed if name in paths]
+
+
+def owning_package(path):
+    """The Debian package that owns `path` (without :arch), None for glibc's own."""
+    real = os.path.realpath(path)
+    for candidate in (path, real, real.replace("/usr/lib/", "/lib/", 1)):
+        result = subprocess.run(["dpkg", "-S", candidate], stdout=subprocess.PIPE,
+                                stderr=subprocess.DEVNULL, universal_newlines=True)
+        if result.returncode == 0:
+            package = result.stdout.split(":")[0].strip()
+            return None if package in ("libc6",) else package
+    return None
+
+
 def run_make(args, destdir):
     """make with DESTDIR and this OUTPUT, never rebuilding the agent (-o)."""
     output = output_dir()
@@ -522,7 +550,16 @@ def containerfile_builds_on_debian_12_and_ships_the_agent():
     expect_equal(instructions.get("ENTRYPOINT"), '["%s"]' % AGENT_PATH, "ENTRYPOINT")
     expect_equal(instructions.get("CMD"), '["--config", "%s"]' % CONFIG_PATH, "CMD")
     build = " ".join(rest for word, rest in stages[0][2] if word == "RUN")
-    expect(".output/vm/static/kaccess" in build, "the build stage does not make the static agent")
+    expect("make deps" in build and "make all" in build,
+           "the build stage does not install the build dependencies and make the agent")
+    # every shared library the agent links comes from a package the run stage installs
+    run = " ".join(rest for word, rest in final if word == "RUN")
+    agent = output_dir() + "/kaccess"
+    if os.access(agent, os.X_OK):
+        for soname in linked_libraries(agent):
+            package = owning_package(soname)
+            expect(package is None or package in run.split(),
+                   "the run stage does not install %s (for %s)" % (package, soname))
 
 
 @test
