@@ -589,4 +589,24 @@ TEST(kernel_rows_become_entity_lines)
 	free(text);
 }
 
+/* The table for people names entities as OAP does and shows their numbers. */
+TEST_F(rollup, table_shows_entities_by_name)
+{
+	char *text = NULL;
+	size_t len = 0;
+	FILE *out = open_memstream(&text, &len);
+
+	ASSERT_NE(NULL, out);
+	ASSERT_EQ(0, rollup_write_table(self->rollup, out, "test"));
+	fclose(out);
+	EXPECT_NE(NULL, strstr(text, "SERVICE RELATION"));
+	EXPECT_NE(NULL, strstr(text, "a.shop -> b.shop"));
+	EXPECT_NE(NULL, strstr(text, "a.shop -> Unknown"));
+	EXPECT_NE(NULL, strstr(text, "b.shop GET:/cart"));
+	EXPECT_NE(NULL, strstr(text, "a.shop/a-1 -> b.shop/b-1"));
+	/* b.shop: 4 HTTP calls, 75.00% of them successful */
+	EXPECT_NE(NULL, strstr(text, "75.00"));
+	free(text);
+}
+
 TEST_HARNESS_MAIN

@@ -233,6 +233,13 @@ static void entities_bucket(struct sink *sink, const struct bucket_report *repor
 		if (err)
 			log_warn("failed to write the entities: %s", strerror(-err));
 		write_summary(&w, sink, report, &stats);
+	} else if (state->cfg->output == OUTPUT_TABLE && !isatty(fileno(sink->env.out))) {
+		/* a terminal shows the live view, which redraws over anything printed */
+		char bucket_text[32];
+
+		snprintf(bucket_text, sizeof(bucket_text), "bucket %llu",
+			 (unsigned long long)report->bucket);
+		rollup_write_table(rollup, sink->env.out, bucket_text);
 	}
 	rollup_free(rollup);
 }

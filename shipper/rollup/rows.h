@@ -10,6 +10,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "json_writer.h"
 #include "maps_read.h"
@@ -42,6 +43,12 @@ int rollup_add_rows(struct rollup *rollup, const struct agg_row *rows, size_t co
 int rollup_add_http_rows(struct rollup *rollup, const struct http_row *rows, size_t count,
 			 const struct identity_source *identity,
 			 const char *(*endpoint_text)(void *ctx, uint64_t hash), void *text_ctx);
+
+/*
+ * For people: per scope a table of the entities with the metrics most read
+ * (calls per minute, mean times, HTTP success); JSON has all of them.
+ */
+int rollup_write_table(struct rollup *rollup, FILE *out, const char *bucket_text);
 
 /* OAP's default apdex threshold, milliseconds. */
 #define ROLLUP_APDEX_THRESHOLD_MS 500
