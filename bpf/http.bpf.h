@@ -56,6 +56,7 @@ enum http_flag {
 	HTTP_F_LENGTH = 1 << 0,   /* Content-Length seen */
 	HTTP_F_CHUNKED = 1 << 1,  /* Transfer-Encoding ends in chunked */
 	HTTP_F_VALUE = 1 << 2,    /* in a header's value (after ':') */
+	HTTP_F_SKIP = 1 << 3,     /* a header line of no interest: only its end matters */
 };
 
 enum http_header_id {
@@ -437,20 +438,25 @@ static __always_inline int http_header_byte(struct http_conn *hc, struct http_pa
 			p->flags |= HTTP_F_CHUNKED;
 		p->token_len = 0;
 		p->header = HDR_OTHER;
-		p->flags &= ~HTTP_F_VALUE;
+		p->flags &= ~(HTTP_F_VALUE | HTTP_F_SKIP);
 		p->roll_lo = p->roll_hi = 0;
 		return HTTP_OK;
 	}
 	p->token_len++;
-	if (p->phase == PH_TRAILERS)
+	if (p->phase == PH_TRAILERS || (p->flags & HTTP_F_SKIP))
 		return HTTP_OK;
 	if (!(p->flags & HTTP_F_VALUE)) {
+		/* only Content-Length and Transfer-Encoding matter */
+		if (p->token_len == 1 && (c | 0x20) != 'c' && (c | 0x20) != 't') {
+			p->flags |= HTTP_F_SKIP;
+			return HTTP_OK;
+		}
 		if (c != ':') {
 			http_roll(p, http_lower(c));
 			return HTTP_OK;
 		}
 		p->header = http_header_id(p, p->token_len - 1);
-		p->flags |= HTTP_F_VALUE;
+		p->flags |= p->header == HDR_OTHER ? HTTP_F_VALUE | HTTP_F_SKIP : HTTP_F_VALUE;
 		p->roll_lo = p->roll_hi = 0;
 		if (p->header == HDR_CONTENT_LENGTH) {
 			p->flags |= HTTP_F_LENGTH;
@@ -497,7 +503,12 @@ static __always_inline int http_byte(struct http_conn *hc, struct http_parser *p
 {
 	int digit;
 
-	if (p->phase <= PH_HEADERS) {
+	if (p->phase == PH_HEADERS) { /* the common case first: a switch is a compare chain */
+		if (++p->header_bytes > HTTP_MAX_HEADER_BYTES)
+			return HTTP_ERR_GRAMMAR;
+		return http_header_byte(hc, p, s, c);
+	}
+	if (p->phase < PH_HEADERS) {
 		if (p->phase != PH_IDLE && ++p->header_bytes > HTTP_MAX_HEADER_BYTES)
 			return HTTP_ERR_GRAMMAR;
 	} else
@@ -700,7 +711,123 @@ static __always_inline int http_next_byte(struct http_scratch *s)
 	return c;
 }
 
-/* bpf_loop body: one byte, or one run of body bytes. 1 stops the walk. */
+#define HTTP_WORD_LF 0x0a0a0a0a0a0a0a0aULL
+#define HTTP_WORD_LOW 0x0101010101010101ULL
+#define HTTP_WORD_HIGH 0x8080808080808080ULL
+#define HTTP_SKIP_WORDS 8
+
+/* Consume `n` bytes of the window (which never crosses a segment's end). */
+static __always_inline void http_window_consume(struct http_scratch *s, __u32 n)
+{
+	__u32 idx = s->seg_idx;
+
+	s->win_pos += n;
+	s->left -= n;
+	s->seg_off += n;
+	if (s->seg_off >= s->seg_len[idx & (HTTP_SEGMENTS - 1)]) {
+		s->seg_idx = idx + 1;
+		s->seg_off = 0;
+		s->win_len = s->win_pos = 0;
+	}
+}
+
+/*
+ * In a header line of no interest: everything up to its '\n' at once, up to
+ * HTTP_SKIP_WORDS words, with the classic has-zero-byte test on each word
+ * XOR "\n\n\n\n\n\n\n\n". False when the byte-wise path must go on.
+ */
+static __always_inline bool http_skip_line(struct http_parser *p, struct http_scratch *s)
+{
+	__u32 pos = s->win_pos, skipped = 0;
+	__u64 word, found = 0;
+
+#pragma unroll
+	for (int i = 0; i < HTTP_SKIP_WORDS; i++) {
+		if (pos > HTTP_WINDOW - 8 || pos + 8 > s->win_len)
+			break;
+		word = *(__u64 *)&s->data[pos] ^ HTTP_WORD_LF;
+		found = (word - HTTP_WORD_LOW) & ~word & HTTP_WORD_HIGH;
+		if (found)
+			break;
+		pos += 8;
+		skipped += 8;
+	}
+	/* the bytes of the last word before its '\n' (the lowest flagged byte is exact) */
+#pragma unroll
+	for (int i = 0; i < 7; i++) {
+		if (!found || (found & 0x80))
+			break;
+		found >>= 8;
+		skipped++;
+	}
+	if (!skipped)
+		return false;
+	http_window_consume(s, skipped);
+	p->token_len += skipped;
+	p->header_bytes += skipped;
+	return true;
+}
+
+/*
+ * At the start of a header line with 16 bytes in the window: unless it
+ * starts "content-length:" or "transfer-encodin" (any case), it is of no
+ * interest from its first byte.
+ */
+static __always_inline void http_peek_line(struct http_parser *p, struct http_scratch *s)
+{
+	__u32 pos = s->win_pos;
+	__u64 first, second;
+
+	if (pos > HTTP_WINDOW - 16 || pos + 16 > s->win_len)
+		return;
+	first = *(__u64 *)&s->data[pos] | 0x2020202020202020ULL; /* letters to lower case */
+	second = *(__u64 *)&s->data[pos + 8] | 0x2020202020202020ULL;
+	if (first == 0x2d746e65746e6f63ULL && (second & 0xffffffffffffffULL) == 0x3a6874676e656cULL) {
+		/* "content-" "length:": take the name and colon at once */
+		http_window_consume(s, 15);
+		p->token_len = 15;
+		p->header_bytes += 15;
+		p->header = HDR_CONTENT_LENGTH;
+		p->flags |= HTTP_F_VALUE | HTTP_F_LENGTH;
+		p->content_length = 0;
+		return;
+	}
+	if (first == 0x726566736e617274ULL && second == 0x6e69646f636e652dULL)
+		return; /* "transfer" "-encodin" */
+	if (s->data[pos] == '\r' || s->data[pos] == '\n')
+		return; /* the blank line */
+	p->flags |= HTTP_F_SKIP;
+}
+
+/*
+ * "HTTP/1.1" and "HTTP/1.0" as one word: after a response's 'H' (the
+ * rest and the space), or a request's version. False: byte by byte.
+ */
+static __always_inline bool http_version_word(struct http_parser *p, struct http_scratch *s)
+{
+	__u32 pos = s->win_pos;
+	__u64 word;
+
+	if (pos > HTTP_WINDOW - 8 || pos + 8 > s->win_len)
+		return false;
+	word = *(__u64 *)&s->data[pos];
+	if (p->phase == PH_RESP_VERSION) {
+		if (p->token_len != 1 || (word != 0x20312e312f505454ULL && word != 0x20302e312f505454ULL))
+			return false; /* "TTP/1.1 ", "TTP/1.0 " */
+		p->phase = PH_STATUS;
+		p->token_len = 0;
+	} else {
+		if (p->token_len || (word != 0x312e312f50545448ULL && word != 0x302e312f50545448ULL))
+			return false; /* "HTTP/1.1", "HTTP/1.0" */
+		p->token_len = 8;
+		p->roll_lo = (word >> 56) == '1' ? TOKEN_HTTP_1_1 : TOKEN_HTTP_1_0;
+	}
+	http_window_consume(s, 8);
+	p->header_bytes += 8;
+	return true;
+}
+
+/* bpf_loop body: one byte, a word of a skipped line, or a run of body bytes. 1 stops the walk. */
 static long http_step(__u32 index, void *ctx)
 {
 	struct http_walk *walk = ctx;
@@ -715,6 +842,19 @@ static long http_step(__u32 index, void *ctx)
 	if (p->phase == PH_BODY || p->phase == PH_CHUNK_DATA || p->phase == PH_UNTIL_CLOSE) {
 		http_skip(hc, p, s);
 		return 0;
+	}
+	if ((p->phase == PH_RESP_VERSION || p->phase == PH_REQ_VERSION) && http_version_word(p, s))
+		return 0;
+	if (p->phase == PH_HEADERS) {
+		if (!p->token_len && !(p->flags & (HTTP_F_SKIP | HTTP_F_VALUE)))
+			http_peek_line(p, s);
+		if ((p->flags & HTTP_F_SKIP) && http_skip_line(p, s)) {
+			if (p->header_bytes > HTTP_MAX_HEADER_BYTES) {
+				s->error = HTTP_ERR_GRAMMAR;
+				return 1;
+			}
+			return 0;
+		}
 	}
 	c = http_next_byte(s);
 	if (c == -2)
