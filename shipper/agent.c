@@ -149,15 +149,18 @@ static int watch_cgroup(struct agent *agent, const char *cgroup)
 
 static int size_maps(struct kaccess_bpf *skel, const struct kaccess_config *cfg)
 {
+	/* with HTTP parsing off nothing writes the HTTP maps: one entry each */
+	unsigned int http_rows = cfg->http_parse ? cfg->http_rows_max_entries : 1;
+	unsigned int http_conns = cfg->http_parse ? cfg->http_conns_max_entries : 1;
 	int err = 0;
 
 	err = err ?: bpf_map__set_max_entries(skel->maps.conn_table, cfg->conn_table_max_entries);
 	err = err ?: bpf_map__set_max_entries(skel->maps.agg_gen0, cfg->agg_rows_max_entries);
 	err = err ?: bpf_map__set_max_entries(skel->maps.agg_gen1, cfg->agg_rows_max_entries);
 	err = err ?: bpf_map__set_max_entries(skel->maps.events, cfg->ringbuf_kib * 1024);
-	err = err ?: bpf_map__set_max_entries(skel->maps.http_gen0, cfg->http_rows_max_entries);
-	err = err ?: bpf_map__set_max_entries(skel->maps.http_gen1, cfg->http_rows_max_entries);
-	err = err ?: bpf_map__set_max_entries(skel->maps.http_conns, cfg->http_conns_max_entries);
+	err = err ?: bpf_map__set_max_entries(skel->maps.http_gen0, http_rows);
+	err = err ?: bpf_map__set_max_entries(skel->maps.http_gen1, http_rows);
+	err = err ?: bpf_map__set_max_entries(skel->maps.http_conns, http_conns);
 	return err;
 }
 
