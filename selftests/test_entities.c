@@ -35,6 +35,9 @@ FIXTURE(entities) {
 	struct json_object *lines[512];
 	int line_count;
 	uint64_t flows, dropped_same_service, dropped_unknown_local; /* over every bucket */
+	/* a fake OAP, for the tests that send to one */
+	pid_t oap_pid;
+	char oap_out[128], oap_port_path[128], api_setting[64], oap_setting[64];
 };
 
 /* kubepods/<qos>/pod<uid>/<container id>: the uid, as the API server knows the pod */
@@ -98,9 +101,24 @@ FIXTURE_SETUP(entities)
 	};
 }
 
+/* Stop the fake OAP: what it recorded is then complete. Idempotent. */
+static void stop_fake_oap(FIXTURE_DATA(entities) *self)
+{
+	if (self->oap_pid <= 0)
+		return;
+	kill(self->oap_pid, SIGTERM);
+	waitpid(self->oap_pid, NULL, 0);
+	self->oap_pid = 0;
+}
+
 FIXTURE_TEARDOWN(entities)
 {
 	agent_proc_stop(&self->agent);
+	stop_fake_oap(self);
+	if (self->oap_out[0]) {
+		unlink(self->oap_out);
+		unlink(self->oap_port_path);
+	}
 	for (int i = 0; i < self->line_count; i++)
 		json_object_put(self->lines[i]);
 	fake_stop(self->api_pid);
@@ -336,6 +354,41 @@ static int read_port(const char *port_path, int timeout_ms)
 	return -1;
 }
 
+/*
+ * A fake OAP, the two pods named frontend and backend, and the agent's
+ * settings for both (self->api_setting, self->oap_setting). -ENOENT when
+ * there is no fake_oap binary, -1 on failure.
+ */
+static int start_fake_oap_and_pods(FIXTURE_DATA(entities) *self)
+{
+	int port;
+
+	snprintf(self->oap_out, sizeof(self->oap_out), "/tmp/kaccess-selftest-oap-%d.ndjson", getpid());
+	snprintf(self->oap_port_path, sizeof(self->oap_port_path), "/tmp/kaccess-selftest-oap-%d.port",
+		 getpid());
+	self->oap_pid = fake_oap_start(self->oap_out, self->oap_port_path);
+	if (self->oap_pid < 0)
+		return -ENOENT;
+	port = read_port(self->oap_port_path, 5000);
+	if (port <= 0)
+		return -1;
+	snprintf(self->api_setting, sizeof(self->api_setting), "k8s_api_server=http://127.0.0.1:%d",
+		 self->api_port);
+	snprintf(self->oap_setting, sizeof(self->oap_setting), "oap_address=127.0.0.1:%d", port);
+	if (add_pod(self->api_port, &self->pods.client, self->client_pod, "frontend") != 200 ||
+	    add_pod(self->api_port, &self->pods.server, self->server_pod, "backend") != 200)
+		return -1;
+	return 0;
+}
+
+#define START_FAKE_OAP_OR_SKIP(self)                                                   \
+	do {                                                                           \
+		int started = start_fake_oap_and_pods(self);                           \
+		if (started == -ENOENT)                                                \
+			SKIP(return, "no fake_oap next to %s", kaccess_binary());      \
+		ASSERT_EQ(0, started);                                                 \
+	} while (0)
+
 static const char *label_of(struct json_object *labels, const char *name)
 {
 	for (size_t i = 0; labels && i < json_object_array_length(labels); i++) {
@@ -406,10 +459,9 @@ static int meter_sum(const char *fake_out, struct meter_query *q)
 KTEST_F(entities, meters_reach_oap_with_exact_counts, 120)
 {
 	const struct side_truth *c = &self->truth->client, *s = &self->truth->server;
-	char out[128], port_path[128], api[64], oap[64];
 	char listen[64], metrics_path[128];
-	const char *args[] = { "--pin-dir", ENTITIES_PIN_DIR, "-i", "60", "--set", api,
-			       "--set", oap, "--set", "oap_mode=metrics", "--set", listen, NULL };
+	const char *args[] = { "--pin-dir", ENTITIES_PIN_DIR, "-i", "60", "--set", self->api_setting,
+			       "--set", self->oap_setting, "--set", "oap_mode=metrics", "--set", listen, NULL };
 	struct meter_query connects = { .name = "kaccess_connect_count", .svc = SVC("frontend"),
 					.src_svc = SVC("frontend"), .dst_svc = SVC("backend") };
 	struct meter_query server_reads = { .name = "kaccess_read_count", .svc = SVC("backend"),
@@ -417,20 +469,8 @@ KTEST_F(entities, meters_reach_oap_with_exact_counts, 120)
 	struct meter_query client_writes = { .name = "kaccess_write_count", .side = "client",
 					     .dst_svc = SVC("backend") };
 	struct meter_query accepts = { .name = "kaccess_accept_count", .svc = SVC("backend") };
-	pid_t fake;
-	int port;
 
-	snprintf(out, sizeof(out), "/tmp/kaccess-selftest-oap-%d.ndjson", getpid());
-	snprintf(port_path, sizeof(port_path), "/tmp/kaccess-selftest-oap-%d.port", getpid());
-	fake = fake_oap_start(out, port_path);
-	if (fake < 0)
-		SKIP(return, "no fake_oap next to %s", kaccess_binary());
-	port = read_port(port_path, 5000);
-	ASSERT_LT(0, port);
-	snprintf(api, sizeof(api), "k8s_api_server=http://127.0.0.1:%d", self->api_port);
-	snprintf(oap, sizeof(oap), "oap_address=127.0.0.1:%d", port);
-	ASSERT_EQ(200, add_pod(self->api_port, &self->pods.client, self->client_pod, "frontend"));
-	ASSERT_EQ(200, add_pod(self->api_port, &self->pods.server, self->server_pod, "backend"));
+	START_FAKE_OAP_OR_SKIP(self);
 	snprintf(listen, sizeof(listen), "http_listen=127.0.0.1:%d", fake_free_port());
 	snprintf(metrics_path, sizeof(metrics_path), "/tmp/kaccess-selftest-metrics-%d.txt", getpid());
 	ASSERT_EQ(0, agent_proc_start(&self->agent, args));
@@ -448,13 +488,12 @@ KTEST_F(entities, meters_reach_oap_with_exact_counts, 120)
 		EXPECT_EQ(0, run_quiet("promtool check metrics < %s", metrics_path));
 	unlink(metrics_path);
 	ASSERT_EQ(0, stop_and_read(self)); /* the agent flushes its queue before it exits */
-	kill(fake, SIGTERM);
-	waitpid(fake, NULL, 0);
+	stop_fake_oap(self);
 
-	ASSERT_EQ(0, meter_sum(out, &connects));
-	ASSERT_EQ(0, meter_sum(out, &server_reads));
-	ASSERT_EQ(0, meter_sum(out, &client_writes));
-	ASSERT_EQ(0, meter_sum(out, &accepts));
+	ASSERT_EQ(0, meter_sum(self->oap_out, &connects));
+	ASSERT_EQ(0, meter_sum(self->oap_out, &server_reads));
+	ASSERT_EQ(0, meter_sum(self->oap_out, &client_writes));
+	ASSERT_EQ(0, meter_sum(self->oap_out, &accepts));
 	EXPECT_EQ(c->connects, connects.sum);
 	EXPECT_EQ(s->reads, server_reads.sum);
 	EXPECT_EQ(c->writes, client_writes.sum);
@@ -465,8 +504,6 @@ KTEST_F(entities, meters_reach_oap_with_exact_counts, 120)
 	/* OAP drops a collection without service, instance or timestamp */
 	EXPECT_EQ(0, connects.without_identity + server_reads.without_identity);
 	EXPECT_LT(0, connects.samples);
-	unlink(out);
-	unlink(port_path);
 }
 
 #define NGINX "/usr/sbin/nginx"
@@ -756,30 +793,16 @@ static int read_access_logs(const char *fake_out, const char *client_pod, const 
 KTEST_F(entities, access_logs_reach_oap_for_every_connection_event, 120)
 {
 	const struct side_truth *c = &self->truth->client, *s = &self->truth->server;
-	char out[128], port_path[128], api[64], oap[64];
-	const char *args[] = { "--pin-dir", ENTITIES_PIN_DIR, "-i", "60", "--set", api,
-			       "--set", oap, "--set", "oap_mode=access_logs", NULL };
+	const char *args[] = { "--pin-dir", ENTITIES_PIN_DIR, "-i", "60", "--set", self->api_setting,
+			       "--set", self->oap_setting, "--set", "oap_mode=access_logs", NULL };
 	struct access_log_counts n = { 0 };
-	pid_t fake;
-	int port;
 
-	snprintf(out, sizeof(out), "/tmp/kaccess-selftest-oap-%d.ndjson", getpid());
-	snprintf(port_path, sizeof(port_path), "/tmp/kaccess-selftest-oap-%d.port", getpid());
-	fake = fake_oap_start(out, port_path);
-	if (fake < 0)
-		SKIP(return, "no fake_oap next to %s", kaccess_binary());
-	port = read_port(port_path, 5000);
-	ASSERT_LT(0, port);
-	snprintf(api, sizeof(api), "k8s_api_server=http://127.0.0.1:%d", self->api_port);
-	snprintf(oap, sizeof(oap), "oap_address=127.0.0.1:%d", port);
-	ASSERT_EQ(200, add_pod(self->api_port, &self->pods.client, self->client_pod, "frontend"));
-	ASSERT_EQ(200, add_pod(self->api_port, &self->pods.server, self->server_pod, "backend"));
+	START_FAKE_OAP_OR_SKIP(self);
 	ASSERT_EQ(0, agent_proc_start(&self->agent, args));
 	ASSERT_EQ(0, tcp_run(&self->pods.client, &self->pods.server, &self->plan, self->truth));
 	ASSERT_EQ(0, stop_and_read(self));
-	kill(fake, SIGTERM);
-	waitpid(fake, NULL, 0);
-	ASSERT_EQ(0, read_access_logs(out, self->client_pod, self->server_pod, &n));
+	stop_fake_oap(self);
+	ASSERT_EQ(0, read_access_logs(self->oap_out, self->client_pod, self->server_pod, &n));
 
 	EXPECT_EQ(c->connects, n.connects);
 	EXPECT_EQ(c->connect_successes, n.connect_successes);
@@ -791,8 +814,6 @@ KTEST_F(entities, access_logs_reach_oap_for_every_connection_event, 120)
 	EXPECT_EQ(0, n.bad_times);
 	EXPECT_LT(0, n.calls);
 	EXPECT_EQ(n.calls, n.node_first);
-	unlink(out);
-	unlink(port_path);
 }
 
 /* What OAP computes from the kernel logs of one pod and one operation. */
@@ -845,42 +866,28 @@ static int recount(const char *fake_out, const char *pod, const char *op, struct
 KTEST_F(entities, compatible_mode_lets_oap_compute_the_same_numbers, 120)
 {
 	const struct side_truth *c = &self->truth->client, *s = &self->truth->server;
-	char out[128], port_path[128], api[64], oap[64];
-	const char *args[] = { "--pin-dir", ENTITIES_PIN_DIR, "-i", "60", "--set", api,
-			       "--set", oap, "--set", "oap_mode=compatible", NULL };
+	const char *args[] = { "--pin-dir", ENTITIES_PIN_DIR, "-i", "60", "--set", self->api_setting,
+			       "--set", self->oap_setting, "--set", "oap_mode=compatible", NULL };
 	struct oap_recount client_writes = { 0 }, client_reads = { 0 }, server_reads = { 0 },
 			   server_writes = { 0 }, connects = { 0 }, accepts = { 0 };
 	struct agg_totals client_rows, server_rows;
 	struct agent_output *output = NULL;
-	pid_t fake;
-	int port;
 
-	snprintf(out, sizeof(out), "/tmp/kaccess-selftest-oap-%d.ndjson", getpid());
-	snprintf(port_path, sizeof(port_path), "/tmp/kaccess-selftest-oap-%d.port", getpid());
-	fake = fake_oap_start(out, port_path);
-	if (fake < 0)
-		SKIP(return, "no fake_oap next to %s", kaccess_binary());
-	port = read_port(port_path, 5000);
-	ASSERT_LT(0, port);
-	snprintf(api, sizeof(api), "k8s_api_server=http://127.0.0.1:%d", self->api_port);
-	snprintf(oap, sizeof(oap), "oap_address=127.0.0.1:%d", port);
-	ASSERT_EQ(200, add_pod(self->api_port, &self->pods.client, self->client_pod, "frontend"));
-	ASSERT_EQ(200, add_pod(self->api_port, &self->pods.server, self->server_pod, "backend"));
+	START_FAKE_OAP_OR_SKIP(self);
 	ASSERT_EQ(0, agent_proc_start(&self->agent, args));
 	ASSERT_EQ(0, tcp_run(&self->pods.client, &self->pods.server, &self->plan, self->truth));
 	ASSERT_EQ(0, stop_and_read(self));
-	kill(fake, SIGTERM);
-	waitpid(fake, NULL, 0);
+	stop_fake_oap(self);
 	ASSERT_EQ(0, agent_output_load(&output, self->agent.out_path));
 	client_rows = agent_output_sum(output, self->pods.client.cgroup_id, "client", NULL, -1);
 	server_rows = agent_output_sum(output, self->pods.server.cgroup_id, "server", NULL, -1);
 	agent_output_free(output);
-	ASSERT_EQ(0, recount(out, self->client_pod, "write", &client_writes));
-	ASSERT_EQ(0, recount(out, self->client_pod, "read", &client_reads));
-	ASSERT_EQ(0, recount(out, self->client_pod, "connect", &connects));
-	ASSERT_EQ(0, recount(out, self->server_pod, "read", &server_reads));
-	ASSERT_EQ(0, recount(out, self->server_pod, "write", &server_writes));
-	ASSERT_EQ(0, recount(out, self->server_pod, "accept", &accepts));
+	ASSERT_EQ(0, recount(self->oap_out, self->client_pod, "write", &client_writes));
+	ASSERT_EQ(0, recount(self->oap_out, self->client_pod, "read", &client_reads));
+	ASSERT_EQ(0, recount(self->oap_out, self->client_pod, "connect", &connects));
+	ASSERT_EQ(0, recount(self->oap_out, self->server_pod, "read", &server_reads));
+	ASSERT_EQ(0, recount(self->oap_out, self->server_pod, "write", &server_writes));
+	ASSERT_EQ(0, recount(self->oap_out, self->server_pod, "accept", &accepts));
 
 	/* OAP's cpm: one call per log */
 	EXPECT_EQ(c->writes, client_writes.calls);
@@ -902,8 +909,6 @@ KTEST_F(entities, compatible_mode_lets_oap_compute_the_same_numbers, 120)
 		EXPECT_EQ((int64_t)(server_reads.duration_ns_sum / server_reads.calls),
 			  metric_sum(self, "service", SVC("backend"), 0, 0, 0, "kubernetes_service_read_time"));
 	}
-	unlink(out);
-	unlink(port_path);
 }
 
 TEST_HARNESS_MAIN

@@ -478,7 +478,7 @@ static int stub_local(void *ctx, uint64_t cgroup_id, struct rollup_party *ret_pa
 	return 0;
 }
 
-static int stub_peer(void *ctx, uint64_t cgroup_id, const uint8_t *addr16, uint16_t port, struct rollup_party *ret_party)
+static int stub_peer(void *ctx, const uint8_t *addr16, uint16_t port, struct rollup_party *ret_party)
 {
 	/* ::ffff:10.0.0.2 is b-1, ::ffff:10.0.0.1 is a-1 */
 	static const uint8_t prefix[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };

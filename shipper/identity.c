@@ -1,45 +1,51 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
-/*
- * Who a row's two sides are, for OAP: the local side must be a pod in a
- * namespace the policy keeps; the peer is a pod, a service (ClusterIP
- * without a known backend), or Unknown. A loopback peer is the local pod.
- */
 #include <errno.h>
 
 #include "identity.h"
 
-static int resolve_local(struct k8s_identity_ctx *ctx, uint64_t cgroup_id, struct k8s_identity *id)
+int identity_local_pod(struct k8s *k8s, uint64_t cgroup_id, struct k8s_identity *ret_local)
 {
-	if (k8s_resolve_local_id(ctx->k8s, cgroup_id, id) < 0)
+	if (k8s_resolve_local_id(k8s, cgroup_id, ret_local) < 0)
 		return -ENOENT;
-	if (id->kind != K8S_KIND_POD || id->excluded)
+	if (ret_local->kind != K8S_KIND_POD || ret_local->excluded)
 		return -ENOENT;
 	return 0;
+}
+
+const struct k8s_identity *identity_peer(struct k8s *k8s, const struct k8s_identity *local,
+					 const uint8_t *addr16, uint16_t port,
+					 const struct k8s_tuple *tuple, struct k8s_identity *ret_peer)
+{
+	if (k8s_resolve_peer(k8s, addr16, port, tuple, ret_peer) < 0)
+		return NULL;
+	if (ret_peer->kind == K8S_KIND_LOOPBACK)
+		return local;
+	if (ret_peer->kind != K8S_KIND_POD && ret_peer->kind != K8S_KIND_SERVICE)
+		return NULL; /* node addresses and the rest: OAP's Unknown */
+	return ret_peer;
 }
 
 static int local_party(void *opaque, uint64_t cgroup_id, struct rollup_party *ret_party)
 {
 	struct k8s_identity_ctx *ctx = opaque;
 
-	if (resolve_local(ctx, cgroup_id, &ctx->local) < 0)
+	if (identity_local_pod(ctx->k8s, cgroup_id, &ctx->local) < 0)
 		return -ENOENT;
 	*ret_party = (struct rollup_party){ ctx->local.service, ctx->local.instance };
 	return 0;
 }
 
-static int peer_party(void *opaque, uint64_t cgroup_id, const uint8_t *addr16, uint16_t port,
+/* The row's local side was just looked up by local_party, into ctx->local. */
+static int peer_party(void *opaque, const uint8_t *addr16, uint16_t port,
 		      struct rollup_party *ret_party)
 {
 	struct k8s_identity_ctx *ctx = opaque;
-	struct k8s_identity *id = &ctx->peer;
+	const struct k8s_identity *peer;
 
-	if (k8s_resolve_peer(ctx->k8s, addr16, port, NULL, id) < 0)
+	peer = identity_peer(ctx->k8s, &ctx->local, addr16, port, NULL, &ctx->peer);
+	if (!peer)
 		return -ENOENT;
-	if (id->kind == K8S_KIND_LOOPBACK && resolve_local(ctx, cgroup_id, id) < 0)
-		return -ENOENT;
-	if (id->kind != K8S_KIND_POD && id->kind != K8S_KIND_SERVICE)
-		return -ENOENT; /* node addresses and the rest: OAP's Unknown */
-	*ret_party = (struct rollup_party){ id->service, id->instance };
+	*ret_party = (struct rollup_party){ peer->service, peer->instance };
 	return 0;
 }
 

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <bpf/bpf.h>
@@ -88,21 +89,40 @@ static int map_batch_read(int map_fd, bool and_delete, size_t key_size, size_t v
 	return err;
 }
 
-static int store_agg(void *ctx, const void *keys, const void *values, size_t count)
+/*
+ * Append `count` key/value pairs as rows: each row is the key followed
+ * directly by the value (asserted below for every row type).
+ */
+static int store_rows(void **rows, size_t *capacity, size_t *row_count, const void *keys,
+		      size_t key_size, const void *values, size_t value_size, size_t count)
 {
-	struct agg_rows *rows = ctx;
-	const struct kaccess_agg_key *key = keys;
-	const struct kaccess_agg_value *value = values;
-	int err = reserve((void **)&rows->rows, &rows->capacity, rows->count, count, sizeof(*rows->rows));
+	size_t row_size = key_size + value_size;
+	int err = reserve(rows, capacity, *row_count, count, row_size);
 
 	if (err)
 		return err;
 	for (size_t i = 0; i < count; i++) {
-		rows->rows[rows->count].key = key[i];
-		rows->rows[rows->count].value = value[i];
-		rows->count++;
+		char *row = (char *)*rows + (*row_count)++ * row_size;
+
+		memcpy(row, (const char *)keys + i * key_size, key_size);
+		memcpy(row + key_size, (const char *)values + i * value_size, value_size);
 	}
 	return 0;
+}
+
+_Static_assert(offsetof(struct agg_row, value) == sizeof(struct kaccess_agg_key) &&
+	       sizeof(struct agg_row) == sizeof(struct kaccess_agg_key) + sizeof(struct kaccess_agg_value),
+	       "agg_row is key then value");
+_Static_assert(offsetof(struct http_row, value) == sizeof(struct kaccess_http_key) &&
+	       sizeof(struct http_row) == sizeof(struct kaccess_http_key) + sizeof(struct kaccess_http_value),
+	       "http_row is key then value");
+
+static int store_agg(void *ctx, const void *keys, const void *values, size_t count)
+{
+	struct agg_rows *rows = ctx;
+
+	return store_rows((void **)&rows->rows, &rows->capacity, &rows->count, keys,
+			  sizeof(struct kaccess_agg_key), values, sizeof(struct kaccess_agg_value), count);
 }
 
 int agg_rows_collect(int map_fd, bool and_delete, struct agg_rows *rows)
@@ -145,18 +165,9 @@ void agg_rows_free(struct agg_rows *rows)
 static int store_http(void *ctx, const void *keys, const void *values, size_t count)
 {
 	struct http_rows *rows = ctx;
-	const struct kaccess_http_key *key = keys;
-	const struct kaccess_http_value *value = values;
-	int err = reserve((void **)&rows->rows, &rows->capacity, rows->count, count, sizeof(*rows->rows));
 
-	if (err)
-		return err;
-	for (size_t i = 0; i < count; i++) {
-		rows->rows[rows->count].key = key[i];
-		rows->rows[rows->count].value = value[i];
-		rows->count++;
-	}
-	return 0;
+	return store_rows((void **)&rows->rows, &rows->capacity, &rows->count, keys,
+			  sizeof(struct kaccess_http_key), values, sizeof(struct kaccess_http_value), count);
 }
 
 int http_rows_collect(int map_fd, bool and_delete, struct http_rows *rows)

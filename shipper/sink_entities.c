@@ -51,26 +51,25 @@ static bool sends_access_logs(const struct entities_state *state)
 }
 
 /*
- * The peer of a connection event: a pod (through conntrack when the client
- * dialled a ClusterIP), or NULL to send its address for OAP to resolve.
+ * The peer of a connection event as an access log names it: a pod (through
+ * conntrack when the client dialled a ClusterIP), or NULL to send its
+ * address for OAP to resolve.
  */
 static const struct k8s_identity *event_peer(struct entities_state *state,
 					     const struct kaccess_conn_event *event,
-					     struct k8s_identity *ret_peer, const struct k8s_identity *local)
+					     const struct k8s_identity *local, struct k8s_identity *ret_peer)
 {
 	const struct kaccess_conn *conn = &event->conn;
+	const struct k8s_identity *peer;
 	struct k8s_tuple tuple;
 
 	memcpy(tuple.local_addr, conn->local_addr, sizeof(tuple.local_addr));
 	memcpy(tuple.peer_addr, conn->remote_addr, sizeof(tuple.peer_addr));
 	tuple.local_port = conn->local_port;
 	tuple.peer_port = conn->remote_port;
-	if (k8s_resolve_peer(state->identity_ctx.k8s, conn->remote_addr, conn->remote_port,
-			     conn->agg.role == KACCESS_ROLE_CLIENT ? &tuple : NULL, ret_peer) < 0)
-		return NULL;
-	if (ret_peer->kind == K8S_KIND_LOOPBACK)
-		return local;
-	return ret_peer->kind == K8S_KIND_POD ? ret_peer : NULL;
+	peer = identity_peer(state->identity_ctx.k8s, local, conn->remote_addr, conn->remote_port,
+			     conn->agg.role == KACCESS_ROLE_CLIENT ? &tuple : NULL, ret_peer);
+	return peer && peer->kind == K8S_KIND_POD ? peer : NULL;
 }
 
 /* Connection events of known pods as access logs; others OAP could not place. */
@@ -82,10 +81,9 @@ static void entities_connection(struct sink *sink, const struct kaccess_conn_eve
 
 	if (!sends_access_logs(state))
 		return;
-	if (k8s_resolve_local_id(state->identity_ctx.k8s, event->conn.agg.cgroup_id, &local) < 0 ||
-	    local.kind != K8S_KIND_POD || local.excluded)
+	if (identity_local_pod(state->identity_ctx.k8s, event->conn.agg.cgroup_id, &local) < 0)
 		return;
-	err = access_log_send_event(state->oap, event, &local, event_peer(state, event, &peer, &local));
+	err = access_log_send_event(state->oap, event, &local, event_peer(state, event, &local, &peer));
 	if (err && err != -EINVAL)
 		log_debug("failed to queue an access log: %s", strerror(-err));
 }
@@ -163,18 +161,6 @@ static bool sends_meters(const struct entities_state *state)
 	return state->oap && oap_mode_sends_meters(state->cfg->oap.mode);
 }
 
-/* A row's peer for an access log: a pod (or the local pod over loopback), else NULL. */
-static const struct k8s_identity *row_peer(struct entities_state *state, const struct agg_row *row,
-					   struct k8s_identity *ret_peer, const struct k8s_identity *local)
-{
-	if (k8s_resolve_peer(state->identity_ctx.k8s, row->key.peer_addr, row->key.peer_port, NULL,
-			     ret_peer) < 0)
-		return NULL;
-	if (ret_peer->kind == K8S_KIND_LOOPBACK)
-		return local;
-	return ret_peer->kind == K8S_KIND_POD ? ret_peer : NULL;
-}
-
 /* Compatible mode: every row's reads and writes as kernel logs, timed inside the bucket. */
 static void send_syscall_logs(struct entities_state *state, const struct bucket_report *report)
 {
@@ -185,12 +171,15 @@ static void send_syscall_logs(struct entities_state *state, const struct bucket_
 
 	for (size_t i = 0; i < report->count; i++) {
 		const struct agg_row *row = &report->rows[i];
+		const struct k8s_identity *peer_pod;
 
-		if (k8s_resolve_local_id(state->identity_ctx.k8s, row->key.cgroup_id, &local) < 0 ||
-		    local.kind != K8S_KIND_POD || local.excluded)
+		if (identity_local_pod(state->identity_ctx.k8s, row->key.cgroup_id, &local) < 0)
 			continue;
-		err = access_log_send_row_syscalls(state->oap, row, &local,
-						   row_peer(state, row, &peer, &local), start_ns,
+		peer_pod = identity_peer(state->identity_ctx.k8s, &local, row->key.peer_addr,
+					 row->key.peer_port, NULL, &peer);
+		if (peer_pod && peer_pod->kind != K8S_KIND_POD)
+			peer_pod = NULL; /* a service: its address, for OAP to resolve */
+		err = access_log_send_row_syscalls(state->oap, row, &local, peer_pod, start_ns,
 						   env->bucket_ns);
 		if (err) {
 			log_warn("failed to queue the syscall logs of bucket %llu: %s",

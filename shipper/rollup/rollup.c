@@ -440,6 +440,14 @@ static void entity_view(const struct entity *entity, struct rollup_entity_view *
 	}
 }
 
+bool rollup_entity_view_same(const struct rollup_entity_view *a, const struct rollup_entity_view *b)
+{
+	return a->scope == b->scope && a->service == b->service && a->instance == b->instance &&
+	       a->endpoint == b->endpoint && a->source_service == b->source_service &&
+	       a->source_instance == b->source_instance && a->dest_service == b->dest_service &&
+	       a->dest_instance == b->dest_instance;
+}
+
 static int compare_entities(const void *a, const void *b)
 {
 	const struct entity *x = *(const struct entity *const *)a, *y = *(const struct entity *const *)b;

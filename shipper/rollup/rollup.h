@@ -71,6 +71,9 @@ struct rollup_entity_view {
 	unsigned int component_id;    /* relations: 49 http, 110 tcp */
 };
 
+/* Two views of one entity (views share the entity's name pointers). */
+bool rollup_entity_view_same(const struct rollup_entity_view *a, const struct rollup_entity_view *b);
+
 struct rollup_stats {
 	uint64_t flows;
 	uint64_t dropped_same_service;   /* local and remote service equal: OAP drops them */

@@ -38,8 +38,7 @@ static int flow_from_key(const struct kaccess_agg_key *key, const struct identit
 	*flow = (struct rollup_flow){ .measures = measures };
 	if (identity->local(identity->ctx, key->cgroup_id, &flow->local) < 0)
 		flow->local = (struct rollup_party){ 0 };
-	if (identity->peer(identity->ctx, key->cgroup_id, key->peer_addr, key->peer_port,
-			   &flow->remote) < 0)
+	if (identity->peer(identity->ctx, key->peer_addr, key->peer_port, &flow->remote) < 0)
 		flow->remote = (struct rollup_party){ 0 };
 	switch (key->role) {
 	case KACCESS_ROLE_CLIENT:
@@ -173,15 +172,6 @@ struct json_emit {
 	bool open;
 };
 
-static bool same_entity(const struct rollup_entity_view *a, const struct rollup_entity_view *b)
-{
-	/* names point into the entity, so one entity's views share pointers */
-	return a->scope == b->scope && a->service == b->service && a->instance == b->instance &&
-	       a->endpoint == b->endpoint && a->source_service == b->source_service &&
-	       a->source_instance == b->source_instance && a->dest_service == b->dest_service &&
-	       a->dest_instance == b->dest_instance;
-}
-
 static void entity_line_end(struct json_emit *je)
 {
 	if (!je->open)
@@ -228,7 +218,7 @@ static void emit_json(void *ctx, const struct rollup_entity_view *entity,
 {
 	struct json_emit *je = ctx;
 
-	if (je->open && !same_entity(&je->current, entity))
+	if (je->open && !rollup_entity_view_same(&je->current, entity))
 		entity_line_end(je);
 	if (!je->open)
 		entity_line_begin(je, entity);

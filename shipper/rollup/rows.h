@@ -20,11 +20,10 @@ struct identity_source {
 	/* The pod behind a local cgroup; 0, or -ENOENT when it is not a known pod. */
 	int (*local)(void *ctx, uint64_t cgroup_id, struct rollup_party *ret_party);
 	/*
-	 * The pod or service behind the peer address (v4-mapped for IPv4) of a
-	 * row of `cgroup_id`; -ENOENT: Unknown.
+	 * The pod or service behind the peer address (v4-mapped for IPv4) of
+	 * the row whose local side `local` just resolved; -ENOENT: Unknown.
 	 */
-	int (*peer)(void *ctx, uint64_t cgroup_id, const uint8_t *addr16, uint16_t port,
-		    struct rollup_party *ret_party);
+	int (*peer)(void *ctx, const uint8_t *addr16, uint16_t port, struct rollup_party *ret_party);
 	void *ctx;
 };
 

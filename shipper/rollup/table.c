@@ -121,14 +121,6 @@ static void header(FILE *out, const struct scope_table *table)
 	fputc('\n', out);
 }
 
-static bool same_entity(const struct rollup_entity_view *a, const struct rollup_entity_view *b)
-{
-	return a->scope == b->scope && a->service == b->service && a->instance == b->instance &&
-	       a->endpoint == b->endpoint && a->source_service == b->source_service &&
-	       a->source_instance == b->source_instance && a->dest_service == b->dest_service &&
-	       a->dest_instance == b->dest_instance;
-}
-
 static void emit_table(void *ctx, const struct rollup_entity_view *entity,
 		       const struct metric_plan *metric, const int64_t *values, unsigned int count)
 {
@@ -137,7 +129,7 @@ static void emit_table(void *ctx, const struct rollup_entity_view *entity,
 
 	if (entity->scope != te->table->scope || count != 1)
 		return;
-	if (te->open && !same_entity(&te->current, entity))
+	if (te->open && !rollup_entity_view_same(&te->current, entity))
 		row_end(te);
 	if (!te->open) {
 		if (te->rows == 0)
