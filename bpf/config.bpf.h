@@ -23,6 +23,9 @@ const volatile __u32 watched_cgroup_level __weak;
 /* HTTP/1.x parsing of tracked connections (config `http`). */
 const volatile bool http_enabled __weak = true;
 
+/* L2-L4 timing of tracked connections' packets (config `l24`). */
+const volatile bool l24_enabled __weak = true;
+
 /* Keep the query string in endpoint paths (config `http_keep_query`). */
 const volatile bool http_keep_query __weak = false;
 

@@ -24,6 +24,7 @@ static __always_inline struct syscall_ctx *syscall_ctx_begin(__u32 op, int fd)
 	sc->op = op;
 	sc->fd = fd;
 	sc->sk = 0;
+	sc->l4_start_ns = 0;
 	return sc;
 }
 

@@ -90,9 +90,15 @@ static __always_inline int transfer_begin(__u32 op, int fd, __u64 user_ptr, __u3
 	return 0;
 }
 
-/* Add one read or write call to its connection's row. */
+/*
+ * Add one read or write call to its connection's row. A write's L4 time
+ * runs from TCP's first look at it (tcp_sendmsg_locked, `l4_start_ns`) to
+ * its end; where that tracepoint is missing, or with the fentry hooks
+ * (whose start is tcp_sendmsg() itself), from the start of the call.
+ */
 static __always_inline void transfer_account(const struct kaccess_agg_key *key, bool is_read,
-					     __u64 start_ns, __u64 bytes, __u64 now_ns)
+					     __u64 start_ns, __u64 l4_start_ns, __u64 bytes,
+					     __u64 now_ns)
 {
 	struct kaccess_agg_value *row = agg_row(key, now_ns);
 
@@ -106,6 +112,8 @@ static __always_inline void transfer_account(const struct kaccess_agg_key *key, 
 		agg_add(row->write_count, 1);
 		agg_add(row->write_duration_ns_sum, now_ns - start_ns);
 		agg_add(row->write_bytes, bytes);
+		if (l24_enabled)
+			agg_add(row->write_l4_duration_ns_sum, now_ns - (l4_start_ns ?: start_ns));
 	}
 }
 
@@ -119,7 +127,7 @@ static __always_inline void transfer_done(__u64 sk, struct kaccess_conn *conn,
 {
 	__u64 now_ns = bpf_ktime_get_ns();
 
-	transfer_account(key, is_read, start_ns, bytes, now_ns);
+	transfer_account(key, is_read, start_ns, sc->l4_start_ns, bytes, now_ns);
 	http_transfer(sk, conn, is_read, bytes, sc->user_ptr, sc->buf_kind, sc->buf_count, now_ns);
 }
 

@@ -75,8 +75,47 @@ struct kaccess_agg_value {
 	__u64 write_count;             /* write-family syscalls that sent data */
 	__u64 write_duration_ns_sum;
 	__u64 write_bytes;
+	/*
+	 * L2-L4 of the connection's packets (bpf/l24.bpf.c; config `l24`).
+	 * Packet counts and bytes are per skb as the device counts them (a
+	 * GSO super-packet is one), with the link-layer header. Durations are
+	 * summed per packet; OAP averages them over the read or write calls.
+	 */
+	__u64 write_l4_duration_ns_sum;        /* first tcp_sendmsg_locked of a write to its end */
+	__u64 write_packets;                   /* skbs the driver took (net_dev_xmit rc 0) */
+	__u64 write_packet_bytes;
+	__u64 write_retransmit_packets;        /* TCP segments retransmitted, as TcpRetransSegs */
+	__u64 write_resolve_mac_count;         /* neighbour resolutions a packet waited for */
+	__u64 write_resolve_mac_duration_ns_sum;
+	__u64 write_l2_duration_ns_sum;        /* net_dev_queue to net_dev_xmit */
+	__u64 write_l2_enter_queue_count;      /* packets a qdisc queued (qdisc_enqueue) */
+	__u64 write_l2_ready_send_duration_ns_sum;  /* net_dev_queue to net_dev_start_xmit */
+	__u64 write_l2_device_send_duration_ns_sum; /* net_dev_start_xmit to net_dev_xmit */
+	__u64 read_packets;                    /* segments TCP received (tcp_probe) */
+	__u64 read_packet_bytes;
+	__u64 read_l4_duration_ns_sum;         /* tcp_probe to sk_data_ready */
+	__u64 read_l3_duration_ns_sum;         /* netif_receive_skb to the socket queue */
+	__u64 read_l2_to_queue_duration_ns_sum;   /* netif_receive_skb to the socket queue */
+	__u64 read_l2_from_queue_duration_ns_sum; /* the socket queue to the copy to the reader */
 };
-_Static_assert(sizeof(struct kaccess_agg_value) == 15 * 8, "kaccess_agg_value layout");
+_Static_assert(sizeof(struct kaccess_agg_value) == 31 * 8, "kaccess_agg_value layout");
+
+/*
+ * Which L2-L4 fields of kaccess_agg_value this kernel measures: each needs
+ * its tracepoints (bpf/l24.bpf.c). Fields outside the set stay zero and are
+ * not reported as measurements.
+ */
+enum kaccess_l24_measure {
+	KACCESS_L24_WRITE_L4 = 1 << 0,      /* write_l4_duration_ns_sum */
+	KACCESS_L24_WRITE_PACKETS = 1 << 1, /* write_packets, write_packet_bytes */
+	KACCESS_L24_WRITE_L2 = 1 << 2,      /* write_l2_{,ready_send_,device_send_}duration_ns_sum */
+	KACCESS_L24_ENTER_QUEUE = 1 << 3,   /* write_l2_enter_queue_count */
+	KACCESS_L24_RETRANSMITS = 1 << 4,   /* write_retransmit_packets */
+	KACCESS_L24_RESOLVE_MAC = 1 << 5,   /* write_resolve_mac_{count,duration_ns_sum} */
+	KACCESS_L24_READ_PACKETS = 1 << 6,  /* read_packets, read_packet_bytes */
+	KACCESS_L24_READ_WINDOWS = 1 << 7,  /* read_l3_, read_l2_to_queue_, read_l2_from_queue_ */
+	KACCESS_L24_READ_L4 = 1 << 8,       /* read_l4_duration_ns_sum */
+};
 
 /* conn_table value: everything known about one tracked TCP connection. */
 struct kaccess_conn {
@@ -207,6 +246,8 @@ enum kaccess_counter {
 	KACCESS_CTR_HTTP_TABLE_FULL,   /* HTTP exchange not added: HTTP generation map full */
 	KACCESS_CTR_HTTP_ENDPOINT_LOST,/* endpoint text not sent (ring buffer full); retried next time */
 	KACCESS_CTR_HTTP_PIPELINE_FULL,/* more pipelined requests than tracked: parsing stopped */
+	KACCESS_CTR_L24_WINDOW_LOST,   /* a tracked packet's L2 window lost its start (nested or
+				        * re-segmented transmit): counted, not timed */
 	KACCESS_CTR_MAX,
 };
 

@@ -34,7 +34,7 @@ struct {
  * key = struct kaccess_agg_key, value = struct kaccess_agg_value.
  * Writers pick generation (bucket & 1); the shipper drains the idle one with
  * BPF_MAP_LOOKUP_AND_DELETE_BATCH after a grace period.
- * Size: 16384 rows each (`agg_rows_max_entries`), 216 B each: 3.4 MiB each. Pinned.
+ * Size: 16384 rows each (`agg_rows_max_entries`), 344 B each: 5.4 MiB each. Pinned.
  */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -137,6 +137,7 @@ struct syscall_ctx {
 	__u32 buf_kind;       /* enum http_buf_kind: what user_ptr points to, for the HTTP parser */
 	__u32 buf_count;      /* HTTP_BUF_IOVEC: the iovec count */
 	__u32 pad;
+	__u64 l4_start_ns;    /* write: the first tcp_sendmsg_locked inside it (0: not seen) */
 	struct kaccess_conn conn; /* read/write: only .agg is filled; close: all */
 };
 
@@ -305,5 +306,92 @@ struct {
 	__type(key, __u32);
 	__type(value, struct http_scratch);
 } http_scratch SEC(".maps") __weak;
+
+/* ---- L2-L4 (bpf/l24.bpf.c) --------------------------------------------- */
+
+/*
+ * A transmit between net_dev_queue and net_dev_xmit. Without a qdisc queue
+ * the three run in one call on one CPU with bottom halves off, so a per-CPU
+ * slot holds the window; a packet a qdisc queues moves to xmit_queued.
+ */
+struct xmit_window {
+	__u64 skb;             /* the sk_buff's address: identity only, never read */
+	__u64 queued_ns;       /* net_dev_queue */
+	__u64 start_xmit_ns;   /* net_dev_start_xmit; 0 before it */
+	__u32 enqueued;        /* a qdisc queued it on the way */
+	__u32 pad;
+	struct kaccess_agg_key agg;
+};
+
+#define XMIT_WINDOW_SLOTS 4 /* transmits nested on one CPU (tunnels) */
+
+/* Per-CPU transmit state; also the neighbour update in progress on this CPU. */
+struct l24_cpu {
+	struct xmit_window xmit[XMIT_WINDOW_SLOTS];
+	__u32 xmit_next;       /* slot the next net_dev_queue takes */
+	__u32 resolved_conn;   /* a tracked packet left during neigh_update: agg below */
+	__u64 updating_neigh;  /* neigh_update .. neigh_update_done */
+	struct kaccess_agg_key resolved_agg;
+	__u64 received_skb;    /* the last netif_receive_skb on this CPU */
+	__u64 received_ns;
+	__u64 probed_sk;       /* the last tcp_probe of a tracked data segment */
+	__u64 probed_skb;
+};
+
+/* l24_cpu: one struct l24_cpu per CPU (~330 B each). Not pinned. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct l24_cpu);
+} l24_cpu SEC(".maps") __weak;
+
+/*
+ * xmit_queued: key = sk_buff address, value = struct xmit_window: tracked
+ * packets a qdisc holds between qdisc_enqueue and net_dev_start_xmit.
+ * LRU, so a packet the qdisc drops is forgotten. Size: 8192 (~1 MiB);
+ * one entry when `l24 = off`. Not pinned.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 8192);
+	__type(key, __u64);
+	__type(value, struct xmit_window);
+} xmit_queued SEC(".maps") __weak;
+
+/* A received data segment of a tracked connection, until a reader copies it. */
+struct rx_stamp {
+	__u64 received_ns;     /* netif_receive_skb; the tcp_probe time when not seen */
+	__u64 tcp_ns;          /* tcp_probe: TCP starts on it */
+	__u64 queued_ns;       /* sk_data_ready: in the socket's receive queue; 0 before */
+	__u64 sk;              /* the connection: a reused sk_buff address must not match */
+	struct kaccess_agg_key agg;
+};
+
+/*
+ * rx_stamps: key = sk_buff address, value = struct rx_stamp. Written by
+ * tcp_probe for data segments of tracked connections, completed by
+ * sk_data_ready, consumed by the reader's copy. LRU: a segment TCP merged
+ * into another is forgotten. Size: 16384 (~2 MiB); one entry when
+ * `l24 = off`. Not pinned.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, struct rx_stamp);
+} rx_stamps SEC(".maps") __weak;
+
+/*
+ * neigh_waits: key = struct neighbour address, value = when it started to
+ * resolve (neigh_create, or neigh_event_send_done leaving it INCOMPLETE).
+ * Consumed by neigh_update_done. Size: 1024 (LRU). Not pinned.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u64);
+	__type(value, __u64);
+} neigh_waits SEC(".maps") __weak;
 
 #endif /* KACCESS_MAPS_MAPS_BPF_H */

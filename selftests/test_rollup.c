@@ -557,7 +557,7 @@ TEST(kernel_rows_become_entity_lines)
 	rows[2].value.write_count = 1;
 
 	ASSERT_EQ(0, rollup_new(60, &rollup));
-	ASSERT_EQ(0, rollup_add_rows(rollup, rows, 3, &identity));
+	ASSERT_EQ(0, rollup_add_rows(rollup, rows, 3, &identity, 0));
 	out = open_memstream(&text, &text_len);
 	ASSERT_NE(NULL, out);
 	jw_init(&w, out);

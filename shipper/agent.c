@@ -161,7 +161,21 @@ static int size_maps(struct kaccess_bpf *skel, const struct kaccess_config *cfg)
 	err = err ?: bpf_map__set_max_entries(skel->maps.http_gen0, http_rows);
 	err = err ?: bpf_map__set_max_entries(skel->maps.http_gen1, http_rows);
 	err = err ?: bpf_map__set_max_entries(skel->maps.http_conns, http_conns);
+	if (!cfg->l24) { /* nothing writes them */
+		err = err ?: bpf_map__set_max_entries(skel->maps.xmit_queued, 1);
+		err = err ?: bpf_map__set_max_entries(skel->maps.rx_stamps, 1);
+		err = err ?: bpf_map__set_max_entries(skel->maps.neigh_waits, 1);
+	}
 	return err;
+}
+
+/* Every tracepoint of `needed` (ended by L24_TP_MAX) is present. */
+static bool l24_has_all(unsigned int present, const enum l24_tracepoint *needed)
+{
+	for (; *needed != L24_TP_MAX; needed++)
+		if (!(present & (1u << *needed)))
+			return false;
+	return true;
 }
 
 static bool has_suffix(const char *name, const char *suffix)
@@ -258,6 +272,66 @@ static int choose_hooks(struct agent *agent, const struct kaccess_config *cfg,
 	return 0;
 }
 
+/* The L2-L4 measurements a set of present tracepoints makes. */
+static unsigned int l24_measures_of(unsigned int tracepoints)
+{
+#define HAS(...) l24_has_all(tracepoints, (const enum l24_tracepoint[]){ __VA_ARGS__, L24_TP_MAX })
+	unsigned int measured = KACCESS_L24_WRITE_L4; /* the write's own time where SML is missing */
+
+	if (HAS(L24_TP_NET_DEV_QUEUE, L24_TP_NET_DEV_XMIT))
+		measured |= KACCESS_L24_WRITE_PACKETS;
+	if (HAS(L24_TP_NET_DEV_QUEUE, L24_TP_NET_DEV_START_XMIT, L24_TP_NET_DEV_XMIT))
+		measured |= KACCESS_L24_WRITE_L2;
+	if (HAS(L24_TP_NET_DEV_QUEUE, L24_TP_QDISC_ENQUEUE, L24_TP_NET_DEV_START_XMIT,
+		L24_TP_NET_DEV_XMIT))
+		measured |= KACCESS_L24_ENTER_QUEUE;
+	if (HAS(L24_TP_TCP_RETRANSMIT_SKB))
+		measured |= KACCESS_L24_RETRANSMITS;
+	if (HAS(L24_TP_NET_DEV_QUEUE, L24_TP_NEIGH_CREATE, L24_TP_NEIGH_UPDATE,
+		L24_TP_NEIGH_UPDATE_DONE))
+		measured |= KACCESS_L24_RESOLVE_MAC;
+	if (HAS(L24_TP_TCP_PROBE))
+		measured |= KACCESS_L24_READ_PACKETS;
+	if (HAS(L24_TP_NETIF_RECEIVE_SKB, L24_TP_TCP_PROBE, L24_TP_SKB_COPY_DATAGRAM_IOVEC))
+		measured |= KACCESS_L24_READ_WINDOWS;
+	if (HAS(L24_TP_NETIF_RECEIVE_SKB, L24_TP_TCP_PROBE, L24_TP_SK_DATA_READY,
+		L24_TP_SKB_COPY_DATAGRAM_IOVEC))
+		measured |= KACCESS_L24_READ_L4;
+	return measured;
+#undef HAS
+}
+
+/*
+ * L2-L4 programs load where their tracepoint exists and `l24` is on; what
+ * they measure together is logged and exported (agent_info).
+ */
+static void select_l24_programs(struct agent *agent, const struct kaccess_config *cfg,
+				unsigned int tracepoints)
+{
+	struct bpf_program *prog;
+	char missing[256] = "";
+
+	bpf_object__for_each_program(prog, agent->skel->obj) {
+		int tracepoint = l24_tracepoint_of_section(bpf_program__section_name(prog));
+
+		if (tracepoint < 0 || strncmp(bpf_program__name(prog), "l24_", 4) != 0)
+			continue;
+		bpf_program__set_autoload(prog, cfg->l24 && (tracepoints & (1u << tracepoint)));
+	}
+	agent->skel->rodata->l24_enabled = cfg->l24;
+	if (!cfg->l24) {
+		log_info("l24: off");
+		return;
+	}
+	for (int i = 0; i < L24_TP_MAX; i++)
+		if (!(tracepoints & (1u << i)))
+			snprintf(missing + strlen(missing), sizeof(missing) - strlen(missing), " %s",
+				 l24_tracepoint_names[i]);
+	agent->l24_measured = l24_measures_of(tracepoints);
+	log_info("l24: measuring 0x%x; tracepoints missing:%s", agent->l24_measured,
+		 missing[0] ? missing : " none");
+}
+
 int agent_load(struct agent *agent, const struct kaccess_config *cfg)
 {
 	LIBBPF_OPTS(bpf_object_open_opts, opts);
@@ -283,6 +357,7 @@ int agent_load(struct agent *agent, const struct kaccess_config *cfg)
 	err = choose_hooks(agent, cfg, &features);
 	if (err)
 		return err;
+	select_l24_programs(agent, cfg, features.l24_tracepoints);
 	agent->bucket_ns = (uint64_t)cfg->interval_s * 1000000000ULL;
 	agent->skel->rodata->bucket_ns = agent->bucket_ns;
 	agent->skel->rodata->filter_cgroup = cfg->cgroup[0] != '\0';
@@ -507,6 +582,7 @@ const char *const loss_names[LOSS_MAX] = {
 	[KACCESS_CTR_HTTP_TABLE_FULL] = "http_table_full",
 	[KACCESS_CTR_HTTP_ENDPOINT_LOST] = "http_endpoint_lost",
 	[KACCESS_CTR_HTTP_PIPELINE_FULL] = "http_pipeline_full",
+	[KACCESS_CTR_L24_WINDOW_LOST] = "l24_window_lost",
 	[LOSS_PROGRAMS_NOT_ATTACHED] = "programs_not_attached",
 	[LOSS_DESTROY_MISSED] = "destroy_missed",
 	[LOSS_PROGRAM_RECURSION_MISSES] = "program_recursion_misses",

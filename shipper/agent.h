@@ -42,6 +42,7 @@ struct agent {
 	uint64_t destroy_missed;            /* entries the sweep removed: their end was not seen */
 	uint64_t bucket_ns;
 	const char *hooks;                  /* "fentry", "sock" or "fd": what was chosen */
+	unsigned int l24_measured;          /* enum kaccess_l24_measure bits this kernel measures */
 	struct endpoint_names *endpoints;   /* HTTP endpoint texts, filled by the event loop */
 	int lock_fd;
 	char pin_dir[PATH_MAX];             /* "" when not pinned */

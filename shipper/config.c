@@ -42,6 +42,7 @@ static const struct config_key config_keys[] = {
 	{ "log_level", CONFIG_CHOICE, FIELD(log_level), 0, 0, log_level_names, NULL, true },
 	{ "hooks", CONFIG_CHOICE, FIELD(hooks), 0, 0, hooks_names, NULL, false },
 	{ "http_parse", CONFIG_CHOICE, FIELD(http_parse), 0, 0, off_on_names, NULL, false },
+	{ "l24", CONFIG_CHOICE, FIELD(l24), 0, 0, off_on_names, NULL, false },
 	{ "http_keep_query", CONFIG_CHOICE, FIELD(http_keep_query), 0, 0, off_on_names, NULL, false },
 	{ "http_rows_max_entries", CONFIG_UINT, FIELD(http_rows_max_entries), 256, 4194304, NULL, "entries", false },
 	{ "http_conns_max_entries", CONFIG_UINT, FIELD(http_conns_max_entries), 1024, 16777216, NULL, "entries", false },
@@ -61,6 +62,7 @@ void config_set_defaults(struct kaccess_config *cfg)
 	cfg->log_level = LOG_LEVEL_INFO;
 	cfg->hooks = HOOKS_AUTO;
 	cfg->http_parse = 1;
+	cfg->l24 = 1;
 	cfg->http_keep_query = 0;
 	cfg->http_rows_max_entries = 4096;
 	cfg->http_conns_max_entries = 16384;

@@ -329,6 +329,7 @@ static int run_agent(struct kaccess_config *cfg)
 		.cgroups = cgroups,
 		.endpoints = agent.endpoints,
 		.bucket_ns = agent.bucket_ns,
+		.l24_measured = agent.l24_measured,
 		.wall_offset_ns = &agent.skel->bss->wall_offset_ns,
 		.out = stdout,
 	};

@@ -127,6 +127,47 @@ static bool has_sock_length_tracepoints(const struct probe_env *env)
 	       has_btf_tracepoint(env, "sock_recv_length");
 }
 
+const char *const l24_tracepoint_names[L24_TP_MAX] = {
+	[L24_TP_NET_DEV_QUEUE] = "net_dev_queue",
+	[L24_TP_QDISC_ENQUEUE] = "qdisc_enqueue",
+	[L24_TP_NET_DEV_START_XMIT] = "net_dev_start_xmit",
+	[L24_TP_NET_DEV_XMIT] = "net_dev_xmit",
+	[L24_TP_TCP_RETRANSMIT_SKB] = "tcp_retransmit_skb",
+	[L24_TP_TCP_SENDMSG_LOCKED] = "tcp_sendmsg_locked",
+	[L24_TP_NEIGH_CREATE] = "neigh_create",
+	[L24_TP_NEIGH_EVENT_SEND_DONE] = "neigh_event_send_done",
+	[L24_TP_NEIGH_UPDATE] = "neigh_update",
+	[L24_TP_NEIGH_UPDATE_DONE] = "neigh_update_done",
+	[L24_TP_NETIF_RECEIVE_SKB] = "netif_receive_skb",
+	[L24_TP_TCP_PROBE] = "tcp_probe",
+	[L24_TP_SK_DATA_READY] = "sk_data_ready",
+	[L24_TP_SKB_COPY_DATAGRAM_IOVEC] = "skb_copy_datagram_iovec",
+};
+
+int l24_tracepoint_of_section(const char *section)
+{
+	const char *prefix = "tp_btf/";
+
+	if (strncmp(section, prefix, strlen(prefix)) != 0)
+		return -ENOENT;
+	for (int i = 0; i < L24_TP_MAX; i++)
+		if (strcmp(section + strlen(prefix), l24_tracepoint_names[i]) == 0)
+			return i;
+	return -ENOENT;
+}
+
+/* Tests emulate an older kernel by denying tracepoints by name. */
+static unsigned int present_l24_tracepoints(const struct probe_env *env)
+{
+	unsigned int present = 0;
+
+	for (int i = 0; i < L24_TP_MAX; i++)
+		if (!feature_denied(l24_tracepoint_names[i]) &&
+		    has_btf_tracepoint(env, l24_tracepoint_names[i]))
+			present |= 1u << i;
+	return present;
+}
+
 int features_probe(const char *btf_path, struct kernel_features *ret_optional)
 {
 	struct probe_env env = { 0 };
@@ -155,6 +196,7 @@ int features_probe(const char *btf_path, struct kernel_features *ret_optional)
 	ret_optional->sock_length_tracepoints = !feature_denied("sock_length_tracepoints") &&
 						has_sock_length_tracepoints(&env);
 	ret_optional->fentry = !feature_denied("fentry") && has_fentry(&env);
+	ret_optional->l24_tracepoints = present_l24_tracepoints(&env);
 	btf__free(env.vmlinux_btf);
 	return ret;
 }

@@ -8,11 +8,36 @@
 
 #include <stdbool.h>
 
+/* The BTF tracepoints of the L2-L4 programs (bpf/l24.bpf.c): program "l24_<name>". */
+enum l24_tracepoint {
+	L24_TP_NET_DEV_QUEUE,
+	L24_TP_QDISC_ENQUEUE,
+	L24_TP_NET_DEV_START_XMIT,
+	L24_TP_NET_DEV_XMIT,
+	L24_TP_TCP_RETRANSMIT_SKB,
+	L24_TP_TCP_SENDMSG_LOCKED,
+	L24_TP_NEIGH_CREATE,
+	L24_TP_NEIGH_EVENT_SEND_DONE,
+	L24_TP_NEIGH_UPDATE,
+	L24_TP_NEIGH_UPDATE_DONE,
+	L24_TP_NETIF_RECEIVE_SKB,
+	L24_TP_TCP_PROBE,
+	L24_TP_SK_DATA_READY,
+	L24_TP_SKB_COPY_DATAGRAM_IOVEC,
+	L24_TP_MAX,
+};
+
+extern const char *const l24_tracepoint_names[L24_TP_MAX];
+
 /* What the kernel offers beyond the required minimum. */
 struct kernel_features {
 	bool sock_length_tracepoints; /* sock:sock_{send,recv}_length, Linux 6.3 */
 	bool fentry;                  /* fentry/fexit programs load and attach */
+	unsigned int l24_tracepoints; /* bit (1 << enum l24_tracepoint): present */
 };
+
+/* The tracepoint of an L2-L4 program's section ("tp_btf/<name>"), or -ENOENT. */
+int l24_tracepoint_of_section(const char *section);
 
 /*
  * Probe the running kernel. Returns 0 when everything kaccess needs is

@@ -21,6 +21,7 @@ struct sink_env {
 	struct cgroup_names *cgroups;
 	struct endpoint_names *endpoints; /* HTTP endpoint texts by hash */
 	uint64_t bucket_ns;
+	unsigned int l24_measured;        /* enum kaccess_l24_measure: L2-L4 fields measured here */
 	const volatile __u64 *wall_offset_ns; /* realtime = monotonic + offset */
 	FILE *out;
 };

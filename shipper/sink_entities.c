@@ -98,7 +98,8 @@ static int build_rollup(struct entities_state *state, const struct bucket_report
 	err = rollup_new(interval_s ? interval_s : 1, &rollup);
 	if (!err && meters)
 		rollup_observe_flows(rollup, flow_meters_observe, meters);
-	err = err ?: rollup_add_rows(rollup, report->rows, report->count, &state->identity);
+	err = err ?: rollup_add_rows(rollup, report->rows, report->count, &state->identity,
+					     state->sink->env.l24_measured);
 	err = err ?: rollup_add_http_rows(rollup, report->http_rows, report->http_count,
 					  &state->identity, endpoint_text, state);
 	if (err) {

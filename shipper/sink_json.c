@@ -29,6 +29,7 @@ static void json_ready(struct sink *sink, const struct agent_info *info)
 	jw_string_field(&w, "watched_cgroup", info->watched_cgroup[0] ? info->watched_cgroup : NULL);
 	jw_string_field(&w, "pin_dir", info->pin_dir[0] ? info->pin_dir : NULL);
 	jw_string_field(&w, "hooks", info->hooks);
+	jw_u64_field(&w, "l24_measured", sink->env.l24_measured);
 	jw_u64_field(&w, "programs_attached", info->programs_attached);
 	jw_u64_field(&w, "programs_not_attached", info->programs_not_attached);
 	jw_object_end(&w);
@@ -80,6 +81,42 @@ static void json_connection(struct sink *sink, const struct kaccess_conn_event *
 	jw_line_end(&w);
 }
 
+/* The L2-L4 fields this kernel measures; the others would be zeros, not facts. */
+static void json_l24_fields(struct json_writer *w, unsigned int measured,
+			    const struct kaccess_agg_value *v)
+{
+	if (measured & KACCESS_L24_WRITE_L4)
+		jw_u64_field(w, "write_l4_duration_ns_sum", v->write_l4_duration_ns_sum);
+	if (measured & KACCESS_L24_WRITE_PACKETS) {
+		jw_u64_field(w, "write_packets", v->write_packets);
+		jw_u64_field(w, "write_packet_bytes", v->write_packet_bytes);
+	}
+	if (measured & KACCESS_L24_RETRANSMITS)
+		jw_u64_field(w, "write_retransmit_packets", v->write_retransmit_packets);
+	if (measured & KACCESS_L24_RESOLVE_MAC) {
+		jw_u64_field(w, "write_resolve_mac_count", v->write_resolve_mac_count);
+		jw_u64_field(w, "write_resolve_mac_duration_ns_sum", v->write_resolve_mac_duration_ns_sum);
+	}
+	if (measured & KACCESS_L24_WRITE_L2) {
+		jw_u64_field(w, "write_l2_duration_ns_sum", v->write_l2_duration_ns_sum);
+		jw_u64_field(w, "write_l2_ready_send_duration_ns_sum", v->write_l2_ready_send_duration_ns_sum);
+		jw_u64_field(w, "write_l2_device_send_duration_ns_sum", v->write_l2_device_send_duration_ns_sum);
+	}
+	if (measured & KACCESS_L24_ENTER_QUEUE)
+		jw_u64_field(w, "write_l2_enter_queue_count", v->write_l2_enter_queue_count);
+	if (measured & KACCESS_L24_READ_PACKETS) {
+		jw_u64_field(w, "read_packets", v->read_packets);
+		jw_u64_field(w, "read_packet_bytes", v->read_packet_bytes);
+	}
+	if (measured & KACCESS_L24_READ_L4)
+		jw_u64_field(w, "read_l4_duration_ns_sum", v->read_l4_duration_ns_sum);
+	if (measured & KACCESS_L24_READ_WINDOWS) {
+		jw_u64_field(w, "read_l3_duration_ns_sum", v->read_l3_duration_ns_sum);
+		jw_u64_field(w, "read_l2_to_queue_duration_ns_sum", v->read_l2_to_queue_duration_ns_sum);
+		jw_u64_field(w, "read_l2_from_queue_duration_ns_sum", v->read_l2_from_queue_duration_ns_sum);
+	}
+}
+
 static void json_row(struct sink *sink, const struct bucket_report *report, const struct agg_row *row)
 {
 	const struct kaccess_agg_value *v = &row->value;
@@ -111,6 +148,7 @@ static void json_row(struct sink *sink, const struct bucket_report *report, cons
 	jw_u64_field(&w, "write_count", v->write_count);
 	jw_u64_field(&w, "write_duration_ns_sum", v->write_duration_ns_sum);
 	jw_u64_field(&w, "write_bytes", v->write_bytes);
+	json_l24_fields(&w, sink->env.l24_measured, v);
 	jw_object_end(&w);
 	jw_line_end(&w);
 }

@@ -92,6 +92,12 @@ static void show_log(const char *path)
 
 int agent_proc_start(struct agent_proc *agent, const char *const args[])
 {
+	return agent_proc_start_env(agent, args, NULL);
+}
+
+int agent_proc_start_env(struct agent_proc *agent, const char *const args[],
+			 const char *env_assignment)
+{
 	char watched[PATH_MAX];
 	const char *argv[48] = { "-o", "json", "--pin-dir", SELFTEST_PIN_DIR, "--cgroup", watched };
 	size_t argc = 6;
@@ -105,7 +111,7 @@ int agent_proc_start(struct agent_proc *agent, const char *const args[])
 	snprintf(agent->err_path, sizeof(agent->err_path), "/tmp/kaccess-selftest-%d.log", getpid());
 	unlink(agent->out_path);
 	unlink(agent->err_path);
-	agent->pid = spawn_kaccess(argv, agent->out_path, agent->err_path, NULL);
+	agent->pid = spawn_kaccess(argv, agent->out_path, agent->err_path, env_assignment);
 	if (agent->pid < 0)
 		return -errno;
 	/* JSON prints agent_ready; a table on a non-terminal a banner line. */
@@ -276,6 +282,26 @@ struct agg_totals agent_output_sum(const struct agent_output *output, uint64_t c
 #undef ADD
 	}
 	return totals;
+}
+
+uint64_t agent_output_field(const struct agent_output *output, uint64_t cgroup_id, const char *role,
+			    const char *field, size_t *ret_rows_with_field)
+{
+	uint64_t sum = 0;
+	json_object *value;
+
+	*ret_rows_with_field = 0;
+	for (size_t i = 0; i < output->count; i++) {
+		json_object *row = output->lines[i];
+
+		if (!is_type(row, "aggregate") || field_u64(row, "cgroup_id") != cgroup_id ||
+		    !string_matches(field_string(row, "role"), role) ||
+		    !json_object_object_get_ex(row, field, &value))
+			continue;
+		(*ret_rows_with_field)++;
+		sum += json_object_get_uint64(value);
+	}
+	return sum;
 }
 
 struct http_totals agent_output_http(const struct agent_output *output, uint64_t cgroup_id,

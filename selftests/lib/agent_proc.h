@@ -27,6 +27,10 @@ const char *kaccess_binary(void);
  */
 int agent_proc_start(struct agent_proc *agent, const char *const args[]);
 
+/* The same with one "NAME=value" environment entry (e.g. KACCESS_FEATURE_DENY=...). */
+int agent_proc_start_env(struct agent_proc *agent, const char *const args[],
+			 const char *env_assignment);
+
 /* SIGTERM, wait; the agent's exit status (0 expected). NULL-safe, idempotent. */
 int agent_proc_stop(struct agent_proc *agent);
 
@@ -61,6 +65,13 @@ void agent_output_free(struct agent_output *output);
  */
 struct agg_totals agent_output_sum(const struct agent_output *output, uint64_t cgroup_id,
 				   const char *role, const char *peer, int peer_port);
+
+/*
+ * The sum of one numeric field over the aggregate rows of `cgroup_id` and
+ * `role` that carry it; how many did is returned in `ret_rows_with_field`.
+ */
+uint64_t agent_output_field(const struct agent_output *output, uint64_t cgroup_id, const char *role,
+			    const char *field, size_t *ret_rows_with_field);
 
 /* Sums of the HTTP rows ("type": "http") that match a filter. */
 struct http_totals {

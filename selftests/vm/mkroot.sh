@@ -6,7 +6,7 @@
 #
 #   /init                     selftests/vm/init (busybox sh)
 #   /usr/bin/busybox + links  /init's shell; mount, insmod, grep, awk, ...
-#   bash ip ss nft nginx curl bpftool timeout, /bin/sh (dash)
+#   bash ip ss tc nft nginx curl bpftool timeout, /bin/sh (dash)
 #                             the host's binaries, at their host paths, with
 #                             every library ldd lists and the dynamic loader
 #   /kaccess/                 the repository as the tests see it:
@@ -28,7 +28,7 @@ archive=$output_dir/vm/root.cpio
 
 # The real peers the selftests run (test_nginx execs these exact paths).
 # bpftool and nft as the tests call them: from PATH.
-peers=(bash ip ss timeout /usr/sbin/nginx /usr/bin/curl bpftool nft)
+peers=(bash ip ss tc timeout /usr/sbin/nginx /usr/bin/curl bpftool nft)
 # system() and popen() run /bin/sh: the host's (dash on Debian), because
 # busybox's sh runs its own applets before PATH, so `ip netns add` there
 # would be busybox's ip, which has no netns.

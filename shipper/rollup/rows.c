@@ -9,7 +9,7 @@
  * kernel log is in OAP. A close without a syscall (a killed process) is a
  * call too, with no duration: the duration sum covers timed closes only.
  */
-void rollup_measures_from_agg(const struct kaccess_agg_value *value,
+void rollup_measures_from_agg(const struct kaccess_agg_value *value, unsigned int l24_measured,
 			      struct rollup_measures *ret_measures)
 {
 	struct rollup_measures *m = ret_measures;
@@ -30,6 +30,53 @@ void rollup_measures_from_agg(const struct kaccess_agg_value *value,
 	m->sums[ROLLUP_F_READ_DURATION] = value->read_duration_ns_sum;
 	m->calls[ROLLUP_EV_WRITE] = value->write_count;
 	m->sums[ROLLUP_F_WRITE_DURATION] = value->write_duration_ns_sum;
+	rollup_measures_add_l24(value, l24_measured, m);
+}
+
+static void measure(struct rollup_measures *m, enum rollup_field field, uint64_t sum)
+{
+	m->measured |= 1ull << field;
+	m->sums[field] = sum;
+}
+
+/*
+ * The L2-L4 sums this kernel measures (enum kaccess_l24_measure). Per
+ * packet sums over the minute; OAP's averages divide them by the read or
+ * write calls. The L3 netfilter windows need netfilter links: not here.
+ */
+void rollup_measures_add_l24(const struct kaccess_agg_value *v, unsigned int l24_measured,
+			     struct rollup_measures *m)
+{
+	if (l24_measured & KACCESS_L24_WRITE_L4)
+		measure(m, ROLLUP_F_WRITE_L4_DURATION, v->write_l4_duration_ns_sum);
+	if (l24_measured & KACCESS_L24_WRITE_PACKETS) {
+		measure(m, ROLLUP_F_WRITE_L4_TRANSMIT_PACKETS, v->write_packets);
+		measure(m, ROLLUP_F_WRITE_L4_PACKET_BYTES, v->write_packet_bytes);
+	}
+	if (l24_measured & KACCESS_L24_RETRANSMITS)
+		measure(m, ROLLUP_F_WRITE_L4_RETRANSMIT_PACKETS, v->write_retransmit_packets);
+	if (l24_measured & KACCESS_L24_RESOLVE_MAC) {
+		measure(m, ROLLUP_F_WRITE_L3_RESOLVE_MAC_COUNT, v->write_resolve_mac_count);
+		measure(m, ROLLUP_F_WRITE_L3_RESOLVE_MAC_DURATION, v->write_resolve_mac_duration_ns_sum);
+	}
+	if (l24_measured & KACCESS_L24_WRITE_L2) {
+		measure(m, ROLLUP_F_WRITE_L2_DURATION, v->write_l2_duration_ns_sum);
+		measure(m, ROLLUP_F_WRITE_L2_READY_SEND_DURATION, v->write_l2_ready_send_duration_ns_sum);
+		measure(m, ROLLUP_F_WRITE_L2_DEVICE_SEND_DURATION, v->write_l2_device_send_duration_ns_sum);
+	}
+	if (l24_measured & KACCESS_L24_ENTER_QUEUE)
+		measure(m, ROLLUP_F_WRITE_L2_ENTER_QUEUE_COUNT, v->write_l2_enter_queue_count);
+	if (l24_measured & KACCESS_L24_READ_PACKETS) {
+		measure(m, ROLLUP_F_READ_L2_PACKETS, v->read_packets);
+		measure(m, ROLLUP_F_READ_L2_PACKET_BYTES, v->read_packet_bytes);
+	}
+	if (l24_measured & KACCESS_L24_READ_L4)
+		measure(m, ROLLUP_F_READ_L4_DURATION, v->read_l4_duration_ns_sum);
+	if (l24_measured & KACCESS_L24_READ_WINDOWS) {
+		measure(m, ROLLUP_F_READ_L3_DURATION, v->read_l3_duration_ns_sum);
+		measure(m, ROLLUP_F_READ_L2_TO_QUEUE_DURATION, v->read_l2_to_queue_duration_ns_sum);
+		measure(m, ROLLUP_F_READ_L2_FROM_QUEUE_DURATION, v->read_l2_from_queue_duration_ns_sum);
+	}
 }
 
 static int flow_from_key(const struct kaccess_agg_key *key, const struct identity_source *identity,
@@ -54,7 +101,7 @@ static int flow_from_key(const struct kaccess_agg_key *key, const struct identit
 }
 
 int rollup_add_rows(struct rollup *rollup, const struct agg_row *rows, size_t count,
-		    const struct identity_source *identity)
+		    const struct identity_source *identity, unsigned int l24_measured)
 {
 	struct rollup_measures measures;
 	struct rollup_flow flow;
@@ -63,7 +110,7 @@ int rollup_add_rows(struct rollup *rollup, const struct agg_row *rows, size_t co
 	for (size_t i = 0; i < count; i++) {
 		if (flow_from_key(&rows[i].key, identity, &flow, &measures) < 0)
 			continue; /* a row without a role carries nothing OAP counts */
-		rollup_measures_from_agg(&rows[i].value, &measures);
+		rollup_measures_from_agg(&rows[i].value, l24_measured, &measures);
 		err = rollup_add(rollup, &flow);
 		if (err)
 			return err;

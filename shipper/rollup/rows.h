@@ -27,13 +27,20 @@ struct identity_source {
 	void *ctx;
 };
 
-/* The kernel row's counts as OAP calls: what the TCP aggregates measure. */
-void rollup_measures_from_agg(const struct kaccess_agg_value *value,
+/*
+ * The kernel row's counts as OAP calls: what the TCP aggregates measure,
+ * with the L2-L4 fields of `l24_measured` (enum kaccess_l24_measure).
+ */
+void rollup_measures_from_agg(const struct kaccess_agg_value *value, unsigned int l24_measured,
 			      struct rollup_measures *ret_measures);
+
+/* Add (and mark measured) the L2-L4 sums of `l24_measured`. */
+void rollup_measures_add_l24(const struct kaccess_agg_value *value, unsigned int l24_measured,
+			     struct rollup_measures *measures);
 
 /* File every row; 0 or -ENOMEM. Rows whose local side is unknown are counted, not filed. */
 int rollup_add_rows(struct rollup *rollup, const struct agg_row *rows, size_t count,
-		    const struct identity_source *identity);
+		    const struct identity_source *identity, unsigned int l24_measured);
 
 /*
  * HTTP rows: exchanges of one endpoint (its text from `endpoint_text`, NULL

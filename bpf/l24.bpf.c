@@ -1,0 +1,413 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * L2-L4 of tracked connections, on tracepoints only (no kprobes, no fentry:
+ * the reference host has neither). Every figure lands in the connection's
+ * aggregate row as a sum or a count; nothing goes to userspace per packet.
+ *
+ * Transmit (per sk_buff whose skb->sk is a tracked socket, so ACKs and
+ * retransmits sent from softirq or timers belong to their connection):
+ *
+ *   net_dev_queue --(qdisc_enqueue .. qdisc)--> net_dev_start_xmit --> net_dev_xmit
+ *   |<------------------ ready to send ------->|<-- device send --->|
+ *   |<---------------------------- L2 ----------------------------->|
+ *
+ * Receive (per data segment of a tracked connection):
+ *
+ *   netif_receive_skb --> tcp_probe --> sk_data_ready --> copy to the reader
+ *   |<------ L3 (+ TCP until queued), to queue ---->|<-- from queue -->|
+ *                         |<-- L4 ---->|
+ *
+ * Packets and bytes: sent = what the driver took (net_dev_xmit, rc 0),
+ * received = segments TCP processed (tcp_probe), both with the link-layer
+ * header and one per sk_buff, as the device counts them. Retransmitted
+ * segments from tcp_retransmit_skb, as the TcpRetransSegs counter counts
+ * them. A neighbour resolution a tracked packet waited for: from the
+ * neighbour's creation (or its going INCOMPLETE) to the update that made
+ * it valid and sent the packet.
+ *
+ * Each program is loaded only when the kernel has its tracepoint; the
+ * shipper derives from that which metrics are measured on this kernel.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_tracing.h>
+
+#include "../maps/maps.bpf.h"
+#include "agg.bpf.h"
+
+#define NETDEV_TX_OK 0
+#define NUD_INCOMPLETE 0x01
+#define NUD_VALID 0xde /* PERMANENT | NOARP | REACHABLE | PROBE | STALE | DELAY */
+#define MAC_HEADER_UNSET 0xffff
+#define NEIGH_RESOLUTION_QUEUED 1 /* __neigh_event_send: the packet waits */
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+/* Tracked packets a qdisc holds now: net_dev_start_xmit looks them up only then. */
+__s64 xmit_queued_count = 0;
+
+static __always_inline struct l24_cpu *l24_this_cpu(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&l24_cpu, &zero);
+}
+
+static __always_inline struct kaccess_conn *conn_of_sock(const struct sock *sk)
+{
+	__u64 key = (__u64)sk;
+
+	if (!key)
+		return NULL;
+	return bpf_map_lookup_elem(&conn_table, &key);
+}
+
+static __always_inline struct xmit_window *xmit_window_of(struct l24_cpu *cpu, __u64 skb)
+{
+	for (int i = 0; i < XMIT_WINDOW_SLOTS; i++)
+		if (cpu->xmit[i].skb == skb)
+			return &cpu->xmit[i];
+	return NULL;
+}
+
+static __always_inline struct xmit_window *xmit_window_next(struct l24_cpu *cpu)
+{
+	return &cpu->xmit[cpu->xmit_next++ & (XMIT_WINDOW_SLOTS - 1)];
+}
+
+/* ---- transmit ---------------------------------------------------------- */
+
+SEC("tp_btf/net_dev_queue")
+int BPF_PROG(l24_net_dev_queue, struct sk_buff *skb)
+{
+	struct kaccess_conn *conn = conn_of_sock(skb->sk);
+	struct l24_cpu *cpu;
+	struct xmit_window *window;
+
+	if (!conn)
+		return 0;
+	cpu = l24_this_cpu();
+	if (!cpu)
+		return 0;
+	if (cpu->updating_neigh && !cpu->resolved_conn) {
+		/* a packet that waited for this neighbour leaves now */
+		cpu->resolved_agg = conn->agg;
+		cpu->resolved_conn = 1;
+	}
+	window = xmit_window_next(cpu);
+	window->skb = (__u64)skb;
+	window->queued_ns = bpf_ktime_get_ns();
+	window->start_xmit_ns = 0;
+	window->enqueued = 0;
+	window->agg = conn->agg;
+	return 0;
+}
+
+/* A qdisc keeps the packet: its window may end on another CPU, later. */
+SEC("tp_btf/qdisc_enqueue")
+int BPF_PROG(l24_qdisc_enqueue, struct Qdisc *qdisc, const struct netdev_queue *txq,
+	     struct sk_buff *skb)
+{
+	struct l24_cpu *cpu = l24_this_cpu();
+	struct xmit_window *window;
+	__u64 key = (__u64)skb;
+
+	if (!cpu)
+		return 0;
+	window = xmit_window_of(cpu, key);
+	if (!window)
+		return 0;
+	window->enqueued = 1;
+	if (bpf_map_update_elem(&xmit_queued, &key, window, BPF_ANY) == 0)
+		__sync_fetch_and_add(&xmit_queued_count, 1);
+	window->skb = 0;
+	return 0;
+}
+
+/* The window of a packet a qdisc held, back in this CPU's slots. */
+static __always_inline struct xmit_window *xmit_window_dequeued(struct l24_cpu *cpu, __u64 skb)
+{
+	struct xmit_window *queued, *window;
+
+	if (xmit_queued_count <= 0)
+		return NULL;
+	queued = bpf_map_lookup_elem(&xmit_queued, &skb);
+	if (!queued)
+		return NULL;
+	window = xmit_window_next(cpu);
+	*window = *queued;
+	bpf_map_delete_elem(&xmit_queued, &skb);
+	__sync_fetch_and_add(&xmit_queued_count, -1);
+	return window;
+}
+
+SEC("tp_btf/net_dev_start_xmit")
+int BPF_PROG(l24_net_dev_start_xmit, const struct sk_buff *skb)
+{
+	struct l24_cpu *cpu = l24_this_cpu();
+	struct xmit_window *window;
+
+	if (!cpu)
+		return 0;
+	window = xmit_window_of(cpu, (__u64)skb) ?: xmit_window_dequeued(cpu, (__u64)skb);
+	if (window)
+		window->start_xmit_ns = bpf_ktime_get_ns();
+	return 0;
+}
+
+/* The driver took the packet (or refused it): the window ends. */
+SEC("tp_btf/net_dev_xmit")
+int BPF_PROG(l24_net_dev_xmit, struct sk_buff *skb, int rc, struct net_device *dev,
+	     unsigned int skb_len)
+{
+	struct l24_cpu *cpu = l24_this_cpu();
+	struct kaccess_agg_value *row;
+	struct xmit_window *window;
+	__u64 now_ns;
+
+	if (!cpu)
+		return 0;
+	window = xmit_window_of(cpu, (__u64)skb); /* the skb may be freed: address only */
+	if (!window)
+		return 0;
+	window->skb = 0;
+	if (rc != NETDEV_TX_OK)
+		return 0;
+	now_ns = bpf_ktime_get_ns();
+	row = agg_row(&window->agg, now_ns);
+	if (!row)
+		return 0;
+	agg_add(row->write_packets, 1);
+	agg_add(row->write_packet_bytes, skb_len);
+	agg_add(row->write_l2_duration_ns_sum, now_ns - window->queued_ns);
+	if (window->enqueued)
+		agg_add(row->write_l2_enter_queue_count, 1);
+	if (!window->start_xmit_ns) {
+		count_loss(KACCESS_CTR_L24_WINDOW_LOST);
+		return 0;
+	}
+	agg_add(row->write_l2_ready_send_duration_ns_sum, window->start_xmit_ns - window->queued_ns);
+	agg_add(row->write_l2_device_send_duration_ns_sum, now_ns - window->start_xmit_ns);
+	return 0;
+}
+
+/* Segments, as TCP counts them in TcpRetransSegs (tcp_skb_pcount). */
+SEC("tp_btf/tcp_retransmit_skb")
+int BPF_PROG(l24_tcp_retransmit_skb, const struct sock *sk, const struct sk_buff *skb)
+{
+	struct kaccess_conn *conn = conn_of_sock(sk);
+	struct tcp_skb_cb *cb = (struct tcp_skb_cb *)skb->cb;
+	struct kaccess_agg_value *row;
+	__u16 segments = 0;
+
+	if (!conn)
+		return 0;
+	bpf_core_read(&segments, sizeof(segments), &cb->tcp_gso_segs);
+	row = agg_row(&conn->agg, bpf_ktime_get_ns());
+	if (row)
+		agg_add(row->write_retransmit_packets, segments ?: 1);
+	return 0;
+}
+
+/*
+ * Write L4 starts where TCP first takes the write's data. Only the first
+ * call of a write counts: tcp_sendmsg_locked runs once per buffer it fills.
+ */
+SEC("tp_btf/tcp_sendmsg_locked")
+int BPF_PROG(l24_tcp_sendmsg_locked, const struct sock *sk)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct syscall_ctx *sc = bpf_task_storage_get(&syscall_ctx_store, task, 0, 0);
+
+	if (!sc || sc->l4_start_ns)
+		return 0;
+	if (sc->op != SYSCALL_OP_WRITE && sc->op != SYSCALL_OP_WRITE_MMSG)
+		return 0;
+	sc->l4_start_ns = bpf_ktime_get_ns();
+	return 0;
+}
+
+/* ---- neighbour resolution ------------------------------------------------ */
+
+static __always_inline void neigh_wait_starts(const struct neighbour *neigh, __u64 flags)
+{
+	__u64 key = (__u64)neigh, now_ns = bpf_ktime_get_ns();
+
+	bpf_map_update_elem(&neigh_waits, &key, &now_ns, flags);
+}
+
+SEC("tp_btf/neigh_create")
+int BPF_PROG(l24_neigh_create, struct neigh_table *table, struct net_device *dev, const void *pkey,
+	     const struct neighbour *neigh)
+{
+	neigh_wait_starts(neigh, BPF_ANY);
+	return 0;
+}
+
+/*
+ * An existing entry (failed, or never resolved) starts to resolve again.
+ * Over a veth the whole exchange can finish in the softirqs this call runs
+ * before its tracepoint: the entry is valid by now, and there is no wait.
+ */
+SEC("tp_btf/neigh_event_send_done")
+int BPF_PROG(l24_neigh_event_send_done, struct neighbour *neigh, int rc)
+{
+	if (rc == NEIGH_RESOLUTION_QUEUED && neigh->nud_state == NUD_INCOMPLETE)
+		neigh_wait_starts(neigh, BPF_NOEXIST);
+	return 0;
+}
+
+/* An update runs; packets that waited for the neighbour are sent inside it. */
+SEC("tp_btf/neigh_update")
+int BPF_PROG(l24_neigh_update, struct neighbour *neigh)
+{
+	struct l24_cpu *cpu = l24_this_cpu();
+
+	if (cpu) {
+		cpu->updating_neigh = (__u64)neigh;
+		cpu->resolved_conn = 0;
+	}
+	return 0;
+}
+
+SEC("tp_btf/neigh_update_done")
+int BPF_PROG(l24_neigh_update_done, struct neighbour *neigh, int err)
+{
+	struct l24_cpu *cpu = l24_this_cpu();
+	__u64 key = (__u64)neigh, now_ns, *start_ns;
+	struct kaccess_agg_value *row;
+	__u8 state = neigh->nud_state;
+
+	if (!cpu || cpu->updating_neigh != key)
+		return 0;
+	cpu->updating_neigh = 0;
+	start_ns = bpf_map_lookup_elem(&neigh_waits, &key);
+	if (!start_ns)
+		return 0;
+	if (cpu->resolved_conn && (state & NUD_VALID)) {
+		now_ns = bpf_ktime_get_ns();
+		row = agg_row(&cpu->resolved_agg, now_ns);
+		if (row) {
+			agg_add(row->write_resolve_mac_count, 1);
+			agg_add(row->write_resolve_mac_duration_ns_sum, now_ns - *start_ns);
+		}
+	}
+	if (state != NUD_INCOMPLETE)
+		bpf_map_delete_elem(&neigh_waits, &key);
+	cpu->resolved_conn = 0;
+	return 0;
+}
+
+/* ---- receive ------------------------------------------------------------- */
+
+SEC("tp_btf/netif_receive_skb")
+int BPF_PROG(l24_netif_receive_skb, struct sk_buff *skb)
+{
+	struct l24_cpu *cpu = l24_this_cpu();
+
+	if (cpu) {
+		cpu->received_skb = (__u64)skb;
+		cpu->received_ns = bpf_ktime_get_ns();
+	}
+	return 0;
+}
+
+/* From the link-layer header to the end, as the device counted the packet. */
+static __always_inline __u32 wire_length(const struct sk_buff *skb)
+{
+	__u16 start = skb->mac_header != MAC_HEADER_UNSET ? skb->mac_header : skb->network_header;
+
+	return skb->len + (__u32)(skb->data - skb->head) - start;
+}
+
+/* TCP payload bytes of a segment whose data starts at its TCP header. */
+static __always_inline __u32 tcp_payload_length(const struct sk_buff *skb)
+{
+	__u8 offset_byte = 0;
+	__u32 header_len;
+
+	bpf_probe_read_kernel(&offset_byte, 1, skb->data + 12); /* doff: high nibble */
+	header_len = (offset_byte >> 4) * 4;
+	return skb->len > header_len ? skb->len - header_len : 0;
+}
+
+/* TCP takes a segment of an established connection (ACK-only ones too). */
+SEC("tp_btf/tcp_probe")
+int BPF_PROG(l24_tcp_probe, struct sock *sk, struct sk_buff *skb)
+{
+	struct kaccess_conn *conn = conn_of_sock(sk);
+	__u64 now_ns, key = (__u64)skb;
+	struct kaccess_agg_value *row;
+	struct rx_stamp stamp = {};
+	struct l24_cpu *cpu;
+
+	if (!conn)
+		return 0;
+	now_ns = bpf_ktime_get_ns();
+	row = agg_row(&conn->agg, now_ns);
+	if (row) {
+		agg_add(row->read_packets, 1);
+		agg_add(row->read_packet_bytes, wire_length(skb));
+	}
+	cpu = l24_this_cpu();
+	if (!cpu || !tcp_payload_length(skb))
+		return 0; /* nothing a reader will copy */
+	/* Processed from the socket backlog (the owner held the lock): the
+	 * receive time is another CPU's or gone, so L3 starts here. */
+	stamp.received_ns = cpu->received_skb == key ? cpu->received_ns : now_ns;
+	stamp.tcp_ns = now_ns;
+	stamp.sk = (__u64)sk;
+	stamp.agg = conn->agg;
+	bpf_map_update_elem(&rx_stamps, &key, &stamp, BPF_ANY);
+	cpu->probed_sk = (__u64)sk;
+	cpu->probed_skb = key;
+	return 0;
+}
+
+/* The segment TCP just took is in the receive queue (6.6+). */
+SEC("tp_btf/sk_data_ready")
+int BPF_PROG(l24_sk_data_ready, const struct sock *sk)
+{
+	struct l24_cpu *cpu = l24_this_cpu();
+	struct rx_stamp *stamp;
+	__u64 skb;
+
+	if (!cpu || cpu->probed_sk != (__u64)sk)
+		return 0;
+	cpu->probed_sk = 0;
+	skb = cpu->probed_skb;
+	stamp = bpf_map_lookup_elem(&rx_stamps, &skb);
+	if (stamp && !stamp->queued_ns)
+		stamp->queued_ns = bpf_ktime_get_ns();
+	return 0;
+}
+
+/* A reader copies the segment: its receive windows end. */
+SEC("tp_btf/skb_copy_datagram_iovec")
+int BPF_PROG(l24_skb_copy_datagram_iovec, const struct sk_buff *skb, int len)
+{
+	__u64 key = (__u64)skb, now_ns, queued_ns;
+	struct kaccess_agg_value *row;
+	struct rx_stamp *stamp;
+
+	stamp = bpf_map_lookup_elem(&rx_stamps, &key);
+	if (!stamp)
+		return 0;
+	if (stamp->sk != (__u64)skb->sk) { /* a reused sk_buff address */
+		bpf_map_delete_elem(&rx_stamps, &key);
+		return 0;
+	}
+	now_ns = bpf_ktime_get_ns();
+	queued_ns = stamp->queued_ns ?: stamp->tcp_ns; /* no sk_data_ready: TCP's start */
+	row = agg_row(&stamp->agg, now_ns);
+	if (row) {
+		if (stamp->queued_ns)
+			agg_add(row->read_l4_duration_ns_sum, stamp->queued_ns - stamp->tcp_ns);
+		agg_add(row->read_l3_duration_ns_sum, queued_ns - stamp->received_ns);
+		agg_add(row->read_l2_to_queue_duration_ns_sum, queued_ns - stamp->received_ns);
+		agg_add(row->read_l2_from_queue_duration_ns_sum, now_ns - queued_ns);
+	}
+	bpf_map_delete_elem(&rx_stamps, &key);
+	return 0;
+}

@@ -1,0 +1,511 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * L2-L4 of real connections between two pods, against the kernel's own
+ * counters: the veth's packet and byte statistics, the namespace's
+ * TcpRetransSegs, a TBF qdisc that queues every packet, and a neighbour
+ * table the test empties.
+ */
+#include <arpa/inet.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include "agent_proc.h"
+#include "kaccess.h"
+#include "ktest.h"
+#include "pods.h"
+#include "traffic.h"
+
+#define ECHO_PORT 8080
+#define ACK_SETTLE_US 500000 /* delayed ACKs leave within 200 ms */
+
+FIXTURE(l24) {
+	struct pod_pair pods;
+	struct agent_proc agent;
+	struct agent_output *output;
+	struct tcp_truth *truth;
+	pid_t server_pid, client_pid;
+	int go[2], done[2], quit[2], ready[2];
+};
+
+FIXTURE_SETUP(l24)
+{
+	REQUIRE_ROOT();
+	self->server_pid = self->client_pid = -1;
+	ASSERT_EQ(0, pod_pair_create_for_test(&self->pods, "l24"));
+	self->truth = truth_alloc();
+	ASSERT_NE(NULL, self->truth);
+	ASSERT_EQ(0, pipe(self->go));
+	ASSERT_EQ(0, pipe(self->done));
+	ASSERT_EQ(0, pipe(self->quit));
+	ASSERT_EQ(0, pipe(self->ready));
+}
+
+FIXTURE_TEARDOWN(l24)
+{
+	agent_proc_stop(&self->agent);
+	agent_output_free(self->output);
+	if (self->client_pid > 0)
+		kill(self->client_pid, SIGKILL);
+	if (self->server_pid > 0)
+		kill(self->server_pid, SIGKILL);
+	truth_free(self->truth);
+	pod_pair_destroy(&self->pods);
+}
+
+/* ---- an echo connection the test paces through pipes ---------------------- */
+
+struct echo {
+	const char *server_addr;
+	int round_trips, size;
+	int go_fd, done_fd, quit_fd, ready_fd;
+};
+
+static int read_full(int fd, char *buf, size_t len)
+{
+	for (size_t got = 0; got < len;) {
+		ssize_t n = read(fd, buf + got, len - got);
+
+		if (n <= 0)
+			return -1;
+		got += n;
+	}
+	return 0;
+}
+
+static int signal_byte(int fd)
+{
+	return write(fd, "x", 1) == 1 ? 0 : -1;
+}
+
+static int wait_byte(int fd)
+{
+	char byte;
+
+	return read(fd, &byte, 1) == 1 ? 0 : -1;
+}
+
+static int echo_server(void *arg)
+{
+	const struct echo *echo = arg;
+	struct sockaddr_in addr = { .sin_family = AF_INET, .sin_port = htons(ECHO_PORT) };
+	int one = 1, listener = socket(AF_INET, SOCK_STREAM, 0), conn;
+	char buf[4096];
+	ssize_t n;
+
+	inet_pton(AF_INET, echo->server_addr, &addr.sin_addr);
+	setsockopt(listener, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(listener, (struct sockaddr *)&addr, sizeof(addr)) || listen(listener, 4) ||
+	    signal_byte(echo->ready_fd))
+		return 1;
+	conn = accept(listener, NULL, NULL);
+	if (conn < 0)
+		return 1;
+	while ((n = read(conn, buf, sizeof(buf))) > 0)
+		if (write(conn, buf, n) != n)
+			return 1;
+	close(conn);
+	return 0;
+}
+
+/* Connect, then on `go` make the round trips, say `done`, and close on `quit`. */
+static int echo_client(void *arg)
+{
+	const struct echo *echo = arg;
+	struct sockaddr_in addr = { .sin_family = AF_INET, .sin_port = htons(ECHO_PORT) };
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	char *buf = calloc(1, echo->size);
+
+	inet_pton(AF_INET, echo->server_addr, &addr.sin_addr);
+	if (!buf || connect(fd, (struct sockaddr *)&addr, sizeof(addr)) || signal_byte(echo->ready_fd) ||
+	    wait_byte(echo->go_fd))
+		return 1;
+	for (int i = 0; i < echo->round_trips; i++)
+		if (write(fd, buf, echo->size) != echo->size || read_full(fd, buf, echo->size))
+			return 1;
+	if (signal_byte(echo->done_fd) || wait_byte(echo->quit_fd))
+		return 1;
+	close(fd);
+	free(buf);
+	return 0;
+}
+
+static int echo_start(FIXTURE_DATA(l24) *self, struct echo *echo)
+{
+	*echo = (struct echo){
+		.server_addr = self->pods.server.ipv4,
+		.go_fd = self->go[0], .done_fd = self->done[1],
+		.quit_fd = self->quit[0], .ready_fd = self->ready[1],
+		.round_trips = echo->round_trips, .size = echo->size,
+	};
+	self->server_pid = pod_spawn(&self->pods.server, echo_server, echo);
+	if (self->server_pid < 0 || wait_byte(self->ready[0]))
+		return -1;
+	self->client_pid = pod_spawn(&self->pods.client, echo_client, echo);
+	return self->client_pid < 0 || wait_byte(self->ready[0]) ? -1 : 0;
+}
+
+/* Let the client make its round trips; returns once they are done and acknowledged. */
+static int echo_run(FIXTURE_DATA(l24) *self)
+{
+	if (signal_byte(self->go[1]) || wait_byte(self->done[0]))
+		return -1;
+	usleep(ACK_SETTLE_US);
+	return 0;
+}
+
+static int echo_finish(FIXTURE_DATA(l24) *self)
+{
+	int err = signal_byte(self->quit[1]);
+
+	err = err ?: child_wait(self->client_pid);
+	self->client_pid = -1;
+	err = err ?: child_wait(self->server_pid);
+	self->server_pid = -1;
+	return err;
+}
+
+/* ---- the kernel's own counters -------------------------------------------- */
+
+struct link_stats {
+	uint64_t tx_packets, tx_bytes, rx_packets, rx_bytes;
+};
+
+static int read_link_stats(const char *netns, struct link_stats *ret)
+{
+	char command[256];
+	FILE *f;
+	int n;
+
+	snprintf(command, sizeof(command),
+		 "ip netns exec %s cat /sys/class/net/eth0/statistics/tx_packets "
+		 "/sys/class/net/eth0/statistics/tx_bytes /sys/class/net/eth0/statistics/rx_packets "
+		 "/sys/class/net/eth0/statistics/rx_bytes", netns);
+	f = popen(command, "r");
+	if (!f)
+		return -1;
+	n = fscanf(f, "%" SCNu64 " %" SCNu64 " %" SCNu64 " %" SCNu64, &ret->tx_packets,
+		   &ret->tx_bytes, &ret->rx_packets, &ret->rx_bytes);
+	return pclose(f) == 0 && n == 4 ? 0 : -1;
+}
+
+static struct link_stats link_stats_delta(const struct link_stats *before, const struct link_stats *after)
+{
+	return (struct link_stats){
+		.tx_packets = after->tx_packets - before->tx_packets,
+		.tx_bytes = after->tx_bytes - before->tx_bytes,
+		.rx_packets = after->rx_packets - before->rx_packets,
+		.rx_bytes = after->rx_bytes - before->rx_bytes,
+	};
+}
+
+/* The namespace's TCP RetransSegs from /proc/net/snmp (header line, then values). */
+static int64_t retrans_segs(const char *netns)
+{
+	char command[160], header[1024], values[1024];
+	int64_t result = -1;
+	FILE *f;
+
+	snprintf(command, sizeof(command), "ip netns exec %s grep '^Tcp:' /proc/net/snmp", netns);
+	f = popen(command, "r");
+	if (!f)
+		return -1;
+	if (fgets(header, sizeof(header), f) && fgets(values, sizeof(values), f)) {
+		char *name_save, *value_save;
+		char *name = strtok_r(header, " \n", &name_save);
+		char *value = strtok_r(values, " \n", &value_save);
+
+		for (; name && value; name = strtok_r(NULL, " \n", &name_save),
+				      value = strtok_r(NULL, " \n", &value_save))
+			if (strcmp(name, "RetransSegs") == 0)
+				result = strtoll(value, NULL, 10);
+	}
+	pclose(f);
+	return result;
+}
+
+/* Only the test's connection on the veth: no IPv6 chatter, no ARP. */
+static int quiet_link(const struct pod *pod, const struct pod *peer)
+{
+	char mac[32] = "", command[160];
+	FILE *f;
+	int err;
+
+	snprintf(command, sizeof(command), "ip netns exec %s cat /sys/class/net/eth0/address",
+		 peer->netns);
+	f = popen(command, "r");
+	if (!f || !fgets(mac, sizeof(mac), f)) {
+		if (f)
+			pclose(f);
+		return -1;
+	}
+	pclose(f);
+	mac[strcspn(mac, "\n")] = '\0';
+	err = run_quiet("ip netns exec %s sysctl -qw net.ipv6.conf.all.disable_ipv6=1", pod->netns);
+	return err ?: run_quiet("ip -n %s neigh replace %s lladdr %s dev eth0 nud permanent",
+				pod->netns, peer->ipv4, mac);
+}
+
+static void start_agent(struct __test_metadata *_metadata, FIXTURE_DATA(l24) *self,
+			const char *setting)
+{
+	const char *args[] = { "--interval", "60", "--set", setting, NULL };
+
+	ASSERT_EQ(0, agent_proc_start(&self->agent, args));
+}
+
+static void stop_agent(struct __test_metadata *_metadata, FIXTURE_DATA(l24) *self)
+{
+	ASSERT_EQ(0, agent_proc_stop(&self->agent));
+	ASSERT_EQ(0, agent_output_load(&self->output, self->agent.out_path));
+	EXPECT_EQ(0, agent_output_lost(self->output, "agg_table_full"));
+	EXPECT_EQ(0, agent_output_lost(self->output, "l24_window_lost"));
+}
+
+static uint64_t field(FIXTURE_DATA(l24) *self, const struct pod *pod, const char *role,
+		      const char *name)
+{
+	size_t rows;
+
+	return agent_output_field(self->output, pod->cgroup_id, role, name, &rows);
+}
+
+static size_t rows_with(FIXTURE_DATA(l24) *self, const struct pod *pod, const char *name)
+{
+	size_t rows;
+
+	agent_output_field(self->output, pod->cgroup_id, NULL, name, &rows);
+	return rows;
+}
+
+/* What this kernel's tracepoints allow: sk_data_ready arrived in Linux 6.6. */
+static unsigned int expected_measures(void)
+{
+	unsigned int all = KACCESS_L24_WRITE_L4 | KACCESS_L24_WRITE_PACKETS | KACCESS_L24_WRITE_L2 |
+			   KACCESS_L24_ENTER_QUEUE | KACCESS_L24_RETRANSMITS | KACCESS_L24_RESOLVE_MAC |
+			   KACCESS_L24_READ_PACKETS | KACCESS_L24_READ_WINDOWS | KACCESS_L24_READ_L4;
+	struct utsname uts;
+	int major = 0, minor = 0;
+
+	uname(&uts);
+	sscanf(uts.release, "%d.%d", &major, &minor);
+	return major > 6 || (major == 6 && minor >= 6) ? all : all & ~KACCESS_L24_READ_L4;
+}
+
+/* The windows of one side add up: L2 = ready + device; L3 (to the queue) as to-queue. */
+static void expect_windows(struct __test_metadata *_metadata, FIXTURE_DATA(l24) *self,
+			   const struct pod *pod, const char *role)
+{
+	uint64_t l2 = field(self, pod, role, "write_l2_duration_ns_sum");
+
+	EXPECT_LT(0, field(self, pod, role, "write_l2_ready_send_duration_ns_sum"));
+	EXPECT_LT(0, field(self, pod, role, "write_l2_device_send_duration_ns_sum"));
+	EXPECT_EQ(l2, field(self, pod, role, "write_l2_ready_send_duration_ns_sum") +
+			      field(self, pod, role, "write_l2_device_send_duration_ns_sum"));
+	EXPECT_LT(0, field(self, pod, role, "write_l4_duration_ns_sum"));
+	EXPECT_GE(field(self, pod, role, "write_duration_ns_sum"),
+		  field(self, pod, role, "write_l4_duration_ns_sum"));
+	EXPECT_LT(0, field(self, pod, role, "read_l3_duration_ns_sum"));
+	EXPECT_EQ(field(self, pod, role, "read_l3_duration_ns_sum"),
+		  field(self, pod, role, "read_l2_to_queue_duration_ns_sum"));
+	EXPECT_LT(0, field(self, pod, role, "read_l2_from_queue_duration_ns_sum"));
+	if (expected_measures() & KACCESS_L24_READ_L4) {
+		EXPECT_LT(0, field(self, pod, role, "read_l4_duration_ns_sum"));
+		EXPECT_GE(field(self, pod, role, "read_l3_duration_ns_sum"),
+			  field(self, pod, role, "read_l4_duration_ns_sum"));
+	}
+	EXPECT_EQ(0, field(self, pod, role, "write_l2_enter_queue_count")); /* veth: noqueue */
+	EXPECT_EQ(0, field(self, pod, role, "write_retransmit_packets"));
+	EXPECT_EQ(0, field(self, pod, role, "write_resolve_mac_count"));
+}
+
+/*
+ * The connection is the only traffic on the veth while it exchanges data:
+ * each side's sent and received packets and bytes equal the device's own
+ * counters, ACK-only segments included.
+ */
+KTEST_F(l24, packets_and_bytes_equal_the_veth_counters, 120)
+{
+	struct link_stats client_before, client_after, server_before, server_after, client, server;
+	uint64_t ids[] = { self->pods.client.cgroup_id, self->pods.server.cgroup_id };
+	struct echo echo = { .round_trips = 20, .size = 3000 };
+
+	ASSERT_EQ(0, quiet_link(&self->pods.client, &self->pods.server));
+	ASSERT_EQ(0, quiet_link(&self->pods.server, &self->pods.client));
+	ASSERT_EQ(0, echo_start(self, &echo));
+	start_agent(_metadata, self, "l24=on");
+	ASSERT_EQ(0, wait_conn_table_count(ids, 2, 2, 5000)); /* adopted at start */
+	ASSERT_EQ(0, read_link_stats(self->pods.client.netns, &client_before));
+	ASSERT_EQ(0, read_link_stats(self->pods.server.netns, &server_before));
+	ASSERT_EQ(0, echo_run(self));
+	ASSERT_EQ(0, read_link_stats(self->pods.client.netns, &client_after));
+	ASSERT_EQ(0, read_link_stats(self->pods.server.netns, &server_after));
+	stop_agent(_metadata, self); /* before the close: its FINs are outside the window */
+	ASSERT_EQ(0, echo_finish(self));
+
+	EXPECT_EQ(expected_measures(), agent_output_ready_u64(self->output, "l24_measured"));
+	client = link_stats_delta(&client_before, &client_after);
+	server = link_stats_delta(&server_before, &server_after);
+	ASSERT_LE(2 * echo.round_trips, client.tx_packets);
+	EXPECT_EQ(client.tx_packets, field(self, &self->pods.client, "client", "write_packets"));
+	EXPECT_EQ(client.tx_bytes, field(self, &self->pods.client, "client", "write_packet_bytes"));
+	EXPECT_EQ(client.rx_packets, field(self, &self->pods.client, "client", "read_packets"));
+	EXPECT_EQ(client.rx_bytes, field(self, &self->pods.client, "client", "read_packet_bytes"));
+	EXPECT_EQ(server.tx_packets, field(self, &self->pods.server, "server", "write_packets"));
+	EXPECT_EQ(server.tx_bytes, field(self, &self->pods.server, "server", "write_packet_bytes"));
+	EXPECT_EQ(server.rx_packets, field(self, &self->pods.server, "server", "read_packets"));
+	EXPECT_EQ(server.rx_bytes, field(self, &self->pods.server, "server", "read_packet_bytes"));
+	expect_windows(_metadata, self, &self->pods.client, "client");
+	expect_windows(_metadata, self, &self->pods.server, "server");
+}
+
+/*
+ * nftables in the server's namespace drops a fifth of the client's data
+ * segments: the client's retransmitted segments equal its namespace's
+ * TcpRetransSegs, timers and fast retransmits alike.
+ */
+KTEST_F(l24, retransmits_equal_tcp_retrans_segs, 120)
+{
+	struct tcp_plan plan = {
+		.family = AF_INET, .server_addr = self->pods.server.ipv4, .port = ECHO_PORT,
+		.connections = 1, .request_writes = 200, .request_size = 1000,
+		.response_writes = 1, .response_size = 100,
+	};
+	const char *ns = self->pods.server.netns;
+	int64_t client_before, client_after, server_before, server_after;
+
+	ASSERT_EQ(0, run_quiet("ip netns exec %s nft add table inet kat_l24", ns));
+	ASSERT_EQ(0, run_quiet("ip netns exec %s nft 'add chain inet kat_l24 in "
+			       "{ type filter hook input priority 0; }'", ns));
+	ASSERT_EQ(0, run_quiet("ip netns exec %s nft add rule inet kat_l24 in tcp dport %d "
+			       "ip length gt 500 numgen random mod 100 lt 20 drop", ns, ECHO_PORT));
+	start_agent(_metadata, self, "l24=on");
+	client_before = retrans_segs(self->pods.client.netns);
+	server_before = retrans_segs(ns);
+	ASSERT_LE(0, client_before);
+	ASSERT_EQ(0, tcp_run(&self->pods.client, &self->pods.server, &plan, self->truth));
+	client_after = retrans_segs(self->pods.client.netns);
+	server_after = retrans_segs(ns);
+	stop_agent(_metadata, self);
+
+	EXPECT_LT(0, client_after - client_before);
+	EXPECT_EQ((uint64_t)(client_after - client_before),
+		  field(self, &self->pods.client, "client", "write_retransmit_packets"));
+	EXPECT_EQ((uint64_t)(server_after - server_before),
+		  field(self, &self->pods.server, "server", "write_retransmit_packets"));
+	EXPECT_EQ(plan.request_writes * plan.request_size, self->truth->server.read_bytes);
+}
+
+/* Mean ready-to-send time per packet of the client, in ns. */
+static uint64_t ready_send_ns_per_packet(FIXTURE_DATA(l24) *self)
+{
+	uint64_t packets = field(self, &self->pods.client, "client", "write_packets");
+
+	return packets ? field(self, &self->pods.client, "client",
+			       "write_l2_ready_send_duration_ns_sum") / packets : 0;
+}
+
+static void run_bulk(struct __test_metadata *_metadata, FIXTURE_DATA(l24) *self)
+{
+	struct tcp_plan plan = {
+		.family = AF_INET, .server_addr = self->pods.server.ipv4, .port = ECHO_PORT,
+		.connections = 1, .request_writes = 40, .request_size = 2000,
+		.response_writes = 1, .response_size = 100,
+	};
+
+	start_agent(_metadata, self, "l24=on");
+	ASSERT_EQ(0, tcp_run(&self->pods.client, &self->pods.server, &plan, self->truth));
+	usleep(ACK_SETTLE_US);
+	stop_agent(_metadata, self);
+}
+
+/*
+ * A TBF qdisc on the client's veth queues every packet: each counts as
+ * entering the queue, and the time to the driver rises far above the same
+ * transfer's without the qdisc.
+ */
+KTEST_F(l24, qdisc_queue_shows_in_ready_to_send, 120)
+{
+	uint64_t unlimited_ns, limited_ns;
+
+	run_bulk(_metadata, self);
+	EXPECT_EQ(0, field(self, &self->pods.client, "client", "write_l2_enter_queue_count"));
+	unlimited_ns = ready_send_ns_per_packet(self);
+	agent_output_free(self->output);
+	self->output = NULL;
+
+	ASSERT_EQ(0, run_quiet("ip -n %s link set eth0 txqueuelen 1000 && tc -n %s qdisc add dev "
+			       "eth0 root tbf rate 4mbit burst 4kb latency 2s",
+			       self->pods.client.netns, self->pods.client.netns));
+	run_bulk(_metadata, self);
+	limited_ns = ready_send_ns_per_packet(self);
+	EXPECT_LT(0, field(self, &self->pods.client, "client", "write_packets"));
+	EXPECT_EQ(field(self, &self->pods.client, "client", "write_packets"),
+		  field(self, &self->pods.client, "client", "write_l2_enter_queue_count"));
+	EXPECT_LT(1000000, limited_ns); /* 80 kB at 4 Mbit/s: packets wait milliseconds */
+	EXPECT_LT(100 * unlimited_ns, limited_ns);
+	TH_LOG("ready-to-send per packet: %" PRIu64 " ns unlimited, %" PRIu64 " ns with TBF",
+	       unlimited_ns, limited_ns);
+}
+
+/* A connection to a neighbour the client never resolved waits for one resolution. */
+KTEST_F(l24, first_packet_to_fresh_neighbour_counts_one_resolve, 120)
+{
+	struct echo echo = { .round_trips = 5, .size = 100 };
+
+	ASSERT_EQ(0, run_quiet("ip -n %s neigh flush dev eth0 && ip -n %s neigh flush dev eth0",
+			       self->pods.client.netns, self->pods.server.netns));
+	start_agent(_metadata, self, "l24=on");
+	ASSERT_EQ(0, echo_start(self, &echo));
+	ASSERT_EQ(0, echo_run(self));
+	ASSERT_EQ(0, echo_finish(self));
+	stop_agent(_metadata, self);
+
+	EXPECT_EQ(1, field(self, &self->pods.client, "client", "write_resolve_mac_count"));
+	EXPECT_LT(0, field(self, &self->pods.client, "client", "write_resolve_mac_duration_ns_sum"));
+	/* the client's ARP request taught the server its address: no wait there */
+	EXPECT_EQ(0, field(self, &self->pods.server, "server", "write_resolve_mac_count"));
+}
+
+/* With l24 off no program of it loads and no row carries its fields. */
+KTEST_F(l24, off_measures_nothing, 60)
+{
+	struct echo echo = { .round_trips = 3, .size = 100 };
+
+	start_agent(_metadata, self, "l24=off");
+	ASSERT_EQ(0, echo_start(self, &echo));
+	ASSERT_EQ(0, echo_run(self));
+	ASSERT_EQ(0, echo_finish(self));
+	stop_agent(_metadata, self);
+	EXPECT_EQ(0, agent_output_ready_u64(self->output, "l24_measured"));
+	EXPECT_EQ(3, agent_output_sum(self->output, self->pods.client.cgroup_id, "client", NULL, -1).write_count);
+	EXPECT_EQ(0, rows_with(self, &self->pods.client, "write_packets"));
+	EXPECT_EQ(0, rows_with(self, &self->pods.client, "write_l4_duration_ns_sum"));
+}
+
+/*
+ * A kernel without sk_data_ready (before 6.6) loses only read L4: the
+ * other receive windows end at TCP's start instead of the queue.
+ */
+KTEST_F(l24, missing_tracepoint_drops_only_its_measure, 60)
+{
+	const char *args[] = { "--interval", "60", NULL };
+	struct echo echo = { .round_trips = 3, .size = 100 };
+
+	ASSERT_EQ(0, agent_proc_start_env(&self->agent, args, "KACCESS_FEATURE_DENY=sk_data_ready"));
+	ASSERT_EQ(0, echo_start(self, &echo));
+	ASSERT_EQ(0, echo_run(self));
+	ASSERT_EQ(0, echo_finish(self));
+	stop_agent(_metadata, self);
+	EXPECT_EQ(expected_measures() & ~KACCESS_L24_READ_L4,
+		  agent_output_ready_u64(self->output, "l24_measured"));
+	EXPECT_EQ(0, rows_with(self, &self->pods.client, "read_l4_duration_ns_sum"));
+	EXPECT_LT(0, field(self, &self->pods.client, "client", "read_l2_from_queue_duration_ns_sum"));
+	EXPECT_LT(0, field(self, &self->pods.client, "client", "read_packets"));
+}
+
+TEST_HARNESS_MAIN
