@@ -182,19 +182,88 @@ struct syscall_batch {
 	Skywalking__V3__EBPFTimestamp starts[SYSCALL_LOGS_PER_MESSAGE], ends[SYSCALL_LOGS_PER_MESSAGE];
 	Skywalking__V3__EBPFOffsetTimestamp start_offsets[SYSCALL_LOGS_PER_MESSAGE];
 	Skywalking__V3__EBPFOffsetTimestamp end_offsets[SYSCALL_LOGS_PER_MESSAGE];
+	Skywalking__V3__AccessLogKernelWriteL4Metrics write_l4[SYSCALL_LOGS_PER_MESSAGE];
+	Skywalking__V3__AccessLogKernelWriteL3Metrics write_l3[SYSCALL_LOGS_PER_MESSAGE];
+	Skywalking__V3__AccessLogKernelWriteL2Metrics write_l2[SYSCALL_LOGS_PER_MESSAGE];
+	Skywalking__V3__AccessLogKernelReadL2Metrics read_l2[SYSCALL_LOGS_PER_MESSAGE];
+	Skywalking__V3__AccessLogKernelReadL3Metrics read_l3[SYSCALL_LOGS_PER_MESSAGE];
+	Skywalking__V3__AccessLogKernelReadL4Metrics read_l4[SYSCALL_LOGS_PER_MESSAGE];
 };
 
 struct syscall_run {
 	bool write;
 	uint64_t count, duration_ns_sum;
 	uint64_t bucket_start_ns, bucket_ns; /* CLOCK_MONOTONIC */
+	const struct kaccess_agg_value *row; /* its L2-L4 sums, spread like the durations */
+	unsigned int l24_measured;            /* enum kaccess_l24_measure */
 };
+
+/* Log `index` of `count`'s share of `sum`: the shares add up to `sum` exactly. */
+static uint64_t share(uint64_t sum, uint64_t count, uint64_t index)
+{
+	return sum / count + (index < sum % count ? 1 : 0);
+}
+
+/*
+ * A write log's L2-L4 metrics: its share of each sum the kernel measures.
+ * L3 carries only the neighbour resolutions; its other windows need
+ * netfilter links, so OAP shows them as 0 in this mode.
+ */
+static void set_write_metrics(struct syscall_batch *b, size_t slot, const struct syscall_run *run,
+			      uint64_t index)
+{
+	const struct kaccess_agg_value *v = run->row;
+	Skywalking__V3__AccessLogKernelWriteOperation *op = &b->writes[slot];
+	unsigned int m = run->l24_measured;
+
+	if (!m)
+		return;
+#define SHARE(field) share(v->field, run->count, index)
+	skywalking__v3__access_log_kernel_write_l4_metrics__init(&b->write_l4[slot]);
+	b->write_l4[slot].totalduration = SHARE(write_l4_duration_ns_sum);
+	b->write_l4[slot].totaltransmitpackagecount = SHARE(write_packets);
+	b->write_l4[slot].totalpackagesize = SHARE(write_packet_bytes);
+	b->write_l4[slot].totalretransmitpackagecount = SHARE(write_retransmit_packets);
+	op->l4metrics = &b->write_l4[slot];
+	skywalking__v3__access_log_kernel_write_l3_metrics__init(&b->write_l3[slot]);
+	b->write_l3[slot].totalresolvemaccount = SHARE(write_resolve_mac_count);
+	b->write_l3[slot].totalresolvemacduration = SHARE(write_resolve_mac_duration_ns_sum);
+	op->l3metrics = &b->write_l3[slot];
+	skywalking__v3__access_log_kernel_write_l2_metrics__init(&b->write_l2[slot]);
+	b->write_l2[slot].totalduration = SHARE(write_l2_duration_ns_sum);
+	b->write_l2[slot].totalenterqueuebuffercount = SHARE(write_l2_enter_queue_count);
+	b->write_l2[slot].totalreadysendduration = SHARE(write_l2_ready_send_duration_ns_sum);
+	b->write_l2[slot].totalnetdevicesendduration = SHARE(write_l2_device_send_duration_ns_sum);
+	op->l2metrics = &b->write_l2[slot];
+}
+
+static void set_read_metrics(struct syscall_batch *b, size_t slot, const struct syscall_run *run,
+			     uint64_t index)
+{
+	const struct kaccess_agg_value *v = run->row;
+	Skywalking__V3__AccessLogKernelReadOperation *op = &b->reads[slot];
+
+	if (!run->l24_measured)
+		return;
+	skywalking__v3__access_log_kernel_read_l2_metrics__init(&b->read_l2[slot]);
+	b->read_l2[slot].totalpackagecount = (uint32_t)SHARE(read_packets);
+	b->read_l2[slot].totalpackagesize = SHARE(read_packet_bytes);
+	b->read_l2[slot].totalpackagetoqueueduration = SHARE(read_l2_to_queue_duration_ns_sum);
+	b->read_l2[slot].totalrcvpackagefromqueueduration = SHARE(read_l2_from_queue_duration_ns_sum);
+	op->l2metrics = &b->read_l2[slot];
+	skywalking__v3__access_log_kernel_read_l3_metrics__init(&b->read_l3[slot]);
+	b->read_l3[slot].totalduration = SHARE(read_l3_duration_ns_sum);
+	op->l3metrics = &b->read_l3[slot];
+	skywalking__v3__access_log_kernel_read_l4_metrics__init(&b->read_l4[slot]);
+	b->read_l4[slot].totalduration = SHARE(read_l4_duration_ns_sum);
+	op->l4metrics = &b->read_l4[slot];
+#undef SHARE
+}
 
 static void set_syscall_log(struct syscall_batch *b, size_t slot, const struct syscall_run *run,
 			    uint64_t index)
 {
-	uint64_t duration = run->duration_ns_sum / run->count +
-			    (index < run->duration_ns_sum % run->count ? 1 : 0);
+	uint64_t duration = share(run->duration_ns_sum, run->count, index);
 	uint64_t end = run->bucket_start_ns + (index + 1) * (run->bucket_ns / (run->count + 1));
 	Skywalking__V3__AccessLogKernelLog *k = &b->logs[slot];
 
@@ -215,12 +284,14 @@ static void set_syscall_log(struct syscall_batch *b, size_t slot, const struct s
 		skywalking__v3__access_log_kernel_write_operation__init(&b->writes[slot]);
 		b->writes[slot].starttime = &b->starts[slot];
 		b->writes[slot].endtime = &b->ends[slot];
+		set_write_metrics(b, slot, run, index);
 		k->operation_case = SKYWALKING__V3__ACCESS_LOG_KERNEL_LOG__OPERATION_WRITE;
 		k->write = &b->writes[slot];
 	} else {
 		skywalking__v3__access_log_kernel_read_operation__init(&b->reads[slot]);
 		b->reads[slot].starttime = &b->starts[slot];
 		b->reads[slot].endtime = &b->ends[slot];
+		set_read_metrics(b, slot, run, index);
 		k->operation_case = SKYWALKING__V3__ACCESS_LOG_KERNEL_LOG__OPERATION_READ;
 		k->read = &b->reads[slot];
 	}
@@ -249,7 +320,7 @@ static int send_syscall_run(struct oap_sender *sender, struct access_log *log, s
 
 int access_log_send_row_syscalls(struct oap_sender *sender, const struct agg_row *row,
 				 const struct k8s_identity *local, const struct k8s_identity *peer,
-				 uint64_t bucket_start_ns, uint64_t bucket_ns)
+				 uint64_t bucket_start_ns, uint64_t bucket_ns, unsigned int l24_measured)
 {
 	struct connection_facts facts = {
 		.role = row->key.role,
@@ -258,9 +329,9 @@ int access_log_send_row_syscalls(struct oap_sender *sender, const struct agg_row
 		.remote_addr = row->key.peer_addr,
 	};
 	struct syscall_run reads = { false, row->value.read_count, row->value.read_duration_ns_sum,
-				     bucket_start_ns, bucket_ns };
+				     bucket_start_ns, bucket_ns, &row->value, l24_measured };
 	struct syscall_run writes = { true, row->value.write_count, row->value.write_duration_ns_sum,
-				      bucket_start_ns, bucket_ns };
+				      bucket_start_ns, bucket_ns, &row->value, l24_measured };
 	struct syscall_batch *batch;
 	struct access_log log;
 	int err = 0;

@@ -26,10 +26,11 @@ int access_log_send_event(struct oap_sender *sender, const struct kaccess_conn_e
  * Compatible mode: the row's reads and writes as one kernel log each, with
  * durations that add up to the row's sums exactly (OAP then computes the
  * same numbers), timed within the bucket [bucket_start_ns, + bucket_ns) of
- * CLOCK_MONOTONIC. 0 or -errno.
+ * CLOCK_MONOTONIC. The L2-L4 sums of `l24_measured` are spread over the
+ * logs the same way. 0 or -errno.
  */
 int access_log_send_row_syscalls(struct oap_sender *sender, const struct agg_row *row,
 				 const struct k8s_identity *local, const struct k8s_identity *peer,
-				 uint64_t bucket_start_ns, uint64_t bucket_ns);
+				 uint64_t bucket_start_ns, uint64_t bucket_ns, unsigned int l24_measured);
 
 #endif

@@ -181,7 +181,7 @@ static void send_syscall_logs(struct entities_state *state, const struct bucket_
 		if (peer_pod && peer_pod->kind != K8S_KIND_POD)
 			peer_pod = NULL; /* a service: its address, for OAP to resolve */
 		err = access_log_send_row_syscalls(state->oap, row, &local, peer_pod, start_ns,
-						   env->bucket_ns);
+						   env->bucket_ns, env->l24_measured);
 		if (err) {
 			log_warn("failed to queue the syscall logs of bucket %llu: %s",
 				 (unsigned long long)report->bucket, strerror(-err));

@@ -200,25 +200,56 @@ struct row_metric {
 	const char *help;
 	size_t offset;      /* in struct kaccess_agg_value */
 	bool nanoseconds;   /* shown in seconds */
+	unsigned int l24;   /* enum kaccess_l24_measure it needs; 0: always measured */
 };
 
 #define ROW(field) offsetof(struct kaccess_agg_value, field)
 
 static const struct row_metric row_metrics[] = {
-	{ "kaccess_bucket_connects", "connect() attempts that ended", ROW(connect_count), false },
-	{ "kaccess_bucket_connects_succeeded", "connects that established", ROW(connect_success_count), false },
-	{ "kaccess_bucket_connect_time_seconds", "sum of connect durations", ROW(connect_duration_ns_sum), true },
-	{ "kaccess_bucket_accepts", "accept() calls that returned a connection", ROW(accept_count), false },
-	{ "kaccess_bucket_accept_time_seconds", "sum of accept durations", ROW(accept_duration_ns_sum), true },
-	{ "kaccess_bucket_closes", "established connections that ended", ROW(close_count), false },
-	{ "kaccess_bucket_closes_untraced", "closes without a close() syscall", ROW(close_untraced_count), false },
-	{ "kaccess_bucket_close_time_seconds", "sum of traced close durations", ROW(close_duration_ns_sum), true },
-	{ "kaccess_bucket_reads", "read-family syscalls that returned data", ROW(read_count), false },
-	{ "kaccess_bucket_read_time_seconds", "sum of read durations", ROW(read_duration_ns_sum), true },
-	{ "kaccess_bucket_read_bytes", "bytes read", ROW(read_bytes), false },
-	{ "kaccess_bucket_writes", "write-family syscalls that sent data", ROW(write_count), false },
-	{ "kaccess_bucket_write_time_seconds", "sum of write durations", ROW(write_duration_ns_sum), true },
-	{ "kaccess_bucket_write_bytes", "bytes written", ROW(write_bytes), false },
+	{ "kaccess_bucket_connects", "connect() attempts that ended", ROW(connect_count), false, 0 },
+	{ "kaccess_bucket_connects_succeeded", "connects that established", ROW(connect_success_count), false, 0 },
+	{ "kaccess_bucket_connect_time_seconds", "sum of connect durations", ROW(connect_duration_ns_sum), true, 0 },
+	{ "kaccess_bucket_accepts", "accept() calls that returned a connection", ROW(accept_count), false, 0 },
+	{ "kaccess_bucket_accept_time_seconds", "sum of accept durations", ROW(accept_duration_ns_sum), true, 0 },
+	{ "kaccess_bucket_closes", "established connections that ended", ROW(close_count), false, 0 },
+	{ "kaccess_bucket_closes_untraced", "closes without a close() syscall", ROW(close_untraced_count), false, 0 },
+	{ "kaccess_bucket_close_time_seconds", "sum of traced close durations", ROW(close_duration_ns_sum), true, 0 },
+	{ "kaccess_bucket_reads", "read-family syscalls that returned data", ROW(read_count), false, 0 },
+	{ "kaccess_bucket_read_time_seconds", "sum of read durations", ROW(read_duration_ns_sum), true, 0 },
+	{ "kaccess_bucket_read_bytes", "bytes read", ROW(read_bytes), false, 0 },
+	{ "kaccess_bucket_writes", "write-family syscalls that sent data", ROW(write_count), false, 0 },
+	{ "kaccess_bucket_write_time_seconds", "sum of write durations", ROW(write_duration_ns_sum), true, 0 },
+	{ "kaccess_bucket_write_bytes", "bytes written", ROW(write_bytes), false, 0 },
+	{ "kaccess_bucket_write_l4_time_seconds", "sum of write times from TCP's first look to the end",
+	  ROW(write_l4_duration_ns_sum), true, KACCESS_L24_WRITE_L4 },
+	{ "kaccess_bucket_write_packets", "packets the driver took", ROW(write_packets), false,
+	  KACCESS_L24_WRITE_PACKETS },
+	{ "kaccess_bucket_write_packet_bytes", "bytes of those packets, link-layer header included",
+	  ROW(write_packet_bytes), false, KACCESS_L24_WRITE_PACKETS },
+	{ "kaccess_bucket_write_retransmits", "TCP segments retransmitted",
+	  ROW(write_retransmit_packets), false, KACCESS_L24_RETRANSMITS },
+	{ "kaccess_bucket_write_resolve_macs", "neighbour resolutions a packet waited for",
+	  ROW(write_resolve_mac_count), false, KACCESS_L24_RESOLVE_MAC },
+	{ "kaccess_bucket_write_resolve_mac_time_seconds", "sum of those resolutions' durations",
+	  ROW(write_resolve_mac_duration_ns_sum), true, KACCESS_L24_RESOLVE_MAC },
+	{ "kaccess_bucket_write_l2_time_seconds", "sum of device-queue-to-driver times per packet",
+	  ROW(write_l2_duration_ns_sum), true, KACCESS_L24_WRITE_L2 },
+	{ "kaccess_bucket_write_l2_ready_send_time_seconds", "sum of device-queue-to-transmit-start times",
+	  ROW(write_l2_ready_send_duration_ns_sum), true, KACCESS_L24_WRITE_L2 },
+	{ "kaccess_bucket_write_l2_device_send_time_seconds", "sum of driver transmit times",
+	  ROW(write_l2_device_send_duration_ns_sum), true, KACCESS_L24_WRITE_L2 },
+	{ "kaccess_bucket_write_l2_enter_queues", "packets a qdisc queued",
+	  ROW(write_l2_enter_queue_count), false, KACCESS_L24_ENTER_QUEUE },
+	{ "kaccess_bucket_read_packets", "segments TCP received", ROW(read_packets), false,
+	  KACCESS_L24_READ_PACKETS },
+	{ "kaccess_bucket_read_packet_bytes", "bytes of those segments, link-layer header included",
+	  ROW(read_packet_bytes), false, KACCESS_L24_READ_PACKETS },
+	{ "kaccess_bucket_read_l4_time_seconds", "sum of TCP-to-socket-queue times per data segment",
+	  ROW(read_l4_duration_ns_sum), true, KACCESS_L24_READ_L4 },
+	{ "kaccess_bucket_read_l3_time_seconds", "sum of device-receive-to-socket-queue times",
+	  ROW(read_l3_duration_ns_sum), true, KACCESS_L24_READ_WINDOWS },
+	{ "kaccess_bucket_read_from_queue_time_seconds", "sum of socket-queue-to-reader times",
+	  ROW(read_l2_from_queue_duration_ns_sum), true, KACCESS_L24_READ_WINDOWS },
 };
 
 static void row_labels(struct strbuf *out, const struct published_bucket *last, size_t i)
@@ -254,6 +285,8 @@ static void render_last_bucket(struct prometheus *p, struct strbuf *out)
 	for (size_t m = 0; m < sizeof(row_metrics) / sizeof(row_metrics[0]); m++) {
 		const struct row_metric *metric = &row_metrics[m];
 
+		if (metric->l24 && !(p->env.l24_measured & metric->l24))
+			continue; /* not measured on this kernel: no series rather than zeros */
 		snprintf(help, sizeof(help), "In the last completed bucket: %s.", metric->help);
 		metric_header(out, metric->name, "gauge", help);
 		for (size_t i = 0; i < last->count; i++) {
@@ -274,14 +307,14 @@ static void render_last_bucket(struct prometheus *p, struct strbuf *out)
 #define HTTP_ROW(field) offsetof(struct kaccess_http_value, field)
 
 static const struct row_metric http_metrics[] = {
-	{ "kaccess_bucket_http_calls", "HTTP exchanges", HTTP_ROW(call_count), false },
-	{ "kaccess_bucket_http_successes", "complete exchanges with status < 500", HTTP_ROW(success_count), false },
-	{ "kaccess_bucket_http_no_responses", "requests the connection's end left unanswered", HTTP_ROW(no_response_count), false },
-	{ "kaccess_bucket_http_truncated", "responses cut by the connection's end", HTTP_ROW(truncated_count), false },
-	{ "kaccess_bucket_http_request_header_bytes", "request line and header bytes", HTTP_ROW(request_header_bytes), false },
-	{ "kaccess_bucket_http_request_body_bytes", "request body bytes", HTTP_ROW(request_body_bytes), false },
-	{ "kaccess_bucket_http_response_header_bytes", "status line and header bytes", HTTP_ROW(response_header_bytes), false },
-	{ "kaccess_bucket_http_response_body_bytes", "response body bytes", HTTP_ROW(response_body_bytes), false },
+	{ "kaccess_bucket_http_calls", "HTTP exchanges", HTTP_ROW(call_count), false, 0 },
+	{ "kaccess_bucket_http_successes", "complete exchanges with status < 500", HTTP_ROW(success_count), false, 0 },
+	{ "kaccess_bucket_http_no_responses", "requests the connection's end left unanswered", HTTP_ROW(no_response_count), false, 0 },
+	{ "kaccess_bucket_http_truncated", "responses cut by the connection's end", HTTP_ROW(truncated_count), false, 0 },
+	{ "kaccess_bucket_http_request_header_bytes", "request line and header bytes", HTTP_ROW(request_header_bytes), false, 0 },
+	{ "kaccess_bucket_http_request_body_bytes", "request body bytes", HTTP_ROW(request_body_bytes), false, 0 },
+	{ "kaccess_bucket_http_response_header_bytes", "status line and header bytes", HTTP_ROW(response_header_bytes), false, 0 },
+	{ "kaccess_bucket_http_response_body_bytes", "response body bytes", HTTP_ROW(response_body_bytes), false, 0 },
 };
 
 static void http_row_labels(struct strbuf *out, const struct published_bucket *last, size_t i)
