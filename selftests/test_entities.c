@@ -8,9 +8,11 @@
  */
 #include <json-c/json.h>
 #include <libgen.h>
+#include <stdarg.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <stdio.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -504,6 +506,110 @@ KTEST_F(entities, meters_reach_oap_with_exact_counts, 120)
 	/* OAP drops a collection without service, instance or timestamp */
 	EXPECT_EQ(0, connects.without_identity + server_reads.without_identity);
 	EXPECT_LT(0, connects.samples);
+}
+
+/* ---- the entities on /metrics ---- */
+
+#define PROM_INTERVAL_S 5
+#define PROM_CPM_PER_CALL (60 / PROM_INTERVAL_S)
+
+static uint64_t wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Sleep until 200 ms into the next bucket; returns its start in seconds. */
+static uint64_t enter_next_bucket(void)
+{
+	uint64_t now = wall_ms(), next = (now / (PROM_INTERVAL_S * 1000) + 1) * PROM_INTERVAL_S * 1000;
+
+	usleep((next + 200 - now) * 1000);
+	return next / 1000;
+}
+
+/* Scrape /metrics into path until it shows the entities of the bucket at start_s (15 s at most). */
+static int scrape_bucket(const char *address, const char *path, uint64_t start_s)
+{
+	for (int i = 0; i < 150; i++) {
+		if (run_quiet("curl -sf http://%s/metrics -o %s", address, path) == 0 &&
+		    run_quiet("grep -qx 'kaccess_entity_bucket_start_timestamp_seconds %llu' %s",
+			      (unsigned long long)start_s, path) == 0)
+			return 0;
+		usleep(100 * 1000);
+	}
+	return -1;
+}
+
+/* Whether the scrape at path has exactly this sample line. */
+static bool has_sample(const char *path, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static bool has_sample(const char *path, const char *fmt, ...)
+{
+	char line[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	return run_quiet("grep -qxF '%s' %s", line, path) == 0;
+}
+
+/*
+ * /metrics shows the last completed bucket's entities as kaccess_<OAL name>
+ * gauges: all the traffic in one 5-second bucket, so each cpm is the
+ * traffic's own count x 12.
+ */
+KTEST_F(entities, prometheus_shows_the_last_bucket_entities_exactly, 120)
+{
+	const struct side_truth *c = &self->truth->client, *s = &self->truth->server;
+	char listen[64], interval[16], metrics_path[128];
+	const char *args[] = { "--pin-dir", ENTITIES_PIN_DIR, "-i", interval, "--set", self->api_setting,
+			       "--set", listen, NULL };
+	const char *address = listen + strlen("http_listen=");
+	uint64_t bucket_s, started_ms;
+	int families;
+
+	ASSERT_EQ(200, add_pod(self->api_port, &self->pods.client, self->client_pod, "frontend"));
+	ASSERT_EQ(200, add_pod(self->api_port, &self->pods.server, self->server_pod, "backend"));
+	snprintf(self->api_setting, sizeof(self->api_setting), "k8s_api_server=http://127.0.0.1:%d",
+		 self->api_port);
+	snprintf(interval, sizeof(interval), "%d", PROM_INTERVAL_S);
+	snprintf(listen, sizeof(listen), "http_listen=127.0.0.1:%d", fake_free_port());
+	snprintf(metrics_path, sizeof(metrics_path), "/tmp/kaccess-selftest-entities-%d.prom", getpid());
+	ASSERT_EQ(0, agent_proc_start(&self->agent, args));
+	bucket_s = enter_next_bucket();
+	started_ms = wall_ms();
+	ASSERT_EQ(0, tcp_run(&self->pods.client, &self->pods.server, &self->plan, self->truth));
+	/* the traffic's reads and writes all fell in one bucket */
+	ASSERT_GT(bucket_s * 1000 + PROM_INTERVAL_S * 1000, wall_ms()) TH_LOG("traffic took %llu ms",
+		(unsigned long long)(wall_ms() - started_ms));
+	ASSERT_EQ(0, scrape_bucket(address, metrics_path, bucket_s));
+
+	EXPECT_TRUE(has_sample(metrics_path, "kaccess_kubernetes_service_connect_cpm{service=\"%s\"} %llu",
+			       SVC("frontend"), (unsigned long long)c->connects * PROM_CPM_PER_CALL));
+	EXPECT_TRUE(has_sample(metrics_path, "kaccess_kubernetes_service_read_cpm{service=\"%s\"} %llu",
+			       SVC("backend"), (unsigned long long)s->reads * PROM_CPM_PER_CALL));
+	EXPECT_TRUE(has_sample(metrics_path,
+			       "kaccess_kubernetes_service_instance_write_cpm{service=\"%s\",instance=\"%s\"} %llu",
+			       SVC("frontend"), self->client_pod, (unsigned long long)c->writes * PROM_CPM_PER_CALL));
+	EXPECT_TRUE(has_sample(metrics_path,
+			       "kaccess_kubernetes_service_relation_server_read_cpm{source_service=\"%s\","
+			       "dest_service=\"%s\",component_id=\"110\"} %llu",
+			       SVC("frontend"), SVC("backend"), (unsigned long long)s->reads * PROM_CPM_PER_CALL));
+	EXPECT_TRUE(has_sample(metrics_path,
+			       "kaccess_kubernetes_service_instance_relation_server_write_cpm{source_service=\"%s\","
+			       "source_instance=\"%s\",dest_service=\"%s\",dest_instance=\"%s\",component_id=\"110\"} %llu",
+			       SVC("frontend"), self->client_pod, SVC("backend"), self->server_pod,
+			       (unsigned long long)s->writes * PROM_CPM_PER_CALL));
+	/* a family per metric, its samples together (promtool checks that too) */
+	families = run_quiet("test $(grep -c '^# TYPE kaccess_kubernetes_service_read_cpm gauge$' %s) -eq 1",
+			     metrics_path);
+	EXPECT_EQ(0, families);
+	if (access("/usr/bin/promtool", X_OK) == 0)
+		EXPECT_EQ(0, run_quiet("promtool check metrics < %s", metrics_path));
+	unlink(metrics_path);
 }
 
 #define NGINX "/usr/sbin/nginx"

@@ -27,6 +27,7 @@
 #include "cgroups.h"
 #include "k8s/fake_api.h"
 #include "k8s/k8s.h"
+#include "k8s/scale.h"
 #include "ktest.h"
 #include "pods.h"
 
@@ -941,93 +942,48 @@ KTEST_F(api, in_cluster_token_is_reread_when_rotated, 60)
 	remove_certificates();
 }
 
-static long rss_kib(void)
-{
-	FILE *status = fopen("/proc/self/status", "re");
-	char line[256];
-	long kib = -1;
-
-	while (status && fgets(line, sizeof(line), status))
-		if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
-			break;
-	if (status)
-		fclose(status);
-	return kib;
-}
-
-/* Average ns per peer lookup of `count` pod IPs of the bulk set (i % pods). */
-static double lookup_ns(struct k8s *k, unsigned int pods, unsigned int count, unsigned int *ret_pods_found)
-{
-	struct timespec start, end;
-	unsigned int found = 0;
-
-	clock_gettime(CLOCK_MONOTONIC, &start);
-	for (unsigned int n = 0; n < count; n++) {
-		unsigned int i = (n * 7919u) % pods;
-		uint8_t addr[16] = { [10] = 0xff, [11] = 0xff, [12] = 10, [13] = 100 + i / 65536,
-				     [14] = (i / 256) % 256, [15] = i % 256 };
-		struct k8s_identity id;
-
-		k8s_resolve_peer(k, addr, 80, NULL, &id);
-		found += id.kind == K8S_KIND_POD;
-	}
-	clock_gettime(CLOCK_MONOTONIC, &end);
-	*ret_pods_found = found;
-	return ((end.tv_sec - start.tv_sec) * 1e9 + (end.tv_nsec - start.tv_nsec)) / count;
-}
-
 /*
  * 10,000 pods and 2,000 services (in 100 namespaces): all kept, the agent's
  * RSS grows by less than 32 MiB (measured 12.7 MiB: see the log line), and a lookup
- * costs the same as with 100 pods.
+ * costs the same as with 100 pods. `make bench` (section k8s) reports the
+ * same measurement (k8s/scale.h).
  */
 #define SCALE_RSS_BOUND_KIB (32 * 1024)
+#define SCALE_LOOKUPS 100000
 
 KTEST_F(api, ten_thousand_pods_bounded_memory_constant_lookups, 180)
 {
-	struct k8s_stats stats;
+	struct scale_result small = { 0 }, large = { 0 };
 	struct k8s_identity id;
-	char err[K8S_ERROR_LEN];
-	unsigned int found_small, found_large;
-	double small_ns, large_ns;
-	long rss_before, rss_after;
-	uint64_t started_ms;
 
+	self->cfg.list_page_size = 500;
 	self->server = fake_start(self->port, false);
 	ASSERT_LT(0, self->server);
-	ASSERT_EQ(200, fake_control(self->port, "bulk", "{\"pods\": 100, \"services\": 20, \"namespaces\": 10}"));
-	self->cfg.list_page_size = 500;
-	ASSERT_EQ(0, k8s_new(&self->cfg, &self->k, err, sizeof(err)));
-	ASSERT_EQ(0, k8s_start(self->k));
-	ASSERT_EQ(0, k8s_wait_synced(self->k, 10000));
-	small_ns = lookup_ns(self->k, 100, 100000, &found_small);
-	EXPECT_EQ(100000, found_small);
+	ASSERT_EQ(0, scale_sync_and_measure(self->port, &self->cfg,
+					    (struct scale_bulk){ .pods = 100, .services = 20, .namespaces = 10 },
+					    SCALE_LOOKUPS, 10000, &self->k, &small));
+	EXPECT_EQ(SCALE_LOOKUPS, small.lookups_resolved);
 	k8s_free(self->k);
 	self->k = NULL;
 	fake_stop(self->server);
 
 	self->server = fake_start(self->port, false);
 	ASSERT_LT(0, self->server);
-	ASSERT_EQ(200, fake_control(self->port, "bulk", "{\"pods\": 10000, \"services\": 2000, \"namespaces\": 100}"));
-	rss_before = rss_kib();
-	started_ms = now_ms();
-	ASSERT_EQ(0, k8s_new(&self->cfg, &self->k, err, sizeof(err)));
-	ASSERT_EQ(0, k8s_start(self->k));
-	ASSERT_EQ(0, k8s_wait_synced(self->k, 120000));
-	k8s_stats_get(self->k, &stats);
-	ASSERT_EQ(10000, stats.pods);
-	ASSERT_EQ(2000, stats.services);
-	large_ns = lookup_ns(self->k, 10000, 100000, &found_large);
-	rss_after = rss_kib();
+	ASSERT_EQ(0, scale_sync_and_measure(self->port, &self->cfg,
+					    (struct scale_bulk){ .pods = 10000, .services = 2000, .namespaces = 100 },
+					    SCALE_LOOKUPS, 120000, &self->k, &large));
+	ASSERT_EQ(10000, large.pods_held);
+	ASSERT_EQ(2000, large.services_held);
 	TH_LOG("10000 pods + 2000 services: synced in %llu ms, RSS %ld -> %ld KiB (+%ld KiB, bound %d), "
 	       "lookup %.0f ns with 10000 pods vs %.0f ns with 100",
-	       (unsigned long long)(now_ms() - started_ms), rss_before, rss_after,
-	       rss_after - rss_before, SCALE_RSS_BOUND_KIB, large_ns, small_ns);
-	EXPECT_EQ(100000, found_large);
-	EXPECT_GT(SCALE_RSS_BOUND_KIB, rss_after - rss_before);
+	       (unsigned long long)large.sync_ms, large.rss_kib_before, large.rss_kib_after,
+	       large.rss_kib_after - large.rss_kib_before, SCALE_RSS_BOUND_KIB, large.lookup_ns,
+	       small.lookup_ns);
+	EXPECT_EQ(SCALE_LOOKUPS, large.lookups_resolved);
+	EXPECT_GT(SCALE_RSS_BOUND_KIB, large.rss_kib_after - large.rss_kib_before);
 	/* O(1): a hundredfold store costs at most 4x per lookup (caches), and under 5 us */
-	EXPECT_GT(small_ns * 4 + 200, large_ns);
-	EXPECT_GT(5000, large_ns);
+	EXPECT_GT(small.lookup_ns * 4 + 200, large.lookup_ns);
+	EXPECT_GT(5000, large.lookup_ns);
 	/* pod 4321 is app=svc-321 in bulk-21, selected by svc-321 (also in bulk-21) */
 	id = peer(self->k, "10.100.16.225");
 	EXPECT_STREQ("svc-321.bulk-21", id.service);

@@ -14,6 +14,9 @@ Checks, from reference/oap-meter-rules.md and oap-metrics.tsv:
   - dashboards parse, one template each, unique ids and layer/entity/name, no
     root, only metrics the rules define (the 10.x set without OAP 11's
     instance relations)
+  - every meter an instance-relation rule reads drops pod-less peers
+    (empty src_pod or dst_pod) before it is aggregated, as
+    serviceInstanceRelation needs a pod on both ends
   - config/oap/generate.py still writes exactly these files
 Prints TAP.
 """
@@ -41,6 +44,9 @@ ALLOWED_KEYS = {"metricPrefix", "expSuffix", "expPrefix", "filter", "metricsRule
 NAME_RE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 DOWNSAMPLING = {"AVG", "SUM", "LATEST", "SUM_PER_MIN", "MAX", "MIN"}
 OAP11_ONLY_FILES = {"kaccess-instance-relation"}
+# Pod labels that must be non-empty, per rule file (the instance relation's
+# source and destination instance labels).
+REQUIRED_POD_LABELS = {"kaccess-instance-relation": ("src_pod", "dst_pod")}
 
 results = []
 
@@ -74,6 +80,39 @@ def labels_in(exp):
     labels.update(re.findall(r"tag(?:Equal|NotEqual|Match|NotMatch)\('([^']*)'", exp))
     labels.update(re.findall(r"Layer\.\w+, '([^']*)'\)", exp))  # the component label
     return labels
+
+
+def unfiltered_pod_reads(exp, pod_labels):
+    """Meters that exp reads without dropping samples whose pod labels are
+    empty: each read is the chain from the meter name to its .sum(, and it
+    must hold tagNotEqual('<label>', '') for every pod label."""
+    unfiltered = []
+    for read in re.finditer(r"\b(kaccess_\w+)((?:\.tag\w+\([^)]*\))*)\.sum\(", exp):
+        filters = re.findall(r"\.tagNotEqual\('(\w+)', ''\)", read.group(2))
+        if not set(pod_labels) <= set(filters):
+            unfiltered.append(read.group(1))
+    reads = len(re.findall(r"\bkaccess_\w+\s*\.", exp))
+    chains = len(re.findall(r"\b(kaccess_\w+)((?:\.tag\w+\([^)]*\))*)\.sum\(", exp))
+    if chains != reads:  # a read not aggregated by .sum( cannot be checked
+        unfiltered.append("a read without .sum(")
+    return unfiltered
+
+
+def check_pod_filter_detects_missing():
+    """The filter check itself, on rules it must reject and one it must pass."""
+    labels = ("src_pod", "dst_pod")
+    relation = ".serviceInstanceRelation(DetectPoint.SERVER, ['src_svc'], ['src_pod'], ['dst_svc'], ['dst_pod'], '.', Layer.K8S_SERVICE, 'component')"
+    bad = "(kaccess_read_count.tagEqual('side', 'server').sum(['src_pod', 'dst_pod']))" + relation
+    half = ("(kaccess_read_duration_ns.tagNotEqual('src_pod', '').tagNotEqual('dst_pod', '').sum(['src_pod'])"
+            " / kaccess_read_count.tagNotEqual('src_pod', '').sum(['src_pod']))" + relation)
+    good = "(kaccess_read_count.tagNotEqual('dst_pod', '').tagNotEqual('src_pod', '').sum(['src_pod']))" + relation
+    check(unfiltered_pod_reads(bad, labels) == ["kaccess_read_count"] and
+          unfiltered_pod_reads(half, labels) == ["kaccess_read_count"] and
+          unfiltered_pod_reads(good, labels) == [],
+          "pod-less peer check rejects a rule without the filter",
+          "bad %s, half %s, good %s" % (unfiltered_pod_reads(bad, labels),
+                                        unfiltered_pod_reads(half, labels),
+                                        unfiltered_pod_reads(good, labels)))
 
 
 def check_rule_file(path, oal_names, rows_by_metric, stored):
@@ -127,6 +166,10 @@ def check_rule_file(path, oal_names, rows_by_metric, stored):
             problems.append("%s: serviceInstanceRelation outside the OAP 11 file" % full)
         if exp.count("(") != exp.count(")"):
             problems.append("%s: unbalanced parentheses" % full)
+        if base in REQUIRED_POD_LABELS:
+            unfiltered = unfiltered_pod_reads(rule["exp"], REQUIRED_POD_LABELS[base])
+            if unfiltered:
+                problems.append("%s keeps pod-less peers in %s" % (full, unfiltered))
     check(not problems, "%s: %d rules read meters kaccess sends, with its labels"
           % (base, len(doc.get("metricsRules", []))), "; ".join(problems[:5]))
 
@@ -211,6 +254,7 @@ def main():
     files = sorted(glob.glob(os.path.join(OAP_DIR, "meter-analyzer-config", "*.yaml")))
     check(any(os.path.basename(f) == "kaccess-instance-relation.yaml" for f in files),
           "instance-relation rules in their own file (OAP >= 11)")
+    check_pod_filter_detects_missing()
     for path in files:
         check_rule_file(path, oal_names, rows_by_metric, stored)
     check(sorted(stored) == sorted(rows_by_metric), "every meters.tsv row has its rule",

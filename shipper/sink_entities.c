@@ -2,10 +2,12 @@
 /*
  * The entities sink: every drained bucket, rolled up into SkyWalking's six
  * entities with the Kubernetes names of both sides, as NDJSON "entity"
- * lines (output json). It runs before the output sink, so a bucket's
- * entity lines come before its "bucket" line.
+ * lines (output json) and, with http_listen, as kaccess_kubernetes_* gauges
+ * of the last completed bucket on /metrics. It runs before the output sink,
+ * so a bucket's entity lines come before its "bucket" line.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +31,9 @@ struct entities_state {
 	struct rollup_stats totals;
 	struct oap_sender *oap;       /* NULL: not sending to OAP */
 	char meter_instance[256];     /* MeterData.serviceInstance: this node */
+	/* The last bucket's entities as Prometheus text, written by the loop, read by /metrics. */
+	pthread_mutex_t published_lock;
+	char *published_text;         /* NULL: none (no /metrics, or an empty bucket) */
 };
 
 #define METER_SERVICE "kaccess"
@@ -190,6 +195,32 @@ static void send_syscall_logs(struct entities_state *state, const struct bucket_
 	}
 }
 
+/* Replace what /metrics shows of the entities; takes ownership of text (may be NULL). */
+static void publish_text(struct entities_state *state, char *text)
+{
+	char *old;
+
+	pthread_mutex_lock(&state->published_lock);
+	old = state->published_text;
+	state->published_text = text;
+	pthread_mutex_unlock(&state->published_lock);
+	free(old);
+}
+
+/* The rollup's Prometheus text is built here, on the loop, so a scrape only copies it. */
+static void publish_rollup(struct entities_state *state, struct rollup *rollup, uint64_t bucket_start_ms)
+{
+	struct strbuf text = { 0 };
+	int err;
+
+	err = rollup_write_prometheus(rollup, &text, bucket_start_ms);
+	if (err) {
+		log_warn("failed to render the entities for /metrics: %s", strerror(-err));
+		strbuf_free(&text);
+	}
+	publish_text(state, err ? NULL : text.text);
+}
+
 static void entities_bucket(struct sink *sink, const struct bucket_report *report)
 {
 	struct entities_state *state = sink->state;
@@ -199,8 +230,10 @@ static void entities_bucket(struct sink *sink, const struct bucket_report *repor
 	struct json_writer w;
 	int err;
 
-	if (report->count == 0 && report->http_count == 0)
+	if (report->count == 0 && report->http_count == 0) {
+		publish_text(state, NULL); /* /metrics shows the last bucket, even an empty one */
 		return;
+	}
 	err = sends_meters(state) ? flow_meters_new(&meters) : 0;
 	err = err ?: build_rollup(state, report, meters, &rollup);
 	if (err) {
@@ -214,6 +247,8 @@ static void entities_bucket(struct sink *sink, const struct bucket_report *repor
 	if (state->oap && oap_mode_sends_syscall_logs(state->cfg->oap.mode))
 		send_syscall_logs(state, report);
 	flow_meters_free(meters);
+	if (state->cfg->http_listen[0])
+		publish_rollup(state, rollup, bucket_start_ms(&sink->env, report->bucket));
 	rollup_stats(rollup, &stats);
 	add_stats(&state->totals, &stats);
 	if (state->cfg->output == OUTPUT_JSON) {
@@ -327,6 +362,10 @@ static void render_entities(void *ctx, struct strbuf *out)
 					   state->totals.dropped_unknown_local),
 		      (unsigned long long)state->totals.dropped_same_service,
 		      (unsigned long long)state->totals.dropped_unknown_local);
+	pthread_mutex_lock(&state->published_lock);
+	if (state->published_text)
+		strbuf_printf(out, "%s", state->published_text);
+	pthread_mutex_unlock(&state->published_lock);
 }
 
 static void entities_close(struct sink *sink)
@@ -338,6 +377,10 @@ static void entities_close(struct sink *sink)
 	if (state && state->oap) {
 		oap_sender_stop(state->oap, OAP_FLUSH_TIMEOUT_MS);
 		oap_sender_free(state->oap);
+	}
+	if (state) {
+		free(state->published_text);
+		pthread_mutex_destroy(&state->published_lock);
 	}
 	free(sink->state);
 	sink->state = NULL;
@@ -412,6 +455,7 @@ int sink_entities_init(struct sink *sink, const struct sink_env *env, const stru
 	*sink = (struct sink){ .ops = &entities_ops, .env = *env, .state = state };
 	state->sink = sink;
 	state->cfg = cfg;
+	pthread_mutex_init(&state->published_lock, NULL);
 	identity_source_from_k8s(&state->identity_ctx, k8s, &state->identity);
 	meter_instance_name(cfg, state->meter_instance, sizeof(state->meter_instance));
 	metrics_extra_register(render_entities, state);

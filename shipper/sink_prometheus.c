@@ -57,20 +57,6 @@ struct prometheus {
 
 /* ---- label values -------------------------------------------------------- */
 
-static void label_value(struct strbuf *out, const char *value)
-{
-	strbuf_printf(out, "\"");
-	for (const char *c = value; *c; c++) {
-		if (*c == '\\' || *c == '"')
-			strbuf_printf(out, "\\%c", *c);
-		else if (*c == '\n')
-			strbuf_printf(out, "\\n");
-		else
-			strbuf_printf(out, "%c", *c);
-	}
-	strbuf_printf(out, "\"");
-}
-
 static void metric_header(struct strbuf *out, const char *name, const char *type, const char *help)
 {
 	strbuf_printf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
@@ -259,7 +245,7 @@ static void row_labels(struct strbuf *out, const struct published_bucket *last, 
 
 	format_addr(row->key.peer_addr, peer, sizeof(peer));
 	strbuf_printf(out, "{cgroup=");
-	label_value(out, last->cgroups[i]);
+	strbuf_label_value(out, last->cgroups[i]);
 	strbuf_printf(out, ",cgroup_id=\"%llu\",role=\"%s\",peer=\"%s\",peer_port=\"%u\"}",
 		      (unsigned long long)row->key.cgroup_id, role_name(row->key.role), peer,
 		      row->key.peer_port);
@@ -324,11 +310,11 @@ static void http_row_labels(struct strbuf *out, const struct published_bucket *l
 
 	format_addr(row->key.agg.peer_addr, peer, sizeof(peer));
 	strbuf_printf(out, "cgroup=");
-	label_value(out, last->http_cgroups[i]);
+	strbuf_label_value(out, last->http_cgroups[i]);
 	strbuf_printf(out, ",cgroup_id=\"%llu\",role=\"%s\",peer=\"%s\",peer_port=\"%u\",endpoint=",
 		      (unsigned long long)row->key.agg.cgroup_id, role_name(row->key.agg.role), peer,
 		      row->key.agg.peer_port);
-	label_value(out, last->http_endpoints[i]);
+	strbuf_label_value(out, last->http_endpoints[i]);
 }
 
 static void render_http_rows(const struct published_bucket *last, struct strbuf *out)

@@ -54,3 +54,17 @@ void strbuf_free(struct strbuf *buf)
 	buf->text = NULL;
 	buf->len = buf->capacity = 0;
 }
+
+void strbuf_label_value(struct strbuf *out, const char *value)
+{
+	strbuf_printf(out, "\"");
+	for (const char *c = value; *c; c++) {
+		if (*c == '\\' || *c == '"')
+			strbuf_printf(out, "\\%c", *c);
+		else if (*c == '\n')
+			strbuf_printf(out, "\\n");
+		else
+			strbuf_printf(out, "%c", *c);
+	}
+	strbuf_printf(out, "\"");
+}

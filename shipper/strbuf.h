@@ -13,6 +13,8 @@ struct strbuf {
 };
 
 void strbuf_printf(struct strbuf *buf, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* A Prometheus label value: quoted, with \\, \" and \n escaped. */
+void strbuf_label_value(struct strbuf *buf, const char *value);
 void strbuf_reset(struct strbuf *buf);
 void strbuf_free(struct strbuf *buf);
 

@@ -89,6 +89,13 @@ ENTITIES = {"K8SService": "Service", "K8SServiceInstance": "ServiceInstance",
             "K8SEndpoint": "Endpoint", "K8SServiceRelation": "ServiceRelation",
             "K8SServiceInstanceRelation": "ServiceInstanceRelation"}
 OAP11_ONLY = {"K8SServiceInstanceRelation"}
+# Instance relations need a pod on both ends: kaccess sends src_pod/dst_pod
+# empty for a peer that is no pod (a ClusterIP without a known backend, a node
+# address, Unknown), and serviceInstanceRelation would make an instance with an
+# empty name of it. Those peers still count in the service relation rules.
+POD_LESS_PEER_FILTER = {
+    "K8SServiceInstanceRelation": ".tagNotEqual('src_pod', '').tagNotEqual('dst_pod', '')",
+}
 PERCENTILES = "[50, 75, 90, 95, 99]"
 
 
@@ -171,6 +178,7 @@ def rule_for(row):
     agg, value = row["aggregation"], row["value"]
     event, side, cond = parse_filter(row["filter"])
     sel = ".tagEqual('side', '%s')" % side if side and scope != "K8SEndpoint" else ""
+    sel += POD_LESS_PEER_FILTER.get(scope, "")
     lab = "[%s]" % ", ".join("'%s'" % l for l in labels)
     hist_lab = "[%s]" % ", ".join("'%s'" % l for l in labels + ["le"])
     note = ""
@@ -214,7 +222,8 @@ def rule_for(row):
     if suffix is None:
         exp = "(%s).%s" % (exp, relation_call(scope, side, event))
     name = row["metric"][len(prefix):]
-    used = sorted(set(labels + (["side"] if sel else []) + (["le"] if "histogram" in exp else [])))
+    used = sorted(set(labels + (["side"] if "'side'" in sel else []) +
+                      (["le"] if "histogram" in exp else [])))
     return name, exp, reads, used, note
 
 

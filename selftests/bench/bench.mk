@@ -2,17 +2,20 @@
 #
 # The benchmark's build rules, included by the top-level Makefile: the
 # calibration program (calibrate.bpf.c) and its loader, and the TCP load
-# generator of the churn and scale sections (loadgen.c), into $(OUTPUT)/bench/.
+# generator of the churn and scale sections (loadgen.c), and the k8s section's
+# resolver measurement (k8s_scale.c, linked with the shipper's code), into
+# $(OUTPUT)/bench/.
 # `make bench` builds them through bench-tools and runs bench.sh.
 
 BENCH_DIR := selftests/bench
 BENCH_OUTPUT := $(OUTPUT)/bench
 BENCH_CALIBRATE := $(BENCH_OUTPUT)/calibrate
 BENCH_LOADGEN := $(BENCH_OUTPUT)/loadgen
+BENCH_K8S_SCALE := $(BENCH_OUTPUT)/k8s_scale
 
 .PHONY: bench-tools
 
-bench-tools: $(BENCH_CALIBRATE) $(BENCH_LOADGEN) ## build the benchmark's calibration program and load generator
+bench-tools: $(BENCH_CALIBRATE) $(BENCH_LOADGEN) $(BENCH_K8S_SCALE) ## build the benchmark's calibration program, load generator and k8s_scale
 
 $(BENCH_OUTPUT):
 	$(Q)mkdir -p $@
@@ -32,3 +35,7 @@ $(BENCH_CALIBRATE): $(BENCH_DIR)/calibrate.c $(BENCH_DIR)/calibrate.h $(BENCH_OU
 $(BENCH_LOADGEN): $(BENCH_DIR)/loadgen.c | $(BENCH_OUTPUT)
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) $< -o $@
+
+$(BENCH_K8S_SCALE): $(BENCH_DIR)/k8s_scale.c selftests/k8s/fake_api.h selftests/k8s/scale.h $(SHIPPER_LIB_OBJS) | $(BENCH_OUTPUT)
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) $(INCLUDES) -Iselftests $< $(SHIPPER_LIB_OBJS) $(LDLIBS) -o $@

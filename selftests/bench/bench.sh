@@ -13,7 +13,11 @@
 #                `kaccess status` time, RSS, maps), then all closed
 #   scale-rows   10,000 rows in one bucket: the drain time from /metrics
 #   memory       the default maps' memlock, projected to a 64-CPU node
-# The last four are in sections.sh, with loadgen.c as their traffic.
+#   k8s          the Kubernetes resolver's memory and lookup cost with
+#                10,000 pods and 2,000 services (k8s_scale.c, fake API server)
+#   oap          the shipper's CPU and RSS under wrk with OAP (the test's fake)
+#                in each oap_mode, and with OAP off (oap.sh)
+# churn to k8s are in sections.sh, with loadgen.c as their traffic.
 #
 # Throughput: wrk in network namespace kab-cli drives nginx in kab-srv over
 # a veth pair. Each round runs four modes, interleaved:
@@ -32,7 +36,7 @@
 #
 # Environment:
 #   BENCH_SECTIONS=all    comma-separated: throughput, churn, scale (both
-#                         scale-conns and scale-rows), memory; e.g.
+#                         scale-conns and scale-rows), memory, k8s, oap; e.g.
 #                         BENCH_SECTIONS=throughput is the A/B benchmark alone
 #   BENCH_PAIRS=5         rounds, i.e. baseline/agent pairs
 #   BENCH_SECONDS=5       length of each wrk run
@@ -48,6 +52,10 @@
 #                         connections in flight
 #   BENCH_SCALE_CONNECTIONS=100000  idle connections of scale-conns
 #   BENCH_SCALE_ROWS=10000, BENCH_ROWS_ROUNDS=3  rows per bucket, buckets measured
+#   BENCH_K8S_PODS=10000, BENCH_K8S_SERVICES=2000  the k8s section's objects
+#   BENCH_OAP_MODES="off metrics access_logs both compatible"  the oap section's
+#                         runs; BENCH_OAP_SECONDS=20 each, the agent at
+#                         -i BENCH_OAP_INTERVAL_S=10 (several drains per run)
 #
 # Exit status: 0 when the benchmark ran (a missed target is reported, not
 # failed: the benchmark informs, it does not gate CI), 1 when it could not
@@ -77,10 +85,12 @@ readonly SETTLE_S=1         # idle before every run, whatever its mode, so all s
 readonly WARMUP_S=2
 # A fixed 100-byte body: every response costs the same in every run.
 readonly BODY='kaccess bench: a fixed 100-byte response body, the same in every run and every mode, no more no less'
-readonly ALL_SECTIONS="throughput churn scale-conns scale-rows memory"
+readonly ALL_SECTIONS="throughput churn scale-conns scale-rows memory k8s oap"
 
 # shellcheck source-path=SCRIPTDIR source=sections.sh
 . "$BENCH_DIR/sections.sh"
+# shellcheck source-path=SCRIPTDIR source=oap.sh
+. "$BENCH_DIR/oap.sh"
 
 # Set as the bench goes; cleanup() undoes whatever is set.
 WORK_DIR=""
@@ -123,6 +133,7 @@ read_settings() {
 	require_count BENCH_CONNECTIONS "$CONNECTIONS" 10000
 	[[ $WATCH == all || $WATCH == pod ]] || usage_error "BENCH_WATCH='$WATCH': expected all or pod"
 	read_section_settings
+	read_oap_settings
 	# Two busy processes on two cores: fixed CPUs keep the scheduler from
 	# adding its own run-to-run noise.
 	if [[ ${BENCH_PIN_CPUS:-1} == 1 ]] && (($(nproc) >= 2)); then
@@ -140,12 +151,22 @@ require_prerequisites() {
 	if section_enabled throughput; then
 		tools+=(wrk "$LLVM_OBJDUMP" "$NGINX")
 	fi
+	if section_enabled oap; then
+		tools+=(wrk "$NGINX" /usr/bin/python3)
+	fi
 	for tool in "${tools[@]}"; do
 		command -v "$tool" >/dev/null || skip "$tool not found: run 'make deps-test'"
 	done
 	[[ -x $KACCESS && -r $OUTPUT/kaccess.bpf.o ]] || die "$KACCESS is missing: run 'make'"
 	[[ -x $CALIBRATE && -r $OUTPUT/bench/calibrate.bpf.o ]] || die "$CALIBRATE is missing: run 'make bench-tools'"
 	[[ -x $LOADGEN ]] || die "$LOADGEN is missing: run 'make bench-tools'"
+	if section_enabled oap; then
+		[[ -x $FAKE_OAP ]] || die "$FAKE_OAP is missing: run 'make selftests'"
+	fi
+	if section_enabled k8s; then
+		[[ -x $K8S_SCALE ]] || die "$K8S_SCALE is missing: run 'make bench-tools'"
+		[[ -x /usr/bin/python3 ]] || skip "/usr/bin/python3 not found (the fake API server): run 'make deps-test'"
+	fi
 	[[ -w /proc/sys/kernel/bpf_stats_enabled ]] || skip "kernel.bpf_stats_enabled is missing"
 	[[ $(stat -f -c %T "$CGROUP_V2" 2>/dev/null) == cgroup2fs ]] || skip "no cgroup v2 at $CGROUP_V2"
 	mountpoint -q /sys/fs/bpf || skip "bpffs is not mounted: run 'make mounts'"
@@ -223,6 +244,8 @@ cleanup() {
 	stop_process "$NGINX_PID"
 	stop_process "$LOADGEN_CLIENT_PID"
 	stop_process "$LOADGEN_SERVER_PID"
+	stop_process "$FAKE_OAP_PID"
+	stop_process "$FAKE_API_PID"
 	remove_cgroups
 	remove_namespaces
 	remove_pins
@@ -617,7 +640,10 @@ write_config_line() {
 		"$PAIRS" "$WATCH" "$( ((${#CLIENT_CPU[@]})) && echo true || echo false)" "${#BODY}"
 	printf '"sections":[%s],"churn_runs_per_mode":%d,"churn_seconds":%d,"churn_concurrency":%d,' \
 		"$(tr ' ' '\n' <<<"$SECTIONS" | sed 's/.*/"&"/' | paste -sd, -)" "$CHURN_PAIRS" "$CHURN_SECONDS" "$CHURN_CONCURRENCY"
-	printf '"scale_connections":%d,"scale_rows":%d,"rows_rounds":%d}\n' "$SCALE_CONNECTIONS" "$SCALE_ROWS" "$ROWS_ROUNDS"
+	printf '"scale_connections":%d,"scale_rows":%d,"rows_rounds":%d,"k8s_pods":%d,"k8s_services":%d,' \
+		"$SCALE_CONNECTIONS" "$SCALE_ROWS" "$ROWS_ROUNDS" "$K8S_PODS" "$K8S_SERVICES"
+	printf '"oap_modes":[%s],"oap_seconds":%d,"oap_interval_s":%d}\n' \
+		"$(tr ' ' '\n' <<<"$OAP_MODES" | sed 's/.*/"&"/' | paste -sd, -)" "$OAP_SECONDS" "$OAP_INTERVAL_S"
 }
 
 report() {
@@ -648,8 +674,13 @@ throughput_section() {
 # change the agent between runs, nor its programs from the hooks table.
 snapshot_binaries() {
 	mkdir -p "$WORK_DIR/bin"
-	cp "$KACCESS" "$OUTPUT/kaccess.bpf.o" "$CALIBRATE" "$OUTPUT/bench/calibrate.bpf.o" "$LOADGEN" "$WORK_DIR/bin/"
+	cp "$KACCESS" "$OUTPUT/kaccess.bpf.o" "$CALIBRATE" "$OUTPUT/bench/calibrate.bpf.o" "$LOADGEN" "$K8S_SCALE" "$WORK_DIR/bin/"
 	KACCESS=$WORK_DIR/bin/kaccess
+	K8S_SCALE=$WORK_DIR/bin/k8s_scale
+	if [[ -x $FAKE_OAP ]]; then
+		cp "$FAKE_OAP" "$WORK_DIR/bin/"
+		FAKE_OAP=$WORK_DIR/bin/fake_oap
+	fi
 	CALIBRATE=$WORK_DIR/bin/calibrate
 	LOADGEN=$WORK_DIR/bin/loadgen
 }
@@ -673,6 +704,8 @@ main() {
 	KACCESS=$OUTPUT/kaccess
 	CALIBRATE=$OUTPUT/bench/calibrate
 	LOADGEN=$OUTPUT/bench/loadgen
+	K8S_SCALE=$OUTPUT/bench/k8s_scale
+	FAKE_OAP=$OUTPUT/selftests/oap/fake_oap
 	read_settings
 	require_prerequisites
 	take_lock
@@ -702,6 +735,8 @@ main() {
 		scale-conns) scale_conns_section ;;
 		scale-rows) scale_rows_section ;;
 		memory) memory_section ;;
+		k8s) k8s_section ;;
+		oap) oap_section ;;
 		esac
 	done
 	mv "$RESULTS_TMP" "$OUTPUT/bench/results.ndjson"

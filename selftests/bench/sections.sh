@@ -14,6 +14,9 @@
 #                drain's duration from /metrics
 #   memory       the default maps' memlock on this machine, the kernel's
 #                formula for each map type, and the total projected for 64 CPUs
+#   k8s          the Kubernetes resolver holding BENCH_K8S_PODS pods and
+#                BENCH_K8S_SERVICES services from the fake API server: its
+#                memory and the cost of a peer lookup (k8s_scale.c)
 #
 # Every figure is printed as a table and appended to $RESULTS_TMP as NDJSON.
 
@@ -30,6 +33,9 @@ readonly SHIPPER_CPU_TARGET_PCT=1 SHIPPER_RSS_TARGET_MIB=32 SHIPPER_RATE_REF=100
 readonly PROBE_PIN_DIR=/sys/fs/bpf/kaccess-bench-probe
 readonly STATUS_REPEATS=3
 readonly BYTES_PER_EXCHANGE=64 # loadgen's request and response
+# test_k8s's bounds: the store under 32 MiB, a lookup at most 4x the one in a
+# hundredfold smaller store and under 5 us.
+readonly K8S_RSS_TARGET_MIB=32 K8S_MAX_LOOKUP_MULTIPLE=4 K8S_MAX_LOOKUP_NS=5000
 
 LOADGEN_SERVER_PID=""
 LOADGEN_CLIENT_PID=""
@@ -74,12 +80,16 @@ read_section_settings() {
 	SCALE_CONNECTIONS=${BENCH_SCALE_CONNECTIONS:-$( ((quick)) && echo 20000 || echo 100000)}
 	SCALE_ROWS=${BENCH_SCALE_ROWS:-10000}
 	ROWS_ROUNDS=${BENCH_ROWS_ROUNDS:-$( ((quick)) && echo 1 || echo 3)}
+	K8S_PODS=${BENCH_K8S_PODS:-10000}
+	K8S_SERVICES=${BENCH_K8S_SERVICES:-2000}
 	require_count BENCH_CHURN_PAIRS "$CHURN_PAIRS" 100
 	require_count BENCH_CHURN_SECONDS "$CHURN_SECONDS" 600
 	require_count BENCH_CHURN_CONCURRENCY "$CHURN_CONCURRENCY" 4096
 	require_count BENCH_SCALE_CONNECTIONS "$SCALE_CONNECTIONS" 120000 # both ends fit SCALE_CONN_TABLE_MAX
 	require_count BENCH_SCALE_ROWS "$SCALE_ROWS" 30000                # ports 20000.., rows < ROWS_AGG_MAX
 	require_count BENCH_ROWS_ROUNDS "$ROWS_ROUNDS" 20
+	require_count BENCH_K8S_PODS "$K8S_PODS" 60000 # pod IPs 10.100.0.0/16 and up, as the fake gives them
+	require_count BENCH_K8S_SERVICES "$K8S_SERVICES" 60000
 }
 
 # ---- helpers ------------------------------------------------------------------
@@ -712,6 +722,28 @@ memory_section() {
 		"$out.probes" "$out.maps" || die "the memory report failed"
 }
 
+# ---- k8s: the resolver at scale --------------------------------------------------
+
+# k8s_scale runs the fake API server by its path relative to the repository.
+k8s_section() {
+	local out=$WORK_DIR/k8s repo
+
+	repo=$(cd "$BENCH_DIR/../.." && pwd)
+	log "k8s: the resolver with $K8S_PODS pods and $K8S_SERVICES services from the fake API server (seconds)"
+	(cd "$repo" && "$K8S_SCALE" --pods "$K8S_PODS" --services "$K8S_SERVICES") >"$out.ndjson" 2>"$out.err" ||
+		die "k8s_scale failed: $(tail -3 "$out.err")"
+	printf '
+Kubernetes resolver: pods and services listed and watched from the fake API server (selftests/k8s/fake_apiserver.py)
+'
+	printf '  in one process, as test_k8s does (selftests/k8s/scale.h); memory = its VmRSS growth over the sync and the lookups;
+'
+	printf '  lookup = k8s_resolve_peer of pod IPs of the set, out of order, average wall time
+'
+	awk -f "$BENCH_DIR/k8s.awk" -v ndjson="$RESULTS_TMP" -v rss_target_mib="$K8S_RSS_TARGET_MIB" \
+		-v max_lookup_multiple="$K8S_MAX_LOOKUP_MULTIPLE" -v max_lookup_ns="$K8S_MAX_LOOKUP_NS" \
+		"$out.ndjson" || die "the k8s report failed"
+}
+
 # ---- shipper CPU and RSS during the throughput agent runs ------------------------
 
 # utime + stime of process $1, in clock ticks (/proc/PID/stat fields 14, 15;
@@ -729,7 +761,7 @@ cpu_ns() {
 shipper_report() {
 	[[ -s $WORK_DIR/shipper.tsv ]] || return 0
 	printf '\nShipper (the kaccess process) CPU and memory over the agent runs'"'"' wrk traffic\n'
-	awk -f "$BENCH_DIR/shipper.awk" -v ndjson="$RESULTS_TMP" -v clk_tck="$(getconf CLK_TCK)" \
+	awk -f "$BENCH_DIR/cpu_share.awk" -f "$BENCH_DIR/shipper.awk" -v ndjson="$RESULTS_TMP" -v clk_tck="$(getconf CLK_TCK)" \
 		-v cpu_target_pct="$SHIPPER_CPU_TARGET_PCT" -v rss_target_mib="$SHIPPER_RSS_TARGET_MIB" \
 		-v rate_ref="$SHIPPER_RATE_REF" "$WORK_DIR/shipper.tsv" || die "the shipper report failed"
 }

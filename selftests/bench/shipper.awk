@@ -9,12 +9,7 @@
 # computed from it, the ticks shown next to it as a cross-check.
 # Variables: ndjson, clk_tck, cpu_target_pct, rss_target_mib, rate_ref.
 #
-# The BPF programs' time is not the shipper's: they run in the context of
-# the tasks that make the syscalls. What the process itself does (ring-buffer
-# polls every 200 ms, connection events, drains) grows with connections and
-# buckets, never falls as the request rate rises: the CPU share measured at a
-# higher rate bounds the share at rate_ref from above. Below rate_ref the
-# measured share is scaled up linearly.
+# How the share at rate_ref is derived: cpu_share.awk (load it first).
 
 BEGIN {
 	FS = "\t"
@@ -52,13 +47,12 @@ END {
 		exit 0
 	pct = total_wall_s > 0 ? 100 * total_cpu_s / total_wall_s : 0
 	mean_rate = total_wall_s > 0 ? total_requests / total_wall_s : 0
-	linear = mean_rate > 0 ? pct * rate_ref / mean_rate : 0
+	linear = cpu_share_linear(pct, mean_rate, rate_ref)
+	bound = cpu_share_at_ref(pct, mean_rate, rate_ref)
 	if (mean_rate >= rate_ref) {
-		bound = pct
 		method = sprintf("<= %.3f%%: measured at %.1fx that rate (the shipper's work does not fall as the rate rises);" \
 				 " %.4f%% if it scaled with the request rate", pct, mean_rate / rate_ref, linear)
 	} else {
-		bound = linear
 		method = sprintf("%.3f%%: the measured share scaled up linearly from %.0f req/s", linear, mean_rate)
 	}
 	printf "  all %d agent runs: %.1f CPU ms (%d ticks of 1/%d s) over %.1f s = %.3f%% of one core at %.0f req/s\n",

@@ -11,4 +11,4 @@ DEPS_BUILD += libcurl4-openssl-dev libjson-c-dev libyaml-dev linux-libc-dev
 DEPS_TEST += python3 nftables iproute2 openssl
 
 # Selftests that drive the fake API server rebuild when its C helper changes.
-$(OUTPUT)/selftests/test_k8s $(OUTPUT)/vm/static/selftests/test_k8s: selftests/k8s/fake_api.h
+$(OUTPUT)/selftests/test_k8s $(OUTPUT)/vm/static/selftests/test_k8s: selftests/k8s/fake_api.h selftests/k8s/scale.h

@@ -313,7 +313,7 @@ static uint64_t percentile_roof(uint64_t total, unsigned int rank)
 	return (uint64_t)floorf(exact + 0.5f);
 }
 
-static const unsigned int percentile_ranks[ROLLUP_PERCENTILE_RANKS] = { 50, 75, 90, 95, 99 };
+const unsigned int rollup_percentile_ranks[ROLLUP_PERCENTILE_RANKS] = { 50, 75, 90, 95, 99 };
 
 /*
  * OAP's percentile2: walk the 10 ms buckets in key order; a rank's value is
@@ -330,7 +330,7 @@ static void percentiles(const struct rollup_measures *const *sides, int side_cou
 		for (uint32_t i = 0; i < sides[s]->latency_count; i++)
 			total += sides[s]->latency[i].count;
 	for (int r = 0; r < ROLLUP_PERCENTILE_RANKS; r++) {
-		roofs[r] = percentile_roof(total, percentile_ranks[r]);
+		roofs[r] = percentile_roof(total, rollup_percentile_ranks[r]);
 		ret_values[r] = 0;
 	}
 	/* merge the sides' sorted buckets */

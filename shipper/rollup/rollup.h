@@ -21,6 +21,9 @@
 #define ROLLUP_PERCENTILE_PRECISION_MS 10
 #define ROLLUP_PERCENTILE_RANKS 5
 
+/* The ranks of a percentile metric's values: p50, p75, p90, p95, p99. */
+extern const unsigned int rollup_percentile_ranks[ROLLUP_PERCENTILE_RANKS];
+
 /* One histogram bucket: calls whose latency / 10 ms was `key`. */
 struct rollup_latency_bucket {
 	uint32_t key;

@@ -15,6 +15,7 @@
 #include "json_writer.h"
 #include "maps_read.h"
 #include "rollup/rollup.h"
+#include "strbuf.h"
 
 struct identity_source {
 	/* The pod behind a local cgroup; 0, or -ENOENT when it is not a known pod. */
@@ -62,5 +63,14 @@ int rollup_write_table(struct rollup *rollup, FILE *out, const char *bucket_text
 /* One NDJSON line per entity: {"type":"entity","scope":...,names...,"metrics":{...}}. */
 int rollup_write_json(struct rollup *rollup, struct json_writer *w, uint64_t bucket_start_ms,
 		      unsigned int interval_s);
+
+/*
+ * The same values as Prometheus text, a gauge family per OAP metric:
+ * kaccess_<OAL name>{service=...,instance=...,endpoint=...,source_service=...,
+ * source_instance=...,dest_service=...,dest_instance=...,component_id=...}
+ * (the entity's names only; percentiles get p="50".."99"), after
+ * kaccess_entity_bucket_start_timestamp_seconds. 0, -ENOMEM or -EINVAL.
+ */
+int rollup_write_prometheus(struct rollup *rollup, struct strbuf *out, uint64_t bucket_start_ms);
 
 #endif
