@@ -94,24 +94,42 @@ static int by_family_then_emitted(const void *a, const void *b)
 	return x->emitted < y->emitted ? -1 : x->emitted > y->emitted;
 }
 
+/*
+ * Prometheus reserves the _count suffix for histograms and summaries
+ * (promtool rejects a gauge named so): two OAL names end in it
+ * (..._enter_avg_queue_count, ..._avg_enter_queue_count), shown as `_value`
+ * after it.
+ */
+static const char *family_suffix(const struct metric_plan *metric)
+{
+	size_t len = strlen(metric->name);
+
+	return len > 6 && strcmp(metric->name + len - 6, "_count") == 0 ? "_value" : "";
+}
+
 static void write_family_header(struct strbuf *out, const struct metric_plan *metric)
 {
+	const char *suffix = family_suffix(metric);
+
 	strbuf_printf(out,
-		      "# HELP kaccess_%s OAP's %s (ebpf.oal, %s), last completed bucket; "
-		      "rates and apdex in 1/10000 as OAP stores them.\n# TYPE kaccess_%s gauge\n",
-		      metric->name, metric->name, rollup_scope_name(metric->scope), metric->name);
+		      "# HELP kaccess_%s%s OAP's %s (ebpf.oal, %s), last completed bucket; "
+		      "rates and apdex in 1/10000 as OAP stores them.\n# TYPE kaccess_%s%s gauge\n",
+		      metric->name, suffix, metric->name, rollup_scope_name(metric->scope),
+		      metric->name, suffix);
 }
 
 /* Values are never negative: counts, sums, averages and percentiles of them. */
 static void write_sample(struct strbuf *out, const struct metric_plan *metric, const struct prom_sample *s)
 {
+	const char *suffix = family_suffix(metric);
+
 	if (s->value_count == 1) {
-		strbuf_printf(out, "kaccess_%s{%s} %llu\n", metric->name, s->labels,
+		strbuf_printf(out, "kaccess_%s%s{%s} %llu\n", metric->name, suffix, s->labels,
 			      (unsigned long long)s->values[0]);
 		return;
 	}
 	for (unsigned int i = 0; i < s->value_count && i < ROLLUP_PERCENTILE_RANKS; i++)
-		strbuf_printf(out, "kaccess_%s{%s,p=\"%u\"} %llu\n", metric->name, s->labels,
+		strbuf_printf(out, "kaccess_%s%s{%s,p=\"%u\"} %llu\n", metric->name, suffix, s->labels,
 			      rollup_percentile_ranks[i], (unsigned long long)s->values[i]);
 }
 
