@@ -204,6 +204,28 @@ static int read_link_stats(pid_t pid, struct link_stats *ret)
 	return found ? 0 : -1;
 }
 
+/*
+ * Wait until neither pod's link moves for a while (delayed ACKs are out):
+ * the window the agent saw must end where the counters do.
+ */
+static int wait_links_quiet(pid_t client_pid, pid_t server_pid, struct link_stats *client,
+			    struct link_stats *server)
+{
+	struct link_stats client_prev = { 0 }, server_prev = { 0 };
+
+	for (int waited_ms = 0; waited_ms < 10000; waited_ms += 300) {
+		usleep(300000);
+		if (read_link_stats(client_pid, client) || read_link_stats(server_pid, server))
+			return -1;
+		if (!memcmp(client, &client_prev, sizeof(*client)) &&
+		    !memcmp(server, &server_prev, sizeof(*server)))
+			return 0;
+		client_prev = *client;
+		server_prev = *server;
+	}
+	return -1;
+}
+
 static struct link_stats link_stats_delta(const struct link_stats *before, const struct link_stats *after)
 {
 	return (struct link_stats){
@@ -353,9 +375,10 @@ KTEST_F(l24, packets_and_bytes_equal_the_veth_counters, 120)
 	ASSERT_EQ(0, read_link_stats(self->client_pid, &client_before));
 	ASSERT_EQ(0, read_link_stats(self->server_pid, &server_before));
 	ASSERT_EQ(0, echo_run(self));
-	ASSERT_EQ(0, read_link_stats(self->client_pid, &client_after));
-	ASSERT_EQ(0, read_link_stats(self->server_pid, &server_after));
+	ASSERT_EQ(0, wait_links_quiet(self->client_pid, self->server_pid, &client_after, &server_after));
 	stop_agent(_metadata, self); /* before the close: its FINs are outside the window */
+	ASSERT_EQ(0, read_link_stats(self->client_pid, &client));
+	ASSERT_EQ(0, memcmp(&client, &client_after, sizeof(client))); /* still quiet */
 	ASSERT_EQ(0, echo_finish(self));
 
 	EXPECT_EQ(expected_measures(), agent_output_ready_u64(self->output, "l24_measured"));
@@ -399,9 +422,9 @@ KTEST_F(l24, retransmits_equal_tcp_retrans_segs, 120)
 	server_before = retrans_segs(ns);
 	ASSERT_LE(0, client_before);
 	ASSERT_EQ(0, tcp_run(&self->pods.client, &self->pods.server, &plan, self->truth));
+	stop_agent(_metadata, self); /* detached: nothing after this is counted by either */
 	client_after = retrans_segs(self->pods.client.netns);
 	server_after = retrans_segs(ns);
-	stop_agent(_metadata, self);
 
 	EXPECT_LT(0, client_after - client_before);
 	EXPECT_EQ((uint64_t)(client_after - client_before),
