@@ -26,6 +26,9 @@ const volatile bool http_enabled __weak = true;
 /* L2-L4 timing of tracked connections' packets (config `l24`). */
 const volatile bool l24_enabled __weak = true;
 
+/* Netfilter links are attached in the watched network namespaces (`l24_netfilter`). */
+const volatile bool l24_netfilter __weak = false;
+
 /* Keep the query string in endpoint paths (config `http_keep_query`). */
 const volatile bool http_keep_query __weak = false;
 

@@ -78,6 +78,36 @@ static __always_inline struct xmit_window *xmit_window_next(struct l24_cpu *cpu)
 
 /* ---- transmit ---------------------------------------------------------- */
 
+/* The packet's IP output windows (bpf/netfilter.bpf.c), when links saw it. */
+static __always_inline void xmit_window_take_l3(struct xmit_window *window, struct nf_egress *egress)
+{
+	if (!l24_netfilter || egress->skb != window->skb) {
+		window->l3_start_ns = 0;
+		window->netfilter_count = 0;
+		return;
+	}
+	window->l3_start_ns = egress->l3_start_ns;
+	window->l3_end_ns = 0;
+	window->l3_local_ns = egress->local_ns;
+	window->l3_output_ns = egress->output_ns;
+	window->netfilter_ns = egress->netfilter_ns;
+	window->netfilter_count = egress->netfilter_count;
+	egress->skb = 0;
+}
+
+/* L3 of a sent packet: from LOCAL_OUT to the driver, or to the qdisc that took it. */
+static __always_inline void xmit_account_l3(struct kaccess_agg_value *row,
+					    const struct xmit_window *window, __u64 now_ns)
+{
+	if (!window->l3_start_ns)
+		return;
+	agg_add(row->write_l3_duration_ns_sum, (window->l3_end_ns ?: now_ns) - window->l3_start_ns);
+	agg_add(row->write_l3_local_duration_ns_sum, window->l3_local_ns);
+	agg_add(row->write_l3_output_duration_ns_sum, window->l3_output_ns);
+	agg_add(row->write_netfilter_count, window->netfilter_count);
+	agg_add(row->write_netfilter_duration_ns_sum, window->netfilter_ns);
+}
+
 SEC("tp_btf/net_dev_queue")
 int BPF_PROG(l24_net_dev_queue, struct sk_buff *skb)
 {
@@ -101,6 +131,7 @@ int BPF_PROG(l24_net_dev_queue, struct sk_buff *skb)
 	window->start_xmit_ns = 0;
 	window->enqueued = 0;
 	window->agg = conn->agg;
+	xmit_window_take_l3(window, &cpu->egress);
 	return 0;
 }
 
@@ -119,6 +150,8 @@ int BPF_PROG(l24_qdisc_enqueue, struct Qdisc *qdisc, const struct netdev_queue *
 	if (!window)
 		return 0;
 	window->enqueued = 1;
+	if (window->l3_start_ns)
+		window->l3_end_ns = bpf_ktime_get_ns();
 	if (bpf_map_update_elem(&xmit_queued, &key, window, BPF_ANY) == 0)
 		__sync_fetch_and_add(&xmit_queued_count, 1);
 	window->skb = 0;
@@ -183,6 +216,7 @@ int BPF_PROG(l24_net_dev_xmit, struct sk_buff *skb, int rc, struct net_device *d
 	agg_add(row->write_l2_duration_ns_sum, now_ns - window->queued_ns);
 	if (window->enqueued)
 		agg_add(row->write_l2_enter_queue_count, 1);
+	xmit_account_l3(row, window, now_ns);
 	if (!window->start_xmit_ns) {
 		count_loss(KACCESS_CTR_L24_WINDOW_LOST);
 		return 0;
@@ -332,6 +366,16 @@ static __always_inline __u32 tcp_payload_length(const struct sk_buff *skb)
 	return skb->len > header_len ? skb->len - header_len : 0;
 }
 
+/* A received segment's netfilter hook windows (bpf/netfilter.bpf.c), every segment. */
+static __always_inline void receive_account_hooks(struct kaccess_agg_value *row,
+						  const struct nf_ingress *ingress)
+{
+	agg_add(row->read_l3_rcv_duration_ns_sum, ingress->rcv_ns);
+	agg_add(row->read_l3_local_duration_ns_sum, ingress->local_ns);
+	agg_add(row->read_netfilter_count, ingress->netfilter_count);
+	agg_add(row->read_netfilter_duration_ns_sum, ingress->netfilter_ns);
+}
+
 /* TCP takes a segment of an established connection (ACK-only ones too). */
 SEC("tp_btf/tcp_probe")
 int BPF_PROG(l24_tcp_probe, struct sock *sk, struct sk_buff *skb)
@@ -346,13 +390,19 @@ int BPF_PROG(l24_tcp_probe, struct sock *sk, struct sk_buff *skb)
 		return 0;
 	now_ns = bpf_ktime_get_ns();
 	row = agg_row(&conn->agg, now_ns);
+	cpu = l24_this_cpu();
 	if (row) {
 		agg_add(row->read_packets, 1);
 		agg_add(row->read_packet_bytes, wire_length(skb));
+		if (cpu && l24_netfilter && cpu->ingress.skb == key)
+			receive_account_hooks(row, &cpu->ingress);
 	}
-	cpu = l24_this_cpu();
 	if (!cpu || !tcp_payload_length(skb))
 		return 0; /* nothing a reader will copy */
+	if (l24_netfilter && cpu->ingress.skb == key) {
+		stamp.l3_start_ns = cpu->ingress.l3_start_ns;
+		stamp.local_in_ns = cpu->ingress.local_in_ns;
+	}
 	/* Processed from the socket backlog (the owner held the lock): the
 	 * receive time is another CPU's or gone, so L3 starts here. */
 	stamp.received_ns = cpu->received_skb == key ? cpu->received_ns : now_ns;
@@ -404,8 +454,11 @@ int BPF_PROG(l24_skb_copy_datagram_iovec, const struct sk_buff *skb, int len)
 	if (row) {
 		if (stamp->queued_ns)
 			agg_add(row->read_l4_duration_ns_sum, stamp->queued_ns - stamp->tcp_ns);
-		agg_add(row->read_l3_duration_ns_sum, queued_ns - stamp->received_ns);
-		agg_add(row->read_l2_to_queue_duration_ns_sum, queued_ns - stamp->received_ns);
+		/* with netfilter links L3 starts at PRE_ROUTING and L2 ends at LOCAL_IN */
+		agg_add(row->read_l3_duration_ns_sum,
+			queued_ns - (stamp->l3_start_ns ?: stamp->received_ns));
+		agg_add(row->read_l2_to_queue_duration_ns_sum,
+			(stamp->local_in_ns ?: queued_ns) - stamp->received_ns);
 		agg_add(row->read_l2_from_queue_duration_ns_sum, now_ns - queued_ns);
 	}
 	bpf_map_delete_elem(&rx_stamps, &key);

@@ -97,8 +97,18 @@ struct kaccess_agg_value {
 	__u64 read_l3_duration_ns_sum;         /* netif_receive_skb to the socket queue */
 	__u64 read_l2_to_queue_duration_ns_sum;   /* netif_receive_skb to the socket queue */
 	__u64 read_l2_from_queue_duration_ns_sum; /* the socket queue to the copy to the reader */
+	/* With netfilter links (Linux 6.4+, `l24_netfilter`): per packet. */
+	__u64 write_l3_duration_ns_sum;        /* LOCAL_OUT's first hook to the driver (or qdisc) */
+	__u64 write_l3_local_duration_ns_sum;  /* LOCAL_OUT: first to last hook */
+	__u64 write_l3_output_duration_ns_sum; /* POST_ROUTING: first to last hook */
+	__u64 write_netfilter_count;           /* hooks with rules a sent packet traversed */
+	__u64 write_netfilter_duration_ns_sum;
+	__u64 read_l3_rcv_duration_ns_sum;     /* PRE_ROUTING: first to last hook */
+	__u64 read_l3_local_duration_ns_sum;   /* LOCAL_IN: first to last hook */
+	__u64 read_netfilter_count;            /* hooks with rules a received packet traversed */
+	__u64 read_netfilter_duration_ns_sum;
 };
-_Static_assert(sizeof(struct kaccess_agg_value) == 31 * 8, "kaccess_agg_value layout");
+_Static_assert(sizeof(struct kaccess_agg_value) == 40 * 8, "kaccess_agg_value layout");
 
 /*
  * Which L2-L4 fields of kaccess_agg_value this kernel measures: each needs
@@ -115,6 +125,7 @@ enum kaccess_l24_measure {
 	KACCESS_L24_READ_PACKETS = 1 << 6,  /* read_packets, read_packet_bytes */
 	KACCESS_L24_READ_WINDOWS = 1 << 7,  /* read_l3_, read_l2_to_queue_, read_l2_from_queue_ */
 	KACCESS_L24_READ_L4 = 1 << 8,       /* read_l4_duration_ns_sum */
+	KACCESS_L24_NETFILTER = 1 << 9,     /* write_l3_*, read_l3_{rcv,local}_*, *_netfilter_*: links */
 };
 
 /* conn_table value: everything known about one tracked TCP connection. */

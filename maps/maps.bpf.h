@@ -34,7 +34,7 @@ struct {
  * key = struct kaccess_agg_key, value = struct kaccess_agg_value.
  * Writers pick generation (bucket & 1); the shipper drains the idle one with
  * BPF_MAP_LOOKUP_AND_DELETE_BATCH after a grace period.
- * Size: 16384 rows each (`agg_rows_max_entries`), 344 B each: 5.4 MiB each. Pinned.
+ * Size: 16384 rows each (`agg_rows_max_entries`), 416 B each: 6.5 MiB each. Pinned.
  */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -319,8 +319,33 @@ struct xmit_window {
 	__u64 queued_ns;       /* net_dev_queue */
 	__u64 start_xmit_ns;   /* net_dev_start_xmit; 0 before it */
 	__u32 enqueued;        /* a qdisc queued it on the way */
-	__u32 pad;
+	__u32 netfilter_count; /* netfilter: hooks with rules it traversed */
 	struct kaccess_agg_key agg;
+	/* netfilter links: from the packet's IP output (struct nf_egress) */
+	__u64 l3_start_ns;     /* LOCAL_OUT's first hook; 0 without links */
+	__u64 l3_end_ns;       /* qdisc_enqueue: L3 ends where the qdisc takes over */
+	__u64 l3_local_ns, l3_output_ns, netfilter_ns;
+};
+
+/* A sent packet between LOCAL_OUT's first hook and net_dev_queue (one call, one CPU). */
+struct nf_egress {
+	__u64 skb;
+	__u64 l3_start_ns;
+	__u64 hook_start_ns;   /* the current hook's first program */
+	__u64 local_ns, output_ns, netfilter_ns;
+	__u32 netfilter_count;
+	__u32 pad;
+};
+
+/* A received packet from PRE_ROUTING's first hook to tcp_probe (one softirq, one CPU). */
+struct nf_ingress {
+	__u64 skb;
+	__u64 l3_start_ns;
+	__u64 local_in_ns;     /* LOCAL_IN's first hook */
+	__u64 hook_start_ns;
+	__u64 rcv_ns, local_ns, netfilter_ns;
+	__u32 netfilter_count;
+	__u32 pad;
 };
 
 #define XMIT_WINDOW_SLOTS 4 /* transmits nested on one CPU (tunnels) */
@@ -336,6 +361,8 @@ struct l24_cpu {
 	__u64 received_ns;
 	__u64 probed_sk;       /* the last tcp_probe of a tracked data segment */
 	__u64 probed_skb;
+	struct nf_egress egress;
+	struct nf_ingress ingress;
 };
 
 /* l24_cpu: one struct l24_cpu per CPU (~330 B each). Not pinned. */
@@ -364,6 +391,8 @@ struct rx_stamp {
 	__u64 received_ns;     /* netif_receive_skb; the tcp_probe time when not seen */
 	__u64 tcp_ns;          /* tcp_probe: TCP starts on it */
 	__u64 queued_ns;       /* sk_data_ready: in the socket's receive queue; 0 before */
+	__u64 l3_start_ns;     /* netfilter links: PRE_ROUTING's first hook; 0 without */
+	__u64 local_in_ns;     /* netfilter links: LOCAL_IN's first hook */
 	__u64 sk;              /* the connection: a reused sk_buff address must not match */
 	struct kaccess_agg_key agg;
 };

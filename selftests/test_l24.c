@@ -22,6 +22,7 @@
 
 #define ECHO_PORT 8080
 #define ACK_SETTLE_US 500000 /* delayed ACKs leave within 200 ms */
+#define NETNS_SCAN_WAIT_US 3000000 /* the agent looks for new namespaces every 2 s */
 
 FIXTURE(l24) {
 	struct pod_pair pods;
@@ -31,6 +32,33 @@ FIXTURE(l24) {
 	pid_t server_pid, client_pid;
 	int go[2], done[2], quit[2], ready[2];
 };
+
+/* Every test runs with the netfilter links and with their substitute. */
+FIXTURE_VARIANT(l24) {
+	const char *netfilter;
+	bool links;
+};
+
+FIXTURE_VARIANT_ADD(l24, netfilter_links) {
+	.netfilter = "l24_netfilter=on",
+	.links = true,
+};
+
+FIXTURE_VARIANT_ADD(l24, no_netfilter_links) {
+	.netfilter = "l24_netfilter=off",
+	.links = false,
+};
+
+/* BPF netfilter links arrived in Linux 6.4; sk_data_ready in 6.6. */
+static bool kernel_at_least(int want_major, int want_minor)
+{
+	struct utsname uts;
+	int major = 0, minor = 0;
+
+	uname(&uts);
+	sscanf(uts.release, "%d.%d", &major, &minor);
+	return major > want_major || (major == want_major && minor >= want_minor);
+}
 
 FIXTURE_SETUP(l24)
 {
@@ -284,9 +312,9 @@ static int quiet_link(const struct pod *pod, const struct pod *peer)
 }
 
 static void start_agent(struct __test_metadata *_metadata, FIXTURE_DATA(l24) *self,
-			const char *setting)
+			const FIXTURE_VARIANT(l24) *variant, const char *setting)
 {
-	const char *args[] = { "--interval", "60", "--set", setting, NULL };
+	const char *args[] = { "--interval", "60", "--set", setting, "--set", variant->netfilter, NULL };
 
 	ASSERT_EQ(0, agent_proc_start(&self->agent, args));
 }
@@ -315,24 +343,26 @@ static size_t rows_with(FIXTURE_DATA(l24) *self, const struct pod *pod, const ch
 	return rows;
 }
 
-/* What this kernel's tracepoints allow: sk_data_ready arrived in Linux 6.6. */
-static unsigned int expected_measures(void)
+/* What this kernel's tracepoints and links allow, with or without the links. */
+static unsigned int expected_measures(bool links)
 {
-	unsigned int all = KACCESS_L24_WRITE_L4 | KACCESS_L24_WRITE_PACKETS | KACCESS_L24_WRITE_L2 |
-			   KACCESS_L24_ENTER_QUEUE | KACCESS_L24_RETRANSMITS | KACCESS_L24_RESOLVE_MAC |
-			   KACCESS_L24_READ_PACKETS | KACCESS_L24_READ_WINDOWS | KACCESS_L24_READ_L4;
-	struct utsname uts;
-	int major = 0, minor = 0;
+	unsigned int measures = KACCESS_L24_WRITE_L4 | KACCESS_L24_WRITE_PACKETS | KACCESS_L24_WRITE_L2 |
+				KACCESS_L24_ENTER_QUEUE | KACCESS_L24_RETRANSMITS | KACCESS_L24_RESOLVE_MAC |
+				KACCESS_L24_READ_PACKETS | KACCESS_L24_READ_WINDOWS;
 
-	uname(&uts);
-	sscanf(uts.release, "%d.%d", &major, &minor);
-	return major > 6 || (major == 6 && minor >= 6) ? all : all & ~KACCESS_L24_READ_L4;
+	if (kernel_at_least(6, 6))
+		measures |= KACCESS_L24_READ_L4;
+	if (links && kernel_at_least(6, 4))
+		measures |= KACCESS_L24_NETFILTER;
+	return measures;
 }
 
 /* The windows of one side add up: L2 = ready + device; L3 (to the queue) as to-queue. */
 static void expect_windows(struct __test_metadata *_metadata, FIXTURE_DATA(l24) *self,
-			   const struct pod *pod, const char *role)
+			   const FIXTURE_VARIANT(l24) *variant, const struct pod *pod, const char *role)
 {
+	bool links = expected_measures(variant->links) & KACCESS_L24_NETFILTER;
+
 	uint64_t l2 = field(self, pod, role, "write_l2_duration_ns_sum");
 
 	EXPECT_LT(0, field(self, pod, role, "write_l2_ready_send_duration_ns_sum"));
@@ -343,10 +373,24 @@ static void expect_windows(struct __test_metadata *_metadata, FIXTURE_DATA(l24) 
 	EXPECT_GE(field(self, pod, role, "write_duration_ns_sum"),
 		  field(self, pod, role, "write_l4_duration_ns_sum"));
 	EXPECT_LT(0, field(self, pod, role, "read_l3_duration_ns_sum"));
-	EXPECT_EQ(field(self, pod, role, "read_l3_duration_ns_sum"),
-		  field(self, pod, role, "read_l2_to_queue_duration_ns_sum"));
+	EXPECT_LT(0, field(self, pod, role, "read_l2_to_queue_duration_ns_sum"));
+	if (links) {
+		/* no rules in these namespaces: the hooks are only ours */
+		EXPECT_EQ(0, field(self, pod, role, "write_netfilter_count"));
+		EXPECT_EQ(0, field(self, pod, role, "read_netfilter_count"));
+		EXPECT_LT(0, field(self, pod, role, "write_l3_local_duration_ns_sum"));
+		EXPECT_LE(field(self, pod, role, "write_l3_local_duration_ns_sum") +
+				  field(self, pod, role, "write_l3_output_duration_ns_sum"),
+			  field(self, pod, role, "write_l3_duration_ns_sum"));
+		EXPECT_LT(0, field(self, pod, role, "read_l3_local_duration_ns_sum"));
+	} else {
+		/* without links there is no point between them */
+		EXPECT_EQ(field(self, pod, role, "read_l3_duration_ns_sum"),
+			  field(self, pod, role, "read_l2_to_queue_duration_ns_sum"));
+		EXPECT_EQ(0, rows_with(self, pod, "write_netfilter_count"));
+	}
 	EXPECT_LT(0, field(self, pod, role, "read_l2_from_queue_duration_ns_sum"));
-	if (expected_measures() & KACCESS_L24_READ_L4) {
+	if (kernel_at_least(6, 6)) {
 		EXPECT_LT(0, field(self, pod, role, "read_l4_duration_ns_sum"));
 		EXPECT_GE(field(self, pod, role, "read_l3_duration_ns_sum"),
 			  field(self, pod, role, "read_l4_duration_ns_sum"));
@@ -370,7 +414,7 @@ KTEST_F(l24, packets_and_bytes_equal_the_veth_counters, 120)
 	ASSERT_EQ(0, quiet_link(&self->pods.client, &self->pods.server));
 	ASSERT_EQ(0, quiet_link(&self->pods.server, &self->pods.client));
 	ASSERT_EQ(0, echo_start(self, &echo));
-	start_agent(_metadata, self, "l24=on");
+	start_agent(_metadata, self, variant, "l24=on");
 	ASSERT_EQ(0, wait_conn_table_count(ids, 2, 2, 5000)); /* adopted at start */
 	ASSERT_EQ(0, read_link_stats(self->client_pid, &client_before));
 	ASSERT_EQ(0, read_link_stats(self->server_pid, &server_before));
@@ -381,7 +425,7 @@ KTEST_F(l24, packets_and_bytes_equal_the_veth_counters, 120)
 	ASSERT_EQ(0, memcmp(&client, &client_after, sizeof(client))); /* still quiet */
 	ASSERT_EQ(0, echo_finish(self));
 
-	EXPECT_EQ(expected_measures(), agent_output_ready_u64(self->output, "l24_measured"));
+	EXPECT_EQ(expected_measures(variant->links), agent_output_ready_u64(self->output, "l24_measured"));
 	client = link_stats_delta(&client_before, &client_after);
 	server = link_stats_delta(&server_before, &server_after);
 	ASSERT_LE(2 * echo.round_trips, client.tx_packets);
@@ -393,8 +437,8 @@ KTEST_F(l24, packets_and_bytes_equal_the_veth_counters, 120)
 	EXPECT_EQ(server.tx_bytes, field(self, &self->pods.server, "server", "write_packet_bytes"));
 	EXPECT_EQ(server.rx_packets, field(self, &self->pods.server, "server", "read_packets"));
 	EXPECT_EQ(server.rx_bytes, field(self, &self->pods.server, "server", "read_packet_bytes"));
-	expect_windows(_metadata, self, &self->pods.client, "client");
-	expect_windows(_metadata, self, &self->pods.server, "server");
+	expect_windows(_metadata, self, variant, &self->pods.client, "client");
+	expect_windows(_metadata, self, variant, &self->pods.server, "server");
 }
 
 /*
@@ -417,7 +461,7 @@ KTEST_F(l24, retransmits_equal_tcp_retrans_segs, 120)
 			       "{ type filter hook input priority 0; }'", ns));
 	ASSERT_EQ(0, run_quiet("ip netns exec %s nft add rule inet kat_l24 in tcp dport %d "
 			       "ip length gt 500 numgen random mod 100 lt 20 drop", ns, ECHO_PORT));
-	start_agent(_metadata, self, "l24=on");
+	start_agent(_metadata, self, variant, "l24=on");
 	client_before = retrans_segs(self->pods.client.netns);
 	server_before = retrans_segs(ns);
 	ASSERT_LE(0, client_before);
@@ -443,7 +487,8 @@ static uint64_t ready_send_ns_per_packet(FIXTURE_DATA(l24) *self)
 			       "write_l2_ready_send_duration_ns_sum") / packets : 0;
 }
 
-static void run_bulk(struct __test_metadata *_metadata, FIXTURE_DATA(l24) *self)
+static void run_bulk(struct __test_metadata *_metadata, FIXTURE_DATA(l24) *self,
+		     const FIXTURE_VARIANT(l24) *variant)
 {
 	struct tcp_plan plan = {
 		.family = AF_INET, .server_addr = self->pods.server.ipv4, .port = ECHO_PORT,
@@ -451,7 +496,7 @@ static void run_bulk(struct __test_metadata *_metadata, FIXTURE_DATA(l24) *self)
 		.response_writes = 1, .response_size = 100,
 	};
 
-	start_agent(_metadata, self, "l24=on");
+	start_agent(_metadata, self, variant, "l24=on");
 	ASSERT_EQ(0, tcp_run(&self->pods.client, &self->pods.server, &plan, self->truth));
 	usleep(ACK_SETTLE_US);
 	stop_agent(_metadata, self);
@@ -466,7 +511,7 @@ KTEST_F(l24, qdisc_queue_shows_in_ready_to_send, 120)
 {
 	uint64_t unlimited_ns, limited_ns;
 
-	run_bulk(_metadata, self);
+	run_bulk(_metadata, self, variant);
 	EXPECT_EQ(0, field(self, &self->pods.client, "client", "write_l2_enter_queue_count"));
 	unlimited_ns = ready_send_ns_per_packet(self);
 	agent_output_free(self->output);
@@ -475,7 +520,7 @@ KTEST_F(l24, qdisc_queue_shows_in_ready_to_send, 120)
 	ASSERT_EQ(0, run_quiet("ip -n %s link set eth0 txqueuelen 1000 && tc -n %s qdisc add dev "
 			       "eth0 root tbf rate 2mbit burst 4kb latency 2s",
 			       self->pods.client.netns, self->pods.client.netns));
-	run_bulk(_metadata, self);
+	run_bulk(_metadata, self, variant);
 	limited_ns = ready_send_ns_per_packet(self);
 	EXPECT_LT(0, field(self, &self->pods.client, "client", "write_packets"));
 	EXPECT_EQ(field(self, &self->pods.client, "client", "write_packets"),
@@ -493,7 +538,7 @@ KTEST_F(l24, first_packet_to_fresh_neighbour_counts_one_resolve, 120)
 
 	ASSERT_EQ(0, run_quiet("ip -n %s neigh flush dev eth0 && ip -n %s neigh flush dev eth0",
 			       self->pods.client.netns, self->pods.server.netns));
-	start_agent(_metadata, self, "l24=on");
+	start_agent(_metadata, self, variant, "l24=on");
 	ASSERT_EQ(0, echo_start(self, &echo));
 	ASSERT_EQ(0, echo_run(self));
 	ASSERT_EQ(0, echo_finish(self));
@@ -505,12 +550,66 @@ KTEST_F(l24, first_packet_to_fresh_neighbour_counts_one_resolve, 120)
 	EXPECT_EQ(0, field(self, &self->pods.server, "server", "write_resolve_mac_count"));
 }
 
+/*
+ * nftables chains in the client's output and the server's input: every
+ * packet the client sends crossed one hook with rules, and so did every
+ * segment the server received; the other directions crossed none.
+ */
+KTEST_F(l24, netfilter_counts_hooks_with_rules, 120)
+{
+	uint64_t ids[] = { self->pods.client.cgroup_id, self->pods.server.cgroup_id };
+	struct link_stats client_stats, server_stats;
+	struct echo echo = { .round_trips = 10, .size = 2000 };
+	const struct pod *c = &self->pods.client, *s = &self->pods.server;
+	pid_t sleepers[2];
+
+	if (!(expected_measures(variant->links) & KACCESS_L24_NETFILTER))
+		SKIP(return, "no netfilter links here (Linux 6.4+, l24_netfilter = on)");
+	ASSERT_EQ(0, run_quiet("ip netns exec %s nft 'add table inet kat_l24; add chain inet kat_l24 "
+			       "out { type filter hook output priority 0; }; add rule inet kat_l24 out "
+			       "counter accept'", c->netns));
+	ASSERT_EQ(0, run_quiet("ip netns exec %s nft 'add table inet kat_l24; add chain inet kat_l24 "
+			       "in { type filter hook input priority 0; }; add rule inet kat_l24 in "
+			       "counter accept'", s->netns));
+	/* the pods' first processes appear after the start: the agent's scan links them */
+	start_agent(_metadata, self, variant, "l24=on");
+	sleepers[0] = pod_exec(c, (char *const[]){ "sleep", "60", NULL }, NULL);
+	sleepers[1] = pod_exec(s, (char *const[]){ "sleep", "60", NULL }, NULL);
+	ASSERT_LT(0, sleepers[0]);
+	ASSERT_LT(0, sleepers[1]);
+	usleep(NETNS_SCAN_WAIT_US);
+	ASSERT_EQ(0, echo_start(self, &echo));
+	ASSERT_EQ(0, wait_conn_table_count(ids, 2, 2, 5000));
+	ASSERT_EQ(0, echo_run(self));
+	ASSERT_EQ(0, wait_links_quiet(self->client_pid, self->server_pid, &client_stats, &server_stats));
+	ASSERT_EQ(0, echo_finish(self)); /* the close's packets crossed the rules too */
+	usleep(ACK_SETTLE_US);
+	stop_agent(_metadata, self);
+	kill(sleepers[0], SIGKILL);
+	kill(sleepers[1], SIGKILL);
+	child_wait(sleepers[0]);
+	child_wait(sleepers[1]);
+
+	ASSERT_LE(2 * echo.round_trips, field(self, c, "client", "write_packets"));
+	EXPECT_EQ(field(self, c, "client", "write_packets"), field(self, c, "client", "write_netfilter_count"));
+	EXPECT_LT(0, field(self, c, "client", "write_netfilter_duration_ns_sum"));
+	EXPECT_EQ(0, field(self, c, "client", "read_netfilter_count"));
+	EXPECT_EQ(field(self, s, "server", "read_packets"), field(self, s, "server", "read_netfilter_count"));
+	EXPECT_LT(0, field(self, s, "server", "read_netfilter_duration_ns_sum"));
+	EXPECT_EQ(0, field(self, s, "server", "write_netfilter_count"));
+	/* the rules' time is part of the hook's window */
+	EXPECT_LE(field(self, c, "client", "write_netfilter_duration_ns_sum"),
+		  field(self, c, "client", "write_l3_local_duration_ns_sum"));
+	EXPECT_LE(field(self, s, "server", "read_netfilter_duration_ns_sum"),
+		  field(self, s, "server", "read_l3_local_duration_ns_sum"));
+}
+
 /* With l24 off no program of it loads and no row carries its fields. */
 KTEST_F(l24, off_measures_nothing, 60)
 {
 	struct echo echo = { .round_trips = 3, .size = 100 };
 
-	start_agent(_metadata, self, "l24=off");
+	start_agent(_metadata, self, variant, "l24=off");
 	ASSERT_EQ(0, echo_start(self, &echo));
 	ASSERT_EQ(0, echo_run(self));
 	ASSERT_EQ(0, echo_finish(self));
@@ -527,7 +626,7 @@ KTEST_F(l24, off_measures_nothing, 60)
  */
 KTEST_F(l24, missing_tracepoint_drops_only_its_measure, 60)
 {
-	const char *args[] = { "--interval", "60", NULL };
+	const char *args[] = { "--interval", "60", "--set", variant->netfilter, NULL };
 	struct echo echo = { .round_trips = 3, .size = 100 };
 
 	ASSERT_EQ(0, agent_proc_start_env(&self->agent, args, "KACCESS_FEATURE_DENY=sk_data_ready"));
@@ -535,7 +634,7 @@ KTEST_F(l24, missing_tracepoint_drops_only_its_measure, 60)
 	ASSERT_EQ(0, echo_run(self));
 	ASSERT_EQ(0, echo_finish(self));
 	stop_agent(_metadata, self);
-	EXPECT_EQ(expected_measures() & ~KACCESS_L24_READ_L4,
+	EXPECT_EQ(expected_measures(variant->links) & ~KACCESS_L24_READ_L4,
 		  agent_output_ready_u64(self->output, "l24_measured"));
 	EXPECT_EQ(0, rows_with(self, &self->pods.client, "read_l4_duration_ns_sum"));
 	EXPECT_LT(0, field(self, &self->pods.client, "client", "read_l2_from_queue_duration_ns_sum"));

@@ -26,6 +26,7 @@
 #include "kaccess.skel.h"
 #include "log.h"
 #include "maps_read.h"
+#include "netns_links.h"
 
 #define TRACEFS_DIR "/sys/kernel/tracing"
 #define BPFFS_DIR "/sys/fs/bpf"
@@ -301,13 +302,49 @@ static unsigned int l24_measures_of(unsigned int tracepoints)
 #undef HAS
 }
 
+/* Linux 6.4 uapi, absent from the build's headers (Debian 12 has 6.1's). */
+#define KACCESS_BPF_PROG_TYPE_NETFILTER 32
+#define KACCESS_BPF_NETFILTER 45
+
+static bool is_netfilter_program(const struct bpf_program *prog)
+{
+	return strcmp(bpf_program__section_name(prog), "netfilter") == 0;
+}
+
+/*
+ * The netfilter programs (bpf/netfilter.bpf.c): libbpf 1.1 does not know
+ * their section, so their type is set here; they load only with the links.
+ */
+static bool select_netfilter_programs(struct agent *agent, const struct kaccess_config *cfg,
+				      bool kernel_has_links)
+{
+	bool use = cfg->l24 && cfg->l24_netfilter && kernel_has_links;
+	struct bpf_program *prog;
+
+	bpf_object__for_each_program(prog, agent->skel->obj) {
+		if (!is_netfilter_program(prog))
+			continue;
+		bpf_program__set_autoload(prog, use);
+		if (use) {
+			bpf_program__set_type(prog, KACCESS_BPF_PROG_TYPE_NETFILTER);
+			bpf_program__set_expected_attach_type(prog, KACCESS_BPF_NETFILTER);
+		}
+	}
+	agent->skel->rodata->l24_netfilter = use;
+	if (cfg->l24 && cfg->l24_netfilter && !kernel_has_links)
+		log_info("l24: no BPF netfilter links on this kernel (Linux 6.4+): L3 and netfilter "
+			 "windows are not measured");
+	return use;
+}
+
 /*
  * L2-L4 programs load where their tracepoint exists and `l24` is on; what
  * they measure together is logged and exported (agent_info).
  */
 static void select_l24_programs(struct agent *agent, const struct kaccess_config *cfg,
-				unsigned int tracepoints)
+				const struct kernel_features *features)
 {
+	unsigned int tracepoints = features->l24_tracepoints;
 	struct bpf_program *prog;
 	char missing[256] = "";
 
@@ -319,6 +356,8 @@ static void select_l24_programs(struct agent *agent, const struct kaccess_config
 		bpf_program__set_autoload(prog, cfg->l24 && (tracepoints & (1u << tracepoint)));
 	}
 	agent->skel->rodata->l24_enabled = cfg->l24;
+	if (select_netfilter_programs(agent, cfg, features->netfilter_links))
+		agent->l24_measured |= KACCESS_L24_NETFILTER;
 	if (!cfg->l24) {
 		log_info("l24: off");
 		return;
@@ -327,7 +366,7 @@ static void select_l24_programs(struct agent *agent, const struct kaccess_config
 		if (!(tracepoints & (1u << i)))
 			snprintf(missing + strlen(missing), sizeof(missing) - strlen(missing), " %s",
 				 l24_tracepoint_names[i]);
-	agent->l24_measured = l24_measures_of(tracepoints);
+	agent->l24_measured |= l24_measures_of(tracepoints);
 	log_info("l24: measuring 0x%x; tracepoints missing:%s", agent->l24_measured,
 		 missing[0] ? missing : " none");
 }
@@ -357,7 +396,7 @@ int agent_load(struct agent *agent, const struct kaccess_config *cfg)
 	err = choose_hooks(agent, cfg, &features);
 	if (err)
 		return err;
-	select_l24_programs(agent, cfg, features.l24_tracepoints);
+	select_l24_programs(agent, cfg, &features);
 	agent->bucket_ns = (uint64_t)cfg->interval_s * 1000000000ULL;
 	agent->skel->rodata->bucket_ns = agent->bucket_ns;
 	agent->skel->rodata->filter_cgroup = cfg->cgroup[0] != '\0';
@@ -368,6 +407,8 @@ int agent_load(struct agent *agent, const struct kaccess_config *cfg)
 		return -ENOMEM;
 	if (cfg->cgroup[0]) {
 		err = set_watched_cgroup_identity(agent, cfg->cgroup);
+		err = err ?: cgroups_resolve_path(cfg->cgroup, agent->watched_cgroup_dir,
+						  sizeof(agent->watched_cgroup_dir));
 		if (err)
 			return err;
 	}
@@ -395,6 +436,36 @@ static bool program_is_optional(const char *name)
 	return false;
 }
 
+/* The netfilter programs' links, in every watched namespace there is now. */
+static int attach_netfilter(struct agent *agent)
+{
+	int err;
+
+	if (!agent->skel->rodata->l24_netfilter)
+		return 0;
+	err = netns_links_new(bpf_program__fd(agent->skel->progs.nf_first),
+			      bpf_program__fd(agent->skel->progs.nf_last), agent->watched_cgroup_dir,
+			      &agent->netns_links);
+	if (err) {
+		log_err("netfilter links: %s", strerror(-err));
+		return err;
+	}
+	agent_scan_netns(agent);
+	log_info("netfilter links in %zu network namespaces", netns_links_count(agent->netns_links));
+	return 0;
+}
+
+unsigned int agent_netfilter_programs(const struct agent *agent)
+{
+	return agent->netns_links ? 2 : 0; /* nf_first, nf_last */
+}
+
+void agent_scan_netns(struct agent *agent)
+{
+	if (agent->netns_links)
+		netns_links_scan(agent->netns_links);
+}
+
 int agent_attach(struct agent *agent)
 {
 	struct bpf_program *prog;
@@ -408,6 +479,8 @@ int agent_attach(struct agent *agent)
 			continue; /* the other variant of its hook */
 		if (strncmp(bpf_program__section_name(prog), "iter/", 5) == 0)
 			continue; /* run on demand: see sockets.c */
+		if (is_netfilter_program(prog))
+			continue; /* linked per network namespace: agent_scan_netns() */
 		link = bpf_program__attach(prog);
 		if (link && agent->link_count < AGENT_MAX_LINKS) {
 			agent->links[agent->link_count++] = link;
@@ -425,11 +498,13 @@ int agent_attach(struct agent *agent)
 			 bpf_program__section_name(prog), strerror(-err));
 	}
 	log_info("attached %u programs", agent->link_count);
-	return 0;
+	return attach_netfilter(agent);
 }
 
 void agent_detach(struct agent *agent)
 {
+	netns_links_free(agent->netns_links);
+	agent->netns_links = NULL;
 	for (unsigned int i = 0; i < agent->link_count; i++)
 		bpf_link__destroy(agent->links[i]);
 	agent->link_count = 0;

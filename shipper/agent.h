@@ -34,6 +34,8 @@ extern const char *const loss_names[LOSS_MAX];
 
 #define AGENT_MAX_LINKS 64
 
+struct netns_links;
+
 struct agent {
 	struct kaccess_bpf *skel;
 	struct bpf_link *links[AGENT_MAX_LINKS];
@@ -43,10 +45,18 @@ struct agent {
 	uint64_t bucket_ns;
 	const char *hooks;                  /* "fentry", "sock" or "fd": what was chosen */
 	unsigned int l24_measured;          /* enum kaccess_l24_measure bits this kernel measures */
+	struct netns_links *netns_links;    /* netfilter links per namespace; NULL without */
+	char watched_cgroup_dir[PATH_MAX];  /* absolute; "" = every process */
 	struct endpoint_names *endpoints;   /* HTTP endpoint texts, filled by the event loop */
 	int lock_fd;
 	char pin_dir[PATH_MAX];             /* "" when not pinned */
 };
+
+/* Netfilter links: attach in namespaces that appeared, release gone ones. */
+void agent_scan_netns(struct agent *agent);
+
+/* The netfilter programs in use (linked per namespace, not in `links`). */
+unsigned int agent_netfilter_programs(const struct agent *agent);
 
 /* Mount bpffs and tracefs where they are expected, when absent. */
 int agent_mount_filesystems(const struct kaccess_config *cfg);

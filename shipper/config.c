@@ -43,6 +43,7 @@ static const struct config_key config_keys[] = {
 	{ "hooks", CONFIG_CHOICE, FIELD(hooks), 0, 0, hooks_names, NULL, false },
 	{ "http_parse", CONFIG_CHOICE, FIELD(http_parse), 0, 0, off_on_names, NULL, false },
 	{ "l24", CONFIG_CHOICE, FIELD(l24), 0, 0, off_on_names, NULL, false },
+	{ "l24_netfilter", CONFIG_CHOICE, FIELD(l24_netfilter), 0, 0, off_on_names, NULL, false },
 	{ "http_keep_query", CONFIG_CHOICE, FIELD(http_keep_query), 0, 0, off_on_names, NULL, false },
 	{ "http_rows_max_entries", CONFIG_UINT, FIELD(http_rows_max_entries), 256, 4194304, NULL, "entries", false },
 	{ "http_conns_max_entries", CONFIG_UINT, FIELD(http_conns_max_entries), 1024, 16777216, NULL, "entries", false },
@@ -63,6 +64,7 @@ void config_set_defaults(struct kaccess_config *cfg)
 	cfg->hooks = HOOKS_AUTO;
 	cfg->http_parse = 1;
 	cfg->l24 = 1;
+	cfg->l24_netfilter = 1;
 	cfg->http_keep_query = 0;
 	cfg->http_rows_max_entries = 4096;
 	cfg->http_conns_max_entries = 16384;

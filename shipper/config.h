@@ -36,6 +36,7 @@ struct kaccess_config {
 	unsigned int hooks;                  /* enum hooks_choice */
 	unsigned int http_parse;             /* 1: parse HTTP/1.x on tracked connections */
 	unsigned int l24;                    /* 1: L2-L4 timing of tracked connections' packets */
+	unsigned int l24_netfilter;          /* 1: netfilter links for L3 and netfilter windows */
 	unsigned int http_keep_query;        /* 1: endpoints keep the query string */
 	unsigned int http_rows_max_entries;  /* HTTP aggregate rows per generation */
 	unsigned int http_conns_max_entries; /* HTTP connections parsed at once */

@@ -262,12 +262,16 @@ static bool any_live_sink(struct sink *const *sinks, size_t count)
 	return false;
 }
 
+/* New pods' network namespaces get their netfilter links within this. */
+#define NETNS_SCAN_INTERVAL_NS (2 * 1000000000ULL)
+
 int loop_run(struct agent *agent, struct kaccess_config *cfg, struct sink *const *sinks,
 	     size_t sink_count, int (*reload)(struct kaccess_config *cfg))
 {
 	uint64_t bucket_ns = agent->bucket_ns;
 	uint64_t now = realtime_ns(), next_drain, next_refresh = now, stop_at = UINT64_MAX;
 	uint64_t next_sweep = now + cfg->sweep_interval_s * 1000000000ULL;
+	uint64_t next_netns_scan = now + NETNS_SCAN_INTERVAL_NS;
 	struct loop loop;
 	int err;
 
@@ -306,6 +310,10 @@ int loop_run(struct agent *agent, struct kaccess_config *cfg, struct sink *const
 		if (cfg->sweep_interval_s && now >= next_sweep) {
 			agent_sweep_stale(agent);
 			next_sweep = now + cfg->sweep_interval_s * 1000000000ULL;
+		}
+		if (now >= next_netns_scan) {
+			agent_scan_netns(agent);
+			next_netns_scan = now + NETNS_SCAN_INTERVAL_NS;
 		}
 		if (now >= next_refresh) {
 			show_live(&loop, now / bucket_ns);

@@ -206,8 +206,8 @@ static uint64_t share(uint64_t sum, uint64_t count, uint64_t index)
 
 /*
  * A write log's L2-L4 metrics: its share of each sum the kernel measures.
- * L3 carries only the neighbour resolutions; its other windows need
- * netfilter links, so OAP shows them as 0 in this mode.
+ * Without netfilter links (6.1, or `l24_netfilter = off`) the L3 windows
+ * other than the neighbour resolutions are 0 here, and OAP shows them so.
  */
 static void set_write_metrics(struct syscall_batch *b, size_t slot, const struct syscall_run *run,
 			      uint64_t index)
@@ -228,6 +228,11 @@ static void set_write_metrics(struct syscall_batch *b, size_t slot, const struct
 	skywalking__v3__access_log_kernel_write_l3_metrics__init(&b->write_l3[slot]);
 	b->write_l3[slot].totalresolvemaccount = SHARE(write_resolve_mac_count);
 	b->write_l3[slot].totalresolvemacduration = SHARE(write_resolve_mac_duration_ns_sum);
+	b->write_l3[slot].totalduration = SHARE(write_l3_duration_ns_sum);
+	b->write_l3[slot].totallocalduration = SHARE(write_l3_local_duration_ns_sum);
+	b->write_l3[slot].totaloutputduration = SHARE(write_l3_output_duration_ns_sum);
+	b->write_l3[slot].totalnetfiltercount = SHARE(write_netfilter_count);
+	b->write_l3[slot].totalnetfilterduration = SHARE(write_netfilter_duration_ns_sum);
 	op->l3metrics = &b->write_l3[slot];
 	skywalking__v3__access_log_kernel_write_l2_metrics__init(&b->write_l2[slot]);
 	b->write_l2[slot].totalduration = SHARE(write_l2_duration_ns_sum);
@@ -253,6 +258,10 @@ static void set_read_metrics(struct syscall_batch *b, size_t slot, const struct 
 	op->l2metrics = &b->read_l2[slot];
 	skywalking__v3__access_log_kernel_read_l3_metrics__init(&b->read_l3[slot]);
 	b->read_l3[slot].totalduration = SHARE(read_l3_duration_ns_sum);
+	b->read_l3[slot].totalrecvduration = SHARE(read_l3_rcv_duration_ns_sum);
+	b->read_l3[slot].totallocalduration = SHARE(read_l3_local_duration_ns_sum);
+	b->read_l3[slot].totalnetfiltercount = SHARE(read_netfilter_count);
+	b->read_l3[slot].totalnetfilterduration = SHARE(read_netfilter_duration_ns_sum);
 	op->l3metrics = &b->read_l3[slot];
 	skywalking__v3__access_log_kernel_read_l4_metrics__init(&b->read_l4[slot]);
 	b->read_l4[slot].totalduration = SHARE(read_l4_duration_ns_sum);

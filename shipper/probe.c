@@ -197,6 +197,10 @@ int features_probe(const char *btf_path, struct kernel_features *ret_optional)
 						has_sock_length_tracepoints(&env);
 	ret_optional->fentry = !feature_denied("fentry") && has_fentry(&env);
 	ret_optional->l24_tracepoints = present_l24_tracepoints(&env);
+	/* the program type's context struct arrived with the program type */
+	ret_optional->netfilter_links = !feature_denied("netfilter_links") && env.vmlinux_btf &&
+					btf__find_by_name_kind(env.vmlinux_btf, "bpf_nf_ctx",
+							       BTF_KIND_STRUCT) >= 0;
 	btf__free(env.vmlinux_btf);
 	return ret;
 }

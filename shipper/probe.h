@@ -34,6 +34,7 @@ struct kernel_features {
 	bool sock_length_tracepoints; /* sock:sock_{send,recv}_length, Linux 6.3 */
 	bool fentry;                  /* fentry/fexit programs load and attach */
 	unsigned int l24_tracepoints; /* bit (1 << enum l24_tracepoint): present */
+	bool netfilter_links;         /* BPF netfilter programs and links, Linux 6.4 */
 };
 
 /* The tracepoint of an L2-L4 program's section ("tp_btf/<name>"), or -ENOENT. */

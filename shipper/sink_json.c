@@ -115,6 +115,17 @@ static void json_l24_fields(struct json_writer *w, unsigned int measured,
 		jw_u64_field(w, "read_l2_to_queue_duration_ns_sum", v->read_l2_to_queue_duration_ns_sum);
 		jw_u64_field(w, "read_l2_from_queue_duration_ns_sum", v->read_l2_from_queue_duration_ns_sum);
 	}
+	if (measured & KACCESS_L24_NETFILTER) {
+		jw_u64_field(w, "write_l3_duration_ns_sum", v->write_l3_duration_ns_sum);
+		jw_u64_field(w, "write_l3_local_duration_ns_sum", v->write_l3_local_duration_ns_sum);
+		jw_u64_field(w, "write_l3_output_duration_ns_sum", v->write_l3_output_duration_ns_sum);
+		jw_u64_field(w, "write_netfilter_count", v->write_netfilter_count);
+		jw_u64_field(w, "write_netfilter_duration_ns_sum", v->write_netfilter_duration_ns_sum);
+		jw_u64_field(w, "read_l3_rcv_duration_ns_sum", v->read_l3_rcv_duration_ns_sum);
+		jw_u64_field(w, "read_l3_local_duration_ns_sum", v->read_l3_local_duration_ns_sum);
+		jw_u64_field(w, "read_netfilter_count", v->read_netfilter_count);
+		jw_u64_field(w, "read_netfilter_duration_ns_sum", v->read_netfilter_duration_ns_sum);
+	}
 }
 
 static void json_row(struct sink *sink, const struct bucket_report *report, const struct agg_row *row)

@@ -236,6 +236,16 @@ static const struct row_metric row_metrics[] = {
 	  ROW(read_l3_duration_ns_sum), true, KACCESS_L24_READ_WINDOWS },
 	{ "kaccess_bucket_read_from_queue_time_seconds", "sum of socket-queue-to-reader times",
 	  ROW(read_l2_from_queue_duration_ns_sum), true, KACCESS_L24_READ_WINDOWS },
+	{ "kaccess_bucket_write_l3_time_seconds", "sum of IP-output-to-driver times per packet",
+	  ROW(write_l3_duration_ns_sum), true, KACCESS_L24_NETFILTER },
+	{ "kaccess_bucket_write_netfilter_hooks", "netfilter hooks with rules sent packets traversed",
+	  ROW(write_netfilter_count), false, KACCESS_L24_NETFILTER },
+	{ "kaccess_bucket_write_netfilter_time_seconds", "sum of those hooks' times",
+	  ROW(write_netfilter_duration_ns_sum), true, KACCESS_L24_NETFILTER },
+	{ "kaccess_bucket_read_netfilter_hooks", "netfilter hooks with rules received packets traversed",
+	  ROW(read_netfilter_count), false, KACCESS_L24_NETFILTER },
+	{ "kaccess_bucket_read_netfilter_time_seconds", "sum of those hooks' times",
+	  ROW(read_netfilter_duration_ns_sum), true, KACCESS_L24_NETFILTER },
 };
 
 static void row_labels(struct strbuf *out, const struct published_bucket *last, size_t i)

@@ -89,51 +89,91 @@ static int read_map_fill(struct status *status, size_t i)
 	return err;
 }
 
-static bool is_agent_map(const struct status *status, __u32 map_id)
-{
-	for (size_t i = 0; i < STATUS_MAPS; i++)
-		if (status->maps[i].id == map_id)
-			return true;
-	return map_id == status->counters_id;
-}
+#define MAX_AGENT_MAPS 64
 
-static bool program_uses_agent_map(const struct status *status, int prog_fd,
-				   struct bpf_prog_info *info)
-{
-	__u32 map_ids[64], len = sizeof(*info);
+/* The agent's map ids: the pinned ones, then every map its programs use. */
+struct map_set {
+	__u32 ids[MAX_AGENT_MAPS];
+	size_t count;
+};
 
-	memset(info, 0, sizeof(*info));
-	info->nr_map_ids = 64;
-	info->map_ids = (__u64)(unsigned long)map_ids;
-	if (bpf_obj_get_info_by_fd(prog_fd, info, &len))
-		return false;
-	for (__u32 i = 0; i < info->nr_map_ids && i < 64; i++)
-		if (is_agent_map(status, map_ids[i]))
+static bool map_set_has(const struct map_set *set, __u32 id)
+{
+	for (size_t i = 0; i < set->count; i++)
+		if (set->ids[i] == id)
 			return true;
 	return false;
 }
 
-/* Every loaded program that uses one of the agent's pinned maps is its own. */
+static void map_set_add(struct map_set *set, __u32 id)
+{
+	if (!map_set_has(set, id) && set->count < MAX_AGENT_MAPS)
+		set->ids[set->count++] = id;
+}
+
+static bool program_found(const struct status *status, __u32 id)
+{
+	for (size_t i = 0; i < status->program_count; i++)
+		if (status->programs[i].id == id)
+			return true;
+	return false;
+}
+
+/*
+ * A program that uses one of the agent's maps is the agent's; its other
+ * maps are then the agent's too. True when `prog_fd` was added now.
+ */
+static bool take_if_agent_program(struct status *status, struct map_set *maps, int prog_fd)
+{
+	struct program_row *row = &status->programs[status->program_count];
+	struct bpf_prog_info info = { 0 };
+	__u32 map_ids[64], len = sizeof(info);
+	bool ours = false;
+
+	info.nr_map_ids = 64;
+	info.map_ids = (__u64)(unsigned long)map_ids;
+	if (bpf_obj_get_info_by_fd(prog_fd, &info, &len) || program_found(status, info.id))
+		return false;
+	for (__u32 i = 0; i < info.nr_map_ids && i < 64 && !ours; i++)
+		ours = map_set_has(maps, map_ids[i]);
+	if (!ours)
+		return false;
+	for (__u32 i = 0; i < info.nr_map_ids && i < 64; i++)
+		map_set_add(maps, map_ids[i]);
+	row->id = info.id;
+	snprintf(row->name, sizeof(row->name), "%s", info.name);
+	row->type = info.type;
+	row->runs = info.run_cnt;
+	row->run_time_ns = info.run_time_ns;
+	status->program_count++;
+	return true;
+}
+
+/*
+ * Every loaded program that shares a map with the agent's pinned maps, or
+ * with a program found so: some (the L2-L4 neighbour and receive hooks)
+ * use only unpinned maps that other kaccess programs use too.
+ */
 static void find_programs(struct status *status)
 {
-	__u32 id = 0;
+	struct map_set maps = { 0 };
+	bool grew = true;
 
-	while (status->program_count < MAX_PROGRAMS && bpf_prog_get_next_id(id, &id) == 0) {
-		struct bpf_prog_info info;
-		struct program_row *row = &status->programs[status->program_count];
-		int fd = bpf_prog_get_fd_by_id(id);
+	for (size_t i = 0; i < STATUS_MAPS; i++)
+		map_set_add(&maps, status->maps[i].id);
+	map_set_add(&maps, status->counters_id);
+	while (grew && status->program_count < MAX_PROGRAMS) {
+		__u32 id = 0;
 
-		if (fd < 0)
-			continue;
-		if (program_uses_agent_map(status, fd, &info)) {
-			row->id = info.id;
-			snprintf(row->name, sizeof(row->name), "%s", info.name);
-			row->type = info.type;
-			row->runs = info.run_cnt;
-			row->run_time_ns = info.run_time_ns;
-			status->program_count++;
+		grew = false;
+		while (status->program_count < MAX_PROGRAMS && bpf_prog_get_next_id(id, &id) == 0) {
+			int fd = bpf_prog_get_fd_by_id(id);
+
+			if (fd < 0)
+				continue;
+			grew |= take_if_agent_program(status, &maps, fd);
+			close(fd);
 		}
-		close(fd);
 	}
 }
 

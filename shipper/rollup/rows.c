@@ -42,7 +42,7 @@ static void measure(struct rollup_measures *m, enum rollup_field field, uint64_t
 /*
  * The L2-L4 sums this kernel measures (enum kaccess_l24_measure). Per
  * packet sums over the minute; OAP's averages divide them by the read or
- * write calls. The L3 netfilter windows need netfilter links: not here.
+ * write calls. The L3 and netfilter windows need netfilter links.
  */
 void rollup_measures_add_l24(const struct kaccess_agg_value *v, unsigned int l24_measured,
 			     struct rollup_measures *m)
@@ -76,6 +76,17 @@ void rollup_measures_add_l24(const struct kaccess_agg_value *v, unsigned int l24
 		measure(m, ROLLUP_F_READ_L3_DURATION, v->read_l3_duration_ns_sum);
 		measure(m, ROLLUP_F_READ_L2_TO_QUEUE_DURATION, v->read_l2_to_queue_duration_ns_sum);
 		measure(m, ROLLUP_F_READ_L2_FROM_QUEUE_DURATION, v->read_l2_from_queue_duration_ns_sum);
+	}
+	if (l24_measured & KACCESS_L24_NETFILTER) {
+		measure(m, ROLLUP_F_WRITE_L3_DURATION, v->write_l3_duration_ns_sum);
+		measure(m, ROLLUP_F_WRITE_L3_LOCAL_DURATION, v->write_l3_local_duration_ns_sum);
+		measure(m, ROLLUP_F_WRITE_L3_OUTPUT_DURATION, v->write_l3_output_duration_ns_sum);
+		measure(m, ROLLUP_F_WRITE_L3_NETFILTER_COUNT, v->write_netfilter_count);
+		measure(m, ROLLUP_F_WRITE_L3_NETFILTER_DURATION, v->write_netfilter_duration_ns_sum);
+		measure(m, ROLLUP_F_READ_L3_RCV_DURATION, v->read_l3_rcv_duration_ns_sum);
+		measure(m, ROLLUP_F_READ_L3_LOCAL_DURATION, v->read_l3_local_duration_ns_sum);
+		measure(m, ROLLUP_F_READ_L3_NETFILTER_COUNT, v->read_netfilter_count);
+		measure(m, ROLLUP_F_READ_L3_NETFILTER_DURATION, v->read_netfilter_duration_ns_sum);
 	}
 }
 

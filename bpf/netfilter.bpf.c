@@ -1,0 +1,165 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * L3 and netfilter windows from BPF netfilter programs (Linux 6.4+). The
+ * shipper links `nf_first` at priority INT_MIN+1 and `nf_last` at INT_MAX-1
+ * to PRE_ROUTING, LOCAL_IN, LOCAL_OUT and POST_ROUTING, for IPv4 and IPv6,
+ * in every watched network namespace: the gap between them at a hook is the
+ * time every other hook function there took (iptables, nftables, conntrack).
+ *
+ * A hook counts as netfilter work only when something besides these two
+ * programs is registered there; without rules the count stays zero.
+ *
+ * Sent packets run from LOCAL_OUT to net_dev_queue in one call on one CPU,
+ * received ones from PRE_ROUTING to tcp_probe in one softirq: a per-CPU slot
+ * carries the windows to bpf/l24.bpf.c, which files them with the packet.
+ * Both programs always accept the packet.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_tracing.h>
+
+#include "../maps/maps.bpf.h"
+
+#define NF_ACCEPT 1
+#define KACCESS_NFPROTO_IPV6 10
+#define OUR_HOOKS_PER_POINT 2 /* nf_first and nf_last */
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+static __always_inline struct l24_cpu *nf_this_cpu(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&l24_cpu, &zero);
+}
+
+/* A hook point's entries, read as plain memory (the array is RCU-managed). */
+#define READ_ENTRIES(nf, v6, hook, ret)                                                   \
+	do {                                                                              \
+		if (v6)                                                                   \
+			bpf_core_read(&(ret), sizeof(ret), &(nf)->hooks_ipv6[hook]);      \
+		else                                                                      \
+			bpf_core_read(&(ret), sizeof(ret), &(nf)->hooks_ipv4[hook]);      \
+	} while (0)
+
+/* The hook entries of one hook point, with constant indices for the verifier. */
+static __always_inline struct nf_hook_entries *hook_entries(const struct nf_hook_state *state)
+{
+	struct netns_nf *nf = &state->net->nf;
+	bool v6 = state->pf == KACCESS_NFPROTO_IPV6;
+	struct nf_hook_entries *entries = NULL;
+
+	switch (state->hook) {
+	case NF_INET_PRE_ROUTING:
+		READ_ENTRIES(nf, v6, NF_INET_PRE_ROUTING, entries);
+		break;
+	case NF_INET_LOCAL_IN:
+		READ_ENTRIES(nf, v6, NF_INET_LOCAL_IN, entries);
+		break;
+	case NF_INET_LOCAL_OUT:
+		READ_ENTRIES(nf, v6, NF_INET_LOCAL_OUT, entries);
+		break;
+	case NF_INET_POST_ROUTING:
+		READ_ENTRIES(nf, v6, NF_INET_POST_ROUTING, entries);
+		break;
+	}
+	return entries;
+}
+
+/* Rules (or any other hook function) at this point besides ours. */
+static __always_inline bool hook_has_rules(const struct nf_hook_state *state)
+{
+	struct nf_hook_entries *entries = hook_entries(state);
+
+	return entries && BPF_CORE_READ(entries, num_hook_entries) > OUR_HOOKS_PER_POINT;
+}
+
+static __always_inline bool tracked(const struct sock *sk)
+{
+	__u64 key = (__u64)sk;
+
+	return key && bpf_map_lookup_elem(&conn_table, &key);
+}
+
+SEC("netfilter")
+int nf_first(struct bpf_nf_ctx *ctx)
+{
+	struct sk_buff *skb = ctx->skb;
+	struct l24_cpu *cpu = nf_this_cpu();
+	__u64 now_ns, key = (__u64)skb;
+
+	if (!cpu)
+		return NF_ACCEPT;
+	now_ns = bpf_ktime_get_ns();
+	switch (ctx->state->hook) {
+	case NF_INET_LOCAL_OUT:
+		if (!tracked(skb->sk))
+			return NF_ACCEPT;
+		cpu->egress = (struct nf_egress){ .skb = key, .l3_start_ns = now_ns, .hook_start_ns = now_ns };
+		break;
+	case NF_INET_POST_ROUTING:
+		if (cpu->egress.skb == key)
+			cpu->egress.hook_start_ns = now_ns;
+		break;
+	case NF_INET_PRE_ROUTING: /* no socket yet: every packet, as netif_receive_skb */
+		cpu->ingress = (struct nf_ingress){ .skb = key, .l3_start_ns = now_ns, .hook_start_ns = now_ns };
+		break;
+	case NF_INET_LOCAL_IN:
+		if (cpu->ingress.skb == key)
+			cpu->ingress.hook_start_ns = cpu->ingress.local_in_ns = now_ns;
+		break;
+	}
+	return NF_ACCEPT;
+}
+
+/* Add one hook's window to a packet's L3 and netfilter sums. */
+static __always_inline void hook_window(const struct nf_hook_state *state, __u64 *layer_ns,
+					__u64 *netfilter_ns, __u32 *netfilter_count, __u64 start_ns)
+{
+	__u64 window_ns = bpf_ktime_get_ns() - start_ns;
+
+	*layer_ns += window_ns;
+	if (hook_has_rules(state)) {
+		*netfilter_ns += window_ns;
+		*netfilter_count += 1;
+	}
+}
+
+SEC("netfilter")
+int nf_last(struct bpf_nf_ctx *ctx)
+{
+	const struct nf_hook_state *state = ctx->state;
+	struct l24_cpu *cpu = nf_this_cpu();
+	__u64 key = (__u64)ctx->skb;
+	struct nf_egress *out;
+	struct nf_ingress *in;
+
+	if (!cpu)
+		return NF_ACCEPT;
+	out = &cpu->egress;
+	in = &cpu->ingress;
+	switch (state->hook) {
+	case NF_INET_LOCAL_OUT:
+		if (out->skb == key)
+			hook_window(state, &out->local_ns, &out->netfilter_ns, &out->netfilter_count,
+				    out->hook_start_ns);
+		break;
+	case NF_INET_POST_ROUTING:
+		if (out->skb == key)
+			hook_window(state, &out->output_ns, &out->netfilter_ns, &out->netfilter_count,
+				    out->hook_start_ns);
+		break;
+	case NF_INET_PRE_ROUTING:
+		if (in->skb == key)
+			hook_window(state, &in->rcv_ns, &in->netfilter_ns, &in->netfilter_count,
+				    in->hook_start_ns);
+		break;
+	case NF_INET_LOCAL_IN:
+		if (in->skb == key)
+			hook_window(state, &in->local_ns, &in->netfilter_ns, &in->netfilter_count,
+				    in->hook_start_ns);
+		break;
+	}
+	return NF_ACCEPT;
+}

@@ -1,0 +1,282 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <sched.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#include <linux/bpf.h>
+
+#include "cgroups.h"
+#include "log.h"
+#include "netns_links.h"
+
+/* Linux 6.4 uapi, absent from the build's headers (Debian 12 has 6.1's). */
+#define KACCESS_BPF_NETFILTER 45
+#define KACCESS_NFPROTO_IPV4 2
+#define KACCESS_NFPROTO_IPV6 10
+#define KACCESS_NF_INET_PRE_ROUTING 0
+#define KACCESS_NF_INET_LOCAL_IN 1
+#define KACCESS_NF_INET_LOCAL_OUT 3
+#define KACCESS_NF_INET_POST_ROUTING 4
+#define PRIORITY_FIRST (INT_MIN + 1) /* INT_MIN itself is reserved */
+#define PRIORITY_LAST (INT_MAX - 1)
+
+/* 2 families x 4 hook points x first and last */
+#define LINKS_PER_NETNS 16
+
+/* bpf_attr.link_create with its netfilter member (uapi 6.4). */
+struct nf_link_create {
+	__u32 prog_fd;
+	__u32 target_fd;
+	__u32 attach_type;
+	__u32 flags;
+	__u32 pf;
+	__u32 hooknum;
+	__s32 priority;
+	__u32 nf_flags;
+};
+
+struct netns_entry {
+	uint64_t inode;
+	int link_fds[LINKS_PER_NETNS];
+	bool seen; /* by the current scan */
+};
+
+struct netns_links {
+	int first_fd, last_fd;
+	int own_netns_fd;                /* to return to after attaching elsewhere */
+	char cgroup_prefix[PATH_MAX];    /* as /proc/<pid>/cgroup shows it; "" = all */
+	struct netns_entry *entries;
+	size_t count, capacity;
+	uint64_t failures;
+};
+
+static int link_create(int prog_fd, int pf, int hook, int priority)
+{
+	struct nf_link_create args = {
+		.prog_fd = prog_fd, .attach_type = KACCESS_BPF_NETFILTER,
+		.pf = pf, .hooknum = hook, .priority = priority,
+	};
+	union bpf_attr attr;
+
+	_Static_assert(sizeof(args) <= sizeof(attr), "link_create fits bpf_attr");
+	memset(&attr, 0, sizeof(attr));
+	memcpy(&attr, &args, sizeof(args));
+	return syscall(__NR_bpf, BPF_LINK_CREATE, &attr, sizeof(attr));
+}
+
+static void entry_close(struct netns_entry *entry)
+{
+	for (int i = 0; i < LINKS_PER_NETNS; i++)
+		if (entry->link_fds[i] >= 0)
+			close(entry->link_fds[i]);
+}
+
+/* Every link, in the namespace the calling thread is in now. */
+static int attach_here(const struct netns_links *links, struct netns_entry *entry)
+{
+	static const int families[] = { KACCESS_NFPROTO_IPV4, KACCESS_NFPROTO_IPV6 };
+	static const int hooks[] = { KACCESS_NF_INET_PRE_ROUTING, KACCESS_NF_INET_LOCAL_IN,
+				     KACCESS_NF_INET_LOCAL_OUT, KACCESS_NF_INET_POST_ROUTING };
+	int n = 0;
+
+	for (size_t f = 0; f < 2; f++) {
+		for (size_t h = 0; h < 4; h++) {
+			entry->link_fds[n++] = link_create(links->first_fd, families[f], hooks[h], PRIORITY_FIRST);
+			entry->link_fds[n++] = link_create(links->last_fd, families[f], hooks[h], PRIORITY_LAST);
+			if (entry->link_fds[n - 1] < 0 || entry->link_fds[n - 2] < 0)
+				return -errno;
+		}
+	}
+	return 0;
+}
+
+/* Enter the namespace of `pid`, link there, come back. */
+static int attach_in_netns_of(struct netns_links *links, int pid, struct netns_entry *entry)
+{
+	char path[64];
+	int fd, err;
+
+	for (int i = 0; i < LINKS_PER_NETNS; i++)
+		entry->link_fds[i] = -1;
+	snprintf(path, sizeof(path), "/proc/%d/ns/net", pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	err = setns(fd, CLONE_NEWNET) ? -errno : attach_here(links, entry);
+	close(fd);
+	if (setns(links->own_netns_fd, CLONE_NEWNET)) {
+		/* stuck in a pod's namespace would misplace every later link */
+		log_err("netfilter links: cannot return to the agent's network namespace: %s",
+			strerror(errno));
+		abort();
+	}
+	if (err)
+		entry_close(entry);
+	return err;
+}
+
+static struct netns_entry *find_entry(struct netns_links *links, uint64_t inode)
+{
+	for (size_t i = 0; i < links->count; i++)
+		if (links->entries[i].inode == inode)
+			return &links->entries[i];
+	return NULL;
+}
+
+/* Whether /proc/<pid>/cgroup puts the process under the watched cgroup. */
+static bool process_watched(const struct netns_links *links, const char *pid)
+{
+	char path[64], line[PATH_MAX + 8];
+	size_t prefix_len = strlen(links->cgroup_prefix);
+	bool watched = false;
+	FILE *file;
+
+	if (!prefix_len)
+		return true;
+	snprintf(path, sizeof(path), "/proc/%s/cgroup", pid);
+	file = fopen(path, "re");
+	if (!file)
+		return false;
+	while (!watched && fgets(line, sizeof(line), file)) {
+		const char *cgroup = line + 3;
+
+		if (strncmp(line, "0::", 3) != 0)
+			continue;
+		watched = strncmp(cgroup, links->cgroup_prefix, prefix_len) == 0 &&
+			  (cgroup[prefix_len] == '/' || cgroup[prefix_len] == '\n' ||
+			   cgroup[prefix_len] == '\0');
+	}
+	fclose(file);
+	return watched;
+}
+
+static int add_entry(struct netns_links *links, const struct netns_entry *entry)
+{
+	if (links->count == links->capacity) {
+		size_t capacity = links->capacity ? links->capacity * 2 : 16;
+		struct netns_entry *grown = realloc(links->entries, capacity * sizeof(*grown));
+
+		if (!grown)
+			return -ENOMEM;
+		links->entries = grown;
+		links->capacity = capacity;
+	}
+	links->entries[links->count++] = *entry;
+	return 0;
+}
+
+/* A watched process's namespace: mark it seen, attach when new. */
+static void visit_process(struct netns_links *links, const char *pid)
+{
+	struct netns_entry fresh = { .seen = true }, *known;
+	char path[64];
+	struct stat st;
+	int err;
+
+	snprintf(path, sizeof(path), "/proc/%s/ns/net", pid);
+	if (stat(path, &st) || !process_watched(links, pid))
+		return;
+	known = find_entry(links, st.st_ino);
+	if (known) {
+		known->seen = true;
+		return;
+	}
+	fresh.inode = st.st_ino;
+	err = attach_in_netns_of(links, atoi(pid), &fresh);
+	if (err) {
+		links->failures++;
+		log_warn("netfilter links: cannot attach in network namespace %llu (pid %s): %s",
+			 (unsigned long long)st.st_ino, pid, strerror(-err));
+		return;
+	}
+	if (add_entry(links, &fresh)) {
+		entry_close(&fresh);
+		return;
+	}
+	log_debug("netfilter links: attached in network namespace %llu", (unsigned long long)st.st_ino);
+}
+
+/* Close the links of namespaces no watched process is in any more. */
+static void release_unseen(struct netns_links *links)
+{
+	size_t kept = 0;
+
+	for (size_t i = 0; i < links->count; i++) {
+		if (!links->entries[i].seen) {
+			log_debug("netfilter links: released network namespace %llu",
+				  (unsigned long long)links->entries[i].inode);
+			entry_close(&links->entries[i]);
+			continue;
+		}
+		links->entries[i].seen = false;
+		links->entries[kept++] = links->entries[i];
+	}
+	links->count = kept;
+}
+
+void netns_links_scan(struct netns_links *links)
+{
+	DIR *proc = opendir("/proc");
+	struct dirent *entry;
+
+	if (!proc)
+		return;
+	while ((entry = readdir(proc)))
+		if (isdigit((unsigned char)entry->d_name[0]))
+			visit_process(links, entry->d_name);
+	closedir(proc);
+	release_unseen(links);
+}
+
+int netns_links_new(int first_fd, int last_fd, const char *cgroup_dir, struct netns_links **ret)
+{
+	struct netns_links *links = calloc(1, sizeof(*links));
+	char mount[PATH_MAX];
+
+	if (!links)
+		return -ENOMEM;
+	links->first_fd = first_fd;
+	links->last_fd = last_fd;
+	links->own_netns_fd = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+	if (links->own_netns_fd < 0) {
+		free(links);
+		return -errno;
+	}
+	/* the root cgroup watches everyone: no prefix */
+	if (cgroup_dir[0] && cgroups_v2_mount(mount, sizeof(mount)) == 0 &&
+	    strncmp(cgroup_dir, mount, strlen(mount)) == 0 && strlen(cgroup_dir) > strlen(mount) + 1)
+		snprintf(links->cgroup_prefix, sizeof(links->cgroup_prefix), "%s",
+			 cgroup_dir + strlen(mount));
+	*ret = links;
+	return 0;
+}
+
+size_t netns_links_count(const struct netns_links *links)
+{
+	return links ? links->count : 0;
+}
+
+uint64_t netns_links_failures(const struct netns_links *links)
+{
+	return links ? links->failures : 0;
+}
+
+void netns_links_free(struct netns_links *links)
+{
+	if (!links)
+		return;
+	for (size_t i = 0; i < links->count; i++)
+		entry_close(&links->entries[i]);
+	close(links->own_netns_fd);
+	free(links->entries);
+	free(links);
+}
