@@ -943,6 +943,13 @@ static const struct l24_path l24_paths[] = {
 	{ "read", "l2Metrics", "totalPackageToQueueDuration", "read_l2_to_queue_duration_ns_sum" },
 	{ "read", "l2Metrics", "totalRcvPackageFromQueueDuration", "read_l2_from_queue_duration_ns_sum" },
 	{ "read", "l3Metrics", "totalDuration", "read_l3_duration_ns_sum" },
+	{ "write", "l3Metrics", "totalDuration", "write_l3_duration_ns_sum" },
+	{ "write", "l3Metrics", "totalLocalDuration", "write_l3_local_duration_ns_sum" },
+	{ "write", "l3Metrics", "totalOutputDuration", "write_l3_output_duration_ns_sum" },
+	{ "write", "l3Metrics", "totalNetFilterCount", "write_netfilter_count" },
+	{ "read", "l3Metrics", "totalRecvDuration", "read_l3_rcv_duration_ns_sum" },
+	{ "read", "l3Metrics", "totalLocalDuration", "read_l3_local_duration_ns_sum" },
+	{ "read", "l3Metrics", "totalNetFilterCount", "read_netfilter_count" },
 };
 
 #define L24_PATHS (sizeof(l24_paths) / sizeof(l24_paths[0]))
