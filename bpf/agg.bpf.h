@@ -12,10 +12,25 @@
 
 #define KACCESS_EEXIST 17
 
+/*
+ * A new row's initial value: zeros and its bucket. It lives in a per-CPU
+ * map, not on the stack: the row is 320 bytes, and with the callers'
+ * frames it would pass 6.1's 512-byte limit for a call chain.
+ */
+static __always_inline struct kaccess_agg_value *agg_fresh_row(__u64 bucket)
+{
+	__u32 zero = 0;
+	struct kaccess_agg_value *fresh = bpf_map_lookup_elem(&agg_fresh, &zero);
+
+	if (fresh)
+		fresh->bucket = bucket; /* nothing else is ever written: the rest stays 0 */
+	return fresh;
+}
+
 static __always_inline struct kaccess_agg_value *
 agg_row_in(void *generation, const struct kaccess_agg_key *key, __u64 bucket)
 {
-	struct kaccess_agg_value *row, fresh = { .bucket = bucket };
+	struct kaccess_agg_value *row, *fresh;
 	int err;
 
 	row = bpf_map_lookup_elem(generation, key);
@@ -26,7 +41,10 @@ agg_row_in(void *generation, const struct kaccess_agg_key *key, __u64 bucket)
 			count_loss(KACCESS_CTR_AGG_STALE_BUCKET);
 		return row;
 	}
-	err = bpf_map_update_elem(generation, key, &fresh, BPF_NOEXIST);
+	fresh = agg_fresh_row(bucket);
+	if (!fresh)
+		return NULL;
+	err = bpf_map_update_elem(generation, key, fresh, BPF_NOEXIST);
 	if (err && err != -KACCESS_EEXIST) { /* EEXIST: another CPU inserted it first */
 		count_loss(KACCESS_CTR_AGG_TABLE_FULL);
 		return NULL;

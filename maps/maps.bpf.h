@@ -50,6 +50,14 @@ struct {
 	__type(value, struct kaccess_agg_value);
 } agg_gen1 SEC(".maps") __weak;
 
+/* agg_fresh: one zeroed row per CPU, the initial value of new rows (agg.bpf.h). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct kaccess_agg_value);
+} agg_fresh SEC(".maps") __weak;
+
 /*
  * counters: key = enum kaccess_counter, value = per-CPU event count.
  * Written by every program that drops or mis-files something; summed and
