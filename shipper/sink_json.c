@@ -8,6 +8,7 @@
 
 #include "cgroups.h"
 #include "json_writer.h"
+#include "l24_fields.h"
 #include "sink.h"
 
 static void json_cgroup_fields(struct sink *sink, struct json_writer *w, uint64_t cgroup_id)
@@ -85,47 +86,9 @@ static void json_connection(struct sink *sink, const struct kaccess_conn_event *
 static void json_l24_fields(struct json_writer *w, unsigned int measured,
 			    const struct kaccess_agg_value *v)
 {
-	if (measured & KACCESS_L24_WRITE_L4)
-		jw_u64_field(w, "write_l4_duration_ns_sum", v->write_l4_duration_ns_sum);
-	if (measured & KACCESS_L24_WRITE_PACKETS) {
-		jw_u64_field(w, "write_packets", v->write_packets);
-		jw_u64_field(w, "write_packet_bytes", v->write_packet_bytes);
-	}
-	if (measured & KACCESS_L24_RETRANSMITS)
-		jw_u64_field(w, "write_retransmit_packets", v->write_retransmit_packets);
-	if (measured & KACCESS_L24_RESOLVE_MAC) {
-		jw_u64_field(w, "write_resolve_mac_count", v->write_resolve_mac_count);
-		jw_u64_field(w, "write_resolve_mac_duration_ns_sum", v->write_resolve_mac_duration_ns_sum);
-	}
-	if (measured & KACCESS_L24_WRITE_L2) {
-		jw_u64_field(w, "write_l2_duration_ns_sum", v->write_l2_duration_ns_sum);
-		jw_u64_field(w, "write_l2_ready_send_duration_ns_sum", v->write_l2_ready_send_duration_ns_sum);
-		jw_u64_field(w, "write_l2_device_send_duration_ns_sum", v->write_l2_device_send_duration_ns_sum);
-	}
-	if (measured & KACCESS_L24_ENTER_QUEUE)
-		jw_u64_field(w, "write_l2_enter_queue_count", v->write_l2_enter_queue_count);
-	if (measured & KACCESS_L24_READ_PACKETS) {
-		jw_u64_field(w, "read_packets", v->read_packets);
-		jw_u64_field(w, "read_packet_bytes", v->read_packet_bytes);
-	}
-	if (measured & KACCESS_L24_READ_L4)
-		jw_u64_field(w, "read_l4_duration_ns_sum", v->read_l4_duration_ns_sum);
-	if (measured & KACCESS_L24_READ_WINDOWS) {
-		jw_u64_field(w, "read_l3_duration_ns_sum", v->read_l3_duration_ns_sum);
-		jw_u64_field(w, "read_l2_to_queue_duration_ns_sum", v->read_l2_to_queue_duration_ns_sum);
-		jw_u64_field(w, "read_l2_from_queue_duration_ns_sum", v->read_l2_from_queue_duration_ns_sum);
-	}
-	if (measured & KACCESS_L24_NETFILTER) {
-		jw_u64_field(w, "write_l3_duration_ns_sum", v->write_l3_duration_ns_sum);
-		jw_u64_field(w, "write_l3_local_duration_ns_sum", v->write_l3_local_duration_ns_sum);
-		jw_u64_field(w, "write_l3_output_duration_ns_sum", v->write_l3_output_duration_ns_sum);
-		jw_u64_field(w, "write_netfilter_count", v->write_netfilter_count);
-		jw_u64_field(w, "write_netfilter_duration_ns_sum", v->write_netfilter_duration_ns_sum);
-		jw_u64_field(w, "read_l3_rcv_duration_ns_sum", v->read_l3_rcv_duration_ns_sum);
-		jw_u64_field(w, "read_l3_local_duration_ns_sum", v->read_l3_local_duration_ns_sum);
-		jw_u64_field(w, "read_netfilter_count", v->read_netfilter_count);
-		jw_u64_field(w, "read_netfilter_duration_ns_sum", v->read_netfilter_duration_ns_sum);
-	}
+	for (size_t i = 0; i < l24_field_count; i++)
+		if (measured & l24_fields[i].measure)
+			jw_u64_field(w, l24_fields[i].name, l24_field_value(&l24_fields[i], v));
 }
 
 static void json_row(struct sink *sink, const struct bucket_report *report, const struct agg_row *row)

@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "l24_fields.h"
 #include "rollup/rows.h"
 
 /*
@@ -33,12 +34,6 @@ void rollup_measures_from_agg(const struct kaccess_agg_value *value, unsigned in
 	rollup_measures_add_l24(value, l24_measured, m);
 }
 
-static void measure(struct rollup_measures *m, enum rollup_field field, uint64_t sum)
-{
-	m->measured |= 1ull << field;
-	m->sums[field] = sum;
-}
-
 /*
  * The L2-L4 sums this kernel measures (enum kaccess_l24_measure). Per
  * packet sums over the minute; OAP's averages divide them by the read or
@@ -47,46 +42,13 @@ static void measure(struct rollup_measures *m, enum rollup_field field, uint64_t
 void rollup_measures_add_l24(const struct kaccess_agg_value *v, unsigned int l24_measured,
 			     struct rollup_measures *m)
 {
-	if (l24_measured & KACCESS_L24_WRITE_L4)
-		measure(m, ROLLUP_F_WRITE_L4_DURATION, v->write_l4_duration_ns_sum);
-	if (l24_measured & KACCESS_L24_WRITE_PACKETS) {
-		measure(m, ROLLUP_F_WRITE_L4_TRANSMIT_PACKETS, v->write_packets);
-		measure(m, ROLLUP_F_WRITE_L4_PACKET_BYTES, v->write_packet_bytes);
-	}
-	if (l24_measured & KACCESS_L24_RETRANSMITS)
-		measure(m, ROLLUP_F_WRITE_L4_RETRANSMIT_PACKETS, v->write_retransmit_packets);
-	if (l24_measured & KACCESS_L24_RESOLVE_MAC) {
-		measure(m, ROLLUP_F_WRITE_L3_RESOLVE_MAC_COUNT, v->write_resolve_mac_count);
-		measure(m, ROLLUP_F_WRITE_L3_RESOLVE_MAC_DURATION, v->write_resolve_mac_duration_ns_sum);
-	}
-	if (l24_measured & KACCESS_L24_WRITE_L2) {
-		measure(m, ROLLUP_F_WRITE_L2_DURATION, v->write_l2_duration_ns_sum);
-		measure(m, ROLLUP_F_WRITE_L2_READY_SEND_DURATION, v->write_l2_ready_send_duration_ns_sum);
-		measure(m, ROLLUP_F_WRITE_L2_DEVICE_SEND_DURATION, v->write_l2_device_send_duration_ns_sum);
-	}
-	if (l24_measured & KACCESS_L24_ENTER_QUEUE)
-		measure(m, ROLLUP_F_WRITE_L2_ENTER_QUEUE_COUNT, v->write_l2_enter_queue_count);
-	if (l24_measured & KACCESS_L24_READ_PACKETS) {
-		measure(m, ROLLUP_F_READ_L2_PACKETS, v->read_packets);
-		measure(m, ROLLUP_F_READ_L2_PACKET_BYTES, v->read_packet_bytes);
-	}
-	if (l24_measured & KACCESS_L24_READ_L4)
-		measure(m, ROLLUP_F_READ_L4_DURATION, v->read_l4_duration_ns_sum);
-	if (l24_measured & KACCESS_L24_READ_WINDOWS) {
-		measure(m, ROLLUP_F_READ_L3_DURATION, v->read_l3_duration_ns_sum);
-		measure(m, ROLLUP_F_READ_L2_TO_QUEUE_DURATION, v->read_l2_to_queue_duration_ns_sum);
-		measure(m, ROLLUP_F_READ_L2_FROM_QUEUE_DURATION, v->read_l2_from_queue_duration_ns_sum);
-	}
-	if (l24_measured & KACCESS_L24_NETFILTER) {
-		measure(m, ROLLUP_F_WRITE_L3_DURATION, v->write_l3_duration_ns_sum);
-		measure(m, ROLLUP_F_WRITE_L3_LOCAL_DURATION, v->write_l3_local_duration_ns_sum);
-		measure(m, ROLLUP_F_WRITE_L3_OUTPUT_DURATION, v->write_l3_output_duration_ns_sum);
-		measure(m, ROLLUP_F_WRITE_L3_NETFILTER_COUNT, v->write_netfilter_count);
-		measure(m, ROLLUP_F_WRITE_L3_NETFILTER_DURATION, v->write_netfilter_duration_ns_sum);
-		measure(m, ROLLUP_F_READ_L3_RCV_DURATION, v->read_l3_rcv_duration_ns_sum);
-		measure(m, ROLLUP_F_READ_L3_LOCAL_DURATION, v->read_l3_local_duration_ns_sum);
-		measure(m, ROLLUP_F_READ_L3_NETFILTER_COUNT, v->read_netfilter_count);
-		measure(m, ROLLUP_F_READ_L3_NETFILTER_DURATION, v->read_netfilter_duration_ns_sum);
+	for (size_t i = 0; i < l24_field_count; i++) {
+		const struct l24_field *field = &l24_fields[i];
+
+		if (!(l24_measured & field->measure) || field->rollup == ROLLUP_F_NONE)
+			continue;
+		m->measured |= 1ull << field->rollup;
+		m->sums[field->rollup] = l24_field_value(field, v);
 	}
 }
 
