@@ -14,7 +14,6 @@
 #include <unistd.h>
 #include <linux/bpf.h>
 
-#include "cgroups.h"
 #include "log.h"
 #include "netns_links.h"
 
@@ -28,6 +27,7 @@
 #define KACCESS_NF_INET_POST_ROUTING 4
 #define PRIORITY_FIRST (INT_MIN + 1) /* INT_MIN itself is reserved */
 #define PRIORITY_LAST (INT_MAX - 1)
+#define MAX_CGROUP_DEPTH 16 /* kubepods/<qos>/pod<uid>/<container> is 4 */
 
 /* 2 families x 4 hook points x first and last */
 #define LINKS_PER_NETNS 16
@@ -53,7 +53,7 @@ struct netns_entry {
 struct netns_links {
 	int first_fd, last_fd;
 	int own_netns_fd;                /* to return to after attaching elsewhere */
-	char cgroup_prefix[PATH_MAX];    /* as /proc/<pid>/cgroup shows it; "" = all */
+	char cgroup_dir[PATH_MAX];       /* the watched cgroup v2 directory; "" = all */
 	struct netns_entry *entries;
 	size_t count, capacity;
 	uint64_t failures;
@@ -132,33 +132,6 @@ static struct netns_entry *find_entry(struct netns_links *links, uint64_t inode)
 	return NULL;
 }
 
-/* Whether /proc/<pid>/cgroup puts the process under the watched cgroup. */
-static bool process_watched(const struct netns_links *links, const char *pid)
-{
-	char path[64], line[PATH_MAX + 8];
-	size_t prefix_len = strlen(links->cgroup_prefix);
-	bool watched = false;
-	FILE *file;
-
-	if (!prefix_len)
-		return true;
-	snprintf(path, sizeof(path), "/proc/%s/cgroup", pid);
-	file = fopen(path, "re");
-	if (!file)
-		return false;
-	while (!watched && fgets(line, sizeof(line), file)) {
-		const char *cgroup = line + 3;
-
-		if (strncmp(line, "0::", 3) != 0)
-			continue;
-		watched = strncmp(cgroup, links->cgroup_prefix, prefix_len) == 0 &&
-			  (cgroup[prefix_len] == '/' || cgroup[prefix_len] == '\n' ||
-			   cgroup[prefix_len] == '\0');
-	}
-	fclose(file);
-	return watched;
-}
-
 static int add_entry(struct netns_links *links, const struct netns_entry *entry)
 {
 	if (links->count == links->capacity) {
@@ -183,8 +156,8 @@ static void visit_process(struct netns_links *links, const char *pid)
 	int err;
 
 	snprintf(path, sizeof(path), "/proc/%s/ns/net", pid);
-	if (stat(path, &st) || !process_watched(links, pid))
-		return;
+	if (stat(path, &st))
+		return; /* gone meanwhile */
 	known = find_entry(links, st.st_ino);
 	if (known) {
 		known->seen = true;
@@ -223,7 +196,8 @@ static void release_unseen(struct netns_links *links)
 	links->count = kept;
 }
 
-void netns_links_scan(struct netns_links *links)
+/* Every process of the node. */
+static void visit_all_processes(struct netns_links *links)
 {
 	DIR *proc = opendir("/proc");
 	struct dirent *entry;
@@ -234,13 +208,50 @@ void netns_links_scan(struct netns_links *links)
 		if (isdigit((unsigned char)entry->d_name[0]))
 			visit_process(links, entry->d_name);
 	closedir(proc);
+}
+
+/*
+ * The processes of a cgroup v2 directory and all below it, from their
+ * cgroup.procs: only the watched processes are looked at, not the node's.
+ */
+static void visit_cgroup_tree(struct netns_links *links, const char *dir, unsigned int depth)
+{
+	char path[PATH_MAX], pid[32];
+	struct dirent *entry;
+	FILE *procs;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "%s/cgroup.procs", dir);
+	procs = fopen(path, "re");
+	while (procs && fgets(pid, sizeof(pid), procs)) {
+		pid[strcspn(pid, "\n")] = '\0';
+		visit_process(links, pid);
+	}
+	if (procs)
+		fclose(procs);
+	d = depth < MAX_CGROUP_DEPTH ? opendir(dir) : NULL;
+	while (d && (entry = readdir(d))) {
+		if (entry->d_type != DT_DIR || entry->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, entry->d_name);
+		visit_cgroup_tree(links, path, depth + 1);
+	}
+	if (d)
+		closedir(d);
+}
+
+void netns_links_scan(struct netns_links *links)
+{
+	if (links->cgroup_dir[0])
+		visit_cgroup_tree(links, links->cgroup_dir, 0);
+	else
+		visit_all_processes(links);
 	release_unseen(links);
 }
 
 int netns_links_new(int first_fd, int last_fd, const char *cgroup_dir, struct netns_links **ret)
 {
 	struct netns_links *links = calloc(1, sizeof(*links));
-	char mount[PATH_MAX];
 
 	if (!links)
 		return -ENOMEM;
@@ -251,11 +262,7 @@ int netns_links_new(int first_fd, int last_fd, const char *cgroup_dir, struct ne
 		free(links);
 		return -errno;
 	}
-	/* the root cgroup watches everyone: no prefix */
-	if (cgroup_dir[0] && cgroups_v2_mount(mount, sizeof(mount)) == 0 &&
-	    strncmp(cgroup_dir, mount, strlen(mount)) == 0 && strlen(cgroup_dir) > strlen(mount) + 1)
-		snprintf(links->cgroup_prefix, sizeof(links->cgroup_prefix), "%s",
-			 cgroup_dir + strlen(mount));
+	snprintf(links->cgroup_dir, sizeof(links->cgroup_dir), "%s", cgroup_dir);
 	*ret = links;
 	return 0;
 }
