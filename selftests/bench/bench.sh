@@ -20,15 +20,23 @@
 # churn to k8s are in sections.sh, with loadgen.c as their traffic.
 #
 # Throughput: wrk in network namespace kab-cli drives nginx in kab-srv over
-# a veth pair. Each round runs four modes, interleaved:
-#   baseline     no BPF attached
-#   agent        the kaccess agent, as deployed (bpf_stats off)
-#   agent_stats  the agent with kernel.bpf_stats_enabled=1: program costs
-#   calibration  only the calibration programs (one clock read, one per-CPU
-#                increment, on the agent's hooks), with bpf_stats: the yardstick
-# It reports medians and spread of req/s and latency, the agent/baseline
-# throughput ratio, and every kaccess program's average run time, also as a
-# multiple of the calibration program on the same hook kind.
+# a veth pair. Each round runs these modes, interleaved:
+#   baseline       no BPF attached
+#   agent_metrics  the agent with metrics only (l24=off, http_parse=off)
+#   agent_l24      the agent with L2-L4 (l24=on, http_parse=off)
+#   agent          the agent with every feature on, as deployed (the defaults:
+#                  l24=on, http_parse=on)
+#   agent_stats    every feature on, with kernel.bpf_stats_enabled=1: the cost
+#                  of every program, l24_* and HTTP parsing included
+#   calibration    only the calibration programs (one clock read, one per-CPU
+#                  increment, on the agent's hooks), with bpf_stats: the yardstick
+# The three agent configurations run with bpf_stats off (BENCH_AGENT_MODES
+# picks which). It reports medians and spread of req/s and latency, each
+# configuration's throughput ratio to the baseline against its target, and
+# every kaccess program's average run time, also as a multiple of the
+# calibration program on the same hook kind: syscall tracepoints, socket-event
+# BTF tracepoints, and the packet path (the BTF tracepoints of bpf/l24.bpf.c,
+# which fire per sk_buff).
 #
 # bpf_stats stays off in the baseline and agent runs because it is not free:
 # two clock reads per program run (~60 ns each run on the reference VM, a few
@@ -39,6 +47,9 @@
 #                         scale-conns and scale-rows), memory, k8s, oap; e.g.
 #                         BENCH_SECTIONS=throughput is the A/B benchmark alone
 #   BENCH_PAIRS=5         rounds, i.e. baseline/agent pairs
+#   BENCH_AGENT_MODES="metrics l24 all"  the agent configurations the throughput
+#                         section compares with the baseline (see above); each
+#                         adds BENCH_PAIRS runs of about BENCH_SECONDS + 3 s
 #   BENCH_SECONDS=5       length of each wrk run
 #   BENCH_QUICK=1         defaults of 2 pairs of 3 s, 1 churn pair of 3 s, 20,000
 #                         idle connections, 1 rows round: to try the harness
@@ -77,7 +88,10 @@ readonly LOCK_FILE=/run/kaccess-bench.lock
 readonly NGINX=/usr/sbin/nginx
 readonly BPFTOOL=${BPFTOOL:-$(command -v bpftool || echo /usr/sbin/bpftool)}
 readonly LLVM_OBJDUMP=${LLVM_OBJDUMP:-llvm-objdump}
-readonly MIN_THROUGHPUT_RATIO=0.97 MAX_SYSCALL_MULTIPLE=2
+# Targets (issues 5 and 9): throughput of each agent configuration over the
+# baseline's, and program cost as a multiple of the calibration program.
+readonly MIN_RATIO_METRICS=0.98 MIN_RATIO_L24=0.95 MIN_RATIO_ALL=0.95
+readonly MAX_SYSCALL_MULTIPLE=2 MAX_PACKET_MULTIPLE=1.5
 readonly NOISY_SPREAD=0.25 # max-min over median beyond which runs are flagged as noisy
 readonly MIN_RUNS_JUDGED=100 # fewer runs of a program (stray traffic) are shown, not judged
 readonly READY_TIMEOUT_S=60 # the verifier on a loaded 2-core VM takes seconds
@@ -132,6 +146,7 @@ read_settings() {
 	require_count BENCH_SECONDS "$RUN_SECONDS" 600
 	require_count BENCH_CONNECTIONS "$CONNECTIONS" 10000
 	[[ $WATCH == all || $WATCH == pod ]] || usage_error "BENCH_WATCH='$WATCH': expected all or pod"
+	read_agent_modes
 	read_section_settings
 	read_oap_settings
 	# Two busy processes on two cores: fixed CPUs keep the scheduler from
@@ -140,6 +155,27 @@ read_settings() {
 		CLIENT_CPU=(taskset -c 0)
 		SERVER_CPU=(taskset -c 1)
 	fi
+}
+
+# BENCH_AGENT_MODES (names people type) into AGENT_MODES (the report's
+# mode names), in the order given; the configurations are agent_settings'.
+read_agent_modes() {
+	local name seen=" "
+
+	AGENT_MODES=()
+	for name in ${BENCH_AGENT_MODES:-metrics l24 all}; do
+		name=${name//,/}
+		case $name in
+		metrics) AGENT_MODES+=(agent_metrics) ;;
+		l24) AGENT_MODES+=(agent_l24) ;;
+		all) AGENT_MODES+=(agent) ;;
+		"") continue ;;
+		*) usage_error "BENCH_AGENT_MODES: '$name': expected metrics, l24 or all" ;;
+		esac
+		[[ $seen != *" $name "* ]] || usage_error "BENCH_AGENT_MODES: '$name' given twice"
+		seen+="$name "
+	done
+	((${#AGENT_MODES[@]})) || usage_error "BENCH_AGENT_MODES is empty: expected metrics, l24 and/or all"
 }
 
 require_prerequisites() {
@@ -371,8 +407,11 @@ prog_table() {
 		}'
 }
 
-# The agent's programs: those using a map it pinned under $PIN_DIR. Other
-# kaccess instances (selftests running alongside) pin elsewhere.
+# The agent's programs: those using a map it pinned under $PIN_DIR, and then
+# those sharing any map with one of those (l24_netif_receive_skb, say, uses
+# only the unpinned per-CPU l24_cpu), until no program is added. Other
+# kaccess instances (selftests running alongside) pin elsewhere and share
+# no map with this one.
 find_agent_prog_ids() {
 	local pinned map_ids=""
 
@@ -381,23 +420,54 @@ find_agent_prog_ids() {
 		map_ids+=" $("$BPFTOOL" -j map show pinned "$pinned" | grep -o '"id":[0-9]*' | head -1 | cut -d: -f2)"
 	done
 	prog_table | awk -v maps="$map_ids" '
-		BEGIN { FS = "\t"; n = split(maps, m, " "); for (i = 1; i <= n; i++) pinned[m[i]] = 1 }
-		{ k = split($6, ids, ","); for (i = 1; i <= k; i++) if (ids[i] in pinned) { print $1; next } }'
+		BEGIN { FS = "\t"; n = split(maps, m, " "); for (i = 1; i <= n; i++) ours[m[i]] = 1 }
+		{ prog[NR] = $1; prog_maps[NR] = $6 }
+		END {
+			do {
+				added = 0
+				for (r = 1; r <= NR; r++) {
+					if (r in chosen)
+						continue
+					k = split(prog_maps[r], ids, ",")
+					for (i = 1; i <= k && !(ids[i] in ours); i++)
+						;
+					if (i > k)
+						continue
+					chosen[r] = added = 1
+					for (i = 1; i <= k; i++)
+						ours[ids[i]] = 1
+				}
+			} while (added)
+			for (r = 1; r <= NR; r++)
+				if (r in chosen)
+					print prog[r]
+		}'
 }
 
 # "name<TAB>hook kind<TAB>ELF section" of every program in BPF object $1.
 # bpftool shows a loaded program's type ("tracing" is tp_btf, fentry and
-# iter alike), not its hook; the section it was built in names it.
+# iter alike), not its hook; the section it was built in names it. The
+# sections listed in file $2 (one a line) are of kind packet_path.
 program_hooks() {
 	"$LLVM_OBJDUMP" -t "$1" | awk '
 		BEGIN { OFS = "\t" }
+		FILENAME == ARGV[1] { packet_path[$1] = 1; next }
 		# Global functions are the programs; static ones live in .text.
 		$2 == "g" && $3 == "F" && $(NF - 2) != ".text" {
 			section = $(NF - 2)
 			if (section ~ /^tracepoint\/syscalls\//) kind = "syscall_tracepoint"
+			else if (section in packet_path) kind = "packet_path"
 			else { kind = section; sub(/\/.*/, "", kind) }
 			print $NF, kind, section
-		}'
+		}' "$2" -
+}
+
+# The packet-path hooks are those of bpf/l24.bpf.c, whose programs are
+# named l24_*: BTF tracepoints that fire per sk_buff, often in softirq, so
+# they are compared with a calibration program on such a hook, not with
+# one on a per-call socket event. Sections of BPF object $1, one a line.
+packet_path_sections() {
+	program_hooks "$1" /dev/null | awk 'BEGIN { FS = "\t" } $1 ~ /^l24_/ && $3 ~ /^tp_btf\// { print $3 }'
 }
 
 # Snapshot of the programs whose ids are in file $1, into file $2.
@@ -452,12 +522,31 @@ stop_and_check() {
 	((status == 0)) || die "$name exited with status $status on SIGTERM: $(tail -5 "$err")"
 }
 
+# The agent's settings in throughput mode $1. Every key is explicit, so a
+# change of kaccess's defaults cannot change what a mode measures; agent is
+# the configuration as deployed.
+agent_settings() {
+	case $1 in
+	agent_metrics) echo "-s l24=off -s http_parse=off" ;;
+	agent_l24) echo "-s l24=on -s http_parse=off" ;;
+	agent | agent_stats) echo "-s l24=on -s http_parse=on" ;;
+	*) die "no agent settings for mode $1" ;;
+	esac
+}
+
+# $1: the throughput mode (agent_settings).
 start_agent() {
-	local args=(-o json -i 60 --pin-dir "$PIN_DIR")
+	local args=(-o json -i 60 --pin-dir "$PIN_DIR") settings=()
+
+	read -ra settings <<<"$(agent_settings "$1")"
+	args+=("${settings[@]}")
 
 	if [[ $WATCH == pod ]]; then
 		args+=(--cgroup "$POD_CGROUP")
 	fi
+	# Empty before the launch: the background job opens the file itself,
+	# later, and the previous run's ready line must not pass for this one's.
+	: >"$WORK_DIR/agent.out"
 	"$KACCESS" "${args[@]}" >"$WORK_DIR/agent.out" 2>"$WORK_DIR/agent.err" &
 	AGENT_PID=$!
 	wait_for_ready "$AGENT_PID" "$WORK_DIR/agent.out" "$WORK_DIR/agent.err" '"type":"agent_ready"' agent
@@ -476,6 +565,7 @@ stop_agent() {
 }
 
 start_calibrate() {
+	: >"$WORK_DIR/calibrate.out" # as in start_agent
 	"$CALIBRATE" >"$WORK_DIR/calibrate.out" 2>"$WORK_DIR/calibrate.err" &
 	CALIBRATE_PID=$!
 	wait_for_ready "$CALIBRATE_PID" "$WORK_DIR/calibrate.out" "$WORK_DIR/calibrate.err" \
@@ -535,7 +625,7 @@ run_once() {
 	local ticks_before cpu_ns_before started_ns shipper_sample=""
 
 	case $mode in
-	agent | agent_stats) start_agent ;;
+	agent*) start_agent "$mode" ;;
 	calibration) start_calibrate ;;
 	esac
 	if [[ $mode == agent_stats || $mode == calibration ]]; then
@@ -562,7 +652,7 @@ run_once() {
 		set_bpf_stats 0
 	fi
 	case $mode in
-	agent | agent_stats) stop_agent ;;
+	agent*) stop_agent ;;
 	calibration) stop_calibrate ;;
 	esac
 	result=$(parse_wrk "$out") || die "could not read wrk's output: $(tail -3 "$out")"
@@ -583,19 +673,26 @@ set_bpf_stats() {
 	sysctl -qw kernel.bpf_stats_enabled="$1"
 }
 
-# Rounds alternate B A S C and C S A B (S: agent_stats): over two rounds
-# every mode has the same mean position, so a machine that drifts (thermal,
+# Every mode of a round: the baseline, the agent configurations, then the
+# cost measurements.
+round_modes() {
+	echo baseline "${AGENT_MODES[@]}" agent_stats calibration
+}
+
+# Rounds run round_modes forwards, then backwards: over two rounds every
+# mode has the same mean position, so a machine that drifts (thermal,
 # neighbours) biases none.
 run_series() {
-	local round mode
+	local round mode modes=() i
 
+	read -ra modes <<<"$(round_modes)"
 	for ((round = 1; round <= PAIRS; round++)); do
-		if ((round % 2)); then
-			set -- baseline agent agent_stats calibration
-		else
-			set -- calibration agent_stats agent baseline
-		fi
-		for mode in "$@"; do
+		for ((i = 0; i < ${#modes[@]}; i++)); do
+			if ((round % 2)); then
+				mode=${modes[i]}
+			else
+				mode=${modes[${#modes[@]} - 1 - i]}
+			fi
 			run_once "$mode" "$round"
 		done
 	done
@@ -616,7 +713,8 @@ print_header() {
 kaccess benchmark: wrk -t1 -c$CONNECTIONS -d${RUN_SECONDS}s --latency ($NS_CLIENT, $CLIENT_ADDR) -> nginx ($NS_SERVER, $SERVER_ADDR:$SERVER_PORT) over veth
   nginx $NGINX_VERSION, 1 worker, 'return 200' with a ${#BODY}-byte body, keepalive_requests 1000; ${CPU_NOTE}
   agent: $KACCESS_VERSION_LINE, -o json -i 60, watching $watching
-  runs: $PAIRS per mode, interleaved (B A S C, C S A B, ...); kernel $(uname -r); $(nproc) CPUs
+  agent configurations:$(describe_agent_modes)
+  runs: $PAIRS per mode, interleaved ($(round_modes), then backwards, ...); kernel $(uname -r); $(nproc) CPUs
   kernel.bpf_stats_enabled=1 only in the agent_stats and calibration runs (it costs every program run two clock reads)
   load average before: $LOAD_BEFORE; after: $(cut -d' ' -f1-3 /proc/loadavg)
 EOF
@@ -630,6 +728,14 @@ EOF
 	echo
 }
 
+describe_agent_modes() {
+	local mode
+
+	for mode in "${AGENT_MODES[@]}" agent_stats; do
+		printf ' %s (%s)' "$mode" "$(agent_settings "$mode" | sed 's/-s //g; s/ /, /g')"
+	done
+}
+
 write_config_line() {
 	printf '{"type":"bench_config","started_at":%s,"kernel":%s,"cpus":%d,"agent_version":%s,' \
 		"$(json_string "$STARTED_AT")" "$(json_string "$(uname -r)")" "$(nproc)" \
@@ -638,6 +744,7 @@ write_config_line() {
 		"$(json_string "$NGINX_VERSION")" "$CONNECTIONS" "$RUN_SECONDS"
 	printf '"runs_per_mode":%d,"watch":"%s","cpus_pinned":%s,"body_bytes":%d,"bpf_stats_modes":["agent_stats","calibration"],' \
 		"$PAIRS" "$WATCH" "$( ((${#CLIENT_CPU[@]})) && echo true || echo false)" "${#BODY}"
+	printf '"agent_modes":[%s],' "$(printf '"%s"\n' "${AGENT_MODES[@]}" | paste -sd, -)"
 	printf '"sections":[%s],"churn_runs_per_mode":%d,"churn_seconds":%d,"churn_concurrency":%d,' \
 		"$(tr ' ' '\n' <<<"$SECTIONS" | sed 's/.*/"&"/' | paste -sd, -)" "$CHURN_PAIRS" "$CHURN_SECONDS" "$CHURN_CONCURRENCY"
 	printf '"scale_connections":%d,"scale_rows":%d,"rows_rounds":%d,"k8s_pods":%d,"k8s_services":%d,' \
@@ -649,20 +756,28 @@ write_config_line() {
 report() {
 	print_header
 	awk -f "$BENCH_DIR/report.awk" -v ndjson="$RESULTS_TMP" \
-		-v min_throughput_ratio="$MIN_THROUGHPUT_RATIO" \
-		-v max_syscall_multiple="$MAX_SYSCALL_MULTIPLE" -v noisy_spread="$NOISY_SPREAD" \
+		-v ratio_targets="agent_metrics=$MIN_RATIO_METRICS agent_l24=$MIN_RATIO_L24 agent=$MIN_RATIO_ALL" \
+		-v max_syscall_multiple="$MAX_SYSCALL_MULTIPLE" -v max_packet_multiple="$MAX_PACKET_MULTIPLE" \
+		-v noisy_spread="$NOISY_SPREAD" \
 		-v min_runs_judged="$MIN_RUNS_JUDGED" \
 		"$SAMPLES" || die "the report failed"
 	shipper_report
 }
 
-# The A/B benchmark: nginx, the four modes, and their report.
+# The A/B benchmark: nginx, the modes, and their report.
 throughput_section() {
-	program_hooks "$WORK_DIR/bin/kaccess.bpf.o" >"$WORK_DIR/agent.hooks"
-	program_hooks "$WORK_DIR/bin/calibrate.bpf.o" >"$WORK_DIR/calibrate.hooks"
+	local modes=()
+
+	packet_path_sections "$WORK_DIR/bin/kaccess.bpf.o" >"$WORK_DIR/packet_path.sections"
+	[[ -s $WORK_DIR/packet_path.sections ]] || log "warning: no l24_* program in the agent: no packet-path costs"
+	program_hooks "$WORK_DIR/bin/kaccess.bpf.o" "$WORK_DIR/packet_path.sections" >"$WORK_DIR/agent.hooks"
+	program_hooks "$WORK_DIR/bin/calibrate.bpf.o" "$WORK_DIR/packet_path.sections" >"$WORK_DIR/calibrate.hooks"
 	[[ -s $WORK_DIR/agent.hooks && -s $WORK_DIR/calibrate.hooks ]] || die "found no programs in the BPF objects"
 	start_nginx
-	log "$PAIRS rounds of baseline, agent, agent_stats and calibration runs of ${RUN_SECONDS}s (about $((PAIRS * 4 * (RUN_SECONDS + SETTLE_S + 1) + WARMUP_S))s)"
+	read -ra modes <<<"$(round_modes)"
+	# A run is its wrk time, the settle time, and about 2 s to load (the
+	# verifier) and stop the agent.
+	log "$PAIRS rounds of ${modes[*]} runs of ${RUN_SECONDS}s (about $((PAIRS * ${#modes[@]} * (RUN_SECONDS + SETTLE_S + 2) + WARMUP_S))s)"
 	run_wrk "$WORK_DIR/warmup.txt" "$WARMUP_S"
 	run_series
 	stop_process "$NGINX_PID"

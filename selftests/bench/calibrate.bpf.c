@@ -9,8 +9,9 @@
  * to this one on the same hook kind does not, so `make bench` reports each
  * agent program as a multiple of it.
  *
- * Keep the hook lists below in sync with bpf/connections.bpf.c and
- * bpf/transfer.bpf.c; bench.sh warns when the counts per hook kind differ.
+ * Keep the hook lists below in sync with bpf/connections.bpf.c,
+ * bpf/transfer.bpf.c and bpf/l24.bpf.c; bench.sh names every agent hook
+ * that has no calibration program here.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -23,7 +24,7 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 /*
  * calibrate_runs: key = enum calibrate_hook_kind, value = struct
  * calibrate_slot per CPU. Written by every program here, read by the loader
- * at exit to cross-check bpf_stats run counts. Size: 2 x 16 bytes per CPU.
+ * at exit to cross-check bpf_stats run counts. Size: 3 x 16 bytes per CPU.
  * Not pinned.
  */
 struct {
@@ -100,3 +101,31 @@ int BPF_PROG(cal_sock_recv_length)
 {
 	return calibrate_once(CALIBRATE_HOOK_TP_BTF);
 }
+
+/*
+ * The packet path (bpf/l24.bpf.c): these fire per sk_buff, in softirq as
+ * often as in a task, so they get a yardstick of their own rather than the
+ * socket events' above.
+ */
+#define CALIBRATE_PACKET_PATH(tracepoint)                                    \
+	SEC("tp_btf/" #tracepoint)                                           \
+	int BPF_PROG(cal_##tracepoint)                                       \
+	{                                                                    \
+		return calibrate_once(CALIBRATE_HOOK_PACKET_PATH);           \
+	}
+
+CALIBRATE_PACKET_PATH(net_dev_queue)
+CALIBRATE_PACKET_PATH(qdisc_enqueue)
+CALIBRATE_PACKET_PATH(net_dev_start_xmit)
+CALIBRATE_PACKET_PATH(net_dev_xmit)
+CALIBRATE_PACKET_PATH(tcp_retransmit_skb)
+CALIBRATE_PACKET_PATH(tcp_sendmsg_locked)
+CALIBRATE_PACKET_PATH(neigh_create)
+CALIBRATE_PACKET_PATH(neigh_event_send_done)
+CALIBRATE_PACKET_PATH(neigh_update)
+CALIBRATE_PACKET_PATH(neigh_update_done)
+CALIBRATE_PACKET_PATH(netif_receive_skb)
+CALIBRATE_PACKET_PATH(tcp_probe)
+/* Linux 6.6+; the loader skips it where the kernel lacks it */
+CALIBRATE_PACKET_PATH(sk_data_ready)
+CALIBRATE_PACKET_PATH(skb_copy_datagram_iovec)

@@ -29,8 +29,9 @@ static const char usage_text[] =
 	"Usage: calibrate\n"
 	"\n"
 	"Attach one-clock-read, one-counter-increment BPF programs to the syscall\n"
-	"tracepoints and BTF tracepoints kaccess uses, print a ready line, and\n"
-	"stay attached until SIGINT or SIGTERM. Used by selftests/bench/bench.sh.\n"
+	"tracepoints and BTF tracepoints (socket events and the packet path)\n"
+	"kaccess uses, print a ready line, and stay attached until SIGINT or\n"
+	"SIGTERM. Used by selftests/bench/bench.sh.\n"
 	"\n"
 	"Example:\n"
 	"  calibrate & sleep 5; kill %1    # with kernel.bpf_stats_enabled=1\n";
@@ -182,18 +183,20 @@ out:
 
 static void print_done(const struct calibrate *cal)
 {
-	__u64 syscall_runs = 0, tp_btf_runs = 0;
+	__u64 syscall_runs = 0, tp_btf_runs = 0, packet_path_runs = 0;
 	int err;
 
 	err = read_runs(cal, CALIBRATE_HOOK_SYSCALL_TRACEPOINT, &syscall_runs);
 	err = err ?: read_runs(cal, CALIBRATE_HOOK_TP_BTF, &tp_btf_runs);
+	err = err ?: read_runs(cal, CALIBRATE_HOOK_PACKET_PATH, &packet_path_runs);
 	if (err) {
 		fprintf(stderr, "calibrate: failed to read run counts: %s\n", strerror(-err));
 		return;
 	}
 	printf("{\"type\":\"calibrate_done\",\"syscall_tracepoint_runs\":%llu,"
-	       "\"tp_btf_runs\":%llu}\n",
-	       (unsigned long long)syscall_runs, (unsigned long long)tp_btf_runs);
+	       "\"tp_btf_runs\":%llu,\"packet_path_runs\":%llu}\n",
+	       (unsigned long long)syscall_runs, (unsigned long long)tp_btf_runs,
+	       (unsigned long long)packet_path_runs);
 	fflush(stdout);
 }
 

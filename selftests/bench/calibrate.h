@@ -7,10 +7,14 @@
 #include <linux/types.h>
 #endif
 
-/* bpftool reports the first as type "tracepoint", the second as "tracing". */
+/*
+ * bpftool reports the first as type "tracepoint", the others as "tracing";
+ * bench.sh tells packet-path BTF tracepoints from the rest by their hook.
+ */
 enum calibrate_hook_kind {
 	CALIBRATE_HOOK_SYSCALL_TRACEPOINT = 0, /* tracepoint/syscalls/sys_{enter,exit}_* */
-	CALIBRATE_HOOK_TP_BTF = 1,             /* tp_btf/<tracepoint> */
+	CALIBRATE_HOOK_TP_BTF = 1,             /* tp_btf/<socket event> */
+	CALIBRATE_HOOK_PACKET_PATH = 2,        /* tp_btf/<per-packet event>, bpf/l24.bpf.c's hooks */
 	CALIBRATE_HOOK_KIND_MAX,
 };
 

@@ -6,23 +6,41 @@
 # Input, tab-separated, one sample per line:
 #   run   MODE RUN REQUESTS_PER_S LATENCY_P50_US LATENCY_P99_US SOCKET_ERRORS NON_2XX REQUESTS
 #   prog  MODE RUN NAME HOOK_KIND RUN_TIME_NS RUN_CNT
-# MODE is baseline, agent, agent_stats or calibration; HOOK_KIND is syscall_tracepoint,
-# tp_btf, iter, ...; prog lines hold bpf_stats deltas over one wrk run.
-# Variables: ndjson, min_throughput_ratio, max_syscall_multiple, noisy_spread,
-# min_runs_judged.
+# MODE is baseline, agent_metrics, agent_l24, agent (every feature on),
+# agent_stats or calibration; HOOK_KIND is syscall_tracepoint, tp_btf,
+# packet_path, iter, ...; prog lines hold bpf_stats deltas over one wrk run.
+# Variables: ndjson, ratio_targets ("MODE=MIN_RATIO ..."), max_syscall_multiple,
+# max_packet_multiple, noisy_spread, min_runs_judged.
 #
-# Verdicts are PASS or MISS; the throughput one is UNSURE when the runs are
+# Verdicts are PASS or MISS; a throughput one is UNSURE when the runs are
 # noisy and the per-pair ratios fall on both sides of the threshold.
 #
 # Written for mawk (Debian's default awk): no asort, no gensub.
 
 BEGIN {
 	FS = "\t"
-	mode_count = split("baseline agent agent_stats calibration", modes, " ")
+	mode_count = split("baseline agent_metrics agent_l24 agent agent_stats calibration", modes, " ")
 	mode_label["baseline"] = "baseline (no BPF)"
-	mode_label["agent"] = "agent"
-	mode_label["agent_stats"] = "agent + bpf_stats"
+	mode_label["agent_metrics"] = "agent, metrics only"
+	mode_label["agent_l24"] = "agent + L2-L4"
+	mode_label["agent"] = "agent, all features"
+	mode_label["agent_stats"] = "all + bpf_stats"
 	mode_label["calibration"] = "calibration + stats"
+	# What each agent configuration turns on, for people and for NDJSON.
+	mode_config["agent_metrics"] = "l24 off, http_parse off"
+	mode_config["agent_l24"] = "l24 on, http_parse off"
+	mode_config["agent"] = "l24 on, http_parse on, as deployed"
+	mode_l24["agent_metrics"] = "false"; mode_http["agent_metrics"] = "false"
+	mode_l24["agent_l24"] = "true"; mode_http["agent_l24"] = "false"
+	mode_l24["agent"] = "true"; mode_http["agent"] = "true"
+	ratio_mode_count = split(ratio_targets, pairs, " ")
+	for (i = 1; i <= ratio_mode_count; i++) {
+		split(pairs[i], kv, "=")
+		ratio_modes[i] = kv[1]
+		min_ratio[kv[1]] = kv[2]
+	}
+	max_multiple["syscall_tracepoint"] = max_syscall_multiple
+	max_multiple["packet_path"] = max_packet_multiple
 }
 
 $1 == "run" {
@@ -97,7 +115,9 @@ function summarize(metric, mode,    i, n, values) {
 }
 
 function hook_label(kind) {
-	return kind == "syscall_tracepoint" ? "syscall tp" : kind
+	if (kind == "syscall_tracepoint") return "syscall tp"
+	if (kind == "packet_path") return "packet tp"
+	return kind
 }
 
 function pct(x) {
@@ -179,8 +199,7 @@ function print_throughput(    m, mode, spread, lo, hi, of_baseline) {
 			       mode, errors[mode], non2xx[mode]
 		if (spread > noisy_spread) {
 			noisy = noisy (noisy == "" ? "" : ", ") mode
-			if (mode == "baseline" || mode == "agent")
-				ab_noisy = 1
+			noisy_mode[mode] = 1
 		}
 	}
 	if (noisy != "")
@@ -189,41 +208,61 @@ function print_throughput(    m, mode, spread, lo, hi, of_baseline) {
 		       noisy, pct(noisy_spread)
 }
 
-# Ratio of medians, plus the spread of the per-pair ratios (pair i = the
-# i-th baseline and i-th agent run, measured back to back).
-function print_ratio(    i, n, pair_ratio, lo, hi, pair_median, d50, d99) {
-	if (!runs["baseline"] || !runs["agent"] || rps_median["baseline"] <= 0)
+# Each agent configuration against the baseline: the ratio of medians (the
+# verdict's figure), plus the spread of the per-pair ratios (pair i = the
+# i-th round's baseline and configuration runs, a few seconds apart).
+function print_ratios(    r, mode, i, n, pair_ratio, lo, hi, pair_median, d50, d99, ratio, met, verdict) {
+	if (!runs["baseline"] || rps_median["baseline"] <= 0)
 		return
-	throughput_ratio = rps_median["agent"] / rps_median["baseline"]
-	n = 0
-	for (i = 1; (("baseline", i) in rps_of_run) && (("agent", i) in rps_of_run); i++) {
-		if (rps_of_run["baseline", i] <= 0)
+	printf "\nThroughput of each agent configuration over the baseline (ratio of medians; per pair: each round's run over that round's baseline)\n"
+	printf "  %-20s %-36s %7s  %-23s %9s %9s  %s\n", "configuration", "settings", "ratio",
+	       "per pair: median [range]", "p50 +us", "p99 +us", "target"
+	for (r = 1; r <= ratio_mode_count; r++) {
+		mode = ratio_modes[r]
+		if (!runs[mode])
 			continue
-		pair_ratio[++n] = rps_of_run["agent", i] / rps_of_run["baseline", i]
+		ratio = rps_median[mode] / rps_median["baseline"]
+		n = 0
+		split("", pair_ratio)
+		for (i = 1; ((mode, i) in rps_of_run); i++) {
+			if (!(("baseline", i) in rps_of_run) || rps_of_run["baseline", i] <= 0)
+				continue
+			pair_ratio[++n] = rps_of_run[mode, i] / rps_of_run["baseline", i]
+		}
+		pair_median = lo = hi = 0
+		if (n) {
+			pair_median = median(pair_ratio, n)
+			lo = pair_ratio[1]; hi = pair_ratio[n]
+		}
+		d50 = p50_median[mode] - p50_median["baseline"]
+		d99 = p99_median[mode] - p99_median["baseline"]
+		met = ratio >= min_ratio[mode]
+		verdict = met ? "PASS" : "MISS"
+		# Noisy runs whose per-pair ratios fall on both sides of the
+		# threshold make the verdict a coin toss: say so instead.
+		if ((noisy_mode["baseline"] || noisy_mode[mode]) && n && lo < min_ratio[mode] && hi >= min_ratio[mode])
+			verdict = "UNSURE"
+		ratio_of[mode] = ratio
+		ratio_verdict[mode] = verdict
+		printf "  %-20s %-36s %7.3f  %.3f [%.3f .. %.3f] %9s %9s  >= %s %s\n", mode_label[mode],
+		       mode_config[mode], ratio, pair_median, lo, hi, signed(d50, "%.1f"), signed(d99, "%.1f"),
+		       pct(min_ratio[mode]), verdict == "UNSURE" ? "unsure (noisy)" : \
+		       met ? "met" : sprintf("missed by %.1f points", 100 * (min_ratio[mode] - ratio))
+		printf "{\"type\":\"throughput_ratio\",\"mode\":\"%s\",\"l24\":%s,\"http_parse\":%s," \
+		       "\"agent_over_baseline\":%.4f,\"pair_ratio_median\":%.4f,\"pair_ratio_min\":%.4f," \
+		       "\"pair_ratio_max\":%.4f,\"pairs\":%d,\"latency_p50_us_delta\":%.1f," \
+		       "\"latency_p99_us_delta\":%.1f,\"min_ratio\":%s,\"target_met\":%s,\"verdict\":\"%s\"}\n",
+		       mode, mode_l24[mode], mode_http[mode], ratio, pair_median, lo, hi, n, d50, d99,
+		       min_ratio[mode], met ? "true" : "false", tolower(verdict) >> ndjson
 	}
-	if (n) {
-		pair_median = median(pair_ratio, n)
-		lo = pair_ratio[1]; hi = pair_ratio[n]
-		pair_straddles = lo < min_throughput_ratio && hi >= min_throughput_ratio
-	}
-	d50 = p50_median["agent"] - p50_median["baseline"]
-	d99 = p99_median["agent"] - p99_median["baseline"]
-	printf "  agent / baseline: %.3f (%s of baseline req/s); per-pair ratios: median %.3f [%.3f .. %.3f]\n",
-	       throughput_ratio, pct(throughput_ratio), pair_median, lo, hi
-	printf "  latency with the agent: p50 %s us (%s), p99 %s us (%s)\n",
-	       signed(d50, "%.1f"), signed(p50_median["baseline"] ? 100 * d50 / p50_median["baseline"] : 0, "%.1f") "%",
-	       signed(d99, "%.1f"), signed(p99_median["baseline"] ? 100 * d99 / p99_median["baseline"] : 0, "%.1f") "%"
-	printf "{\"type\":\"throughput_ratio\",\"agent_over_baseline\":%.4f," \
-	       "\"pair_ratio_median\":%.4f,\"pair_ratio_min\":%.4f,\"pair_ratio_max\":%.4f,\"pairs\":%d," \
-	       "\"latency_p50_us_delta\":%.1f,\"latency_p99_us_delta\":%.1f}\n",
-	       throughput_ratio, pair_median, lo, hi, n, d50, d99 >> ndjson
 }
 
 function print_calibration(    t, kinds, kind, i, run_avg, lo, hi) {
-	split("syscall_tracepoint tp_btf", kinds, " ")
+	split("syscall_tracepoint tp_btf packet_path", kinds, " ")
 	printf "\nCalibration program (one bpf_ktime_get_ns() + one per-CPU increment), per hook kind\n"
+	printf "  (packet tp: the BTF tracepoints of bpf/l24.bpf.c, per sk_buff; tp_btf: the socket events)\n"
 	printf "  %-12s %12s %9s  %s\n", "hook", "runs", "avg ns", "[min .. max] per run"
-	for (t = 1; t <= 2; t++) {
+	for (t = 1; t <= 3; t++) {
 		kind = kinds[t]
 		if (kind_cnt["calibration", kind] <= 0) {
 			printf "  %-12s %12s %9s\n", hook_label(kind), 0, "-"
@@ -246,13 +285,12 @@ function print_calibration(    t, kinds, kind, i, run_avg, lo, hi) {
 	}
 }
 
-function print_programs(    i, name, key, kind, cnt, avg, multiple, shown, verdict, idle) {
+function print_programs(    i, name, key, kind, cnt, avg, multiple, shown, verdict, idle, limit) {
 	sort_agent_names()
 	printf "\nkaccess programs (bpf_stats deltas over the agent_stats runs' wrk traffic)\n"
-	printf "  %-18s %-10s %10s %9s  %-21s %8s  %s\n", "program", "hook", "runs", "avg ns",
+	printf "  %-27s %-10s %10s %9s  %-21s %8s  %s\n", "program", "hook", "runs", "avg ns",
 	       "[min .. max] per run", "x calib", "target"
-	syscall_judged = syscall_missed = 0
-	missed_list = idle = ""
+	idle = ""
 	for (i = 1; i <= agent_name_count; i++) {
 		name = agent_names[i]
 		key = "agent_stats" SUBSEP name
@@ -272,27 +310,29 @@ function print_programs(    i, name, key, kind, cnt, avg, multiple, shown, verdi
 			shown = sprintf("%.2fx", multiple)
 		}
 		# A handful of runs (other processes' traffic) is too few to judge.
-		if (kind == "syscall_tracepoint" && multiple >= 0 && cnt < min_runs_judged)
+		limit = (kind in max_multiple) ? max_multiple[kind] : ""
+		if (limit != "" && multiple >= 0 && cnt < min_runs_judged)
 			verdict = "few runs"
-		if (kind == "syscall_tracepoint" && multiple >= 0 && cnt >= min_runs_judged) {
-			syscall_judged++
+		if (limit != "" && multiple >= 0 && cnt >= min_runs_judged) {
+			judged[kind]++
 			verdict = "pass"
-			if (multiple > max_syscall_multiple) {
+			if (multiple > limit) {
 				verdict = "miss"
-				syscall_missed++
-				missed_list = missed_list (missed_list == "" ? "" : ", ") sprintf("%s %.2fx", name, multiple)
+				missed[kind]++
+				missed_list[kind] = missed_list[kind] (missed_list[kind] == "" ? "" : ", ") \
+						    sprintf("%s %.2fx", name, multiple)
 			}
 		}
-		printf "  %-18s %-10s %10d %9.1f  [%7.1f .. %7.1f] %8s  %s\n", name, hook_label(kind), cnt,
+		printf "  %-27s %-10s %10d %9.1f  [%7.1f .. %7.1f] %8s  %s\n", name, hook_label(kind), cnt,
 		       avg, range_min[key], range_max[key], shown,
-		       (verdict == "-" || verdict == "few runs") ? verdict : ("<=" max_syscall_multiple "x " toupper(verdict))
+		       (verdict == "-" || verdict == "few runs") ? verdict : ("<=" limit "x " toupper(verdict))
 		printf "{\"type\":\"program\",\"name\":\"%s\",\"hook_kind\":\"%s\",\"runs\":%d," \
 		       "\"avg_ns\":%.1f,\"avg_ns_min\":%.1f,\"avg_ns_max\":%.1f", name, kind,
 		       cnt, avg, range_min[key], range_max[key] >> ndjson
 		if (multiple >= 0)
 			printf ",\"calibration_multiple\":%.3f", multiple >> ndjson
 		if (verdict == "pass" || verdict == "miss")
-			printf ",\"max_multiple\":%s,\"verdict\":\"%s\"", max_syscall_multiple, verdict >> ndjson
+			printf ",\"max_multiple\":%s,\"verdict\":\"%s\"", limit, verdict >> ndjson
 		printf "}\n" >> ndjson
 	}
 	if (idle != "")
@@ -326,36 +366,43 @@ function target_line(verdict, text, name, fields) {
 	       name, fields, tolower(verdict) >> ndjson
 }
 
-function print_targets(    verdict) {
-	printf "\nTargets\n"
-	if (throughput_ratio != "") {
-		verdict = throughput_ratio >= min_throughput_ratio ? "PASS" : "MISS"
-		# Noisy runs whose per-pair ratios fall on both sides of the
-		# threshold make the verdict a coin toss: say so instead.
-		if (ab_noisy && pair_straddles)
-			verdict = "UNSURE"
-		target_line(verdict, sprintf("throughput with the agent >= %s of baseline: %s%s",
-			    pct(min_throughput_ratio), pct(throughput_ratio),
-			    verdict == "UNSURE" ? " (noisy runs, pairs on both sides: rerun on a quiet machine)" : ""),
-			    "throughput",
-			    sprintf("\"agent_over_baseline\":%.4f,\"min_ratio\":%s",
-				    throughput_ratio, min_throughput_ratio))
-	} else {
-		target_line("MISS", "throughput: no baseline/agent pair was measured", "throughput",
-			    sprintf("\"agent_over_baseline\":null,\"min_ratio\":%s", min_throughput_ratio))
-	}
-	verdict = syscall_judged && !syscall_missed ? "PASS" : "MISS"
-	target_line(verdict, sprintf("syscall programs <= %sx calibration: %d of %d (with >= %d runs) above%s",
-		    max_syscall_multiple, syscall_missed, syscall_judged, min_runs_judged,
-		    missed_list == "" ? "" : " (" missed_list ")"), "syscall_programs",
+# The cost target of hook kind `kind`: every judged program within its limit.
+function program_target(kind, what, name,    verdict) {
+	verdict = judged[kind] && !missed[kind] ? "PASS" : "MISS"
+	target_line(verdict, sprintf("%s programs <= %sx calibration: %d of %d (with >= %d runs) above%s",
+		    what, max_multiple[kind], missed[kind], judged[kind], min_runs_judged,
+		    missed_list[kind] == "" ? "" : " (" missed_list[kind] ")"), name,
 		    sprintf("\"programs_judged\":%d,\"programs_above\":%d,\"max_multiple\":%s",
-			    syscall_judged, syscall_missed, max_syscall_multiple))
+			    judged[kind], missed[kind], max_multiple[kind]))
+}
+
+function print_targets(    r, mode, verdict) {
+	printf "\nTargets\n"
+	for (r = 1; r <= ratio_mode_count; r++) {
+		mode = ratio_modes[r]
+		if (!runs[mode])
+			continue
+		if (!(mode in ratio_of)) {
+			target_line("MISS", sprintf("throughput, %s: no baseline was measured", mode_label[mode]),
+				    "throughput_" mode, sprintf("\"mode\":\"%s\",\"agent_over_baseline\":null,\"min_ratio\":%s",
+								mode, min_ratio[mode]))
+			continue
+		}
+		verdict = ratio_verdict[mode]
+		target_line(verdict, sprintf("throughput, %s (%s) >= %s of baseline: %s%s",
+			    mode_label[mode], mode_config[mode], pct(min_ratio[mode]), pct(ratio_of[mode]),
+			    verdict == "UNSURE" ? " (noisy runs, pairs on both sides: rerun on a quiet machine)" : ""),
+			    "throughput_" mode,
+			    sprintf("\"mode\":\"%s\",\"agent_over_baseline\":%.4f,\"min_ratio\":%s",
+				    mode, ratio_of[mode], min_ratio[mode]))
+	}
+	program_target("syscall_tracepoint", "syscall", "syscall_programs")
+	program_target("packet_path", "packet-path (l24_*)", "packet_path_programs")
 }
 
 END {
-	throughput_ratio = ""
 	print_throughput()
-	print_ratio()
+	print_ratios()
 	print_calibration()
 	print_programs()
 	print_targets()
