@@ -145,8 +145,25 @@ TEST(missing_kernel_feature_exits_1_naming_it)
 	EXPECT_NE(NULL, strstr(output, "lacks btf: kernel BTF"));
 }
 
+/*
+ * Tests that load every program several times: under QEMU's emulation the
+ * verifier is ~10x slower, so they get more than the harness's 30 s.
+ */
+FIXTURE(loads) {
+	int unused;
+};
+
+FIXTURE_SETUP(loads)
+{
+	REQUIRE_ROOT();
+}
+
+FIXTURE_TEARDOWN(loads)
+{
+}
+
 /* "auto": fentry where it loads, else the sock tracepoints where they exist, else fd. */
-TEST(auto_hooks_follow_the_kernel)
+KTEST_F(loads, auto_hooks_follow_the_kernel, 300)
 {
 	bool has_tracepoints = access("/sys/kernel/tracing/events/sock/sock_send_length", F_OK) == 0;
 	const char *args[] = { "-o", "json", "--pin-dir", "", "--duration", "1", NULL };
@@ -219,9 +236,8 @@ static int l24_programs_here(void)
 	return programs;
 }
 
-TEST(every_variant_verifies)
+KTEST_F(loads, every_variant_verifies, 300)
 {
-	REQUIRE_ROOT();
 	check_variant(_metadata, "hooks=fd", 34 + l24_programs_here());
 	if (access("/sys/kernel/tracing/events/sock/sock_send_length", F_OK) == 0)
 		check_variant(_metadata, "hooks=sock", 28 + l24_programs_here());
