@@ -35,7 +35,7 @@
 
 #include "../maps/maps.bpf.h"
 #include "agg.bpf.h"
-#include "http.bpf.h"
+#include "http2.bpf.h"
 #include "sock.bpf.h"
 #include "syscall_ctx.bpf.h"
 
@@ -111,7 +111,8 @@ static __always_inline void transfer_account(const struct kaccess_agg_key *key, 
 
 /*
  * A read or write that moved `bytes` on tracked socket `sk` ends: its row,
- * then its payload (described by the syscall context) to the HTTP parser.
+ * then its payload (described by the syscall context) to the HTTP/2 parser
+ * or, when it is not HTTP/2, the HTTP/1.x parser.
  */
 static __always_inline void transfer_done(__u64 sk, struct kaccess_conn *conn,
 					  const struct kaccess_agg_key *key, bool is_read,
@@ -120,6 +121,8 @@ static __always_inline void transfer_done(__u64 sk, struct kaccess_conn *conn,
 	__u64 now_ns = bpf_ktime_get_ns();
 
 	transfer_account(key, is_read, start_ns, bytes, now_ns);
+	if (h2_transfer(sk, conn, is_read, bytes, sc->user_ptr, sc->buf_kind, sc->buf_count, now_ns))
+		return;
 	http_transfer(sk, conn, is_read, bytes, sc->user_ptr, sc->buf_kind, sc->buf_count, now_ns);
 }
 

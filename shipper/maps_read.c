@@ -6,6 +6,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include "http2/http2.h"
 #include "maps_read.h"
 
 #define BATCH_ROWS 1024
@@ -194,6 +195,21 @@ void http_rows_sort(struct http_rows *rows)
 {
 	if (rows->count)
 		qsort(rows->rows, rows->count, sizeof(rows->rows[0]), compare_http_rows);
+}
+
+void http_rows_merge_sorted(struct http_rows *rows)
+{
+	size_t kept = 0;
+
+	for (size_t i = 0; i < rows->count; i++) {
+		struct http_row *last = kept ? &rows->rows[kept - 1] : NULL;
+
+		if (last && compare_http_rows(last, &rows->rows[i]) == 0)
+			http_value_add(&last->value, &rows->rows[i].value);
+		else
+			rows->rows[kept++] = rows->rows[i];
+	}
+	rows->count = kept;
 }
 
 void http_rows_free(struct http_rows *rows)

@@ -57,6 +57,12 @@ int http_rows_collect(int map_fd, bool and_delete, struct http_rows *rows);
 /* Order by bucket, cgroup, role, peer, port and endpoint hash. */
 void http_rows_sort(struct http_rows *rows);
 
+/*
+ * Sum sorted rows with the same bucket and key into one (HTTP/1.x rows from
+ * the kernel and HTTP/2 rows from userspace can share a key).
+ */
+void http_rows_merge_sorted(struct http_rows *rows);
+
 void http_rows_free(struct http_rows *rows);
 
 /* Append every live connection. */
