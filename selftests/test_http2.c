@@ -22,6 +22,7 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include "agent_proc.h"
@@ -662,6 +663,172 @@ KTEST_F(http2, connection_cut_mid_response, 90)
 	cut.response_header = 1;
 	cut.response_body = CUT_BODY_BYTES;
 	expect_endpoint(_metadata, self, &cut, true);
+}
+
+/* ---- the handmade client: padding, CONTINUATION, RST_STREAM ------------- */
+
+#define UPLOAD_BYTES 100
+#define UPLOAD_PADDING 20
+
+/* What the handmade client sent and received on stream 1. */
+struct handmade_truth {
+	unsigned long request_header, response_header, response_body;
+	int status;
+	unsigned long stream3_frames_received;
+};
+
+struct handmade_job {
+	const char *addr;
+	struct handmade_truth truth;
+};
+
+/* A literal header field without indexing, with an indexed name, no Huffman. */
+static size_t hpack_literal(unsigned char *out, int name_index, const char *value)
+{
+	size_t len = strlen(value);
+
+	out[0] = name_index; /* 0000xxxx: literal without indexing, name from the static table */
+	out[1] = len;        /* shorter than 127: one byte, no Huffman */
+	memcpy(out + 2, value, len);
+	return 2 + len;
+}
+
+/* Frames the client received: stream 1's header block and DATA bytes; stream 3's frames. */
+static void handmade_read(int fd, struct handmade_truth *truth)
+{
+	static unsigned char buf[65536];
+	struct timeval quiet = { .tv_sec = 0, .tv_usec = 500000 };
+	size_t have = 0, at = 0;
+	ssize_t n;
+
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &quiet, sizeof(quiet));
+	while (have < sizeof(buf) && (n = read(fd, buf + have, sizeof(buf) - have)) > 0)
+		have += n;
+	while (at + FRAME_HEADER_BYTES <= have) {
+		size_t len = (buf[at] << 16) | (buf[at + 1] << 8) | buf[at + 2];
+		int type = buf[at + 3], flags = buf[at + 4];
+		unsigned int stream = (buf[at + 7] << 8) | buf[at + 8];
+
+		if (at + FRAME_HEADER_BYTES + len > have || (flags & 0x8))
+			break; /* nghttpd does not pad */
+		if (stream == 3)
+			truth->stream3_frames_received++;
+		if (stream == 1 && type == 1) {
+			truth->response_header += len;
+			if (buf[at + FRAME_HEADER_BYTES] == 0x88) /* indexed ":status: 200" */
+				truth->status = 200;
+		}
+		if (stream == 1 && type == 0)
+			truth->response_body += len;
+		at += FRAME_HEADER_BYTES + len;
+	}
+}
+
+/*
+ * Stream 1: POST /small, its header block split over a padded HEADERS
+ * with priority and a CONTINUATION, its body in a padded DATA. Stream 3:
+ * GET /missing, reset by the client in the same write (never answered).
+ */
+static int handmade_client_main(void *arg)
+{
+	struct handmade_job *job = arg;
+	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons(H2_PORT) };
+	unsigned char out[1024], block[256], *at = out;
+	size_t block_len = 0, split, second_len;
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	block[block_len++] = 0x83; /* :method POST */
+	block[block_len++] = 0x86; /* :scheme http */
+	block_len += hpack_literal(block + block_len, 4, "/small");
+	block_len += hpack_literal(block + block_len, 1, job->addr);
+	split = block_len / 2;
+	memcpy(at, preface, sizeof(preface) - 1);
+	at += sizeof(preface) - 1;
+	frame_header(at, 0, 4, 0, 0); /* SETTINGS */
+	at += FRAME_HEADER_BYTES;
+	/* HEADERS: PADDED | PRIORITY, no END_HEADERS: pad length, 5 priority bytes, fragment, padding */
+	frame_header(at, 1 + 5 + split + 7, 1, 0x8 | 0x20, 1);
+	at += FRAME_HEADER_BYTES;
+	*at++ = 7;
+	memset(at, 0, 5);
+	at[4] = 15; /* weight */
+	at += 5;
+	memcpy(at, block, split);
+	at += split;
+	memset(at, 0, 7);
+	at += 7;
+	second_len = block_len - split;
+	frame_header(at, second_len, 9, 0x4, 1); /* CONTINUATION, END_HEADERS */
+	at += FRAME_HEADER_BYTES;
+	memcpy(at, block + split, second_len);
+	at += second_len;
+	/* DATA: PADDED | END_STREAM */
+	frame_header(at, 1 + UPLOAD_BYTES + UPLOAD_PADDING, 0, 0x8 | 0x1, 1);
+	at += FRAME_HEADER_BYTES;
+	*at++ = UPLOAD_PADDING;
+	memset(at, 'u', UPLOAD_BYTES);
+	at += UPLOAD_BYTES;
+	memset(at, 0, UPLOAD_PADDING);
+	at += UPLOAD_PADDING;
+	job->truth.request_header = block_len;
+	/* stream 3: GET /missing, then RST_STREAM (CANCEL) */
+	block_len = 0;
+	block[block_len++] = 0x82; /* :method GET */
+	block[block_len++] = 0x86;
+	block_len += hpack_literal(block + block_len, 4, "/missing");
+	block_len += hpack_literal(block + block_len, 1, job->addr);
+	frame_header(at, block_len, 1, 0x4 | 0x1, 3);
+	at += FRAME_HEADER_BYTES;
+	memcpy(at, block, block_len);
+	at += block_len;
+	frame_header(at, 4, 3, 0, 3);
+	at += FRAME_HEADER_BYTES;
+	memset(at, 0, 4);
+	at[3] = 0x8; /* CANCEL */
+	at += 4;
+
+	inet_pton(AF_INET, job->addr, &sin.sin_addr);
+	if (connect(fd, (struct sockaddr *)&sin, sizeof(sin)) || write_all(fd, out, at - out))
+		return 1;
+	handmade_read(fd, &job->truth);
+	close(fd);
+	return 0;
+}
+
+KTEST_F(http2, padding_continuation_and_reset, 90)
+{
+	struct handmade_job *job = shared_alloc(sizeof(*job));
+	struct endpoint_truth upload = { .endpoint = "POST:/small" };
+	struct http_totals seen;
+
+	ASSERT_NE(NULL, job);
+	job->addr = self->pods.server.ipv4;
+	start_agent(_metadata, self, variant);
+	ASSERT_EQ(0, child_wait(pod_spawn(&self->pods.client, handmade_client_main, job)));
+	stop_agent(_metadata, self);
+	ASSERT_EQ(200, job->truth.status);
+	ASSERT_EQ(SMALL_BYTES, job->truth.response_body);
+	ASSERT_EQ(0, job->truth.stream3_frames_received);
+	upload.calls = 1;
+	upload.status[1] = 1;
+	upload.request_header = job->truth.request_header;
+	upload.request_body = UPLOAD_BYTES;
+	upload.response_header = job->truth.response_header;
+	upload.response_body = job->truth.response_body;
+	expect_endpoint(_metadata, self, &upload, true);
+	for (int r = 0; r < 2; r++) {
+		uint64_t cgroup = r ? self->pods.server.cgroup_id : self->pods.client.cgroup_id;
+
+		seen = agent_output_http(self->output, cgroup, r ? "server" : "client", "GET:/missing", 0,
+					 UINT64_MAX);
+		EXPECT_EQ(1, seen.call_count);
+		EXPECT_EQ(1, seen.no_response_count);
+		EXPECT_EQ(0, seen.success_count);
+		EXPECT_EQ(strlen("/missing") + strlen(job->addr) + 2 + 2 * 2, seen.request_header_bytes);
+		EXPECT_EQ(0, seen.response_header_bytes);
+	}
+	EXPECT_EQ(0, agent_output_lost(self->output, "http_parse_failed"));
+	munmap(job, sizeof(*job));
 }
 
 /*
