@@ -30,6 +30,7 @@
 
 #define H2_PREFACE_LEN 24
 #define H2_FRAME_HEADER_LEN 9
+#define H2_DEFAULT_MAX_FRAME 16384 /* SETTINGS_MAX_FRAME_SIZE's initial value */
 /* "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" as three little-endian words */
 #define H2_PREFACE_0 0x5448202a20495250ULL
 #define H2_PREFACE_1 0x0a0d302e322f5054ULL
@@ -42,6 +43,8 @@ enum h2_frame_type {
 	H2_RST_STREAM = 3,
 	H2_SETTINGS = 4,
 	H2_PUSH_PROMISE = 5,
+	H2_PING = 6,
+	H2_WINDOW_UPDATE = 8,
 	H2_CONTINUATION = 9,
 };
 
@@ -100,6 +103,42 @@ static __always_inline bool h2_settings_at_start(struct http_scratch *s, __u64 b
 		return false;
 	len = ((__u32)h[0] << 16) | ((__u32)h[1] << 8) | h[2];
 	return h[3] == H2_SETTINGS && h[4] == 0 && !h[5] && !h[6] && !h[7] && !h[8] && len % 6 == 0;
+}
+
+/*
+ * Whether the call starts with a frame header that a connection already
+ * open before kaccess started may plausibly send at a frame boundary: a
+ * known type with a length and stream that fit it, at most the default
+ * maximum frame size. Anything else leaves an adopted connection alone.
+ */
+static __always_inline bool h2_frame_at_start(struct http_scratch *s, __u64 bytes, bool is_request)
+{
+	__u8 h[H2_FRAME_HEADER_LEN];
+	__u32 len, stream_id;
+
+	if (!s->nseg || bytes < H2_FRAME_HEADER_LEN || s->seg_len[0] < H2_FRAME_HEADER_LEN ||
+	    bpf_probe_read_user(h, sizeof(h), (void *)s->seg_base[0]))
+		return false;
+	len = ((__u32)h[0] << 16) | ((__u32)h[1] << 8) | h[2];
+	stream_id = ((__u32)h[5] << 24) | ((__u32)h[6] << 16) | ((__u32)h[7] << 8) | h[8];
+	if (len > H2_DEFAULT_MAX_FRAME || (stream_id & 0x80000000))
+		return false;
+	switch (h[3]) {
+	case H2_DATA:
+		return stream_id && !(h[4] & ~(H2_F_END_STREAM | H2_F_PADDED));
+	case H2_HEADERS:
+		return stream_id && (!is_request || (stream_id & 1)) &&
+		       !(h[4] & ~(H2_F_END_STREAM | H2_F_END_HEADERS | H2_F_PADDED | H2_F_PRIORITY));
+	case H2_RST_STREAM:
+		return stream_id && len == 4;
+	case H2_SETTINGS:
+		return !stream_id && len % 6 == 0;
+	case H2_PING:
+		return !stream_id && len == 8;
+	case H2_WINDOW_UPDATE:
+		return len == 4;
+	}
+	return false;
 }
 
 /*
@@ -466,16 +505,48 @@ static long h2_step(__u32 index, void *ctx)
 	return err ? 1 : 0;
 }
 
-/* Start parsing a connection: its HTTP/2 state, from the template. */
+enum h2_start {
+	H2_START_NONE,      /* not HTTP/2 */
+	H2_START_NEW,       /* from the connection's first bytes */
+	H2_START_ADOPTED,   /* open before kaccess started: from a frame boundary */
+};
+
+/*
+ * How a connection's first bytes seen start HTTP/2, if they do. A
+ * subprogram: the verifier then walks the parser once, not once per way.
+ */
+static __noinline int h2_detect(struct http_scratch *s, __u64 bytes, bool is_request, bool was_open)
+{
+	if (!s)
+		return H2_START_NONE;
+	/* a new connection, or one adopted before its first bytes */
+	if (is_request && h2_preface_at_start(s, bytes))
+		return H2_START_NEW;
+	/* open before kaccess started: its first bytes seen are a frame's */
+	if (was_open)
+		return h2_frame_at_start(s, bytes, is_request) ? H2_START_ADOPTED : H2_START_NONE;
+	/* the server's SETTINGS written before the client's preface was read */
+	if (!is_request && h2_settings_at_start(s, bytes))
+		return H2_START_NEW;
+	return H2_START_NONE;
+}
+
+/*
+ * Start parsing a connection: its HTTP/2 state, from the template. A
+ * connection `adopted` mid-way starts at a frame boundary in both
+ * directions, and its first header pieces say that the HPACK tables before
+ * them are unknown.
+ */
 static __always_inline struct h2_conn *h2_conn_create(__u64 sk, struct kaccess_conn *conn,
-						      struct http_scratch *s)
+						      struct http_scratch *s, bool adopted)
 {
 	struct h2_conn *fresh = &s->fresh_h2;
 
 	__builtin_memcpy(&fresh->agg, &conn->agg, sizeof(fresh->agg));
 	fresh->conn_start_ns = conn->start_ns;
-	fresh->req.phase = H2_PH_PREFACE;
-	fresh->resp.phase = H2_PH_FIRST_HEADER;
+	fresh->req.phase = adopted ? H2_PH_FRAME_HEADER : H2_PH_PREFACE;
+	fresh->resp.phase = adopted ? H2_PH_FRAME_HEADER : H2_PH_FIRST_HEADER;
+	fresh->req.gap = fresh->resp.gap = adopted;
 	/* BPF_ANY: a socket address reused without a destroy seen starts afresh */
 	if (bpf_map_update_elem(&h2_conns, &sk, fresh, BPF_ANY)) {
 		count_loss(KACCESS_CTR_HTTP_CONNS_FULL);
@@ -517,9 +588,11 @@ static __always_inline bool h2_transfer(__u64 sk, struct kaccess_conn *conn, boo
 		return false;
 	http_segments(s, kind, ptr, count, bytes);
 	if (state == KACCESS_HTTP_UNDECIDED) {
-		if (is_request ? !h2_preface_at_start(s, bytes) : !h2_settings_at_start(s, bytes))
+		int start = h2_detect(s, bytes, is_request, conn->flags & KACCESS_CONN_ADOPTED);
+
+		if (start == H2_START_NONE)
 			return false;
-		hc = h2_conn_create(sk, conn, s);
+		hc = h2_conn_create(sk, conn, s, start == H2_START_ADOPTED);
 		if (!hc) {
 			conn->http = KACCESS_HTTP_NO_FINAL;
 			return true;

@@ -341,11 +341,19 @@ static long mmsg_add_one(__u32 index, void *data)
 static __always_inline __u64 mmsg_bytes(__u64 vec, long messages)
 {
 	struct mmsg_sum sum = { .vec = (const struct mmsghdr *)vec };
+	__u64 bytes = 0;
 
 	if (messages > KACCESS_UIO_MAXIOV)
 		messages = KACCESS_UIO_MAXIOV;
 	bpf_loop(messages, mmsg_add_one, &sum, 0);
-	return sum.bytes;
+	/*
+	 * Through a helper, the total reaches the rest of the program as an
+	 * unknown number: were its range followed, the verifier (6.8+ walks
+	 * bpf_loop callbacks until their state repeats) would walk the HTTP
+	 * parsers once per range the sum can take, past its 1M-step limit.
+	 */
+	bpf_probe_read_kernel(&bytes, sizeof(bytes), &sum.bytes);
+	return bytes;
 }
 
 static __always_inline int transfer_end(__u32 op, long ret)

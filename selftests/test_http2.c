@@ -297,8 +297,12 @@ static void start_agent(struct __test_metadata *_metadata, FIXTURE_DATA(http2) *
 	ASSERT_EQ(0, agent_proc_start(&self->agent, args));
 }
 
-/* Every connection ended (so cut streams are counted), then the output. */
-static void stop_agent(struct __test_metadata *_metadata, FIXTURE_DATA(http2) *self)
+/*
+ * Every connection ended (so cut streams are counted), then the output;
+ * `undecoded` exchanges are expected without their headers.
+ */
+static void stop_agent_expecting(struct __test_metadata *_metadata, FIXTURE_DATA(http2) *self,
+				 uint64_t undecoded)
 {
 	uint64_t ids[] = { self->pods.client.cgroup_id, self->pods.server.cgroup_id };
 
@@ -310,7 +314,12 @@ static void stop_agent(struct __test_metadata *_metadata, FIXTURE_DATA(http2) *s
 	EXPECT_EQ(0, agent_output_lost(self->output, "http_endpoint_lost"));
 	EXPECT_EQ(0, agent_output_lost(self->output, "h2_headers_lost"));
 	EXPECT_EQ(0, agent_output_lost(self->output, "h2_stream_lost"));
-	EXPECT_EQ(0, agent_output_lost(self->output, "h2_headers_undecoded"));
+	EXPECT_EQ(undecoded, agent_output_lost(self->output, "h2_headers_undecoded"));
+}
+
+static void stop_agent(struct __test_metadata *_metadata, FIXTURE_DATA(http2) *self)
+{
+	stop_agent_expecting(_metadata, self, 0);
 }
 
 /* What the client saw of one endpoint. */
@@ -827,6 +836,163 @@ KTEST_F(http2, padding_continuation_and_reset, 90)
 		EXPECT_EQ(strlen("/missing") + strlen(job->addr) + 2 + 2 * 2, seen.request_header_bytes);
 		EXPECT_EQ(0, seen.response_header_bytes);
 	}
+	EXPECT_EQ(0, agent_output_lost(self->output, "http_parse_failed"));
+	munmap(job, sizeof(*job));
+}
+
+/* ---- a connection open before the agent started -------------------------- */
+
+/* What the client sent and received per stream after the agent started. */
+struct adopted_job {
+	const char *addr;
+	volatile int first_done, go;   /* the test's handshake with the client */
+	unsigned long request_header[2], response_header[2], response_body[2];
+	int status[2];
+};
+
+/* Read frames until streams 3 and 5 ended; sizes of each (nghttpd does not pad). */
+static int adopted_read(int fd, struct adopted_job *job, unsigned int first_stream, int streams)
+{
+	static unsigned char buf[65536];
+	size_t have = 0, at = 0;
+	int ended = 0;
+	ssize_t n;
+
+	while (ended < streams && (n = read(fd, buf + have, sizeof(buf) - have)) > 0) {
+		have += n;
+		while (at + FRAME_HEADER_BYTES <= have) {
+			size_t len = (buf[at] << 16) | (buf[at + 1] << 8) | buf[at + 2];
+			int type = buf[at + 3], flags = buf[at + 4], i;
+			unsigned int stream = (buf[at + 7] << 8) | buf[at + 8];
+
+			if (at + FRAME_HEADER_BYTES + len > have)
+				break;
+			i = (stream - first_stream) / 2;
+			if (stream >= first_stream && i < streams && (type == 0 || type == 1)) {
+				if (type == 1) {
+					job->response_header[i] += len;
+					if (buf[at + FRAME_HEADER_BYTES] == 0x88)
+						job->status[i] = 200;
+					if (buf[at + FRAME_HEADER_BYTES] == 0x8d)
+						job->status[i] = 404;
+				} else {
+					job->response_body[i] += len;
+				}
+				if (flags & 0x1)
+					ended++;
+			}
+			at += FRAME_HEADER_BYTES + len;
+		}
+	}
+	return ended == streams ? 0 : -1;
+}
+
+/*
+ * Stream 1 (before the agent): :path "/small" with incremental indexing,
+ * so it enters the client's HPACK table. After the agent started: stream 3
+ * refers to that entry (its path is unknown to a late observer), stream 5
+ * spells "/missing" literally.
+ */
+static int adopted_client_main(void *arg)
+{
+	struct adopted_job *job = arg;
+	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons(H2_PORT) };
+	unsigned char out[512], block[128], *at = out;
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	size_t block_len = 0;
+
+	memcpy(at, preface, sizeof(preface) - 1);
+	at += sizeof(preface) - 1;
+	frame_header(at, 0, 4, 0, 0);
+	at += FRAME_HEADER_BYTES;
+	block[block_len++] = 0x82;
+	block[block_len++] = 0x86;
+	block[block_len++] = 0x44; /* literal with incremental indexing, name :path */
+	block[block_len++] = 6;
+	memcpy(block + block_len, "/small", 6);
+	block_len += 6;
+	block_len += hpack_literal(block + block_len, 1, job->addr);
+	frame_header(at, block_len, 1, 0x5, 1);
+	at += FRAME_HEADER_BYTES;
+	memcpy(at, block, block_len);
+	at += block_len;
+	inet_pton(AF_INET, job->addr, &sin.sin_addr);
+	if (connect(fd, (struct sockaddr *)&sin, sizeof(sin)) || write_all(fd, out, at - out) ||
+	    adopted_read(fd, job, 1, 1))
+		return 1;
+	memset(job->response_header, 0, sizeof(job->response_header));
+	memset(job->response_body, 0, sizeof(job->response_body));
+	memset(job->status, 0, sizeof(job->status));
+	job->first_done = 1;
+	while (!job->go)
+		usleep(10000);
+	at = out;
+	block_len = 0;
+	block[block_len++] = 0x82;
+	block[block_len++] = 0x86;
+	block[block_len++] = 0xbe; /* dynamic table entry 62: ":path: /small" */
+	block_len += hpack_literal(block + block_len, 1, job->addr);
+	frame_header(at, block_len, 1, 0x5, 3);
+	at += FRAME_HEADER_BYTES;
+	memcpy(at, block, block_len);
+	at += block_len;
+	job->request_header[0] = block_len;
+	block_len = 0;
+	block[block_len++] = 0x82;
+	block[block_len++] = 0x86;
+	block_len += hpack_literal(block + block_len, 4, "/missing");
+	block_len += hpack_literal(block + block_len, 1, job->addr);
+	frame_header(at, block_len, 1, 0x5, 5);
+	at += FRAME_HEADER_BYTES;
+	memcpy(at, block, block_len);
+	at += block_len;
+	job->request_header[1] = block_len;
+	if (write_all(fd, out, at - out) || adopted_read(fd, job, 3, 2))
+		return 1;
+	close(fd);
+	return 0;
+}
+
+/*
+ * A connection open before the agent started: its exchanges are counted
+ * from the first frame seen. A request whose :path is a reference into the
+ * HPACK table built before is counted under "UNKNOWN:unknown" (and as
+ * undecoded); one that spells its path is named exactly; statuses are
+ * static-table references and decode.
+ */
+KTEST_F(http2, connection_open_before_start, 90)
+{
+	struct adopted_job *job = shared_alloc(sizeof(*job));
+	pid_t client;
+	struct endpoint_truth unknown = { .endpoint = "UNKNOWN:unknown" };
+	struct endpoint_truth missing = { .endpoint = "GET:/missing" };
+
+	ASSERT_NE(NULL, job);
+	job->addr = self->pods.server.ipv4;
+	client = pod_spawn(&self->pods.client, adopted_client_main, job);
+	ASSERT_LT(0, client);
+	for (int waited = 0; waited < 5000 && !job->first_done; waited += 10)
+		usleep(10000);
+	ASSERT_EQ(1, job->first_done);
+	start_agent(_metadata, self, variant);
+	job->go = 1;
+	ASSERT_EQ(0, child_wait(client));
+	stop_agent_expecting(_metadata, self, 2); /* the unnamed exchange, on each side */
+	ASSERT_EQ(200, job->status[0]);
+	ASSERT_EQ(404, job->status[1]);
+	ASSERT_EQ(SMALL_BYTES, job->response_body[0]);
+	unknown.calls = 1;
+	unknown.status[1] = 1;
+	unknown.request_header = job->request_header[0];
+	unknown.response_header = job->response_header[0];
+	unknown.response_body = job->response_body[0];
+	missing.calls = 1;
+	missing.status[3] = 1;
+	missing.request_header = job->request_header[1];
+	missing.response_header = job->response_header[1];
+	missing.response_body = job->response_body[1];
+	expect_endpoint(_metadata, self, &unknown, true);
+	expect_endpoint(_metadata, self, &missing, true);
 	EXPECT_EQ(0, agent_output_lost(self->output, "http_parse_failed"));
 	munmap(job, sizeof(*job));
 }

@@ -21,7 +21,6 @@
 struct h2_stream_names {
 	uint32_t stream_id;
 	bool named;              /* :method and :path decoded */
-	bool undecoded;          /* a block of this stream could not be decoded */
 	uint16_t status;         /* last :status decoded (the final one after 1xx) */
 	uint64_t endpoint;       /* hash of "METHOD:path" */
 };
@@ -274,7 +273,10 @@ static int inflate_block(nghttp2_hd_inflater *inflater, const uint8_t *in, size_
 
 /*
  * Decode the gathered block of `dir`: with its inflater while the table is
- * known, else alone (exact unless it refers to the dynamic table).
+ * known, else alone. Either way the fields decoded before a failure (a
+ * reference to a dynamic-table entry not known) are exact and stay in
+ * `out`: pseudo-headers come first, so :method, :path and :status often
+ * survive. 0 when the whole block decoded.
  */
 static int direction_decode(struct h2_exchanges *h2, struct h2_direction *dir,
 			    struct h2_decoded *out)
@@ -286,10 +288,11 @@ static int direction_decode(struct h2_exchanges *h2, struct h2_direction *dir,
 		err = inflate_block(dir->inflater, dir->block, dir->block_len, h2->cfg.keep_query, out);
 		if (!err)
 			return 0;
+		/* the inflater's table no longer follows the peer's */
 		nghttp2_hd_inflate_del(dir->inflater);
 		dir->inflater = NULL;
 		dir->table_unknown = true;
-		memset(out, 0, sizeof(*out));
+		return -EBADMSG;
 	}
 	if (inflater_new(&alone))
 		return -ENOMEM;
@@ -310,10 +313,7 @@ static void block_done(struct h2_exchanges *h2, struct h2_connection *conn, bool
 
 	if (!stream)
 		return;
-	if (direction_decode(h2, dir, &decoded)) {
-		stream->undecoded = true;
-		return;
-	}
+	(void)direction_decode(h2, dir, &decoded); /* what decoded is exact, even after a failure */
 	if (response) {
 		if (decoded.status)
 			stream->status = decoded.status;

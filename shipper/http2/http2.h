@@ -11,10 +11,12 @@
  * join the kernel's HTTP rows at the drain, so the rollup and the sinks see
  * one kind of row.
  *
- * When a direction's HPACK state is unknown (header bytes were lost, or a
- * block did not decode), each later block is decoded alone: it is exact
- * when it refers to no dynamic-table entry, and otherwise its exchange is
- * counted under H2_UNKNOWN_ENDPOINT (or with no status class) and in the
+ * When a direction's HPACK state is unknown (header bytes were lost, the
+ * connection was open before kaccess started, or a block did not decode),
+ * each later block is decoded alone: the fields before its first reference
+ * to a dynamic-table entry are exact (pseudo-headers come first), and an
+ * exchange whose :method/:path or :status are not among them is counted
+ * under H2_UNKNOWN_ENDPOINT or without a status class, and in the
  * h2_headers_undecoded loss counter.
  */
 #ifndef KACCESS_HTTP2_H
