@@ -207,7 +207,10 @@ static void show_live(struct loop *loop, uint64_t now_bucket)
 		if (http.rows[i].value.bucket == now_bucket)
 			http.rows[kept++] = http.rows[i];
 	http.count = kept;
+	if (h2_exchanges_copy_rows(loop->h2, now_bucket, &http))
+		log_warn("failed to show HTTP/2 exchanges: %s", strerror(ENOMEM));
 	http_rows_sort(&http);
+	http_rows_merge_sorted(&http);
 	read_losses(loop);
 	report = (struct live_report){
 		.bucket = now_bucket,

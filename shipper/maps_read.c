@@ -6,7 +6,6 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
-#include "http2/http2.h"
 #include "maps_read.h"
 
 #define BATCH_ROWS 1024
@@ -195,6 +194,23 @@ void http_rows_sort(struct http_rows *rows)
 {
 	if (rows->count)
 		qsort(rows->rows, rows->count, sizeof(rows->rows[0]), compare_http_rows);
+}
+
+void http_value_add(struct kaccess_http_value *into, const struct kaccess_http_value *from)
+{
+	into->call_count += from->call_count;
+	into->success_count += from->success_count;
+	for (int i = 0; i < KACCESS_HTTP_CLASSES; i++)
+		into->status_count[i] += from->status_count[i];
+	into->no_response_count += from->no_response_count;
+	into->truncated_count += from->truncated_count;
+	into->request_header_bytes += from->request_header_bytes;
+	into->request_body_bytes += from->request_body_bytes;
+	into->response_header_bytes += from->response_header_bytes;
+	into->response_body_bytes += from->response_body_bytes;
+	into->duration_ns_sum += from->duration_ns_sum;
+	for (int i = 0; i < KACCESS_HTTP_LATENCY_BUCKETS; i++)
+		into->duration_hist[i] += from->duration_hist[i];
 }
 
 void http_rows_merge_sorted(struct http_rows *rows)

@@ -48,6 +48,7 @@ struct h2_exchanges {
 	uint64_t unknown_endpoint;
 	struct h2_connection *conns[CONN_SLOTS];
 	struct http_rows rows;         /* finished exchanges, not drained yet */
+	bool names_full_logged;        /* the endpoint text table refused a name: said once */
 };
 
 /* The decoded fields of one header block that matter. */
@@ -68,7 +69,8 @@ static uint64_t fnv1a(const char *text, size_t len)
 	return hash;
 }
 
-unsigned int http_latency_bucket_of(uint64_t duration_ns)
+/* The duration_hist bucket of a duration, as bpf/http.bpf.h's http_latency_bucket(). */
+static unsigned int latency_bucket(uint64_t duration_ns)
 {
 	uint64_t ms = duration_ns / 1000000;
 
@@ -79,23 +81,6 @@ unsigned int http_latency_bucket_of(uint64_t duration_ns)
 	if (ms < 10000)
 		return 110 + (ms - 2000) / 1000;
 	return ms < 30000 ? 118 : 119;
-}
-
-void http_value_add(struct kaccess_http_value *into, const struct kaccess_http_value *from)
-{
-	into->call_count += from->call_count;
-	into->success_count += from->success_count;
-	for (int i = 0; i < KACCESS_HTTP_CLASSES; i++)
-		into->status_count[i] += from->status_count[i];
-	into->no_response_count += from->no_response_count;
-	into->truncated_count += from->truncated_count;
-	into->request_header_bytes += from->request_header_bytes;
-	into->request_body_bytes += from->request_body_bytes;
-	into->response_header_bytes += from->response_header_bytes;
-	into->response_body_bytes += from->response_body_bytes;
-	into->duration_ns_sum += from->duration_ns_sum;
-	for (int i = 0; i < KACCESS_HTTP_LATENCY_BUCKETS; i++)
-		into->duration_hist[i] += from->duration_hist[i];
 }
 
 int h2_exchanges_new(struct h2_exchanges **ret_h2, const struct h2_exchanges_config *cfg)
@@ -327,8 +312,10 @@ static void block_done(struct h2_exchanges *h2, struct h2_connection *conn, bool
 		len = KACCESS_HTTP_ENDPOINT_MAX; /* cut like the kernel cuts HTTP/1.x endpoints */
 	stream->endpoint = fnv1a(text, len);
 	stream->named = true;
-	if (endpoint_names_add(h2->cfg.names, stream->endpoint, text, len))
-		log_warn("failed to keep an HTTP/2 endpoint name");
+	if (endpoint_names_add(h2->cfg.names, stream->endpoint, text, len) && !h2->names_full_logged) {
+		log_warn("failed to keep an HTTP/2 endpoint name: later ones may show as hashes");
+		h2->names_full_logged = true;
+	}
 }
 
 void h2_exchanges_on_headers(struct h2_exchanges *h2, const void *data, size_t size)
@@ -439,7 +426,7 @@ static void count_exchange(struct h2_exchanges *h2, const struct kaccess_agg_key
 		row->success_count++;
 	duration_ns = end_ns - sizes->start_ns;
 	row->duration_ns_sum += duration_ns;
-	row->duration_hist[http_latency_bucket_of(duration_ns)]++;
+	row->duration_hist[latency_bucket(duration_ns)]++;
 }
 
 void h2_exchanges_on_stream_end(struct h2_exchanges *h2, const void *data, size_t size)
@@ -483,6 +470,27 @@ void h2_exchanges_on_conn_close(struct h2_exchanges *h2, const struct kaccess_co
 	}
 	*slot = conn->next;
 	connection_free(conn);
+}
+
+int h2_exchanges_copy_rows(const struct h2_exchanges *h2, uint64_t bucket, struct http_rows *rows)
+{
+	for (size_t i = 0; i < h2->rows.count; i++) {
+		const struct http_row *row = &h2->rows.rows[i];
+
+		if (row->value.bucket != bucket)
+			continue;
+		if (rows->count == rows->capacity) {
+			size_t capacity = rows->capacity ? rows->capacity * 2 : 64;
+			struct http_row *bigger = realloc(rows->rows, capacity * sizeof(*bigger));
+
+			if (!bigger)
+				return -ENOMEM;
+			rows->rows = bigger;
+			rows->capacity = capacity;
+		}
+		rows->rows[rows->count++] = *row;
+	}
+	return 0;
 }
 
 int h2_exchanges_take_rows(struct h2_exchanges *h2, uint64_t last_bucket, struct http_rows *rows)

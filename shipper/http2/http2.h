@@ -61,10 +61,7 @@ void h2_exchanges_on_conn_close(struct h2_exchanges *h2, const struct kaccess_co
 /* Move the rows of buckets up to `last_bucket` to the end of `rows`: 0 or -ENOMEM. */
 int h2_exchanges_take_rows(struct h2_exchanges *h2, uint64_t last_bucket, struct http_rows *rows);
 
-/* Add exchange `from` into `into` (same key and bucket). */
-void http_value_add(struct kaccess_http_value *into, const struct kaccess_http_value *from);
-
-/* The bucket of kaccess_http_value.duration_hist for a duration. */
-unsigned int http_latency_bucket_of(uint64_t duration_ns);
+/* Append a copy of the rows of `bucket` (the live view): 0 or -ENOMEM. */
+int h2_exchanges_copy_rows(const struct h2_exchanges *h2, uint64_t bucket, struct http_rows *rows);
 
 #endif
