@@ -215,6 +215,10 @@ static __noinline int h2_stream_end(struct h2_walk *walk, __u32 stream_id, __u32
 			count_loss(KACCESS_CTR_H2_STREAM_LOST);
 		return 0;
 	}
+	if (sizes->reset) { /* counted at its reset; the peer's frames in flight end here */
+		bpf_map_delete_elem(&h2_streams, &key);
+		return 0;
+	}
 	event->type = KACCESS_EVENT_H2_STREAM_END;
 	event->outcome = outcome;
 	event->sk = walk->sk;
@@ -226,7 +230,14 @@ static __noinline int h2_stream_end(struct h2_walk *walk, __u32 stream_id, __u32
 	__builtin_memcpy(&event->sizes, sizes, sizeof(event->sizes));
 	if (bpf_ringbuf_output(&events, event, sizeof(*event), BPF_RB_NO_WAKEUP))
 		count_loss(KACCESS_CTR_H2_STREAM_LOST);
-	bpf_map_delete_elem(&h2_streams, &key);
+	/*
+	 * A reset stream stays (LRU) so that the other side's frames already
+	 * on their way find it ended, rather than count as lost.
+	 */
+	if (outcome == KACCESS_H2_RESET)
+		sizes->reset = 1;
+	else
+		bpf_map_delete_elem(&h2_streams, &key);
 	return 0;
 }
 
@@ -245,7 +256,7 @@ static __always_inline void h2_block_begin(struct h2_walk *walk, struct h2_parse
 		return;
 	}
 	sizes = h2_stream(walk, p->stream_id);
-	if (sizes)
+	if (sizes && !sizes->reset)
 		sizes->response_blocks++;
 }
 

@@ -241,7 +241,7 @@ struct kaccess_h2_sizes {
 	__u64 response_header_bytes;
 	__u64 response_body_bytes;
 	__u32 response_blocks;        /* response header blocks begun (0: no response) */
-	__u32 pad;
+	__u32 reset;                  /* ended by RST_STREAM: counted; frames still in flight are ignored */
 };
 _Static_assert(sizeof(struct kaccess_h2_sizes) == 48, "kaccess_h2_sizes layout");
 

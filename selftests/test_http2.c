@@ -840,6 +840,77 @@ KTEST_F(http2, padding_continuation_and_reset, 90)
 	munmap(job, sizeof(*job));
 }
 
+/*
+ * GET /small, then, once nghttpd's whole response is on its way (200 ms),
+ * RST_STREAM before reading it: the client's exchange ended unanswered at
+ * its reset, and the response it reads afterwards belongs to nothing (it is
+ * not a lost exchange); nghttpd's exchange was complete when it wrote it.
+ */
+static int reset_client_main(void *arg)
+{
+	struct handmade_job *job = arg;
+	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons(H2_PORT) };
+	unsigned char out[256], block[128], *at = out;
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	size_t block_len = 0;
+
+	memcpy(at, preface, sizeof(preface) - 1);
+	at += sizeof(preface) - 1;
+	frame_header(at, 0, 4, 0, 0);
+	at += FRAME_HEADER_BYTES;
+	block[block_len++] = 0x82;
+	block[block_len++] = 0x86;
+	block_len += hpack_literal(block + block_len, 4, "/small");
+	block_len += hpack_literal(block + block_len, 1, job->addr);
+	frame_header(at, block_len, 1, 0x5, 1);
+	at += FRAME_HEADER_BYTES;
+	memcpy(at, block, block_len);
+	at += block_len;
+	job->truth.request_header = block_len;
+	inet_pton(AF_INET, job->addr, &sin.sin_addr);
+	if (connect(fd, (struct sockaddr *)&sin, sizeof(sin)) || write_all(fd, out, at - out))
+		return 1;
+	usleep(200000);
+	frame_header(out, 4, 3, 0, 1);
+	memset(out + FRAME_HEADER_BYTES, 0, 4);
+	out[FRAME_HEADER_BYTES + 3] = 0x8; /* CANCEL */
+	if (write_all(fd, out, FRAME_HEADER_BYTES + 4))
+		return 1;
+	handmade_read(fd, &job->truth);
+	close(fd);
+	return 0;
+}
+
+KTEST_F(http2, reset_after_the_response_was_sent, 90)
+{
+	struct handmade_job *job = shared_alloc(sizeof(*job));
+	struct http_totals client, server;
+
+	ASSERT_NE(NULL, job);
+	job->addr = self->pods.server.ipv4;
+	start_agent(_metadata, self, variant);
+	ASSERT_EQ(0, child_wait(pod_spawn(&self->pods.client, reset_client_main, job)));
+	stop_agent(_metadata, self); /* h2_stream_lost 0: the late response is not a lost exchange */
+	ASSERT_EQ(200, job->truth.status);
+	ASSERT_EQ(SMALL_BYTES, job->truth.response_body);
+	client = agent_output_http(self->output, self->pods.client.cgroup_id, "client", "GET:/small", 0,
+				   UINT64_MAX);
+	EXPECT_EQ(1, client.call_count);
+	EXPECT_EQ(1, client.no_response_count);
+	EXPECT_EQ(job->truth.request_header, client.request_header_bytes);
+	EXPECT_EQ(0, client.response_body_bytes);
+	server = agent_output_http(self->output, self->pods.server.cgroup_id, "server", "GET:/small", 0,
+				   UINT64_MAX);
+	EXPECT_EQ(1, server.call_count);
+	EXPECT_EQ(1, server.success_count);
+	EXPECT_EQ(1, server.status[1]);
+	EXPECT_EQ(job->truth.request_header, server.request_header_bytes);
+	EXPECT_EQ(job->truth.response_header, server.response_header_bytes);
+	EXPECT_EQ(job->truth.response_body, server.response_body_bytes);
+	EXPECT_EQ(0, agent_output_lost(self->output, "http_parse_failed"));
+	munmap(job, sizeof(*job));
+}
+
 /* ---- a connection open before the agent started -------------------------- */
 
 /* What the client sent and received per stream after the agent started. */

@@ -463,7 +463,7 @@ void h2_exchanges_on_conn_close(struct h2_exchanges *h2, const struct kaccess_co
 		struct kaccess_h2_sizes sizes;
 
 		/* absent: the kernel counted its end as lost, or never tracked it */
-		if (bpf_map_lookup_and_delete_elem(h2->cfg.streams_map_fd, &key, &sizes))
+		if (bpf_map_lookup_and_delete_elem(h2->cfg.streams_map_fd, &key, &sizes) || sizes.reset)
 			continue;
 		count_exchange(h2, &event->conn.agg, &conn->streams[i], &sizes, KACCESS_H2_CUT, 0,
 			       bucket);
