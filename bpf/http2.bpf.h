@@ -69,10 +69,20 @@ struct h2_walk {
 	__u64 sk;
 };
 
-/* Bytes before a frame's content: pad length, promised stream id, priority. */
+/*
+ * Bytes before a frame's content: pad length, promised stream id, priority.
+ * PADDED means something only on the three types that define it (flags a
+ * type does not define are ignored, as RFC 9113 asks).
+ */
+static __always_inline bool h2_padded(__u8 type, __u8 flags)
+{
+	return (flags & H2_F_PADDED) &&
+	       (type == H2_DATA || type == H2_HEADERS || type == H2_PUSH_PROMISE);
+}
+
 static __always_inline __u32 h2_prefix_len(__u8 type, __u8 flags)
 {
-	__u32 len = (flags & H2_F_PADDED) ? 1 : 0;
+	__u32 len = h2_padded(type, flags) ? 1 : 0;
 
 	if (type == H2_HEADERS && (flags & H2_F_PRIORITY))
 		len += 5;
@@ -448,7 +458,7 @@ static __always_inline int h2_header_byte(struct h2_walk *walk, struct h2_parser
 /* One byte of a frame's prefix; the first of a padded frame is its pad length. */
 static __always_inline int h2_prefix_byte(struct h2_walk *walk, struct h2_parser *p)
 {
-	bool pad_length = (p->flags & H2_F_PADDED) &&
+	bool pad_length = h2_padded(p->type, p->flags) &&
 			  p->prefix_left == h2_prefix_len(p->type, p->flags);
 	int c = http_next_byte(walk->s);
 
