@@ -991,6 +991,10 @@ static int adopted_client_main(void *arg)
 	if (connect(fd, (struct sockaddr *)&sin, sizeof(sin)) || write_all(fd, out, at - out) ||
 	    adopted_read(fd, job, 1, 1))
 		return 1;
+	/* nghttpd closes a connection whose SETTINGS go unacknowledged for 10 s */
+	frame_header(out, 0, 4, 0x1, 0);
+	if (write_all(fd, out, FRAME_HEADER_BYTES))
+		return 1;
 	memset(job->response_header, 0, sizeof(job->response_header));
 	memset(job->response_body, 0, sizeof(job->response_body));
 	memset(job->status, 0, sizeof(job->status));
