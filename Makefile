@@ -68,6 +68,7 @@ DEPS_TEST := linux-source-6.1 xz-utils libjson-c-dev iproute2 procps util-linux 
 # TEST_TOOLS, and add its own rules.
 -include shipper/oap/oap.mk
 -include shipper/k8s/k8s.mk
+-include shipper/http2/http2.mk
 
 ifeq ($(V),1)
 Q :=

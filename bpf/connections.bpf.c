@@ -17,7 +17,7 @@
 #include "agg.bpf.h"
 #include "config.bpf.h"
 #include "counters.bpf.h"
-#include "http.bpf.h"
+#include "http2.bpf.h"
 #include "sock.bpf.h"
 #include "syscall_ctx.bpf.h"
 
@@ -515,6 +515,8 @@ int BPF_PROG(tcp_destroy, struct sock *sk)
 	}
 	if (conn->http == KACCESS_HTTP_YES)
 		http_conn_end(key, bpf_ktime_get_ns());
+	else if (conn->http == KACCESS_HTTP_H2)
+		h2_conn_end(key);
 	bpf_map_delete_elem(&conn_table, &key);
 	return 0;
 }

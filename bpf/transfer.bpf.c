@@ -35,7 +35,7 @@
 
 #include "../maps/maps.bpf.h"
 #include "agg.bpf.h"
-#include "http.bpf.h"
+#include "http2.bpf.h"
 #include "sock.bpf.h"
 #include "syscall_ctx.bpf.h"
 
@@ -119,7 +119,8 @@ static __always_inline void transfer_account(const struct kaccess_agg_key *key, 
 
 /*
  * A read or write that moved `bytes` on tracked socket `sk` ends: its row,
- * then its payload (described by the syscall context) to the HTTP parser.
+ * then its payload (described by the syscall context) to the HTTP/2 parser
+ * or, when it is not HTTP/2, the HTTP/1.x parser.
  */
 static __always_inline void transfer_done(__u64 sk, struct kaccess_conn *conn,
 					  const struct kaccess_agg_key *key, bool is_read,
@@ -128,6 +129,8 @@ static __always_inline void transfer_done(__u64 sk, struct kaccess_conn *conn,
 	__u64 now_ns = bpf_ktime_get_ns();
 
 	transfer_account(key, is_read, start_ns, sc->l4_start_ns, bytes, now_ns);
+	if (h2_transfer(sk, conn, is_read, bytes, sc->user_ptr, sc->buf_kind, sc->buf_count, now_ns))
+		return;
 	http_transfer(sk, conn, is_read, bytes, sc->user_ptr, sc->buf_kind, sc->buf_count, now_ns);
 }
 
@@ -346,11 +349,19 @@ static long mmsg_add_one(__u32 index, void *data)
 static __always_inline __u64 mmsg_bytes(__u64 vec, long messages)
 {
 	struct mmsg_sum sum = { .vec = (const struct mmsghdr *)vec };
+	__u64 bytes = 0;
 
 	if (messages > KACCESS_UIO_MAXIOV)
 		messages = KACCESS_UIO_MAXIOV;
 	bpf_loop(messages, mmsg_add_one, &sum, 0);
-	return sum.bytes;
+	/*
+	 * Through a helper, the total reaches the rest of the program as an
+	 * unknown number: were its range followed, the verifier (6.8+ walks
+	 * bpf_loop callbacks until their state repeats) would walk the HTTP
+	 * parsers once per range the sum can take, past its 1M-step limit.
+	 */
+	bpf_probe_read_kernel(&bytes, sizeof(bytes), &sum.bytes);
+	return bytes;
 }
 
 static __always_inline int transfer_end(__u32 op, long ret)

@@ -153,6 +153,7 @@ enum kaccess_conn_http {
 	KACCESS_HTTP_NO = 2,         /* not HTTP; the response direction's first bytes not seen yet */
 	KACCESS_HTTP_NO_FINAL = 3,   /* not HTTP, nothing more to look at */
 	KACCESS_HTTP_FAILED = 4,     /* was HTTP, then broke the grammar: parsing stopped */
+	KACCESS_HTTP_H2 = 5,         /* HTTP/2 with prior knowledge: frames parsed (h2_conns) */
 };
 
 enum kaccess_event_type {
@@ -160,6 +161,8 @@ enum kaccess_event_type {
 	KACCESS_EVENT_CONNECT_FAILED = 2, /* connect() that did not establish */
 	KACCESS_EVENT_CONN_CLOSE = 3,     /* connection released by close() or destroyed */
 	KACCESS_EVENT_HTTP_ENDPOINT = 4,  /* the text of an endpoint hash, once */
+	KACCESS_EVENT_H2_HEADERS = 5,     /* a piece of an HTTP/2 header block (HPACK bytes) */
+	KACCESS_EVENT_H2_STREAM_END = 6,  /* an HTTP/2 stream's exchange ended: its sizes and times */
 };
 
 /* Ring buffer record: one per connection event, never per syscall. */
@@ -239,6 +242,83 @@ static inline __u64 kaccess_http_bucket_low_ms(unsigned int i)
 	return i == 118 ? 10000 : 30000;
 }
 
+/* ---- HTTP/2 ----------------------------------------------------------------
+ *
+ * The kernel cuts each direction of an h2c connection into frames and keeps
+ * per-stream sizes and times; the header blocks (HPACK) go to userspace in
+ * pieces, in order, and userspace decodes them with one inflater per
+ * connection direction. When a stream's exchange ends the kernel sends its
+ * numbers; userspace joins them with the decoded :method, :path and :status
+ * and adds the exchange to a kaccess_http_key/value row like HTTP/1.x's.
+ */
+
+/* Bytes of one header block sent to userspace; above it the rest is counted, not sent. */
+#define KACCESS_H2_BLOCK_MAX 16384
+/* Bytes of a block in one record (the parser's copy window). */
+#define KACCESS_H2_PIECE_MAX 512
+
+enum kaccess_h2_piece_flags {
+	KACCESS_H2_PIECE_FIRST = 1 << 0,     /* the first bytes of a block (a HEADERS frame's) */
+	KACCESS_H2_PIECE_LAST = 1 << 1,      /* the block ends here (END_HEADERS) */
+	KACCESS_H2_PIECE_RESPONSE = 1 << 2,  /* the response direction (server to client) */
+	KACCESS_H2_PIECE_GAP = 1 << 3,       /* bytes of this direction were lost before this piece */
+};
+
+/* Ring buffer record: a piece of a header block, exactly 32 + len bytes. */
+struct kaccess_h2_headers_event {
+	__u32 type;         /* KACCESS_EVENT_H2_HEADERS */
+	__u16 flags;        /* enum kaccess_h2_piece_flags */
+	__u16 len;          /* bytes that follow; at most KACCESS_H2_PIECE_MAX */
+	__u64 sk;           /* the connection: socket address... */
+	__u64 conn_start_ns;/* ...and its start (kaccess_conn.start_ns), against address reuse */
+	__u32 stream_id;
+	__u32 pad;
+	__u8 bytes[];       /* HPACK, as on the wire (padding and priority fields removed) */
+};
+_Static_assert(sizeof(struct kaccess_h2_headers_event) == 32, "kaccess_h2_headers_event layout");
+
+enum kaccess_h2_outcome {
+	KACCESS_H2_COMPLETE = 1,  /* the response ended with END_STREAM */
+	KACCESS_H2_RESET = 2,     /* RST_STREAM from either side */
+	KACCESS_H2_CUT = 3,       /* the connection ended first (set by userspace) */
+};
+
+/* Per-stream sizes, as the kernel counts them (h2_streams value). */
+struct kaccess_h2_sizes {
+	__u64 start_ns;               /* CLOCK_MONOTONIC: the call with the request's first HEADERS byte */
+	__u64 request_header_bytes;   /* HPACK bytes of HEADERS + CONTINUATION */
+	__u64 request_body_bytes;     /* DATA bytes, padding excluded */
+	__u64 response_header_bytes;
+	__u64 response_body_bytes;
+	__u32 response_blocks;        /* response header blocks begun (0: no response) */
+	__u32 reset;                  /* ended by RST_STREAM: counted; frames still in flight are ignored */
+};
+_Static_assert(sizeof(struct kaccess_h2_sizes) == 48, "kaccess_h2_sizes layout");
+
+/* Ring buffer record: one HTTP/2 exchange ended, exactly this size. */
+struct kaccess_h2_stream_event {
+	__u32 type;         /* KACCESS_EVENT_H2_STREAM_END */
+	__u32 outcome;      /* enum kaccess_h2_outcome */
+	__u64 sk;
+	__u64 conn_start_ns;
+	__u32 stream_id;
+	__u32 pad;
+	__u64 end_ns;       /* CLOCK_MONOTONIC: the call with END_STREAM or RST_STREAM */
+	__u64 bucket;       /* wall-clock bucket of end_ns, as the kernel's rows */
+	struct kaccess_agg_key agg;
+	struct kaccess_h2_sizes sizes;
+};
+_Static_assert(sizeof(struct kaccess_h2_stream_event) == 48 + 32 + 48, "kaccess_h2_stream_event layout");
+
+/* h2_streams key: one stream of one connection. */
+struct kaccess_h2_stream_key {
+	__u64 sk;
+	__u64 conn_start_ns;
+	__u32 stream_id;
+	__u32 pad;
+};
+_Static_assert(sizeof(struct kaccess_h2_stream_key) == 24, "kaccess_h2_stream_key layout");
+
 /*
  * Every place the kernel side can lose or mis-file data has a counter,
  * indexed in the per-CPU `counters` map. Names for export are in
@@ -259,6 +339,11 @@ enum kaccess_counter {
 	KACCESS_CTR_HTTP_PIPELINE_FULL,/* more pipelined requests than tracked: parsing stopped */
 	KACCESS_CTR_L24_WINDOW_LOST,   /* a tracked packet's L2 window lost its start (nested or
 				        * re-segmented transmit): counted, not timed */
+	KACCESS_CTR_H2_HEADERS_LOST,   /* HTTP/2 header block bytes not delivered (ring buffer full or
+				        * block above KACCESS_H2_BLOCK_MAX): that direction's HPACK table
+				        * is unknown from then on, its later exchanges unnamed */
+	KACCESS_CTR_H2_STREAM_LOST,    /* HTTP/2 exchange not counted: its end record was not delivered,
+				        * or its stream was not tracked (h2_streams full or evicted) */
 	KACCESS_CTR_MAX,
 };
 

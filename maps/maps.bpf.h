@@ -278,6 +278,77 @@ struct {
 	__type(value, __u8);
 } http_endpoints_sent SEC(".maps") __weak;
 
+/* ---- HTTP/2 ------------------------------------------------------------- */
+
+/* One direction of an HTTP/2 connection: where in which frame it is. */
+struct h2_parser {
+	__u32 frame_left;    /* payload bytes of the current frame not consumed yet */
+	__u32 pad_left;      /* ...of which trailing padding */
+	__u32 stream_id;     /* of the current frame */
+	__u32 block_bytes;   /* bytes of the current header block, sent or not */
+	__u8 phase;          /* enum h2_phase (bpf/http2.bpf.h) */
+	__u8 header_have;    /* frame header bytes collected */
+	__u8 type, flags;    /* of the current frame */
+	__u8 prefix_left;    /* pad length, promised stream or priority bytes still to skip */
+	__u8 gap;            /* header bytes were lost: the next piece says so */
+	__u8 first_pending;  /* the current block's first piece is not sent yet */
+	__u8 end_stream;     /* the current block's HEADERS carried END_STREAM */
+	__u8 content_seen;   /* the current frame had header block bytes */
+	__u8 frame_header[16]; /* 9 used */
+	__u8 pad[7];
+};
+
+/* Per-connection HTTP/2 state. */
+struct h2_conn {
+	struct kaccess_agg_key agg;  /* the connection's row (kept current by every transfer) */
+	__u64 conn_start_ns;         /* kaccess_conn.start_ns: part of every stream's key */
+	struct h2_parser req, resp;
+};
+
+/*
+ * h2_conns: key = socket address (as conn_table), value = struct h2_conn.
+ * Created by the client's connection preface (or the server's first
+ * SETTINGS, for the server side), deleted at tcp_destroy_sock or when the
+ * frames stop making sense. Preallocated. Size: `http_conns_max_entries`
+ * (16384) connections, 136 B each: 3.25 MiB. Not pinned.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, struct h2_conn);
+} h2_conns SEC(".maps") __weak;
+
+/*
+ * h2_streams: key = struct kaccess_h2_stream_key, value = struct
+ * kaccess_h2_sizes. A stream's numbers from its request's first HEADERS to
+ * its end (END_STREAM of the response, RST_STREAM), then deleted; streams
+ * still open when their connection ends are read and deleted by the shipper.
+ * LRU: streams of connections whose end was never seen cannot fill it; an
+ * open stream evicted is counted (h2_stream_lost) when its response comes.
+ * Size: 16384 streams (`http_conns_max_entries`), 72 B each: 2.13 MiB. Not pinned.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct kaccess_h2_stream_key);
+	__type(value, struct kaccess_h2_sizes);
+} h2_streams SEC(".maps") __weak;
+
+/* A struct kaccess_h2_headers_event with room for its bytes, sent exact-size. */
+struct h2_piece_buf {
+	__u32 type;
+	__u16 flags;
+	__u16 len;
+	__u64 sk;
+	__u64 conn_start_ns;
+	__u32 stream_id;
+	__u32 pad;
+	__u8 bytes[KACCESS_H2_PIECE_MAX];
+};
+_Static_assert(__builtin_offsetof(struct h2_piece_buf, bytes) == sizeof(struct kaccess_h2_headers_event),
+	       "h2_piece_buf is a kaccess_h2_headers_event");
+
 #define HTTP_WINDOW 512   /* bytes of payload copied from user memory at a time */
 #define HTTP_SEGMENTS 8   /* iovec entries followed; bytes beyond are counted, not read */
 
@@ -302,11 +373,16 @@ struct http_scratch {
 	 * fields named are ever written: fresh.bucket, fresh_conn.agg */
 	struct kaccess_http_value fresh;
 	struct http_conn fresh_conn;
+	/* HTTP/2: a header piece with its bytes, a stream's end, templates */
+	struct h2_piece_buf h2_piece;
+	struct kaccess_h2_stream_event h2_end;
+	struct h2_conn fresh_h2;
+	struct kaccess_h2_sizes fresh_stream;
 };
 
 /*
  * http_scratch: one struct http_scratch per CPU (BPF's stack is 512 bytes).
- * Size: 2.1 KiB per CPU. Not pinned.
+ * Size: 2.9 KiB per CPU. Not pinned.
  */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);

@@ -167,6 +167,8 @@ static int size_maps(struct kaccess_bpf *skel, const struct kaccess_config *cfg)
 		err = err ?: bpf_map__set_max_entries(skel->maps.rx_stamps, 1);
 		err = err ?: bpf_map__set_max_entries(skel->maps.neigh_waits, 1);
 	}
+	err = err ?: bpf_map__set_max_entries(skel->maps.h2_conns, http_conns);
+	err = err ?: bpf_map__set_max_entries(skel->maps.h2_streams, http_conns);
 	return err;
 }
 
@@ -402,6 +404,7 @@ int agent_load(struct agent *agent, const struct kaccess_config *cfg)
 	agent->skel->rodata->filter_cgroup = cfg->cgroup[0] != '\0';
 	agent->skel->rodata->http_enabled = cfg->http_parse;
 	agent->skel->rodata->http_keep_query = cfg->http_keep_query;
+	agent->http_keep_query = cfg->http_keep_query;
 	agent->endpoints = endpoint_names_new();
 	if (!agent->endpoints)
 		return -ENOMEM;
@@ -658,9 +661,12 @@ const char *const loss_names[LOSS_MAX] = {
 	[KACCESS_CTR_HTTP_ENDPOINT_LOST] = "http_endpoint_lost",
 	[KACCESS_CTR_HTTP_PIPELINE_FULL] = "http_pipeline_full",
 	[KACCESS_CTR_L24_WINDOW_LOST] = "l24_window_lost",
+	[KACCESS_CTR_H2_HEADERS_LOST] = "h2_headers_lost",
+	[KACCESS_CTR_H2_STREAM_LOST] = "h2_stream_lost",
 	[LOSS_PROGRAMS_NOT_ATTACHED] = "programs_not_attached",
 	[LOSS_DESTROY_MISSED] = "destroy_missed",
 	[LOSS_PROGRAM_RECURSION_MISSES] = "program_recursion_misses",
+	[LOSS_H2_UNDECODED] = "h2_headers_undecoded",
 };
 
 static uint64_t recursion_misses(struct agent *agent)
@@ -686,6 +692,7 @@ int agent_read_losses(struct agent *agent, struct loss_counters *ret_losses)
 	ret_losses->values[LOSS_PROGRAMS_NOT_ATTACHED] = agent->programs_not_attached;
 	ret_losses->values[LOSS_DESTROY_MISSED] = __atomic_load_n(&agent->destroy_missed, __ATOMIC_RELAXED);
 	ret_losses->values[LOSS_PROGRAM_RECURSION_MISSES] = recursion_misses(agent);
+	ret_losses->values[LOSS_H2_UNDECODED] = __atomic_load_n(&agent->h2_undecoded, __ATOMIC_RELAXED);
 	return err;
 }
 

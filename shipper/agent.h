@@ -22,6 +22,7 @@ enum loss_counter {
 	LOSS_PROGRAMS_NOT_ATTACHED = KACCESS_CTR_MAX, /* optional programs that failed to attach */
 	LOSS_DESTROY_MISSED,          /* connections whose end was never seen, found by the sweep */
 	LOSS_PROGRAM_RECURSION_MISSES,/* program runs the kernel skipped to avoid recursion */
+	LOSS_H2_UNDECODED,            /* HTTP/2 exchanges whose headers could not be decoded (unnamed) */
 	LOSS_MAX,
 };
 
@@ -48,6 +49,8 @@ struct agent {
 	struct netns_links *netns_links;    /* netfilter links per namespace; NULL without */
 	char watched_cgroup_dir[PATH_MAX];  /* absolute; "" = every process */
 	struct endpoint_names *endpoints;   /* HTTP endpoint texts, filled by the event loop */
+	uint64_t h2_undecoded;              /* HTTP/2 exchanges counted without their headers */
+	bool http_keep_query;               /* HTTP/2 endpoints keep the query string too */
 	int lock_fd;
 	char pin_dir[PATH_MAX];             /* "" when not pinned */
 };

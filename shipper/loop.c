@@ -4,6 +4,7 @@
 #include <bpf/libbpf.h>
 
 #include "endpoint_names.h"
+#include "http2/http2.h"
 #include "kaccess.skel.h"
 #include "log.h"
 #include "loop.h"
@@ -22,6 +23,7 @@ struct loop {
 	struct sink *const *sinks;
 	size_t sink_count;
 	struct ring_buffer *events;
+	struct h2_exchanges *h2;       /* HTTP/2 exchanges completed here, drained with the rows */
 	struct agg_rows rows;
 	struct http_rows http_rows;
 	struct conn_rows conns;
@@ -46,16 +48,34 @@ static void on_endpoint_event(struct loop *loop, const void *data, size_t size)
 		log_warn("failed to keep an HTTP endpoint name: %s", strerror(-err));
 }
 
+/* The wall-clock bucket of a CLOCK_MONOTONIC time, as the kernel computes it. */
+static uint64_t bucket_of(const struct loop *loop, uint64_t mono_ns)
+{
+	return (mono_ns + loop->agent->skel->bss->wall_offset_ns) / loop->agent->bucket_ns;
+}
+
 static int on_event(void *ctx, void *data, size_t size)
 {
 	struct loop *loop = ctx;
+	const struct kaccess_conn_event *event = data;
+	__u32 type = size >= sizeof(__u32) ? *(const __u32 *)data : 0;
 
-	if (size >= sizeof(__u32) && *(const __u32 *)data == KACCESS_EVENT_HTTP_ENDPOINT) {
+	switch (type) {
+	case KACCESS_EVENT_HTTP_ENDPOINT:
 		on_endpoint_event(loop, data, size);
+		return 0;
+	case KACCESS_EVENT_H2_HEADERS:
+		h2_exchanges_on_headers(loop->h2, data, size);
+		return 0;
+	case KACCESS_EVENT_H2_STREAM_END:
+		h2_exchanges_on_stream_end(loop->h2, data, size);
 		return 0;
 	}
 	if (size < sizeof(struct kaccess_conn_event))
 		return 0;
+	/* every HTTP/2 record of the connection came before its close */
+	if (type == KACCESS_EVENT_CONN_CLOSE)
+		h2_exchanges_on_conn_close(loop->h2, event, bucket_of(loop, event->ts_ns));
 	for (size_t i = 0; i < loop->sink_count; i++)
 		loop->sinks[i]->ops->connection(loop->sinks[i], data);
 	return 0;
@@ -88,6 +108,7 @@ static void report_buckets(struct loop *loop, uint64_t current_bucket, bool at_s
 
 	agg_rows_sort(&loop->rows);
 	http_rows_sort(&loop->http_rows);
+	http_rows_merge_sorted(&loop->http_rows);
 	read_losses(loop);
 	while (first < rows->count || http_first < http->count) {
 		uint64_t bucket = UINT64_MAX;
@@ -118,7 +139,8 @@ static void report_buckets(struct loop *loop, uint64_t current_bucket, bool at_s
 	}
 }
 
-static void collect_generation(struct loop *loop, int gen)
+/* Drain generation `gen`, with the HTTP/2 exchanges of buckets up to `last_bucket`. */
+static void collect_generation(struct loop *loop, int gen, uint64_t last_bucket)
 {
 	int err = agg_rows_collect(loop->agg_fd[gen], true, &loop->rows);
 
@@ -127,6 +149,9 @@ static void collect_generation(struct loop *loop, int gen)
 	err = http_rows_collect(loop->http_fd[gen], true, &loop->http_rows);
 	if (err)
 		log_warn("failed to drain HTTP generation %d: %s", gen, strerror(-err));
+	err = h2_exchanges_take_rows(loop->h2, last_bucket, &loop->http_rows);
+	if (err)
+		log_warn("failed to collect HTTP/2 exchanges: %s", strerror(-err));
 }
 
 /*
@@ -141,7 +166,7 @@ static void drain_idle_generation(struct loop *loop, uint64_t now_bucket)
 
 	agg_rows_clear(&loop->rows);
 	loop->http_rows.count = 0;
-	collect_generation(loop, (now_bucket - 1) & 1);
+	collect_generation(loop, (now_bucket - 1) & 1, now_bucket - 1);
 	if (loop->rows.count || loop->http_rows.count) {
 		report_buckets(loop, now_bucket, false, monotonic_ns() - started);
 		return;
@@ -157,7 +182,7 @@ static void drain_everything(struct loop *loop, uint64_t now_bucket)
 	agg_rows_clear(&loop->rows);
 	loop->http_rows.count = 0;
 	for (int gen = 0; gen < 2; gen++)
-		collect_generation(loop, gen);
+		collect_generation(loop, gen, UINT64_MAX);
 	report_buckets(loop, now_bucket, true, 0);
 }
 
@@ -182,7 +207,10 @@ static void show_live(struct loop *loop, uint64_t now_bucket)
 		if (http.rows[i].value.bucket == now_bucket)
 			http.rows[kept++] = http.rows[i];
 	http.count = kept;
+	if (h2_exchanges_copy_rows(loop->h2, now_bucket, &http))
+		log_warn("failed to show HTTP/2 exchanges: %s", strerror(ENOMEM));
 	http_rows_sort(&http);
+	http_rows_merge_sorted(&http);
 	read_losses(loop);
 	report = (struct live_report){
 		.bucket = now_bucket,
@@ -205,6 +233,8 @@ static int loop_init(struct loop *loop, struct agent *agent, struct sink *const 
 		     size_t sink_count)
 {
 	uint64_t tenth = agent->bucket_ns / 10;
+	struct h2_exchanges_config h2_cfg;
+	int err;
 
 	memset(loop, 0, sizeof(*loop));
 	loop->agent = agent;
@@ -219,9 +249,20 @@ static int loop_init(struct loop *loop, struct agent *agent, struct sink *const 
 	/* Writers that read the clock just before a boundary finish within
 	 * microseconds; the grace only has to outlast them. */
 	loop->grace_ns = tenth < MAX_GRACE_NS ? tenth : MAX_GRACE_NS;
+	h2_cfg = (struct h2_exchanges_config){
+		.names = agent->endpoints,
+		.streams_map_fd = bpf_map__fd(agent->skel->maps.h2_streams),
+		.keep_query = agent->http_keep_query,
+		.undecoded = &agent->h2_undecoded,
+	};
+	err = h2_exchanges_new(&loop->h2, &h2_cfg);
+	if (err) {
+		log_err("failed to set up HTTP/2 decoding: %s", strerror(-err));
+		return err;
+	}
 	loop->events = ring_buffer__new(bpf_map__fd(agent->skel->maps.events), on_event, loop, NULL);
 	if (!loop->events) {
-		int err = -errno;
+		err = -errno;
 
 		log_err("failed to create ring buffer reader: %s", strerror(-err));
 		return err;
@@ -232,6 +273,7 @@ static int loop_init(struct loop *loop, struct agent *agent, struct sink *const 
 static void loop_free(struct loop *loop)
 {
 	ring_buffer__free(loop->events);
+	h2_exchanges_free(loop->h2);
 	agg_rows_free(&loop->rows);
 	http_rows_free(&loop->http_rows);
 	conn_rows_free(&loop->conns);

@@ -196,6 +196,38 @@ void http_rows_sort(struct http_rows *rows)
 		qsort(rows->rows, rows->count, sizeof(rows->rows[0]), compare_http_rows);
 }
 
+void http_value_add(struct kaccess_http_value *into, const struct kaccess_http_value *from)
+{
+	into->call_count += from->call_count;
+	into->success_count += from->success_count;
+	for (int i = 0; i < KACCESS_HTTP_CLASSES; i++)
+		into->status_count[i] += from->status_count[i];
+	into->no_response_count += from->no_response_count;
+	into->truncated_count += from->truncated_count;
+	into->request_header_bytes += from->request_header_bytes;
+	into->request_body_bytes += from->request_body_bytes;
+	into->response_header_bytes += from->response_header_bytes;
+	into->response_body_bytes += from->response_body_bytes;
+	into->duration_ns_sum += from->duration_ns_sum;
+	for (int i = 0; i < KACCESS_HTTP_LATENCY_BUCKETS; i++)
+		into->duration_hist[i] += from->duration_hist[i];
+}
+
+void http_rows_merge_sorted(struct http_rows *rows)
+{
+	size_t kept = 0;
+
+	for (size_t i = 0; i < rows->count; i++) {
+		struct http_row *last = kept ? &rows->rows[kept - 1] : NULL;
+
+		if (last && compare_http_rows(last, &rows->rows[i]) == 0)
+			http_value_add(&last->value, &rows->rows[i].value);
+		else
+			rows->rows[kept++] = rows->rows[i];
+	}
+	rows->count = kept;
+}
+
 void http_rows_free(struct http_rows *rows)
 {
 	free(rows->rows);

@@ -57,6 +57,15 @@ int http_rows_collect(int map_fd, bool and_delete, struct http_rows *rows);
 /* Order by bucket, cgroup, role, peer, port and endpoint hash. */
 void http_rows_sort(struct http_rows *rows);
 
+/* Add the numbers of `from` into `into` (rows of the same key and bucket). */
+void http_value_add(struct kaccess_http_value *into, const struct kaccess_http_value *from);
+
+/*
+ * Sum sorted rows with the same bucket and key into one (HTTP/1.x rows from
+ * the kernel and HTTP/2 rows from userspace can share a key).
+ */
+void http_rows_merge_sorted(struct http_rows *rows);
+
 void http_rows_free(struct http_rows *rows);
 
 /* Append every live connection. */

@@ -26,9 +26,10 @@ repo_dir=$(cd "$vm_dir/../.." && pwd)
 root=$output_dir/vm/root
 archive=$output_dir/vm/root.cpio
 
-# The real peers the selftests run (test_nginx execs these exact paths).
+# The real peers the selftests run (test_nginx and test_http2 exec these exact paths).
 # bpftool and nft as the tests call them: from PATH.
-peers=(bash ip ss tc timeout /usr/sbin/nginx /usr/bin/curl bpftool nft)
+peers=(bash ip ss tc timeout /usr/sbin/nginx /usr/bin/curl bpftool nft
+	/usr/sbin/nghttpd /usr/bin/nghttp /usr/bin/h2load)
 # system() and popen() run /bin/sh: the host's (dash on Debian), because
 # busybox's sh runs its own applets before PATH, so `ip netns add` there
 # would be busybox's ip, which has no netns.

@@ -1,0 +1,659 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * HTTP/2 with prior knowledge (h2c) on tracked connections: each direction
+ * is cut into frames on the read/write path, with the same payload cursor
+ * as the HTTP/1.x parser (http_scratch).
+ *
+ * A connection is HTTP/2 when the client's first bytes are the connection
+ * preface "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", or (server side, where the
+ * server's SETTINGS may be written before the preface is read) when the
+ * server's first bytes are a SETTINGS frame header and the client's first
+ * bytes then are the preface. The first frame of each direction must be a
+ * SETTINGS frame; anything else stops parsing as a parse failure.
+ *
+ * What the kernel keeps, per stream (h2_streams): the time of the call with
+ * the request's first HEADERS byte, the header block bytes (HPACK, without
+ * padding and priority fields) and DATA bytes (without padding) of each
+ * direction. The stream's exchange ends with the response's END_STREAM or
+ * an RST_STREAM from either side: its numbers go to userspace in one
+ * record. The header blocks themselves (HEADERS, CONTINUATION and
+ * PUSH_PROMISE fragments) go to userspace in pieces of at most
+ * KACCESS_H2_PIECE_MAX bytes, in order, because HPACK is stateful: only an
+ * inflater that saw every block of its direction decodes the next one.
+ * Userspace decodes :method, :path and :status and completes the exchange
+ * (shipper/http2/). Nothing here needs string compares or the HPACK tables.
+ */
+#ifndef KACCESS_BPF_HTTP2_BPF_H
+#define KACCESS_BPF_HTTP2_BPF_H
+
+#include "http.bpf.h"
+
+#define H2_PREFACE_LEN 24
+#define H2_FRAME_HEADER_LEN 9
+#define H2_DEFAULT_MAX_FRAME 16384 /* SETTINGS_MAX_FRAME_SIZE's initial value */
+/* "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" as three little-endian words */
+#define H2_PREFACE_0 0x5448202a20495250ULL
+#define H2_PREFACE_1 0x0a0d302e322f5054ULL
+#define H2_PREFACE_2 0x0a0d0a0d4d530a0dULL
+
+enum h2_frame_type {
+	H2_DATA = 0,
+	H2_HEADERS = 1,
+	H2_PRIORITY = 2,
+	H2_RST_STREAM = 3,
+	H2_SETTINGS = 4,
+	H2_PUSH_PROMISE = 5,
+	H2_PING = 6,
+	H2_WINDOW_UPDATE = 8,
+	H2_CONTINUATION = 9,
+};
+
+enum h2_frame_flag {
+	H2_F_END_STREAM = 0x1,
+	H2_F_ACK = 0x1,          /* SETTINGS */
+	H2_F_END_HEADERS = 0x4,
+	H2_F_PADDED = 0x8,
+	H2_F_PRIORITY = 0x20,
+};
+
+enum h2_phase {
+	H2_PH_PREFACE = 0,       /* request direction, before the client's preface */
+	H2_PH_FIRST_HEADER,      /* the header of the first frame: must be SETTINGS */
+	H2_PH_FRAME_HEADER,
+	H2_PH_PAYLOAD,
+};
+
+struct h2_walk {
+	struct h2_conn *hc;
+	struct http_scratch *s;
+	__u64 sk;
+};
+
+/*
+ * Bytes before a frame's content: pad length, promised stream id, priority.
+ * PADDED means something only on the three types that define it (flags a
+ * type does not define are ignored, as RFC 9113 asks).
+ */
+static __always_inline bool h2_padded(__u8 type, __u8 flags)
+{
+	return (flags & H2_F_PADDED) &&
+	       (type == H2_DATA || type == H2_HEADERS || type == H2_PUSH_PROMISE);
+}
+
+static __always_inline __u32 h2_prefix_len(__u8 type, __u8 flags)
+{
+	__u32 len = h2_padded(type, flags) ? 1 : 0;
+
+	if (type == H2_HEADERS && (flags & H2_F_PRIORITY))
+		len += 5;
+	if (type == H2_PUSH_PROMISE)
+		len += 4;
+	return len;
+}
+
+/* Whether the call's first segment starts with the client's connection preface. */
+static __always_inline bool h2_preface_at_start(struct http_scratch *s, __u64 bytes)
+{
+	__u64 words[3];
+
+	if (!s->nseg || bytes < H2_PREFACE_LEN || s->seg_len[0] < H2_PREFACE_LEN ||
+	    bpf_probe_read_user(words, sizeof(words), (void *)s->seg_base[0]))
+		return false;
+	return words[0] == H2_PREFACE_0 && words[1] == H2_PREFACE_1 && words[2] == H2_PREFACE_2;
+}
+
+/* Whether the call starts with a SETTINGS frame header on stream 0 (a server's first frame). */
+static __always_inline bool h2_settings_at_start(struct http_scratch *s, __u64 bytes)
+{
+	__u8 h[H2_FRAME_HEADER_LEN];
+	__u32 len;
+
+	if (!s->nseg || bytes < H2_FRAME_HEADER_LEN || s->seg_len[0] < H2_FRAME_HEADER_LEN ||
+	    bpf_probe_read_user(h, sizeof(h), (void *)s->seg_base[0]))
+		return false;
+	len = ((__u32)h[0] << 16) | ((__u32)h[1] << 8) | h[2];
+	return h[3] == H2_SETTINGS && h[4] == 0 && !h[5] && !h[6] && !h[7] && !h[8] && len % 6 == 0;
+}
+
+/*
+ * Whether the call starts with a frame header that a connection already
+ * open before kaccess started may plausibly send at a frame boundary: a
+ * known type with a length and stream that fit it, at most the default
+ * maximum frame size. Anything else leaves an adopted connection alone.
+ */
+static __always_inline bool h2_frame_at_start(struct http_scratch *s, __u64 bytes, bool is_request)
+{
+	__u8 h[H2_FRAME_HEADER_LEN];
+	__u32 len, stream_id;
+
+	if (!s->nseg || bytes < H2_FRAME_HEADER_LEN || s->seg_len[0] < H2_FRAME_HEADER_LEN ||
+	    bpf_probe_read_user(h, sizeof(h), (void *)s->seg_base[0]))
+		return false;
+	len = ((__u32)h[0] << 16) | ((__u32)h[1] << 8) | h[2];
+	stream_id = ((__u32)h[5] << 24) | ((__u32)h[6] << 16) | ((__u32)h[7] << 8) | h[8];
+	if (len > H2_DEFAULT_MAX_FRAME || (stream_id & 0x80000000))
+		return false;
+	switch (h[3]) {
+	case H2_DATA:
+		return stream_id && !(h[4] & ~(H2_F_END_STREAM | H2_F_PADDED));
+	case H2_HEADERS:
+		return stream_id && (!is_request || (stream_id & 1)) &&
+		       !(h[4] & ~(H2_F_END_STREAM | H2_F_END_HEADERS | H2_F_PADDED | H2_F_PRIORITY));
+	case H2_RST_STREAM:
+		return stream_id && len == 4;
+	case H2_SETTINGS:
+		return !stream_id && len % 6 == 0;
+	case H2_PING:
+		return !stream_id && len == 8;
+	case H2_WINDOW_UPDATE:
+		return len == 4;
+	}
+	return false;
+}
+
+/*
+ * Consume up to `want` bytes of the call: from the window when it holds
+ * them, else up to the end of the current segment. The count consumed.
+ */
+static __always_inline __u64 h2_consume(struct http_scratch *s, __u64 want)
+{
+	__u32 idx = s->seg_idx;
+	__u64 n = want, avail;
+
+	if (n > s->left)
+		n = s->left;
+	if (s->win_pos < s->win_len && n <= s->win_len - s->win_pos) {
+		http_window_consume(s, n);
+		return n;
+	}
+	if (idx >= s->nseg || idx >= HTTP_SEGMENTS)
+		return 0;
+	avail = s->seg_len[idx] - s->seg_off;
+	if (n > avail)
+		n = avail;
+	s->seg_off += n;
+	s->left -= n;
+	if (s->seg_off >= s->seg_len[idx]) {
+		s->seg_idx = idx + 1;
+		s->seg_off = 0;
+	}
+	s->win_len = s->win_pos = 0;
+	return n;
+}
+
+static __always_inline struct kaccess_h2_sizes *h2_stream(struct h2_walk *walk, __u32 stream_id)
+{
+	struct kaccess_h2_stream_key key = {
+		.sk = walk->sk,
+		.conn_start_ns = walk->hc->conn_start_ns,
+		.stream_id = stream_id,
+	};
+
+	return bpf_map_lookup_elem(&h2_streams, &key);
+}
+
+/* A request's HEADERS opens its stream (trailers find it open). */
+static __always_inline void h2_stream_open(struct h2_walk *walk, __u32 stream_id)
+{
+	struct kaccess_h2_stream_key key = {
+		.sk = walk->sk,
+		.conn_start_ns = walk->hc->conn_start_ns,
+		.stream_id = stream_id,
+	};
+	struct http_scratch *s = walk->s;
+
+	s->fresh_stream.start_ns = s->now_ns;
+	/* NOEXIST: request trailers are a second block on an open stream */
+	bpf_map_update_elem(&h2_streams, &key, &s->fresh_stream, BPF_NOEXIST);
+}
+
+/* The exchange of `stream_id` ends: its numbers to userspace, the stream forgotten. */
+static __noinline int h2_stream_end(struct h2_walk *walk, __u32 stream_id, __u32 outcome)
+{
+	struct kaccess_h2_stream_key key = {
+		.sk = walk->sk,
+		.conn_start_ns = walk->hc->conn_start_ns,
+		.stream_id = stream_id,
+	};
+	struct http_scratch *s = walk->s;
+	struct kaccess_h2_stream_event *event = &s->h2_end;
+	struct kaccess_h2_sizes *sizes = bpf_map_lookup_elem(&h2_streams, &key);
+
+	if (!sizes) {
+		/* a client stream's response without its request: evicted or never tracked */
+		if (outcome == KACCESS_H2_COMPLETE && (stream_id & 1))
+			count_loss(KACCESS_CTR_H2_STREAM_LOST);
+		return 0;
+	}
+	if (sizes->reset) { /* counted at its reset; the peer's frames in flight end here */
+		bpf_map_delete_elem(&h2_streams, &key);
+		return 0;
+	}
+	event->type = KACCESS_EVENT_H2_STREAM_END;
+	event->outcome = outcome;
+	event->sk = walk->sk;
+	event->conn_start_ns = walk->hc->conn_start_ns;
+	event->stream_id = stream_id;
+	event->end_ns = s->now_ns;
+	event->bucket = (s->now_ns + wall_offset_ns) / bucket_ns;
+	__builtin_memcpy(&event->agg, &walk->hc->agg, sizeof(event->agg));
+	__builtin_memcpy(&event->sizes, sizes, sizeof(event->sizes));
+	if (bpf_ringbuf_output(&events, event, sizeof(*event), BPF_RB_NO_WAKEUP))
+		count_loss(KACCESS_CTR_H2_STREAM_LOST);
+	/*
+	 * A reset stream stays (LRU) so that the other side's frames already
+	 * on their way find it ended, rather than count as lost.
+	 */
+	if (outcome == KACCESS_H2_RESET)
+		sizes->reset = 1;
+	else
+		bpf_map_delete_elem(&h2_streams, &key);
+	return 0;
+}
+
+/* A header block begins (HEADERS or PUSH_PROMISE). */
+static __always_inline void h2_block_begin(struct h2_walk *walk, struct h2_parser *p)
+{
+	struct kaccess_h2_sizes *sizes;
+
+	p->first_pending = 1;
+	p->block_bytes = 0;
+	p->end_stream = p->type == H2_HEADERS && (p->flags & H2_F_END_STREAM);
+	if (p->type != H2_HEADERS)
+		return; /* a promise is the pushing stream's, not an exchange of its own */
+	if (walk->s->is_request) {
+		h2_stream_open(walk, p->stream_id);
+		return;
+	}
+	sizes = h2_stream(walk, p->stream_id);
+	if (sizes && !sizes->reset)
+		sizes->response_blocks++;
+}
+
+/* Send a piece of the current header block; `flags` beyond FIRST/GAP/RESPONSE given. */
+static __always_inline void h2_piece_send(struct h2_walk *walk, struct h2_parser *p, __u64 addr,
+					  __u64 len, __u16 flags)
+{
+	struct http_scratch *s = walk->s;
+	struct h2_piece_buf *piece = &s->h2_piece;
+
+	if (len > KACCESS_H2_PIECE_MAX)
+		len = KACCESS_H2_PIECE_MAX;
+	barrier_var(len);
+	if (p->first_pending)
+		flags |= KACCESS_H2_PIECE_FIRST;
+	if (p->gap)
+		flags |= KACCESS_H2_PIECE_GAP;
+	if (!s->is_request)
+		flags |= KACCESS_H2_PIECE_RESPONSE;
+	piece->type = KACCESS_EVENT_H2_HEADERS;
+	piece->flags = flags;
+	piece->len = len;
+	piece->sk = walk->sk;
+	piece->conn_start_ns = walk->hc->conn_start_ns;
+	piece->stream_id = p->stream_id;
+	if (len && bpf_probe_read_user(piece->bytes, len, (void *)addr)) {
+		p->gap = 1;
+		count_loss(KACCESS_CTR_H2_HEADERS_LOST);
+		return;
+	}
+	if (bpf_ringbuf_output(&events, piece, sizeof(struct kaccess_h2_headers_event) + len,
+			       BPF_RB_NO_WAKEUP)) {
+		p->gap = 1;
+		count_loss(KACCESS_CTR_H2_HEADERS_LOST);
+		return;
+	}
+	p->gap = 0;
+	p->first_pending = 0;
+}
+
+/* Header block bytes of the current frame: up to the segment's end, as one piece. */
+static __always_inline __u64 h2_block_bytes(struct h2_walk *walk, struct h2_parser *p,
+					    __u64 content_left)
+{
+	struct http_scratch *s = walk->s;
+	struct kaccess_h2_sizes *sizes;
+	__u32 idx = s->seg_idx;
+	__u64 n = content_left, avail;
+	__u16 flags = 0;
+
+	if (n > s->left)
+		n = s->left;
+	if (n > KACCESS_H2_PIECE_MAX)
+		n = KACCESS_H2_PIECE_MAX;
+	if (idx >= s->nseg || idx >= HTTP_SEGMENTS)
+		return 0;
+	avail = s->seg_len[idx] - s->seg_off;
+	if (n > avail)
+		n = avail;
+	if (!n) {
+		h2_consume(s, 0); /* an empty iovec entry: the next one */
+		return 0;
+	}
+	if (n == content_left && (p->flags & H2_F_END_HEADERS))
+		flags = KACCESS_H2_PIECE_LAST;
+	if (p->block_bytes + n <= KACCESS_H2_BLOCK_MAX)
+		h2_piece_send(walk, p, s->seg_base[idx] + s->seg_off, n, flags);
+	else if (!p->gap) {
+		p->gap = 1; /* the rest of the block is counted, not sent */
+		count_loss(KACCESS_CTR_H2_HEADERS_LOST);
+	}
+	p->block_bytes += n;
+	p->content_seen = 1;
+	sizes = p->type == H2_PUSH_PROMISE ? NULL : h2_stream(walk, p->stream_id);
+	if (sizes) {
+		if (s->is_request)
+			sizes->request_header_bytes += n;
+		else
+			sizes->response_header_bytes += n;
+	}
+	return h2_consume(s, n);
+}
+
+/* DATA bytes of the current frame: counted and skipped. */
+static __always_inline __u64 h2_data_bytes(struct h2_walk *walk, struct h2_parser *p,
+					   __u64 content_left)
+{
+	__u64 n = h2_consume(walk->s, content_left);
+	struct kaccess_h2_sizes *sizes;
+
+	if (!n)
+		return 0;
+	sizes = h2_stream(walk, p->stream_id);
+	if (sizes) {
+		if (walk->s->is_request)
+			sizes->request_body_bytes += n;
+		else
+			sizes->response_body_bytes += n;
+	}
+	return n;
+}
+
+/* A frame's last payload byte (or its header, when it has no payload) went by. */
+static __noinline int h2_frame_end(struct h2_walk *walk, struct h2_parser *p)
+{
+	if (!walk->hc || !walk->s)
+		return 0;
+	p->phase = H2_PH_FRAME_HEADER;
+	switch (p->type) {
+	case H2_HEADERS:
+	case H2_PUSH_PROMISE:
+	case H2_CONTINUATION:
+		if (!(p->flags & H2_F_END_HEADERS))
+			return 0;
+		if (!p->content_seen) /* the block ends in a frame without block bytes */
+			h2_piece_send(walk, p, 0, 0, KACCESS_H2_PIECE_LAST);
+		if (p->end_stream && !walk->s->is_request)
+			h2_stream_end(walk, p->stream_id, KACCESS_H2_COMPLETE);
+		return 0;
+	case H2_DATA:
+		if ((p->flags & H2_F_END_STREAM) && !walk->s->is_request)
+			h2_stream_end(walk, p->stream_id, KACCESS_H2_COMPLETE);
+		return 0;
+	case H2_RST_STREAM:
+		h2_stream_end(walk, p->stream_id, KACCESS_H2_RESET);
+		return 0;
+	}
+	return 0;
+}
+
+/* The ninth byte of a frame header: what the frame is. */
+static __always_inline int h2_frame_start(struct h2_walk *walk, struct h2_parser *p)
+{
+	__u8 *h = p->frame_header;
+	__u32 len = ((__u32)h[0] << 16) | ((__u32)h[1] << 8) | h[2];
+	__u32 stream_id = ((__u32)(h[5] & 0x7f) << 24) | ((__u32)h[6] << 16) | ((__u32)h[7] << 8) | h[8];
+	bool first = p->phase == H2_PH_FIRST_HEADER;
+
+	p->type = h[3];
+	p->flags = h[4];
+	p->stream_id = stream_id;
+	p->frame_left = len;
+	p->pad_left = 0;
+	p->header_have = 0;
+	p->content_seen = 0;
+	p->prefix_left = h2_prefix_len(p->type, p->flags);
+	p->phase = H2_PH_PAYLOAD;
+	if (first && (p->type != H2_SETTINGS || stream_id || (p->flags & H2_F_ACK) || len % 6))
+		return HTTP_ERR_NOT_HTTP;
+	switch (p->type) {
+	case H2_DATA:
+	case H2_CONTINUATION:
+		if (!stream_id)
+			return HTTP_ERR_GRAMMAR;
+		break;
+	case H2_HEADERS:
+	case H2_PUSH_PROMISE:
+		if (!stream_id)
+			return HTTP_ERR_GRAMMAR;
+		h2_block_begin(walk, p);
+		break;
+	case H2_RST_STREAM:
+		if (!stream_id || len != 4)
+			return HTTP_ERR_GRAMMAR;
+		break;
+	}
+	if (p->prefix_left > len)
+		return HTTP_ERR_GRAMMAR;
+	if (!len)
+		h2_frame_end(walk, p);
+	return HTTP_OK;
+}
+
+/* One byte of a frame header. */
+static __always_inline int h2_header_byte(struct h2_walk *walk, struct h2_parser *p)
+{
+	int c = http_next_byte(walk->s);
+
+	if (c == -2)
+		return HTTP_OK;
+	if (c < 0)
+		return HTTP_ERR_NO_PAYLOAD;
+	p->frame_header[p->header_have & 15] = c;
+	if (++p->header_have < H2_FRAME_HEADER_LEN)
+		return HTTP_OK;
+	return h2_frame_start(walk, p);
+}
+
+/* One byte of a frame's prefix; the first of a padded frame is its pad length. */
+static __always_inline int h2_prefix_byte(struct h2_walk *walk, struct h2_parser *p)
+{
+	bool pad_length = h2_padded(p->type, p->flags) &&
+			  p->prefix_left == h2_prefix_len(p->type, p->flags);
+	int c = http_next_byte(walk->s);
+
+	if (c == -2)
+		return HTTP_OK;
+	if (c < 0)
+		return HTTP_ERR_NO_PAYLOAD;
+	p->prefix_left--;
+	p->frame_left--;
+	if (pad_length)
+		p->pad_left = c;
+	if (p->pad_left > p->frame_left - p->prefix_left)
+		return HTTP_ERR_GRAMMAR; /* more padding than payload */
+	if (!p->frame_left)
+		h2_frame_end(walk, p);
+	return HTTP_OK;
+}
+
+/* A step in a frame's payload: its prefix, content or padding. */
+static __always_inline int h2_payload_step(struct h2_walk *walk, struct h2_parser *p)
+{
+	struct http_scratch *s = walk->s;
+	__u64 content = p->frame_left - p->pad_left, n;
+
+	if (p->prefix_left)
+		return h2_prefix_byte(walk, p);
+	if (content) {
+		if (p->type == H2_HEADERS || p->type == H2_CONTINUATION || p->type == H2_PUSH_PROMISE)
+			n = h2_block_bytes(walk, p, content);
+		else if (p->type == H2_DATA)
+			n = h2_data_bytes(walk, p, content);
+		else
+			n = h2_consume(s, content);
+	} else {
+		n = h2_consume(s, p->pad_left);
+		p->pad_left -= n;
+	}
+	if (!n)
+		return s->seg_idx < s->nseg ? HTTP_OK : HTTP_ERR_NO_PAYLOAD;
+	p->frame_left -= n;
+	if (!p->frame_left)
+		h2_frame_end(walk, p);
+	return HTTP_OK;
+}
+
+/* bpf_loop body: a frame header byte, a prefix byte, or a run of payload. 1 stops the walk. */
+static long h2_step(__u32 index, void *ctx)
+{
+	struct h2_walk *walk = ctx;
+	struct http_scratch *s = walk->s;
+	struct h2_parser *p;
+	int err;
+
+	if (!walk->hc || !s || s->error || !s->left)
+		return 1;
+	p = s->is_request ? &walk->hc->req : &walk->hc->resp;
+	if (p->phase == H2_PH_PAYLOAD)
+		err = h2_payload_step(walk, p);
+	else if (p->phase == H2_PH_PREFACE)
+		err = HTTP_ERR_GRAMMAR;
+	else
+		err = h2_header_byte(walk, p);
+	if (err)
+		s->error = err;
+	return err ? 1 : 0;
+}
+
+enum h2_start {
+	H2_START_NONE,      /* not HTTP/2 */
+	H2_START_NEW,       /* from the connection's first bytes */
+	H2_START_ADOPTED,   /* open before kaccess started: from a frame boundary */
+};
+
+/*
+ * How a connection's first bytes seen start HTTP/2, if they do. A
+ * subprogram: the verifier then walks the parser once, not once per way.
+ */
+static __noinline int h2_detect(struct http_scratch *s, __u64 bytes, bool is_request, bool was_open)
+{
+	if (!s)
+		return H2_START_NONE;
+	/* a new connection, or one adopted before its first bytes */
+	if (is_request && h2_preface_at_start(s, bytes))
+		return H2_START_NEW;
+	/* open before kaccess started: its first bytes seen are a frame's */
+	if (was_open)
+		return h2_frame_at_start(s, bytes, is_request) ? H2_START_ADOPTED : H2_START_NONE;
+	/* the server's SETTINGS written before the client's preface was read */
+	if (!is_request && h2_settings_at_start(s, bytes))
+		return H2_START_NEW;
+	return H2_START_NONE;
+}
+
+/*
+ * Start parsing a connection: its HTTP/2 state, from the template. A
+ * connection `adopted` mid-way starts at a frame boundary in both
+ * directions, and its first header pieces say that the HPACK tables before
+ * them are unknown.
+ */
+static __always_inline struct h2_conn *h2_conn_create(__u64 sk, struct kaccess_conn *conn,
+						      struct http_scratch *s, bool adopted)
+{
+	struct h2_conn *fresh = &s->fresh_h2;
+
+	__builtin_memcpy(&fresh->agg, &conn->agg, sizeof(fresh->agg));
+	fresh->conn_start_ns = conn->start_ns;
+	fresh->req.phase = adopted ? H2_PH_FRAME_HEADER : H2_PH_PREFACE;
+	fresh->resp.phase = adopted ? H2_PH_FRAME_HEADER : H2_PH_FIRST_HEADER;
+	fresh->req.gap = fresh->resp.gap = adopted;
+	/* BPF_ANY: a socket address reused without a destroy seen starts afresh */
+	if (bpf_map_update_elem(&h2_conns, &sk, fresh, BPF_ANY)) {
+		count_loss(KACCESS_CTR_HTTP_CONNS_FULL);
+		return NULL;
+	}
+	return bpf_map_lookup_elem(&h2_conns, &sk);
+}
+
+/* Parsing stops: the connection is left to TCP. */
+static __always_inline void h2_stop(__u64 sk, struct kaccess_conn *conn, __u8 state)
+{
+	conn->http = state;
+	bpf_map_delete_elem(&h2_conns, &sk);
+}
+
+/*
+ * Feed one read or write of `bytes` (> 0) to the HTTP/2 parser when the
+ * connection is HTTP/2 or its first bytes make it so. False: not HTTP/2,
+ * the HTTP/1.x parser decides.
+ */
+static __always_inline bool h2_transfer(__u64 sk, struct kaccess_conn *conn, bool is_read,
+					__u64 bytes, __u64 ptr, __u32 kind, __u64 count, __u64 now_ns)
+{
+	struct h2_walk walk = { .sk = sk };
+	struct http_scratch *s;
+	struct h2_conn *hc;
+	bool is_request;
+	__u32 zero = 0;
+	__u8 state;
+
+	if (!http_enabled || !conn)
+		return false;
+	state = conn->http;
+	if (state != KACCESS_HTTP_H2 && state != KACCESS_HTTP_UNDECIDED)
+		return false;
+	is_request = (conn->agg.role == KACCESS_ROLE_CLIENT) != is_read;
+	s = bpf_map_lookup_elem(&http_scratch, &zero);
+	if (!s)
+		return false;
+	http_segments(s, kind, ptr, count, bytes);
+	if (state == KACCESS_HTTP_UNDECIDED) {
+		int start = h2_detect(s, bytes, is_request, conn->flags & KACCESS_CONN_ADOPTED);
+
+		if (start == H2_START_NONE)
+			return false;
+		hc = h2_conn_create(sk, conn, s, start == H2_START_ADOPTED);
+		if (!hc) {
+			conn->http = KACCESS_HTTP_NO_FINAL;
+			return true;
+		}
+		conn->http = KACCESS_HTTP_H2;
+	} else {
+		hc = bpf_map_lookup_elem(&h2_conns, &sk);
+		if (!hc)
+			return true;
+	}
+	__builtin_memcpy(&hc->agg, &conn->agg, sizeof(hc->agg));
+	s->left = bytes;
+	s->win_len = s->win_pos = 0;
+	s->now_ns = now_ns;
+	s->error = HTTP_OK;
+	s->is_request = is_request;
+	if (is_request && hc->req.phase == H2_PH_PREFACE) {
+		if (!h2_preface_at_start(s, bytes)) { /* the server spoke HTTP/2, the client did not */
+			h2_stop(sk, conn, KACCESS_HTTP_NO_FINAL);
+			return true;
+		}
+		h2_consume(s, H2_PREFACE_LEN);
+		hc->req.phase = H2_PH_FIRST_HEADER;
+	}
+	walk.hc = hc;
+	walk.s = s;
+	bpf_loop(HTTP_MAX_STEPS, h2_step, &walk, 0);
+	if (!s->error && s->left)
+		s->error = HTTP_ERR_BUDGET;
+	if (s->error) {
+		count_loss(KACCESS_CTR_HTTP_PARSE_FAILED);
+		h2_stop(sk, conn, KACCESS_HTTP_FAILED);
+	}
+	return true;
+}
+
+/* The connection ends; its open streams are the shipper's to finish (it knows their ids). */
+static __always_inline void h2_conn_end(__u64 sk)
+{
+	bpf_map_delete_elem(&h2_conns, &sk);
+}
+
+#endif /* KACCESS_BPF_HTTP2_BPF_H */

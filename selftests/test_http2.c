@@ -1,0 +1,1105 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * HTTP/2 exchanges (h2c, prior knowledge), from real peers: nghttpd serving
+ * fixed files in the server pod; nghttp, h2load and curl
+ * --http2-prior-knowledge in the client pod; and a raw server and client of
+ * the test's own for a response cut short and for garbage after a preface.
+ *
+ * The ground truth is what the peers report: nghttp -v prints every frame
+ * it sent and received (type, length, flags, padding, stream) and the
+ * decoded headers, so header block bytes, body bytes, paths and statuses
+ * per stream come from the client's own view; h2load counts responses per
+ * status class and the header block and DATA bytes it received; curl
+ * reports the status and body size; the raw peers know what they sent.
+ * kaccess must report exactly those numbers, per endpoint, on the client
+ * and the server side.
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "agent_proc.h"
+#include "ktest.h"
+#include "pods.h"
+
+#define NGHTTPD "/usr/sbin/nghttpd"
+#define NGHTTP "/usr/bin/nghttp"
+#define H2LOAD "/usr/bin/h2load"
+#define CURL "/usr/bin/curl"
+#define H2_PORT 8443
+#define RAW_PORT 9443
+#define SMALL_BYTES 1000
+#define BIG_BYTES 300000     /* many DATA frames, many reads */
+#define CUT_BODY_BYTES 3000  /* DATA sent before the raw server cuts the stream */
+#define MAX_STREAMS 64
+#define FRAME_HEADER_BYTES 9
+
+static const char preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+FIXTURE(http2) {
+	struct pod_pair pods;
+	struct agent_proc agent;
+	struct agent_output *output;
+	char dir[64];
+	pid_t nghttpd_pid, raw_server_pid;
+};
+
+FIXTURE_VARIANT(http2) {
+	const char *hooks;
+};
+
+FIXTURE_VARIANT_ADD(http2, fentry) {
+	.hooks = "hooks=fentry",
+};
+
+FIXTURE_VARIANT_ADD(http2, sock_tracepoints) {
+	.hooks = "hooks=sock",
+};
+
+FIXTURE_VARIANT_ADD(http2, descriptor_walk) {
+	.hooks = "hooks=fd",
+};
+
+static bool fentry_loads;
+
+static void __attribute__((constructor)) probe_fentry(void)
+{
+	fentry_loads = geteuid() == 0 && kaccess_loads_with("hooks=fentry");
+}
+
+static int write_file(const char *path, size_t bytes)
+{
+	FILE *file = fopen(path, "w");
+
+	if (!file)
+		return -1;
+	for (size_t i = 0; i < bytes; i++)
+		fputc('a' + i % 26, file);
+	return fclose(file);
+}
+
+static int wait_listening(const char *netns, int port, int timeout_ms)
+{
+	for (int waited = 0; waited < timeout_ms; waited += 50) {
+		if (run_quiet("ip netns exec %s ss -Hltn 'sport = :%d' | grep -q %d", netns, port,
+			      port) == 0)
+			return 0;
+		usleep(50000);
+	}
+	return -1;
+}
+
+static int write_all(int fd, const void *data, size_t len)
+{
+	const char *p = data;
+
+	while (len) {
+		ssize_t n = write(fd, p, len);
+
+		if (n <= 0)
+			return -1;
+		p += n;
+		len -= n;
+	}
+	return 0;
+}
+
+static void frame_header(unsigned char *out, size_t len, int type, int flags, unsigned int stream)
+{
+	out[0] = len >> 16;
+	out[1] = len >> 8;
+	out[2] = len;
+	out[3] = type;
+	out[4] = flags;
+	out[5] = stream >> 24;
+	out[6] = stream >> 16;
+	out[7] = stream >> 8;
+	out[8] = stream;
+}
+
+/* ---- the raw server: a response cut short, after what it read ------------ */
+
+/* What the raw server received: the request's header block bytes. */
+struct raw_server_truth {
+	unsigned long request_header_bytes;
+	int headers_seen;
+};
+
+static struct raw_server_truth *raw_truth;
+
+/*
+ * Read the client's preface and frames until a HEADERS block ends; its
+ * HPACK bytes (without padding and priority fields) are the ground truth.
+ */
+static int read_request_block(int fd, struct raw_server_truth *truth)
+{
+	static unsigned char buf[65536];
+	size_t have = 0, at = sizeof(preface) - 1;
+	ssize_t n;
+
+	while ((n = read(fd, buf + have, sizeof(buf) - have)) > 0) {
+		have += n;
+		while (at + FRAME_HEADER_BYTES <= have) {
+			size_t len = (buf[at] << 16) | (buf[at + 1] << 8) | buf[at + 2];
+			int type = buf[at + 3], flags = buf[at + 4];
+			size_t prefix = 0, padding = 0;
+
+			if (at + FRAME_HEADER_BYTES + len > have)
+				break;
+			if (type == 1 || type == 9) {
+				if (type == 1 && (flags & 0x8)) {
+					prefix = 1;
+					padding = buf[at + FRAME_HEADER_BYTES];
+				}
+				if (type == 1 && (flags & 0x20))
+					prefix += 5;
+				truth->request_header_bytes += len - prefix - padding;
+				if (flags & 0x4) {
+					truth->headers_seen = 1;
+					return 0;
+				}
+			}
+			at += FRAME_HEADER_BYTES + len;
+		}
+	}
+	return -1;
+}
+
+static int raw_server_main(void *arg)
+{
+	const char *addr = arg;
+	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons(RAW_PORT) };
+	int one = 1, listener = socket(AF_INET, SOCK_STREAM, 0);
+	unsigned char out[3 * FRAME_HEADER_BYTES + 1 + CUT_BODY_BYTES], drain[4096];
+
+	inet_pton(AF_INET, addr, &sin.sin_addr);
+	setsockopt(listener, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(listener, (struct sockaddr *)&sin, sizeof(sin)) || listen(listener, 16))
+		return 1;
+	for (;;) {
+		int fd = accept(listener, NULL, NULL);
+
+		if (fd < 0)
+			return 1;
+		if (read_request_block(fd, raw_truth) == 0) {
+			/* SETTINGS, HEADERS ":status: 200" (static index 8), part of a body */
+			frame_header(out, 0, 4, 0, 0);
+			frame_header(out + FRAME_HEADER_BYTES, 1, 1, 0x4, 1);
+			out[2 * FRAME_HEADER_BYTES] = 0x88;
+			frame_header(out + 2 * FRAME_HEADER_BYTES + 1, CUT_BODY_BYTES, 0, 0, 1);
+			memset(out + 3 * FRAME_HEADER_BYTES + 1, 'c', CUT_BODY_BYTES);
+			write_all(fd, out, sizeof(out));
+			shutdown(fd, SHUT_WR); /* the stream never ends: the connection does */
+			while (read(fd, drain, sizeof(drain)) > 0)
+				;
+		}
+		close(fd);
+	}
+}
+
+/* ---- the raw client: a preface, then garbage ------------------------------ */
+
+struct raw_client_job {
+	const char *addr;
+	const unsigned char *bytes;
+	size_t len;
+	size_t received;
+};
+
+static int raw_client_main(void *arg)
+{
+	struct raw_client_job *job = arg;
+	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons(H2_PORT) };
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	char buf[4096];
+	ssize_t n;
+
+	inet_pton(AF_INET, job->addr, &sin.sin_addr);
+	if (connect(fd, (struct sockaddr *)&sin, sizeof(sin)) || write_all(fd, job->bytes, job->len))
+		return 1;
+	while ((n = read(fd, buf, sizeof(buf))) > 0)
+		job->received += n;
+	close(fd);
+	return 0;
+}
+
+static void *shared_alloc(size_t size)
+{
+	void *shared = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+
+	return shared == MAP_FAILED ? NULL : shared;
+}
+
+FIXTURE_SETUP(http2)
+{
+	char www[96], path[128];
+	char port[16];
+	char *argv[] = { NGHTTPD, "--no-tls", "-d", www, port, NULL };
+
+	REQUIRE_ROOT();
+	if (strcmp(variant->hooks, "hooks=sock") == 0 &&
+	    access("/sys/kernel/tracing/events/sock/sock_send_length", F_OK))
+		SKIP(return, "kernel lacks sock:sock_send_length (Linux 6.3)");
+	if (strcmp(variant->hooks, "hooks=fentry") == 0 && !fentry_loads)
+		SKIP(return, "kernel refuses fentry programs");
+	if (access(NGHTTPD, X_OK) || access(NGHTTP, X_OK) || access(H2LOAD, X_OK) ||
+	    access(CURL, X_OK))
+		SKIP(return, "needs nghttpd, nghttp, h2load and curl (make deps-test)");
+	raw_truth = shared_alloc(sizeof(*raw_truth));
+	ASSERT_NE(NULL, raw_truth);
+	ASSERT_EQ(0, pod_pair_create_for_test(&self->pods, "h2t"));
+	snprintf(self->dir, sizeof(self->dir), "/tmp/kaccess-selftest-http2-%d", getpid());
+	mkdir(self->dir, 0755);
+	snprintf(www, sizeof(www), "%s/www", self->dir);
+	mkdir(www, 0755);
+	snprintf(path, sizeof(path), "%s/small", www);
+	ASSERT_EQ(0, write_file(path, SMALL_BYTES));
+	snprintf(path, sizeof(path), "%s/big", www);
+	ASSERT_EQ(0, write_file(path, BIG_BYTES));
+	snprintf(port, sizeof(port), "%d", H2_PORT);
+	snprintf(path, sizeof(path), "%s/nghttpd.log", self->dir);
+	self->nghttpd_pid = pod_exec(&self->pods.server, argv, path);
+	ASSERT_LT(0, self->nghttpd_pid);
+	self->raw_server_pid = pod_spawn(&self->pods.server, raw_server_main, self->pods.server.ipv4);
+	ASSERT_LT(0, self->raw_server_pid);
+	ASSERT_EQ(0, wait_listening(self->pods.server.netns, H2_PORT, 10000));
+	ASSERT_EQ(0, wait_listening(self->pods.server.netns, RAW_PORT, 10000));
+}
+
+FIXTURE_TEARDOWN(http2)
+{
+	agent_proc_stop(&self->agent);
+	agent_output_free(self->output);
+	pod_pair_destroy(&self->pods); /* cgroup.kill ends nghttpd and the raw server */
+	if (self->nghttpd_pid > 0)
+		child_wait(self->nghttpd_pid);
+	if (self->raw_server_pid > 0)
+		child_wait(self->raw_server_pid);
+	if (self->dir[0])
+		run_quiet("rm -rf %s", self->dir);
+	if (raw_truth)
+		munmap(raw_truth, sizeof(*raw_truth));
+	raw_truth = NULL;
+}
+
+static void start_agent(struct __test_metadata *_metadata, FIXTURE_DATA(http2) *self,
+			const FIXTURE_VARIANT(http2) *variant)
+{
+	const char *args[] = { "--interval", "60", "--set", variant->hooks, NULL };
+
+	ASSERT_EQ(0, agent_proc_start(&self->agent, args));
+}
+
+/*
+ * Every connection ended (so cut streams are counted), then the output;
+ * `undecoded` exchanges are expected without their headers.
+ */
+static void stop_agent_expecting(struct __test_metadata *_metadata, FIXTURE_DATA(http2) *self,
+				 uint64_t undecoded)
+{
+	uint64_t ids[] = { self->pods.client.cgroup_id, self->pods.server.cgroup_id };
+
+	EXPECT_EQ(0, wait_conn_table_empty(ids, 2, 10000));
+	ASSERT_EQ(0, agent_proc_stop(&self->agent));
+	ASSERT_EQ(0, agent_output_load(&self->output, self->agent.out_path));
+	EXPECT_EQ(0, agent_output_lost(self->output, "http_table_full"));
+	EXPECT_EQ(0, agent_output_lost(self->output, "http_conns_full"));
+	EXPECT_EQ(0, agent_output_lost(self->output, "http_endpoint_lost"));
+	EXPECT_EQ(0, agent_output_lost(self->output, "h2_headers_lost"));
+	EXPECT_EQ(0, agent_output_lost(self->output, "h2_stream_lost"));
+	EXPECT_EQ(undecoded, agent_output_lost(self->output, "h2_headers_undecoded"));
+}
+
+static void stop_agent(struct __test_metadata *_metadata, FIXTURE_DATA(http2) *self)
+{
+	stop_agent_expecting(_metadata, self, 0);
+}
+
+/* What the client saw of one endpoint. */
+struct endpoint_truth {
+	char endpoint[160];     /* "GET:/small" */
+	unsigned long calls, status[5];
+	unsigned long request_header, request_body, response_header, response_body;
+	unsigned long truncated;
+};
+
+static void expect_endpoint(struct __test_metadata *_metadata, FIXTURE_DATA(http2) *self,
+			    const struct endpoint_truth *truth, bool check_header_bytes)
+{
+	const char *roles[] = { "client", "server" };
+
+	for (int r = 0; r < 2; r++) {
+		uint64_t cgroup = r ? self->pods.server.cgroup_id : self->pods.client.cgroup_id;
+		struct http_totals seen = agent_output_http(self->output, cgroup, roles[r],
+							    truth->endpoint, 0, UINT64_MAX);
+		unsigned long complete = truth->calls - truth->truncated;
+
+		TH_LOG("%s %s: %lu calls, header bytes %lu/%lu, body bytes %lu", roles[r],
+		       truth->endpoint, (unsigned long)seen.call_count,
+		       (unsigned long)seen.request_header_bytes,
+		       (unsigned long)seen.response_header_bytes, (unsigned long)seen.response_body_bytes);
+		EXPECT_EQ(truth->calls, seen.call_count);
+		for (int c = 0; c < 5; c++)
+			EXPECT_EQ(truth->status[c], seen.status[c]);
+		EXPECT_EQ(complete - (truth->truncated ? 0 : truth->status[4]), seen.success_count);
+		EXPECT_EQ(0, seen.no_response_count);
+		EXPECT_EQ(truth->truncated, seen.truncated_count);
+		if (check_header_bytes) {
+			EXPECT_EQ(truth->request_header, seen.request_header_bytes);
+			EXPECT_EQ(truth->response_header, seen.response_header_bytes);
+		}
+		EXPECT_EQ(truth->request_body, seen.request_body_bytes);
+		EXPECT_EQ(truth->response_body, seen.response_body_bytes);
+		EXPECT_EQ(complete, seen.histogram_count);
+		EXPECT_FALSE(seen.endpoint_unnamed);
+	}
+}
+
+/* ---- nghttp -v: the client's own view of every frame ---------------------- */
+
+struct stream_truth {
+	unsigned int id;
+	char method[16], path[128];
+	int status;
+	unsigned long request_header, response_header, response_body;
+	unsigned long first_block;  /* the request's first block, to see the dynamic table at work */
+};
+
+struct nghttp_truth {
+	struct stream_truth streams[MAX_STREAMS];
+	int count;
+};
+
+static struct stream_truth *stream_of(struct nghttp_truth *truth, unsigned int id)
+{
+	for (int i = 0; i < truth->count; i++)
+		if (truth->streams[i].id == id)
+			return &truth->streams[i];
+	if (truth->count == MAX_STREAMS)
+		return NULL;
+	memset(&truth->streams[truth->count], 0, sizeof(truth->streams[0]));
+	truth->streams[truth->count].id = id;
+	return &truth->streams[truth->count++];
+}
+
+/*
+ * "[  0.000] send HEADERS frame <length=45, flags=0x25, stream_id=13>" and
+ * the lines after it: "(padlen=0, ...)", ":path: /small"; "recv
+ * (stream_id=13) :status: 200". HPACK bytes are the length without the pad
+ * length byte, the padding and the 5 priority bytes.
+ */
+static int parse_nghttp(const char *path, struct nghttp_truth *truth)
+{
+	char line[1024], direction[8], type[32];
+	struct stream_truth *last = NULL;
+	bool last_sent = false;
+	FILE *file = fopen(path, "r");
+
+	if (!file)
+		return -1;
+	memset(truth, 0, sizeof(*truth));
+	while (fgets(line, sizeof(line), file)) {
+		unsigned int length, flags, id, padlen;
+		const char *at;
+
+		if ((at = strstr(line, "] send ")) || (at = strstr(line, "] recv "))) {
+			if (sscanf(at + 2, "%7s %31s frame <length=%u, flags=0x%x, stream_id=%u>", direction,
+				   type, &length, &flags, &id) == 5) {
+				bool sent = strcmp(direction, "send") == 0;
+				unsigned long bytes = length;
+
+				last = NULL;
+				if (strcmp(type, "HEADERS") && strcmp(type, "CONTINUATION") &&
+				    strcmp(type, "DATA"))
+					continue;
+				if (flags & 0x8) { /* padded: the next line says by how much */
+					if (!fgets(line, sizeof(line), file) ||
+					    !(at = strstr(line, "padlen=")) || sscanf(at, "padlen=%u", &padlen) != 1)
+						goto fail;
+					bytes -= padlen + 1;
+				}
+				if (strcmp(type, "HEADERS") == 0 && (flags & 0x20))
+					bytes -= 5;
+				last = stream_of(truth, id);
+				if (!last)
+					goto fail;
+				last_sent = sent;
+				if (strcmp(type, "DATA") == 0) {
+					if (!sent)
+						last->response_body += bytes;
+				} else if (sent) {
+					if (!last->request_header)
+						last->first_block = bytes;
+					last->request_header += bytes;
+				} else {
+					last->response_header += bytes;
+				}
+				continue;
+			}
+			if (sscanf(at + 2, "recv (stream_id=%u) :status: %d", &id, &padlen) == 2) {
+				struct stream_truth *stream = stream_of(truth, id);
+
+				if (!stream)
+					goto fail;
+				stream->status = padlen;
+			}
+			continue;
+		}
+		if (!last || !last_sent)
+			continue;
+		if ((at = strstr(line, " :method: ")))
+			sscanf(at + 10, "%15s", last->method);
+		else if ((at = strstr(line, " :path: ")))
+			sscanf(at + 8, "%127s", last->path);
+	}
+	fclose(file);
+	return 0;
+fail:
+	fclose(file);
+	return -1;
+}
+
+/* Sum the streams of one endpoint ("GET:/small") into `out`. */
+static void endpoint_from_streams(const struct nghttp_truth *truth, const char *endpoint,
+				  struct endpoint_truth *out)
+{
+	memset(out, 0, sizeof(*out));
+	snprintf(out->endpoint, sizeof(out->endpoint), "%s", endpoint);
+	for (int i = 0; i < truth->count; i++) {
+		const struct stream_truth *s = &truth->streams[i];
+		char name[160];
+
+		/* the query string is not part of the endpoint (config http_keep_query) */
+		snprintf(name, sizeof(name), "%s:%.*s", s->method, (int)strcspn(s->path, "?"), s->path);
+		if (!s->request_header || strcmp(name, endpoint))
+			continue;
+		out->calls++;
+		if (s->status >= 100 && s->status < 600)
+			out->status[s->status / 100 - 1]++;
+		out->request_header += s->request_header;
+		out->response_header += s->response_header;
+		out->response_body += s->response_body;
+	}
+}
+
+static int run_nghttp(FIXTURE_DATA(http2) *self, const char *const *options, const char *const *paths,
+		      struct nghttp_truth *truth)
+{
+	char out[128], urls[MAX_STREAMS][128];
+	char *argv[MAX_STREAMS + 16];
+	int argc = 0, status;
+
+	snprintf(out, sizeof(out), "%s/nghttp.out", self->dir);
+	argv[argc++] = NGHTTP;
+	argv[argc++] = "-v";
+	argv[argc++] = "-n";
+	for (int i = 0; options && options[i]; i++)
+		argv[argc++] = (char *)options[i];
+	for (int i = 0; paths[i] && i < MAX_STREAMS; i++) {
+		snprintf(urls[i], sizeof(urls[i]), "http://%s:%d%s", self->pods.server.ipv4, H2_PORT,
+			 paths[i]);
+		argv[argc++] = urls[i];
+	}
+	argv[argc] = NULL;
+	status = child_wait(pod_exec(&self->pods.client, argv, out));
+	if (status)
+		return status;
+	return parse_nghttp(out, truth);
+}
+
+/*
+ * One nghttp connection: 200s and 404s, a 300 KB body over many DATA
+ * frames, and a long custom header repeated on every request, so that
+ * every request after the first refers to the dynamic table.
+ */
+KTEST_F(http2, nghttp_statuses_sizes_and_dynamic_table_on_both_sides, 120)
+{
+	/* nghttp requests each distinct URI once: the queries make them distinct */
+	const char *const paths[] = { "/small", "/missing", "/big", "/small?n=2", "/missing?n=2",
+				      "/small?n=3", NULL };
+	const char *const options[] = {
+		"-H", "x-kaccess-filler: aaaaaaaaaabbbbbbbbbbccccccccccddddddddddeeeeeeeeee", NULL,
+	};
+	struct nghttp_truth truth;
+	struct endpoint_truth small, missing, big;
+	unsigned long first_block = 0, later_max = 0;
+
+	start_agent(_metadata, self, variant);
+	ASSERT_EQ(0, run_nghttp(self, options, paths, &truth));
+	stop_agent(_metadata, self);
+
+	endpoint_from_streams(&truth, "GET:/small", &small);
+	endpoint_from_streams(&truth, "GET:/missing", &missing);
+	endpoint_from_streams(&truth, "GET:/big", &big);
+	ASSERT_EQ(3, small.calls);
+	ASSERT_EQ(2, missing.calls);
+	ASSERT_EQ(1, big.calls);
+	ASSERT_EQ(2, missing.status[3]);
+	ASSERT_EQ(3 * SMALL_BYTES, small.response_body);
+	ASSERT_EQ(BIG_BYTES, big.response_body);
+	for (int i = 0; i < truth.count; i++) {
+		if (!truth.streams[i].first_block)
+			continue; /* nghttp's PRIORITY-only anchor streams */
+		if (!first_block)
+			first_block = truth.streams[i].first_block;
+		else if (truth.streams[i].first_block > later_max)
+			later_max = truth.streams[i].first_block;
+	}
+	TH_LOG("first request block %lu bytes, later ones at most %lu", first_block, later_max);
+	ASSERT_GT(first_block, later_max + 40); /* the filler header went by reference */
+	expect_endpoint(_metadata, self, &small, true);
+	expect_endpoint(_metadata, self, &missing, true);
+	expect_endpoint(_metadata, self, &big, true);
+	EXPECT_EQ(0, agent_output_lost(self->output, "http_parse_failed"));
+}
+
+/* h2load: many concurrent streams on one connection, identical (indexed) headers. */
+KTEST_F(http2, h2load_many_streams_on_one_connection, 120)
+{
+	char out[128], url[128], line[512];
+	char *argv[] = { H2LOAD, "-n", "400", "-c", "1", "-m", "50", url, NULL };
+	unsigned long done = 0, ok = 0, header_bytes = 0, data_bytes = 0, total = 0;
+	struct endpoint_truth small = { .endpoint = "GET:/small" };
+	FILE *file;
+
+	snprintf(out, sizeof(out), "%s/h2load.out", self->dir);
+	snprintf(url, sizeof(url), "http://%s:%d/small", self->pods.server.ipv4, H2_PORT);
+	start_agent(_metadata, self, variant);
+	ASSERT_EQ(0, child_wait(pod_exec(&self->pods.client, argv, out)));
+	stop_agent(_metadata, self);
+	file = fopen(out, "r");
+	ASSERT_NE(NULL, file);
+	while (fgets(line, sizeof(line), file)) {
+		sscanf(line, "requests: %*u total, %*u started, %lu done, %lu succeeded", &done, &ok);
+		sscanf(line, "traffic: %*s (%lu) total, %*s (%lu) headers (space savings %*[^)]), %*s (%lu) data",
+		       &total, &header_bytes, &data_bytes);
+	}
+	fclose(file);
+	TH_LOG("h2load: %lu done, %lu ok, %lu header bytes, %lu data bytes", done, ok, header_bytes,
+	       data_bytes);
+	ASSERT_EQ(400, done);
+	ASSERT_EQ(400, ok);
+	ASSERT_EQ(400UL * SMALL_BYTES, data_bytes);
+	small.calls = 400;
+	small.status[1] = 400;
+	small.response_header = header_bytes;
+	small.response_body = data_bytes;
+	/* request header bytes: h2load does not report them; the two sides agree */
+	expect_endpoint(_metadata, self, &small, false);
+	{
+		struct http_totals client = agent_output_http(self->output, self->pods.client.cgroup_id,
+							      "client", "GET:/small", 0, UINT64_MAX);
+		struct http_totals server = agent_output_http(self->output, self->pods.server.cgroup_id,
+							      "server", "GET:/small", 0, UINT64_MAX);
+
+		EXPECT_EQ(header_bytes, client.response_header_bytes);
+		EXPECT_EQ(client.request_header_bytes, server.request_header_bytes);
+		EXPECT_LT(0, client.request_header_bytes);
+	}
+	EXPECT_EQ(0, agent_output_lost(self->output, "http_parse_failed"));
+}
+
+/* curl --http2-prior-knowledge, one connection per request (curl 7.88 cannot reuse them). */
+KTEST_F(http2, curl_prior_knowledge_status_and_body, 120)
+{
+	static const struct {
+		const char *path, *endpoint;
+	} cases[] = {
+		{ "/small", "GET:/small" }, { "/big", "GET:/big" }, { "/missing", "GET:/missing" },
+	};
+	struct endpoint_truth truth[3] = { 0 };
+
+	start_agent(_metadata, self, variant);
+	for (int i = 0; i < 3; i++) {
+		snprintf(truth[i].endpoint, sizeof(truth[i].endpoint), "%s", cases[i].endpoint);
+		for (int run = 0; run < 2; run++) {
+			char out[128], url[128], *argv[] = { CURL, "-s", "--http2-prior-knowledge", "-o",
+							   "/dev/null", "-w",
+							   "%{size_download} %{http_code} %{http_version}",
+							   url, NULL };
+			unsigned long size = 0, code = 0;
+			char version[8] = "";
+			FILE *file;
+
+			snprintf(out, sizeof(out), "%s/curl.out", self->dir);
+			snprintf(url, sizeof(url), "http://%s:%d%s", self->pods.server.ipv4, H2_PORT,
+				 cases[i].path);
+			ASSERT_EQ(0, child_wait(pod_exec(&self->pods.client, argv, out)));
+			file = fopen(out, "r");
+			ASSERT_NE(NULL, file);
+			ASSERT_EQ(3, fscanf(file, "%lu %lu %7s", &size, &code, version));
+			fclose(file);
+			ASSERT_STREQ("2", version);
+			truth[i].calls++;
+			truth[i].status[code / 100 - 1]++;
+			truth[i].response_body += size;
+		}
+	}
+	stop_agent(_metadata, self);
+	ASSERT_EQ(2 * BIG_BYTES, truth[1].response_body);
+	ASSERT_EQ(2, truth[2].status[3]);
+	for (int i = 0; i < 3; i++)
+		expect_endpoint(_metadata, self, &truth[i], false);
+	EXPECT_EQ(0, agent_output_lost(self->output, "http_parse_failed"));
+}
+
+/*
+ * The raw server answers curl's request with a status and 3000 body bytes,
+ * then ends the connection: one exchange cut short, on both sides, with
+ * the request's header block bytes the server read.
+ */
+KTEST_F(http2, connection_cut_mid_response, 90)
+{
+	char url[128], *argv[] = { CURL, "-s", "--http2-prior-knowledge", "-o", "/dev/null", url, NULL };
+	struct endpoint_truth cut = { .endpoint = "GET:/cut" };
+
+	snprintf(url, sizeof(url), "http://%s:%d/cut", self->pods.server.ipv4, RAW_PORT);
+	start_agent(_metadata, self, variant);
+	EXPECT_NE(0, child_wait(pod_exec(&self->pods.client, argv, NULL))); /* curl: partial */
+	stop_agent(_metadata, self);
+	ASSERT_EQ(1, raw_truth->headers_seen);
+	cut.calls = 1;
+	cut.truncated = 1;
+	cut.status[1] = 1;
+	cut.request_header = raw_truth->request_header_bytes;
+	cut.response_header = 1;
+	cut.response_body = CUT_BODY_BYTES;
+	expect_endpoint(_metadata, self, &cut, true);
+}
+
+/* ---- the handmade client: padding, CONTINUATION, RST_STREAM ------------- */
+
+#define UPLOAD_BYTES 100
+#define UPLOAD_PADDING 20
+
+/* What the handmade client sent and received on stream 1. */
+struct handmade_truth {
+	unsigned long request_header, response_header, response_body;
+	int status;
+	unsigned long stream3_frames_received;
+};
+
+struct handmade_job {
+	const char *addr;
+	struct handmade_truth truth;
+};
+
+/* A literal header field without indexing, with an indexed name, no Huffman. */
+static size_t hpack_literal(unsigned char *out, int name_index, const char *value)
+{
+	size_t len = strlen(value);
+
+	out[0] = name_index; /* 0000xxxx: literal without indexing, name from the static table */
+	out[1] = len;        /* shorter than 127: one byte, no Huffman */
+	memcpy(out + 2, value, len);
+	return 2 + len;
+}
+
+/* Frames the client received: stream 1's header block and DATA bytes; stream 3's frames. */
+static void handmade_read(int fd, struct handmade_truth *truth)
+{
+	static unsigned char buf[65536];
+	struct timeval quiet = { .tv_sec = 0, .tv_usec = 500000 };
+	size_t have = 0, at = 0;
+	ssize_t n;
+
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &quiet, sizeof(quiet));
+	while (have < sizeof(buf) && (n = read(fd, buf + have, sizeof(buf) - have)) > 0)
+		have += n;
+	while (at + FRAME_HEADER_BYTES <= have) {
+		size_t len = (buf[at] << 16) | (buf[at + 1] << 8) | buf[at + 2];
+		int type = buf[at + 3], flags = buf[at + 4];
+		unsigned int stream = (buf[at + 7] << 8) | buf[at + 8];
+
+		if (at + FRAME_HEADER_BYTES + len > have || (flags & 0x8))
+			break; /* nghttpd does not pad */
+		if (stream == 3)
+			truth->stream3_frames_received++;
+		if (stream == 1 && type == 1) {
+			truth->response_header += len;
+			if (buf[at + FRAME_HEADER_BYTES] == 0x88) /* indexed ":status: 200" */
+				truth->status = 200;
+		}
+		if (stream == 1 && type == 0)
+			truth->response_body += len;
+		at += FRAME_HEADER_BYTES + len;
+	}
+}
+
+/*
+ * Stream 1: POST /small, its header block split over a padded HEADERS
+ * with priority and a CONTINUATION, its body in a padded DATA. Stream 3:
+ * GET /missing, reset by the client in the same write (never answered).
+ */
+static int handmade_client_main(void *arg)
+{
+	struct handmade_job *job = arg;
+	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons(H2_PORT) };
+	unsigned char out[1024], block[256], *at = out;
+	size_t block_len = 0, split, second_len;
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	block[block_len++] = 0x83; /* :method POST */
+	block[block_len++] = 0x86; /* :scheme http */
+	block_len += hpack_literal(block + block_len, 4, "/small");
+	block_len += hpack_literal(block + block_len, 1, job->addr);
+	split = block_len / 2;
+	memcpy(at, preface, sizeof(preface) - 1);
+	at += sizeof(preface) - 1;
+	frame_header(at, 0, 4, 0, 0); /* SETTINGS */
+	at += FRAME_HEADER_BYTES;
+	/* HEADERS: PADDED | PRIORITY, no END_HEADERS: pad length, 5 priority bytes, fragment, padding */
+	frame_header(at, 1 + 5 + split + 7, 1, 0x8 | 0x20, 1);
+	at += FRAME_HEADER_BYTES;
+	*at++ = 7;
+	memset(at, 0, 5);
+	at[4] = 15; /* weight */
+	at += 5;
+	memcpy(at, block, split);
+	at += split;
+	memset(at, 0, 7);
+	at += 7;
+	second_len = block_len - split;
+	frame_header(at, second_len, 9, 0x4, 1); /* CONTINUATION, END_HEADERS */
+	at += FRAME_HEADER_BYTES;
+	memcpy(at, block + split, second_len);
+	at += second_len;
+	/* DATA: PADDED | END_STREAM */
+	frame_header(at, 1 + UPLOAD_BYTES + UPLOAD_PADDING, 0, 0x8 | 0x1, 1);
+	at += FRAME_HEADER_BYTES;
+	*at++ = UPLOAD_PADDING;
+	memset(at, 'u', UPLOAD_BYTES);
+	at += UPLOAD_BYTES;
+	memset(at, 0, UPLOAD_PADDING);
+	at += UPLOAD_PADDING;
+	job->truth.request_header = block_len;
+	/* stream 3: GET /missing, then RST_STREAM (CANCEL) */
+	block_len = 0;
+	block[block_len++] = 0x82; /* :method GET */
+	block[block_len++] = 0x86;
+	block_len += hpack_literal(block + block_len, 4, "/missing");
+	block_len += hpack_literal(block + block_len, 1, job->addr);
+	frame_header(at, block_len, 1, 0x4 | 0x1, 3);
+	at += FRAME_HEADER_BYTES;
+	memcpy(at, block, block_len);
+	at += block_len;
+	frame_header(at, 4, 3, 0, 3);
+	at += FRAME_HEADER_BYTES;
+	memset(at, 0, 4);
+	at[3] = 0x8; /* CANCEL */
+	at += 4;
+
+	inet_pton(AF_INET, job->addr, &sin.sin_addr);
+	if (connect(fd, (struct sockaddr *)&sin, sizeof(sin)) || write_all(fd, out, at - out))
+		return 1;
+	handmade_read(fd, &job->truth);
+	close(fd);
+	return 0;
+}
+
+KTEST_F(http2, padding_continuation_and_reset, 90)
+{
+	struct handmade_job *job = shared_alloc(sizeof(*job));
+	struct endpoint_truth upload = { .endpoint = "POST:/small" };
+	struct http_totals seen;
+
+	ASSERT_NE(NULL, job);
+	job->addr = self->pods.server.ipv4;
+	start_agent(_metadata, self, variant);
+	ASSERT_EQ(0, child_wait(pod_spawn(&self->pods.client, handmade_client_main, job)));
+	stop_agent(_metadata, self);
+	ASSERT_EQ(200, job->truth.status);
+	ASSERT_EQ(SMALL_BYTES, job->truth.response_body);
+	ASSERT_EQ(0, job->truth.stream3_frames_received);
+	upload.calls = 1;
+	upload.status[1] = 1;
+	upload.request_header = job->truth.request_header;
+	upload.request_body = UPLOAD_BYTES;
+	upload.response_header = job->truth.response_header;
+	upload.response_body = job->truth.response_body;
+	expect_endpoint(_metadata, self, &upload, true);
+	for (int r = 0; r < 2; r++) {
+		uint64_t cgroup = r ? self->pods.server.cgroup_id : self->pods.client.cgroup_id;
+
+		seen = agent_output_http(self->output, cgroup, r ? "server" : "client", "GET:/missing", 0,
+					 UINT64_MAX);
+		EXPECT_EQ(1, seen.call_count);
+		EXPECT_EQ(1, seen.no_response_count);
+		EXPECT_EQ(0, seen.success_count);
+		EXPECT_EQ(strlen("/missing") + strlen(job->addr) + 2 + 2 * 2, seen.request_header_bytes);
+		EXPECT_EQ(0, seen.response_header_bytes);
+	}
+	EXPECT_EQ(0, agent_output_lost(self->output, "http_parse_failed"));
+	munmap(job, sizeof(*job));
+}
+
+/*
+ * GET /small, then, once nghttpd's whole response is on its way (200 ms),
+ * RST_STREAM before reading it: the client's exchange ended unanswered at
+ * its reset, and the response it reads afterwards belongs to nothing (it is
+ * not a lost exchange); nghttpd's exchange was complete when it wrote it.
+ */
+static int reset_client_main(void *arg)
+{
+	struct handmade_job *job = arg;
+	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons(H2_PORT) };
+	unsigned char out[256], block[128], *at = out;
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	size_t block_len = 0;
+
+	memcpy(at, preface, sizeof(preface) - 1);
+	at += sizeof(preface) - 1;
+	frame_header(at, 0, 4, 0, 0);
+	at += FRAME_HEADER_BYTES;
+	block[block_len++] = 0x82;
+	block[block_len++] = 0x86;
+	block_len += hpack_literal(block + block_len, 4, "/small");
+	block_len += hpack_literal(block + block_len, 1, job->addr);
+	frame_header(at, block_len, 1, 0x5, 1);
+	at += FRAME_HEADER_BYTES;
+	memcpy(at, block, block_len);
+	at += block_len;
+	job->truth.request_header = block_len;
+	inet_pton(AF_INET, job->addr, &sin.sin_addr);
+	if (connect(fd, (struct sockaddr *)&sin, sizeof(sin)) || write_all(fd, out, at - out))
+		return 1;
+	usleep(200000);
+	frame_header(out, 4, 3, 0, 1);
+	memset(out + FRAME_HEADER_BYTES, 0, 4);
+	out[FRAME_HEADER_BYTES + 3] = 0x8; /* CANCEL */
+	if (write_all(fd, out, FRAME_HEADER_BYTES + 4))
+		return 1;
+	handmade_read(fd, &job->truth);
+	close(fd);
+	return 0;
+}
+
+KTEST_F(http2, reset_after_the_response_was_sent, 90)
+{
+	struct handmade_job *job = shared_alloc(sizeof(*job));
+	struct http_totals client, server;
+
+	ASSERT_NE(NULL, job);
+	job->addr = self->pods.server.ipv4;
+	start_agent(_metadata, self, variant);
+	ASSERT_EQ(0, child_wait(pod_spawn(&self->pods.client, reset_client_main, job)));
+	stop_agent(_metadata, self); /* h2_stream_lost 0: the late response is not a lost exchange */
+	ASSERT_EQ(200, job->truth.status);
+	ASSERT_EQ(SMALL_BYTES, job->truth.response_body);
+	client = agent_output_http(self->output, self->pods.client.cgroup_id, "client", "GET:/small", 0,
+				   UINT64_MAX);
+	EXPECT_EQ(1, client.call_count);
+	EXPECT_EQ(1, client.no_response_count);
+	EXPECT_EQ(job->truth.request_header, client.request_header_bytes);
+	EXPECT_EQ(0, client.response_body_bytes);
+	server = agent_output_http(self->output, self->pods.server.cgroup_id, "server", "GET:/small", 0,
+				   UINT64_MAX);
+	EXPECT_EQ(1, server.call_count);
+	EXPECT_EQ(1, server.success_count);
+	EXPECT_EQ(1, server.status[1]);
+	EXPECT_EQ(job->truth.request_header, server.request_header_bytes);
+	EXPECT_EQ(job->truth.response_header, server.response_header_bytes);
+	EXPECT_EQ(job->truth.response_body, server.response_body_bytes);
+	EXPECT_EQ(0, agent_output_lost(self->output, "http_parse_failed"));
+	munmap(job, sizeof(*job));
+}
+
+/* ---- a connection open before the agent started -------------------------- */
+
+/* What the client sent and received per stream after the agent started. */
+struct adopted_job {
+	const char *addr;
+	volatile int first_done, go;   /* the test's handshake with the client */
+	unsigned long request_header[2], response_header[2], response_body[2];
+	int status[2];
+};
+
+/* Read frames until streams 3 and 5 ended; sizes of each (nghttpd does not pad). */
+static int adopted_read(int fd, struct adopted_job *job, unsigned int first_stream, int streams)
+{
+	static unsigned char buf[65536];
+	size_t have = 0, at = 0;
+	int ended = 0;
+	ssize_t n;
+
+	while (ended < streams && (n = read(fd, buf + have, sizeof(buf) - have)) > 0) {
+		have += n;
+		while (at + FRAME_HEADER_BYTES <= have) {
+			size_t len = (buf[at] << 16) | (buf[at + 1] << 8) | buf[at + 2];
+			int type = buf[at + 3], flags = buf[at + 4], i;
+			unsigned int stream = (buf[at + 7] << 8) | buf[at + 8];
+
+			if (at + FRAME_HEADER_BYTES + len > have)
+				break;
+			i = (stream - first_stream) / 2;
+			if (stream >= first_stream && i < streams && (type == 0 || type == 1)) {
+				if (type == 1) {
+					job->response_header[i] += len;
+					if (buf[at + FRAME_HEADER_BYTES] == 0x88)
+						job->status[i] = 200;
+					if (buf[at + FRAME_HEADER_BYTES] == 0x8d)
+						job->status[i] = 404;
+				} else {
+					job->response_body[i] += len;
+				}
+				if (flags & 0x1)
+					ended++;
+			}
+			at += FRAME_HEADER_BYTES + len;
+		}
+	}
+	return ended == streams ? 0 : -1;
+}
+
+/*
+ * Stream 1 (before the agent): :path "/small" with incremental indexing,
+ * so it enters the client's HPACK table. After the agent started: stream 3
+ * refers to that entry (its path is unknown to a late observer), stream 5
+ * spells "/missing" literally.
+ */
+static int adopted_client_main(void *arg)
+{
+	struct adopted_job *job = arg;
+	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons(H2_PORT) };
+	unsigned char out[512], block[128], *at = out;
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	size_t block_len = 0;
+
+	memcpy(at, preface, sizeof(preface) - 1);
+	at += sizeof(preface) - 1;
+	frame_header(at, 0, 4, 0, 0);
+	at += FRAME_HEADER_BYTES;
+	block[block_len++] = 0x82;
+	block[block_len++] = 0x86;
+	block[block_len++] = 0x44; /* literal with incremental indexing, name :path */
+	block[block_len++] = 6;
+	memcpy(block + block_len, "/small", 6);
+	block_len += 6;
+	block_len += hpack_literal(block + block_len, 1, job->addr);
+	frame_header(at, block_len, 1, 0x5, 1);
+	at += FRAME_HEADER_BYTES;
+	memcpy(at, block, block_len);
+	at += block_len;
+	inet_pton(AF_INET, job->addr, &sin.sin_addr);
+	if (connect(fd, (struct sockaddr *)&sin, sizeof(sin)) || write_all(fd, out, at - out) ||
+	    adopted_read(fd, job, 1, 1))
+		return 1;
+	/* nghttpd closes a connection whose SETTINGS go unacknowledged for 10 s */
+	frame_header(out, 0, 4, 0x1, 0);
+	if (write_all(fd, out, FRAME_HEADER_BYTES))
+		return 1;
+	memset(job->response_header, 0, sizeof(job->response_header));
+	memset(job->response_body, 0, sizeof(job->response_body));
+	memset(job->status, 0, sizeof(job->status));
+	job->first_done = 1;
+	while (!job->go)
+		usleep(10000);
+	at = out;
+	block_len = 0;
+	block[block_len++] = 0x82;
+	block[block_len++] = 0x86;
+	block[block_len++] = 0xbe; /* dynamic table entry 62: ":path: /small" */
+	block_len += hpack_literal(block + block_len, 1, job->addr);
+	frame_header(at, block_len, 1, 0x5, 3);
+	at += FRAME_HEADER_BYTES;
+	memcpy(at, block, block_len);
+	at += block_len;
+	job->request_header[0] = block_len;
+	block_len = 0;
+	block[block_len++] = 0x82;
+	block[block_len++] = 0x86;
+	block_len += hpack_literal(block + block_len, 4, "/missing");
+	block_len += hpack_literal(block + block_len, 1, job->addr);
+	frame_header(at, block_len, 1, 0x5, 5);
+	at += FRAME_HEADER_BYTES;
+	memcpy(at, block, block_len);
+	at += block_len;
+	job->request_header[1] = block_len;
+	if (write_all(fd, out, at - out) || adopted_read(fd, job, 3, 2))
+		return 1;
+	close(fd);
+	return 0;
+}
+
+/*
+ * A connection open before the agent started: its exchanges are counted
+ * from the first frame seen. A request whose :path is a reference into the
+ * HPACK table built before is counted under "UNKNOWN:unknown" (and as
+ * undecoded); one that spells its path is named exactly; statuses are
+ * static-table references and decode.
+ */
+KTEST_F(http2, connection_open_before_start, 90)
+{
+	struct adopted_job *job = shared_alloc(sizeof(*job));
+	pid_t client;
+	struct endpoint_truth unknown = { .endpoint = "UNKNOWN:unknown" };
+	struct endpoint_truth missing = { .endpoint = "GET:/missing" };
+
+	ASSERT_NE(NULL, job);
+	job->addr = self->pods.server.ipv4;
+	client = pod_spawn(&self->pods.client, adopted_client_main, job);
+	ASSERT_LT(0, client);
+	for (int waited = 0; waited < 5000 && !job->first_done; waited += 10)
+		usleep(10000);
+	ASSERT_EQ(1, job->first_done);
+	start_agent(_metadata, self, variant);
+	job->go = 1;
+	ASSERT_EQ(0, child_wait(client));
+	stop_agent_expecting(_metadata, self, 2); /* the unnamed exchange, on each side */
+	ASSERT_EQ(200, job->status[0]);
+	ASSERT_EQ(404, job->status[1]);
+	ASSERT_EQ(SMALL_BYTES, job->response_body[0]);
+	unknown.calls = 1;
+	unknown.status[1] = 1;
+	unknown.request_header = job->request_header[0];
+	unknown.response_header = job->response_header[0];
+	unknown.response_body = job->response_body[0];
+	missing.calls = 1;
+	missing.status[3] = 1;
+	missing.request_header = job->request_header[1];
+	missing.response_header = job->response_header[1];
+	missing.response_body = job->response_body[1];
+	expect_endpoint(_metadata, self, &unknown, true);
+	expect_endpoint(_metadata, self, &missing, true);
+	EXPECT_EQ(0, agent_output_lost(self->output, "http_parse_failed"));
+	munmap(job, sizeof(*job));
+}
+
+/*
+ * A client preface, then random bytes where the SETTINGS frame belongs: a
+ * parse failure on each side (client's write, nghttpd's read), no exchange.
+ */
+KTEST_F(http2, random_bytes_after_preface_are_parse_failures, 90)
+{
+	struct raw_client_job *job = shared_alloc(sizeof(*job));
+	unsigned char bytes[sizeof(preface) - 1 + 512];
+	struct http_totals seen;
+
+	ASSERT_NE(NULL, job);
+	memcpy(bytes, preface, sizeof(preface) - 1);
+	srand(7);
+	for (size_t i = sizeof(preface) - 1; i < sizeof(bytes); i++)
+		bytes[i] = rand() & 0xff;
+	bytes[sizeof(preface) - 1 + 3] = 0x01; /* a HEADERS frame first: not a SETTINGS */
+	job->addr = self->pods.server.ipv4;
+	job->bytes = bytes;
+	job->len = sizeof(bytes);
+	start_agent(_metadata, self, variant);
+	ASSERT_EQ(0, child_wait(pod_spawn(&self->pods.client, raw_client_main, job)));
+	stop_agent(_metadata, self);
+	EXPECT_EQ(2, agent_output_lost(self->output, "http_parse_failed"));
+	seen = agent_output_http(self->output, self->pods.client.cgroup_id, NULL, NULL, 0, UINT64_MAX);
+	EXPECT_EQ(0, seen.call_count);
+	seen = agent_output_http(self->output, self->pods.server.cgroup_id, NULL, NULL, 0, UINT64_MAX);
+	EXPECT_EQ(0, seen.call_count);
+	munmap(job, sizeof(*job));
+}
+
+TEST_HARNESS_MAIN
