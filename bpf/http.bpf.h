@@ -174,18 +174,6 @@ static __always_inline struct kaccess_http_value *http_row(const struct kaccess_
 	return bpf_map_lookup_elem(generation, key);
 }
 
-static __always_inline __u64 http_latency_bucket(__u64 duration_ns)
-{
-	__u64 ms = duration_ns / 1000000;
-
-	if (ms < 1000)
-		return ms / 10;
-	if (ms < 2000)
-		return 100 + (ms - 1000) / 100;
-	if (ms < 10000)
-		return 110 + (ms - 2000) / 1000;
-	return ms < 30000 ? 118 : 119;
-}
 
 /* Add one exchange, described by its slot, to its row. */
 static __noinline int http_count_exchange(struct http_conn *hc, struct http_request_slot *slot)
@@ -223,7 +211,7 @@ static __noinline int http_count_exchange(struct http_conn *hc, struct http_requ
 		agg_add(row->success_count, 1);
 	duration_ns = slot->end_ns - slot->start_ns;
 	agg_add(row->duration_ns_sum, duration_ns);
-	bucket = http_latency_bucket(duration_ns);
+	bucket = kaccess_http_latency_bucket(duration_ns);
 	barrier_var(bucket); /* keep the check: the verifier does not follow divisions */
 	if (bucket >= KACCESS_HTTP_LATENCY_BUCKETS)
 		bucket = KACCESS_HTTP_LATENCY_BUCKETS - 1;

@@ -231,6 +231,20 @@ _Static_assert(sizeof(struct kaccess_http_value) == 15 * 8 + 4 * KACCESS_HTTP_LA
 	       "kaccess_http_value layout");
 
 /* Lower bound in ms of histogram bucket `i`. */
+/* The bucket of a duration: the inverse of kaccess_http_bucket_low_ms(). */
+static inline __u64 kaccess_http_latency_bucket(__u64 duration_ns)
+{
+	__u64 ms = duration_ns / 1000000;
+
+	if (ms < 1000)
+		return ms / 10;
+	if (ms < 2000)
+		return 100 + (ms - 1000) / 100;
+	if (ms < 10000)
+		return 110 + (ms - 2000) / 1000;
+	return ms < 30000 ? 118 : 119;
+}
+
 static inline __u64 kaccess_http_bucket_low_ms(unsigned int i)
 {
 	if (i < 100)

@@ -170,6 +170,15 @@ static int store_http(void *ctx, const void *keys, const void *values, size_t co
 			  sizeof(struct kaccess_http_key), values, sizeof(struct kaccess_http_value), count);
 }
 
+int http_rows_append(struct http_rows *rows, const struct http_row *row)
+{
+	int err = reserve((void **)&rows->rows, &rows->capacity, rows->count, 1, sizeof(*row));
+
+	if (!err)
+		rows->rows[rows->count++] = *row;
+	return err;
+}
+
 int http_rows_collect(int map_fd, bool and_delete, struct http_rows *rows)
 {
 	return map_batch_read(map_fd, and_delete, sizeof(struct kaccess_http_key),

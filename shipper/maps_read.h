@@ -51,6 +51,9 @@ struct http_rows {
 	size_t count, capacity;
 };
 
+/* Append one row; 0 or -ENOMEM. */
+int http_rows_append(struct http_rows *rows, const struct http_row *row);
+
 /* Append every row of an HTTP generation map; with `and_delete` it is drained. */
 int http_rows_collect(int map_fd, bool and_delete, struct http_rows *rows);
 

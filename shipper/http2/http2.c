@@ -69,19 +69,6 @@ static uint64_t fnv1a(const char *text, size_t len)
 	return hash;
 }
 
-/* The duration_hist bucket of a duration, as bpf/http.bpf.h's http_latency_bucket(). */
-static unsigned int latency_bucket(uint64_t duration_ns)
-{
-	uint64_t ms = duration_ns / 1000000;
-
-	if (ms < 1000)
-		return ms / 10;
-	if (ms < 2000)
-		return 100 + (ms - 1000) / 100;
-	if (ms < 10000)
-		return 110 + (ms - 2000) / 1000;
-	return ms < 30000 ? 118 : 119;
-}
 
 int h2_exchanges_new(struct h2_exchanges **ret_h2, const struct h2_exchanges_config *cfg)
 {
@@ -426,7 +413,7 @@ static void count_exchange(struct h2_exchanges *h2, const struct kaccess_agg_key
 		row->success_count++;
 	duration_ns = end_ns - sizes->start_ns;
 	row->duration_ns_sum += duration_ns;
-	row->duration_hist[latency_bucket(duration_ns)]++;
+	row->duration_hist[kaccess_http_latency_bucket(duration_ns)]++;
 }
 
 void h2_exchanges_on_stream_end(struct h2_exchanges *h2, const void *data, size_t size)
@@ -479,16 +466,8 @@ int h2_exchanges_copy_rows(const struct h2_exchanges *h2, uint64_t bucket, struc
 
 		if (row->value.bucket != bucket)
 			continue;
-		if (rows->count == rows->capacity) {
-			size_t capacity = rows->capacity ? rows->capacity * 2 : 64;
-			struct http_row *bigger = realloc(rows->rows, capacity * sizeof(*bigger));
-
-			if (!bigger)
-				return -ENOMEM;
-			rows->rows = bigger;
-			rows->capacity = capacity;
-		}
-		rows->rows[rows->count++] = *row;
+		if (http_rows_append(rows, row))
+			return -ENOMEM;
 	}
 	return 0;
 }
@@ -504,16 +483,8 @@ int h2_exchanges_take_rows(struct h2_exchanges *h2, uint64_t last_bucket, struct
 			h2->rows.rows[kept++] = *row;
 			continue;
 		}
-		if (rows->count == rows->capacity) {
-			size_t capacity = rows->capacity ? rows->capacity * 2 : 64;
-			struct http_row *bigger = realloc(rows->rows, capacity * sizeof(*bigger));
-
-			if (!bigger)
-				return -ENOMEM;
-			rows->rows = bigger;
-			rows->capacity = capacity;
-		}
-		rows->rows[rows->count++] = *row;
+		if (http_rows_append(rows, row))
+			return -ENOMEM;
 	}
 	h2->rows.count = kept;
 	return 0;
