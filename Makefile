@@ -151,6 +151,9 @@ $(OUTPUT)/bpf/%.bpf.o: bpf/%.bpf.c $(BPF_HDRS) $(VMLINUX_H) | $(OUTPUT)/bpf
 	$(call msg,BPF,$@)
 	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@
 
+# Loss locations claim a reason slot with compare-and-exchange (ISA v3, Linux 5.1+).
+$(OUTPUT)/bpf/drops.bpf.o: BPF_CFLAGS += -mcpu=v3
+
 # One object, one skeleton: the static linker merges the __weak maps.
 $(OUTPUT)/kaccess.bpf.o: $(BPF_OBJS)
 	$(call msg,LINK-BPF,$@)

@@ -14,7 +14,7 @@
 
 /*
  * A new row's initial value: zeros and its bucket. It lives in a per-CPU
- * map, not on the stack: the row is 320 bytes, and with the callers'
+ * map, not on the stack: the row is 360 bytes, and with the callers'
  * frames it would pass 6.1's 512-byte limit for a call chain.
  */
 static __always_inline struct kaccess_agg_value *agg_fresh_row(__u64 bucket)

@@ -59,6 +59,8 @@ _Static_assert(sizeof(struct kaccess_agg_key) == 32, "kaccess_agg_key layout");
  * form exact averages (sum / count). Every field is added with atomics by
  * concurrent writers; only `bucket` is written once, at insert.
  */
+#define KACCESS_LOSS_REASON_SLOTS 4
+
 struct kaccess_agg_value {
 	__u64 bucket;                  /* wall-clock bucket index: realtime_ns / bucket_ns */
 	__u64 connect_count;           /* connect attempts that ended (success or failure) */
@@ -107,8 +109,17 @@ struct kaccess_agg_value {
 	__u64 read_l3_local_duration_ns_sum;   /* LOCAL_IN: first to last hook */
 	__u64 read_netfilter_count;            /* hooks with rules a received packet traversed */
 	__u64 read_netfilter_duration_ns_sum;
+	/*
+	 * Loss locations: the connection's own outgoing sk_buffs that the
+	 * kernel freed as dropped (skb:kfree_skb), by enum skb_drop_reason.
+	 * The first KACCESS_LOSS_REASON_SLOTS reasons of a row get a slot;
+	 * later ones count in write_loss_packets only.
+	 */
+	__u64 write_loss_packets;
+	__u32 write_loss_reason[KACCESS_LOSS_REASON_SLOTS];         /* 0: slot free */
+	__u32 write_loss_reason_packets[KACCESS_LOSS_REASON_SLOTS];
 };
-_Static_assert(sizeof(struct kaccess_agg_value) == 40 * 8, "kaccess_agg_value layout");
+_Static_assert(sizeof(struct kaccess_agg_value) == 45 * 8, "kaccess_agg_value layout");
 
 /*
  * Which L2-L4 fields of kaccess_agg_value this kernel measures: each needs
@@ -126,6 +137,7 @@ enum kaccess_l24_measure {
 	KACCESS_L24_READ_WINDOWS = 1 << 7,  /* read_l3_, read_l2_to_queue_, read_l2_from_queue_ */
 	KACCESS_L24_READ_L4 = 1 << 8,       /* read_l4_duration_ns_sum */
 	KACCESS_L24_NETFILTER = 1 << 9,     /* write_l3_*, read_l3_{rcv,local}_*, *_netfilter_*: links */
+	KACCESS_L24_LOSS = 1 << 10,         /* write_loss_packets, write_loss_reason* */
 };
 
 /* conn_table value: everything known about one tracked TCP connection. */

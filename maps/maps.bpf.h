@@ -34,7 +34,7 @@ struct {
  * key = struct kaccess_agg_key, value = struct kaccess_agg_value.
  * Writers pick generation (bucket & 1); the shipper drains the idle one with
  * BPF_MAP_LOOKUP_AND_DELETE_BATCH after a grace period.
- * Size: 16384 rows each (`agg_rows_max_entries`), 416 B each: 6.5 MiB each. Pinned.
+ * Size: 16384 rows each (`agg_rows_max_entries`), 456 B each: 7.1 MiB each. Pinned.
  */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);

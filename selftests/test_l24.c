@@ -417,6 +417,8 @@ static unsigned int expected_measures(bool links)
 
 	if (kernel_at_least(6, 6))
 		measures |= KACCESS_L24_READ_L4;
+	if (kernel_at_least(5, 17))
+		measures |= KACCESS_L24_LOSS;
 	if (links && kernel_at_least(6, 4))
 		measures |= KACCESS_L24_NETFILTER;
 	return measures;
@@ -549,6 +551,66 @@ KTEST_F(l24, retransmits_equal_tcp_retrans_segs, 120)
 		  field(self, &self->pods.client, "client", "write_retransmit_packets"));
 	EXPECT_EQ((uint64_t)(server_after - server_before),
 		  field(self, &self->pods.server, "server", "write_retransmit_packets"));
+	/* the input rule drops received packets: nobody's write loss */
+	EXPECT_EQ(0, field(self, &self->pods.server, "server", "write_loss_packets"));
+	EXPECT_EQ(0, field(self, &self->pods.client, "client", "write_loss_packets"));
+	EXPECT_EQ(plan.request_writes * plan.request_size, self->truth->server.read_bytes);
+}
+
+/* The packets an nftables rule's counter counted. */
+static int64_t nft_rule_packets(const char *netns, const char *chain)
+{
+	char command[256], line[512];
+	int64_t packets = -1;
+	FILE *f;
+
+	snprintf(command, sizeof(command), "ip netns exec %s nft list chain inet kat_l24 %s", netns, chain);
+	f = popen(command, "r");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f)) {
+		const char *counter = strstr(line, "counter packets ");
+
+		if (counter)
+			packets = strtoll(counter + strlen("counter packets "), NULL, 10);
+	}
+	pclose(f);
+	return packets;
+}
+
+/*
+ * nftables in the client's namespace drops a fifth of its data segments
+ * on the way out: each is a write loss at NETFILTER_DROP, exactly as many
+ * as the rule's counter saw. The server's input drops of the
+ * retransmission test are not the server's write losses: those are
+ * received packets.
+ */
+KTEST_F(l24, drop_rule_yields_netfilter_drop, 120)
+{
+	struct tcp_plan plan = {
+		.family = AF_INET, .server_addr = self->pods.server.ipv4, .port = ECHO_PORT,
+		.connections = 1, .request_writes = 200, .request_size = 1000,
+		.response_writes = 1, .response_size = 100,
+	};
+	const char *ns = self->pods.client.netns;
+	int64_t dropped;
+
+	if (!(expected_measures(variant->links) & KACCESS_L24_LOSS))
+		SKIP(return, "kfree_skb has no drop reason before Linux 5.17");
+	ASSERT_EQ(0, run_quiet("ip netns exec %s nft 'add table inet kat_l24; add chain inet kat_l24 "
+			       "out { type filter hook output priority 0; }'", ns));
+	ASSERT_EQ(0, run_quiet("ip netns exec %s nft add rule inet kat_l24 out tcp dport %d "
+			       "ip length gt 500 numgen random mod 100 lt 20 counter drop", ns, ECHO_PORT));
+	start_agent(_metadata, self, variant, "l24=on");
+	ASSERT_EQ(0, tcp_run(&self->pods.client, &self->pods.server, &plan, self->truth));
+	stop_agent(_metadata, self);
+	dropped = nft_rule_packets(ns, "out");
+
+	EXPECT_LT(0, dropped);
+	EXPECT_EQ((uint64_t)dropped,
+		  field(self, &self->pods.client, "client", "write_loss_locations.NETFILTER_DROP"));
+	EXPECT_EQ((uint64_t)dropped, field(self, &self->pods.client, "client", "write_loss_packets"));
+	EXPECT_EQ(0, field(self, &self->pods.server, "server", "write_loss_packets"));
 	EXPECT_EQ(plan.request_writes * plan.request_size, self->truth->server.read_bytes);
 }
 

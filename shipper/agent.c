@@ -20,6 +20,7 @@
 
 #include "agent.h"
 #include "cgroups.h"
+#include "drop_reasons.h"
 #include "endpoint_names.h"
 #include "kaccess.h"
 #include "probe.h"
@@ -300,6 +301,8 @@ static unsigned int l24_measures_of(unsigned int tracepoints)
 	if (HAS(L24_TP_NETIF_RECEIVE_SKB, L24_TP_TCP_PROBE, L24_TP_SK_DATA_READY,
 		L24_TP_SKB_COPY_DATAGRAM_IOVEC))
 		measured |= KACCESS_L24_READ_L4;
+	if (HAS(L24_TP_KFREE_SKB))
+		measured |= KACCESS_L24_LOSS;
 	return measured;
 #undef HAS
 }
@@ -371,6 +374,8 @@ static void select_l24_programs(struct agent *agent, const struct kaccess_config
 	agent->l24_measured |= l24_measures_of(tracepoints);
 	log_info("l24: measuring 0x%x; tracepoints missing:%s", agent->l24_measured,
 		 missing[0] ? missing : " none");
+	if ((agent->l24_measured & KACCESS_L24_LOSS) && drop_reasons_load(cfg->btf_path))
+		log_warn("l24: drop reasons have no names in the kernel's BTF: loss locations read REASON_<n>");
 }
 
 int agent_load(struct agent *agent, const struct kaccess_config *cfg)
@@ -711,6 +716,7 @@ void agent_destroy(struct agent *agent)
 	agent->skel = NULL;
 	endpoint_names_free(agent->endpoints);
 	agent->endpoints = NULL;
+	drop_reasons_free();
 	if (agent->lock_fd >= 0)
 		close(agent->lock_fd);
 	agent->lock_fd = -1;

@@ -30,12 +30,13 @@ const struct l24_field l24_fields[] = {
 	FIELD(read_l3_local_duration_ns_sum, NETFILTER, READ_L3_LOCAL_DURATION),
 	FIELD(read_netfilter_count, NETFILTER, READ_L3_NETFILTER_COUNT),
 	FIELD(read_netfilter_duration_ns_sum, NETFILTER, READ_L3_NETFILTER_DURATION),
+	FIELD(write_loss_packets, LOSS, NONE), /* OAP has no metric of it; the access logs carry it */
 };
 
 const size_t l24_field_count = sizeof(l24_fields) / sizeof(l24_fields[0]);
 
-/* Every L2-L4 field of struct kaccess_agg_value is in the table. */
+/* Every L2-L4 sum of struct kaccess_agg_value is in the table (the loss slots follow them). */
 _Static_assert(sizeof(l24_fields) / sizeof(l24_fields[0]) ==
-		       (sizeof(struct kaccess_agg_value) -
+		       (offsetof(struct kaccess_agg_value, write_loss_reason) -
 			offsetof(struct kaccess_agg_value, write_l4_duration_ns_sum)) / sizeof(__u64),
 	       "l24_fields lists every L2-L4 field");

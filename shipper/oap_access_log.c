@@ -1,11 +1,13 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "oap_access_log.h"
+#include "drop_reasons.h"
 
 /* Every sub-message of one access log, on the caller's stack. */
 struct access_log {
@@ -188,6 +190,10 @@ struct syscall_batch {
 	Skywalking__V3__AccessLogKernelReadL2Metrics read_l2[SYSCALL_LOGS_PER_MESSAGE];
 	Skywalking__V3__AccessLogKernelReadL3Metrics read_l3[SYSCALL_LOGS_PER_MESSAGE];
 	Skywalking__V3__AccessLogKernelReadL4Metrics read_l4[SYSCALL_LOGS_PER_MESSAGE];
+	/* the row's loss locations, all on its first write log; one more for OTHER */
+	Skywalking__V3__AccessLogLossPackageMetrics losses[KACCESS_LOSS_REASON_SLOTS + 1];
+	Skywalking__V3__AccessLogLossPackageMetrics *loss_ptrs[KACCESS_LOSS_REASON_SLOTS + 1];
+	char loss_names[KACCESS_LOSS_REASON_SLOTS + 1][64];
 };
 
 struct syscall_run {
@@ -202,6 +208,36 @@ struct syscall_run {
 static uint64_t share(uint64_t sum, uint64_t count, uint64_t index)
 {
 	return sum / count + (index < sum % count ? 1 : 0);
+}
+
+static void add_loss_location(struct syscall_batch *b, Skywalking__V3__AccessLogKernelWriteL4Metrics *l4,
+			      const char *location, uint64_t packets)
+{
+	size_t n = l4->n_losspackagemetrics;
+
+	snprintf(b->loss_names[n], sizeof(b->loss_names[n]), "%s", location);
+	skywalking__v3__access_log_loss_package_metrics__init(&b->losses[n]);
+	b->losses[n].location = b->loss_names[n];
+	b->losses[n].count = (int32_t)(packets > INT32_MAX ? INT32_MAX : packets);
+	b->loss_ptrs[n] = &b->losses[n];
+	l4->n_losspackagemetrics = n + 1;
+	l4->losspackagemetrics = b->loss_ptrs;
+}
+
+/* The row's loss locations: whole, on one log, since a count per location does not split. */
+static void set_write_losses(struct syscall_batch *b, Skywalking__V3__AccessLogKernelWriteL4Metrics *l4,
+			     const struct kaccess_agg_value *v)
+{
+	char unknown[32];
+	uint64_t other = loss_unslotted_packets(v);
+
+	for (int i = 0; i < KACCESS_LOSS_REASON_SLOTS; i++)
+		if (v->write_loss_reason[i])
+			add_loss_location(b, l4, drop_reason_name(v->write_loss_reason[i], unknown,
+								  sizeof(unknown)),
+					  v->write_loss_reason_packets[i]);
+	if (other)
+		add_loss_location(b, l4, "OTHER", other);
 }
 
 /*
@@ -224,6 +260,8 @@ static void set_write_metrics(struct syscall_batch *b, size_t slot, const struct
 	b->write_l4[slot].totaltransmitpackagecount = SHARE(write_packets);
 	b->write_l4[slot].totalpackagesize = SHARE(write_packet_bytes);
 	b->write_l4[slot].totalretransmitpackagecount = SHARE(write_retransmit_packets);
+	if (index == 0 && (m & KACCESS_L24_LOSS))
+		set_write_losses(b, &b->write_l4[slot], v);
 	op->l4metrics = &b->write_l4[slot];
 	skywalking__v3__access_log_kernel_write_l3_metrics__init(&b->write_l3[slot]);
 	b->write_l3[slot].totalresolvemaccount = SHARE(write_resolve_mac_count);

@@ -142,6 +142,7 @@ const char *const l24_tracepoint_names[L24_TP_MAX] = {
 	[L24_TP_TCP_PROBE] = "tcp_probe",
 	[L24_TP_SK_DATA_READY] = "sk_data_ready",
 	[L24_TP_SKB_COPY_DATAGRAM_IOVEC] = "skb_copy_datagram_iovec",
+	[L24_TP_KFREE_SKB] = "kfree_skb",
 };
 
 int l24_tracepoint_of_section(const char *section)
@@ -165,6 +166,10 @@ static unsigned int present_l24_tracepoints(const struct probe_env *env)
 		if (!feature_denied(l24_tracepoint_names[i]) &&
 		    has_btf_tracepoint(env, l24_tracepoint_names[i]))
 			present |= 1u << i;
+	/* kfree_skb names no location before its drop reason (Linux 5.17) */
+	if (!env->vmlinux_btf ||
+	    btf__find_by_name_kind(env->vmlinux_btf, "skb_drop_reason", BTF_KIND_ENUM) < 0)
+		present &= ~(1u << L24_TP_KFREE_SKB);
 	return present;
 }
 

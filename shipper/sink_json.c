@@ -7,6 +7,7 @@
 #include <stdio.h>
 
 #include "cgroups.h"
+#include "drop_reasons.h"
 #include "json_writer.h"
 #include "l24_fields.h"
 #include "sink.h"
@@ -91,6 +92,26 @@ static void json_l24_fields(struct json_writer *w, unsigned int measured,
 			jw_u64_field(w, l24_fields[i].name, l24_field_value(&l24_fields[i], v));
 }
 
+/* Where the connection's sent packets were dropped: {"NETFILTER_DROP": 3, ...}. */
+static void json_loss_locations(struct json_writer *w, unsigned int measured,
+				const struct kaccess_agg_value *v)
+{
+	char unknown[32];
+	__u64 other = loss_unslotted_packets(v);
+
+	if (!(measured & KACCESS_L24_LOSS) || !v->write_loss_packets)
+		return;
+	jw_key(w, "write_loss_locations");
+	jw_object_begin(w);
+	for (int i = 0; i < KACCESS_LOSS_REASON_SLOTS; i++)
+		if (v->write_loss_reason[i])
+			jw_u64_field(w, drop_reason_name(v->write_loss_reason[i], unknown, sizeof(unknown)),
+				     v->write_loss_reason_packets[i]);
+	if (other)
+		jw_u64_field(w, "OTHER", other);
+	jw_object_end(w);
+}
+
 static void json_row(struct sink *sink, const struct bucket_report *report, const struct agg_row *row)
 {
 	const struct kaccess_agg_value *v = &row->value;
@@ -123,6 +144,7 @@ static void json_row(struct sink *sink, const struct bucket_report *report, cons
 	jw_u64_field(&w, "write_duration_ns_sum", v->write_duration_ns_sum);
 	jw_u64_field(&w, "write_bytes", v->write_bytes);
 	json_l24_fields(&w, sink->env.l24_measured, v);
+	json_loss_locations(&w, sink->env.l24_measured, v);
 	jw_object_end(&w);
 	jw_line_end(&w);
 }

@@ -246,6 +246,8 @@ static const struct row_metric row_metrics[] = {
 	  ROW(read_netfilter_count), false, KACCESS_L24_NETFILTER },
 	{ "kaccess_bucket_read_netfilter_time_seconds", "sum of those hooks' times",
 	  ROW(read_netfilter_duration_ns_sum), true, KACCESS_L24_NETFILTER },
+	{ "kaccess_bucket_write_lost_packets", "sent packets the kernel dropped (any reason)",
+	  ROW(write_loss_packets), false, KACCESS_L24_LOSS },
 };
 
 static void row_labels(struct strbuf *out, const struct published_bucket *last, size_t i)

@@ -284,6 +284,19 @@ struct agg_totals agent_output_sum(const struct agent_output *output, uint64_t c
 	return totals;
 }
 
+/* `path` is a key, or "object.key" for a key of a nested object. */
+static bool get_path(json_object *object, const char *path, json_object **ret_value)
+{
+	const char *dot = strchr(path, '.');
+	char outer[128];
+
+	if (!dot)
+		return json_object_object_get_ex(object, path, ret_value);
+	snprintf(outer, sizeof(outer), "%.*s", (int)(dot - path), path);
+	return json_object_object_get_ex(object, outer, &object) &&
+	       json_object_object_get_ex(object, dot + 1, ret_value);
+}
+
 uint64_t agent_output_field(const struct agent_output *output, uint64_t cgroup_id, const char *role,
 			    const char *field, size_t *ret_rows_with_field)
 {
@@ -295,8 +308,7 @@ uint64_t agent_output_field(const struct agent_output *output, uint64_t cgroup_i
 		json_object *row = output->lines[i];
 
 		if (!is_type(row, "aggregate") || field_u64(row, "cgroup_id") != cgroup_id ||
-		    !string_matches(field_string(row, "role"), role) ||
-		    !json_object_object_get_ex(row, field, &value))
+		    !string_matches(field_string(row, "role"), role) || !get_path(row, field, &value))
 			continue;
 		(*ret_rows_with_field)++;
 		sum += json_object_get_uint64(value);

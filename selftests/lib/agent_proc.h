@@ -69,6 +69,7 @@ struct agg_totals agent_output_sum(const struct agent_output *output, uint64_t c
 /*
  * The sum of one numeric field over the aggregate rows of `cgroup_id` and
  * `role` that carry it; how many did is returned in `ret_rows_with_field`.
+ * `field` may name a key of a nested object: "write_loss_locations.OTHER".
  */
 uint64_t agent_output_field(const struct agent_output *output, uint64_t cgroup_id, const char *role,
 			    const char *field, size_t *ret_rows_with_field);
