@@ -220,6 +220,7 @@ static int l24_programs_here(void)
 		"neigh/neigh_create", "neigh/neigh_event_send_done", "neigh/neigh_update",
 		"neigh/neigh_update_done", "net/netif_receive_skb", "tcp/tcp_probe",
 		"sock/sk_data_ready", "skb/skb_copy_datagram_iovec",
+		"skb/kfree_skb", /* with its drop reason on every kernel kaccess supports */
 	};
 	struct utsname uts;
 	int programs = 0, major = 0, minor = 0;
