@@ -748,6 +748,93 @@ KTEST_F(l24, netfilter_counts_hooks_with_rules, 120)
 		  field(self, s, "server", "read_l3_local_duration_ns_sum"));
 }
 
+/*
+ * Netfilter links on the node: sixteen per linked namespace. Debian 12's
+ * bpftool predates the link type and prints its number (10).
+ */
+static int netfilter_links_now(void)
+{
+	char line[4096];
+	int links = 0;
+	FILE *f = popen("bpftool link show 2>/dev/null", "r");
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		links += strstr(line, ": netfilter ") || strstr(line, ": type 10 ");
+	pclose(f);
+	return links;
+}
+
+/* One value of the agent's /metrics, -1 when absent. */
+static int64_t agent_metric(const char *listen, const char *name)
+{
+	char command[160], line[512];
+	int64_t value = -1;
+	FILE *f;
+
+	snprintf(command, sizeof(command), "curl -sf http://%s/metrics", listen);
+	f = popen(command, "r");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (strncmp(line, name, strlen(name)) == 0 && line[strlen(name)] == ' ')
+			value = strtoll(line + strlen(name) + 1, NULL, 10);
+	pclose(f);
+	return value;
+}
+
+/* Polls until the node has `links` netfilter links and /metrics `namespaces`. */
+static bool links_become(const char *listen, int links, int64_t namespaces)
+{
+	for (int waited_ms = 0; waited_ms < 6000; waited_ms += 100) {
+		if (netfilter_links_now() == links &&
+		    agent_metric(listen, "kaccess_netfilter_namespaces") == namespaces)
+			return true;
+		usleep(100000);
+	}
+	return false;
+}
+
+/*
+ * A pod's first process makes the agent link its namespace (16 links:
+ * first and last at 4 hooks, IPv4 and IPv6); its last process gone, the
+ * links are closed. The kernel's own link list and /metrics agree.
+ */
+KTEST_F(l24, netns_links_follow_the_pods_processes, 60)
+{
+	char listen[64], metrics_setting[96];
+	const char *args[] = { "--interval", "60", "--set", "l24=on", "--set", variant->netfilter,
+			       "--set", metrics_setting, NULL };
+	int64_t base_namespaces, base_released;
+	int base_links;
+	pid_t sleeper;
+
+	if (!(expected_measures(variant->links) & KACCESS_L24_NETFILTER))
+		SKIP(return, "no netfilter links here (Linux 6.4+, l24_netfilter = on)");
+	if (run_quiet("command -v curl"))
+		SKIP(return, "curl is not installed");
+	snprintf(listen, sizeof(listen), "127.0.0.1:%d", 20000 + getpid() % 10000);
+	snprintf(metrics_setting, sizeof(metrics_setting), "http_listen=%s", listen);
+	ASSERT_EQ(0, agent_proc_start(&self->agent, args));
+	base_links = netfilter_links_now();
+	base_namespaces = agent_metric(listen, "kaccess_netfilter_namespaces");
+	base_released = agent_metric(listen, "kaccess_netfilter_namespaces_released_total");
+	ASSERT_LE(0, base_namespaces);
+	ASSERT_EQ(0, base_released);
+	ASSERT_EQ(16 * base_namespaces, base_links) TH_LOG("other netfilter links on the node?");
+
+	sleeper = pod_exec(&self->pods.client, (char *const[]){ "sleep", "60", NULL }, NULL);
+	ASSERT_LT(0, sleeper);
+	EXPECT_TRUE(links_become(listen, base_links + 16, base_namespaces + 1));
+	kill(sleeper, SIGKILL);
+	child_wait(sleeper);
+	EXPECT_TRUE(links_become(listen, base_links, base_namespaces));
+	EXPECT_EQ(1, agent_metric(listen, "kaccess_netfilter_namespaces_released_total"));
+	EXPECT_EQ(0, agent_metric(listen, "kaccess_netfilter_link_failures_total"));
+	EXPECT_EQ(0, agent_proc_stop(&self->agent)); /* no traffic: no bucket to check */
+}
+
 /* With l24 off no program of it loads and no row carries its fields. */
 KTEST_F(l24, off_measures_nothing, 60)
 {

@@ -27,6 +27,7 @@
 #include "kaccess.skel.h"
 #include "log.h"
 #include "maps_read.h"
+#include "metrics_extra.h"
 #include "netns_links.h"
 
 #define TRACEFS_DIR "/sys/kernel/tracing"
@@ -459,6 +460,8 @@ static int attach_netfilter(struct agent *agent)
 		return err;
 	}
 	agent_scan_netns(agent);
+	if (metrics_extra_register(netns_links_render_metrics, agent->netns_links))
+		log_warn("netfilter links: no room for their /metrics series");
 	log_info("netfilter links in %zu network namespaces", netns_links_count(agent->netns_links));
 	return 0;
 }
@@ -511,6 +514,8 @@ int agent_attach(struct agent *agent)
 
 void agent_detach(struct agent *agent)
 {
+	if (agent->netns_links)
+		metrics_extra_unregister(agent->netns_links);
 	netns_links_free(agent->netns_links);
 	agent->netns_links = NULL;
 	for (unsigned int i = 0; i < agent->link_count; i++)

@@ -16,6 +16,7 @@
 
 #include "log.h"
 #include "netns_links.h"
+#include "strbuf.h"
 
 /* Linux 6.4 uapi, absent from the build's headers (Debian 12 has 6.1's). */
 #define KACCESS_BPF_NETFILTER 45
@@ -57,6 +58,9 @@ struct netns_links {
 	struct netns_entry *entries;
 	size_t count, capacity;
 	uint64_t failures;
+	uint64_t released;               /* namespaces whose links were closed */
+	/* copies for the /metrics thread, stored after each scan */
+	uint64_t published_count, published_failures, published_released;
 };
 
 static int link_create(int prog_fd, int pf, int hook, int priority)
@@ -188,6 +192,7 @@ static void release_unseen(struct netns_links *links)
 			log_debug("netfilter links: released network namespace %llu",
 				  (unsigned long long)links->entries[i].inode);
 			entry_close(&links->entries[i]);
+			links->released++;
 			continue;
 		}
 		links->entries[i].seen = false;
@@ -247,6 +252,29 @@ void netns_links_scan(struct netns_links *links)
 	else
 		visit_all_processes(links);
 	release_unseen(links);
+	__atomic_store_n(&links->published_count, links->count, __ATOMIC_RELAXED);
+	__atomic_store_n(&links->published_failures, links->failures, __ATOMIC_RELAXED);
+	__atomic_store_n(&links->published_released, links->released, __ATOMIC_RELAXED);
+}
+
+void netns_links_render_metrics(void *ctx, struct strbuf *out)
+{
+	struct netns_links *links = ctx;
+
+	strbuf_printf(out, "# HELP kaccess_netfilter_namespaces Network namespaces with kaccess's "
+			   "netfilter links now.\n# TYPE kaccess_netfilter_namespaces gauge\n"
+			   "kaccess_netfilter_namespaces %llu\n",
+		      (unsigned long long)__atomic_load_n(&links->published_count, __ATOMIC_RELAXED));
+	strbuf_printf(out, "# HELP kaccess_netfilter_namespaces_released_total Namespaces whose links "
+			   "were closed when their last watched process was gone.\n"
+			   "# TYPE kaccess_netfilter_namespaces_released_total counter\n"
+			   "kaccess_netfilter_namespaces_released_total %llu\n",
+		      (unsigned long long)__atomic_load_n(&links->published_released, __ATOMIC_RELAXED));
+	strbuf_printf(out, "# HELP kaccess_netfilter_link_failures_total Namespaces kaccess could not "
+			   "link in (their L3 and netfilter fields stay unmeasured).\n"
+			   "# TYPE kaccess_netfilter_link_failures_total counter\n"
+			   "kaccess_netfilter_link_failures_total %llu\n",
+		      (unsigned long long)__atomic_load_n(&links->published_failures, __ATOMIC_RELAXED));
 }
 
 int netns_links_new(int first_fd, int last_fd, const char *cgroup_dir, struct netns_links **ret)

@@ -27,6 +27,10 @@ void netns_links_scan(struct netns_links *links);
 size_t netns_links_count(const struct netns_links *links);
 uint64_t netns_links_failures(const struct netns_links *links);
 
+/* /metrics series (metrics_render_fn): namespaces linked, released, failed. */
+struct strbuf;
+void netns_links_render_metrics(void *ctx, struct strbuf *out);
+
 void netns_links_free(struct netns_links *links);
 
 #endif
