@@ -35,8 +35,11 @@
 
 #include "../maps/maps.bpf.h"
 #include "agg.bpf.h"
+#include "sock.bpf.h"
 
 #define NETDEV_TX_OK 0
+#define ETH_P_IP 0x0800
+#define ETH_P_IPV6 0x86DD
 #define NUD_INCOMPLETE 0x01
 #define NUD_VALID 0xde /* PERMANENT | NOARP | REACHABLE | PROBE | STALE | DELAY */
 #define MAC_HEADER_UNSET 0xffff
@@ -108,6 +111,47 @@ static __always_inline void xmit_account_l3(struct kaccess_agg_value *row,
 	agg_add(row->write_netfilter_duration_ns_sum, window->netfilter_ns);
 }
 
+static __always_inline bool addr_equal(const __u8 a[KACCESS_ADDR_LEN], const __u8 b[KACCESS_ADDR_LEN])
+{
+	const __u64 *a64 = (const __u64 *)a, *b64 = (const __u64 *)b;
+
+	return a64[0] == b64[0] && a64[1] == b64[1];
+}
+
+/*
+ * A connecting client's packet at the device carries the address it really
+ * goes to: after a DNAT (kube-proxy's for a ClusterIP) that is the backend,
+ * not what the socket dialed. The connection's rows then name the backend,
+ * so the client side has the instance relation too. Only before the
+ * handshake ends, so that no row was written under the dialed address yet.
+ */
+static __always_inline void conn_learn_translated_peer(struct kaccess_conn *conn, const struct sk_buff *skb)
+{
+	const unsigned char *head = skb->head;
+	__u8 daddr[KACCESS_ADDR_LEN] __attribute__((aligned(8)));
+	__u16 dport_be;
+	__u32 daddr_v4;
+
+	if (skb->protocol == bpf_htons(ETH_P_IP)) {
+		if (bpf_probe_read_kernel(&daddr_v4, sizeof(daddr_v4),
+					  head + skb->network_header + offsetof(struct iphdr, daddr)))
+			return;
+		addr_v4_mapped(daddr, daddr_v4);
+	} else if (skb->protocol != bpf_htons(ETH_P_IPV6) ||
+		   bpf_probe_read_kernel(daddr, sizeof(daddr),
+					 head + skb->network_header + offsetof(struct ipv6hdr, daddr))) {
+		return;
+	}
+	if (bpf_probe_read_kernel(&dport_be, sizeof(dport_be),
+				  head + skb->transport_header + offsetof(struct tcphdr, dest)))
+		return;
+	if (addr_equal(daddr, conn->agg.peer_addr) && bpf_ntohs(dport_be) == conn->agg.peer_port)
+		return;
+	__builtin_memcpy(conn->agg.peer_addr, daddr, KACCESS_ADDR_LEN);
+	conn->agg.peer_port = bpf_ntohs(dport_be);
+	conn->flags |= KACCESS_CONN_PEER_TRANSLATED;
+}
+
 SEC("tp_btf/net_dev_queue")
 int BPF_PROG(l24_net_dev_queue, struct sk_buff *skb)
 {
@@ -117,6 +161,8 @@ int BPF_PROG(l24_net_dev_queue, struct sk_buff *skb)
 
 	if (!conn)
 		return 0;
+	if (conn->state == KACCESS_CONN_CONNECTING)
+		conn_learn_translated_peer(conn, skb);
 	cpu = l24_this_cpu();
 	if (!cpu)
 		return 0;

@@ -38,6 +38,11 @@ enum kaccess_conn_flags {
 	 * takes it over with its owner and timing; if nothing ever accepts or
 	 * uses it, it ends without counting. */
 	KACCESS_CONN_ACCEPT_PENDING = 1 << 2,
+	/* Client side: its first packet left for another address than the
+	 * socket's (a DNAT such as kube-proxy's for a ClusterIP): the row key's
+	 * peer is that translated address, the backend; remote_addr stays
+	 * what the socket dialed. */
+	KACCESS_CONN_PEER_TRANSLATED = 1 << 3,
 };
 
 /*
@@ -144,7 +149,7 @@ enum kaccess_l24_measure {
 struct kaccess_conn {
 	struct kaccess_agg_key agg;          /* the row this connection's syscalls add to */
 	__u8 local_addr[KACCESS_ADDR_LEN];
-	__u8 remote_addr[KACCESS_ADDR_LEN];  /* same as agg.peer_addr */
+	__u8 remote_addr[KACCESS_ADDR_LEN];  /* agg.peer_addr, unless KACCESS_CONN_PEER_TRANSLATED */
 	__u16 local_port;                    /* host byte order */
 	__u16 remote_port;                   /* host byte order, also for the server role */
 	__u16 family;                        /* AF_INET or AF_INET6 as the socket was created */

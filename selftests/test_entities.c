@@ -772,8 +772,9 @@ KTEST_F(entities, http_exchanges_become_service_endpoint_and_relation_metrics, 1
 
 /*
  * A ClusterIP with a DNAT rule in front of the server pod: the client's
- * socket only knows the ClusterIP, which names the service (no instance);
- * the server side names both pods.
+ * socket only knows the ClusterIP, but its first packet leaves for the
+ * server pod, so the client's rows name the backend: the service and the
+ * instance relation from both sides.
  */
 KTEST_F(entities, cluster_ip_behind_dnat_names_the_service, 120)
 {
@@ -805,13 +806,15 @@ KTEST_F(entities, cluster_ip_behind_dnat_names_the_service, 120)
 					 "kubernetes_service_relation_accept_cpm"));
 	EXPECT_EQ(c->writes, metric_sum(self, "service_relation", SVC("frontend"), SVC("backend"), 0, 0,
 					"kubernetes_service_relation_client_write_cpm"));
-	/* the instance relation comes from the server side, which sees the client pod */
 	EXPECT_EQ(s->reads, metric_sum(self, "instance_relation", SVC("frontend"), self->client_pod,
 				       SVC("backend"), self->server_pod,
 				       "kubernetes_service_instance_relation_server_read_cpm"));
-	EXPECT_EQ(-1, metric_sum(self, "instance_relation", SVC("frontend"), self->client_pod,
-				 SVC("backend"), self->server_pod,
-				 "kubernetes_service_instance_relation_client_write_cpm"));
+	EXPECT_EQ(c->writes, metric_sum(self, "instance_relation", SVC("frontend"), self->client_pod,
+					SVC("backend"), self->server_pod,
+					"kubernetes_service_instance_relation_client_write_cpm"));
+	EXPECT_EQ(c->connects, metric_sum(self, "instance_relation", SVC("frontend"), self->client_pod,
+					  SVC("backend"), self->server_pod,
+					  "kubernetes_service_instance_relation_connect_cpm"));
 }
 
 static struct json_object *path_get(struct json_object *obj, const char *const *keys)

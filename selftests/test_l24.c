@@ -614,6 +614,46 @@ KTEST_F(l24, drop_rule_yields_netfilter_drop, 120)
 	EXPECT_EQ(plan.request_writes * plan.request_size, self->truth->server.read_bytes);
 }
 
+/*
+ * The client dials a ClusterIP-like address that an nftables DNAT sends to
+ * the server pod (as kube-proxy does): the client's rows name the backend
+ * it really talks to, address and port, from its first packet on; nothing
+ * is filed under the dialed address.
+ */
+KTEST_F(l24, dnat_peer_is_the_backend, 120)
+{
+	struct tcp_plan plan = {
+		.family = AF_INET, .server_addr = self->pods.server.ipv4, .port = ECHO_PORT,
+		.connections = 2, .request_writes = 5, .request_size = 100,
+		.response_writes = 1, .response_size = 100,
+	};
+	const char *ns = self->pods.client.netns;
+	struct agg_totals backend, dialed;
+	pid_t server;
+
+	ASSERT_EQ(0, run_quiet("ip netns exec %s nft 'add table ip kat_l24; add chain ip kat_l24 out "
+			       "{ type nat hook output priority -100; }; add rule ip kat_l24 out "
+			       "ip daddr 10.96.10.2 tcp dport 80 dnat to %s:%d'",
+			       ns, self->pods.server.ipv4, ECHO_PORT));
+	ASSERT_EQ(0, run_quiet("ip -n %s route add 10.96.0.0/16 dev eth0", ns));
+	start_agent(_metadata, self, variant, "l24=on");
+	server = tcp_server_start(&self->pods.server, &plan, &self->truth->server);
+	ASSERT_LT(0, server);
+	plan.server_addr = "10.96.10.2";
+	plan.port = 80;
+	ASSERT_EQ(0, tcp_client_run(&self->pods.client, &plan, &self->truth->client));
+	ASSERT_EQ(0, child_wait(server));
+	stop_agent(_metadata, self);
+
+	backend = agent_output_sum(self->output, self->pods.client.cgroup_id, "client",
+				   self->pods.server.ipv4, ECHO_PORT);
+	dialed = agent_output_sum(self->output, self->pods.client.cgroup_id, "client", "10.96.10.2", -1);
+	EXPECT_EQ(plan.connections, backend.connect_success_count);
+	EXPECT_EQ(self->truth->client.writes, backend.write_count);
+	EXPECT_EQ(self->truth->client.read_bytes, backend.read_bytes);
+	EXPECT_EQ(0, dialed.rows);
+}
+
 /* Mean ready-to-send time per packet of the client, in ns. */
 static uint64_t ready_send_ns_per_packet(FIXTURE_DATA(l24) *self)
 {
