@@ -679,6 +679,41 @@ static __always_inline void h2_upgrade_stream(struct h2_walk *walk, struct http_
 }
 
 /*
+ * Whether the few bytes at the cursor (fewer than HTTP/2's first bytes
+ * need, in their segment) could still begin them: the preface's first
+ * bytes, or a SETTINGS frame header's (a length below 64 KiB, type 4, no
+ * flags, stream 0). Then the next protocol cannot be told; otherwise it is
+ * not HTTP/2 (a short WebSocket frame, say).
+ */
+static __always_inline bool h2_could_begin(struct http_scratch *s)
+{
+	static const char preface[H2_PREFACE_LEN] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+	__u32 idx = s->seg_idx, need = s->is_request ? H2_PREFACE_LEN : H2_FRAME_HEADER_LEN;
+	__u64 avail;
+
+	if (idx >= s->nseg || idx >= HTTP_SEGMENTS)
+		return false;
+	avail = s->seg_len[idx] - s->seg_off;
+	if (avail > s->left)
+		avail = s->left;
+	if (!avail || avail >= need)
+		return false;
+	avail &= 31; /* below need (at most 24): a bound for the verifier */
+	if (!avail || bpf_probe_read_user(s->data, avail, (void *)(s->seg_base[idx] + s->seg_off)))
+		return false;
+	for (__u32 i = 0; i < H2_PREFACE_LEN; i++) {
+		__u8 c = s->data[i];
+
+		if (i >= avail)
+			break;
+		if (s->is_request ? c != (__u8)preface[i] :
+		    (i == 0 || i >= 4) ? c != 0 : (i == 3 && c != H2_SETTINGS))
+			return false;
+	}
+	return true;
+}
+
+/*
  * After a 101 the bytes at the cursor decide (RFC 7540 3.2: the server's
  * first frame is SETTINGS, the client's first bytes are the preface): 1,
  * the connection is HTTP/2 with the waiting request as stream 1; 0, it is
@@ -689,7 +724,6 @@ static __noinline int h2_upgrade(__u64 sk, struct kaccess_conn *conn, struct htt
 {
 	struct h2_walk walk = { .sk = sk, .s = s };
 	struct http_conn *old;
-	__u32 first_len;
 	bool h2;
 
 	if (!conn || !s)
@@ -697,8 +731,7 @@ static __noinline int h2_upgrade(__u64 sk, struct kaccess_conn *conn, struct htt
 	old = bpf_map_lookup_elem(&http_conns, &sk);
 	h2 = s->is_request ? h2_preface_at_start(s) : h2_settings_at_start(s);
 	if (!h2) {
-		first_len = s->is_request ? H2_PREFACE_LEN : H2_FRAME_HEADER_LEN;
-		if (h2_read_at_cursor(s, s->data, first_len) == -61) /* too short to tell */
+		if (h2_could_begin(s)) /* too few bytes to tell */
 			count_loss(KACCESS_CTR_HTTP_UPGRADE_UNFOLLOWED);
 		if (old) {
 			http_record(old, HTTP_COMPLETE, old->last_resp_ns);

@@ -273,8 +273,8 @@ static size_t upgrade_frames(unsigned char *out, bool found, struct upgrade_conn
 	return at + body;
 }
 
-/* Whether the request has "Upgrade: h2c" (curl capitalizes the name, nghttp does not). */
-static bool asks_h2c(const char *request)
+/* Whether the request has header line `line`, in lower case (curl capitalizes names, nghttp does not). */
+static bool request_has(const char *request, const char *line)
 {
 	char lower[4096];
 	size_t i;
@@ -282,7 +282,30 @@ static bool asks_h2c(const char *request)
 	for (i = 0; request[i] && i < sizeof(lower) - 1; i++)
 		lower[i] = request[i] >= 'A' && request[i] <= 'Z' ? request[i] + 32 : request[i];
 	lower[i] = '\0';
-	return strstr(lower, "\r\nupgrade: h2c\r\n") != NULL;
+	return strstr(lower, line) != NULL;
+}
+
+/*
+ * Another protocol after the 101: a WebSocket text frame "hello" in the
+ * same write. The 101 is then the request's final answer.
+ */
+static const char websocket_switching[] = "HTTP/1.1 101 Switching Protocols\r\n"
+					  "Connection: Upgrade\r\nUpgrade: websocket\r\n\r\n";
+static const unsigned char websocket_hello[] = { 0x81, 0x05, 'h', 'e', 'l', 'l', 'o' };
+
+static void websocket_serve(int fd, struct upgrade_conn_truth *truth, long request_bytes)
+{
+	unsigned char out[sizeof(websocket_switching) + sizeof(websocket_hello)], drain[256];
+	size_t head = strlen(websocket_switching);
+
+	memcpy(out, websocket_switching, head);
+	memcpy(out + head, websocket_hello, sizeof(websocket_hello));
+	truth->status = 101;
+	truth->request_header = request_bytes;
+	truth->response_header = head;
+	write_all(fd, out, head + sizeof(websocket_hello));
+	while (read(fd, drain, sizeof(drain)) > 0) /* the client's frame */
+		;
 }
 
 static void upgrade_serve(int fd, struct upgrade_conn_truth *truth)
@@ -295,8 +318,13 @@ static void upgrade_serve(int fd, struct upgrade_conn_truth *truth)
 	bool found, together;
 	char *path;
 
-	if (request_bytes < 0 || !asks_h2c(request) ||
-	    sscanf(request, "GET %127s HTTP/1.1", truth->path) != 1)
+	if (request_bytes < 0 || sscanf(request, "GET %127s HTTP/1.1", truth->path) != 1)
+		return;
+	if (request_has(request, "\r\nupgrade: websocket\r\n")) {
+		websocket_serve(fd, truth, request_bytes);
+		return;
+	}
+	if (!request_has(request, "\r\nupgrade: h2c\r\n"))
 		return;
 	path = truth->path;
 	found = strncmp(path, "/small", 6) == 0 && (path[6] == '\0' || path[6] == '?');
@@ -1156,6 +1184,63 @@ KTEST_F(http2, upgrade_from_http1_answered_as_stream_1, 120)
 	expect_endpoint(_metadata, self, &missing, true);
 	EXPECT_EQ(0, agent_output_lost(self->output, "http_parse_failed"));
 	EXPECT_EQ(0, agent_output_lost(self->output, "http_upgrade_unfollowed"));
+}
+
+/* A WebSocket client: the upgrade request, the 101 and a frame read, a masked frame written. */
+static int websocket_client_main(void *arg)
+{
+	struct raw_client_job *job = arg;
+	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons(UPGRADE_PORT) };
+	static const unsigned char masked_hi[] = { 0x81, 0x82, 1, 2, 3, 4, 'h' ^ 1, 'i' ^ 2 };
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	char buf[512];
+	ssize_t n;
+
+	inet_pton(AF_INET, job->addr, &sin.sin_addr);
+	if (connect(fd, (struct sockaddr *)&sin, sizeof(sin)) || write_all(fd, job->bytes, job->len))
+		return 1;
+	while (job->received < strlen(websocket_switching) + sizeof(websocket_hello) &&
+	       (n = read(fd, buf, sizeof(buf))) > 0)
+		job->received += n;
+	if (write_all(fd, masked_hi, sizeof(masked_hi)))
+		return 1;
+	close(fd);
+	return 0;
+}
+
+/*
+ * A 101 to another protocol (WebSocket): the bytes after it are not
+ * HTTP/2's, so the 101 was the request's answer: one 1xx exchange on each
+ * side, no parse failure, nothing unfollowed.
+ */
+KTEST_F(http2, upgrade_to_another_protocol_is_a_1xx_exchange, 90)
+{
+	struct raw_client_job *job = shared_alloc(sizeof(*job));
+	struct endpoint_truth websocket;
+	char request[256];
+
+	ASSERT_NE(NULL, job);
+	snprintf(request, sizeof(request),
+		 "GET /ws HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+		 "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: a2FjY2Vzcy1zZWxmdGVzdA==\r\n\r\n",
+		 self->pods.server.ipv4, UPGRADE_PORT);
+	job->addr = self->pods.server.ipv4;
+	job->bytes = (const unsigned char *)request;
+	job->len = strlen(request);
+	start_agent(_metadata, self, variant);
+	ASSERT_EQ(0, child_wait(pod_spawn(&self->pods.client, websocket_client_main, job)));
+	stop_agent(_metadata, self);
+	ASSERT_EQ(1, upgrade_truth->conns);
+	ASSERT_EQ(101, upgrade_truth->conn[0].status);
+	ASSERT_EQ(strlen(request), upgrade_truth->conn[0].request_header);
+	ASSERT_EQ(strlen(websocket_switching) + sizeof(websocket_hello), job->received);
+	endpoint_from_upgrades("/ws", &websocket);
+	ASSERT_EQ(1, websocket.calls);
+	ASSERT_EQ(1, websocket.status[0]);
+	expect_endpoint(_metadata, self, &websocket, true);
+	EXPECT_EQ(0, agent_output_lost(self->output, "http_parse_failed"));
+	EXPECT_EQ(0, agent_output_lost(self->output, "http_upgrade_unfollowed"));
+	munmap(job, sizeof(*job));
 }
 
 /* ---- a connection open before the agent started -------------------------- */
