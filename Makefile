@@ -126,7 +126,7 @@ test: deps-test mounts all selftests ## install, build and run every selftest (r
 
 selftests: $(TEST_BINS) $(TEST_TOOLS) ## build the selftests without running them
 
-bench: deps-test mounts all selftests bench-tools ## A/B benchmark: wrk -> nginx over a veth pair, with and without the agent
+bench: deps-test mounts all selftests bench-tools ## A/B benchmark: wrk -> nginx and h2load -> nghttpd over a veth pair, with and without the agent
 	$(Q)selftests/bench/bench.sh $(OUTPUT)
 
 vmtest: deps-test deps-vm all selftests vm-tools ## run the selftests on Debian's 6.1 and 6.12 kernels under QEMU

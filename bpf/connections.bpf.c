@@ -527,7 +527,7 @@ int BPF_PROG(tcp_destroy, struct sock *sk)
 		}
 		emit_conn_event(KACCESS_EVENT_CONN_CLOSE, key, conn, now_ns, 0, 0);
 	}
-	if (conn->http == KACCESS_HTTP_YES)
+	if (conn->http == KACCESS_HTTP_YES || conn->http == KACCESS_HTTP_SWITCHING)
 		http_conn_end(key, bpf_ktime_get_ns());
 	else if (conn->http == KACCESS_HTTP_H2)
 		h2_conn_end(key);

@@ -50,6 +50,7 @@ enum http_phase {
 	PH_CHUNK_END,      /* the CRLF after a chunk's data */
 	PH_TRAILERS,
 	PH_UNTIL_CLOSE,    /* response without length: everything to the close */
+	PH_SWITCHED,       /* after 101 Switching Protocols: what follows is not HTTP/1.x */
 };
 
 enum http_flag {
@@ -72,7 +73,8 @@ enum http_error {
 	HTTP_ERR_NO_PAYLOAD, /* bytes to parse that could not be read (sendfile, mmsg, iovec > 8) */
 	HTTP_ERR_BUDGET,     /* more header bytes in one call than HTTP_MAX_STEPS */
 	HTTP_ERR_PIPELINE,   /* more requests in flight than HTTP_PIPELINE_DEPTH */
-	HTTP_ERR_UPGRADE,    /* 101 Switching Protocols: no longer HTTP/1.x (not a failure) */
+	HTTP_ERR_UPGRADE,    /* 101 Switching Protocols: no longer HTTP/1.x (not a failure);
+			      * the bytes after it are HTTP/2's or another protocol's */
 };
 
 enum http_outcome {
@@ -314,8 +316,13 @@ static __always_inline void http_headers_done(struct http_conn *hc, struct http_
 	}
 	slot = &hc->pending[hc->head & (HTTP_PIPELINE_DEPTH - 1)];
 	if (p->status < 200) {
-		if (p->status == 101) { /* the connection leaves HTTP/1.x */
-			http_record(hc, HTTP_COMPLETE, s->now_ns);
+		if (p->status == 101) {
+			/*
+			 * The connection leaves HTTP/1.x. Not counted yet: with
+			 * h2c the request's answer is HTTP/2 stream 1
+			 * (h2_upgrade), with another protocol it is this 101.
+			 */
+			p->phase = PH_SWITCHED;
 			s->error = HTTP_ERR_UPGRADE;
 			return;
 		}
@@ -983,8 +990,9 @@ static __always_inline void http_transfer(__u64 sk, struct kaccess_conn *conn, b
 		}
 		count_loss(KACCESS_CTR_HTTP_PARSE_FAILED);
 		break;
-	case HTTP_ERR_UPGRADE:
-		break;
+	case HTTP_ERR_UPGRADE: /* the request waits for the next bytes (h2_upgrade) */
+		conn->http = KACCESS_HTTP_SWITCHING;
+		return;
 	case HTTP_ERR_PIPELINE:
 		count_loss(KACCESS_CTR_HTTP_PIPELINE_FULL);
 		break;
@@ -992,7 +1000,7 @@ static __always_inline void http_transfer(__u64 sk, struct kaccess_conn *conn, b
 		count_loss(KACCESS_CTR_HTTP_PARSE_FAILED);
 		break;
 	}
-	conn->http = s->error == HTTP_ERR_UPGRADE ? KACCESS_HTTP_NO_FINAL : KACCESS_HTTP_FAILED;
+	conn->http = KACCESS_HTTP_FAILED;
 	bpf_map_delete_elem(&http_conns, &sk);
 }
 
@@ -1011,7 +1019,8 @@ static __always_inline void http_conn_end(__u64 sk, __u64 now_ns)
 		http_count_exchange(hc, slot);
 	}
 	if (hc->head != hc->tail) {
-		if (hc->resp.phase == PH_UNTIL_CLOSE)
+		/* a body to the close, or a 101 with nothing after it */
+		if (hc->resp.phase == PH_UNTIL_CLOSE || hc->resp.phase == PH_SWITCHED)
 			http_record(hc, HTTP_COMPLETE, hc->last_resp_ns);
 		else if (hc->resp.phase != PH_IDLE)
 			http_record(hc, HTTP_TRUNCATED, now_ns);

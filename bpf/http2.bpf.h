@@ -11,6 +11,15 @@
  * bytes then are the preface. The first frame of each direction must be a
  * SETTINGS frame; anything else stops parsing as a parse failure.
  *
+ * Or it becomes HTTP/2 by upgrade (RFC 7540 section 3.2): an HTTP/1.1
+ * request answered "101 Switching Protocols" leaves the HTTP/1.x parser
+ * in KACCESS_HTTP_SWITCHING, and the next bytes decide: the client's
+ * preface or the server's SETTINGS (in the same call as the 101 or a later
+ * one) make it HTTP/2, with the waiting request as stream 1 (its endpoint,
+ * start and request sizes from HTTP/1.1, the 101's bytes in its response
+ * headers); anything else is another protocol, and the 101 answered the
+ * request.
+ *
  * What the kernel keeps, per stream (h2_streams): the time of the call with
  * the request's first HEADERS byte, the header block bytes (HPACK, without
  * padding and priority fields) and DATA bytes (without padding) of each
@@ -91,25 +100,38 @@ static __always_inline __u32 h2_prefix_len(__u8 type, __u8 flags)
 	return len;
 }
 
-/* Whether the call's first segment starts with the client's connection preface. */
-static __always_inline bool h2_preface_at_start(struct http_scratch *s, __u64 bytes)
+/*
+ * Read `len` bytes at the cursor when its segment holds them: 0, or
+ * -ENODATA when fewer are left there (a call's first segment, or the rest
+ * of the one holding a 101's end).
+ */
+static __always_inline int h2_read_at_cursor(struct http_scratch *s, void *dst, __u32 len)
+{
+	__u32 idx = s->seg_idx;
+
+	if (idx >= s->nseg || idx >= HTTP_SEGMENTS || s->left < len ||
+	    s->seg_len[idx] < s->seg_off + len)
+		return -61; /* ENODATA */
+	return bpf_probe_read_user(dst, len, (void *)(s->seg_base[idx] + s->seg_off));
+}
+
+/* Whether the bytes at the cursor are the client's connection preface. */
+static __always_inline bool h2_preface_at_start(struct http_scratch *s)
 {
 	__u64 words[3];
 
-	if (!s->nseg || bytes < H2_PREFACE_LEN || s->seg_len[0] < H2_PREFACE_LEN ||
-	    bpf_probe_read_user(words, sizeof(words), (void *)s->seg_base[0]))
+	if (h2_read_at_cursor(s, words, sizeof(words)))
 		return false;
 	return words[0] == H2_PREFACE_0 && words[1] == H2_PREFACE_1 && words[2] == H2_PREFACE_2;
 }
 
-/* Whether the call starts with a SETTINGS frame header on stream 0 (a server's first frame). */
-static __always_inline bool h2_settings_at_start(struct http_scratch *s, __u64 bytes)
+/* Whether the bytes at the cursor are a SETTINGS frame header on stream 0 (a server's first frame). */
+static __always_inline bool h2_settings_at_start(struct http_scratch *s)
 {
 	__u8 h[H2_FRAME_HEADER_LEN];
 	__u32 len;
 
-	if (!s->nseg || bytes < H2_FRAME_HEADER_LEN || s->seg_len[0] < H2_FRAME_HEADER_LEN ||
-	    bpf_probe_read_user(h, sizeof(h), (void *)s->seg_base[0]))
+	if (h2_read_at_cursor(s, h, sizeof(h)))
 		return false;
 	len = ((__u32)h[0] << 16) | ((__u32)h[1] << 8) | h[2];
 	return h[3] == H2_SETTINGS && h[4] == 0 && !h[5] && !h[6] && !h[7] && !h[8] && len % 6 == 0;
@@ -541,13 +563,13 @@ static __noinline int h2_detect(struct http_scratch *s, __u64 bytes, bool is_req
 	if (!s)
 		return H2_START_NONE;
 	/* a new connection, or one adopted before its first bytes */
-	if (is_request && h2_preface_at_start(s, bytes))
+	if (is_request && h2_preface_at_start(s))
 		return H2_START_NEW;
 	/* open before kaccess started: its first bytes seen are a frame's */
 	if (was_open)
 		return h2_frame_at_start(s, bytes, is_request) ? H2_START_ADOPTED : H2_START_NONE;
 	/* the server's SETTINGS written before the client's preface was read */
-	if (!is_request && h2_settings_at_start(s, bytes))
+	if (!is_request && h2_settings_at_start(s))
 		return H2_START_NEW;
 	return H2_START_NONE;
 }
@@ -584,56 +606,176 @@ static __always_inline void h2_stop(__u64 sk, struct kaccess_conn *conn, __u8 st
 }
 
 /*
- * Feed one read or write of `bytes` (> 0) to the HTTP/2 parser when the
- * connection is HTTP/2 or its first bytes make it so. False: not HTTP/2,
- * the HTTP/1.x parser decides.
+ * Whether this read or write of `bytes` (> 0) is the HTTP/2 parser's: the
+ * connection is HTTP/2, its first bytes make it so, or a 101 left it
+ * switching. The scratch's cursor is then the call; otherwise it is empty
+ * and the HTTP/1.x parser decides, which may stop at a 101 with bytes left
+ * (h2_transfer_rest takes them).
  */
-static __always_inline bool h2_transfer(__u64 sk, struct kaccess_conn *conn, bool is_read,
-					__u64 bytes, __u64 ptr, __u32 kind, __u64 count, __u64 now_ns)
+static __always_inline bool h2_claim(__u64 sk, struct kaccess_conn *conn, bool is_read,
+				     __u64 bytes, __u64 ptr, __u32 kind, __u64 count, __u64 now_ns)
+{
+	struct http_scratch *s;
+	__u32 zero = 0;
+	__u8 state;
+	int start;
+
+	s = bpf_map_lookup_elem(&http_scratch, &zero);
+	if (!s)
+		return false;
+	s->left = 0;
+	if (!http_enabled || !conn)
+		return false;
+	state = conn->http;
+	if (state != KACCESS_HTTP_H2 && state != KACCESS_HTTP_UNDECIDED &&
+	    state != KACCESS_HTTP_SWITCHING)
+		return false;
+	http_segments(s, kind, ptr, count, bytes);
+	s->left = bytes;
+	s->win_len = s->win_pos = 0;
+	s->now_ns = now_ns;
+	s->is_request = (conn->agg.role == KACCESS_ROLE_CLIENT) != is_read;
+	if (state != KACCESS_HTTP_UNDECIDED)
+		return true;
+	start = h2_detect(s, bytes, s->is_request, conn->flags & KACCESS_CONN_ADOPTED);
+	if (start == H2_START_NONE) {
+		s->left = 0;
+		return false;
+	}
+	if (!h2_conn_create(sk, conn, s, start == H2_START_ADOPTED)) {
+		conn->http = KACCESS_HTTP_NO_FINAL;
+		s->left = 0;
+		return true;
+	}
+	conn->http = KACCESS_HTTP_H2;
+	return true;
+}
+
+/*
+ * The upgrade request's exchange becomes stream 1: what HTTP/1.1 knew of
+ * it (endpoint, first byte, request sizes) and the 101's bytes, which are
+ * response header bytes like a 100 Continue's.
+ */
+static __always_inline void h2_upgrade_stream(struct h2_walk *walk, struct http_conn *old)
+{
+	struct http_request_slot *slot = &old->pending[old->head & (HTTP_PIPELINE_DEPTH - 1)];
+	struct kaccess_h2_sizes *sizes;
+
+	if (old->head == old->tail)
+		return;
+	if (old->tail - old->head > 1) /* HTTP/2 has no place for requests pipelined behind it */
+		count_loss(KACCESS_CTR_HTTP_UPGRADE_UNFOLLOWED);
+	h2_stream_open(walk, 1);
+	sizes = h2_stream(walk, 1);
+	if (!sizes) {
+		count_loss(KACCESS_CTR_H2_STREAM_LOST);
+		return;
+	}
+	sizes->start_ns = slot->start_ns;
+	sizes->request_header_bytes = slot->header_bytes;
+	sizes->request_body_bytes = slot->ended ? slot->body_bytes : old->req.body_bytes;
+	sizes->response_header_bytes = old->resp.header_bytes + old->interim_header_bytes;
+	sizes->endpoint = slot->endpoint;
+}
+
+/*
+ * Whether the few bytes at the cursor (fewer than HTTP/2's first bytes
+ * need, in their segment) could still begin them: the preface's first
+ * bytes, or a SETTINGS frame header's (a length below 64 KiB, type 4, no
+ * flags, stream 0). Then the next protocol cannot be told; otherwise it is
+ * not HTTP/2 (a short WebSocket frame, say).
+ */
+static __always_inline bool h2_could_begin(struct http_scratch *s)
+{
+	static const char preface[H2_PREFACE_LEN] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+	__u32 idx = s->seg_idx, need = s->is_request ? H2_PREFACE_LEN : H2_FRAME_HEADER_LEN;
+	__u64 avail;
+
+	if (idx >= s->nseg || idx >= HTTP_SEGMENTS)
+		return false;
+	avail = s->seg_len[idx] - s->seg_off;
+	if (avail > s->left)
+		avail = s->left;
+	if (!avail || avail >= need)
+		return false;
+	avail &= 31; /* below need (at most 24): a bound for the verifier */
+	if (!avail || bpf_probe_read_user(s->data, avail, (void *)(s->seg_base[idx] + s->seg_off)))
+		return false;
+	for (__u32 i = 0; i < H2_PREFACE_LEN; i++) {
+		__u8 c = s->data[i];
+
+		if (i >= avail)
+			break;
+		if (s->is_request ? c != (__u8)preface[i] :
+		    (i == 0 || i >= 4) ? c != 0 : (i == 3 && c != H2_SETTINGS))
+			return false;
+	}
+	return true;
+}
+
+/*
+ * After a 101 the bytes at the cursor decide (RFC 7540 3.2: the server's
+ * first frame is SETTINGS, the client's first bytes are the preface): 1,
+ * the connection is HTTP/2 with the waiting request as stream 1; 0, it is
+ * another protocol (WebSocket, ...): the 101 answered the request and the
+ * connection is left to TCP.
+ */
+static __noinline int h2_upgrade(__u64 sk, struct kaccess_conn *conn, struct http_scratch *s)
+{
+	struct h2_walk walk = { .sk = sk, .s = s };
+	struct http_conn *old;
+	bool h2;
+
+	if (!conn || !s)
+		return 0;
+	old = bpf_map_lookup_elem(&http_conns, &sk);
+	h2 = s->is_request ? h2_preface_at_start(s) : h2_settings_at_start(s);
+	if (!h2) {
+		if (h2_could_begin(s)) /* too few bytes to tell */
+			count_loss(KACCESS_CTR_HTTP_UPGRADE_UNFOLLOWED);
+		if (old) {
+			http_record(old, HTTP_COMPLETE, old->last_resp_ns);
+			bpf_map_delete_elem(&http_conns, &sk);
+		}
+		conn->http = KACCESS_HTTP_NO_FINAL;
+		return 0;
+	}
+	walk.hc = h2_conn_create(sk, conn, s, false);
+	if (walk.hc && old)
+		h2_upgrade_stream(&walk, old);
+	if (old)
+		bpf_map_delete_elem(&http_conns, &sk);
+	conn->http = walk.hc ? KACCESS_HTTP_H2 : KACCESS_HTTP_NO_FINAL;
+	return walk.hc ? 1 : 0;
+}
+
+/*
+ * Parse what is left of the call at the scratch's cursor as HTTP/2: the
+ * whole call (h2_claim), or the bytes after a 101 in it (http_transfer).
+ */
+static __always_inline void h2_transfer_rest(__u64 sk, struct kaccess_conn *conn)
 {
 	struct h2_walk walk = { .sk = sk };
 	struct http_scratch *s;
 	struct h2_conn *hc;
-	bool is_request;
 	__u32 zero = 0;
-	__u8 state;
 
-	if (!http_enabled || !conn)
-		return false;
-	state = conn->http;
-	if (state != KACCESS_HTTP_H2 && state != KACCESS_HTTP_UNDECIDED)
-		return false;
-	is_request = (conn->agg.role == KACCESS_ROLE_CLIENT) != is_read;
 	s = bpf_map_lookup_elem(&http_scratch, &zero);
-	if (!s)
-		return false;
-	http_segments(s, kind, ptr, count, bytes);
-	if (state == KACCESS_HTTP_UNDECIDED) {
-		int start = h2_detect(s, bytes, is_request, conn->flags & KACCESS_CONN_ADOPTED);
-
-		if (start == H2_START_NONE)
-			return false;
-		hc = h2_conn_create(sk, conn, s, start == H2_START_ADOPTED);
-		if (!hc) {
-			conn->http = KACCESS_HTTP_NO_FINAL;
-			return true;
-		}
-		conn->http = KACCESS_HTTP_H2;
-	} else {
-		hc = bpf_map_lookup_elem(&h2_conns, &sk);
-		if (!hc)
-			return true;
-	}
+	if (!s || !conn || !s->left)
+		return;
+	if (conn->http == KACCESS_HTTP_SWITCHING && !h2_upgrade(sk, conn, s))
+		return;
+	if (conn->http != KACCESS_HTTP_H2)
+		return;
+	hc = bpf_map_lookup_elem(&h2_conns, &sk);
+	if (!hc)
+		return;
 	__builtin_memcpy(&hc->agg, &conn->agg, sizeof(hc->agg));
-	s->left = bytes;
-	s->win_len = s->win_pos = 0;
-	s->now_ns = now_ns;
-	s->error = HTTP_OK;
-	s->is_request = is_request;
-	if (is_request && hc->req.phase == H2_PH_PREFACE) {
-		if (!h2_preface_at_start(s, bytes)) { /* the server spoke HTTP/2, the client did not */
+	s->error = HTTP_OK; /* HTTP_ERR_UPGRADE when the 101 was in this call */
+	if (s->is_request && hc->req.phase == H2_PH_PREFACE) {
+		if (!h2_preface_at_start(s)) { /* the server spoke HTTP/2, the client did not */
 			h2_stop(sk, conn, KACCESS_HTTP_NO_FINAL);
-			return true;
+			return;
 		}
 		h2_consume(s, H2_PREFACE_LEN);
 		hc->req.phase = H2_PH_FIRST_HEADER;
@@ -647,7 +789,6 @@ static __always_inline bool h2_transfer(__u64 sk, struct kaccess_conn *conn, boo
 		count_loss(KACCESS_CTR_HTTP_PARSE_FAILED);
 		h2_stop(sk, conn, KACCESS_HTTP_FAILED);
 	}
-	return true;
 }
 
 /* The connection ends; its open streams are the shipper's to finish (it knows their ids). */

@@ -120,7 +120,8 @@ static __always_inline void transfer_account(const struct kaccess_agg_key *key, 
 /*
  * A read or write that moved `bytes` on tracked socket `sk` ends: its row,
  * then its payload (described by the syscall context) to the HTTP/2 parser
- * or, when it is not HTTP/2, the HTTP/1.x parser.
+ * or, when it is not HTTP/2, the HTTP/1.x parser (and after an upgrade's
+ * 101 in it, the rest to the HTTP/2 parser).
  */
 static __always_inline void transfer_done(__u64 sk, struct kaccess_conn *conn,
 					  const struct kaccess_agg_key *key, bool is_read,
@@ -129,9 +130,10 @@ static __always_inline void transfer_done(__u64 sk, struct kaccess_conn *conn,
 	__u64 now_ns = bpf_ktime_get_ns();
 
 	transfer_account(key, is_read, start_ns, sc->l4_start_ns, bytes, now_ns);
-	if (h2_transfer(sk, conn, is_read, bytes, sc->user_ptr, sc->buf_kind, sc->buf_count, now_ns))
-		return;
-	http_transfer(sk, conn, is_read, bytes, sc->user_ptr, sc->buf_kind, sc->buf_count, now_ns);
+	if (!h2_claim(sk, conn, is_read, bytes, sc->user_ptr, sc->buf_kind, sc->buf_count, now_ns))
+		http_transfer(sk, conn, is_read, bytes, sc->user_ptr, sc->buf_kind, sc->buf_count,
+			      now_ns);
+	h2_transfer_rest(sk, conn); /* HTTP/2's calls, and what follows a 101 in an HTTP/1.1 one */
 }
 
 /* "sock" entry: every read/write-family syscall is timed until proven untracked. */

@@ -170,7 +170,9 @@ enum kaccess_conn_http {
 	KACCESS_HTTP_NO = 2,         /* not HTTP; the response direction's first bytes not seen yet */
 	KACCESS_HTTP_NO_FINAL = 3,   /* not HTTP, nothing more to look at */
 	KACCESS_HTTP_FAILED = 4,     /* was HTTP, then broke the grammar: parsing stopped */
-	KACCESS_HTTP_H2 = 5,         /* HTTP/2 with prior knowledge: frames parsed (h2_conns) */
+	KACCESS_HTTP_H2 = 5,         /* HTTP/2 (prior knowledge or upgraded): frames parsed (h2_conns) */
+	KACCESS_HTTP_SWITCHING = 6,  /* after "101 Switching Protocols": HTTP/2 if the next bytes are its
+				      * preface or SETTINGS (the request waits in http_conns as stream 1) */
 };
 
 enum kaccess_event_type {
@@ -323,8 +325,10 @@ struct kaccess_h2_sizes {
 	__u64 response_body_bytes;
 	__u32 response_blocks;        /* response header blocks begun (0: no response) */
 	__u32 reset;                  /* ended by RST_STREAM: counted; frames still in flight are ignored */
+	__u64 endpoint;               /* stream 1 of an upgraded connection: the HTTP/1.1 request's
+				       * "METHOD:path" hash (0: named by its HEADERS) */
 };
-_Static_assert(sizeof(struct kaccess_h2_sizes) == 48, "kaccess_h2_sizes layout");
+_Static_assert(sizeof(struct kaccess_h2_sizes) == 56, "kaccess_h2_sizes layout");
 
 /* Ring buffer record: one HTTP/2 exchange ended, exactly this size. */
 struct kaccess_h2_stream_event {
@@ -339,7 +343,7 @@ struct kaccess_h2_stream_event {
 	struct kaccess_agg_key agg;
 	struct kaccess_h2_sizes sizes;
 };
-_Static_assert(sizeof(struct kaccess_h2_stream_event) == 48 + 32 + 48, "kaccess_h2_stream_event layout");
+_Static_assert(sizeof(struct kaccess_h2_stream_event) == 48 + 32 + 56, "kaccess_h2_stream_event layout");
 
 /* h2_streams key: one stream of one connection. */
 struct kaccess_h2_stream_key {
@@ -375,6 +379,9 @@ enum kaccess_counter {
 				        * is unknown from then on, its later exchanges unnamed */
 	KACCESS_CTR_H2_STREAM_LOST,    /* HTTP/2 exchange not counted: its end record was not delivered,
 				        * or its stream was not tracked (h2_streams full or evicted) */
+	KACCESS_CTR_HTTP_UPGRADE_UNFOLLOWED, /* an HTTP/1.1 upgrade not followed into HTTP/2: too few
+				        * bytes after the 101 to tell, requests pipelined behind the
+				        * upgrade one, or h2_conns full */
 	KACCESS_CTR_MAX,
 };
 

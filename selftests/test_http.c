@@ -527,6 +527,29 @@ KTEST_F(http, curl_status_classes_and_sizes_on_both_sides, 180)
 	EXPECT_EQ(0, agent_output_lost(self->output, "http_parse_failed"));
 }
 
+/*
+ * curl --http2 without prior knowledge asks to upgrade ("Upgrade: h2c",
+ * "HTTP2-Settings"); nginx ignores it and answers in HTTP/1.1, so the
+ * connection stays HTTP/1.1: every exchange counted as curl saw it.
+ */
+KTEST_F(http, upgrade_to_h2c_ignored_by_nginx_stays_http1, 90)
+{
+	const char *const http2[] = { "--http2", NULL };
+	const char *const ok[] = { "/ok", "/ok", NULL }, *const missing[] = { "/missing", NULL };
+	struct curl_truth ok_truth = { 0 }, missing_truth = { 0 };
+
+	start_agent(_metadata, self, variant);
+	ASSERT_EQ(0, run_curl(self, http2, ok, &ok_truth));
+	ASSERT_EQ(0, run_curl(self, http2, missing, &missing_truth));
+	stop_agent(_metadata, self);
+	ASSERT_EQ(2, ok_truth.status[1]);
+	ASSERT_EQ(1, missing_truth.status[3]);
+	expect_endpoint(_metadata, self, "GET:/ok", &ok_truth);
+	expect_endpoint(_metadata, self, "GET:/missing", &missing_truth);
+	EXPECT_EQ(0, agent_output_lost(self->output, "http_parse_failed"));
+	EXPECT_EQ(0, agent_output_lost(self->output, "http_upgrade_unfollowed"));
+}
+
 /* wrk: every response it counted is a successful exchange on the client side. */
 KTEST_F(http, wrk_requests_counted, 120)
 {

@@ -35,6 +35,9 @@
 #define CURL "/usr/bin/curl"
 #define H2_PORT 8443
 #define RAW_PORT 9443
+#define UPGRADE_PORT 8080
+#define UPGRADE_CONNS 8
+#define MISSING_BODY "not found\n"
 #define SMALL_BYTES 1000
 #define BIG_BYTES 300000     /* many DATA frames, many reads */
 #define CUT_BODY_BYTES 3000  /* DATA sent before the raw server cuts the stream */
@@ -48,7 +51,7 @@ FIXTURE(http2) {
 	struct agent_proc agent;
 	struct agent_output *output;
 	char dir[64];
-	pid_t nghttpd_pid, raw_server_pid;
+	pid_t nghttpd_pid, raw_server_pid, upgrade_server_pid;
 };
 
 FIXTURE_VARIANT(http2) {
@@ -204,6 +207,165 @@ static int raw_server_main(void *arg)
 	}
 }
 
+/* ---- the upgrade server: HTTP/1.1 Upgrade: h2c, answered in HTTP/2 ----- */
+
+/*
+ * nghttpd answers only prior knowledge in its no-TLS mode (an upgrade
+ * request gets its SETTINGS frame), and nginx ignores Upgrade: h2c; so
+ * this server accepts the upgrade itself, as RFC 7540 3.2 says: 101, its
+ * SETTINGS, then the response to the HTTP/1.1 request as stream 1.
+ * "/small" is 200 with SMALL_BYTES, anything else 404 with MISSING_BODY.
+ * A query containing "together" puts the 101 and the frames in one write;
+ * otherwise the frames follow the client's preface.
+ */
+struct upgrade_conn_truth {
+	char path[128];
+	int status;
+	unsigned long request_header, response_header, response_body;
+};
+
+struct upgrade_server_truth {
+	int conns;
+	struct upgrade_conn_truth conn[UPGRADE_CONNS];
+};
+
+static struct upgrade_server_truth *upgrade_truth;
+
+static const char switching[] = "HTTP/1.1 101 Switching Protocols\r\n"
+				"Connection: Upgrade\r\nUpgrade: h2c\r\n\r\n";
+
+/* Read the HTTP/1.1 request through its blank line: its bytes, or -1. */
+static long read_upgrade_request(int fd, char *buf, size_t size)
+{
+	size_t have = 0;
+	char *end;
+	ssize_t n;
+
+	while (have < size - 1 && (n = read(fd, buf + have, size - 1 - have)) > 0) {
+		have += n;
+		buf[have] = '\0';
+		end = strstr(buf, "\r\n\r\n");
+		if (end)
+			return end + 4 - buf == (long)have ? (long)have : -1; /* no body, nothing after */
+	}
+	return -1;
+}
+
+/* SETTINGS, HEADERS (:status, indexed), DATA with END_STREAM: their length. */
+static size_t upgrade_frames(unsigned char *out, bool found, struct upgrade_conn_truth *truth)
+{
+	size_t body = found ? SMALL_BYTES : strlen(MISSING_BODY), at = 0;
+
+	frame_header(out, 0, 4, 0, 0);
+	at += FRAME_HEADER_BYTES;
+	frame_header(out + at, 1, 1, 0x4, 1);
+	at += FRAME_HEADER_BYTES;
+	out[at++] = found ? 0x88 : 0x8d; /* ":status: 200", ":status: 404" */
+	frame_header(out + at, body, 0, 0x1, 1);
+	at += FRAME_HEADER_BYTES;
+	if (found)
+		memset(out + at, 'a', body);
+	else
+		memcpy(out + at, MISSING_BODY, body);
+	truth->status = found ? 200 : 404;
+	truth->response_header = strlen(switching) + 1;
+	truth->response_body = body;
+	return at + body;
+}
+
+/* Whether the request has header line `line`, in lower case (curl capitalizes names, nghttp does not). */
+static bool request_has(const char *request, const char *line)
+{
+	char lower[4096];
+	size_t i;
+
+	for (i = 0; request[i] && i < sizeof(lower) - 1; i++)
+		lower[i] = request[i] >= 'A' && request[i] <= 'Z' ? request[i] + 32 : request[i];
+	lower[i] = '\0';
+	return strstr(lower, line) != NULL;
+}
+
+/*
+ * Another protocol after the 101: a WebSocket text frame "hello" in the
+ * same write. The 101 is then the request's final answer.
+ */
+static const char websocket_switching[] = "HTTP/1.1 101 Switching Protocols\r\n"
+					  "Connection: Upgrade\r\nUpgrade: websocket\r\n\r\n";
+static const unsigned char websocket_hello[] = { 0x81, 0x05, 'h', 'e', 'l', 'l', 'o' };
+
+static void websocket_serve(int fd, struct upgrade_conn_truth *truth, long request_bytes)
+{
+	unsigned char out[sizeof(websocket_switching) + sizeof(websocket_hello)], drain[256];
+	size_t head = strlen(websocket_switching);
+
+	memcpy(out, websocket_switching, head);
+	memcpy(out + head, websocket_hello, sizeof(websocket_hello));
+	truth->status = 101;
+	truth->request_header = request_bytes;
+	truth->response_header = head;
+	write_all(fd, out, head + sizeof(websocket_hello));
+	while (read(fd, drain, sizeof(drain)) > 0) /* the client's frame */
+		;
+}
+
+static void upgrade_serve(int fd, struct upgrade_conn_truth *truth)
+{
+	static char request[4096];
+	static unsigned char out[sizeof(switching) + 4 * FRAME_HEADER_BYTES + SMALL_BYTES],
+		drain[4096];
+	long request_bytes = read_upgrade_request(fd, request, sizeof(request));
+	size_t head = strlen(switching), frames;
+	bool found, together;
+	char *path;
+
+	if (request_bytes < 0 || sscanf(request, "GET %127s HTTP/1.1", truth->path) != 1)
+		return;
+	if (request_has(request, "\r\nupgrade: websocket\r\n")) {
+		websocket_serve(fd, truth, request_bytes);
+		return;
+	}
+	if (!request_has(request, "\r\nupgrade: h2c\r\n"))
+		return;
+	path = truth->path;
+	found = strncmp(path, "/small", 6) == 0 && (path[6] == '\0' || path[6] == '?');
+	together = strstr(path, "together") != NULL;
+	truth->request_header = request_bytes;
+	memcpy(out, switching, head);
+	frames = upgrade_frames(out + head, found, truth);
+	if (together) {
+		write_all(fd, out, head + frames);
+	} else {
+		/* the 101 alone; the frames once the client's preface arrived */
+		write_all(fd, out, head);
+		if (read(fd, drain, sizeof(drain)) <= 0)
+			return;
+		write_all(fd, out + head, frames);
+	}
+	while (read(fd, drain, sizeof(drain)) > 0) /* the client's SETTINGS, ACK, GOAWAY */
+		;
+}
+
+static int upgrade_server_main(void *arg)
+{
+	const char *addr = arg;
+	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons(UPGRADE_PORT) };
+	int one = 1, listener = socket(AF_INET, SOCK_STREAM, 0);
+
+	inet_pton(AF_INET, addr, &sin.sin_addr);
+	setsockopt(listener, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(listener, (struct sockaddr *)&sin, sizeof(sin)) || listen(listener, 16))
+		return 1;
+	for (;;) {
+		int fd = accept(listener, NULL, NULL);
+
+		if (fd < 0)
+			return 1;
+		if (upgrade_truth->conns < UPGRADE_CONNS)
+			upgrade_serve(fd, &upgrade_truth->conn[upgrade_truth->conns++]);
+		close(fd);
+	}
+}
+
 /* ---- the raw client: a preface, then garbage ------------------------------ */
 
 struct raw_client_job {
@@ -254,6 +416,8 @@ FIXTURE_SETUP(http2)
 		SKIP(return, "needs nghttpd, nghttp, h2load and curl (make deps-test)");
 	raw_truth = shared_alloc(sizeof(*raw_truth));
 	ASSERT_NE(NULL, raw_truth);
+	upgrade_truth = shared_alloc(sizeof(*upgrade_truth));
+	ASSERT_NE(NULL, upgrade_truth);
 	ASSERT_EQ(0, pod_pair_create_for_test(&self->pods, "h2t"));
 	snprintf(self->dir, sizeof(self->dir), "/tmp/kaccess-selftest-http2-%d", getpid());
 	mkdir(self->dir, 0755);
@@ -269,8 +433,12 @@ FIXTURE_SETUP(http2)
 	ASSERT_LT(0, self->nghttpd_pid);
 	self->raw_server_pid = pod_spawn(&self->pods.server, raw_server_main, self->pods.server.ipv4);
 	ASSERT_LT(0, self->raw_server_pid);
+	self->upgrade_server_pid = pod_spawn(&self->pods.server, upgrade_server_main,
+					     self->pods.server.ipv4);
+	ASSERT_LT(0, self->upgrade_server_pid);
 	ASSERT_EQ(0, wait_listening(self->pods.server.netns, H2_PORT, 10000));
 	ASSERT_EQ(0, wait_listening(self->pods.server.netns, RAW_PORT, 10000));
+	ASSERT_EQ(0, wait_listening(self->pods.server.netns, UPGRADE_PORT, 10000));
 }
 
 FIXTURE_TEARDOWN(http2)
@@ -282,11 +450,16 @@ FIXTURE_TEARDOWN(http2)
 		child_wait(self->nghttpd_pid);
 	if (self->raw_server_pid > 0)
 		child_wait(self->raw_server_pid);
+	if (self->upgrade_server_pid > 0)
+		child_wait(self->upgrade_server_pid);
 	if (self->dir[0])
 		run_quiet("rm -rf %s", self->dir);
 	if (raw_truth)
 		munmap(raw_truth, sizeof(*raw_truth));
 	raw_truth = NULL;
+	if (upgrade_truth)
+		munmap(upgrade_truth, sizeof(*upgrade_truth));
+	upgrade_truth = NULL;
 }
 
 static void start_agent(struct __test_metadata *_metadata, FIXTURE_DATA(http2) *self,
@@ -908,6 +1081,165 @@ KTEST_F(http2, reset_after_the_response_was_sent, 90)
 	EXPECT_EQ(job->truth.response_header, server.response_header_bytes);
 	EXPECT_EQ(job->truth.response_body, server.response_body_bytes);
 	EXPECT_EQ(0, agent_output_lost(self->output, "http_parse_failed"));
+	munmap(job, sizeof(*job));
+}
+
+/* ---- HTTP/1.1 Upgrade: h2c ------------------------------------------------- */
+
+/* What curl said of one upgrade: request bytes, body bytes, status, HTTP version (2). */
+struct curl_upgrade {
+	unsigned long request_bytes, body_bytes;
+	int status, version;
+};
+
+static int run_curl_upgrade(FIXTURE_DATA(http2) *self, const char *path, struct curl_upgrade *seen)
+{
+	char out[128], url[160];
+	char *argv[] = { CURL, "-s", "--http2", "-o", "/dev/null", "-w",
+			 "%{size_request} %{size_download} %{http_code} %{http_version}\\n", url, NULL };
+	int status;
+	FILE *file;
+
+	snprintf(out, sizeof(out), "%s/curl-upgrade.out", self->dir);
+	snprintf(url, sizeof(url), "http://%s:%d%s", self->pods.server.ipv4, UPGRADE_PORT, path);
+	status = child_wait(pod_exec(&self->pods.client, argv, out));
+	if (status)
+		return status;
+	file = fopen(out, "r");
+	if (!file)
+		return -1;
+	status = fscanf(file, "%lu %lu %d %d", &seen->request_bytes, &seen->body_bytes, &seen->status,
+			&seen->version) == 4 ? 0 : -1;
+	fclose(file);
+	return status;
+}
+
+/* The upgrade server's connections of one endpoint, summed. */
+static void endpoint_from_upgrades(const char *path, struct endpoint_truth *out)
+{
+	memset(out, 0, sizeof(*out));
+	snprintf(out->endpoint, sizeof(out->endpoint), "GET:%s", path);
+	for (int i = 0; i < upgrade_truth->conns; i++) {
+		const struct upgrade_conn_truth *conn = &upgrade_truth->conn[i];
+
+		if (strncmp(conn->path, path, strcspn(conn->path, "?")) ||
+		    strlen(path) != strcspn(conn->path, "?") || !conn->status)
+			continue;
+		out->calls++;
+		out->status[conn->status / 100 - 1]++;
+		out->request_header += conn->request_header;
+		out->response_header += conn->response_header;
+		out->response_body += conn->response_body;
+	}
+}
+
+/*
+ * curl --http2 (no prior knowledge) and nghttp -u ask to upgrade; the
+ * upgrade server accepts: each request, made in HTTP/1.1, is answered as
+ * HTTP/2 stream 1, once with the 101 and the frames in one write and once
+ * with the frames after the client's preface. One exchange per request on
+ * each side (the 101 is not one of its own), named by the HTTP/1.1
+ * request line, with the HTTP/1.1 request's bytes and the 101's bytes
+ * plus the HEADERS block as response header bytes.
+ */
+KTEST_F(http2, upgrade_from_http1_answered_as_stream_1, 120)
+{
+	struct curl_upgrade split = { 0 }, together = { 0 };
+	struct endpoint_truth small, missing;
+	struct nghttp_truth nghttp;
+	char out[128], url[160];
+	char *argv[] = { NGHTTP, "-v", "-n", "-u", url, NULL };
+
+	start_agent(_metadata, self, variant);
+	ASSERT_EQ(0, run_curl_upgrade(self, "/small", &split));
+	ASSERT_EQ(0, run_curl_upgrade(self, "/missing?together", &together));
+	/* nghttp -u: the 101 and the frames together */
+	snprintf(out, sizeof(out), "%s/nghttp-upgrade.out", self->dir);
+	snprintf(url, sizeof(url), "http://%s:%d/small?together", self->pods.server.ipv4, UPGRADE_PORT);
+	ASSERT_EQ(0, child_wait(pod_exec(&self->pods.client, argv, out)));
+	ASSERT_EQ(0, parse_nghttp(out, &nghttp));
+	stop_agent(_metadata, self);
+
+	ASSERT_EQ(3, upgrade_truth->conns);
+	/* what the clients saw agrees with what the server sent */
+	ASSERT_EQ(2, split.version);
+	ASSERT_EQ(200, split.status);
+	ASSERT_EQ(SMALL_BYTES, split.body_bytes);
+	ASSERT_EQ(upgrade_truth->conn[0].request_header, split.request_bytes);
+	ASSERT_EQ(2, together.version);
+	ASSERT_EQ(404, together.status);
+	ASSERT_EQ(strlen(MISSING_BODY), together.body_bytes);
+	ASSERT_EQ(upgrade_truth->conn[1].request_header, together.request_bytes);
+	ASSERT_EQ(1, nghttp.count);
+	ASSERT_EQ(1, nghttp.streams[0].id);
+	ASSERT_EQ(200, nghttp.streams[0].status);
+	ASSERT_EQ(SMALL_BYTES, nghttp.streams[0].response_body);
+	ASSERT_EQ(1, nghttp.streams[0].response_header); /* the indexed :status */
+
+	endpoint_from_upgrades("/small", &small);
+	endpoint_from_upgrades("/missing", &missing);
+	ASSERT_EQ(2, small.calls);
+	ASSERT_EQ(1, missing.calls);
+	expect_endpoint(_metadata, self, &small, true);
+	expect_endpoint(_metadata, self, &missing, true);
+	EXPECT_EQ(0, agent_output_lost(self->output, "http_parse_failed"));
+	EXPECT_EQ(0, agent_output_lost(self->output, "http_upgrade_unfollowed"));
+}
+
+/* A WebSocket client: the upgrade request, the 101 and a frame read, a masked frame written. */
+static int websocket_client_main(void *arg)
+{
+	struct raw_client_job *job = arg;
+	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons(UPGRADE_PORT) };
+	static const unsigned char masked_hi[] = { 0x81, 0x82, 1, 2, 3, 4, 'h' ^ 1, 'i' ^ 2 };
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	char buf[512];
+	ssize_t n;
+
+	inet_pton(AF_INET, job->addr, &sin.sin_addr);
+	if (connect(fd, (struct sockaddr *)&sin, sizeof(sin)) || write_all(fd, job->bytes, job->len))
+		return 1;
+	while (job->received < strlen(websocket_switching) + sizeof(websocket_hello) &&
+	       (n = read(fd, buf, sizeof(buf))) > 0)
+		job->received += n;
+	if (write_all(fd, masked_hi, sizeof(masked_hi)))
+		return 1;
+	close(fd);
+	return 0;
+}
+
+/*
+ * A 101 to another protocol (WebSocket): the bytes after it are not
+ * HTTP/2's, so the 101 was the request's answer: one 1xx exchange on each
+ * side, no parse failure, nothing unfollowed.
+ */
+KTEST_F(http2, upgrade_to_another_protocol_is_a_1xx_exchange, 90)
+{
+	struct raw_client_job *job = shared_alloc(sizeof(*job));
+	struct endpoint_truth websocket;
+	char request[256];
+
+	ASSERT_NE(NULL, job);
+	snprintf(request, sizeof(request),
+		 "GET /ws HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+		 "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: a2FjY2Vzcy1zZWxmdGVzdA==\r\n\r\n",
+		 self->pods.server.ipv4, UPGRADE_PORT);
+	job->addr = self->pods.server.ipv4;
+	job->bytes = (const unsigned char *)request;
+	job->len = strlen(request);
+	start_agent(_metadata, self, variant);
+	ASSERT_EQ(0, child_wait(pod_spawn(&self->pods.client, websocket_client_main, job)));
+	stop_agent(_metadata, self);
+	ASSERT_EQ(1, upgrade_truth->conns);
+	ASSERT_EQ(101, upgrade_truth->conn[0].status);
+	ASSERT_EQ(strlen(request), upgrade_truth->conn[0].request_header);
+	ASSERT_EQ(strlen(websocket_switching) + sizeof(websocket_hello), job->received);
+	endpoint_from_upgrades("/ws", &websocket);
+	ASSERT_EQ(1, websocket.calls);
+	ASSERT_EQ(1, websocket.status[0]);
+	expect_endpoint(_metadata, self, &websocket, true);
+	EXPECT_EQ(0, agent_output_lost(self->output, "http_parse_failed"));
+	EXPECT_EQ(0, agent_output_lost(self->output, "http_upgrade_unfollowed"));
 	munmap(job, sizeof(*job));
 }
 

@@ -673,6 +673,7 @@ const char *const loss_names[LOSS_MAX] = {
 	[KACCESS_CTR_L24_WINDOW_LOST] = "l24_window_lost",
 	[KACCESS_CTR_H2_HEADERS_LOST] = "h2_headers_lost",
 	[KACCESS_CTR_H2_STREAM_LOST] = "h2_stream_lost",
+	[KACCESS_CTR_HTTP_UPGRADE_UNFOLLOWED] = "http_upgrade_unfollowed",
 	[LOSS_PROGRAMS_NOT_ATTACHED] = "programs_not_attached",
 	[LOSS_DESTROY_MISSED] = "destroy_missed",
 	[LOSS_PROGRAM_RECURSION_MISSES] = "program_recursion_misses",

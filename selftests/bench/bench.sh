@@ -7,6 +7,8 @@
 #
 #   throughput   the A/B benchmark below, and the shipper's CPU and RSS
 #                during its agent runs
+#   http2        h2load -> nghttpd (h2c) over the same veth pair, baseline
+#                and the agent with every feature on (http2.sh)
 #   churn        short connections flat out, without and with the agent:
 #                connections/s, lost events, counts against ground truth
 #   scale-conns  100,000 idle connections tracked (conn_table, losses,
@@ -43,7 +45,7 @@
 # percent of this workload's throughput), which would be charged to the agent.
 #
 # Environment:
-#   BENCH_SECTIONS=all    comma-separated: throughput, churn, scale (both
+#   BENCH_SECTIONS=all    comma-separated: throughput, http2, churn, scale (both
 #                         scale-conns and scale-rows), memory, k8s, oap; e.g.
 #                         BENCH_SECTIONS=throughput is the A/B benchmark alone
 #   BENCH_PAIRS=5         rounds, i.e. baseline/agent pairs
@@ -99,12 +101,14 @@ readonly SETTLE_S=1         # idle before every run, whatever its mode, so all s
 readonly WARMUP_S=2
 # A fixed 100-byte body: every response costs the same in every run.
 readonly BODY='kaccess bench: a fixed 100-byte response body, the same in every run and every mode, no more no less'
-readonly ALL_SECTIONS="throughput churn scale-conns scale-rows memory k8s oap"
+readonly ALL_SECTIONS="throughput http2 churn scale-conns scale-rows memory k8s oap"
 
 # shellcheck source-path=SCRIPTDIR source=sections.sh
 . "$BENCH_DIR/sections.sh"
 # shellcheck source-path=SCRIPTDIR source=oap.sh
 . "$BENCH_DIR/oap.sh"
+# shellcheck source-path=SCRIPTDIR source=http2.sh
+. "$BENCH_DIR/http2.sh"
 
 # Set as the bench goes; cleanup() undoes whatever is set.
 WORK_DIR=""
@@ -189,6 +193,9 @@ require_prerequisites() {
 	fi
 	if section_enabled oap; then
 		tools+=(wrk "$NGINX" /usr/bin/python3)
+	fi
+	if section_enabled http2; then
+		tools+=("$H2LOAD" "$NGHTTPD")
 	fi
 	for tool in "${tools[@]}"; do
 		command -v "$tool" >/dev/null || skip "$tool not found: run 'make deps-test'"
@@ -278,6 +285,7 @@ cleanup() {
 	stop_process "$AGENT_PID"
 	stop_process "$CALIBRATE_PID"
 	stop_process "$NGINX_PID"
+	stop_process "$NGHTTPD_PID"
 	stop_process "$LOADGEN_CLIENT_PID"
 	stop_process "$LOADGEN_SERVER_PID"
 	stop_process "$FAKE_OAP_PID"
@@ -846,6 +854,7 @@ main() {
 	for section in $SECTIONS; do
 		case $section in
 		throughput) throughput_section ;;
+		http2) http2_section ;;
 		churn) churn_section ;;
 		scale-conns) scale_conns_section ;;
 		scale-rows) scale_rows_section ;;

@@ -383,11 +383,14 @@ static void count_exchange(struct h2_exchanges *h2, const struct kaccess_agg_key
 	struct kaccess_http_key key = { .agg = *agg, .endpoint = h2->unknown_endpoint };
 	struct kaccess_http_value *row;
 	uint16_t status = names ? names->status : 0;
+	bool named = (names && names->named) || sizes->endpoint;
 	uint64_t duration_ns;
 
 	if (names && names->named)
 		key.endpoint = names->endpoint;
-	if (!names || !names->named || (sizes->response_blocks && (status < 100 || status > 599)))
+	else if (sizes->endpoint) /* stream 1 after an upgrade: named by its HTTP/1.1 request */
+		key.endpoint = sizes->endpoint;
+	if (!named || (sizes->response_blocks && (status < 100 || status > 599)))
 		__atomic_add_fetch(h2->cfg.undecoded, 1, __ATOMIC_RELAXED);
 	row = pending_row(h2, &key, bucket);
 	if (!row) {
@@ -433,12 +436,34 @@ void h2_exchanges_on_stream_end(struct h2_exchanges *h2, const void *data, size_
 		stream_forget(conn, names);
 }
 
+/*
+ * Stream 1 of an upgraded connection has no block of ours until its
+ * response's: cut before it, it is found here by its id.
+ */
+static void upgraded_stream_close(struct h2_exchanges *h2, const struct kaccess_conn_event *event,
+				  uint64_t bucket)
+{
+	struct kaccess_h2_stream_key key = {
+		.sk = event->sk,
+		.conn_start_ns = event->conn.start_ns,
+		.stream_id = 1,
+	};
+	struct kaccess_h2_sizes sizes;
+
+	if (bpf_map_lookup_and_delete_elem(h2->cfg.streams_map_fd, &key, &sizes) || sizes.reset ||
+	    !sizes.endpoint)
+		return;
+	count_exchange(h2, &event->conn.agg, NULL, &sizes, KACCESS_H2_CUT, 0, bucket);
+}
+
 void h2_exchanges_on_conn_close(struct h2_exchanges *h2, const struct kaccess_conn_event *event,
 				uint64_t bucket)
 {
 	struct h2_connection **slot = connection_slot(h2, event->sk, event->conn.start_ns);
 	struct h2_connection *conn = *slot;
 
+	if (event->conn.http == KACCESS_HTTP_H2 && (!conn || !stream_find(conn, 1)))
+		upgraded_stream_close(h2, event, bucket);
 	if (!conn)
 		return;
 	for (size_t i = 0; i < conn->stream_count; i++) {
