@@ -19,8 +19,9 @@ output_dir=${1:?usage: mkkernel.sh OUTPUT_DIR SERIES}
 series=${2:?usage: mkkernel.sh OUTPUT_DIR SERIES}
 # veth: the pods; nf_tables: the tests' nft rules (counter is built in);
 # the rest for tests that drop packets or shape queues (numgen, reject,
-# htb, tbf) or attach TC programs (ingress, cls_bpf).
-modules=${VMTEST_MODULES:-veth nf_tables nft_numgen nft_reject_inet sch_htb sch_tbf sch_ingress cls_bpf}
+# htb, tbf), translate addresses as kube-proxy does (nat chains, dnat) or
+# attach TC programs (ingress, cls_bpf).
+modules=${VMTEST_MODULES:-veth nf_tables nft_numgen nft_reject_inet nft_chain_nat nft_nat sch_htb sch_tbf sch_ingress cls_bpf}
 vm=$output_dir/vm
 debs=$vm/debs
 kdir=$vm/kernels/$series
