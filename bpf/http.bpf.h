@@ -175,6 +175,46 @@ static __always_inline struct kaccess_http_value *http_row(const struct kaccess_
 }
 
 
+_Static_assert(HTTP_COMPLETE == KACCESS_HTTP_OUTCOME_COMPLETE &&
+	       HTTP_TRUNCATED == KACCESS_HTTP_OUTCOME_CUT &&
+	       HTTP_NO_RESPONSE == KACCESS_HTTP_OUTCOME_NO_RESPONSE, "outcomes as records carry them");
+
+/* The exchange's access-log record (config http_log_policy): its numbers, fixed size. */
+static __always_inline void http_send_exchange(struct http_conn *hc, struct http_request_slot *slot)
+{
+	struct kaccess_http_exchange_event *e;
+
+	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		count_loss(KACCESS_CTR_HTTP_RECORD_LOST);
+		return;
+	}
+	e->type = KACCESS_EVENT_HTTP_EXCHANGE;
+	e->seq = slot->seq;
+	e->sk = hc->sk;
+	e->conn_start_ns = hc->conn_start_ns;
+	e->endpoint = slot->endpoint;
+	e->start_ns = slot->start_ns;
+	e->end_ns = slot->end_ns;
+	e->request_body_bytes = slot->body_bytes;
+	e->request_header_bytes = slot->header_bytes;
+	if (slot->outcome == HTTP_NO_RESPONSE) {
+		e->response_body_bytes = 0;
+		e->response_header_bytes = 0;
+		e->status = 0;
+	} else {
+		e->response_body_bytes = slot->resp_body_bytes;
+		e->response_header_bytes = slot->resp_header_bytes;
+		e->status = slot->status;
+	}
+	e->outcome = slot->outcome;
+	e->version = slot->version;
+	e->pad = 0;
+	__builtin_memcpy(&e->agg, &hc->agg, sizeof(e->agg));
+	/* no wakeup: the shipper polls every 200 ms */
+	bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
+}
+
 /* Add one exchange, described by its slot, to its row. */
 static __noinline int http_count_exchange(struct http_conn *hc, struct http_request_slot *slot)
 {
@@ -186,6 +226,8 @@ static __noinline int http_count_exchange(struct http_conn *hc, struct http_requ
 	__u32 class;
 
 	slot->answered = 0;
+	if (http_records)
+		http_send_exchange(hc, slot);
 	__builtin_memcpy(&key.agg, &hc->agg, sizeof(key.agg));
 	row = http_row(&key, slot->end_ns);
 	if (!row)
@@ -399,6 +441,7 @@ static __always_inline int http_request_line_done(struct http_conn *hc, struct h
 	slot->body_bytes = 0;
 	slot->ended = 0;
 	slot->head = p->flags & HTTP_F_VALUE; /* set at the method: HEAD */
+	slot->version = p->roll_lo == TOKEN_HTTP_1_0 ? KACCESS_HTTP_VERSION_1_0 : KACCESS_HTTP_VERSION_1_1;
 	p->flags = 0;
 	p->seq = hc->tail++;
 	http_announce_endpoint(hc, s, p->hash);
@@ -815,6 +858,52 @@ static __always_inline bool http_version_word(struct http_parser *p, struct http
 	return true;
 }
 
+/*
+ * Between requests: where the next request's first bytes are, in case a
+ * request starts there (config http_log_policy). Only its own segment of
+ * this call is copied: a head split over calls or iovec entries is cut.
+ */
+static __always_inline void http_note_head(struct http_scratch *s)
+{
+	__u32 idx = s->seg_idx;
+	__u64 avail;
+
+	s->head_avail = 0;
+	if (idx >= s->nseg || idx >= HTTP_SEGMENTS)
+		return;
+	avail = s->seg_len[idx] - s->seg_off;
+	if (avail > s->left)
+		avail = s->left;
+	s->head_addr = s->seg_base[idx] + s->seg_off;
+	s->head_avail = avail;
+}
+
+/* A request started where http_note_head() looked: send its first bytes. */
+static __noinline int http_send_head(struct http_conn *hc, struct http_scratch *s)
+{
+	__u64 len = s->head_avail;
+
+	if (!hc || !s)
+		return 0;
+	s->head_avail = 0;
+	if (len > KACCESS_HTTP_HEAD_MAX)
+		len = KACCESS_HTTP_HEAD_MAX;
+	barrier_var(len);
+	if (len > KACCESS_HTTP_HEAD_MAX)
+		return 0;
+	s->head.type = KACCESS_EVENT_HTTP_REQUEST_HEAD;
+	s->head.len = len;
+	s->head.sk = hc->sk;
+	s->head.conn_start_ns = hc->conn_start_ns;
+	s->head.seq = hc->tail;
+	s->head.pad = 0;
+	if (bpf_probe_read_user(s->head.bytes, len, (void *)s->head_addr) ||
+	    bpf_ringbuf_output(&events, &s->head, sizeof(struct kaccess_http_head_event) + len,
+			       BPF_RB_NO_WAKEUP))
+		count_loss(KACCESS_CTR_HTTP_RECORD_LOST);
+	return 0;
+}
+
 /* bpf_loop body: one byte, a word of a skipped line, or a run of body bytes. 1 stops the walk. */
 static long http_step(__u32 index, void *ctx)
 {
@@ -844,6 +933,8 @@ static long http_step(__u32 index, void *ctx)
 			return 0;
 		}
 	}
+	if (http_records && s->is_request && p->phase == PH_IDLE)
+		http_note_head(s);
 	c = http_next_byte(s);
 	if (c == -2)
 		return 0;
@@ -854,6 +945,10 @@ static long http_step(__u32 index, void *ctx)
 	err = http_byte(hc, p, s, c);
 	if (err)
 		s->error = err;
+	else if (http_records && s->head_avail && p->phase == PH_METHOD)
+		http_send_head(hc, s);
+	if (http_records)
+		s->head_avail = 0; /* a head noted is for the byte that starts a request only */
 	return err ? 1 : 0;
 }
 
@@ -948,6 +1043,8 @@ static __always_inline void http_transfer(__u64 sk, struct kaccess_conn *conn, b
 		}
 		/* BPF_ANY: a socket address reused without a destroy seen starts afresh */
 		s->fresh_conn.agg = conn->agg;
+		s->fresh_conn.sk = sk;
+		s->fresh_conn.conn_start_ns = conn->start_ns;
 		if (bpf_map_update_elem(&http_conns, &sk, &s->fresh_conn, BPF_ANY)) {
 			count_loss(KACCESS_CTR_HTTP_CONNS_FULL);
 			conn->http = KACCESS_HTTP_NO_FINAL;
@@ -965,6 +1062,7 @@ static __always_inline void http_transfer(__u64 sk, struct kaccess_conn *conn, b
 	s->now_ns = now_ns;
 	s->error = HTTP_OK;
 	s->is_request = is_request;
+	s->head_avail = 0;
 	walk.hc = hc;
 	walk.s = s;
 	bpf_loop(HTTP_MAX_STEPS, http_step, &walk, 0);
