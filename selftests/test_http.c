@@ -892,6 +892,14 @@ KTEST_F(http, metrics_show_http_rows, 120)
 		EXPECT_EQ(truth.response_body, metric_sum(text, "kaccess_bucket_http_response_body_bytes", all));
 		EXPECT_EQ(truth.request_header, metric_sum(text, "kaccess_bucket_http_request_header_bytes", all));
 	}
+	/* every exchange's access-log record, on each side, shipped (policy all) */
+	{
+		const char *shipped[] = { "fate=\"shipped\"", NULL };
+		const char *filtered[] = { "fate=\"filtered\"", NULL };
+
+		EXPECT_EQ(2 * truth.requests, metric_sum(text, "kaccess_http_records_total", shipped));
+		EXPECT_EQ(0, metric_sum(text, "kaccess_http_records_total", filtered));
+	}
 	if (run_quiet("command -v promtool") == 0) {
 		FILE *save = fopen("/tmp/kaccess-selftest-http-metrics.txt", "w");
 

@@ -384,7 +384,8 @@ int loop_run(struct agent *agent, struct kaccess_config *cfg, struct sink *const
 		if (now >= next_drain) {
 			agent_update_wall_offset(agent);
 			drain_idle_generation(&loop, now / bucket_ns);
-			http_records_expire(loop.records, monotonic_ns() - HEAD_WAIT_MAX_NS);
+			if (monotonic_ns() > HEAD_WAIT_MAX_NS) /* not within the first minutes of boot */
+				http_records_expire(loop.records, monotonic_ns() - HEAD_WAIT_MAX_NS);
 			next_drain = (now / bucket_ns + 1) * bucket_ns + loop.grace_ns;
 		}
 		if (cfg->sweep_interval_s && now >= next_sweep) {
