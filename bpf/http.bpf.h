@@ -776,7 +776,9 @@ static __always_inline bool http_skip_line(struct http_parser *p, struct http_sc
 	for (int i = 0; i < HTTP_SKIP_WORDS; i++) {
 		if (pos > HTTP_WINDOW - 8 || pos + 8 > s->win_len)
 			break;
-		word = *(__u64 *)&s->data[pos] ^ HTTP_WORD_LF;
+		/* the mask changes nothing (pos <= HTTP_WINDOW - 8): it keeps 6.1's verifier
+		 * sure of the bound when the compiler checked another copy of pos */
+		word = *(__u64 *)&s->data[pos & (HTTP_WINDOW - 1)] ^ HTTP_WORD_LF;
 		found = (word - HTTP_WORD_LOW) & ~word & HTTP_WORD_HIGH;
 		if (found)
 			break;
@@ -811,8 +813,9 @@ static __always_inline void http_peek_line(struct http_parser *p, struct http_sc
 
 	if (pos > HTTP_WINDOW - 16 || pos + 16 > s->win_len)
 		return;
-	first = *(__u64 *)&s->data[pos] | 0x2020202020202020ULL; /* letters to lower case */
-	second = *(__u64 *)&s->data[pos + 8] | 0x2020202020202020ULL;
+	/* masks as in http_skip_line(): no-ops that 6.1's verifier can follow */
+	first = *(__u64 *)&s->data[pos & (HTTP_WINDOW - 1)] | 0x2020202020202020ULL; /* lower case */
+	second = *(__u64 *)&s->data[(pos + 8) & (HTTP_WINDOW - 1)] | 0x2020202020202020ULL;
 	if (first == 0x2d746e65746e6f63ULL && (second & 0xffffffffffffffULL) == 0x3a6874676e656cULL) {
 		/* "content-" "length:": take the name and colon at once */
 		http_window_consume(s, 15);
@@ -825,7 +828,7 @@ static __always_inline void http_peek_line(struct http_parser *p, struct http_sc
 	}
 	if (first == 0x726566736e617274ULL && second == 0x6e69646f636e652dULL)
 		return; /* "transfer" "-encodin" */
-	if (s->data[pos] == '\r' || s->data[pos] == '\n')
+	if (s->data[pos & (HTTP_WINDOW - 1)] == '\r' || s->data[pos & (HTTP_WINDOW - 1)] == '\n')
 		return; /* the blank line */
 	p->flags |= HTTP_F_SKIP;
 }
@@ -841,7 +844,7 @@ static __always_inline bool http_version_word(struct http_parser *p, struct http
 
 	if (pos > HTTP_WINDOW - 8 || pos + 8 > s->win_len)
 		return false;
-	word = *(__u64 *)&s->data[pos];
+	word = *(__u64 *)&s->data[pos & (HTTP_WINDOW - 1)]; /* mask: see http_skip_line() */
 	if (p->phase == PH_RESP_VERSION) {
 		if (p->token_len != 1 || (word != 0x20312e312f505454ULL && word != 0x20302e312f505454ULL))
 			return false; /* "TTP/1.1 ", "TTP/1.0 " */
