@@ -742,6 +742,18 @@ static __always_inline int http_next_byte(struct http_scratch *s)
 	return c;
 }
 
+/*
+ * A window index the verifier can bound by itself: the callers have checked
+ * it already, but the compiler drops a plain mask it can prove useless and
+ * 6.1's verifier loses the checked bound of a copy spilled to the stack
+ * before the check. barrier_var() keeps the mask in the code.
+ */
+static __always_inline __u32 http_window_index(__u32 pos)
+{
+	barrier_var(pos);
+	return pos & (HTTP_WINDOW - 1);
+}
+
 #define HTTP_WORD_LF 0x0a0a0a0a0a0a0a0aULL
 #define HTTP_WORD_LOW 0x0101010101010101ULL
 #define HTTP_WORD_HIGH 0x8080808080808080ULL
@@ -772,13 +784,14 @@ static __always_inline bool http_skip_line(struct http_parser *p, struct http_sc
 	__u32 pos = s->win_pos, skipped = 0;
 	__u64 word, found = 0;
 
+	if (pos > HTTP_WINDOW - 8)
+		return false;
+	pos = http_window_index(pos); /* the same value, bounded before the unrolled loop */
 #pragma unroll
 	for (int i = 0; i < HTTP_SKIP_WORDS; i++) {
 		if (pos > HTTP_WINDOW - 8 || pos + 8 > s->win_len)
 			break;
-		/* the mask changes nothing (pos <= HTTP_WINDOW - 8): it keeps 6.1's verifier
-		 * sure of the bound when the compiler checked another copy of pos */
-		word = *(__u64 *)&s->data[pos & (HTTP_WINDOW - 1)] ^ HTTP_WORD_LF;
+		word = *(__u64 *)&s->data[pos] ^ HTTP_WORD_LF;
 		found = (word - HTTP_WORD_LOW) & ~word & HTTP_WORD_HIGH;
 		if (found)
 			break;
@@ -813,9 +826,8 @@ static __always_inline void http_peek_line(struct http_parser *p, struct http_sc
 
 	if (pos > HTTP_WINDOW - 16 || pos + 16 > s->win_len)
 		return;
-	/* masks as in http_skip_line(): no-ops that 6.1's verifier can follow */
-	first = *(__u64 *)&s->data[pos & (HTTP_WINDOW - 1)] | 0x2020202020202020ULL; /* lower case */
-	second = *(__u64 *)&s->data[(pos + 8) & (HTTP_WINDOW - 1)] | 0x2020202020202020ULL;
+	first = *(__u64 *)&s->data[http_window_index(pos)] | 0x2020202020202020ULL; /* lower case */
+	second = *(__u64 *)&s->data[http_window_index(pos + 8)] | 0x2020202020202020ULL;
 	if (first == 0x2d746e65746e6f63ULL && (second & 0xffffffffffffffULL) == 0x3a6874676e656cULL) {
 		/* "content-" "length:": take the name and colon at once */
 		http_window_consume(s, 15);
@@ -828,7 +840,7 @@ static __always_inline void http_peek_line(struct http_parser *p, struct http_sc
 	}
 	if (first == 0x726566736e617274ULL && second == 0x6e69646f636e652dULL)
 		return; /* "transfer" "-encodin" */
-	if (s->data[pos & (HTTP_WINDOW - 1)] == '\r' || s->data[pos & (HTTP_WINDOW - 1)] == '\n')
+	if (s->data[http_window_index(pos)] == '\r' || s->data[http_window_index(pos)] == '\n')
 		return; /* the blank line */
 	p->flags |= HTTP_F_SKIP;
 }
@@ -844,7 +856,7 @@ static __always_inline bool http_version_word(struct http_parser *p, struct http
 
 	if (pos > HTTP_WINDOW - 8 || pos + 8 > s->win_len)
 		return false;
-	word = *(__u64 *)&s->data[pos & (HTTP_WINDOW - 1)]; /* mask: see http_skip_line() */
+	word = *(__u64 *)&s->data[http_window_index(pos)];
 	if (p->phase == PH_RESP_VERSION) {
 		if (p->token_len != 1 || (word != 0x20312e312f505454ULL && word != 0x20302e312f505454ULL))
 			return false; /* "TTP/1.1 ", "TTP/1.0 " */
