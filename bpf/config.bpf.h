@@ -32,6 +32,9 @@ const volatile bool l24_netfilter __weak = false;
 /* Keep the query string in endpoint paths (config `http_keep_query`). */
 const volatile bool http_keep_query __weak = false;
 
+/* HTTP/1.x access-log records to the ring buffer (config `http_log_policy` not `none`). */
+const volatile bool http_records __weak = false;
+
 /*
  * CLOCK_REALTIME minus CLOCK_MONOTONIC, in ns. bpf_ktime_get_ns() is
  * monotonic; buckets follow the wall clock, so the shipper keeps this offset

@@ -177,6 +177,46 @@ static __always_inline struct kaccess_http_value *http_row(const struct kaccess_
 }
 
 
+_Static_assert(HTTP_COMPLETE == KACCESS_HTTP_OUTCOME_COMPLETE &&
+	       HTTP_TRUNCATED == KACCESS_HTTP_OUTCOME_CUT &&
+	       HTTP_NO_RESPONSE == KACCESS_HTTP_OUTCOME_NO_RESPONSE, "outcomes as records carry them");
+
+/* The exchange's access-log record (config http_log_policy): its numbers, fixed size. */
+static __always_inline void http_send_exchange(struct http_conn *hc, struct http_request_slot *slot)
+{
+	struct kaccess_http_exchange_event *e;
+
+	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		count_loss(KACCESS_CTR_HTTP_RECORD_LOST);
+		return;
+	}
+	e->type = KACCESS_EVENT_HTTP_EXCHANGE;
+	e->seq = slot->seq;
+	e->sk = hc->sk;
+	e->conn_start_ns = hc->conn_start_ns;
+	e->endpoint = slot->endpoint;
+	e->start_ns = slot->start_ns;
+	e->end_ns = slot->end_ns;
+	e->request_body_bytes = slot->body_bytes;
+	e->request_header_bytes = slot->header_bytes;
+	if (slot->outcome == HTTP_NO_RESPONSE) {
+		e->response_body_bytes = 0;
+		e->response_header_bytes = 0;
+		e->status = 0;
+	} else {
+		e->response_body_bytes = slot->resp_body_bytes;
+		e->response_header_bytes = slot->resp_header_bytes;
+		e->status = slot->status;
+	}
+	e->outcome = slot->outcome;
+	e->version = slot->version;
+	e->pad = 0;
+	__builtin_memcpy(&e->agg, &hc->agg, sizeof(e->agg));
+	/* no wakeup: the shipper polls every 200 ms */
+	bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
+}
+
 /* Add one exchange, described by its slot, to its row. */
 static __noinline int http_count_exchange(struct http_conn *hc, struct http_request_slot *slot)
 {
@@ -188,6 +228,8 @@ static __noinline int http_count_exchange(struct http_conn *hc, struct http_requ
 	__u32 class;
 
 	slot->answered = 0;
+	if (http_records)
+		http_send_exchange(hc, slot);
 	__builtin_memcpy(&key.agg, &hc->agg, sizeof(key.agg));
 	row = http_row(&key, slot->end_ns);
 	if (!row)
@@ -406,6 +448,7 @@ static __always_inline int http_request_line_done(struct http_conn *hc, struct h
 	slot->body_bytes = 0;
 	slot->ended = 0;
 	slot->head = p->flags & HTTP_F_VALUE; /* set at the method: HEAD */
+	slot->version = p->roll_lo == TOKEN_HTTP_1_0 ? KACCESS_HTTP_VERSION_1_0 : KACCESS_HTTP_VERSION_1_1;
 	p->flags = 0;
 	p->seq = hc->tail++;
 	http_announce_endpoint(hc, s, p->hash);
@@ -706,6 +749,18 @@ static __always_inline int http_next_byte(struct http_scratch *s)
 	return c;
 }
 
+/*
+ * A window index the verifier can bound by itself: the callers have checked
+ * it already, but the compiler drops a plain mask it can prove useless and
+ * 6.1's verifier loses the checked bound of a copy spilled to the stack
+ * before the check. barrier_var() keeps the mask in the code.
+ */
+static __always_inline __u32 http_window_index(__u32 pos)
+{
+	barrier_var(pos);
+	return pos & (HTTP_WINDOW - 1);
+}
+
 #define HTTP_WORD_LF 0x0a0a0a0a0a0a0a0aULL
 #define HTTP_WORD_LOW 0x0101010101010101ULL
 #define HTTP_WORD_HIGH 0x8080808080808080ULL
@@ -736,6 +791,9 @@ static __always_inline bool http_skip_line(struct http_parser *p, struct http_sc
 	__u32 pos = s->win_pos, skipped = 0;
 	__u64 word, found = 0;
 
+	if (pos > HTTP_WINDOW - 8)
+		return false;
+	pos = http_window_index(pos); /* the same value, bounded before the unrolled loop */
 #pragma unroll
 	for (int i = 0; i < HTTP_SKIP_WORDS; i++) {
 		if (pos > HTTP_WINDOW - 8 || pos + 8 > s->win_len)
@@ -775,8 +833,8 @@ static __always_inline void http_peek_line(struct http_parser *p, struct http_sc
 
 	if (pos > HTTP_WINDOW - 16 || pos + 16 > s->win_len)
 		return;
-	first = *(__u64 *)&s->data[pos] | 0x2020202020202020ULL; /* letters to lower case */
-	second = *(__u64 *)&s->data[pos + 8] | 0x2020202020202020ULL;
+	first = *(__u64 *)&s->data[http_window_index(pos)] | 0x2020202020202020ULL; /* lower case */
+	second = *(__u64 *)&s->data[http_window_index(pos + 8)] | 0x2020202020202020ULL;
 	if (first == 0x2d746e65746e6f63ULL && (second & 0xffffffffffffffULL) == 0x3a6874676e656cULL) {
 		/* "content-" "length:": take the name and colon at once */
 		http_window_consume(s, 15);
@@ -789,7 +847,7 @@ static __always_inline void http_peek_line(struct http_parser *p, struct http_sc
 	}
 	if (first == 0x726566736e617274ULL && second == 0x6e69646f636e652dULL)
 		return; /* "transfer" "-encodin" */
-	if (s->data[pos] == '\r' || s->data[pos] == '\n')
+	if (s->data[http_window_index(pos)] == '\r' || s->data[http_window_index(pos)] == '\n')
 		return; /* the blank line */
 	p->flags |= HTTP_F_SKIP;
 }
@@ -805,7 +863,7 @@ static __always_inline bool http_version_word(struct http_parser *p, struct http
 
 	if (pos > HTTP_WINDOW - 8 || pos + 8 > s->win_len)
 		return false;
-	word = *(__u64 *)&s->data[pos];
+	word = *(__u64 *)&s->data[http_window_index(pos)];
 	if (p->phase == PH_RESP_VERSION) {
 		if (p->token_len != 1 || (word != 0x20312e312f505454ULL && word != 0x20302e312f505454ULL))
 			return false; /* "TTP/1.1 ", "TTP/1.0 " */
@@ -820,6 +878,52 @@ static __always_inline bool http_version_word(struct http_parser *p, struct http
 	http_window_consume(s, 8);
 	p->header_bytes += 8;
 	return true;
+}
+
+/*
+ * Between requests: where the next request's first bytes are, in case a
+ * request starts there (config http_log_policy). Only its own segment of
+ * this call is copied: a head split over calls or iovec entries is cut.
+ */
+static __always_inline void http_note_head(struct http_scratch *s)
+{
+	__u32 idx = s->seg_idx;
+	__u64 avail;
+
+	s->head_avail = 0;
+	if (idx >= s->nseg || idx >= HTTP_SEGMENTS)
+		return;
+	avail = s->seg_len[idx] - s->seg_off;
+	if (avail > s->left)
+		avail = s->left;
+	s->head_addr = s->seg_base[idx] + s->seg_off;
+	s->head_avail = avail;
+}
+
+/* A request started where http_note_head() looked: send its first bytes. */
+static __noinline int http_send_head(struct http_conn *hc, struct http_scratch *s)
+{
+	__u64 len = s->head_avail;
+
+	if (!hc || !s)
+		return 0;
+	s->head_avail = 0;
+	if (len > KACCESS_HTTP_HEAD_MAX)
+		len = KACCESS_HTTP_HEAD_MAX;
+	barrier_var(len);
+	if (len > KACCESS_HTTP_HEAD_MAX)
+		return 0;
+	s->head.type = KACCESS_EVENT_HTTP_REQUEST_HEAD;
+	s->head.len = len;
+	s->head.sk = hc->sk;
+	s->head.conn_start_ns = hc->conn_start_ns;
+	s->head.seq = hc->tail;
+	s->head.pad = 0;
+	if (bpf_probe_read_user(s->head.bytes, len, (void *)s->head_addr) ||
+	    bpf_ringbuf_output(&events, &s->head, sizeof(struct kaccess_http_head_event) + len,
+			       BPF_RB_NO_WAKEUP))
+		count_loss(KACCESS_CTR_HTTP_RECORD_LOST);
+	return 0;
 }
 
 /* bpf_loop body: one byte, a word of a skipped line, or a run of body bytes. 1 stops the walk. */
@@ -851,6 +955,8 @@ static long http_step(__u32 index, void *ctx)
 			return 0;
 		}
 	}
+	if (http_records && s->is_request && p->phase == PH_IDLE)
+		http_note_head(s);
 	c = http_next_byte(s);
 	if (c == -2)
 		return 0;
@@ -861,6 +967,10 @@ static long http_step(__u32 index, void *ctx)
 	err = http_byte(hc, p, s, c);
 	if (err)
 		s->error = err;
+	else if (http_records && s->head_avail && p->phase == PH_METHOD)
+		http_send_head(hc, s);
+	if (http_records)
+		s->head_avail = 0; /* a head noted is for the byte that starts a request only */
 	return err ? 1 : 0;
 }
 
@@ -955,6 +1065,8 @@ static __always_inline void http_transfer(__u64 sk, struct kaccess_conn *conn, b
 		}
 		/* BPF_ANY: a socket address reused without a destroy seen starts afresh */
 		s->fresh_conn.agg = conn->agg;
+		s->fresh_conn.sk = sk;
+		s->fresh_conn.conn_start_ns = conn->start_ns;
 		if (bpf_map_update_elem(&http_conns, &sk, &s->fresh_conn, BPF_ANY)) {
 			count_loss(KACCESS_CTR_HTTP_CONNS_FULL);
 			conn->http = KACCESS_HTTP_NO_FINAL;
@@ -972,6 +1084,7 @@ static __always_inline void http_transfer(__u64 sk, struct kaccess_conn *conn, b
 	s->now_ns = now_ns;
 	s->error = HTTP_OK;
 	s->is_request = is_request;
+	s->head_avail = 0;
 	walk.hc = hc;
 	walk.s = s;
 	bpf_loop(HTTP_MAX_STEPS, http_step, &walk, 0);

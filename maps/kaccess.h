@@ -182,6 +182,8 @@ enum kaccess_event_type {
 	KACCESS_EVENT_HTTP_ENDPOINT = 4,  /* the text of an endpoint hash, once */
 	KACCESS_EVENT_H2_HEADERS = 5,     /* a piece of an HTTP/2 header block (HPACK bytes) */
 	KACCESS_EVENT_H2_STREAM_END = 6,  /* an HTTP/2 stream's exchange ended: its sizes and times */
+	KACCESS_EVENT_HTTP_REQUEST_HEAD = 7, /* the first bytes of an HTTP/1.x request (access-log records) */
+	KACCESS_EVENT_HTTP_EXCHANGE = 8,  /* an HTTP/1.x exchange ended (access-log records) */
 };
 
 /* Ring buffer record: one per connection event, never per syscall. */
@@ -274,6 +276,66 @@ static inline __u64 kaccess_http_bucket_low_ms(unsigned int i)
 		return 2000 + (i - 110) * 1000;
 	return i == 118 ? 10000 : 30000;
 }
+
+/* ---- HTTP/1.x access-log records --------------------------------------------
+ *
+ * With config `http_log_policy` other than `none`, every HTTP/1.x exchange
+ * also reaches userspace as two records: the first bytes of its request
+ * (copied once, when the request starts, from the user buffer of that
+ * read or write) and, when the exchange is counted, its numbers. Userspace
+ * pairs them by (sk, conn_start_ns, seq) and takes Host and the trace
+ * headers from the copied bytes. The metrics never depend on them.
+ */
+
+/* Bytes of a request copied for its record: Host and trace headers beyond are missed. */
+#define KACCESS_HTTP_HEAD_MAX 2048
+
+/* Ring buffer record: a request's first bytes, exactly 32 + len bytes. */
+struct kaccess_http_head_event {
+	__u32 type;         /* KACCESS_EVENT_HTTP_REQUEST_HEAD */
+	__u32 len;          /* bytes that follow; at most KACCESS_HTTP_HEAD_MAX */
+	__u64 sk;           /* the connection: socket address... */
+	__u64 conn_start_ns;/* ...and its start (kaccess_conn.start_ns), against address reuse */
+	__u32 seq;          /* the request's sequence number on its connection, from 0 */
+	__u32 pad;
+	__u8 bytes[];       /* as the read or write carried them, from the request's first byte */
+};
+_Static_assert(sizeof(struct kaccess_http_head_event) == 32, "kaccess_http_head_event layout");
+
+enum kaccess_http_version {
+	KACCESS_HTTP_VERSION_UNKNOWN = 0,
+	KACCESS_HTTP_VERSION_1_0 = 1,
+	KACCESS_HTTP_VERSION_1_1 = 2,
+	KACCESS_HTTP_VERSION_2 = 3,
+};
+
+/* How an exchange ended (the kernel's enum http_outcome has the same values). */
+enum kaccess_http_outcome {
+	KACCESS_HTTP_OUTCOME_COMPLETE = 0,    /* the response ended */
+	KACCESS_HTTP_OUTCOME_CUT = 1,         /* the connection ended inside the response (or RST_STREAM) */
+	KACCESS_HTTP_OUTCOME_NO_RESPONSE = 2, /* the connection ended before a status line */
+};
+
+/* Ring buffer record: one HTTP/1.x exchange was counted, exactly this size. */
+struct kaccess_http_exchange_event {
+	__u32 type;         /* KACCESS_EVENT_HTTP_EXCHANGE */
+	__u32 seq;          /* as its kaccess_http_head_event */
+	__u64 sk;
+	__u64 conn_start_ns;
+	__u64 endpoint;     /* hash of "METHOD:path" (text via KACCESS_EVENT_HTTP_ENDPOINT) */
+	__u64 start_ns;     /* CLOCK_MONOTONIC: the request's first byte */
+	__u64 end_ns;       /* the response's last byte, or when the connection ended */
+	__u64 request_body_bytes;
+	__u64 response_body_bytes;
+	__u32 request_header_bytes;
+	__u32 response_header_bytes; /* interim 1xx included */
+	__u16 status;       /* final status; 0 without a response */
+	__u8 outcome;       /* enum kaccess_http_outcome */
+	__u8 version;       /* enum kaccess_http_version of the request line */
+	__u32 pad;
+	struct kaccess_agg_key agg; /* the connection's row key: cgroup, peer, role */
+};
+_Static_assert(sizeof(struct kaccess_http_exchange_event) == 80 + 32, "kaccess_http_exchange_event layout");
 
 /* ---- HTTP/2 ----------------------------------------------------------------
  *
@@ -382,6 +444,8 @@ enum kaccess_counter {
 	KACCESS_CTR_HTTP_UPGRADE_UNFOLLOWED, /* an HTTP/1.1 upgrade not followed into HTTP/2: too few
 				        * bytes after the 101 to tell, requests pipelined behind the
 				        * upgrade one, or h2_conns full */
+	KACCESS_CTR_HTTP_RECORD_LOST,  /* an HTTP/1.x access-log record (request head or exchange) not
+				        * delivered: ring buffer full or its bytes unreadable */
 	KACCESS_CTR_MAX,
 };
 

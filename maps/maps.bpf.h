@@ -211,7 +211,8 @@ struct http_request_slot {
 	__u8 answered;       /* response known (below), request still arriving */
 	__u8 outcome;        /* enum http_outcome, once answered */
 	__u16 status;
-	__u16 pad;
+	__u8 version;        /* enum kaccess_http_version of its request line */
+	__u8 pad;
 	/* the response, once answered */
 	__u32 resp_header_bytes;
 	__u32 pad2;
@@ -248,6 +249,8 @@ struct http_conn {
 	__u32 requests;               /* request messages started */
 	__u32 endpoint_len;
 	__u32 pad;
+	__u64 sk;                     /* the key, and the connection's start: access-log records */
+	__u64 conn_start_ns;
 	char endpoint[HTTP_ENDPOINT_BUF]; /* "METHOD:path" of the request being parsed */
 };
 
@@ -257,7 +260,7 @@ struct http_conn {
  * tcp_destroy_sock (after its unanswered requests are counted) or when the
  * connection stops being parseable. Preallocated: tracing programs on 6.1
  * may not allocate. Size: 16384 connections (`http_conns_max_entries`),
- * 704 B each: 11.0 MiB. Not pinned.
+ * 720 B each: 11.25 MiB. Not pinned.
  */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -349,6 +352,19 @@ struct h2_piece_buf {
 _Static_assert(__builtin_offsetof(struct h2_piece_buf, bytes) == sizeof(struct kaccess_h2_headers_event),
 	       "h2_piece_buf is a kaccess_h2_headers_event");
 
+/* A struct kaccess_http_head_event with room for its bytes, sent exact-size. */
+struct http_head_buf {
+	__u32 type;
+	__u32 len;
+	__u64 sk;
+	__u64 conn_start_ns;
+	__u32 seq;
+	__u32 pad;
+	__u8 bytes[KACCESS_HTTP_HEAD_MAX];
+};
+_Static_assert(__builtin_offsetof(struct http_head_buf, bytes) == sizeof(struct kaccess_http_head_event),
+	       "http_head_buf is a kaccess_http_head_event");
+
 #define HTTP_WINDOW 512   /* bytes of payload copied from user memory at a time */
 #define HTTP_SEGMENTS 8   /* iovec entries followed; bytes beyond are counted, not read */
 
@@ -364,6 +380,10 @@ struct http_scratch {
 	__u32 win_len, win_pos;    /* data[win_pos..win_len) are the next bytes */
 	__u32 error;               /* enum http_error */
 	__u32 is_request;
+	/* access-log records: where the current request's first bytes are */
+	__u64 head_addr;
+	__u64 head_avail;
+	struct http_head_buf head;
 	/* a struct kaccess_http_endpoint_event with its text, sent exact-size */
 	__u32 event_type;
 	__u32 event_len;
@@ -382,7 +402,7 @@ struct http_scratch {
 
 /*
  * http_scratch: one struct http_scratch per CPU (BPF's stack is 512 bytes).
- * Size: 2.9 KiB per CPU. Not pinned.
+ * Size: 5.0 KiB per CPU. Not pinned.
  */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);

@@ -925,6 +925,188 @@ KTEST_F(entities, access_logs_reach_oap_for_every_connection_event, 120)
 	EXPECT_EQ(n.calls, n.node_first);
 }
 
+/* ---- HTTP protocol logs ---------------------------------------------------- */
+
+/* What curl reported for one URL, and the trace headers it sent. */
+struct traced_exchange {
+	const char *path;           /* what curl asks for */
+	const char *log_path;       /* what the log says: the query cut */
+	const char *headers[7];     /* curl arguments: "-H", "name: value", ..., NULL */
+	unsigned long request_header, response_header, response_body, code;
+	/* the AccessLogTraceInfo kaccess must derive from the headers */
+	const char *provider, *trace_id, *segment_id, *span_id;
+};
+
+static int run_curl_traced(const struct pod *client, const struct pod *server, const char *dir,
+			   struct traced_exchange *x)
+{
+	char out[160], url[128], *argv[24];
+	int argc = 0, status, scanned;
+	FILE *file;
+
+	snprintf(out, sizeof(out), "%s/curl.out", dir);
+	snprintf(url, sizeof(url), "http://%s:%d%s", server->ipv4, NGINX_PORT, x->path);
+	argv[argc++] = CURL;
+	argv[argc++] = "-s";
+	argv[argc++] = "-o";
+	argv[argc++] = "/dev/null";
+	argv[argc++] = "-w";
+	argv[argc++] = "%{size_request} %{size_header} %{size_download} %{http_code}";
+	for (int i = 0; x->headers[i]; i++)
+		argv[argc++] = (char *)x->headers[i];
+	argv[argc++] = url;
+	argv[argc] = NULL;
+	status = child_wait(pod_exec(client, argv, out));
+	if (status)
+		return status;
+	file = fopen(out, "r");
+	if (!file)
+		return -1;
+	scanned = fscanf(file, "%lu %lu %lu %lu", &x->request_header, &x->response_header,
+			 &x->response_body, &x->code);
+	fclose(file);
+	return scanned == 4 ? 0 : -1;
+}
+
+static uint64_t path_u64(struct json_object *obj, const char *const *keys)
+{
+	const char *v = path_string(obj, keys);
+
+	return v ? strtoull(v, NULL, 10) : 0; /* proto3 JSON: a default value is left out */
+}
+
+static const char *path_or(struct json_object *obj, const char *const *keys, const char *fallback)
+{
+	const char *v = path_string(obj, keys);
+
+	return v ? v : fallback;
+}
+
+/* One HTTP protocol log of `pod` against the exchange it must describe; 1 when it is that one. */
+static int match_protocol_log(struct __test_metadata *_metadata, struct json_object *msg,
+			      const char *pod, const char *role, const char *host,
+			      const struct traced_exchange *x)
+{
+	struct json_object *http = path_get(msg, (const char *[]){ "protocolLog", "http", NULL });
+	const char *local_pod = path_string(msg, (const char *[]){ "connection", "local", "kubernetes", "podName", NULL });
+
+	if (!http || !local_pod || strcmp(local_pod, pod) != 0 ||
+	    strcmp(path_or(http, (const char *[]){ "request", "path", NULL }, ""), x->log_path) != 0 ||
+	    strcmp(path_or(http, (const char *[]){ "request", "trace", "traceId", NULL }, ""), x->trace_id) != 0)
+		return 0;
+	EXPECT_STREQ("HTTP_1", path_or(msg, (const char *[]){ "connection", "protocol", NULL }, "TCP"));
+	EXPECT_STREQ(role, path_or(msg, (const char *[]){ "connection", "role", NULL }, "client"));
+	EXPECT_EQ(0, path_get(msg, (const char *[]){ "kernelLogs", NULL }) != NULL);
+	EXPECT_STREQ("HTTP1", path_or(http, (const char *[]){ "version", NULL }, "HTTP1"));
+	EXPECT_STREQ("Get", path_or(http, (const char *[]){ "request", "method", NULL }, "Get"));
+	EXPECT_STREQ(host, path_or(http, (const char *[]){ "request", "host", NULL }, ""));
+	EXPECT_EQ(x->request_header, path_u64(http, (const char *[]){ "request", "sizeOfHeadersBytes", NULL }));
+	EXPECT_EQ(0, path_u64(http, (const char *[]){ "request", "sizeOfBodyBytes", NULL }));
+	EXPECT_EQ(x->code, path_u64(http, (const char *[]){ "response", "statusCode", NULL }));
+	EXPECT_EQ(x->response_header, path_u64(http, (const char *[]){ "response", "sizeOfHeadersBytes", NULL }));
+	EXPECT_EQ(x->response_body, path_u64(http, (const char *[]){ "response", "sizeOfBodyBytes", NULL }));
+	EXPECT_STREQ(x->provider, path_or(http, (const char *[]){ "request", "trace", "provider", NULL }, "Zipkin"));
+	EXPECT_STREQ(x->trace_id, path_or(http, (const char *[]){ "request", "trace", "traceId", NULL }, ""));
+	EXPECT_STREQ(x->segment_id, path_or(http, (const char *[]){ "request", "trace", "traceSegmentId", NULL }, ""));
+	EXPECT_STREQ(x->span_id, path_or(http, (const char *[]){ "request", "trace", "spanId", NULL }, ""));
+	EXPECT_LT(0, path_u64(http, (const char *[]){ "startTime", "offset", "offset", NULL }));
+	EXPECT_LE(path_u64(http, (const char *[]){ "startTime", "offset", "offset", NULL }),
+		  path_u64(http, (const char *[]){ "endTime", "offset", "offset", NULL }));
+	return 1;
+}
+
+/* How many protocol logs of `pod` matched `x` (each was checked field by field). */
+static int count_protocol_logs(struct __test_metadata *_metadata, const char *fake_out, const char *pod,
+			       const char *role, const char *host, const struct traced_exchange *x,
+			       int *ret_total)
+{
+	char line[1 << 16];
+	FILE *file = fopen(fake_out, "r");
+	int matched = 0;
+
+	if (!file)
+		return -1;
+	while (fgets(line, sizeof(line), file)) {
+		struct json_object *obj = json_tokener_parse(line), *msg;
+
+		if (obj && json_object_object_get_ex(obj, "msg", &msg) &&
+		    path_get(msg, (const char *[]){ "protocolLog", "http", NULL })) {
+			const char *local = path_string(msg, (const char *[]){ "connection", "local", "kubernetes",
+									      "podName", NULL });
+
+			*ret_total += local && strcmp(local, pod) == 0;
+			matched += match_protocol_log(_metadata, msg, pod, role, host, x);
+		}
+		json_object_put(obj);
+	}
+	fclose(file);
+	return matched;
+}
+
+#define SW8 "1-YWJjMTIzLjQ1Ng==-c2VnLjc4OQ==-2-ZnJvbnRlbmQ=-cG9kLWE=-L29r-MTAuMC4wLjI6ODA4MA=="
+
+/*
+ * Every exchange reaches OAP as an HTTP protocol log from each side: its
+ * connection (HTTP_1), request and response equal to what curl reported,
+ * and the trace context of the headers curl sent: sw8 (SkyWalking: ids
+ * base64-decoded), b3 and traceparent (Zipkin).
+ */
+KTEST_F(entities, http_protocol_logs_carry_the_exchanges_and_trace_context, 120)
+{
+	const char *args[] = { "--pin-dir", ENTITIES_PIN_DIR, "-i", "60", "--set", self->api_setting,
+			       "--set", self->oap_setting, "--set", "oap_mode=access_logs", NULL };
+	struct traced_exchange x[] = {
+		{ .path = "/ok", .log_path = "/ok", .headers = { "-H", "sw8: " SW8, "-H", "b3: 80f198ee56343ba8-e457b5a2e4d86bd1-1",
+					      NULL },
+		  .provider = "SkyWalking", .trace_id = "abc123.456", .segment_id = "seg.789", .span_id = "2" },
+		{ .path = "/missing", .log_path = "/missing", .headers = { "-H", "b3: 80f198ee56343ba864fe8b2a57d3eff7-e457b5a2e4d86bd1-1", NULL },
+		  .provider = "Zipkin", .trace_id = "80f198ee56343ba864fe8b2a57d3eff7", .segment_id = "",
+		  .span_id = "e457b5a2e4d86bd1" },
+		{ .path = "/broken", .log_path = "/broken", .headers = { "-H", "traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+						  NULL },
+		  .provider = "Zipkin", .trace_id = "4bf92f3577b34da6a3ce929d0e0e4736", .segment_id = "",
+		  .span_id = "00f067aa0ba902b7" },
+		{ .path = "/ok?plain=1", .log_path = "/ok", .headers = { NULL }, .provider = "Zipkin", .trace_id = "", .segment_id = "",
+		  .span_id = "" },
+	};
+	int count = sizeof(x) / sizeof(x[0]);
+	char dir[96], host[64];
+	pid_t nginx;
+
+	if (access(NGINX, X_OK) || access(CURL, X_OK))
+		SKIP(return, "needs nginx and curl (make deps-test)");
+	START_FAKE_OAP_OR_SKIP(self);
+	snprintf(dir, sizeof(dir), "/tmp/kaccess-selftest-entities-%d", getpid());
+	ASSERT_EQ(0, agent_proc_start(&self->agent, args));
+	nginx = start_nginx(&self->pods.server, dir);
+	ASSERT_LT(0, nginx);
+	ASSERT_EQ(0, wait_port(&self->pods.server, NGINX_PORT));
+	for (int i = 0; i < count; i++)
+		ASSERT_EQ(0, run_curl_traced(&self->pods.client, &self->pods.server, dir, &x[i]));
+	ASSERT_EQ(0, stop_and_read(self));
+	stop_fake_oap(self);
+	kill(nginx, SIGTERM);
+	child_wait(nginx);
+	run_quiet("rm -rf %s", dir);
+	ASSERT_EQ(200, x[0].code);
+	ASSERT_EQ(404, x[1].code);
+	ASSERT_EQ(500, x[2].code);
+	ASSERT_EQ(200, x[3].code);
+	snprintf(host, sizeof(host), "%s:%d", self->pods.server.ipv4, NGINX_PORT);
+	for (int r = 0; r < 2; r++) {
+		const char *pod = r ? self->server_pod : self->client_pod;
+		const char *role = r ? "server" : "client";
+		/* /ok twice: with sw8 and without a trace, told apart by their trace id */
+		for (int i = 0; i < count; i++) {
+			int total = 0;
+
+			EXPECT_EQ(1, count_protocol_logs(_metadata, self->oap_out, pod, role, host, &x[i],
+							 &total)) TH_LOG("%s %s", role, x[i].path);
+			EXPECT_EQ(count, total);
+		}
+	}
+}
+
 /* The L2-L4 sums OAP reads from read and write logs, next to kaccess's row fields. */
 struct l24_path {
 	const char *op;            /* "write" or "read" */

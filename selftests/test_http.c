@@ -359,6 +359,19 @@ static void start_agent(struct __test_metadata *_metadata, FIXTURE_DATA(http) *s
 	ASSERT_EQ(0, agent_proc_start(&self->agent, args));
 }
 
+/* The same with up to two more "key=value" settings (NULL: none). */
+static void start_agent_with(struct __test_metadata *_metadata, FIXTURE_DATA(http) *self,
+			     const FIXTURE_VARIANT(http) *variant, const char *setting,
+			     const char *setting2)
+{
+	const char *args[] = { "--interval", "60", "--set", variant->hooks, "--set", setting,
+			       "--set", setting2, NULL };
+
+	if (!setting2)
+		args[6] = NULL;
+	ASSERT_EQ(0, agent_proc_start(&self->agent, args));
+}
+
 /* Every connection ended (so unanswered requests are counted), then the output. */
 static void stop_agent(struct __test_metadata *_metadata, FIXTURE_DATA(http) *self)
 {
@@ -374,9 +387,14 @@ static void stop_agent(struct __test_metadata *_metadata, FIXTURE_DATA(http) *se
 }
 
 /* What curl reported for every URL of one run. */
+struct curl_exchange {
+	unsigned long request_header, request_body, response_header, response_body, code;
+};
+
 struct curl_truth {
 	unsigned long requests, request_header, request_body, response_header, response_body;
 	unsigned long status[5];
+	struct curl_exchange each[MAX_EXCHANGES]; /* in order: one per URL */
 };
 
 /* One curl process, one connection, `urls` in order; extra curl options first. */
@@ -411,6 +429,9 @@ static int run_curl(FIXTURE_DATA(http) *self, const char *const *options, const 
 	if (!file)
 		return -1;
 	while (fscanf(file, "%lu %lu %lu %lu %lu", &request, &upload, &header, &download, &code) == 5) {
+		if (truth->requests < MAX_EXCHANGES)
+			truth->each[truth->requests] =
+				(struct curl_exchange){ request, upload, header, download, code };
 		truth->requests++;
 		truth->request_header += request;
 		truth->request_body += upload;
@@ -894,6 +915,14 @@ KTEST_F(http, metrics_show_http_rows, 120)
 		EXPECT_EQ(truth.response_body, metric_sum(text, "kaccess_bucket_http_response_body_bytes", all));
 		EXPECT_EQ(truth.request_header, metric_sum(text, "kaccess_bucket_http_request_header_bytes", all));
 	}
+	/* every exchange's access-log record, on each side, shipped (policy all) */
+	{
+		const char *shipped[] = { "fate=\"shipped\"", NULL };
+		const char *filtered[] = { "fate=\"filtered\"", NULL };
+
+		EXPECT_EQ(2 * truth.requests, metric_sum(text, "kaccess_http_records_total", shipped));
+		EXPECT_EQ(0, metric_sum(text, "kaccess_http_records_total", filtered));
+	}
 	if (run_quiet("command -v promtool") == 0) {
 		FILE *save = fopen("/tmp/kaccess-selftest-http-metrics.txt", "w");
 
@@ -902,6 +931,168 @@ KTEST_F(http, metrics_show_http_rows, 120)
 		fclose(save);
 		EXPECT_EQ(0, run_quiet("promtool check metrics < /tmp/kaccess-selftest-http-metrics.txt"));
 	}
+}
+
+/* ---- access-log records -------------------------------------------------- */
+
+#define TRACE_SW8 "1-MTIzNGFiY2QuMTIuMzQ1Ng==-NTY3OGVmZ2guOTg3-3-c2VydmljZUE=-aW5zdGFuY2VB-L2FwaS9vcmRlcnM=-MTAuMC4wLjE6ODA4MA=="
+#define TRACE_PARENT "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+#define TRACE_B3 "80f198ee56343ba864fe8b2a57d3eff7-e457b5a2e4d86bd1-1-05e3ac9a4f6e3b90"
+
+/*
+ * One record per exchange on each side, equal to what curl reported for
+ * each URL: method, path (query cut as endpoints cut it), Host, status,
+ * header and body sizes, HTTP/1.1, and the trace headers curl sent.
+ */
+KTEST_F(http, records_equal_curl_on_both_sides, 120)
+{
+	static const char *const paths[] = { "/ok", "/missing?id=7", "/broken", "/big", "/created", NULL };
+	static const char *const expect_path[] = { "/ok", "/missing", "/broken", "/big", "/created" };
+	const char *const options[] = { "-H", "sw8: " TRACE_SW8, "-H", "traceparent: " TRACE_PARENT,
+					"-H", "b3: " TRACE_B3, NULL };
+	struct http_record_seen seen[MAX_EXCHANGES];
+	struct curl_truth truth = { 0 };
+	char host[64];
+
+	start_agent(_metadata, self, variant);
+	ASSERT_EQ(0, run_curl(self, options, paths, &truth));
+	ASSERT_EQ(5, truth.requests);
+	stop_agent(_metadata, self);
+	snprintf(host, sizeof(host), "%s:%d", self->pods.server.ipv4, NGINX_PORT);
+	for (int r = 0; r < 2; r++) {
+		uint64_t cgroup = r ? self->pods.server.cgroup_id : self->pods.client.cgroup_id;
+		size_t count = agent_output_http_records(self->output, cgroup, r ? "server" : "client",
+							 seen, MAX_EXCHANGES);
+
+		ASSERT_EQ(5, count);
+		for (int i = 0; i < 5; i++) {
+			const struct curl_exchange *want = &truth.each[i];
+
+			TH_LOG("%s #%d: %s %s host %s status %lu", r ? "server" : "client", i,
+			       seen[i].method, seen[i].path, seen[i].host, (unsigned long)seen[i].status);
+			/* nginx closes after a 500: curl's /big and /created run on a new connection */
+			EXPECT_EQ(i < 3 ? i : i - 3, seen[i].seq);
+			EXPECT_STREQ("GET", seen[i].method);
+			EXPECT_STREQ(expect_path[i], seen[i].path);
+			EXPECT_STREQ(host, seen[i].host);
+			EXPECT_STREQ("1.1", seen[i].version);
+			EXPECT_STREQ("complete", seen[i].outcome);
+			EXPECT_EQ(want->code, seen[i].status);
+			EXPECT_EQ(want->request_header, seen[i].request_header_bytes);
+			EXPECT_EQ(want->request_body, seen[i].request_body_bytes);
+			EXPECT_EQ(want->response_header, seen[i].response_header_bytes);
+			EXPECT_EQ(want->response_body, seen[i].response_body_bytes);
+			EXPECT_STREQ(TRACE_SW8, seen[i].sw8);
+			EXPECT_STREQ(TRACE_PARENT, seen[i].traceparent);
+			EXPECT_STREQ(TRACE_B3, seen[i].b3);
+			EXPECT_FALSE(seen[i].head_cut);
+			EXPECT_LT(0, seen[i].start_boot_ns);
+			EXPECT_LE(seen[i].start_boot_ns, seen[i].end_boot_ns);
+			if (i)
+				EXPECT_LE(seen[i - 1].end_boot_ns, seen[i].start_boot_ns);
+		}
+	}
+	EXPECT_EQ(0, agent_output_lost(self->output, "http_record_lost"));
+	EXPECT_EQ(0, agent_output_lost(self->output, "http_record_head_cut"));
+}
+
+/* The aggregates of a run of nginx exchanges are the same under every policy. */
+static void expect_policy_aggregates(struct __test_metadata *_metadata, FIXTURE_DATA(http) *self,
+				     const struct curl_truth *ok, const char *other_endpoint,
+				     const struct curl_truth *other)
+{
+	expect_endpoint(_metadata, self, "GET:/ok", ok);
+	expect_endpoint(_metadata, self, other_endpoint, other);
+}
+
+/*
+ * errors_slow: exactly the 5xx exchange and the slow one (the raw server's
+ * 250 ms /delay, with http_log_slow_ms = 200) are shipped; the fast 2xx
+ * ones are filtered, and still counted in the aggregates.
+ */
+KTEST_F(http, record_policy_errors_slow, 120)
+{
+	const char *paths_ok[] = { "/ok", "/ok", "/ok", NULL };
+	const char *paths_broken[] = { "/broken", NULL };
+	static const char delay_req[] = "GET /delay HTTP/1.1\r\nHost: raw\r\n\r\n";
+	struct raw_client_job *job = raw_job_alloc();
+	struct curl_truth ok = { 0 }, broken = { 0 };
+	struct http_record_seen seen[MAX_EXCHANGES];
+
+	ASSERT_NE(NULL, job);
+	start_agent_with(_metadata, self, variant, "http_log_policy=errors_slow", "http_log_slow_ms=200");
+	ASSERT_EQ(0, run_curl(self, NULL, paths_ok, &ok));
+	ASSERT_EQ(0, run_curl(self, NULL, paths_broken, &broken));
+	job->addr = self->pods.server.ipv4;
+	job->port = RAW_PORT;
+	job->requests = delay_req;
+	job->request_len = strlen(delay_req);
+	job->half_close = true;
+	ASSERT_EQ(0, run_raw_client(&self->pods.client, job));
+	ASSERT_EQ(strlen(delay_response), job->received);
+	stop_agent(_metadata, self);
+	expect_policy_aggregates(_metadata, self, &ok, "GET:/broken", &broken);
+	for (int r = 0; r < 2; r++) {
+		uint64_t cgroup = r ? self->pods.server.cgroup_id : self->pods.client.cgroup_id;
+		size_t count = agent_output_http_records(self->output, cgroup, r ? "server" : "client",
+							 seen, MAX_EXCHANGES);
+
+		ASSERT_EQ(2, count);
+		EXPECT_STREQ("/broken", seen[0].path);
+		EXPECT_EQ(500, seen[0].status);
+		EXPECT_EQ(broken.each[0].response_header, seen[0].response_header_bytes);
+		EXPECT_STREQ("/delay", seen[1].path);
+		EXPECT_EQ(200, seen[1].status);
+		EXPECT_LE(DELAY_MS * 1000000ULL, seen[1].end_boot_ns - seen[1].start_boot_ns);
+		EXPECT_EQ(strlen(delay_req), seen[1].request_header_bytes);
+	}
+	/* the raw server reads the request a byte at a time: its side saw 1 byte of it */
+	EXPECT_EQ(1, agent_output_lost(self->output, "http_record_head_cut"));
+	munmap(job, sizeof(*job));
+}
+
+/* sampled, 1 in 3 per connection: of 7 exchanges on one connection, the 1st, 4th and 7th. */
+KTEST_F(http, record_policy_sampled, 120)
+{
+	const char *paths_ok[] = { "/ok", "/ok", "/ok", "/ok", "/ok", "/ok", "/ok", NULL };
+	const char *paths_missing[] = { "/missing", "/missing", NULL };
+	struct curl_truth ok = { 0 }, missing = { 0 };
+	struct http_record_seen seen[MAX_EXCHANGES];
+
+	start_agent_with(_metadata, self, variant, "http_log_policy=sampled", "http_log_sample_rate=3");
+	ASSERT_EQ(0, run_curl(self, NULL, paths_ok, &ok));
+	ASSERT_EQ(0, run_curl(self, NULL, paths_missing, &missing));
+	stop_agent(_metadata, self);
+	expect_policy_aggregates(_metadata, self, &ok, "GET:/missing", &missing);
+	for (int r = 0; r < 2; r++) {
+		uint64_t cgroup = r ? self->pods.server.cgroup_id : self->pods.client.cgroup_id;
+		size_t count = agent_output_http_records(self->output, cgroup, r ? "server" : "client",
+							 seen, MAX_EXCHANGES);
+
+		/* /ok: seq 0, 3, 6; /missing (a second connection, kept alive): seq 0 of 0 and 1 */
+		ASSERT_EQ(4, count);
+		EXPECT_EQ(0, seen[0].seq);
+		EXPECT_EQ(3, seen[1].seq);
+		EXPECT_EQ(6, seen[2].seq);
+		EXPECT_STREQ("/ok", seen[2].path);
+		EXPECT_EQ(0, seen[3].seq);
+		EXPECT_STREQ("/missing", seen[3].path);
+	}
+}
+
+/* none: no record at all, the aggregates unchanged. */
+KTEST_F(http, record_policy_none, 120)
+{
+	const char *paths_ok[] = { "/ok", "/ok", NULL };
+	const char *paths_broken[] = { "/broken", NULL };
+	struct curl_truth ok = { 0 }, broken = { 0 };
+
+	start_agent_with(_metadata, self, variant, "http_log_policy=none", NULL);
+	ASSERT_EQ(0, run_curl(self, NULL, paths_ok, &ok));
+	ASSERT_EQ(0, run_curl(self, NULL, paths_broken, &broken));
+	stop_agent(_metadata, self);
+	expect_policy_aggregates(_metadata, self, &ok, "GET:/broken", &broken);
+	EXPECT_EQ(0, agent_output_lines_of_type(self->output, "http_exchange"));
 }
 
 TEST_HARNESS_MAIN

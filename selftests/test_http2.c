@@ -823,6 +823,81 @@ KTEST_F(http2, curl_prior_knowledge_status_and_body, 120)
 	EXPECT_EQ(0, agent_output_lost(self->output, "http_parse_failed"));
 }
 
+#define TRACE_SW8 "1-YWJjZGVmLjEuMg==-c2VnbWVudC4z-0-c2VydmljZUI=-cG9kLWI=-L3NtYWxs-MTAuMC4wLjI6ODQ0Mw=="
+#define TRACE_PARENT "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+#define TRACE_B3 "a3ce929d0e0e4736-00f067aa0ba902b7-1"
+
+/*
+ * Access-log records: one per stream on each side, with :authority as the
+ * host, the status and body size curl reported, and the trace headers curl
+ * sent (HPACK-encoded: decoded in userspace).
+ */
+KTEST_F(http2, records_with_authority_and_trace_headers, 120)
+{
+	static const char *const paths[] = { "/small", "/missing" };
+	unsigned long size[2] = { 0 }, code[2] = { 0 };
+	struct http_record_seen seen[4];
+	char host[64];
+
+	start_agent(_metadata, self, variant);
+	for (int i = 0; i < 2; i++) {
+		char out[128], url[128], *argv[] = { CURL, "-s", "--http2-prior-knowledge", "-o",
+						   "/dev/null", "-w", "%{size_download} %{http_code}",
+						   "-H", "sw8: " TRACE_SW8, "-H",
+						   "traceparent: " TRACE_PARENT, "-H", "b3: " TRACE_B3,
+						   url, NULL };
+		FILE *file;
+
+		snprintf(out, sizeof(out), "%s/curl.out", self->dir);
+		snprintf(url, sizeof(url), "http://%s:%d%s", self->pods.server.ipv4, H2_PORT, paths[i]);
+		ASSERT_EQ(0, child_wait(pod_exec(&self->pods.client, argv, out)));
+		file = fopen(out, "r");
+		ASSERT_NE(NULL, file);
+		ASSERT_EQ(2, fscanf(file, "%lu %lu", &size[i], &code[i]));
+		fclose(file);
+	}
+	stop_agent(_metadata, self);
+	ASSERT_EQ(200, code[0]);
+	ASSERT_EQ(SMALL_BYTES, size[0]);
+	ASSERT_EQ(404, code[1]);
+	snprintf(host, sizeof(host), "%s:%d", self->pods.server.ipv4, H2_PORT);
+	for (int r = 0; r < 2; r++) {
+		uint64_t cgroup = r ? self->pods.server.cgroup_id : self->pods.client.cgroup_id;
+
+		ASSERT_EQ(2, agent_output_http_records(self->output, cgroup, r ? "server" : "client",
+						       seen, 4));
+		for (int i = 0; i < 2; i++) {
+			EXPECT_EQ(1, seen[i].seq); /* curl's one stream per connection */
+			EXPECT_STREQ("2", seen[i].version);
+			EXPECT_STREQ("GET", seen[i].method);
+			EXPECT_STREQ(paths[i], seen[i].path);
+			EXPECT_STREQ(host, seen[i].host);
+			EXPECT_EQ(code[i], seen[i].status);
+			EXPECT_STREQ("complete", seen[i].outcome);
+			EXPECT_EQ(size[i], seen[i].response_body_bytes);
+			EXPECT_EQ(0, seen[i].request_body_bytes);
+			EXPECT_LT(0, seen[i].request_header_bytes);
+			EXPECT_LT(0, seen[i].response_header_bytes);
+			EXPECT_STREQ(TRACE_SW8, seen[i].sw8);
+			EXPECT_STREQ(TRACE_PARENT, seen[i].traceparent);
+			EXPECT_STREQ(TRACE_B3, seen[i].b3);
+			EXPECT_FALSE(seen[i].head_cut);
+			EXPECT_LE(seen[i].start_boot_ns, seen[i].end_boot_ns);
+		}
+	}
+	/* the same HPACK bytes were read on one side and written on the other */
+	{
+		struct http_record_seen client[2], server[2];
+
+		agent_output_http_records(self->output, self->pods.client.cgroup_id, "client", client, 2);
+		agent_output_http_records(self->output, self->pods.server.cgroup_id, "server", server, 2);
+		for (int i = 0; i < 2; i++) {
+			EXPECT_EQ(client[i].request_header_bytes, server[i].request_header_bytes);
+			EXPECT_EQ(client[i].response_header_bytes, server[i].response_header_bytes);
+		}
+	}
+}
+
 /*
  * The raw server answers curl's request with a status and 3000 body bytes,
  * then ends the connection: one exchange cut short, on both sides, with

@@ -410,6 +410,7 @@ int agent_load(struct agent *agent, const struct kaccess_config *cfg)
 	agent->skel->rodata->filter_cgroup = cfg->cgroup[0] != '\0';
 	agent->skel->rodata->http_enabled = cfg->http_parse;
 	agent->skel->rodata->http_keep_query = cfg->http_keep_query;
+	agent->skel->rodata->http_records = cfg->http_log_policy != HTTP_LOG_NONE;
 	agent->http_keep_query = cfg->http_keep_query;
 	agent->endpoints = endpoint_names_new();
 	if (!agent->endpoints)
@@ -674,10 +675,12 @@ const char *const loss_names[LOSS_MAX] = {
 	[KACCESS_CTR_H2_HEADERS_LOST] = "h2_headers_lost",
 	[KACCESS_CTR_H2_STREAM_LOST] = "h2_stream_lost",
 	[KACCESS_CTR_HTTP_UPGRADE_UNFOLLOWED] = "http_upgrade_unfollowed",
+	[KACCESS_CTR_HTTP_RECORD_LOST] = "http_record_lost",
 	[LOSS_PROGRAMS_NOT_ATTACHED] = "programs_not_attached",
 	[LOSS_DESTROY_MISSED] = "destroy_missed",
 	[LOSS_PROGRAM_RECURSION_MISSES] = "program_recursion_misses",
 	[LOSS_H2_UNDECODED] = "h2_headers_undecoded",
+	[LOSS_HTTP_RECORD_HEAD_CUT] = "http_record_head_cut",
 };
 
 static uint64_t recursion_misses(struct agent *agent)
@@ -704,6 +707,8 @@ int agent_read_losses(struct agent *agent, struct loss_counters *ret_losses)
 	ret_losses->values[LOSS_DESTROY_MISSED] = __atomic_load_n(&agent->destroy_missed, __ATOMIC_RELAXED);
 	ret_losses->values[LOSS_PROGRAM_RECURSION_MISSES] = recursion_misses(agent);
 	ret_losses->values[LOSS_H2_UNDECODED] = __atomic_load_n(&agent->h2_undecoded, __ATOMIC_RELAXED);
+	ret_losses->values[LOSS_HTTP_RECORD_HEAD_CUT] =
+		__atomic_load_n(&agent->http_records.head_cut, __ATOMIC_RELAXED);
 	return err;
 }
 

@@ -11,6 +11,7 @@
 
 #include "config.h"
 
+#include "http_records.h"
 #include "kaccess.h"
 
 struct kaccess_bpf;
@@ -23,6 +24,9 @@ enum loss_counter {
 	LOSS_DESTROY_MISSED,          /* connections whose end was never seen, found by the sweep */
 	LOSS_PROGRAM_RECURSION_MISSES,/* program runs the kernel skipped to avoid recursion */
 	LOSS_H2_UNDECODED,            /* HTTP/2 exchanges whose headers could not be decoded (unnamed) */
+	LOSS_HTTP_RECORD_HEAD_CUT,    /* access-log records whose request head was not all copied
+				       * (split over calls, above KACCESS_HTTP_HEAD_MAX, or its
+				       * head record lost): Host and trace headers may be missing */
 	LOSS_MAX,
 };
 
@@ -51,6 +55,7 @@ struct agent {
 	struct endpoint_names *endpoints;   /* HTTP endpoint texts, filled by the event loop */
 	uint64_t h2_undecoded;              /* HTTP/2 exchanges counted without their headers */
 	bool http_keep_query;               /* HTTP/2 endpoints keep the query string too */
+	struct http_record_counts http_records; /* access-log records shipped, filtered, cut */
 	int lock_fd;
 	char pin_dir[PATH_MAX];             /* "" when not pinned */
 };

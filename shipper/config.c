@@ -24,6 +24,7 @@ static const char *const output_names[] = { "table", "json", "none", NULL };
 static const char *const log_level_names[] = { "error", "warn", "info", "debug", NULL };
 static const char *const hooks_names[] = { "auto", "fentry", "sock", "fd", NULL };
 static const char *const off_on_names[] = { "off", "on", NULL };
+static const char *const http_log_policy_names[] = { "all", "errors_slow", "sampled", "none", NULL };
 
 #define FIELD(name) offsetof(struct kaccess_config, name)
 
@@ -45,6 +46,9 @@ static const struct config_key config_keys[] = {
 	{ "l24", CONFIG_CHOICE, FIELD(l24), 0, 0, off_on_names, NULL, false },
 	{ "l24_netfilter", CONFIG_CHOICE, FIELD(l24_netfilter), 0, 0, off_on_names, NULL, false },
 	{ "http_keep_query", CONFIG_CHOICE, FIELD(http_keep_query), 0, 0, off_on_names, NULL, false },
+	{ "http_log_policy", CONFIG_CHOICE, FIELD(http_log_policy), 0, 0, http_log_policy_names, NULL, false },
+	{ "http_log_slow_ms", CONFIG_UINT, FIELD(http_log_slow_ms), 1, 3600000, NULL, "milliseconds", false },
+	{ "http_log_sample_rate", CONFIG_UINT, FIELD(http_log_sample_rate), 1, 1000000, NULL, "1 in N", false },
 	{ "http_rows_max_entries", CONFIG_UINT, FIELD(http_rows_max_entries), 256, 4194304, NULL, "entries", false },
 	{ "http_conns_max_entries", CONFIG_UINT, FIELD(http_conns_max_entries), 1024, 16777216, NULL, "entries", false },
 };
@@ -66,6 +70,9 @@ void config_set_defaults(struct kaccess_config *cfg)
 	cfg->l24 = 1;
 	cfg->l24_netfilter = 1;
 	cfg->http_keep_query = 0;
+	cfg->http_log_policy = HTTP_LOG_ALL;
+	cfg->http_log_slow_ms = 1000;
+	cfg->http_log_sample_rate = 100;
 	cfg->http_rows_max_entries = 4096;
 	cfg->http_conns_max_entries = 16384;
 	k8s_config_set_defaults(&cfg->k8s);

@@ -20,6 +20,9 @@ enum output_format { OUTPUT_TABLE, OUTPUT_JSON, OUTPUT_NONE };
 /* Which hooks see the syscalls; see bpf/transfer.bpf.c and the README. */
 enum hooks_choice { HOOKS_AUTO, HOOKS_FENTRY, HOOKS_SOCK, HOOKS_FD };
 
+/* Which HTTP exchanges become access-log records (shipper/http_records.c). */
+enum http_log_policy { HTTP_LOG_ALL, HTTP_LOG_ERRORS_SLOW, HTTP_LOG_SAMPLED, HTTP_LOG_NONE };
+
 struct kaccess_config {
 	unsigned int output;                 /* enum output_format */
 	unsigned int interval_s;             /* aggregation bucket length */
@@ -38,6 +41,9 @@ struct kaccess_config {
 	unsigned int l24;                    /* 1: L2-L4 timing of tracked connections' packets */
 	unsigned int l24_netfilter;          /* 1: netfilter links for L3 and netfilter windows */
 	unsigned int http_keep_query;        /* 1: endpoints keep the query string */
+	unsigned int http_log_policy;        /* enum http_log_policy: records shipped, never metrics */
+	unsigned int http_log_slow_ms;       /* errors_slow: an exchange this long or longer is slow */
+	unsigned int http_log_sample_rate;   /* sampled: 1 exchange in N per connection */
 	unsigned int http_rows_max_entries;  /* HTTP aggregate rows per generation */
 	unsigned int http_conns_max_entries; /* HTTP connections parsed at once */
 	struct k8s_config k8s;               /* k8s_* keys: shipper/k8s/README.md */

@@ -5,6 +5,7 @@
 
 #include "endpoint_names.h"
 #include "http2/http2.h"
+#include "http_records.h"
 #include "kaccess.skel.h"
 #include "log.h"
 #include "loop.h"
@@ -13,6 +14,8 @@
 /* The kernel wakes us only when the ring buffer is a quarter full: poll. */
 #define EVENTS_POLL_MS 200
 #define MAX_GRACE_NS (2000ULL * NS_PER_MS)
+/* A request head whose exchange has not come by then never gets one (not HTTP after all). */
+#define HEAD_WAIT_MAX_NS (600ULL * 1000 * NS_PER_MS)
 
 volatile sig_atomic_t loop_stop_requested;
 volatile sig_atomic_t loop_reload_requested;
@@ -24,6 +27,7 @@ struct loop {
 	size_t sink_count;
 	struct ring_buffer *events;
 	struct h2_exchanges *h2;       /* HTTP/2 exchanges completed here, drained with the rows */
+	struct http_records *records;  /* access-log records of HTTP exchanges, to the sinks */
 	struct agg_rows rows;
 	struct http_rows http_rows;
 	struct conn_rows conns;
@@ -69,6 +73,12 @@ static int on_event(void *ctx, void *data, size_t size)
 		return 0;
 	case KACCESS_EVENT_H2_STREAM_END:
 		h2_exchanges_on_stream_end(loop->h2, data, size);
+		return 0;
+	case KACCESS_EVENT_HTTP_REQUEST_HEAD:
+		http_records_on_head(loop->records, data, size);
+		return 0;
+	case KACCESS_EVENT_HTTP_EXCHANGE:
+		http_records_on_exchange(loop->records, data, size);
 		return 0;
 	}
 	if (size < sizeof(struct kaccess_conn_event))
@@ -229,11 +239,31 @@ static void show_live(struct loop *loop, uint64_t now_bucket)
 	http_rows_free(&http);
 }
 
-static int loop_init(struct loop *loop, struct agent *agent, struct sink *const *sinks,
-		     size_t sink_count)
+/* A record the policy ships: to every sink that takes records. */
+static void ship_record(void *ctx, const struct http_record *record)
+{
+	struct loop *loop = ctx;
+
+	for (size_t i = 0; i < loop->sink_count; i++)
+		if (loop->sinks[i]->ops->http_exchange)
+			loop->sinks[i]->ops->http_exchange(loop->sinks[i], record);
+}
+
+static int loop_init(struct loop *loop, struct agent *agent, const struct kaccess_config *cfg,
+		     struct sink *const *sinks, size_t sink_count)
 {
 	uint64_t tenth = agent->bucket_ns / 10;
 	struct h2_exchanges_config h2_cfg;
+	struct http_records_config records_cfg = {
+		.names = agent->endpoints,
+		.policy = cfg->http_log_policy,
+		.slow_ms = cfg->http_log_slow_ms,
+		.sample_rate = cfg->http_log_sample_rate,
+		.keep_query = cfg->http_keep_query,
+		.counts = &agent->http_records,
+		.ship = ship_record,
+		.ship_ctx = loop,
+	};
 	int err;
 
 	memset(loop, 0, sizeof(*loop));
@@ -255,6 +285,12 @@ static int loop_init(struct loop *loop, struct agent *agent, struct sink *const 
 		.keep_query = agent->http_keep_query,
 		.undecoded = &agent->h2_undecoded,
 	};
+	err = http_records_new(&loop->records, &records_cfg);
+	if (err) {
+		log_err("failed to set up HTTP access-log records: %s", strerror(-err));
+		return err;
+	}
+	h2_cfg.records = cfg->http_log_policy != HTTP_LOG_NONE ? loop->records : NULL;
 	err = h2_exchanges_new(&loop->h2, &h2_cfg);
 	if (err) {
 		log_err("failed to set up HTTP/2 decoding: %s", strerror(-err));
@@ -274,6 +310,7 @@ static void loop_free(struct loop *loop)
 {
 	ring_buffer__free(loop->events);
 	h2_exchanges_free(loop->h2);
+	http_records_free(loop->records);
 	agg_rows_free(&loop->rows);
 	http_rows_free(&loop->http_rows);
 	conn_rows_free(&loop->conns);
@@ -317,7 +354,7 @@ int loop_run(struct agent *agent, struct kaccess_config *cfg, struct sink *const
 	struct loop loop;
 	int err;
 
-	err = loop_init(&loop, agent, sinks, sink_count);
+	err = loop_init(&loop, agent, cfg, sinks, sink_count);
 	if (err)
 		goto out;
 	atomic_store(&loop_heartbeat_ns, monotonic_ns());
@@ -347,6 +384,8 @@ int loop_run(struct agent *agent, struct kaccess_config *cfg, struct sink *const
 		if (now >= next_drain) {
 			agent_update_wall_offset(agent);
 			drain_idle_generation(&loop, now / bucket_ns);
+			if (monotonic_ns() > HEAD_WAIT_MAX_NS) /* not within the first minutes of boot */
+				http_records_expire(loop.records, monotonic_ns() - HEAD_WAIT_MAX_NS);
 			next_drain = (now / bucket_ns + 1) * bucket_ns + loop.grace_ns;
 		}
 		if (cfg->sweep_interval_s && now >= next_sweep) {

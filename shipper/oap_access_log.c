@@ -8,6 +8,7 @@
 
 #include "oap_access_log.h"
 #include "drop_reasons.h"
+#include "trace_context.h"
 
 /* Every sub-message of one access log, on the caller's stack. */
 struct access_log {
@@ -108,6 +109,7 @@ static void set_pod_address(Skywalking__V3__ConnectionAddress *address,
 /* Who talks to whom, as OAP reads it; `comm` may be "" and `local_port` 0 (rows). */
 struct connection_facts {
 	uint8_t role;                 /* enum kaccess_role */
+	int protocol;                 /* AccessLogProtocolType: TCP (0), HTTP_1, HTTP_2 */
 	const char *comm;
 	uint16_t local_port, remote_port;
 	const uint8_t *remote_addr;   /* v4-mapped for IPv4 */
@@ -135,7 +137,7 @@ static void set_connection(struct access_log *log, const struct connection_facts
 	log->connection.role = facts->role == KACCESS_ROLE_SERVER ? SKYWALKING__V3__DETECT_POINT__server
 								  : SKYWALKING__V3__DETECT_POINT__client;
 	log->connection.tlsmode = SKYWALKING__V3__ACCESS_LOG_CONNECTION_TLSMODE__Plain;
-	log->connection.protocol = SKYWALKING__V3__ACCESS_LOG_PROTOCOL_TYPE__TCP;
+	log->connection.protocol = facts->protocol;
 }
 
 int access_log_send_event(struct oap_sender *sender, const struct kaccess_conn_event *event,
@@ -148,6 +150,7 @@ int access_log_send_event(struct oap_sender *sender, const struct kaccess_conn_e
 	char comm[KACCESS_COMM_LEN + 1];
 	struct connection_facts facts = {
 		.role = event->conn.agg.role,
+		.protocol = SKYWALKING__V3__ACCESS_LOG_PROTOCOL_TYPE__TCP,
 		.comm = comm,
 		.local_port = event->conn.local_port,
 		.remote_port = event->conn.remote_port,
@@ -365,12 +368,97 @@ static int send_syscall_run(struct oap_sender *sender, struct access_log *log, s
 	return 0;
 }
 
+/* Every sub-message of one HTTP protocol log, on the caller's stack. */
+struct http_log {
+	struct access_log base;
+	Skywalking__V3__AccessLogProtocolLogs protocol;
+	Skywalking__V3__AccessLogHTTPProtocol http;
+	Skywalking__V3__AccessLogHTTPProtocolRequest request;
+	Skywalking__V3__AccessLogHTTPProtocolResponse response;
+	Skywalking__V3__AccessLogTraceInfo trace;
+	struct trace_context context;
+};
+
+/* AccessLogHTTPProtocolRequestMethod of a method's text; GET for others, as Rover does. */
+static int http_method_value(const char *method)
+{
+	static const char *const names[] = {
+		"GET", "POST", "PUT", "DELETE", "HEAD", "PATCH", "OPTIONS", "TRACE", "CONNECT",
+	};
+
+	for (size_t i = 0; method && i < sizeof(names) / sizeof(names[0]); i++)
+		if (strcmp(method, names[i]) == 0)
+			return (int)i; /* the enum's values follow this order */
+	return SKYWALKING__V3__ACCESS_LOG_HTTPPROTOCOL_REQUEST_METHOD__Get;
+}
+
+static void set_http_trace(struct http_log *log, const struct http_record *r)
+{
+	if (trace_context_parse(r->sw8, r->b3, r->traceparent, &log->context))
+		return;
+	skywalking__v3__access_log_trace_info__init(&log->trace);
+	log->trace.provider = log->context.provider;
+	log->trace.traceid = log->context.trace_id;
+	log->trace.tracesegmentid = log->context.segment_id;
+	log->trace.spanid = log->context.span_id;
+	log->request.trace = &log->trace;
+}
+
+int access_log_send_http(struct oap_sender *sender, const struct http_record *r,
+			 const struct k8s_identity *local, const struct k8s_identity *peer)
+{
+	bool h2 = r->version == KACCESS_HTTP_VERSION_2;
+	struct connection_facts facts = {
+		.role = r->agg.role,
+		.protocol = h2 ? SKYWALKING__V3__ACCESS_LOG_PROTOCOL_TYPE__HTTP_2
+			       : SKYWALKING__V3__ACCESS_LOG_PROTOCOL_TYPE__HTTP_1,
+		.comm = "",
+		.remote_port = r->agg.peer_port,
+		.remote_addr = r->agg.peer_addr,
+	};
+	struct http_log *log = calloc(1, sizeof(*log));
+	int err;
+
+	if (!log)
+		return -ENOMEM;
+	set_connection(&log->base, &facts, local, peer);
+	set_times(&log->base, r->end_ns, r->end_ns - r->start_ns);
+	skywalking__v3__access_log_httpprotocol_request__init(&log->request);
+	log->request.method = http_method_value(r->method);
+	log->request.path = (char *)(r->path ? r->path : "");
+	log->request.host = (char *)(r->host ? r->host : "");
+	log->request.sizeofheadersbytes = r->request_header_bytes;
+	log->request.sizeofbodybytes = r->request_body_bytes;
+	set_http_trace(log, r);
+	skywalking__v3__access_log_httpprotocol_response__init(&log->response);
+	log->response.statuscode = r->status;
+	log->response.sizeofheadersbytes = r->response_header_bytes;
+	log->response.sizeofbodybytes = r->response_body_bytes;
+	skywalking__v3__access_log_httpprotocol__init(&log->http);
+	log->http.starttime = &log->base.start;
+	log->http.endtime = &log->base.end;
+	log->http.version = h2 ? SKYWALKING__V3__ACCESS_LOG_HTTPPROTOCOL_VERSION__HTTP2
+			       : SKYWALKING__V3__ACCESS_LOG_HTTPPROTOCOL_VERSION__HTTP1;
+	log->http.request = &log->request;
+	log->http.response = &log->response;
+	skywalking__v3__access_log_protocol_logs__init(&log->protocol);
+	log->protocol.protocol_case = SKYWALKING__V3__ACCESS_LOG_PROTOCOL_LOGS__PROTOCOL_HTTP;
+	log->protocol.http = &log->http;
+	skywalking__v3__ebpfaccess_log_message__init(&log->base.msg);
+	log->base.msg.connection = &log->base.connection;
+	log->base.msg.protocollog = &log->protocol;
+	err = oap_sender_enqueue_access_log(sender, &log->base.msg);
+	free(log);
+	return err;
+}
+
 int access_log_send_row_syscalls(struct oap_sender *sender, const struct agg_row *row,
 				 const struct k8s_identity *local, const struct k8s_identity *peer,
 				 uint64_t bucket_start_ns, uint64_t bucket_ns, unsigned int l24_measured)
 {
 	struct connection_facts facts = {
 		.role = row->key.role,
+		.protocol = SKYWALKING__V3__ACCESS_LOG_PROTOCOL_TYPE__TCP,
 		.comm = "",
 		.remote_port = row->key.peer_port,
 		.remote_addr = row->key.peer_addr,

@@ -8,6 +8,7 @@
 #ifndef KACCESS_OAP_ACCESS_LOG_H
 #define KACCESS_OAP_ACCESS_LOG_H
 
+#include "http_records.h"
 #include "k8s/k8s.h"
 #include "kaccess.h"
 #include "maps_read.h"
@@ -21,6 +22,17 @@
  */
 int access_log_send_event(struct oap_sender *sender, const struct kaccess_conn_event *event,
 			  const struct k8s_identity *local, const struct k8s_identity *peer);
+
+/*
+ * Queue the HTTP protocol log of one access-log record: one message that
+ * carries its connection (protocol HTTP_1 or HTTP_2, so it is a run of its
+ * own) and protocolLog.http with the exchange's times (offsets from boot),
+ * request (method, path, host, sizes, trace context from sw8, b3 or
+ * traceparent) and response. No kernel logs: OAP counts each as a call.
+ * 0, -ENOMEM or the sender's error.
+ */
+int access_log_send_http(struct oap_sender *sender, const struct http_record *record,
+			 const struct k8s_identity *local, const struct k8s_identity *peer);
 
 /*
  * Compatible mode: the row's reads and writes as one kernel log each, with

@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "http_records.h"
 #include "kaccess.h"
 #include "maps_read.h"
 
@@ -66,6 +67,8 @@ struct sink_ops {
 	void (*connection)(struct sink *sink, const struct kaccess_conn_event *event);
 	void (*bucket)(struct sink *sink, const struct bucket_report *report);
 	void (*live)(struct sink *sink, const struct live_report *report); /* may be NULL */
+	/* an HTTP exchange's access-log record the policy ships; may be NULL */
+	void (*http_exchange)(struct sink *sink, const struct http_record *record);
 	void (*close)(struct sink *sink);                                  /* may be NULL */
 };
 

@@ -93,6 +93,27 @@ static void entities_connection(struct sink *sink, const struct kaccess_conn_eve
 		log_debug("failed to queue an access log: %s", strerror(-err));
 }
 
+/* HTTP access-log records of known pods as HTTP protocol logs. */
+static void entities_http_exchange(struct sink *sink, const struct http_record *record)
+{
+	struct entities_state *state = sink->state;
+	const struct k8s_identity *peer_pod;
+	struct k8s_identity local, peer;
+	int err;
+
+	if (!sends_access_logs(state))
+		return;
+	if (identity_local_pod(state->identity_ctx.k8s, record->agg.cgroup_id, &local) < 0)
+		return;
+	peer_pod = identity_peer(state->identity_ctx.k8s, &local, record->agg.peer_addr,
+				 record->agg.peer_port, NULL, &peer);
+	if (peer_pod && peer_pod->kind != K8S_KIND_POD)
+		peer_pod = NULL; /* a service: its address, for OAP to resolve */
+	err = access_log_send_http(state->oap, record, &local, peer_pod);
+	if (err)
+		log_debug("failed to queue an HTTP protocol log: %s", strerror(-err));
+}
+
 static int build_rollup(struct entities_state *state, const struct bucket_report *report,
 			struct flow_meters *meters, struct rollup **ret_rollup)
 {
@@ -389,6 +410,7 @@ static void entities_close(struct sink *sink)
 static const struct sink_ops entities_ops = {
 	.ready = entities_ready,
 	.connection = entities_connection,
+	.http_exchange = entities_http_exchange,
 	.bucket = entities_bucket,
 	.close = entities_close,
 };

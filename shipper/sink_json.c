@@ -231,10 +231,77 @@ static void json_bucket(struct sink *sink, const struct bucket_report *report)
 	jw_line_end(&w);
 }
 
+static const char *http_version_name(uint8_t version)
+{
+	switch (version) {
+	case KACCESS_HTTP_VERSION_1_0:
+		return "1.0";
+	case KACCESS_HTTP_VERSION_1_1:
+		return "1.1";
+	case KACCESS_HTTP_VERSION_2:
+		return "2";
+	default:
+		return NULL;
+	}
+}
+
+static const char *http_outcome_name(uint8_t outcome)
+{
+	switch (outcome) {
+	case KACCESS_HTTP_OUTCOME_COMPLETE:
+		return "complete";
+	case KACCESS_HTTP_OUTCOME_CUT:
+		return "cut";
+	default:
+		return "no_response";
+	}
+}
+
+/* One access-log record: an exchange as it happened, with its trace headers. */
+static void json_http_exchange(struct sink *sink, const struct http_record *r)
+{
+	char peer[64], sk[32];
+	struct json_writer w;
+
+	format_addr(r->agg.peer_addr, peer, sizeof(peer));
+	snprintf(sk, sizeof(sk), "0x%" PRIx64, r->sk);
+	jw_init(&w, sink->env.out);
+	jw_object_begin(&w);
+	jw_string_field(&w, "type", "http_exchange");
+	jw_u64_field(&w, "time_ms", monotonic_to_realtime_ms(&sink->env, r->end_ns));
+	jw_u64_field(&w, "start_boot_ns", r->start_ns);
+	jw_u64_field(&w, "end_boot_ns", r->end_ns);
+	jw_u64_field(&w, "duration_ns", r->end_ns - r->start_ns);
+	jw_string_field(&w, "sk", sk);
+	jw_u64_field(&w, "conn_start_boot_ns", r->conn_start_ns);
+	jw_u64_field(&w, r->version == KACCESS_HTTP_VERSION_2 ? "stream_id" : "seq", r->seq);
+	json_cgroup_fields(sink, &w, r->agg.cgroup_id);
+	jw_string_field(&w, "role", role_name(r->agg.role));
+	jw_string_field(&w, "peer", peer);
+	jw_u64_field(&w, "peer_port", r->agg.peer_port);
+	jw_string_field(&w, "version", http_version_name(r->version));
+	jw_string_field(&w, "method", r->method);
+	jw_string_field(&w, "path", r->path);
+	jw_string_field(&w, "host", r->host);
+	jw_u64_field(&w, "status", r->status);
+	jw_string_field(&w, "outcome", http_outcome_name(r->outcome));
+	jw_u64_field(&w, "request_header_bytes", r->request_header_bytes);
+	jw_u64_field(&w, "request_body_bytes", r->request_body_bytes);
+	jw_u64_field(&w, "response_header_bytes", r->response_header_bytes);
+	jw_u64_field(&w, "response_body_bytes", r->response_body_bytes);
+	jw_string_field(&w, "sw8", r->sw8);
+	jw_string_field(&w, "traceparent", r->traceparent);
+	jw_string_field(&w, "b3", r->b3);
+	jw_bool_field(&w, "head_cut", r->head_cut);
+	jw_object_end(&w);
+	jw_line_end(&w);
+}
+
 static const struct sink_ops json_ops = {
 	.ready = json_ready,
 	.connection = json_connection,
 	.bucket = json_bucket,
+	.http_exchange = json_http_exchange,
 };
 
 void sink_json_init(struct sink *sink, const struct sink_env *env)

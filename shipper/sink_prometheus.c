@@ -76,6 +76,19 @@ static void render_losses(struct prometheus *p, struct strbuf *out)
 			      (unsigned long long)losses.values[i]);
 }
 
+/* Access-log records of HTTP exchanges: what the policy shipped and left out. */
+static void render_http_records(struct prometheus *p, struct strbuf *out)
+{
+	const struct http_record_counts *c = &p->agent->http_records;
+
+	metric_header(out, "kaccess_http_records_total", "counter",
+		      "HTTP access-log records by fate: shipped to the sinks or filtered by http_log_policy.");
+	strbuf_printf(out, "kaccess_http_records_total{fate=\"shipped\"} %llu\n",
+		      (unsigned long long)__atomic_load_n(&c->shipped, __ATOMIC_RELAXED));
+	strbuf_printf(out, "kaccess_http_records_total{fate=\"filtered\"} %llu\n",
+		      (unsigned long long)__atomic_load_n(&c->filtered, __ATOMIC_RELAXED));
+}
+
 static size_t map_entries(int fd, bool is_conn_table)
 {
 	struct agg_rows rows = { 0 };
@@ -398,6 +411,7 @@ static void render_metrics(struct prometheus *p, struct strbuf *out)
 		      "Version, kernel and the hooks chosen for each metric family.");
 	strbuf_printf(out, "kaccess_build_info{%s} 1\n", p->version_labels);
 	render_losses(p, out);
+	render_http_records(p, out);
 	render_map_fill(p, out);
 	render_programs(p, out);
 	render_process(out);

@@ -360,6 +360,59 @@ struct http_totals agent_output_http(const struct agent_output *output, uint64_t
 	return totals;
 }
 
+static void copy_field(json_object *object, const char *key, char *buf, size_t len)
+{
+	const char *value = field_string(object, key);
+
+	snprintf(buf, len, "%s", value ? value : "");
+}
+
+static bool field_bool(json_object *object, const char *key)
+{
+	json_object *value;
+
+	return json_object_object_get_ex(object, key, &value) && json_object_get_boolean(value);
+}
+
+size_t agent_output_http_records(const struct agent_output *output, uint64_t cgroup_id,
+				 const char *role, struct http_record_seen *ret, size_t max)
+{
+	size_t count = 0;
+
+	for (size_t i = 0; i < output->count; i++) {
+		json_object *line = output->lines[i];
+		struct http_record_seen *r;
+
+		if (!is_type(line, "http_exchange") || field_u64(line, "cgroup_id") != cgroup_id ||
+		    !string_matches(field_string(line, "role"), role))
+			continue;
+		if (count < max) {
+			r = &ret[count];
+			memset(r, 0, sizeof(*r));
+			copy_field(line, "method", r->method, sizeof(r->method));
+			copy_field(line, "path", r->path, sizeof(r->path));
+			copy_field(line, "host", r->host, sizeof(r->host));
+			copy_field(line, "version", r->version, sizeof(r->version));
+			copy_field(line, "outcome", r->outcome, sizeof(r->outcome));
+			copy_field(line, "sw8", r->sw8, sizeof(r->sw8));
+			copy_field(line, "traceparent", r->traceparent, sizeof(r->traceparent));
+			copy_field(line, "b3", r->b3, sizeof(r->b3));
+			r->seq = field_u64(line, json_object_object_get_ex(line, "seq", NULL) ? "seq"
+											  : "stream_id");
+			r->status = field_u64(line, "status");
+			r->start_boot_ns = field_u64(line, "start_boot_ns");
+			r->end_boot_ns = field_u64(line, "end_boot_ns");
+			r->request_header_bytes = field_u64(line, "request_header_bytes");
+			r->request_body_bytes = field_u64(line, "request_body_bytes");
+			r->response_header_bytes = field_u64(line, "response_header_bytes");
+			r->response_body_bytes = field_u64(line, "response_body_bytes");
+			r->head_cut = field_bool(line, "head_cut");
+		}
+		count++;
+	}
+	return count;
+}
+
 uint64_t agent_output_rows_of(const struct agent_output *output, uint64_t cgroup_id)
 {
 	uint64_t rows = 0;

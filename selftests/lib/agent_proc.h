@@ -95,6 +95,23 @@ struct http_totals agent_output_http(const struct agent_output *output, uint64_t
 				     const char *role, const char *endpoint,
 				     uint64_t hist_low_ms, uint64_t hist_high_ms);
 
+/* One access-log record ("type": "http_exchange"); strings "" when null. */
+struct http_record_seen {
+	char method[16], path[256], host[256], version[8], outcome[16];
+	char sw8[512], traceparent[256], b3[256];
+	uint64_t seq, status, start_boot_ns, end_boot_ns;
+	uint64_t request_header_bytes, request_body_bytes;
+	uint64_t response_header_bytes, response_body_bytes;
+	bool head_cut;
+};
+
+/*
+ * The records of `cgroup_id` with `role` (NULL = any), in output order,
+ * into `ret` (up to `max`); how many there were in all.
+ */
+size_t agent_output_http_records(const struct agent_output *output, uint64_t cgroup_id,
+				 const char *role, struct http_record_seen *ret, size_t max);
+
 /* Rows of any kind for `cgroup_id`. */
 uint64_t agent_output_rows_of(const struct agent_output *output, uint64_t cgroup_id);
 

@@ -15,7 +15,7 @@ VM_DIR := selftests/vm
 VM_OUTPUT := $(OUTPUT)/vm
 # Tests of userspace alone give the same result on every kernel: the host
 # runs them, the guests do not (they also need python3, which guests lack).
-VM_HOST_ONLY_TESTS := test_k8s test_oap test_rollup
+VM_HOST_ONLY_TESTS := test_k8s test_oap test_rollup test_records
 VM_TEST_NAMES := $(filter-out $(VM_HOST_ONLY_TESTS),$(patsubst selftests/%.c,%,$(TEST_SRCS)))
 VM_TEST_BINS := $(addprefix $(OUTPUT)/selftests/,$(VM_TEST_NAMES))
 export VM_TEST_NAMES

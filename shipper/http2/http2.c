@@ -8,6 +8,7 @@
 
 #include "endpoint_names.h"
 #include "http2.h"
+#include "http_records.h"
 #include "log.h"
 
 #define CONN_SLOTS 1024          /* hash chains of connections */
@@ -16,6 +17,14 @@
 /* Dynamic table sizes a peer may announce; larger ones make its blocks undecodable. */
 #define HPACK_TABLE_MAX_BYTES 65536
 #define METHOD_MAX 16
+#define RECORD_VALUE_MAX 512     /* :authority and trace header values kept for records */
+
+/* The request fields an access-log record shows (only with records on); NULL when absent. */
+enum h2_record_field { H2_AUTHORITY, H2_SW8, H2_TRACEPARENT, H2_B3, H2_RECORD_FIELDS };
+
+static const char *const h2_record_field_names[H2_RECORD_FIELDS] = {
+	":authority", "sw8", "traceparent", "b3",
+};
 
 /* What the header blocks of one stream said. */
 struct h2_stream_names {
@@ -23,6 +32,7 @@ struct h2_stream_names {
 	bool named;              /* :method and :path decoded */
 	uint16_t status;         /* last :status decoded (the final one after 1xx) */
 	uint64_t endpoint;       /* hash of "METHOD:path" */
+	char *record_fields[H2_RECORD_FIELDS]; /* malloc'ed copies, for the record */
 };
 
 /* One direction's HPACK decoding: its inflater and the block being gathered. */
@@ -58,6 +68,9 @@ struct h2_decoded {
 	size_t path_len;
 	uint16_t status;
 	bool has_method, has_path;
+	bool want_record_fields;
+	char record_fields[H2_RECORD_FIELDS][RECORD_VALUE_MAX + 1];
+	bool has_record_field[H2_RECORD_FIELDS];
 };
 
 static uint64_t fnv1a(const char *text, size_t len)
@@ -89,11 +102,21 @@ int h2_exchanges_new(struct h2_exchanges **ret_h2, const struct h2_exchanges_con
 	return 0;
 }
 
+static void stream_fields_free(struct h2_stream_names *stream)
+{
+	for (int i = 0; i < H2_RECORD_FIELDS; i++) {
+		free(stream->record_fields[i]);
+		stream->record_fields[i] = NULL;
+	}
+}
+
 static void connection_free(struct h2_connection *conn)
 {
 	for (int d = 0; d < 2; d++)
 		if (conn->dir[d].inflater)
 			nghttp2_hd_inflate_del(conn->dir[d].inflater);
+	for (size_t i = 0; i < conn->stream_count; i++)
+		stream_fields_free(&conn->streams[i]);
 	free(conn->streams);
 	free(conn);
 }
@@ -188,6 +211,7 @@ static struct h2_stream_names *stream_get(struct h2_connection *conn, uint32_t s
 
 static void stream_forget(struct h2_connection *conn, struct h2_stream_names *stream)
 {
+	stream_fields_free(stream);
 	*stream = conn->streams[--conn->stream_count];
 }
 
@@ -216,6 +240,14 @@ static void decoded_take(struct h2_decoded *out, const nghttp2_nv *nv, bool keep
 		out->has_path = true;
 	} else if (name_is(nv, ":status") && len == 3) {
 		out->status = (nv->value[0] - '0') * 100 + (nv->value[1] - '0') * 10 + (nv->value[2] - '0');
+	} else if (out->want_record_fields) {
+		for (int i = 0; i < H2_RECORD_FIELDS; i++) {
+			if (!name_is(nv, h2_record_field_names[i]) || len > RECORD_VALUE_MAX)
+				continue;
+			memcpy(out->record_fields[i], nv->value, len);
+			out->record_fields[i][len] = '\0';
+			out->has_record_field[i] = true;
+		}
 	}
 }
 
@@ -279,13 +311,19 @@ static void block_done(struct h2_exchanges *h2, struct h2_connection *conn, bool
 {
 	struct h2_direction *dir = &conn->dir[response];
 	struct h2_stream_names *stream = stream_get(conn, stream_id);
-	struct h2_decoded decoded = { 0 };
+	struct h2_decoded decoded = { .want_record_fields = h2->cfg.records && !response };
 	char text[METHOD_MAX + 1 + KACCESS_HTTP_ENDPOINT_MAX + 1];
 	size_t len;
 
 	if (!stream)
 		return;
 	(void)direction_decode(h2, dir, &decoded); /* what decoded is exact, even after a failure */
+	for (int i = 0; i < H2_RECORD_FIELDS; i++) {
+		if (!decoded.has_record_field[i])
+			continue;
+		free(stream->record_fields[i]);
+		stream->record_fields[i] = strdup(decoded.record_fields[i]);
+	}
 	if (response) {
 		if (decoded.status)
 			stream->status = decoded.status;
@@ -419,6 +457,60 @@ static void count_exchange(struct h2_exchanges *h2, const struct kaccess_agg_key
 	row->duration_hist[kaccess_http_latency_bucket(duration_ns)]++;
 }
 
+/* Where an exchange's record comes from: its connection and stream. */
+struct h2_record_source {
+	uint64_t sk, conn_start_ns;
+	uint32_t stream_id;
+	const struct kaccess_agg_key *agg;
+};
+
+/* The exchange's access-log record, to the policy and the sinks. */
+static void submit_record(struct h2_exchanges *h2, const struct h2_record_source *src,
+			  const struct h2_stream_names *names, const struct kaccess_h2_sizes *sizes,
+			  uint32_t outcome, uint64_t end_ns)
+{
+	char endpoint[KACCESS_HTTP_ENDPOINT_MAX + 1], *colon;
+	struct http_record r = {
+		.sk = src->sk,
+		.conn_start_ns = src->conn_start_ns,
+		.agg = *src->agg,
+		.seq = src->stream_id,
+		.version = KACCESS_HTTP_VERSION_2,
+		.start_ns = sizes->start_ns,
+		.end_ns = end_ns > sizes->start_ns ? end_ns : sizes->start_ns,
+		.request_header_bytes = sizes->request_header_bytes,
+		.request_body_bytes = sizes->request_body_bytes,
+	};
+
+	if (!h2->cfg.records)
+		return;
+	if (!sizes->response_blocks) {
+		r.outcome = KACCESS_HTTP_OUTCOME_NO_RESPONSE;
+	} else {
+		r.outcome = outcome == KACCESS_H2_COMPLETE ? KACCESS_HTTP_OUTCOME_COMPLETE
+							   : KACCESS_HTTP_OUTCOME_CUT;
+		r.status = names ? names->status : 0;
+		r.response_header_bytes = sizes->response_header_bytes;
+		r.response_body_bytes = sizes->response_body_bytes;
+	}
+	if (names && names->named &&
+	    endpoint_names_get(h2->cfg.names, names->endpoint, endpoint, sizeof(endpoint)) == 0 &&
+	    (colon = strchr(endpoint, ':'))) {
+		*colon = '\0';
+		r.method = endpoint;
+		r.path = colon + 1;
+	}
+	if (names) {
+		r.host = names->record_fields[H2_AUTHORITY];
+		r.sw8 = names->record_fields[H2_SW8];
+		r.traceparent = names->record_fields[H2_TRACEPARENT];
+		r.b3 = names->record_fields[H2_B3];
+	}
+	r.head_cut = !names || !names->named;
+	/* client streams are odd: 1, 3, 5... are the connection's exchanges 0, 1, 2... */
+	http_records_submit(h2->cfg.records, &r, src->stream_id / 2);
+}
+
 void h2_exchanges_on_stream_end(struct h2_exchanges *h2, const void *data, size_t size)
 {
 	const struct kaccess_h2_stream_event *event = data;
@@ -432,6 +524,9 @@ void h2_exchanges_on_stream_end(struct h2_exchanges *h2, const void *data, size_
 		names = stream_find(conn, event->stream_id);
 	count_exchange(h2, &event->agg, names, &event->sizes, event->outcome, event->end_ns,
 		       event->bucket);
+	submit_record(h2, &(struct h2_record_source){ event->sk, event->conn_start_ns, event->stream_id,
+						      &event->agg },
+		      names, &event->sizes, event->outcome, event->end_ns);
 	if (names)
 		stream_forget(conn, names);
 }
@@ -479,6 +574,9 @@ void h2_exchanges_on_conn_close(struct h2_exchanges *h2, const struct kaccess_co
 			continue;
 		count_exchange(h2, &event->conn.agg, &conn->streams[i], &sizes, KACCESS_H2_CUT, 0,
 			       bucket);
+		submit_record(h2, &(struct h2_record_source){ event->sk, event->conn.start_ns,
+							      key.stream_id, &event->conn.agg },
+			      &conn->streams[i], &sizes, KACCESS_H2_CUT, event->ts_ns);
 	}
 	*slot = conn->next;
 	connection_free(conn);

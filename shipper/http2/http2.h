@@ -34,12 +34,14 @@
 
 struct endpoint_names;
 struct h2_exchanges;
+struct http_records;
 
 struct h2_exchanges_config {
 	struct endpoint_names *names; /* endpoint texts are added here */
 	int streams_map_fd;           /* h2_streams: streams still open when a connection ends */
 	bool keep_query;              /* "METHOD:path?query" (config http_keep_query) */
 	uint64_t *undecoded;          /* incremented per exchange counted without its headers */
+	struct http_records *records; /* access-log records: one per exchange */
 };
 
 int h2_exchanges_new(struct h2_exchanges **ret_h2, const struct h2_exchanges_config *cfg);

@@ -1,0 +1,292 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "config.h"
+#include "endpoint_names.h"
+#include "http_records.h"
+
+/*
+ * Heads wait for their exchange in a chained hash table. Most wait one
+ * round trip; one whose exchange never comes (the request line turned out
+ * not to be HTTP) is dropped by http_records_expire(). Beyond HEADS_MAX
+ * waiting, new heads are not kept and their records count as head_cut.
+ */
+#define HEAD_BUCKETS 4096
+#define HEADS_MAX 65536
+#define HEADER_VALUE_MAX 512
+
+struct pending_head {
+	struct pending_head *next;
+	uint64_t sk, conn_start_ns;
+	uint32_t seq;
+	uint32_t len;
+	uint64_t received_ns;
+	char bytes[];
+};
+
+struct http_records {
+	struct http_records_config cfg;
+	struct pending_head *buckets[HEAD_BUCKETS];
+	size_t head_count;
+};
+
+static uint64_t now_monotonic_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000000000ULL + ts.tv_nsec;
+}
+
+int http_records_new(struct http_records **ret_records, const struct http_records_config *cfg)
+{
+	struct http_records *records = calloc(1, sizeof(*records));
+
+	if (!records)
+		return -ENOMEM;
+	records->cfg = *cfg;
+	if (!records->cfg.sample_rate)
+		records->cfg.sample_rate = 1;
+	*ret_records = records;
+	return 0;
+}
+
+void http_records_free(struct http_records *records)
+{
+	if (!records)
+		return;
+	http_records_expire(records, UINT64_MAX);
+	free(records);
+}
+
+static size_t head_bucket(uint64_t sk, uint64_t conn_start_ns, uint32_t seq)
+{
+	uint64_t h = (sk ^ (conn_start_ns * 0x9e3779b97f4a7c15ULL) ^ seq) * 0xff51afd7ed558ccdULL;
+
+	return (h >> 32) % HEAD_BUCKETS;
+}
+
+/* Unlink and return the head of (sk, conn_start_ns, seq), or NULL. */
+static struct pending_head *head_take(struct http_records *records, uint64_t sk,
+				      uint64_t conn_start_ns, uint32_t seq)
+{
+	struct pending_head **at = &records->buckets[head_bucket(sk, conn_start_ns, seq)];
+
+	for (; *at; at = &(*at)->next) {
+		struct pending_head *head = *at;
+
+		if (head->sk == sk && head->conn_start_ns == conn_start_ns && head->seq == seq) {
+			*at = head->next;
+			records->head_count--;
+			return head;
+		}
+	}
+	return NULL;
+}
+
+void http_records_on_head(struct http_records *records, const void *data, size_t size)
+{
+	const struct kaccess_http_head_event *event = data;
+	struct pending_head *head;
+	size_t bucket;
+
+	if (size < sizeof(*event) || event->len > size - sizeof(*event))
+		return;
+	/* a head never paired (its request line failed) is replaced by the next one */
+	free(head_take(records, event->sk, event->conn_start_ns, event->seq));
+	if (records->head_count >= HEADS_MAX)
+		return;
+	head = malloc(sizeof(*head) + event->len);
+	if (!head)
+		return;
+	head->sk = event->sk;
+	head->conn_start_ns = event->conn_start_ns;
+	head->seq = event->seq;
+	head->len = event->len;
+	head->received_ns = now_monotonic_ns();
+	memcpy(head->bytes, event->bytes, event->len);
+	bucket = head_bucket(head->sk, head->conn_start_ns, head->seq);
+	head->next = records->buckets[bucket];
+	records->buckets[bucket] = head;
+	records->head_count++;
+}
+
+void http_records_expire(struct http_records *records, uint64_t before_ns)
+{
+	for (size_t i = 0; i < HEAD_BUCKETS; i++) {
+		struct pending_head **at = &records->buckets[i];
+
+		while (*at) {
+			struct pending_head *head = *at;
+
+			if (head->received_ns < before_ns) {
+				*at = head->next;
+				records->head_count--;
+				free(head);
+			} else {
+				at = &head->next;
+			}
+		}
+	}
+}
+
+/* The end of the header block in `head` (after its blank line), or 0 when it is not there. */
+static size_t head_end(const char *head, size_t len)
+{
+	for (size_t i = 0; i + 1 < len; i++) {
+		if (head[i] != '\n')
+			continue;
+		if (head[i + 1] == '\n')
+			return i + 2;
+		if (i + 2 < len && head[i + 1] == '\r' && head[i + 2] == '\n')
+			return i + 3;
+	}
+	return 0;
+}
+
+int http_head_header(const char *head, size_t len, const char *name, char *buf, size_t buf_len)
+{
+	size_t name_len = strlen(name);
+	const char *end = head + len;
+	const char *line = memchr(head, '\n', len); /* the request line is no header */
+
+	while (line && ++line < end) {
+		const char *eol = memchr(line, '\n', end - line), *value, *value_end;
+		size_t value_len;
+
+		if (!eol)
+			break; /* a line cut by the copy's end is not trusted */
+		if (eol - line <= 1)
+			break; /* the blank line */
+		if ((size_t)(eol - line) > name_len && line[name_len] == ':' &&
+		    strncasecmp(line, name, name_len) == 0) {
+			value = line + name_len + 1;
+			value_end = eol;
+			while (value < value_end && (*value == ' ' || *value == '\t'))
+				value++;
+			while (value_end > value && (value_end[-1] == '\r' || value_end[-1] == ' ' ||
+						     value_end[-1] == '\t'))
+				value_end--;
+			value_len = value_end - value;
+			if (value_len + 1 > buf_len)
+				return -ENOSPC;
+			memcpy(buf, value, value_len);
+			buf[value_len] = '\0';
+			return 0;
+		}
+		line = eol;
+	}
+	return -ENOENT;
+}
+
+static bool is_error_or_slow(const struct http_records_config *cfg, const struct http_record *r)
+{
+	if (r->outcome != KACCESS_HTTP_OUTCOME_COMPLETE || r->status >= 500)
+		return true;
+	return r->end_ns - r->start_ns >= (uint64_t)cfg->slow_ms * 1000000ULL;
+}
+
+void http_records_submit(struct http_records *records, const struct http_record *record,
+			 uint64_t sample_index)
+{
+	const struct http_records_config *cfg = &records->cfg;
+	bool ship;
+
+	switch (cfg->policy) {
+	case HTTP_LOG_ALL:
+		ship = true;
+		break;
+	case HTTP_LOG_ERRORS_SLOW:
+		ship = is_error_or_slow(cfg, record);
+		break;
+	case HTTP_LOG_SAMPLED:
+		ship = sample_index % cfg->sample_rate == 0;
+		break;
+	default:
+		return; /* none: nothing is made, nothing to count */
+	}
+	if (!ship) {
+		__atomic_add_fetch(&cfg->counts->filtered, 1, __ATOMIC_RELAXED);
+		return;
+	}
+	__atomic_add_fetch(&cfg->counts->shipped, 1, __ATOMIC_RELAXED);
+	if (record->head_cut)
+		__atomic_add_fetch(&cfg->counts->head_cut, 1, __ATOMIC_RELAXED);
+	cfg->ship(cfg->ship_ctx, record);
+}
+
+/* Text fields of one HTTP/1.x record, on the caller's stack. */
+struct record_texts {
+	char endpoint[KACCESS_HTTP_ENDPOINT_MAX + 1];
+	char host[HEADER_VALUE_MAX], sw8[HEADER_VALUE_MAX];
+	char traceparent[HEADER_VALUE_MAX], b3[HEADER_VALUE_MAX];
+};
+
+static const char *header_or_null(const struct pending_head *head, size_t len, const char *name,
+				  char *buf, size_t buf_len)
+{
+	return http_head_header(head->bytes, len, name, buf, buf_len) == 0 ? buf : NULL;
+}
+
+/* Method and path from the endpoint text "METHOD:path"; NULL when unknown. */
+static void set_method_path(struct http_records *records, uint64_t endpoint,
+			    struct record_texts *t, struct http_record *r)
+{
+	char *colon;
+
+	if (endpoint_names_get(records->cfg.names, endpoint, t->endpoint, sizeof(t->endpoint)))
+		return;
+	colon = strchr(t->endpoint, ':');
+	if (!colon)
+		return;
+	*colon = '\0';
+	r->method = t->endpoint;
+	r->path = colon + 1;
+}
+
+void http_records_on_exchange(struct http_records *records, const void *data, size_t size)
+{
+	const struct kaccess_http_exchange_event *e = data;
+	struct pending_head *head;
+	struct record_texts texts;
+	struct http_record r;
+	size_t len = 0;
+
+	if (size < sizeof(*e))
+		return;
+	head = head_take(records, e->sk, e->conn_start_ns, e->seq);
+	memset(&r, 0, sizeof(r));
+	r.sk = e->sk;
+	r.conn_start_ns = e->conn_start_ns;
+	r.agg = e->agg;
+	r.seq = e->seq;
+	r.version = e->version;
+	r.outcome = e->outcome;
+	r.status = e->status;
+	r.start_ns = e->start_ns;
+	r.end_ns = e->end_ns;
+	r.request_header_bytes = e->request_header_bytes;
+	r.request_body_bytes = e->request_body_bytes;
+	r.response_header_bytes = e->response_header_bytes;
+	r.response_body_bytes = e->response_body_bytes;
+	set_method_path(records, e->endpoint, &texts, &r);
+	if (head) {
+		len = head_end(head->bytes, head->len);
+		r.head_cut = !len;
+		if (!len)
+			len = head->len;
+		r.host = header_or_null(head, len, "host", texts.host, sizeof(texts.host));
+		r.sw8 = header_or_null(head, len, "sw8", texts.sw8, sizeof(texts.sw8));
+		r.traceparent = header_or_null(head, len, "traceparent", texts.traceparent,
+					       sizeof(texts.traceparent));
+		r.b3 = header_or_null(head, len, "b3", texts.b3, sizeof(texts.b3));
+	} else {
+		r.head_cut = true;
+	}
+	http_records_submit(records, &r, e->seq);
+	free(head);
+}
