@@ -29,6 +29,10 @@ const volatile bool l24_enabled __weak = true;
 /* Netfilter links are attached in the watched network namespaces (`l24_netfilter`). */
 const volatile bool l24_netfilter __weak = false;
 
+/* tcp:tcp_retransmit_skb reports every attempt with its error (Linux 6.14+,
+ * found from BTF at start); before, only retransmits that went out. */
+const volatile bool retransmit_reports_err __weak = false;
+
 /* Keep the query string in endpoint paths (config `http_keep_query`). */
 const volatile bool http_keep_query __weak = false;
 

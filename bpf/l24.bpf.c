@@ -283,6 +283,9 @@ int BPF_PROG(l24_tcp_retransmit_skb, const struct sock *sk, const struct sk_buff
 
 	if (!conn)
 		return 0;
+	/* an attempt that failed (a clone still queued, no memory) sent nothing */
+	if (retransmit_reports_err && (int)ctx[2])
+		return 0;
 	bpf_core_read(&segments, sizeof(segments), &cb->tcp_gso_segs);
 	row = agg_row(&conn->agg, bpf_ktime_get_ns());
 	if (row)

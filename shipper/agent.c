@@ -362,6 +362,7 @@ static void select_l24_programs(struct agent *agent, const struct kaccess_config
 		bpf_program__set_autoload(prog, cfg->l24 && (tracepoints & (1u << tracepoint)));
 	}
 	agent->skel->rodata->l24_enabled = cfg->l24;
+	agent->skel->rodata->retransmit_reports_err = features->retransmit_reports_err;
 	if (select_netfilter_programs(agent, cfg, features->netfilter_links))
 		agent->l24_measured |= KACCESS_L24_NETFILTER;
 	if (!cfg->l24) {

@@ -40,6 +40,26 @@ static bool has_btf_tracepoint(const struct probe_env *env, const char *tracepoi
 	return btf__find_by_name_kind(env->vmlinux_btf, name, BTF_KIND_TYPEDEF) >= 0;
 }
 
+/* The arguments a BTF tracepoint passes (its btf_trace_ typedef's, less the context), or -1. */
+static int btf_tracepoint_args(const struct probe_env *env, const char *tracepoint)
+{
+	const struct btf_type *type;
+	char name[128];
+	__s32 id;
+
+	if (!env->vmlinux_btf)
+		return -1;
+	snprintf(name, sizeof(name), "btf_trace_%s", tracepoint);
+	id = btf__find_by_name_kind(env->vmlinux_btf, name, BTF_KIND_TYPEDEF);
+	if (id < 0)
+		return -1;
+	type = btf__type_by_id(env->vmlinux_btf, btf__resolve_type(env->vmlinux_btf, id));
+	if (!type || !btf_is_ptr(type))
+		return -1;
+	type = btf__type_by_id(env->vmlinux_btf, type->type);
+	return type && btf_is_func_proto(type) ? (int)btf_vlen(type) - 1 : -1;
+}
+
 static bool has_inet_sock_set_state(const struct probe_env *env)
 {
 	return has_btf_tracepoint(env, "inet_sock_set_state");
@@ -202,6 +222,7 @@ int features_probe(const char *btf_path, struct kernel_features *ret_optional)
 						has_sock_length_tracepoints(&env);
 	ret_optional->fentry = !feature_denied("fentry") && has_fentry(&env);
 	ret_optional->l24_tracepoints = present_l24_tracepoints(&env);
+	ret_optional->retransmit_reports_err = btf_tracepoint_args(&env, "tcp_retransmit_skb") >= 3;
 	/* the program type's context struct arrived with the program type */
 	ret_optional->netfilter_links = !feature_denied("netfilter_links") && env.vmlinux_btf &&
 					btf__find_by_name_kind(env.vmlinux_btf, "bpf_nf_ctx",

@@ -36,6 +36,7 @@ struct kernel_features {
 	bool fentry;                  /* fentry/fexit programs load and attach */
 	unsigned int l24_tracepoints; /* bit (1 << enum l24_tracepoint): present */
 	bool netfilter_links;         /* BPF netfilter programs and links, Linux 6.4 */
+	bool retransmit_reports_err;  /* tcp_retransmit_skb has its err argument */
 };
 
 /* The tracepoint of an L2-L4 program's section ("tp_btf/<name>"), or -ENOENT. */
