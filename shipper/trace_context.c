@@ -5,53 +5,18 @@
 #include <string.h>
 
 #include "trace_context.h"
-
-static int base64_value(char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == '/')
-		return 63;
-	return -1;
-}
+#include "base64.h"
 
 /* Standard base64 with padding (as sw8 carries it) into `out`, NUL-terminated: 0 or -EINVAL. */
-static int base64_decode(const char *in, size_t len, char *out, size_t out_len)
+static int sw8_base64_decode(const char *in, size_t len, char *out, size_t out_len)
 {
-	size_t written = 0;
-	unsigned int bits = 0, nbits = 0;
-
 	if (len % 4)
 		return -EINVAL;
-	for (size_t i = 0; i < len; i++) {
-		int v;
-
-		if (in[i] == '=') {
-			/* only at the end: one or two */
-			if (i + 2 < len || (i + 1 < len && in[i + 1] != '='))
-				return -EINVAL;
-			break;
-		}
-		v = base64_value(in[i]);
-		if (v < 0)
+	for (size_t i = 0; i < len; i++)
+		/* padding only at the end: one or two */
+		if (in[i] == '=' && (i + 2 < len || (i + 1 < len && in[i + 1] != '=')))
 			return -EINVAL;
-		bits = (bits << 6) | (unsigned int)v;
-		nbits += 6;
-		if (nbits >= 8) {
-			nbits -= 8;
-			if (written + 1 >= out_len)
-				return -EINVAL;
-			out[written++] = (char)((bits >> nbits) & 0xff);
-		}
-	}
-	out[written] = '\0';
-	return 0;
+	return base64_decode(in, len, out, out_len) < 0 ? -EINVAL : 0;
 }
 
 /* Split `value` at '-' into up to `max` fields: how many there were. */
@@ -93,8 +58,8 @@ static int parse_sw8(const char *value, struct trace_context *c)
 	if (split_dashes(value, starts, lens, 8) != 8)
 		return -EINVAL;
 	c->provider = TRACE_PROVIDER_SKYWALKING;
-	if (base64_decode(starts[1], lens[1], c->trace_id, sizeof(c->trace_id)) ||
-	    base64_decode(starts[2], lens[2], c->segment_id, sizeof(c->segment_id)) ||
+	if (sw8_base64_decode(starts[1], lens[1], c->trace_id, sizeof(c->trace_id)) ||
+	    sw8_base64_decode(starts[2], lens[2], c->segment_id, sizeof(c->segment_id)) ||
 	    copy_field(c->span_id, sizeof(c->span_id), starts[3], lens[3]) || !c->trace_id[0])
 		return -EINVAL;
 	return 0;

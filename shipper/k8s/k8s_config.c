@@ -9,6 +9,7 @@
 #include <yaml.h>
 
 #include "k8s.h"
+#include "base64.h"
 #include "parse.h"
 
 #define KUBECONFIG_MAX_BYTES (4 << 20)
@@ -375,48 +376,20 @@ static json_object *named_item(json_object *root, const char *list, const char *
 	return NULL;
 }
 
-static int base64_value(char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+' || c == '-')
-		return 62;
-	if (c == '/' || c == '_')
-		return 63;
-	return -1;
-}
-
 /* Standard or URL-safe base64, whitespace ignored, '=' ends it; NUL-terminated. */
-static int base64_decode(const char *text, char **ret_data)
+static int base64_decode_alloc(const char *text, char **ret_data)
 {
-	size_t len = strlen(text), used = 0;
-	char *data = malloc(len / 4 * 3 + 4);
-	unsigned int bits = 0, nbits = 0;
+	size_t len = strlen(text), size = len / 4 * 3 + 4;
+	char *data = malloc(size);
+	int err;
 
 	if (!data)
 		return -ENOMEM;
-	for (size_t i = 0; i < len && text[i] != '='; i++) {
-		int value;
-
-		if (text[i] == ' ' || text[i] == '\n' || text[i] == '\r' || text[i] == '\t')
-			continue;
-		value = base64_value(text[i]);
-		if (value < 0) {
-			free(data);
-			return -EINVAL;
-		}
-		bits = (bits << 6) | (unsigned int)value;
-		nbits += 6;
-		if (nbits >= 8) {
-			nbits -= 8;
-			data[used++] = (char)((bits >> nbits) & 0xff);
-		}
+	err = base64_decode(text, len, data, size);
+	if (err < 0) {
+		free(data);
+		return err;
 	}
-	data[used] = '\0';
 	*ret_data = data;
 	return 0;
 }
@@ -433,7 +406,7 @@ static int load_pem(json_object *obj, const char *key, const char *base_dir, cha
 	snprintf(data_key, sizeof(data_key), "%s-data", key);
 	text = json_string_at(obj, data_key);
 	if (text)
-		return base64_decode(text, ret_pem);
+		return base64_decode_alloc(text, ret_pem);
 	file = json_string_at(obj, key);
 	if (!file)
 		return 0;
