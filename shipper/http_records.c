@@ -1,5 +1,7 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 #include <errno.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -10,22 +12,29 @@
 #include "http_records.h"
 
 /*
- * Heads wait for their exchange in a chained hash table. Most wait one
- * round trip; one whose exchange never comes (the request line turned out
- * not to be HTTP) is dropped by http_records_expire(). Beyond HEADS_MAX
- * waiting, new heads are not kept and their records count as head_cut.
+ * Heads wait for their exchange in a chained hash table, as the four
+ * header values a record takes from them, not their bytes: a request in
+ * flight costs its Host and trace headers. Most wait one round trip; one
+ * whose exchange never comes (the request line turned out not to be HTTP)
+ * is dropped by http_records_expire(). Beyond HEADS_MAX waiting, new
+ * heads are not kept and their records count as head_cut.
  */
 #define HEAD_BUCKETS 4096
-#define HEADS_MAX 65536
+#define HEADS_MAX 16384
 #define HEADER_VALUE_MAX 512
+
+enum head_value { HEAD_HOST, HEAD_SW8, HEAD_TRACEPARENT, HEAD_B3, HEAD_VALUES };
+
+static const char *const head_value_names[HEAD_VALUES] = { "host", "sw8", "traceparent", "b3" };
 
 struct pending_head {
 	struct pending_head *next;
 	uint64_t sk, conn_start_ns;
 	uint32_t seq;
-	uint32_t len;
+	bool cut;                          /* the header block did not end in the copy */
+	int16_t value_at[HEAD_VALUES];     /* offset in `values`, -1: absent */
 	uint64_t received_ns;
-	char bytes[];
+	char values[];                     /* the present values, NUL-terminated */
 };
 
 struct http_records {
@@ -88,6 +97,35 @@ static struct pending_head *head_take(struct http_records *records, uint64_t sk,
 	return NULL;
 }
 
+static size_t head_end(const char *head, size_t len);
+
+/* The record's header values of a request head, packed: NULL on no memory. */
+static struct pending_head *head_pack(const char *bytes, size_t len)
+{
+	char values[HEAD_VALUES][HEADER_VALUE_MAX];
+	size_t block = head_end(bytes, len), total = 0;
+	int16_t value_at[HEAD_VALUES];
+	struct pending_head *head;
+
+	for (int i = 0; i < HEAD_VALUES; i++) {
+		value_at[i] = -1;
+		if (http_head_header(bytes, block ?: len, head_value_names[i], values[i], sizeof(values[i])))
+			continue;
+		value_at[i] = (int16_t)total;
+		total += strlen(values[i]) + 1;
+	}
+	head = malloc(sizeof(*head) + total);
+	if (!head)
+		return NULL;
+	head->cut = !block;
+	for (int i = 0; i < HEAD_VALUES; i++) {
+		head->value_at[i] = value_at[i];
+		if (value_at[i] >= 0)
+			strcpy(head->values + value_at[i], values[i]);
+	}
+	return head;
+}
+
 void http_records_on_head(struct http_records *records, const void *data, size_t size)
 {
 	const struct kaccess_http_head_event *event = data;
@@ -100,15 +138,13 @@ void http_records_on_head(struct http_records *records, const void *data, size_t
 	free(head_take(records, event->sk, event->conn_start_ns, event->seq));
 	if (records->head_count >= HEADS_MAX)
 		return;
-	head = malloc(sizeof(*head) + event->len);
+	head = head_pack((const char *)event->bytes, event->len);
 	if (!head)
 		return;
 	head->sk = event->sk;
 	head->conn_start_ns = event->conn_start_ns;
 	head->seq = event->seq;
-	head->len = event->len;
 	head->received_ns = now_monotonic_ns();
-	memcpy(head->bytes, event->bytes, event->len);
 	bucket = head_bucket(head->sk, head->conn_start_ns, head->seq);
 	head->next = records->buckets[bucket];
 	records->buckets[bucket] = head;
@@ -222,14 +258,11 @@ void http_records_submit(struct http_records *records, const struct http_record 
 /* Text fields of one HTTP/1.x record, on the caller's stack. */
 struct record_texts {
 	char endpoint[KACCESS_HTTP_ENDPOINT_MAX + 1];
-	char host[HEADER_VALUE_MAX], sw8[HEADER_VALUE_MAX];
-	char traceparent[HEADER_VALUE_MAX], b3[HEADER_VALUE_MAX];
 };
 
-static const char *header_or_null(const struct pending_head *head, size_t len, const char *name,
-				  char *buf, size_t buf_len)
+static const char *head_value(const struct pending_head *head, enum head_value which)
 {
-	return http_head_header(head->bytes, len, name, buf, buf_len) == 0 ? buf : NULL;
+	return head->value_at[which] >= 0 ? head->values + head->value_at[which] : NULL;
 }
 
 /* Method and path from the endpoint text "METHOD:path"; NULL when unknown. */
@@ -254,7 +287,6 @@ void http_records_on_exchange(struct http_records *records, const void *data, si
 	struct pending_head *head;
 	struct record_texts texts;
 	struct http_record r;
-	size_t len = 0;
 
 	if (size < sizeof(*e))
 		return;
@@ -275,15 +307,11 @@ void http_records_on_exchange(struct http_records *records, const void *data, si
 	r.response_body_bytes = e->response_body_bytes;
 	set_method_path(records, e->endpoint, &texts, &r);
 	if (head) {
-		len = head_end(head->bytes, head->len);
-		r.head_cut = !len;
-		if (!len)
-			len = head->len;
-		r.host = header_or_null(head, len, "host", texts.host, sizeof(texts.host));
-		r.sw8 = header_or_null(head, len, "sw8", texts.sw8, sizeof(texts.sw8));
-		r.traceparent = header_or_null(head, len, "traceparent", texts.traceparent,
-					       sizeof(texts.traceparent));
-		r.b3 = header_or_null(head, len, "b3", texts.b3, sizeof(texts.b3));
+		r.head_cut = head->cut;
+		r.host = head_value(head, HEAD_HOST);
+		r.sw8 = head_value(head, HEAD_SW8);
+		r.traceparent = head_value(head, HEAD_TRACEPARENT);
+		r.b3 = head_value(head, HEAD_B3);
 	} else {
 		r.head_cut = true;
 	}
