@@ -180,20 +180,6 @@ static __always_inline void adopt_late_client(const struct sock *sk)
 	conn_table_insert((__u64)sk, &conn);
 }
 
-/* The addresses again (the local one is bound now), keeping a translated peer. */
-static __always_inline void conn_reread_addresses(struct kaccess_conn *conn, const struct sock *sk)
-{
-	__u8 translated_peer[KACCESS_ADDR_LEN];
-
-	if (!(conn->flags & KACCESS_CONN_PEER_TRANSLATED)) {
-		conn_read_addresses(conn, sk);
-		return;
-	}
-	__builtin_memcpy(translated_peer, conn->agg.peer_addr, KACCESS_ADDR_LEN);
-	conn_read_addresses(conn, sk);
-	__builtin_memcpy(conn->agg.peer_addr, translated_peer, KACCESS_ADDR_LEN);
-}
-
 /* SYN_SENT -> ESTABLISHED or CLOSE, often in softirq: use the stored owner. */
 static __always_inline int conn_connect_finished(const struct sock *sk, bool established)
 {
@@ -210,7 +196,7 @@ static __always_inline int conn_connect_finished(const struct sock *sk, bool est
 		return 0;
 	now_ns = bpf_ktime_get_ns();
 	duration_ns = now_ns - conn->start_ns;
-	conn_reread_addresses(conn, sk);
+	conn_read_addresses(conn, sk); /* the local one is bound now */
 	count_connect(&conn->agg, now_ns, duration_ns, established);
 	if (established) {
 		conn->state = KACCESS_CONN_ESTABLISHED;

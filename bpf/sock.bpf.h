@@ -140,7 +140,9 @@ static __always_inline void conn_read_addresses(struct kaccess_conn *conn,
 	}
 	conn->local_port = BPF_CORE_READ(sk, __sk_common.skc_num);
 	conn->remote_port = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
-	__builtin_memcpy(conn->agg.peer_addr, conn->remote_addr, KACCESS_ADDR_LEN);
+	/* a peer learned from the first packet (a DNAT's backend) stays the row's */
+	if (!(conn->flags & KACCESS_CONN_PEER_TRANSLATED))
+		__builtin_memcpy(conn->agg.peer_addr, conn->remote_addr, KACCESS_ADDR_LEN);
 }
 
 #endif /* KACCESS_BPF_SOCK_BPF_H */

@@ -73,3 +73,19 @@ void drop_reasons_free(void)
 	reason_names = NULL;
 	reason_count = 0;
 }
+
+void loss_locations_foreach(const struct kaccess_agg_value *v, loss_location_fn fn, void *ctx)
+{
+	__u64 slotted = 0;
+	char unknown[32];
+
+	for (int i = 0; i < KACCESS_LOSS_REASON_SLOTS; i++) {
+		if (!v->write_loss_reason[i])
+			continue;
+		fn(ctx, drop_reason_name(v->write_loss_reason[i], unknown, sizeof(unknown)),
+		   v->write_loss_reason_packets[i]);
+		slotted += v->write_loss_reason_packets[i];
+	}
+	if (v->write_loss_packets > slotted)
+		fn(ctx, "OTHER", v->write_loss_packets - slotted);
+}

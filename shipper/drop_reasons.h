@@ -19,14 +19,12 @@ const char *drop_reason_name(unsigned int reason, char *buf, size_t size);
 
 void drop_reasons_free(void);
 
-/* A row's lost packets whose reason found no slot (more reasons than slots). */
-static inline __u64 loss_unslotted_packets(const struct kaccess_agg_value *v)
-{
-	__u64 slotted = 0;
-
-	for (int i = 0; i < KACCESS_LOSS_REASON_SLOTS; i++)
-		slotted += v->write_loss_reason_packets[i];
-	return v->write_loss_packets - slotted;
-}
+/*
+ * A row's loss locations: `fn` once per reason slot in use, with the
+ * reason's name, then once as "OTHER" for the packets of reasons past the
+ * slots, if any.
+ */
+typedef void (*loss_location_fn)(void *ctx, const char *location, __u64 packets);
+void loss_locations_foreach(const struct kaccess_agg_value *v, loss_location_fn fn, void *ctx);
 
 #endif

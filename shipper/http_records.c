@@ -255,29 +255,23 @@ void http_records_submit(struct http_records *records, const struct http_record 
 	cfg->ship(cfg->ship_ctx, record);
 }
 
-/* Text fields of one HTTP/1.x record, on the caller's stack. */
-struct record_texts {
-	char endpoint[KACCESS_HTTP_ENDPOINT_MAX + 1];
-};
-
 static const char *head_value(const struct pending_head *head, enum head_value which)
 {
 	return head->value_at[which] >= 0 ? head->values + head->value_at[which] : NULL;
 }
 
-/* Method and path from the endpoint text "METHOD:path"; NULL when unknown. */
-static void set_method_path(struct http_records *records, uint64_t endpoint,
-			    struct record_texts *t, struct http_record *r)
+void http_record_set_method_path(struct endpoint_names *names, uint64_t endpoint,
+				 char text[KACCESS_HTTP_ENDPOINT_MAX + 1], struct http_record *r)
 {
 	char *colon;
 
-	if (endpoint_names_get(records->cfg.names, endpoint, t->endpoint, sizeof(t->endpoint)))
+	if (endpoint_names_get(names, endpoint, text, KACCESS_HTTP_ENDPOINT_MAX + 1))
 		return;
-	colon = strchr(t->endpoint, ':');
+	colon = strchr(text, ':');
 	if (!colon)
 		return;
 	*colon = '\0';
-	r->method = t->endpoint;
+	r->method = text;
 	r->path = colon + 1;
 }
 
@@ -285,7 +279,7 @@ void http_records_on_exchange(struct http_records *records, const void *data, si
 {
 	const struct kaccess_http_exchange_event *e = data;
 	struct pending_head *head;
-	struct record_texts texts;
+	char endpoint[KACCESS_HTTP_ENDPOINT_MAX + 1];
 	struct http_record r;
 
 	if (size < sizeof(*e))
@@ -305,7 +299,7 @@ void http_records_on_exchange(struct http_records *records, const void *data, si
 	r.request_body_bytes = e->request_body_bytes;
 	r.response_header_bytes = e->response_header_bytes;
 	r.response_body_bytes = e->response_body_bytes;
-	set_method_path(records, e->endpoint, &texts, &r);
+	http_record_set_method_path(records->cfg.names, e->endpoint, endpoint, &r);
 	if (head) {
 		r.head_cut = head->cut;
 		r.host = head_value(head, HEAD_HOST);

@@ -79,6 +79,13 @@ void http_records_submit(struct http_records *records, const struct http_record 
 void http_records_expire(struct http_records *records, uint64_t before_ns);
 
 /*
+ * Method and path of a record from its endpoint's text ("METHOD:path"),
+ * split in `text`; left NULL when the text is not known.
+ */
+void http_record_set_method_path(struct endpoint_names *names, uint64_t endpoint,
+				 char text[KACCESS_HTTP_ENDPOINT_MAX + 1], struct http_record *r);
+
+/*
  * Header `name` (lower case) of an HTTP/1.x head: its value, without
  * surrounding blanks, copied into `buf`. 0, -ENOENT, or -ENOSPC when it
  * does not fit. Exposed for the unit test.

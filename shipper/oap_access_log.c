@@ -213,34 +213,24 @@ static uint64_t share(uint64_t sum, uint64_t count, uint64_t index)
 	return sum / count + (index < sum % count ? 1 : 0);
 }
 
-static void add_loss_location(struct syscall_batch *b, Skywalking__V3__AccessLogKernelWriteL4Metrics *l4,
-			      const char *location, uint64_t packets)
+struct loss_target {
+	struct syscall_batch *b;
+	Skywalking__V3__AccessLogKernelWriteL4Metrics *l4;
+};
+
+static void add_loss_location(void *ctx, const char *location, __u64 packets)
 {
-	size_t n = l4->n_losspackagemetrics;
+	struct loss_target *t = ctx;
+	struct syscall_batch *b = t->b;
+	size_t n = t->l4->n_losspackagemetrics;
 
 	snprintf(b->loss_names[n], sizeof(b->loss_names[n]), "%s", location);
 	skywalking__v3__access_log_loss_package_metrics__init(&b->losses[n]);
 	b->losses[n].location = b->loss_names[n];
 	b->losses[n].count = (int32_t)(packets > INT32_MAX ? INT32_MAX : packets);
 	b->loss_ptrs[n] = &b->losses[n];
-	l4->n_losspackagemetrics = n + 1;
-	l4->losspackagemetrics = b->loss_ptrs;
-}
-
-/* The row's loss locations: whole, on one log, since a count per location does not split. */
-static void set_write_losses(struct syscall_batch *b, Skywalking__V3__AccessLogKernelWriteL4Metrics *l4,
-			     const struct kaccess_agg_value *v)
-{
-	char unknown[32];
-	uint64_t other = loss_unslotted_packets(v);
-
-	for (int i = 0; i < KACCESS_LOSS_REASON_SLOTS; i++)
-		if (v->write_loss_reason[i])
-			add_loss_location(b, l4, drop_reason_name(v->write_loss_reason[i], unknown,
-								  sizeof(unknown)),
-					  v->write_loss_reason_packets[i]);
-	if (other)
-		add_loss_location(b, l4, "OTHER", other);
+	t->l4->n_losspackagemetrics = n + 1;
+	t->l4->losspackagemetrics = b->loss_ptrs;
 }
 
 /*
@@ -263,8 +253,9 @@ static void set_write_metrics(struct syscall_batch *b, size_t slot, const struct
 	b->write_l4[slot].totaltransmitpackagecount = SHARE(write_packets);
 	b->write_l4[slot].totalpackagesize = SHARE(write_packet_bytes);
 	b->write_l4[slot].totalretransmitpackagecount = SHARE(write_retransmit_packets);
-	if (index == 0 && (m & KACCESS_L24_LOSS))
-		set_write_losses(b, &b->write_l4[slot], v);
+	if (index == 0 && (m & KACCESS_L24_LOSS)) /* whole, on one log: a count does not split */
+		loss_locations_foreach(v, add_loss_location,
+				       &(struct loss_target){ b, &b->write_l4[slot] });
 	op->l4metrics = &b->write_l4[slot];
 	skywalking__v3__access_log_kernel_write_l3_metrics__init(&b->write_l3[slot]);
 	b->write_l3[slot].totalresolvemaccount = SHARE(write_resolve_mac_count);

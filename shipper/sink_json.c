@@ -92,23 +92,20 @@ static void json_l24_fields(struct json_writer *w, unsigned int measured,
 			jw_u64_field(w, l24_fields[i].name, l24_field_value(&l24_fields[i], v));
 }
 
+static void json_loss_location(void *ctx, const char *location, __u64 packets)
+{
+	jw_u64_field(ctx, location, packets);
+}
+
 /* Where the connection's sent packets were dropped: {"NETFILTER_DROP": 3, ...}. */
 static void json_loss_locations(struct json_writer *w, unsigned int measured,
 				const struct kaccess_agg_value *v)
 {
-	char unknown[32];
-	__u64 other = loss_unslotted_packets(v);
-
 	if (!(measured & KACCESS_L24_LOSS) || !v->write_loss_packets)
 		return;
 	jw_key(w, "write_loss_locations");
 	jw_object_begin(w);
-	for (int i = 0; i < KACCESS_LOSS_REASON_SLOTS; i++)
-		if (v->write_loss_reason[i])
-			jw_u64_field(w, drop_reason_name(v->write_loss_reason[i], unknown, sizeof(unknown)),
-				     v->write_loss_reason_packets[i]);
-	if (other)
-		jw_u64_field(w, "OTHER", other);
+	loss_locations_foreach(v, json_loss_location, w);
 	jw_object_end(w);
 }
 

@@ -469,7 +469,7 @@ static void submit_record(struct h2_exchanges *h2, const struct h2_record_source
 			  const struct h2_stream_names *names, const struct kaccess_h2_sizes *sizes,
 			  uint32_t outcome, uint64_t end_ns)
 {
-	char endpoint[KACCESS_HTTP_ENDPOINT_MAX + 1], *colon;
+	char endpoint[KACCESS_HTTP_ENDPOINT_MAX + 1];
 	struct http_record r = {
 		.sk = src->sk,
 		.conn_start_ns = src->conn_start_ns,
@@ -493,13 +493,8 @@ static void submit_record(struct h2_exchanges *h2, const struct h2_record_source
 		r.response_header_bytes = sizes->response_header_bytes;
 		r.response_body_bytes = sizes->response_body_bytes;
 	}
-	if (names && names->named &&
-	    endpoint_names_get(h2->cfg.names, names->endpoint, endpoint, sizeof(endpoint)) == 0 &&
-	    (colon = strchr(endpoint, ':'))) {
-		*colon = '\0';
-		r.method = endpoint;
-		r.path = colon + 1;
-	}
+	if (names && names->named)
+		http_record_set_method_path(h2->cfg.names, names->endpoint, endpoint, &r);
 	if (names) {
 		r.host = names->record_fields[H2_AUTHORITY];
 		r.sw8 = names->record_fields[H2_SW8];
