@@ -50,6 +50,9 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 /* Tracked packets a qdisc holds now: net_dev_start_xmit looks them up only then. */
 __s64 xmit_queued_count = 0;
 
+/* Set by the shipper once l24_flush_cpu runs on every CPU: the slots may hold sums. */
+volatile __u32 l24_combining = 0;
+
 static __always_inline struct l24_cpu *l24_this_cpu(void)
 {
 	__u32 zero = 0;
@@ -66,6 +69,42 @@ static __always_inline struct kaccess_conn *conn_of_sock(const struct sock *sk)
 	return bpf_map_lookup_elem(&conn_table, &key);
 }
 
+/*
+ * A tracked socket's L2-L4 state, without a hash lookup: set once its
+ * connection is final. NULL for every other socket (and for NULL).
+ */
+static __always_inline struct l24_sock *l24_sock_of(struct sock *sk)
+{
+	struct l24_sock *s = bpf_sk_storage_get(&l24_socks, sk, 0, 0);
+
+	return s && s->agg_ready ? s : NULL;
+}
+
+/* The connection's rows will keep this key: accept() no longer takes it over. */
+static __always_inline bool conn_is_final(const struct kaccess_conn *conn)
+{
+	return conn->state == KACCESS_CONN_ESTABLISHED &&
+	       !(conn->flags & KACCESS_CONN_ACCEPT_PENDING);
+}
+
+/*
+ * The socket's state for a tracked connection found in conn_table, created
+ * the first time. Its key is copied only once final, so that it never
+ * differs from the connection's; until then readers ask conn_table.
+ */
+static __always_inline struct l24_sock *l24_sock_attach(struct sock *sk,
+							 const struct kaccess_conn *conn)
+{
+	struct l24_sock *s = bpf_sk_storage_get(&l24_socks, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+
+	if (!s || s->agg_ready || !conn_is_final(conn))
+		return s;
+	s->agg = conn->agg;
+	asm volatile("" ::: "memory"); /* the key before the flag that publishes it */
+	s->agg_ready = 1;
+	return s;
+}
+
 static __always_inline struct xmit_window *xmit_window_of(struct l24_cpu *cpu, __u64 skb)
 {
 	for (int i = 0; i < XMIT_WINDOW_SLOTS; i++)
@@ -79,7 +118,149 @@ static __always_inline struct xmit_window *xmit_window_next(struct l24_cpu *cpu)
 	return &cpu->xmit[cpu->xmit_next++ & (XMIT_WINDOW_SLOTS - 1)];
 }
 
-/* ---- transmit ---------------------------------------------------------- */
+/* ---- write combining (struct l24_combine) -------------------------------- */
+
+static __always_inline bool agg_key_equal(const struct kaccess_agg_key *a,
+					  const struct kaccess_agg_key *b)
+{
+	const __u64 *x = (const __u64 *)a, *y = (const __u64 *)b;
+
+	return x[0] == y[0] && x[1] == y[1] && x[2] == y[2] && x[3] == y[3];
+}
+
+#define sums_move(row, sums, field)                                                    \
+	do {                                                                           \
+		if ((sums)->field) {                                                   \
+			agg_add((row)->field, (sums)->field);                          \
+			(sums)->field = 0;                                             \
+		}                                                                      \
+	} while (0)
+
+/* Add `sums` to the row of (agg, bucket) and zero them. */
+static __always_inline void l24_sums_flush(struct l24_sums *sums, const struct kaccess_agg_key *agg,
+					   __u64 bucket)
+{
+	struct kaccess_agg_value *row = bucket & 1 ? agg_row_in(&agg_gen1, agg, bucket)
+						   : agg_row_in(&agg_gen0, agg, bucket);
+
+	if (!row) { /* counted by agg_row_in */
+		__builtin_memset(sums, 0, sizeof(*sums));
+		return;
+	}
+	sums_move(row, sums, write_packets);
+	sums_move(row, sums, write_packet_bytes);
+	sums_move(row, sums, write_l2_duration_ns_sum);
+	sums_move(row, sums, write_l2_enter_queue_count);
+	sums_move(row, sums, write_l2_ready_send_duration_ns_sum);
+	sums_move(row, sums, write_l2_device_send_duration_ns_sum);
+	sums_move(row, sums, write_l3_duration_ns_sum);
+	sums_move(row, sums, write_l3_local_duration_ns_sum);
+	sums_move(row, sums, write_l3_output_duration_ns_sum);
+	sums_move(row, sums, write_netfilter_count);
+	sums_move(row, sums, write_netfilter_duration_ns_sum);
+	sums_move(row, sums, read_packets);
+	sums_move(row, sums, read_packet_bytes);
+	sums_move(row, sums, read_l4_duration_ns_sum);
+	sums_move(row, sums, read_l3_duration_ns_sum);
+	sums_move(row, sums, read_l2_to_queue_duration_ns_sum);
+	sums_move(row, sums, read_l2_from_queue_duration_ns_sum);
+	sums_move(row, sums, read_l3_rcv_duration_ns_sum);
+	sums_move(row, sums, read_l3_local_duration_ns_sum);
+	sums_move(row, sums, read_netfilter_count);
+	sums_move(row, sums, read_netfilter_duration_ns_sum);
+}
+
+/* The slot of `agg` in this bucket: its own, a free one, or one given up (flushed). */
+static __always_inline struct l24_combine *l24_combine_slot(struct l24_cpu *cpu,
+							    const struct kaccess_agg_key *agg,
+							    __u64 now_ns)
+{
+	struct l24_combine *slot, *taken = NULL;
+
+	for (int i = 0; i < L24_COMBINE_SLOTS; i++) {
+		slot = &cpu->combine[i];
+		if (!slot->bucket) {
+			taken = taken ?: slot;
+		} else if (agg_key_equal(&slot->agg, agg)) {
+			if (now_ns < slot->bucket_end_ns)
+				return slot;
+			taken = slot; /* its bucket ended */
+			break;
+		}
+	}
+	if (!taken)
+		taken = &cpu->combine[cpu->combine_next++ & (L24_COMBINE_SLOTS - 1)];
+	if (taken->bucket)
+		l24_sums_flush(&taken->sums, &taken->agg, taken->bucket);
+	taken->agg = *agg;
+	taken->bucket = (now_ns + wall_offset_ns) / bucket_ns;
+	taken->bucket_end_ns = (taken->bucket + 1) * bucket_ns - wall_offset_ns;
+	return taken;
+}
+
+/*
+ * The sums a packet adds to, with plain adds: its key's slot on this CPU.
+ * A program that interrupted another one (or the flush) while it held the
+ * slots, or any program while combining is off, gets nested sums instead
+ * (*nested set), which l24_sums_end moves to the row at once. An
+ * interrupting program always ends before the one it interrupted goes on,
+ * so the flags need no atomics. NULL only three levels deep.
+ */
+static __always_inline struct l24_sums *l24_sums_begin(struct l24_cpu *cpu,
+						       const struct kaccess_agg_key *agg,
+						       __u64 now_ns, bool *nested)
+{
+	__u32 depth;
+
+	*nested = !l24_combining || cpu->combine_busy;
+	if (!*nested) {
+		cpu->combine_busy = 1;
+		return &l24_combine_slot(cpu, agg, now_ns)->sums;
+	}
+	depth = cpu->nested_depth;
+	if (depth >= 2)
+		return NULL;
+	cpu->nested_depth = depth + 1;
+	return &cpu->nested[depth & 1];
+}
+
+static __always_inline void l24_sums_end(struct l24_cpu *cpu, struct l24_sums *sums, bool nested,
+					 const struct kaccess_agg_key *agg, __u64 now_ns)
+{
+	if (!nested) {
+		cpu->combine_busy = 0;
+		return;
+	}
+	l24_sums_flush(sums, agg, (now_ns + wall_offset_ns) / bucket_ns);
+	cpu->nested_depth--;
+}
+
+/*
+ * Run by the shipper on every CPU (BPF_PROG_TEST_RUN on that CPU) before
+ * a drain and at exit: every slot's sums go to their rows. Returns 1 when
+ * it interrupted a program that holds the slots; the shipper runs it again.
+ */
+SEC("raw_tp")
+int l24_flush_cpu(void *ctx)
+{
+	struct l24_cpu *cpu = l24_this_cpu();
+
+	if (!cpu)
+		return 0;
+	if (cpu->combine_busy)
+		return 1;
+	cpu->combine_busy = 1;
+	for (int i = 0; i < L24_COMBINE_SLOTS; i++) {
+		struct l24_combine *slot = &cpu->combine[i];
+
+		if (!slot->bucket)
+			continue;
+		l24_sums_flush(&slot->sums, &slot->agg, slot->bucket);
+		slot->bucket = 0;
+	}
+	cpu->combine_busy = 0;
+	return 0;
+}
 
 /* The packet's IP output windows (bpf/netfilter.bpf.c), when links saw it. */
 static __always_inline void xmit_window_take_l3(struct xmit_window *window, struct nf_egress *egress)
@@ -99,16 +280,16 @@ static __always_inline void xmit_window_take_l3(struct xmit_window *window, stru
 }
 
 /* L3 of a sent packet: from LOCAL_OUT to the driver, or to the qdisc that took it. */
-static __always_inline void xmit_account_l3(struct kaccess_agg_value *row,
-					    const struct xmit_window *window, __u64 now_ns)
+static __always_inline void xmit_account_l3(struct l24_sums *sums, const struct xmit_window *window,
+					    __u64 now_ns)
 {
 	if (!window->l3_start_ns)
 		return;
-	agg_add(row->write_l3_duration_ns_sum, (window->l3_end_ns ?: now_ns) - window->l3_start_ns);
-	agg_add(row->write_l3_local_duration_ns_sum, window->l3_local_ns);
-	agg_add(row->write_l3_output_duration_ns_sum, window->l3_output_ns);
-	agg_add(row->write_netfilter_count, window->netfilter_count);
-	agg_add(row->write_netfilter_duration_ns_sum, window->netfilter_ns);
+	sums->write_l3_duration_ns_sum += (window->l3_end_ns ?: now_ns) - window->l3_start_ns;
+	sums->write_l3_local_duration_ns_sum += window->l3_local_ns;
+	sums->write_l3_output_duration_ns_sum += window->l3_output_ns;
+	sums->write_netfilter_count += window->netfilter_count;
+	sums->write_netfilter_duration_ns_sum += window->netfilter_ns;
 }
 
 static __always_inline bool addr_equal(const __u8 a[KACCESS_ADDR_LEN], const __u8 b[KACCESS_ADDR_LEN])
@@ -152,23 +333,37 @@ static __always_inline void conn_learn_translated_peer(struct kaccess_conn *conn
 	conn->flags |= KACCESS_CONN_PEER_TRANSLATED;
 }
 
+/* The row key of a sent packet's connection; NULL when not tracked. */
+static __always_inline const struct kaccess_agg_key *xmit_conn_agg(struct sk_buff *skb)
+{
+	struct l24_sock *s = l24_sock_of(skb->sk);
+	struct kaccess_conn *conn;
+
+	if (s)
+		return &s->agg;
+	conn = conn_of_sock(skb->sk);
+	if (!conn)
+		return NULL;
+	if (conn->state == KACCESS_CONN_CONNECTING)
+		conn_learn_translated_peer(conn, skb);
+	return &conn->agg;
+}
+
 SEC("tp_btf/net_dev_queue")
 int BPF_PROG(l24_net_dev_queue, struct sk_buff *skb)
 {
-	struct kaccess_conn *conn = conn_of_sock(skb->sk);
+	const struct kaccess_agg_key *agg = xmit_conn_agg(skb);
 	struct l24_cpu *cpu;
 	struct xmit_window *window;
 
-	if (!conn)
+	if (!agg)
 		return 0;
-	if (conn->state == KACCESS_CONN_CONNECTING)
-		conn_learn_translated_peer(conn, skb);
 	cpu = l24_this_cpu();
 	if (!cpu)
 		return 0;
 	if (cpu->updating_neigh && !cpu->resolved_conn) {
 		/* a packet that waited for this neighbour leaves now */
-		cpu->resolved_agg = conn->agg;
+		cpu->resolved_agg = *agg;
 		cpu->resolved_conn = 1;
 	}
 	window = xmit_window_next(cpu);
@@ -176,7 +371,7 @@ int BPF_PROG(l24_net_dev_queue, struct sk_buff *skb)
 	window->queued_ns = bpf_ktime_get_ns();
 	window->start_xmit_ns = 0;
 	window->enqueued = 0;
-	window->agg = conn->agg;
+	window->agg = *agg;
 	xmit_window_take_l3(window, &cpu->egress);
 	return 0;
 }
@@ -241,8 +436,9 @@ int BPF_PROG(l24_net_dev_xmit, struct sk_buff *skb, int rc, struct net_device *d
 	     unsigned int skb_len)
 {
 	struct l24_cpu *cpu = l24_this_cpu();
-	struct kaccess_agg_value *row;
 	struct xmit_window *window;
+	struct l24_sums *sums;
+	bool nested;
 	__u64 now_ns;
 
 	if (!cpu)
@@ -254,21 +450,24 @@ int BPF_PROG(l24_net_dev_xmit, struct sk_buff *skb, int rc, struct net_device *d
 	if (rc != NETDEV_TX_OK)
 		return 0;
 	now_ns = bpf_ktime_get_ns();
-	row = agg_row(&window->agg, now_ns);
-	if (!row)
-		return 0;
-	agg_add(row->write_packets, 1);
-	agg_add(row->write_packet_bytes, skb_len);
-	agg_add(row->write_l2_duration_ns_sum, now_ns - window->queued_ns);
-	if (window->enqueued)
-		agg_add(row->write_l2_enter_queue_count, 1);
-	xmit_account_l3(row, window, now_ns);
-	if (!window->start_xmit_ns) {
+	sums = l24_sums_begin(cpu, &window->agg, now_ns, &nested);
+	if (!sums) {
 		count_loss(KACCESS_CTR_L24_WINDOW_LOST);
 		return 0;
 	}
-	agg_add(row->write_l2_ready_send_duration_ns_sum, window->start_xmit_ns - window->queued_ns);
-	agg_add(row->write_l2_device_send_duration_ns_sum, now_ns - window->start_xmit_ns);
+	sums->write_packets++;
+	sums->write_packet_bytes += skb_len;
+	sums->write_l2_duration_ns_sum += now_ns - window->queued_ns;
+	if (window->enqueued)
+		sums->write_l2_enter_queue_count++;
+	xmit_account_l3(sums, window, now_ns);
+	if (window->start_xmit_ns) {
+		sums->write_l2_ready_send_duration_ns_sum += window->start_xmit_ns - window->queued_ns;
+		sums->write_l2_device_send_duration_ns_sum += now_ns - window->start_xmit_ns;
+	} else {
+		count_loss(KACCESS_CTR_L24_WINDOW_LOST);
+	}
+	l24_sums_end(cpu, sums, nested, &window->agg, now_ns);
 	return 0;
 }
 
@@ -416,49 +615,99 @@ static __always_inline __u32 tcp_payload_length(const struct sk_buff *skb)
 }
 
 /* A received segment's netfilter hook windows (bpf/netfilter.bpf.c), every segment. */
-static __always_inline void receive_account_hooks(struct kaccess_agg_value *row,
+static __always_inline void receive_account_hooks(struct l24_sums *sums,
 						  const struct nf_ingress *ingress)
 {
-	agg_add(row->read_l3_rcv_duration_ns_sum, ingress->rcv_ns);
-	agg_add(row->read_l3_local_duration_ns_sum, ingress->local_ns);
-	agg_add(row->read_netfilter_count, ingress->netfilter_count);
-	agg_add(row->read_netfilter_duration_ns_sum, ingress->netfilter_ns);
+	sums->read_l3_rcv_duration_ns_sum += ingress->rcv_ns;
+	sums->read_l3_local_duration_ns_sum += ingress->local_ns;
+	sums->read_netfilter_count += ingress->netfilter_count;
+	sums->read_netfilter_duration_ns_sum += ingress->netfilter_ns;
+}
+
+/* A time before or after TCP's, as a stamp keeps it: 0 when unknown or out of range. */
+static __always_inline __u32 stamp_delta_ns(__u64 later_ns, __u64 earlier_ns)
+{
+	__u64 delta_ns = later_ns - earlier_ns;
+
+	if (!earlier_ns || later_ns < earlier_ns || delta_ns > 0xffffffffULL)
+		return 0;
+	return delta_ns ?: 1;
+}
+
+/* A data segment's stamp, in the socket's ring (the oldest unread one gives way). */
+static __always_inline __u32 rx_stamp_store(struct l24_sock *s, const struct l24_cpu *cpu,
+					    __u64 skb, __u64 now_ns)
+{
+	__u32 slot = s->rx_next++ & (RX_STAMP_SLOTS - 1);
+	struct rx_stamp *stamp = &s->rx[slot];
+
+	stamp->skb = skb;
+	stamp->tcp_ns = now_ns;
+	stamp->queued_after_ns = 0;
+	/* Processed from the socket backlog (the owner held the lock): the
+	 * receive time is another CPU's or gone, so L3 starts here (0). */
+	stamp->received_before_ns = cpu->received_skb == skb ? stamp_delta_ns(now_ns, cpu->received_ns) : 0;
+	stamp->l3_before_ns = 0;
+	stamp->local_in_before_ns = 0;
+	if (l24_netfilter && cpu->ingress.skb == skb) {
+		stamp->l3_before_ns = stamp_delta_ns(now_ns, cpu->ingress.l3_start_ns);
+		stamp->local_in_before_ns = stamp_delta_ns(now_ns, cpu->ingress.local_in_ns);
+	}
+	return slot;
+}
+
+/* The socket and row key of a received segment; NULL when not tracked. */
+static __always_inline struct l24_sock *receive_conn(struct sock *sk,
+						     const struct kaccess_agg_key **agg)
+{
+	struct l24_sock *s = l24_sock_of(sk);
+	struct kaccess_conn *conn;
+
+	if (s) {
+		*agg = &s->agg;
+		return s;
+	}
+	conn = conn_of_sock(sk);
+	if (!conn)
+		return NULL;
+	*agg = &conn->agg;
+	s = l24_sock_attach(sk, conn);
+	if (!s) /* no memory for the storage: counted, not timed */
+		count_loss(KACCESS_CTR_L24_WINDOW_LOST);
+	return s;
 }
 
 /* TCP takes a segment of an established connection (ACK-only ones too). */
 SEC("tp_btf/tcp_probe")
 int BPF_PROG(l24_tcp_probe, struct sock *sk, struct sk_buff *skb)
 {
-	struct kaccess_conn *conn = conn_of_sock(sk);
+	const struct kaccess_agg_key *agg = NULL;
 	__u64 now_ns, key = (__u64)skb;
-	struct kaccess_agg_value *row;
-	struct rx_stamp stamp = {};
+	struct l24_sums *sums;
 	struct l24_cpu *cpu;
+	struct l24_sock *s;
+	bool nested;
 
-	if (!conn)
+	s = receive_conn(sk, &agg);
+	if (!agg)
+		return 0;
+	cpu = l24_this_cpu();
+	if (!cpu)
 		return 0;
 	now_ns = bpf_ktime_get_ns();
-	row = agg_row(&conn->agg, now_ns);
-	cpu = l24_this_cpu();
-	if (row) {
-		agg_add(row->read_packets, 1);
-		agg_add(row->read_packet_bytes, wire_length(skb));
-		if (cpu && l24_netfilter && cpu->ingress.skb == key)
-			receive_account_hooks(row, &cpu->ingress);
+	sums = l24_sums_begin(cpu, agg, now_ns, &nested);
+	if (sums) {
+		sums->read_packets++;
+		sums->read_packet_bytes += wire_length(skb);
+		if (l24_netfilter && cpu->ingress.skb == key)
+			receive_account_hooks(sums, &cpu->ingress);
+		l24_sums_end(cpu, sums, nested, agg, now_ns);
+	} else {
+		count_loss(KACCESS_CTR_L24_WINDOW_LOST);
 	}
-	if (!cpu || !tcp_payload_length(skb))
-		return 0; /* nothing a reader will copy */
-	if (l24_netfilter && cpu->ingress.skb == key) {
-		stamp.l3_start_ns = cpu->ingress.l3_start_ns;
-		stamp.local_in_ns = cpu->ingress.local_in_ns;
-	}
-	/* Processed from the socket backlog (the owner held the lock): the
-	 * receive time is another CPU's or gone, so L3 starts here. */
-	stamp.received_ns = cpu->received_skb == key ? cpu->received_ns : now_ns;
-	stamp.tcp_ns = now_ns;
-	stamp.sk = (__u64)sk;
-	stamp.agg = conn->agg;
-	bpf_map_update_elem(&rx_stamps, &key, &stamp, BPF_ANY);
+	if (!s || !tcp_payload_length(skb))
+		return 0; /* nothing a reader will copy, or nowhere to time it */
+	cpu->probed_slot = rx_stamp_store(s, cpu, key, now_ns);
 	cpu->probed_sk = (__u64)sk;
 	cpu->probed_skb = key;
 	return 0;
@@ -470,46 +719,89 @@ int BPF_PROG(l24_sk_data_ready, const struct sock *sk)
 {
 	struct l24_cpu *cpu = l24_this_cpu();
 	struct rx_stamp *stamp;
-	__u64 skb;
+	struct l24_sock *s;
 
 	if (!cpu || cpu->probed_sk != (__u64)sk)
 		return 0;
 	cpu->probed_sk = 0;
-	skb = cpu->probed_skb;
-	stamp = bpf_map_lookup_elem(&rx_stamps, &skb);
-	if (stamp && !stamp->queued_ns)
-		stamp->queued_ns = bpf_ktime_get_ns();
+	s = bpf_sk_storage_get(&l24_socks, (struct sock *)sk, 0, 0);
+	if (!s)
+		return 0;
+	stamp = &s->rx[cpu->probed_slot & (RX_STAMP_SLOTS - 1)];
+	if (stamp->skb == cpu->probed_skb && !stamp->queued_after_ns)
+		stamp->queued_after_ns = stamp_delta_ns(bpf_ktime_get_ns(), stamp->tcp_ns);
 	return 0;
+}
+
+/* The newest stamp of `skb` (an older one may be a merged segment's, at a reused address). */
+static __always_inline struct rx_stamp *rx_stamp_find(struct l24_sock *s, __u64 skb)
+{
+	__u32 next = s->rx_next;
+
+	for (__u32 i = 1; i <= RX_STAMP_SLOTS; i++) {
+		struct rx_stamp *stamp = &s->rx[(next - i) & (RX_STAMP_SLOTS - 1)];
+
+		if (stamp->skb == skb)
+			return stamp;
+	}
+	return NULL;
+}
+
+/* The receive windows of a copied segment, from its stamp. */
+static __always_inline void receive_account_windows(struct l24_sums *sums,
+						    const struct rx_stamp *stamp, __u64 now_ns)
+{
+	__u64 queued_ns = stamp->tcp_ns + stamp->queued_after_ns; /* no sk_data_ready: TCP's start */
+	__u64 received_ns = stamp->tcp_ns - stamp->received_before_ns;
+	__u64 l3_start_ns = stamp->l3_before_ns ? stamp->tcp_ns - stamp->l3_before_ns : received_ns;
+	__u64 local_in_ns = stamp->local_in_before_ns ? stamp->tcp_ns - stamp->local_in_before_ns
+						      : queued_ns;
+
+	sums->read_l4_duration_ns_sum += stamp->queued_after_ns;
+	/* with netfilter links L3 starts at PRE_ROUTING and L2 ends at LOCAL_IN */
+	sums->read_l3_duration_ns_sum += queued_ns - l3_start_ns;
+	sums->read_l2_to_queue_duration_ns_sum += local_in_ns - received_ns;
+	sums->read_l2_from_queue_duration_ns_sum += now_ns - queued_ns;
 }
 
 /* A reader copies the segment: its receive windows end. */
 SEC("tp_btf/skb_copy_datagram_iovec")
 int BPF_PROG(l24_skb_copy_datagram_iovec, const struct sk_buff *skb, int len)
 {
-	__u64 key = (__u64)skb, now_ns, queued_ns;
-	struct kaccess_agg_value *row;
+	struct sock *sk = skb->sk;
+	struct l24_sock *s = bpf_sk_storage_get(&l24_socks, sk, 0, 0);
+	const struct kaccess_agg_key *agg;
+	struct kaccess_conn *conn;
 	struct rx_stamp *stamp;
+	struct l24_sums *sums;
+	struct l24_cpu *cpu;
+	bool nested;
+	__u64 now_ns;
 
-	stamp = bpf_map_lookup_elem(&rx_stamps, &key);
+	if (!s)
+		return 0;
+	stamp = rx_stamp_find(s, (__u64)skb);
 	if (!stamp)
 		return 0;
-	if (stamp->sk != (__u64)skb->sk) { /* a reused sk_buff address */
-		bpf_map_delete_elem(&rx_stamps, &key);
+	stamp->skb = 0; /* one copy ends the windows; a partial read's rest is not timed again */
+	if (s->agg_ready) {
+		agg = &s->agg;
+	} else {
+		conn = conn_of_sock(sk); /* received before accept() took the connection over */
+		if (!conn)
+			return 0;
+		agg = &conn->agg;
+	}
+	cpu = l24_this_cpu();
+	if (!cpu)
+		return 0;
+	now_ns = bpf_ktime_get_ns();
+	sums = l24_sums_begin(cpu, agg, now_ns, &nested);
+	if (!sums) {
+		count_loss(KACCESS_CTR_L24_WINDOW_LOST);
 		return 0;
 	}
-	now_ns = bpf_ktime_get_ns();
-	queued_ns = stamp->queued_ns ?: stamp->tcp_ns; /* no sk_data_ready: TCP's start */
-	row = agg_row(&stamp->agg, now_ns);
-	if (row) {
-		if (stamp->queued_ns)
-			agg_add(row->read_l4_duration_ns_sum, stamp->queued_ns - stamp->tcp_ns);
-		/* with netfilter links L3 starts at PRE_ROUTING and L2 ends at LOCAL_IN */
-		agg_add(row->read_l3_duration_ns_sum,
-			queued_ns - (stamp->l3_start_ns ?: stamp->received_ns));
-		agg_add(row->read_l2_to_queue_duration_ns_sum,
-			(stamp->local_in_ns ?: queued_ns) - stamp->received_ns);
-		agg_add(row->read_l2_from_queue_duration_ns_sum, now_ns - queued_ns);
-	}
-	bpf_map_delete_elem(&rx_stamps, &key);
+	receive_account_windows(sums, stamp, now_ns);
+	l24_sums_end(cpu, sums, nested, agg, now_ns);
 	return 0;
 }

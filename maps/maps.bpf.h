@@ -454,6 +454,39 @@ struct nf_ingress {
 
 #define XMIT_WINDOW_SLOTS 4 /* transmits nested on one CPU (tunnels) */
 
+/*
+ * The packet-path fields of struct kaccess_agg_value (same names), summed
+ * per CPU before they reach a row: see struct l24_combine.
+ */
+struct l24_sums {
+	__u64 write_packets, write_packet_bytes;
+	__u64 write_l2_duration_ns_sum, write_l2_enter_queue_count;
+	__u64 write_l2_ready_send_duration_ns_sum, write_l2_device_send_duration_ns_sum;
+	__u64 write_l3_duration_ns_sum, write_l3_local_duration_ns_sum, write_l3_output_duration_ns_sum;
+	__u64 write_netfilter_count, write_netfilter_duration_ns_sum;
+	__u64 read_packets, read_packet_bytes;
+	__u64 read_l4_duration_ns_sum, read_l3_duration_ns_sum;
+	__u64 read_l2_to_queue_duration_ns_sum, read_l2_from_queue_duration_ns_sum;
+	__u64 read_l3_rcv_duration_ns_sum, read_l3_local_duration_ns_sum;
+	__u64 read_netfilter_count, read_netfilter_duration_ns_sum;
+};
+
+/*
+ * Write combining: one row key's packet sums of one bucket on this CPU.
+ * A packet adds here with plain adds instead of finding its row in the
+ * hash and adding atomically; the sums move to the row when the slot is
+ * needed for another key or bucket, and when the shipper runs l24_flush_cpu
+ * on every CPU before each drain.
+ */
+struct l24_combine {
+	struct kaccess_agg_key agg;
+	__u64 bucket;          /* 0: slot free */
+	__u64 bucket_end_ns;   /* monotonic: the bucket's end, as agg_row computes it */
+	struct l24_sums sums;
+};
+
+#define L24_COMBINE_SLOTS 4 /* row keys combined at once per CPU */
+
 /* Per-CPU transmit state; also the neighbour update in progress on this CPU. */
 struct l24_cpu {
 	struct xmit_window xmit[XMIT_WINDOW_SLOTS];
@@ -465,11 +498,22 @@ struct l24_cpu {
 	__u64 received_ns;
 	__u64 probed_sk;       /* the last tcp_probe of a tracked data segment */
 	__u64 probed_skb;
+	__u32 probed_slot;     /* its stamp in the socket's l24_sock.rx */
+	__u32 pad;
 	struct nf_egress egress;
 	struct nf_ingress ingress;
+	/* Write combining. busy: a program (or the flush) is changing the
+	 * slots; one that interrupted it (a softirq over a reader's copy) adds
+	 * to `nested` instead and moves that to its row at once. */
+	__u32 combine_busy;
+	__u32 nested_depth;    /* nested sums in use */
+	__u32 combine_next;    /* the slot a new key takes when none is free */
+	__u32 pad2;
+	struct l24_combine combine[L24_COMBINE_SLOTS];
+	struct l24_sums nested[2]; /* process context, then a softirq over it */
 };
 
-/* l24_cpu: one struct l24_cpu per CPU (~330 B each). Not pinned. */
+/* l24_cpu: one struct l24_cpu per CPU (1.5 KiB each). Not pinned. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
@@ -490,30 +534,46 @@ struct {
 	__type(value, struct xmit_window);
 } xmit_queued SEC(".maps") __weak;
 
-/* A received data segment of a tracked connection, until a reader copies it. */
+/*
+ * A received data segment of a tracked connection, until a reader copies it.
+ * Times before and after TCP's are kept as deltas from it; 0 means not seen.
+ */
 struct rx_stamp {
-	__u64 received_ns;     /* netif_receive_skb; the tcp_probe time when not seen */
+	__u64 skb;             /* the sk_buff's address: identity only */
 	__u64 tcp_ns;          /* tcp_probe: TCP starts on it */
-	__u64 queued_ns;       /* sk_data_ready: in the socket's receive queue; 0 before */
-	__u64 l3_start_ns;     /* netfilter links: PRE_ROUTING's first hook; 0 without */
-	__u64 local_in_ns;     /* netfilter links: LOCAL_IN's first hook */
-	__u64 sk;              /* the connection: a reused sk_buff address must not match */
-	struct kaccess_agg_key agg;
+	__u32 received_before_ns; /* tcp_ns - netif_receive_skb; 0: processed from the backlog */
+	__u32 queued_after_ns;    /* sk_data_ready - tcp_ns; 0 before it */
+	__u32 l3_before_ns;       /* netfilter links: tcp_ns - PRE_ROUTING's first hook */
+	__u32 local_in_before_ns; /* netfilter links: tcp_ns - LOCAL_IN's first hook */
+};
+
+#define RX_STAMP_SLOTS 8 /* unread data segments timed per socket; older ones are forgotten */
+
+/*
+ * Per-socket L2-L4 state of a tracked connection, kept with the socket
+ * itself so the packet path finds it without a hash lookup.
+ */
+struct l24_sock {
+	struct kaccess_agg_key agg; /* conn->agg once final (established, accepted) */
+	__u32 agg_ready;            /* agg is set: the socket is tracked */
+	__u32 rx_next;              /* slot the next stamp takes */
+	struct rx_stamp rx[RX_STAMP_SLOTS];
 };
 
 /*
- * rx_stamps: key = sk_buff address, value = struct rx_stamp. Written by
- * tcp_probe for data segments of tracked connections, completed by
- * sk_data_ready, consumed by the reader's copy. LRU: a segment TCP merged
- * into another is forgotten. Size: 16384 (~2 MiB); one entry when
- * `l24 = off`. Not pinned.
+ * l24_socks: socket-local storage (BPF_MAP_TYPE_SK_STORAGE), value = struct
+ * l24_sock. Created by tcp_probe at a tracked connection's first received
+ * segment; read by net_dev_queue, sk_data_ready and the reader's copy;
+ * freed by the kernel with the socket. Not preallocated: 296 B (plus the
+ * kernel's ~80 B of storage header) per tracked socket that received data.
+ * Not pinned.
  */
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 16384);
-	__type(key, __u64);
-	__type(value, struct rx_stamp);
-} rx_stamps SEC(".maps") __weak;
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct l24_sock);
+} l24_socks SEC(".maps") __weak;
 
 /*
  * neigh_waits: key = struct neighbour address, value = when it started to

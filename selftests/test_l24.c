@@ -91,6 +91,7 @@ FIXTURE_TEARDOWN(l24)
 struct echo {
 	const char *server_addr;
 	int round_trips, size;
+	int pause_ms; /* between round trips */
 	int go_fd, done_fd, quit_fd, ready_fd;
 };
 
@@ -153,9 +154,12 @@ static int echo_client(void *arg)
 	if (!buf || connect(fd, (struct sockaddr *)&addr, sizeof(addr)) || signal_byte(echo->ready_fd) ||
 	    wait_byte(echo->go_fd))
 		return 1;
-	for (int i = 0; i < echo->round_trips; i++)
+	for (int i = 0; i < echo->round_trips; i++) {
 		if (write(fd, buf, echo->size) != echo->size || read_full(fd, buf, echo->size))
 			return 1;
+		if (echo->pause_ms)
+			usleep(echo->pause_ms * 1000);
+	}
 	if (signal_byte(echo->done_fd) || wait_byte(echo->quit_fd))
 		return 1;
 	close(fd);
@@ -169,7 +173,7 @@ static int echo_start(FIXTURE_DATA(l24) *self, struct echo *echo)
 		.server_addr = self->pods.server.ipv4,
 		.go_fd = self->go[0], .done_fd = self->done[1],
 		.quit_fd = self->quit[0], .ready_fd = self->ready[1],
-		.round_trips = echo->round_trips, .size = echo->size,
+		.round_trips = echo->round_trips, .size = echo->size, .pause_ms = echo->pause_ms,
 	};
 	self->server_pid = pod_spawn(&self->pods.server, echo_server, echo);
 	if (self->server_pid < 0 || wait_byte(self->ready[0]))
@@ -374,12 +378,19 @@ static int quiet_link(const struct pod *pod, const struct pod *peer)
 				pod->netns, peer->ipv4, mac);
 }
 
+static void start_agent_every(struct __test_metadata *_metadata, FIXTURE_DATA(l24) *self,
+			      const FIXTURE_VARIANT(l24) *variant, const char *setting,
+			      const char *interval_s)
+{
+	const char *args[] = { "--interval", interval_s, "--set", setting, "--set", variant->netfilter, NULL };
+
+	ASSERT_EQ(0, agent_proc_start(&self->agent, args));
+}
+
 static void start_agent(struct __test_metadata *_metadata, FIXTURE_DATA(l24) *self,
 			const FIXTURE_VARIANT(l24) *variant, const char *setting)
 {
-	const char *args[] = { "--interval", "60", "--set", setting, "--set", variant->netfilter, NULL };
-
-	ASSERT_EQ(0, agent_proc_start(&self->agent, args));
+	start_agent_every(_metadata, self, variant, setting, "60");
 }
 
 static void stop_agent(struct __test_metadata *_metadata, FIXTURE_DATA(l24) *self)
@@ -506,17 +517,20 @@ static void expect_windows(struct __test_metadata *_metadata, FIXTURE_DATA(l24) 
  * each side's sent and received packets and bytes equal the device's own
  * counters, ACK-only segments included.
  */
-KTEST_F(l24, packets_and_bytes_equal_the_veth_counters, 120)
+static void expect_packets_equal_veth_counters(struct __test_metadata *_metadata,
+					       FIXTURE_DATA(l24) *self,
+					       const FIXTURE_VARIANT(l24) *variant,
+					       struct echo echo, const char *interval_s,
+					       size_t min_buckets)
 {
 	struct link_stats client_before, client_after, server_before, server_after, client, server;
 	int64_t client_retrans, server_retrans, client_coalesced, server_coalesced;
 	uint64_t ids[] = { self->pods.client.cgroup_id, self->pods.server.cgroup_id };
-	struct echo echo = { .round_trips = 20, .size = 3000 };
 
 	ASSERT_EQ(0, quiet_link(&self->pods.client, &self->pods.server));
 	ASSERT_EQ(0, quiet_link(&self->pods.server, &self->pods.client));
 	ASSERT_EQ(0, echo_start(self, &echo));
-	start_agent(_metadata, self, variant, "l24=on");
+	start_agent_every(_metadata, self, variant, "l24=on", interval_s);
 	ASSERT_EQ(0, wait_conn_table_count(ids, 2, 2, 5000)); /* adopted at start */
 	ASSERT_EQ(0, read_link_stats(self->client_pid, &client_before));
 	ASSERT_EQ(0, read_link_stats(self->server_pid, &server_before));
@@ -561,6 +575,26 @@ KTEST_F(l24, packets_and_bytes_equal_the_veth_counters, 120)
 	EXPECT_EQ((uint64_t)server_retrans, field(self, &self->pods.server, "server", "write_retransmit_packets"));
 	expect_windows(_metadata, self, variant, &self->pods.client, "client");
 	expect_windows(_metadata, self, variant, &self->pods.server, "server");
+	EXPECT_LE(min_buckets, agent_output_buckets(self->output, self->pods.client.cgroup_id));
+}
+
+KTEST_F(l24, packets_and_bytes_equal_the_veth_counters, 120)
+{
+	struct echo echo = { .round_trips = 20, .size = 3000 };
+
+	expect_packets_equal_veth_counters(_metadata, self, variant, echo, "60", 1);
+}
+
+/*
+ * The same over 1-second buckets for about three seconds: each CPU's
+ * combined packet sums reach their own bucket's row (when the next bucket
+ * begins, and before each drain), none twice and none lost.
+ */
+KTEST_F(l24, packet_sums_add_up_across_buckets, 120)
+{
+	struct echo echo = { .round_trips = 30, .size = 3000, .pause_ms = 100 };
+
+	expect_packets_equal_veth_counters(_metadata, self, variant, echo, "1", 3);
 }
 
 /*

@@ -166,7 +166,6 @@ static int size_maps(struct kaccess_bpf *skel, const struct kaccess_config *cfg)
 	err = err ?: bpf_map__set_max_entries(skel->maps.http_conns, http_conns);
 	if (!cfg->l24) { /* nothing writes them */
 		err = err ?: bpf_map__set_max_entries(skel->maps.xmit_queued, 1);
-		err = err ?: bpf_map__set_max_entries(skel->maps.rx_stamps, 1);
 		err = err ?: bpf_map__set_max_entries(skel->maps.neigh_waits, 1);
 	}
 	err = err ?: bpf_map__set_max_entries(skel->maps.h2_conns, http_conns);
@@ -361,6 +360,7 @@ static void select_l24_programs(struct agent *agent, const struct kaccess_config
 			continue;
 		bpf_program__set_autoload(prog, cfg->l24 && (tracepoints & (1u << tracepoint)));
 	}
+	bpf_program__set_autoload(agent->skel->progs.l24_flush_cpu, cfg->l24);
 	agent->skel->rodata->l24_enabled = cfg->l24;
 	agent->skel->rodata->retransmit_reports_err = features->retransmit_reports_err;
 	if (select_netfilter_programs(agent, cfg, features->netfilter_links))
@@ -479,6 +479,60 @@ void agent_scan_netns(struct agent *agent)
 		netns_links_scan(agent->netns_links);
 }
 
+/* l24_flush_cpu on one CPU, again while it finds a program holding the slots. */
+static int flush_l24_on_cpu(int prog_fd, unsigned int cpu)
+{
+	LIBBPF_OPTS(bpf_test_run_opts, opts, .flags = BPF_F_TEST_RUN_ON_CPU, .cpu = cpu);
+	const struct timespec pause = { .tv_nsec = 10000 };
+
+	for (int attempt = 0; attempt < 1000; attempt++) {
+		if (bpf_prog_test_run_opts(prog_fd, &opts))
+			return -errno;
+		if (opts.retval == 0)
+			return 0;
+		nanosleep(&pause, NULL); /* a program on that CPU is adding right now */
+	}
+	return -EBUSY;
+}
+
+int agent_flush_l24(struct agent *agent)
+{
+	int prog_fd, cpus = libbpf_num_possible_cpus(), err = 0;
+
+	if (!agent->skel || !bpf_program__autoload(agent->skel->progs.l24_flush_cpu))
+		return 0;
+	prog_fd = bpf_program__fd(agent->skel->progs.l24_flush_cpu);
+	for (int cpu = 0; cpu < cpus; cpu++) {
+		int cpu_err = flush_l24_on_cpu(prog_fd, (unsigned int)cpu);
+
+		if (cpu_err == -ENXIO)
+			continue; /* offline: it runs no programs either */
+		err = err ?: cpu_err;
+	}
+	return err;
+}
+
+/*
+ * The packet path sums per CPU (bpf/l24.bpf.c, struct l24_combine) only
+ * once the flush that brings the sums to their rows is known to run here;
+ * otherwise every packet goes to its row directly, as fast as before.
+ */
+static void start_l24_combining(struct agent *agent)
+{
+	int err;
+
+	if (!bpf_program__autoload(agent->skel->progs.l24_flush_cpu))
+		return;
+	err = agent_flush_l24(agent);
+	if (err) {
+		log_warn("l24: cannot run the per-CPU flush (%s): packets go to their rows one by one",
+			 strerror(-err));
+		return;
+	}
+	agent->skel->bss->l24_combining = 1;
+	log_info("l24: packet sums combined per CPU, flushed before each drain");
+}
+
 int agent_attach(struct agent *agent)
 {
 	struct bpf_program *prog;
@@ -492,6 +546,8 @@ int agent_attach(struct agent *agent)
 			continue; /* the other variant of its hook */
 		if (strncmp(bpf_program__section_name(prog), "iter/", 5) == 0)
 			continue; /* run on demand: see sockets.c */
+		if (prog == agent->skel->progs.l24_flush_cpu)
+			continue; /* run on demand: agent_flush_l24() */
 		if (is_netfilter_program(prog))
 			continue; /* linked per network namespace: agent_scan_netns() */
 		link = bpf_program__attach(prog);
@@ -511,6 +567,7 @@ int agent_attach(struct agent *agent)
 			 bpf_program__section_name(prog), strerror(-err));
 	}
 	log_info("attached %u programs", agent->link_count);
+	start_l24_combining(agent);
 	return attach_netfilter(agent);
 }
 

@@ -60,6 +60,12 @@ struct agent {
 	char pin_dir[PATH_MAX];             /* "" when not pinned */
 };
 
+/*
+ * Move the packet sums each CPU holds (bpf/l24.bpf.c, write combining) to
+ * their rows: before every drain and every look at the current rows.
+ */
+int agent_flush_l24(struct agent *agent);
+
 /* Netfilter links: attach in namespaces that appeared, release gone ones. */
 void agent_scan_netns(struct agent *agent);
 

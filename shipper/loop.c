@@ -149,11 +149,22 @@ static void report_buckets(struct loop *loop, uint64_t current_bucket, bool at_s
 	}
 }
 
+/* The packet sums the CPUs still hold, into their rows (see agent_flush_l24). */
+static void flush_packet_sums(struct loop *loop)
+{
+	int err = agent_flush_l24(loop->agent);
+
+	if (err)
+		log_warn("failed to flush the per-CPU packet sums: %s", strerror(-err));
+}
+
 /* Drain generation `gen`, with the HTTP/2 exchanges of buckets up to `last_bucket`. */
 static void collect_generation(struct loop *loop, int gen, uint64_t last_bucket)
 {
-	int err = agg_rows_collect(loop->agg_fd[gen], true, &loop->rows);
+	int err;
 
+	flush_packet_sums(loop);
+	err = agg_rows_collect(loop->agg_fd[gen], true, &loop->rows);
 	if (err)
 		log_warn("failed to drain generation %d: %s", gen, strerror(-err));
 	err = http_rows_collect(loop->http_fd[gen], true, &loop->http_rows);
@@ -205,6 +216,7 @@ static void show_live(struct loop *loop, uint64_t now_bucket)
 
 	loop->conns.count = 0;
 	conn_rows_collect(loop->conn_fd, &loop->conns);
+	flush_packet_sums(loop);
 	agg_rows_collect(loop->agg_fd[now_bucket & 1], false, &current);
 	for (size_t i = 0; i < current.count; i++)
 		if (current.rows[i].value.bucket == now_bucket)
