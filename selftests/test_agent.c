@@ -223,7 +223,7 @@ static int l24_programs_here(void)
 		"skb/kfree_skb", /* with its drop reason on every kernel kaccess supports */
 	};
 	struct utsname uts;
-	int programs = 0, major = 0, minor = 0;
+	int programs = 1, major = 0, minor = 0; /* l24_flush_cpu, run on demand */
 	char path[128];
 
 	for (size_t i = 0; i < sizeof(events) / sizeof(events[0]); i++) {
