@@ -17,6 +17,7 @@
 #include "agg.bpf.h"
 #include "config.bpf.h"
 #include "counters.bpf.h"
+#include "ringbuf.bpf.h"
 #include "http2.bpf.h"
 #include "sock.bpf.h"
 #include "syscall_ctx.bpf.h"
@@ -57,20 +58,6 @@ static __always_inline void conn_table_insert(__u64 sk, const struct kaccess_con
 	}
 	if (err)
 		count_loss(KACCESS_CTR_CONN_TABLE_FULL);
-}
-
-/*
- * Waking the reader costs an irq_work (a self-IPI, several microseconds in a
- * VM) per event. Connection events are not urgent: the shipper polls the
- * ring buffer every EVENTS_POLL_MS anyway, so wake it only when the buffer
- * is a quarter full.
- */
-static __always_inline __u64 ringbuf_wakeup_flags(void)
-{
-	__u64 pending = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
-	__u64 size = bpf_ringbuf_query(&events, BPF_RB_RING_SIZE);
-
-	return pending > size / 4 ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
 }
 
 static __always_inline void emit_conn_event(__u32 type, __u64 sk,

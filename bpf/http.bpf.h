@@ -26,6 +26,7 @@
 #include "../maps/maps.bpf.h"
 #include "config.bpf.h"
 #include "counters.bpf.h"
+#include "ringbuf.bpf.h"
 
 #define HTTP_MAX_STEPS 8192          /* per read or write: bytes of start lines and headers */
 #define HTTP_MAX_HEADER_BYTES 65536  /* a longer header block is not HTTP we parse */
@@ -213,8 +214,7 @@ static __always_inline void http_send_exchange(struct http_conn *hc, struct http
 	e->version = slot->version;
 	e->pad = 0;
 	__builtin_memcpy(&e->agg, &hc->agg, sizeof(e->agg));
-	/* no wakeup: the shipper polls every 200 ms */
-	bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
+	bpf_ringbuf_submit(e, ringbuf_wakeup_flags());
 }
 
 /* Add one exchange, described by its slot, to its row. */
@@ -309,7 +309,7 @@ static __always_inline void http_announce_endpoint(struct http_conn *hc, struct 
 	__builtin_memcpy(s->event_text, hc->endpoint, HTTP_ENDPOINT_BUF);
 	/* no wakeup: the shipper polls every 200 ms */
 	if (bpf_ringbuf_output(&events, &s->event_type,
-			       sizeof(struct kaccess_http_endpoint_event) + len, BPF_RB_NO_WAKEUP)) {
+			       sizeof(struct kaccess_http_endpoint_event) + len, ringbuf_wakeup_flags())) {
 		count_loss(KACCESS_CTR_HTTP_ENDPOINT_LOST);
 		return;
 	}
@@ -921,7 +921,7 @@ static __noinline int http_send_head(struct http_conn *hc, struct http_scratch *
 	s->head.pad = 0;
 	if (bpf_probe_read_user(s->head.bytes, len, (void *)s->head_addr) ||
 	    bpf_ringbuf_output(&events, &s->head, sizeof(struct kaccess_http_head_event) + len,
-			       BPF_RB_NO_WAKEUP))
+			       ringbuf_wakeup_flags()))
 		count_loss(KACCESS_CTR_HTTP_RECORD_LOST);
 	return 0;
 }

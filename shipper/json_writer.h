@@ -29,7 +29,11 @@ void jw_string_field(struct json_writer *w, const char *key, const char *value);
 void jw_u64_field(struct json_writer *w, const char *key, uint64_t value);
 void jw_bool_field(struct json_writer *w, const char *key, bool value);
 
-/* End the current top-level object's line and flush it to the reader. */
+/*
+ * End the current top-level object's line. The stream is flushed by its
+ * owner: the event loop once a pass (every 200 ms at most), other
+ * commands at exit.
+ */
 void jw_line_end(struct json_writer *w);
 
 #endif

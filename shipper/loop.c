@@ -379,6 +379,7 @@ int loop_run(struct agent *agent, struct kaccess_config *cfg, struct sink *const
 	while (!loop_stop_requested && now < stop_at) {
 		uint64_t deadline = min_u64(min_u64(next_drain, next_refresh), stop_at);
 
+		fflush(NULL); /* the lines of the last pass (and agent_ready), to their readers at once */
 		err = ring_buffer__poll(loop.events, min_int(timeout_ms(now, deadline), EVENTS_POLL_MS));
 		if (err >= 0) /* poll consumes only after a wakeup; most events come without one */
 			err = ring_buffer__consume(loop.events);
@@ -418,6 +419,7 @@ int loop_run(struct agent *agent, struct kaccess_config *cfg, struct sink *const
 	agent_detach(agent);
 	ring_buffer__consume(loop.events);
 	drain_everything(&loop, realtime_ns() / bucket_ns);
+	fflush(NULL);
 out:
 	loop_free(&loop);
 	return err;
