@@ -933,6 +933,44 @@ KTEST_F(http, metrics_show_http_rows, 120)
 	}
 }
 
+/*
+ * With nothing to take the access-log records (the table output, no OAP),
+ * the kernel sends none: the exchanges are counted in the rows, and no
+ * record reaches the shipper (with `-o json` every one does:
+ * metrics_show_http_rows).
+ */
+KTEST_F(http, no_records_without_a_reader, 120)
+{
+	static char text[1 << 20];
+	const char *paths[] = { "/ok", "/ok", "/missing", NULL };
+	char listen[64], setting[80], url[96], role_server[96];
+	const char *args[] = { "--interval", "2", "--set", variant->hooks, "--set", setting,
+			       "-o", "table", NULL };
+	const char *shipped[] = { "fate=\"shipped\"", NULL };
+	const char *server[] = { role_server, NULL };
+	struct curl_truth truth = { 0 };
+	uint64_t calls = 0;
+
+	snprintf(listen, sizeof(listen), "127.0.0.1:%d", 20000 + getpid() % 10000);
+	snprintf(setting, sizeof(setting), "http_listen=%s", listen);
+	snprintf(url, sizeof(url), "http://%s/metrics", listen);
+	snprintf(role_server, sizeof(role_server), "cgroup_id=\"%llu\",role=\"server\"",
+		 (unsigned long long)self->pods.server.cgroup_id);
+	ASSERT_EQ(0, agent_proc_start(&self->agent, args));
+	/* all of curl's exchanges in one 2 s bucket: start just after a boundary */
+	while (now_ms() % 2000 > 100 || now_ms() % 2000 < 20)
+		usleep(10000);
+	ASSERT_EQ(0, run_curl(self, NULL, paths, &truth));
+	for (int waited_ms = 0; waited_ms < 10000 && calls < truth.requests; waited_ms += 50) {
+		usleep(50000);
+		if (fetch(url, text, sizeof(text)) == 0)
+			calls = metric_sum(text, "kaccess_bucket_http_calls", server);
+	}
+	EXPECT_EQ(truth.requests, calls);
+	ASSERT_NE(NULL, strstr(text, "\nkaccess_http_records_total{fate=\"shipped\"} "));
+	EXPECT_EQ(0, metric_sum(text, "kaccess_http_records_total", shipped));
+}
+
 /* ---- access-log records -------------------------------------------------- */
 
 #define TRACE_SW8 "1-MTIzNGFiY2QuMTIuMzQ1Ng==-NTY3OGVmZ2guOTg3-3-c2VydmljZUE=-aW5zdGFuY2VB-L2FwaS9vcmRlcnM=-MTAuMC4wLjE6ODA4MA=="

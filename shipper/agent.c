@@ -380,7 +380,7 @@ static void select_l24_programs(struct agent *agent, const struct kaccess_config
 		log_warn("l24: drop reasons have no names in the kernel's BTF: loss locations read REASON_<n>");
 }
 
-int agent_load(struct agent *agent, const struct kaccess_config *cfg)
+int agent_load(struct agent *agent, const struct kaccess_config *cfg, bool records_have_a_reader)
 {
 	LIBBPF_OPTS(bpf_object_open_opts, opts);
 	struct kernel_features features;
@@ -411,7 +411,9 @@ int agent_load(struct agent *agent, const struct kaccess_config *cfg)
 	agent->skel->rodata->filter_cgroup = cfg->cgroup[0] != '\0';
 	agent->skel->rodata->http_enabled = cfg->http_parse;
 	agent->skel->rodata->http_keep_query = cfg->http_keep_query;
-	agent->skel->rodata->http_records = cfg->http_log_policy != HTTP_LOG_NONE;
+	agent->skel->rodata->http_records = cfg->http_log_policy != HTTP_LOG_NONE && records_have_a_reader;
+	if (cfg->http_log_policy != HTTP_LOG_NONE && !records_have_a_reader)
+		log_info("HTTP access-log records: off (neither --output json nor OAP access logs would take them)");
 	agent->http_keep_query = cfg->http_keep_query;
 	agent->endpoints = endpoint_names_new();
 	if (!agent->endpoints)

@@ -75,8 +75,11 @@ unsigned int agent_netfilter_programs(const struct agent *agent);
 /* Mount bpffs and tracefs where they are expected, when absent. */
 int agent_mount_filesystems(const struct kaccess_config *cfg);
 
-/* Probe, open, size, configure and load. Errors are logged here. */
-int agent_load(struct agent *agent, const struct kaccess_config *cfg);
+/*
+ * Probe, open, size, configure and load. Errors are logged here. Without a
+ * reader for the HTTP access-log records the kernel is told not to send them.
+ */
+int agent_load(struct agent *agent, const struct kaccess_config *cfg, bool records_have_a_reader);
 
 /* Attach every program; a required one failing is fatal, others are counted. */
 int agent_attach(struct agent *agent);

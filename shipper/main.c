@@ -19,6 +19,7 @@
 #include "kaccess.skel.h"
 #include "log.h"
 #include "loop.h"
+#include "oap/oap.h"
 #include "parse.h"
 #include "sink.h"
 #include "status.h"
@@ -217,7 +218,7 @@ static int check_programs(const struct kaccess_config *cfg)
 	struct agent agent = { .lock_fd = -1 };
 	int err = agent_mount_filesystems(cfg);
 
-	err = err ?: agent_load(&agent, cfg);
+	err = err ?: agent_load(&agent, cfg, true); /* every program as it can run */
 	if (!err) {
 		printf(cfg->output == OUTPUT_JSON ? "" : "hooks: %s\n", agent.hooks);
 		err = agent_print_programs(&agent, cfg->output == OUTPUT_JSON, stdout);
@@ -232,7 +233,19 @@ static struct {
 	char **argv;
 	struct sink *output;
 	struct sink_env env;
+	bool records_off; /* the kernel sends no access-log records: no reader at start */
 } running;
+
+/*
+ * The kernel sends per-exchange records only when something ships them:
+ * NDJSON lines, or OAP's access logs (which need the Kubernetes names).
+ * Counting them costs the shipper ~3 µs an exchange even when dropped.
+ */
+static bool records_have_a_reader(const struct kaccess_config *cfg)
+{
+	return cfg->output == OUTPUT_JSON ||
+	       (cfg->oap.address[0] && oap_mode_sends_access_logs(cfg->oap.mode));
+}
 
 static void init_output_sink(struct sink *sink, const struct kaccess_config *cfg,
 			     const struct sink_env *env)
@@ -266,6 +279,9 @@ static int reload_config(struct kaccess_config *cfg)
 	log_max_level = cfg->log_level;
 	if (cfg->output != old_output)
 		init_output_sink(running.output, cfg, &running.env);
+	if (running.records_off && records_have_a_reader(cfg))
+		log_warn("config reload: HTTP access-log records were off at start (no reader); "
+			 "they start with a restart");
 	log_info("config reloaded: %d setting%s changed", applied, applied == 1 ? "" : "s");
 	return 0;
 }
@@ -319,7 +335,8 @@ static int run_agent(struct kaccess_config *cfg)
 			log_err("failed to find the cgroup v2 hierarchy: %s", strerror(-err));
 		goto out;
 	}
-	err = agent_load(&agent, cfg);
+	running.records_off = !records_have_a_reader(cfg);
+	err = agent_load(&agent, cfg, !running.records_off);
 	err = err ?: agent_attach(&agent);
 	err = err ?: agent_adopt_existing(&agent);
 	err = err ?: agent_pin(&agent, cfg->pin_dir);

@@ -120,6 +120,9 @@ int agent_proc_start_env(struct agent_proc *agent, const char *const args[],
 		if (waitpid(agent->pid, NULL, WNOHANG) == agent->pid || waited_ms >= READY_TIMEOUT_MS) {
 			fprintf(stderr, "# kaccess did not become ready; its log:\n");
 			show_log(agent->err_path);
+			/* a stuck agent would hold the pin directory's lock for every later test */
+			kill(agent->pid, SIGKILL);
+			waitpid(agent->pid, NULL, 0);
 			agent->pid = 0;
 			return -ETIMEDOUT;
 		}
