@@ -604,13 +604,14 @@ KTEST_F(l24, retransmits_equal_tcp_retrans_segs, 120)
 }
 
 /* The packets an nftables rule's counter counted. */
-static int64_t nft_rule_packets(const char *netns, const char *chain)
+static int64_t nft_rule_packets(const char *netns, const char *chain, const char *family)
 {
 	char command[256], line[512];
 	int64_t packets = -1;
 	FILE *f;
 
-	snprintf(command, sizeof(command), "ip netns exec %s nft list chain inet kat_l24 %s", netns, chain);
+	snprintf(command, sizeof(command), "ip netns exec %s nft list chain %s kat_l24 %s", netns,
+		 family, chain);
 	f = popen(command, "r");
 	if (!f)
 		return -1;
@@ -650,7 +651,7 @@ KTEST_F(l24, drop_rule_yields_netfilter_drop, 120)
 	start_agent(_metadata, self, variant, "l24=on");
 	ASSERT_EQ(0, tcp_run(&self->pods.client, &self->pods.server, &plan, self->truth));
 	stop_agent(_metadata, self);
-	dropped = nft_rule_packets(ns, "out");
+	dropped = nft_rule_packets(ns, "out", "inet");
 
 	EXPECT_LT(0, dropped);
 	EXPECT_EQ((uint64_t)dropped,
@@ -698,6 +699,125 @@ KTEST_F(l24, dnat_peer_is_the_backend, 120)
 	EXPECT_EQ(self->truth->client.writes, backend.write_count);
 	EXPECT_EQ(self->truth->client.read_bytes, backend.read_bytes);
 	EXPECT_EQ(0, dialed.rows);
+}
+
+/* The number a file holds, read inside `netns`; -1 when unreadable. */
+static int64_t netns_read_number(const char *netns, const char *path)
+{
+	char command[256], line[64];
+	int64_t number = -1;
+	FILE *f;
+
+	snprintf(command, sizeof(command), "ip netns exec %s cat %s", netns, path);
+	f = popen(command, "r");
+	if (!f)
+		return -1;
+	if (fgets(line, sizeof(line), f))
+		number = strtoll(line, NULL, 10);
+	pclose(f);
+	return number;
+}
+
+/* The MAC address of a device in `netns`, into `mac` ("" when unreadable). */
+static void netns_read_mac(const char *netns, const char *dev, char mac[32])
+{
+	char command[160];
+	FILE *f;
+
+	mac[0] = '\0';
+	snprintf(command, sizeof(command), "ip netns exec %s cat /sys/class/net/%s/address", netns, dev);
+	f = popen(command, "r");
+	if (!f)
+		return;
+	if (!fgets(mac, 32, f))
+		mac[0] = '\0';
+	pclose(f);
+	mac[strcspn(mac, "\n")] = '\0';
+}
+
+/*
+ * The client's only traffic is its connections: no IPv6 chatter, and no
+ * ARP either way between it and the node (each knows the other's MAC).
+ */
+static int quiet_link_to_node(const struct pod *client, const char *node, const char *gateway_ipv4)
+{
+	char node_mac[32], client_mac[32];
+	int err;
+
+	netns_read_mac(node, "to-client", node_mac);
+	netns_read_mac(client->netns, "eth0", client_mac);
+	if (!node_mac[0] || !client_mac[0])
+		return -1;
+	err = run_quiet("ip netns exec %s sysctl -qw net.ipv6.conf.all.disable_ipv6=1", client->netns);
+	err = err ?: run_quiet("ip -n %s neigh replace %s lladdr %s dev eth0 nud permanent",
+			       client->netns, gateway_ipv4, node_mac);
+	return err ?: run_quiet("ip -n %s neigh replace %s lladdr %s dev to-client nud permanent",
+				node, client->ipv4, client_mac);
+}
+
+/*
+ * A pod's connection to a ClusterIP, as kube-proxy translates it: the
+ * client's and server's namespaces are joined only through a "node"
+ * namespace that forwards between them, and an nftables DNAT at the node's
+ * PREROUTING sends the made-up ClusterIP 10.96.20.2:80 to the server pod.
+ * The client's SYN leaves its namespace still addressed to the ClusterIP;
+ * its forwarded copy shows the backend. The client's rows name the backend,
+ * address and port, and nothing is filed under the ClusterIP, not even the
+ * first SYN's packet: every packet the client's veth sent is counted, under
+ * the backend.
+ */
+KTEST_F(l24, node_dnat_peer_is_the_backend, 120)
+{
+	struct tcp_plan plan = {
+		.family = AF_INET, .server_addr = self->pods.server.ipv4, .port = ECHO_PORT,
+		.connections = 3, .request_writes = 5, .request_size = 100,
+		.response_writes = 1, .response_size = 100,
+	};
+	const char *client_ns = self->pods.client.netns, *node;
+	int64_t tx_packets_before, tx_packets_after;
+	struct agg_totals backend, dialed;
+	char gateway_ipv4[16];
+	int subnet = 0;
+	pid_t server;
+
+	ASSERT_EQ(0, pod_pair_route_via_node(&self->pods));
+	node = self->pods.node_netns;
+	ASSERT_EQ(1, sscanf(self->pods.client.ipv4, "10.230.%d.", &subnet));
+	snprintf(gateway_ipv4, sizeof(gateway_ipv4), "10.230.%d.254", subnet);
+	ASSERT_EQ(0, quiet_link_to_node(&self->pods.client, node, gateway_ipv4));
+	ASSERT_EQ(0, run_quiet("ip netns exec %s nft 'add table ip kat_l24; add chain ip kat_l24 pre "
+			       "{ type nat hook prerouting priority -100; }; add rule ip kat_l24 pre "
+			       "ip daddr 10.96.20.2 tcp dport 80 counter dnat to %s:%d'",
+			       node, self->pods.server.ipv4, ECHO_PORT));
+	start_agent(_metadata, self, variant, "l24=on");
+	server = tcp_server_start(&self->pods.server, &plan, &self->truth->server);
+	ASSERT_LT(0, server);
+	tx_packets_before = netns_read_number(client_ns, "/sys/class/net/eth0/statistics/tx_packets");
+	ASSERT_LE(0, tx_packets_before);
+	plan.server_addr = "10.96.20.2";
+	plan.port = 80;
+	ASSERT_EQ(0, tcp_client_run(&self->pods.client, &plan, &self->truth->client));
+	ASSERT_EQ(0, child_wait(server));
+	usleep(ACK_SETTLE_US);
+	tx_packets_after = netns_read_number(client_ns, "/sys/class/net/eth0/statistics/tx_packets");
+	stop_agent(_metadata, self);
+
+	/* the node translated each connection once, at its first packet */
+	EXPECT_EQ(plan.connections, nft_rule_packets(node, "pre", "ip"));
+	backend = agent_output_sum(self->output, self->pods.client.cgroup_id, "client",
+				   self->pods.server.ipv4, ECHO_PORT);
+	dialed = agent_output_sum(self->output, self->pods.client.cgroup_id, "client", "10.96.20.2", -1);
+	EXPECT_EQ(plan.connections, backend.connect_success_count);
+	EXPECT_EQ(plan.connections, backend.close_count);
+	EXPECT_EQ(self->truth->client.writes, backend.write_count);
+	EXPECT_EQ(self->truth->client.write_bytes, backend.write_bytes);
+	EXPECT_EQ(self->truth->client.read_bytes, backend.read_bytes);
+	EXPECT_EQ(0, dialed.rows);
+	EXPECT_EQ((uint64_t)(tx_packets_after - tx_packets_before),
+		  field(self, &self->pods.client, "client", "write_packets"));
+	/* the server side names the client pod, as without a node */
+	EXPECT_EQ(plan.connections, agent_output_sum(self->output, self->pods.server.cgroup_id, "server",
+						     self->pods.client.ipv4, -1).accept_count);
 }
 
 /* Mean ready-to-send time per packet of the client, in ns. */
