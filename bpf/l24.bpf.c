@@ -233,6 +233,23 @@ static __always_inline void client_syn_leaves(struct kaccess_conn *conn, const s
 }
 
 /*
+ * Most forwarded packets are not SYNs: the TCP flags' byte alone says so in
+ * one read. What it is in a packet that is not TCP does not matter: a
+ * "SYN" there is then parsed and found out by tcp_packet_read().
+ */
+static __always_inline bool forwarded_packet_may_be_syn(const struct sk_buff *skb)
+{
+	__u8 flags = 0;
+
+	if (skb->transport_header == TRANSPORT_HEADER_UNSET)
+		return false;
+	if (bpf_probe_read_kernel(&flags, sizeof(flags), skb->head + skb->transport_header +
+				  offsetof(struct tcp_header_start, flags)))
+		return false;
+	return (flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == TCP_FLAG_SYN;
+}
+
+/*
  * A packet leaves a device without a socket: forwarded (ip_rcv orphans
  * what it receives). If it is the SYN of a client connecting from a pod
  * here, its destination is what the node's DNAT made of the dialed one.
@@ -244,6 +261,8 @@ static __always_inline void forwarded_syn_learn_peer(const struct sk_buff *skb)
 	struct kaccess_conn *conn;
 	struct tcp_packet pkt;
 
+	if (!forwarded_packet_may_be_syn(skb))
+		return;
 	if (tcp_packet_read(skb, &pkt) || (pkt.flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) != TCP_FLAG_SYN)
 		return;
 	__builtin_memcpy(key.addr, pkt.saddr, KACCESS_ADDR_LEN);
