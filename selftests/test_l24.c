@@ -755,16 +755,76 @@ static int quiet_link_to_node(const struct pod *client, const char *node, const 
 				node, client->ipv4, client_mac);
 }
 
+/* A made-up ClusterIP: an address only the test's DNAT rule knows. */
+#define CLUSTER_IPV4 "10.96.20.2"
+#define CLUSTER_IPV6 "fd00:96::20"
+#define CLUSTER_PORT 80
+
 /*
- * A pod's connection to a ClusterIP, as kube-proxy translates it: the
- * client's and server's namespaces are joined only through a "node"
+ * The client's and server's namespaces are joined only through a "node"
  * namespace that forwards between them, and an nftables DNAT at the node's
- * PREROUTING sends the made-up ClusterIP 10.96.20.2:80 to the server pod.
- * The client's SYN leaves its namespace still addressed to the ClusterIP;
- * its forwarded copy shows the backend. The client's rows name the backend,
- * address and port, and nothing is filed under the ClusterIP, not even the
- * first SYN's packet: every packet the client's veth sent is counted, under
- * the backend.
+ * PREROUTING sends the ClusterIP to the server pod: a pod's connection to
+ * a ClusterIP as kube-proxy translates it. The client's SYN leaves its
+ * namespace still addressed to the ClusterIP; its forwarded copy shows the
+ * backend. The client dials the ClusterIP; the agent has watched it all.
+ * The pods are routed through the node already (pod_pair_route_via_node).
+ */
+static void run_through_node_dnat(struct __test_metadata *_metadata, FIXTURE_DATA(l24) *self,
+				  const FIXTURE_VARIANT(l24) *variant, struct tcp_plan *plan)
+{
+	bool ipv6 = plan->family == AF_INET6;
+	const char *node = self->pods.node_netns;
+	pid_t server;
+
+	ASSERT_EQ(0, run_quiet("ip netns exec %s nft 'add table %s kat_l24; add chain %s kat_l24 pre "
+			       "{ type nat hook prerouting priority -100; }; add rule %s kat_l24 pre "
+			       "%s daddr %s tcp dport %d counter dnat to %s%s%s:%d'",
+			       node, ipv6 ? "ip6" : "ip", ipv6 ? "ip6" : "ip", ipv6 ? "ip6" : "ip",
+			       ipv6 ? "ip6" : "ip", ipv6 ? CLUSTER_IPV6 : CLUSTER_IPV4, CLUSTER_PORT,
+			       ipv6 ? "[" : "", plan->server_addr, ipv6 ? "]" : "", ECHO_PORT));
+	start_agent(_metadata, self, variant, "l24=on");
+	server = tcp_server_start(&self->pods.server, plan, &self->truth->server);
+	ASSERT_LT(0, server);
+	plan->server_addr = ipv6 ? CLUSTER_IPV6 : CLUSTER_IPV4;
+	plan->port = CLUSTER_PORT;
+	ASSERT_EQ(0, tcp_client_run(&self->pods.client, plan, &self->truth->client));
+	ASSERT_EQ(0, child_wait(server));
+	usleep(ACK_SETTLE_US);
+}
+
+/*
+ * The client's rows name the backend, address and port, and nothing is
+ * filed under the ClusterIP, not even the first SYN's packet. The server's
+ * rows name the client pod, as without a node.
+ */
+static void expect_rows_name_the_backend(struct __test_metadata *_metadata, FIXTURE_DATA(l24) *self,
+					 const struct tcp_plan *plan, const char *backend_addr,
+					 const char *client_addr)
+{
+	struct agg_totals backend, dialed, server;
+
+	/* the node translated each connection once, at its first packet */
+	EXPECT_EQ(plan->connections, nft_rule_packets(self->pods.node_netns, "pre",
+						      plan->family == AF_INET6 ? "ip6" : "ip"));
+	backend = agent_output_sum(self->output, self->pods.client.cgroup_id, "client", backend_addr,
+				   ECHO_PORT);
+	dialed = agent_output_sum(self->output, self->pods.client.cgroup_id, "client",
+				  plan->server_addr, -1);
+	server = agent_output_sum(self->output, self->pods.server.cgroup_id, "server", client_addr, -1);
+	EXPECT_EQ(plan->connections, backend.connect_success_count);
+	EXPECT_EQ(plan->connections, backend.close_count);
+	EXPECT_EQ(self->truth->client.writes, backend.write_count);
+	EXPECT_EQ(self->truth->client.write_bytes, backend.write_bytes);
+	EXPECT_EQ(self->truth->client.read_bytes, backend.read_bytes);
+	EXPECT_EQ(0, dialed.rows);
+	EXPECT_EQ(plan->connections, server.accept_count);
+	EXPECT_EQ(self->truth->server.read_bytes, server.read_bytes);
+}
+
+/*
+ * IPv4, with the client's link quiet (no IPv6, no ARP): every packet its
+ * veth sent is one of the connections', and each is counted, under the
+ * backend.
  */
 KTEST_F(l24, node_dnat_peer_is_the_backend, 120)
 {
@@ -773,51 +833,43 @@ KTEST_F(l24, node_dnat_peer_is_the_backend, 120)
 		.connections = 3, .request_writes = 5, .request_size = 100,
 		.response_writes = 1, .response_size = 100,
 	};
-	const char *client_ns = self->pods.client.netns, *node;
+	const char *tx_packets_path = "/sys/class/net/eth0/statistics/tx_packets";
+	const char *client_ns = self->pods.client.netns;
 	int64_t tx_packets_before, tx_packets_after;
-	struct agg_totals backend, dialed;
 	char gateway_ipv4[16];
 	int subnet = 0;
-	pid_t server;
 
-	ASSERT_EQ(0, pod_pair_route_via_node(&self->pods));
-	node = self->pods.node_netns;
 	ASSERT_EQ(1, sscanf(self->pods.client.ipv4, "10.230.%d.", &subnet));
 	snprintf(gateway_ipv4, sizeof(gateway_ipv4), "10.230.%d.254", subnet);
-	ASSERT_EQ(0, quiet_link_to_node(&self->pods.client, node, gateway_ipv4));
-	ASSERT_EQ(0, run_quiet("ip netns exec %s nft 'add table ip kat_l24; add chain ip kat_l24 pre "
-			       "{ type nat hook prerouting priority -100; }; add rule ip kat_l24 pre "
-			       "ip daddr 10.96.20.2 tcp dport 80 counter dnat to %s:%d'",
-			       node, self->pods.server.ipv4, ECHO_PORT));
-	start_agent(_metadata, self, variant, "l24=on");
-	server = tcp_server_start(&self->pods.server, &plan, &self->truth->server);
-	ASSERT_LT(0, server);
-	tx_packets_before = netns_read_number(client_ns, "/sys/class/net/eth0/statistics/tx_packets");
+	ASSERT_EQ(0, pod_pair_route_via_node(&self->pods));
+	ASSERT_EQ(0, quiet_link_to_node(&self->pods.client, self->pods.node_netns, gateway_ipv4));
+	tx_packets_before = netns_read_number(client_ns, tx_packets_path);
 	ASSERT_LE(0, tx_packets_before);
-	plan.server_addr = "10.96.20.2";
-	plan.port = 80;
-	ASSERT_EQ(0, tcp_client_run(&self->pods.client, &plan, &self->truth->client));
-	ASSERT_EQ(0, child_wait(server));
-	usleep(ACK_SETTLE_US);
-	tx_packets_after = netns_read_number(client_ns, "/sys/class/net/eth0/statistics/tx_packets");
+	run_through_node_dnat(_metadata, self, variant, &plan);
+	tx_packets_after = netns_read_number(client_ns, tx_packets_path);
 	stop_agent(_metadata, self);
 
-	/* the node translated each connection once, at its first packet */
-	EXPECT_EQ(plan.connections, nft_rule_packets(node, "pre", "ip"));
-	backend = agent_output_sum(self->output, self->pods.client.cgroup_id, "client",
-				   self->pods.server.ipv4, ECHO_PORT);
-	dialed = agent_output_sum(self->output, self->pods.client.cgroup_id, "client", "10.96.20.2", -1);
-	EXPECT_EQ(plan.connections, backend.connect_success_count);
-	EXPECT_EQ(plan.connections, backend.close_count);
-	EXPECT_EQ(self->truth->client.writes, backend.write_count);
-	EXPECT_EQ(self->truth->client.write_bytes, backend.write_bytes);
-	EXPECT_EQ(self->truth->client.read_bytes, backend.read_bytes);
-	EXPECT_EQ(0, dialed.rows);
+	expect_rows_name_the_backend(_metadata, self, &plan, self->pods.server.ipv4,
+				     self->pods.client.ipv4);
 	EXPECT_EQ((uint64_t)(tx_packets_after - tx_packets_before),
 		  field(self, &self->pods.client, "client", "write_packets"));
-	/* the server side names the client pod, as without a node */
-	EXPECT_EQ(plan.connections, agent_output_sum(self->output, self->pods.server.cgroup_id, "server",
-						     self->pods.client.ipv4, -1).accept_count);
+}
+
+/* IPv6: the forwarded SYN's headers are IPv6's. */
+KTEST_F(l24, node_dnat_peer_is_the_backend_ipv6, 120)
+{
+	struct tcp_plan plan = {
+		.family = AF_INET6, .server_addr = self->pods.server.ipv6, .port = ECHO_PORT,
+		.connections = 3, .request_writes = 5, .request_size = 100,
+		.response_writes = 1, .response_size = 100,
+	};
+
+	ASSERT_EQ(0, pod_pair_route_via_node(&self->pods));
+	run_through_node_dnat(_metadata, self, variant, &plan);
+	stop_agent(_metadata, self);
+
+	expect_rows_name_the_backend(_metadata, self, &plan, self->pods.server.ipv6,
+				     self->pods.client.ipv6);
 }
 
 /* Mean ready-to-send time per packet of the client, in ns. */
