@@ -183,16 +183,17 @@ static __always_inline int tcp_packet_read(const struct sk_buff *skb, struct tcp
  * socket dialed. The connection's rows then name the backend, so the client
  * side has the instance relation too. Only before the handshake ends, so
  * that no row was written under the dialed address yet. The one place a
- * connection's peer is rewritten.
+ * connection's peer is rewritten; true when it was.
  */
-static __always_inline void conn_take_translated_peer(struct kaccess_conn *conn,
+static __always_inline bool conn_take_translated_peer(struct kaccess_conn *conn,
 						      const struct tcp_packet *pkt)
 {
 	if (addr_equal(pkt->daddr, conn->agg.peer_addr) && pkt->dport == conn->agg.peer_port)
-		return;
+		return false;
 	__builtin_memcpy(conn->agg.peer_addr, pkt->daddr, KACCESS_ADDR_LEN);
 	conn->agg.peer_port = pkt->dport;
 	conn->flags |= KACCESS_CONN_PEER_TRANSLATED;
+	return true;
 }
 
 /*
@@ -268,14 +269,16 @@ static __always_inline void forwarded_syn_learn_peer(const struct sk_buff *skb)
 	__builtin_memcpy(key.addr, pkt.saddr, KACCESS_ADDR_LEN);
 	key.port = pkt.sport;
 	syn = bpf_map_lookup_elem(&forwarded_syns, &key);
-	if (!syn || syn->seq_be != pkt.seq_be) /* another host's client with the same address */
+	if (!syn || syn->seq_be != pkt.seq_be) /* not ours: a client elsewhere with that address */
 		return;
 	conn = bpf_map_lookup_elem(&conn_table, &syn->sk);
 	if (!conn || conn->state != KACCESS_CONN_CONNECTING) {
 		forwarded_syn_delete(&key); /* its connect's end was not seen */
 		return;
 	}
-	conn_take_translated_peer(conn, &pkt);
+	/* not translated at this hop: a later one on this node may be (nested namespaces) */
+	if (!conn_take_translated_peer(conn, &pkt))
+		return;
 	forwarded_syn_settle(conn, &key, syn);
 }
 
@@ -304,6 +307,7 @@ int BPF_PROG(l24_net_dev_queue, struct sk_buff *skb)
 		/* a packet that waited for this neighbour leaves now */
 		cpu->resolved_agg = conn->agg;
 		cpu->resolved_conn = 1;
+		cpu->resolved_syn_sk = conn->state == KACCESS_CONN_CONNECTING ? (__u64)sk : 0;
 	}
 	window = xmit_window_next(cpu);
 	window->skb = (__u64)skb;
@@ -511,6 +515,30 @@ int BPF_PROG(l24_neigh_update, struct neighbour *neigh)
 	return 0;
 }
 
+/*
+ * A connecting client's SYN waited for the neighbour: the resolution waits
+ * with the SYN's entry for its peer to be known, and true is returned.
+ * False: count it now, under `agg`, set to the peer as known now.
+ */
+static __always_inline bool syn_resolution_waits(__u64 sk, struct kaccess_agg_key *agg,
+						 __u64 duration_ns)
+{
+	struct forwarded_syn_key key;
+	struct forwarded_syn *syn;
+	struct kaccess_conn *conn;
+
+	conn = bpf_map_lookup_elem(&conn_table, &sk);
+	if (!conn)
+		return false;
+	*agg = conn->agg;
+	forwarded_syn_key_of(&key, conn);
+	syn = bpf_map_lookup_elem(&forwarded_syns, &key);
+	if (conn->state != KACCESS_CONN_CONNECTING || !syn || syn->sk != sk)
+		return false;
+	syn->resolve_mac_ns = duration_ns;
+	return true;
+}
+
 SEC("tp_btf/neigh_update_done")
 int BPF_PROG(l24_neigh_update_done, struct neighbour *neigh, int err)
 {
@@ -527,10 +555,11 @@ int BPF_PROG(l24_neigh_update_done, struct neighbour *neigh, int err)
 		return 0;
 	if (cpu->resolved_conn && (state & NUD_VALID)) {
 		now_ns = bpf_ktime_get_ns();
-		row = agg_row(&cpu->resolved_agg, now_ns);
-		if (row) {
-			agg_add(row->write_resolve_mac_count, 1);
-			agg_add(row->write_resolve_mac_duration_ns_sum, now_ns - *start_ns);
+		if (!cpu->resolved_syn_sk ||
+		    !syn_resolution_waits(cpu->resolved_syn_sk, &cpu->resolved_agg, now_ns - *start_ns)) {
+			row = agg_row(&cpu->resolved_agg, now_ns);
+			if (row)
+				resolve_mac_account(row, now_ns - *start_ns);
 		}
 	}
 	if (state != NUD_INCOMPLETE)

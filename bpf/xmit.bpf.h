@@ -58,9 +58,17 @@ static __always_inline void forwarded_syn_delete(const struct forwarded_syn_key 
 		__sync_fetch_and_add(&forwarded_syns_count, -1);
 }
 
+/* A neighbour resolution a packet of the connection waited for. */
+static __always_inline void resolve_mac_account(struct kaccess_agg_value *row, __u64 duration_ns)
+{
+	agg_add(row->write_resolve_mac_count, 1);
+	agg_add(row->write_resolve_mac_duration_ns_sum, duration_ns);
+}
+
 /*
- * The SYN's peer is as known as it will be: its transmit, if the driver
- * took it, goes to the connection's row now, and the entry goes.
+ * The SYN's peer is as known as it will be: its transmit (if the driver
+ * took it) and the resolution it waited for go to the connection's row
+ * now, and the entry goes.
  */
 static __always_inline void forwarded_syn_settle(const struct kaccess_conn *conn,
 						 const struct forwarded_syn_key *key,
@@ -68,11 +76,14 @@ static __always_inline void forwarded_syn_settle(const struct kaccess_conn *conn
 {
 	struct kaccess_agg_value *row;
 
-	if (syn->sent_ns) {
+	if (syn->sent_ns || syn->resolve_mac_ns) {
 		row = agg_row(&conn->agg, bpf_ktime_get_ns());
-		if (row)
+		if (row && syn->sent_ns)
 			xmit_account(row, &syn->window, syn->sent_ns, syn->sent_bytes);
+		if (row && syn->resolve_mac_ns)
+			resolve_mac_account(row, syn->resolve_mac_ns);
 		syn->sent_ns = 0;
+		syn->resolve_mac_ns = 0;
 	}
 	forwarded_syn_delete(key);
 }

@@ -462,6 +462,7 @@ struct l24_cpu {
 	__u32 resolved_conn;   /* a tracked packet left during neigh_update: agg below */
 	__u64 updating_neigh;  /* neigh_update .. neigh_update_done */
 	struct kaccess_agg_key resolved_agg;
+	__u64 resolved_syn_sk; /* ...and it was a connecting client's SYN: its socket; else 0 */
 	__u64 received_skb;    /* the last netif_receive_skb on this CPU */
 	__u64 received_ns;
 	__u64 probed_sk;       /* the last tcp_probe of a tracked data segment */
@@ -470,7 +471,7 @@ struct l24_cpu {
 	struct nf_ingress ingress;
 };
 
-/* l24_cpu: one struct l24_cpu per CPU (648 B each). Not pinned. */
+/* l24_cpu: one struct l24_cpu per CPU (656 B each). Not pinned. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
@@ -508,6 +509,7 @@ struct forwarded_syn {
 	__u32 seq_be;              /* the SYN's sequence number: a forwarded copy carries it too */
 	__u32 sent_bytes;          /* net_dev_xmit's skb_len, once the driver took the SYN */
 	__u64 sent_ns;             /* net_dev_xmit of the SYN; 0: not sent, or already counted */
+	__u64 resolve_mac_ns;      /* the neighbour resolution the SYN waited for; 0: none */
 	struct xmit_window window; /* the SYN's transmit, counted when its peer is known */
 };
 
@@ -521,7 +523,7 @@ struct forwarded_syn {
  * forwarded_syns_count, so forwarded packets are looked at only while a
  * connect is pending. LRU: an entry evicted leaves the count one high
  * (forwarded SYNs are then parsed needlessly), never low. Size: 4096
- * pending connects, 136 B values: 0.88 MiB; one entry when `l24 = off`.
+ * pending connects, 144 B values: 0.91 MiB; one entry when `l24 = off`.
  * Not pinned.
  */
 struct {
