@@ -198,7 +198,7 @@ static __always_inline int conn_connect_finished(const struct sock *sk, bool est
 	now_ns = bpf_ktime_get_ns();
 	duration_ns = now_ns - conn->start_ns;
 	conn_read_addresses(conn, sk); /* the local one is bound now */
-	/* the SYN's transmit, if it still waits for a forwarded copy (bpf/l24.bpf.c) */
+	/* what of the SYN still waits for a forwarded copy of it (bpf/l24.bpf.c) */
 	forwarded_syn_connect_ends(conn, key);
 	count_connect(&conn->agg, now_ns, duration_ns, established);
 	if (established) {

@@ -502,7 +502,7 @@ struct forwarded_syn_key {
 /*
  * A connecting client's SYN, until a copy of it forwarded through the
  * node's namespace (or the handshake's end) tells where it really went.
- * The SYN's own transmit waits here, so that it is filed under that peer.
+ * What the SYN itself cost waits here, so that it is filed under that peer.
  */
 struct forwarded_syn {
 	__u64 sk;                  /* the client's socket: its conn_table key */
@@ -516,7 +516,8 @@ struct forwarded_syn {
 /*
  * forwarded_syns: key = struct forwarded_syn_key, value = struct
  * forwarded_syn. Written by net_dev_queue when a tracked client's SYN
- * leaves its socket, and by net_dev_xmit (the SYN's transmit). Read and
+ * leaves its socket, by net_dev_xmit (the SYN's transmit) and by
+ * neigh_update_done (a resolution the SYN waited for). Read and
  * deleted by net_dev_queue when the SYN leaves a device again without a
  * socket (forwarded: a DNAT in the node's PREROUTING shows there), or by
  * the connect's end (bpf/connections.bpf.c). Live entries are counted in
