@@ -21,6 +21,7 @@
 #include "http2.bpf.h"
 #include "sock.bpf.h"
 #include "syscall_ctx.bpf.h"
+#include "xmit.bpf.h"
 
 #define KACCESS_EINPROGRESS 115
 #define KACCESS_EALREADY 114
@@ -184,6 +185,8 @@ static __always_inline int conn_connect_finished(const struct sock *sk, bool est
 	now_ns = bpf_ktime_get_ns();
 	duration_ns = now_ns - conn->start_ns;
 	conn_read_addresses(conn, sk); /* the local one is bound now */
+	/* what of the SYN still waits for a forwarded copy of it (bpf/l24.bpf.c) */
+	forwarded_syn_connect_ends(conn, key);
 	count_connect(&conn->agg, now_ns, duration_ns, established);
 	if (established) {
 		conn->state = KACCESS_CONN_ESTABLISHED;

@@ -36,6 +36,7 @@
 #include "../maps/maps.bpf.h"
 #include "agg.bpf.h"
 #include "sock.bpf.h"
+#include "xmit.bpf.h"
 
 #define NETDEV_TX_OK 0
 #define ETH_P_IP 0x0800
@@ -44,6 +45,10 @@
 #define NUD_VALID 0xde /* PERMANENT | NOARP | REACHABLE | PROBE | STALE | DELAY */
 #define MAC_HEADER_UNSET 0xffff
 #define NEIGH_RESOLUTION_QUEUED 1 /* __neigh_event_send: the packet waits */
+#define TRANSPORT_HEADER_UNSET 0xffff
+#define IP_FRAGMENT_OFFSET_MASK 0x1fff
+#define TCP_FLAG_SYN 0x02
+#define TCP_FLAG_ACK 0x10
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -279,19 +284,6 @@ static __always_inline void xmit_window_take_l3(struct xmit_window *window, stru
 	egress->skb = 0;
 }
 
-/* L3 of a sent packet: from LOCAL_OUT to the driver, or to the qdisc that took it. */
-static __always_inline void xmit_account_l3(struct l24_sums *sums, const struct xmit_window *window,
-					    __u64 now_ns)
-{
-	if (!window->l3_start_ns)
-		return;
-	sums->write_l3_duration_ns_sum += (window->l3_end_ns ?: now_ns) - window->l3_start_ns;
-	sums->write_l3_local_duration_ns_sum += window->l3_local_ns;
-	sums->write_l3_output_duration_ns_sum += window->l3_output_ns;
-	sums->write_netfilter_count += window->netfilter_count;
-	sums->write_netfilter_duration_ns_sum += window->netfilter_ns;
-}
-
 static __always_inline bool addr_equal(const __u8 a[KACCESS_ADDR_LEN], const __u8 b[KACCESS_ADDR_LEN])
 {
 	const __u64 *a64 = (const __u64 *)a, *b64 = (const __u64 *)b;
@@ -299,65 +291,207 @@ static __always_inline bool addr_equal(const __u8 a[KACCESS_ADDR_LEN], const __u
 	return a64[0] == b64[0] && a64[1] == b64[1];
 }
 
-/*
- * A connecting client's packet at the device carries the address it really
- * goes to: after a DNAT (kube-proxy's for a ClusterIP) that is the backend,
- * not what the socket dialed. The connection's rows then name the backend,
- * so the client side has the instance relation too. Only before the
- * handshake ends, so that no row was written under the dialed address yet.
- */
-static __always_inline void conn_learn_translated_peer(struct kaccess_conn *conn, const struct sk_buff *skb)
-{
-	const unsigned char *head = skb->head;
+/* The addresses, ports and flags of a TCP packet at a device. */
+struct tcp_packet {
+	__u8 saddr[KACCESS_ADDR_LEN] __attribute__((aligned(8))); /* v4-mapped for IPv4 */
 	__u8 daddr[KACCESS_ADDR_LEN] __attribute__((aligned(8)));
-	__u16 dport_be;
-	__u32 daddr_v4;
+	__u16 sport, dport;  /* host byte order */
+	__u32 seq_be;
+	__u8 flags;          /* TCP_FLAG_* */
+};
 
-	if (skb->protocol == bpf_htons(ETH_P_IP)) {
-		if (bpf_probe_read_kernel(&daddr_v4, sizeof(daddr_v4),
-					  head + skb->network_header + offsetof(struct iphdr, daddr)))
-			return;
-		addr_v4_mapped(daddr, daddr_v4);
-	} else if (skb->protocol != bpf_htons(ETH_P_IPV6) ||
-		   bpf_probe_read_kernel(daddr, sizeof(daddr),
-					 head + skb->network_header + offsetof(struct ipv6hdr, daddr))) {
-		return;
-	}
-	if (bpf_probe_read_kernel(&dport_be, sizeof(dport_be),
-				  head + skb->transport_header + offsetof(struct tcphdr, dest)))
-		return;
-	if (addr_equal(daddr, conn->agg.peer_addr) && bpf_ntohs(dport_be) == conn->agg.peer_port)
-		return;
-	__builtin_memcpy(conn->agg.peer_addr, daddr, KACCESS_ADDR_LEN);
-	conn->agg.peer_port = bpf_ntohs(dport_be);
-	conn->flags |= KACCESS_CONN_PEER_TRANSLATED;
+/* The TCP header's first 14 bytes: ports, sequence, acknowledgment, offset, flags. */
+struct tcp_header_start {
+	__u16 source, dest;
+	__u32 seq, ack_seq;
+	__u8 offset, flags;
+};
+
+static __always_inline int tcp_packet_read_ipv4(const struct sk_buff *skb, struct tcp_packet *pkt)
+{
+	struct iphdr ip;
+
+	if (bpf_probe_read_kernel(&ip, sizeof(ip), skb->head + skb->network_header))
+		return -1;
+	/* a later fragment's "TCP header" is payload */
+	if (ip.protocol != KACCESS_IPPROTO_TCP || (bpf_ntohs(ip.frag_off) & IP_FRAGMENT_OFFSET_MASK))
+		return -1;
+	addr_v4_mapped(pkt->saddr, ip.saddr);
+	addr_v4_mapped(pkt->daddr, ip.daddr);
+	return 0;
 }
 
-/* The row key of a sent packet's connection; NULL when not tracked. */
-static __always_inline const struct kaccess_agg_key *xmit_conn_agg(struct sk_buff *skb)
+/* TCP right after the fixed header only: where a forwarded packet's transport header points. */
+static __always_inline int tcp_packet_read_ipv6(const struct sk_buff *skb, struct tcp_packet *pkt)
 {
-	struct l24_sock *s = l24_sock_of(skb->sk);
-	struct kaccess_conn *conn;
+	struct ipv6hdr ip;
 
-	if (s)
-		return &s->agg;
-	conn = conn_of_sock(skb->sk);
-	if (!conn)
-		return NULL;
-	if (conn->state == KACCESS_CONN_CONNECTING)
-		conn_learn_translated_peer(conn, skb);
-	return &conn->agg;
+	if (bpf_probe_read_kernel(&ip, sizeof(ip), skb->head + skb->network_header))
+		return -1;
+	if (ip.nexthdr != KACCESS_IPPROTO_TCP)
+		return -1;
+	__builtin_memcpy(pkt->saddr, &ip.saddr, KACCESS_ADDR_LEN);
+	__builtin_memcpy(pkt->daddr, &ip.daddr, KACCESS_ADDR_LEN);
+	return 0;
+}
+
+/* The packet's IP and TCP headers, as they leave: after every NAT on the way. */
+static __always_inline int tcp_packet_read(const struct sk_buff *skb, struct tcp_packet *pkt)
+{
+	struct tcp_header_start tcp;
+	int err;
+
+	if (skb->transport_header == TRANSPORT_HEADER_UNSET)
+		return -1;
+	if (skb->protocol == bpf_htons(ETH_P_IP))
+		err = tcp_packet_read_ipv4(skb, pkt);
+	else if (skb->protocol == bpf_htons(ETH_P_IPV6))
+		err = tcp_packet_read_ipv6(skb, pkt);
+	else
+		err = -1;
+	if (err || bpf_probe_read_kernel(&tcp, sizeof(tcp), skb->head + skb->transport_header))
+		return -1;
+	pkt->sport = bpf_ntohs(tcp.source);
+	pkt->dport = bpf_ntohs(tcp.dest);
+	pkt->seq_be = tcp.seq;
+	pkt->flags = tcp.flags;
+	return 0;
+}
+
+/*
+ * A connecting client's packet carries the address it really goes to: after
+ * a DNAT (kube-proxy's for a ClusterIP) that is the backend, not what the
+ * socket dialed. The connection's rows then name the backend, so the client
+ * side has the instance relation too. Only before the handshake ends, so
+ * that no row was written under the dialed address yet. The one place a
+ * connection's peer is rewritten; true when it was.
+ */
+static __always_inline bool conn_take_translated_peer(struct kaccess_conn *conn,
+						      const struct tcp_packet *pkt)
+{
+	if (addr_equal(pkt->daddr, conn->agg.peer_addr) && pkt->dport == conn->agg.peer_port)
+		return false;
+	__builtin_memcpy(conn->agg.peer_addr, pkt->daddr, KACCESS_ADDR_LEN);
+	conn->agg.peer_port = pkt->dport;
+	conn->flags |= KACCESS_CONN_PEER_TRANSLATED;
+	return true;
+}
+
+/*
+ * Remember the SYN until a forwarded copy of it shows where it went: a pod's
+ * packets to a ClusterIP are translated in the node's namespace, after they
+ * left the pod's socket. A retransmitted SYN renews its entry.
+ */
+static __always_inline void forwarded_syn_remember(const struct kaccess_conn *conn, __u64 sk,
+						   const struct tcp_packet *pkt)
+{
+	struct forwarded_syn fresh = { .sk = sk, .seq_be = pkt->seq_be };
+	struct forwarded_syn_key key;
+	struct forwarded_syn *syn;
+
+	forwarded_syn_key_of(&key, conn);
+	syn = bpf_map_lookup_elem(&forwarded_syns, &key);
+	if (syn && syn->sk == sk) {
+		syn->seq_be = pkt->seq_be;
+		return;
+	}
+	if (bpf_map_update_elem(&forwarded_syns, &key, &fresh, BPF_NOEXIST) == 0)
+		__sync_fetch_and_add(&forwarded_syns_count, 1);
+	else /* another socket's, gone without its connect's end seen */
+		bpf_map_update_elem(&forwarded_syns, &key, &fresh, BPF_EXIST);
+}
+
+/* A tracked client's SYN leaves its socket's namespace (or a retransmit of it). */
+static __always_inline void client_syn_leaves(struct kaccess_conn *conn, const struct sock *sk,
+					      const struct sk_buff *skb)
+{
+	struct tcp_packet pkt;
+
+	if (tcp_packet_read(skb, &pkt))
+		return;
+	conn_read_addresses(conn, sk); /* the local port is bound by now */
+	conn_take_translated_peer(conn, &pkt);
+	forwarded_syn_remember(conn, (__u64)sk, &pkt);
+}
+
+/*
+ * Most forwarded packets are not SYNs: the TCP flags' byte alone says so in
+ * one read. What it is in a packet that is not TCP does not matter: a
+ * "SYN" there is then parsed and found out by tcp_packet_read().
+ */
+static __always_inline bool forwarded_packet_may_be_syn(const struct sk_buff *skb)
+{
+	__u8 flags = 0;
+
+	if (skb->transport_header == TRANSPORT_HEADER_UNSET)
+		return false;
+	if (bpf_probe_read_kernel(&flags, sizeof(flags), skb->head + skb->transport_header +
+				  offsetof(struct tcp_header_start, flags)))
+		return false;
+	return (flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == TCP_FLAG_SYN;
+}
+
+/*
+ * A packet leaves a device without a socket: forwarded (ip_rcv orphans
+ * what it receives). If it is the SYN of a client connecting from a pod
+ * here, its destination is what the node's DNAT made of the dialed one.
+ */
+static __always_inline void forwarded_syn_learn_peer(const struct sk_buff *skb)
+{
+	struct forwarded_syn_key key = {};
+	struct forwarded_syn *syn;
+	struct kaccess_conn *conn;
+	struct tcp_packet pkt;
+
+	if (!forwarded_packet_may_be_syn(skb))
+		return;
+	if (tcp_packet_read(skb, &pkt) || (pkt.flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) != TCP_FLAG_SYN)
+		return;
+	__builtin_memcpy(key.addr, pkt.saddr, KACCESS_ADDR_LEN);
+	key.port = pkt.sport;
+	syn = bpf_map_lookup_elem(&forwarded_syns, &key);
+	if (!syn || syn->seq_be != pkt.seq_be) /* not ours: a client elsewhere with that address */
+		return;
+	conn = bpf_map_lookup_elem(&conn_table, &syn->sk);
+	if (!conn || conn->state != KACCESS_CONN_CONNECTING) {
+		forwarded_syn_delete(&key); /* its connect's end was not seen */
+		return;
+	}
+	/* not translated at this hop: a later one on this node may be (nested namespaces) */
+	if (!conn_take_translated_peer(conn, &pkt))
+		return;
+	forwarded_syn_settle(conn, &key, syn);
 }
 
 SEC("tp_btf/net_dev_queue")
 int BPF_PROG(l24_net_dev_queue, struct sk_buff *skb)
 {
-	const struct kaccess_agg_key *agg = xmit_conn_agg(skb);
+	struct sock *sk = skb->sk;
+	const struct kaccess_agg_key *agg;
+	struct kaccess_conn *conn;
 	struct l24_cpu *cpu;
 	struct xmit_window *window;
+	struct l24_sock *s;
+	__u64 syn_sk = 0;
 
-	if (!agg)
+	if (!sk) {
+		if (forwarded_syns_count > 0)
+			forwarded_syn_learn_peer(skb);
 		return 0;
+	}
+	s = l24_sock_of(sk);
+	if (s) { /* established and final: the common case, without a hash lookup */
+		agg = &s->agg;
+	} else {
+		conn = conn_of_sock(sk);
+		if (!conn)
+			return 0;
+		if (conn->state == KACCESS_CONN_CONNECTING) {
+			client_syn_leaves(conn, sk, skb);
+			syn_sk = (__u64)sk;
+		}
+		agg = &conn->agg;
+	}
 	cpu = l24_this_cpu();
 	if (!cpu)
 		return 0;
@@ -365,6 +499,7 @@ int BPF_PROG(l24_net_dev_queue, struct sk_buff *skb)
 		/* a packet that waited for this neighbour leaves now */
 		cpu->resolved_agg = *agg;
 		cpu->resolved_conn = 1;
+		cpu->resolved_syn_sk = syn_sk;
 	}
 	window = xmit_window_next(cpu);
 	window->skb = (__u64)skb;
@@ -372,6 +507,7 @@ int BPF_PROG(l24_net_dev_queue, struct sk_buff *skb)
 	window->start_xmit_ns = 0;
 	window->enqueued = 0;
 	window->agg = *agg;
+	window->syn_sk = syn_sk;
 	xmit_window_take_l3(window, &cpu->egress);
 	return 0;
 }
@@ -430,6 +566,38 @@ int BPF_PROG(l24_net_dev_start_xmit, const struct sk_buff *skb)
 	return 0;
 }
 
+/*
+ * The driver took a connecting client's SYN: it waits with the SYN's entry
+ * for its peer to be known, and true is returned. False: count it now,
+ * under the peer as known now (a forwarded copy may have come first).
+ */
+static __always_inline bool syn_sent_waits(struct xmit_window *window, __u64 sent_ns, __u32 skb_len)
+{
+	struct forwarded_syn_key key;
+	struct kaccess_agg_value *row;
+	struct forwarded_syn *syn;
+	struct kaccess_conn *conn;
+
+	conn = bpf_map_lookup_elem(&conn_table, &window->syn_sk);
+	if (!conn)
+		return false;
+	window->agg = conn->agg;
+	forwarded_syn_key_of(&key, conn);
+	syn = bpf_map_lookup_elem(&forwarded_syns, &key);
+	if (conn->state != KACCESS_CONN_CONNECTING || !syn || syn->sk != window->syn_sk)
+		return false;
+	if (syn->sent_ns) {
+		/* an earlier SYN was not seen forwarded: it stays under the dialed peer */
+		row = agg_row(&conn->agg, sent_ns);
+		if (row)
+			xmit_account(row, &syn->window, syn->sent_ns, syn->sent_bytes);
+	}
+	syn->window = *window;
+	syn->sent_ns = sent_ns;
+	syn->sent_bytes = skb_len;
+	return true;
+}
+
 /* The driver took the packet (or refused it): the window ends. */
 SEC("tp_btf/net_dev_xmit")
 int BPF_PROG(l24_net_dev_xmit, struct sk_buff *skb, int rc, struct net_device *dev,
@@ -450,23 +618,14 @@ int BPF_PROG(l24_net_dev_xmit, struct sk_buff *skb, int rc, struct net_device *d
 	if (rc != NETDEV_TX_OK)
 		return 0;
 	now_ns = bpf_ktime_get_ns();
+	if (window->syn_sk && syn_sent_waits(window, now_ns, skb_len))
+		return 0;
 	sums = l24_sums_begin(cpu, &window->agg, now_ns, &nested);
 	if (!sums) {
 		count_loss(KACCESS_CTR_L24_WINDOW_LOST);
 		return 0;
 	}
-	sums->write_packets++;
-	sums->write_packet_bytes += skb_len;
-	sums->write_l2_duration_ns_sum += now_ns - window->queued_ns;
-	if (window->enqueued)
-		sums->write_l2_enter_queue_count++;
-	xmit_account_l3(sums, window, now_ns);
-	if (window->start_xmit_ns) {
-		sums->write_l2_ready_send_duration_ns_sum += window->start_xmit_ns - window->queued_ns;
-		sums->write_l2_device_send_duration_ns_sum += now_ns - window->start_xmit_ns;
-	} else {
-		count_loss(KACCESS_CTR_L24_WINDOW_LOST);
-	}
+	xmit_account_sums(sums, window, now_ns, skb_len);
 	l24_sums_end(cpu, sums, nested, &window->agg, now_ns);
 	return 0;
 }
@@ -553,6 +712,30 @@ int BPF_PROG(l24_neigh_update, struct neighbour *neigh)
 	return 0;
 }
 
+/*
+ * A connecting client's SYN waited for the neighbour: the resolution waits
+ * with the SYN's entry for its peer to be known, and true is returned.
+ * False: count it now, under `agg`, set to the peer as known now.
+ */
+static __always_inline bool syn_resolution_waits(__u64 sk, struct kaccess_agg_key *agg,
+						 __u64 duration_ns)
+{
+	struct forwarded_syn_key key;
+	struct forwarded_syn *syn;
+	struct kaccess_conn *conn;
+
+	conn = bpf_map_lookup_elem(&conn_table, &sk);
+	if (!conn)
+		return false;
+	*agg = conn->agg;
+	forwarded_syn_key_of(&key, conn);
+	syn = bpf_map_lookup_elem(&forwarded_syns, &key);
+	if (conn->state != KACCESS_CONN_CONNECTING || !syn || syn->sk != sk)
+		return false;
+	syn->resolve_mac_ns = duration_ns;
+	return true;
+}
+
 SEC("tp_btf/neigh_update_done")
 int BPF_PROG(l24_neigh_update_done, struct neighbour *neigh, int err)
 {
@@ -569,10 +752,11 @@ int BPF_PROG(l24_neigh_update_done, struct neighbour *neigh, int err)
 		return 0;
 	if (cpu->resolved_conn && (state & NUD_VALID)) {
 		now_ns = bpf_ktime_get_ns();
-		row = agg_row(&cpu->resolved_agg, now_ns);
-		if (row) {
-			agg_add(row->write_resolve_mac_count, 1);
-			agg_add(row->write_resolve_mac_duration_ns_sum, now_ns - *start_ns);
+		if (!cpu->resolved_syn_sk ||
+		    !syn_resolution_waits(cpu->resolved_syn_sk, &cpu->resolved_agg, now_ns - *start_ns)) {
+			row = agg_row(&cpu->resolved_agg, now_ns);
+			if (row)
+				resolve_mac_account(row, now_ns - *start_ns);
 		}
 	}
 	if (state != NUD_INCOMPLETE)

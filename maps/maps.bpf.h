@@ -425,6 +425,7 @@ struct xmit_window {
 	__u32 enqueued;        /* a qdisc queued it on the way */
 	__u32 netfilter_count; /* netfilter: hooks with rules it traversed */
 	struct kaccess_agg_key agg;
+	__u64 syn_sk;          /* a connecting client's SYN: its socket (forwarded_syns); else 0 */
 	/* netfilter links: from the packet's IP output (struct nf_egress) */
 	__u64 l3_start_ns;     /* LOCAL_OUT's first hook; 0 without links */
 	__u64 l3_end_ns;       /* qdisc_enqueue: L3 ends where the qdisc takes over */
@@ -494,6 +495,7 @@ struct l24_cpu {
 	__u32 resolved_conn;   /* a tracked packet left during neigh_update: agg below */
 	__u64 updating_neigh;  /* neigh_update .. neigh_update_done */
 	struct kaccess_agg_key resolved_agg;
+	__u64 resolved_syn_sk; /* ...and it was a connecting client's SYN: its socket; else 0 */
 	__u64 received_skb;    /* the last netif_receive_skb on this CPU */
 	__u64 received_ns;
 	__u64 probed_sk;       /* the last tcp_probe of a tracked data segment */
@@ -513,7 +515,7 @@ struct l24_cpu {
 	struct l24_sums nested[2]; /* process context, then a softirq over it */
 };
 
-/* l24_cpu: one struct l24_cpu per CPU (1.5 KiB each). Not pinned. */
+/* l24_cpu: one struct l24_cpu per CPU (1.8 KiB each). Not pinned. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
@@ -524,7 +526,7 @@ struct {
 /*
  * xmit_queued: key = sk_buff address, value = struct xmit_window: tracked
  * packets a qdisc holds between qdisc_enqueue and net_dev_start_xmit.
- * LRU, so a packet the qdisc drops is forgotten. Size: 8192 (~1 MiB);
+ * LRU, so a packet the qdisc drops is forgotten. Size: 8192 (1.44 MiB);
  * one entry when `l24 = off`. Not pinned.
  */
 struct {
@@ -533,6 +535,51 @@ struct {
 	__type(key, __u64);
 	__type(value, struct xmit_window);
 } xmit_queued SEC(".maps") __weak;
+
+/* forwarded_syns key: a connecting client's own address and port. */
+struct forwarded_syn_key {
+	__u8 addr[KACCESS_ADDR_LEN]; /* v4-mapped for IPv4 */
+	__u16 port;                  /* host byte order */
+	__u8 pad[6];
+};
+
+/*
+ * A connecting client's SYN, until a copy of it forwarded through the
+ * node's namespace (or the handshake's end) tells where it really went.
+ * What the SYN itself cost waits here, so that it is filed under that peer.
+ */
+struct forwarded_syn {
+	__u64 sk;                  /* the client's socket: its conn_table key */
+	__u32 seq_be;              /* the SYN's sequence number: a forwarded copy carries it too */
+	__u32 sent_bytes;          /* net_dev_xmit's skb_len, once the driver took the SYN */
+	__u64 sent_ns;             /* net_dev_xmit of the SYN; 0: not sent, or already counted */
+	__u64 resolve_mac_ns;      /* the neighbour resolution the SYN waited for; 0: none */
+	struct xmit_window window; /* the SYN's transmit, counted when its peer is known */
+};
+
+/*
+ * forwarded_syns: key = struct forwarded_syn_key, value = struct
+ * forwarded_syn. Written by net_dev_queue when a tracked client's SYN
+ * leaves its socket, by net_dev_xmit (the SYN's transmit) and by
+ * neigh_update_done (a resolution the SYN waited for). Read and
+ * deleted by net_dev_queue when the SYN leaves a device again without a
+ * socket (forwarded: a DNAT in the node's PREROUTING shows there), or by
+ * the connect's end (bpf/connections.bpf.c). Live entries are counted in
+ * forwarded_syns_count, so forwarded packets are looked at only while a
+ * connect is pending. LRU: an entry evicted leaves the count one high
+ * (forwarded SYNs are then parsed needlessly), never low. Size: 4096
+ * pending connects, 144 B values: 0.91 MiB; one entry when `l24 = off`.
+ * Not pinned.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct forwarded_syn_key);
+	__type(value, struct forwarded_syn);
+} forwarded_syns SEC(".maps") __weak;
+
+/* Entries forwarded_syns holds (inserted minus deleted): 0 makes forwarded packets free. */
+__s64 forwarded_syns_count __weak = 0;
 
 /*
  * A received data segment of a tracked connection, until a reader copies it.

@@ -638,13 +638,14 @@ KTEST_F(l24, retransmits_equal_tcp_retrans_segs, 120)
 }
 
 /* The packets an nftables rule's counter counted. */
-static int64_t nft_rule_packets(const char *netns, const char *chain)
+static int64_t nft_rule_packets(const char *netns, const char *chain, const char *family)
 {
 	char command[256], line[512];
 	int64_t packets = -1;
 	FILE *f;
 
-	snprintf(command, sizeof(command), "ip netns exec %s nft list chain inet kat_l24 %s", netns, chain);
+	snprintf(command, sizeof(command), "ip netns exec %s nft list chain %s kat_l24 %s", netns,
+		 family, chain);
 	f = popen(command, "r");
 	if (!f)
 		return -1;
@@ -684,7 +685,7 @@ KTEST_F(l24, drop_rule_yields_netfilter_drop, 120)
 	start_agent(_metadata, self, variant, "l24=on");
 	ASSERT_EQ(0, tcp_run(&self->pods.client, &self->pods.server, &plan, self->truth));
 	stop_agent(_metadata, self);
-	dropped = nft_rule_packets(ns, "out");
+	dropped = nft_rule_packets(ns, "out", "inet");
 
 	EXPECT_LT(0, dropped);
 	EXPECT_EQ((uint64_t)dropped,
@@ -732,6 +733,189 @@ KTEST_F(l24, dnat_peer_is_the_backend, 120)
 	EXPECT_EQ(self->truth->client.writes, backend.write_count);
 	EXPECT_EQ(self->truth->client.read_bytes, backend.read_bytes);
 	EXPECT_EQ(0, dialed.rows);
+}
+
+/* The number a file holds, read inside `netns`; -1 when unreadable. */
+static int64_t netns_read_number(const char *netns, const char *path)
+{
+	char command[256], line[64];
+	int64_t number = -1;
+	FILE *f;
+
+	snprintf(command, sizeof(command), "ip netns exec %s cat %s", netns, path);
+	f = popen(command, "r");
+	if (!f)
+		return -1;
+	if (fgets(line, sizeof(line), f))
+		number = strtoll(line, NULL, 10);
+	pclose(f);
+	return number;
+}
+
+/* The MAC address of a device in `netns`, into `mac` ("" when unreadable). */
+static void netns_read_mac(const char *netns, const char *dev, char mac[32])
+{
+	char command[160];
+	FILE *f;
+
+	mac[0] = '\0';
+	snprintf(command, sizeof(command), "ip netns exec %s cat /sys/class/net/%s/address", netns, dev);
+	f = popen(command, "r");
+	if (!f)
+		return;
+	if (!fgets(mac, 32, f))
+		mac[0] = '\0';
+	pclose(f);
+	mac[strcspn(mac, "\n")] = '\0';
+}
+
+/*
+ * The client's only traffic is its connections: no IPv6 chatter, and no
+ * ARP either way between it and the node (each knows the other's MAC).
+ */
+static int quiet_link_to_node(const struct pod *client, const char *node, const char *gateway_ipv4)
+{
+	char node_mac[32], client_mac[32];
+	int err;
+
+	netns_read_mac(node, "to-client", node_mac);
+	netns_read_mac(client->netns, "eth0", client_mac);
+	if (!node_mac[0] || !client_mac[0])
+		return -1;
+	err = run_quiet("ip netns exec %s sysctl -qw net.ipv6.conf.all.disable_ipv6=1", client->netns);
+	err = err ?: run_quiet("ip -n %s neigh replace %s lladdr %s dev eth0 nud permanent",
+			       client->netns, gateway_ipv4, node_mac);
+	return err ?: run_quiet("ip -n %s neigh replace %s lladdr %s dev to-client nud permanent",
+				node, client->ipv4, client_mac);
+}
+
+/* A made-up ClusterIP: an address only the test's DNAT rule knows. */
+#define CLUSTER_IPV4 "10.96.20.2"
+#define CLUSTER_IPV6 "fd00:96::20"
+#define CLUSTER_PORT 80
+
+/*
+ * The client's and server's namespaces are joined only through a "node"
+ * namespace that forwards between them, and an nftables DNAT at the node's
+ * PREROUTING sends the ClusterIP to the server pod: a pod's connection to
+ * a ClusterIP as kube-proxy translates it. The client's SYN leaves its
+ * namespace still addressed to the ClusterIP; its forwarded copy shows the
+ * backend. The client dials the ClusterIP; the agent has watched it all.
+ * The pods are routed through the node already (pod_pair_route_via_node).
+ */
+static void run_through_node_dnat(struct __test_metadata *_metadata, FIXTURE_DATA(l24) *self,
+				  const FIXTURE_VARIANT(l24) *variant, struct tcp_plan *plan)
+{
+	bool ipv6 = plan->family == AF_INET6;
+	const char *node = self->pods.node_netns;
+	pid_t server;
+
+	ASSERT_EQ(0, run_quiet("ip netns exec %s nft 'add table %s kat_l24; add chain %s kat_l24 pre "
+			       "{ type nat hook prerouting priority -100; }; add rule %s kat_l24 pre "
+			       "%s daddr %s tcp dport %d counter dnat to %s%s%s:%d'",
+			       node, ipv6 ? "ip6" : "ip", ipv6 ? "ip6" : "ip", ipv6 ? "ip6" : "ip",
+			       ipv6 ? "ip6" : "ip", ipv6 ? CLUSTER_IPV6 : CLUSTER_IPV4, CLUSTER_PORT,
+			       ipv6 ? "[" : "", plan->server_addr, ipv6 ? "]" : "", ECHO_PORT));
+	start_agent(_metadata, self, variant, "l24=on");
+	server = tcp_server_start(&self->pods.server, plan, &self->truth->server);
+	ASSERT_LT(0, server);
+	plan->server_addr = ipv6 ? CLUSTER_IPV6 : CLUSTER_IPV4;
+	plan->port = CLUSTER_PORT;
+	ASSERT_EQ(0, tcp_client_run(&self->pods.client, plan, &self->truth->client));
+	ASSERT_EQ(0, child_wait(server));
+	usleep(ACK_SETTLE_US);
+}
+
+/*
+ * The client's rows name the backend, address and port, and nothing is
+ * filed under the ClusterIP, not even the first SYN's packet. The server's
+ * rows name the client pod, as without a node.
+ */
+static void expect_rows_name_the_backend(struct __test_metadata *_metadata, FIXTURE_DATA(l24) *self,
+					 const struct tcp_plan *plan, const char *backend_addr,
+					 const char *client_addr)
+{
+	struct agg_totals backend, dialed, server;
+
+	/* the node translated each connection once, at its first packet */
+	EXPECT_EQ(plan->connections, nft_rule_packets(self->pods.node_netns, "pre",
+						      plan->family == AF_INET6 ? "ip6" : "ip"));
+	backend = agent_output_sum(self->output, self->pods.client.cgroup_id, "client", backend_addr,
+				   ECHO_PORT);
+	dialed = agent_output_sum(self->output, self->pods.client.cgroup_id, "client",
+				  plan->server_addr, -1);
+	server = agent_output_sum(self->output, self->pods.server.cgroup_id, "server", client_addr, -1);
+	EXPECT_EQ(plan->connections, backend.connect_success_count);
+	EXPECT_EQ(plan->connections, backend.close_count);
+	EXPECT_EQ(self->truth->client.writes, backend.write_count);
+	EXPECT_EQ(self->truth->client.write_bytes, backend.write_bytes);
+	EXPECT_EQ(self->truth->client.read_bytes, backend.read_bytes);
+	EXPECT_EQ(0, dialed.rows);
+	EXPECT_EQ(plan->connections, server.accept_count);
+	EXPECT_EQ(self->truth->server.read_bytes, server.read_bytes);
+}
+
+/*
+ * IPv4, with the client's link quiet (no IPv6, no ARP): every packet its
+ * veth sent is one of the connections', and each is counted, under the
+ * backend.
+ */
+KTEST_F(l24, node_dnat_peer_is_the_backend, 120)
+{
+	struct tcp_plan plan = {
+		.family = AF_INET, .server_addr = self->pods.server.ipv4, .port = ECHO_PORT,
+		.connections = 3, .request_writes = 5, .request_size = 100,
+		.response_writes = 1, .response_size = 100,
+	};
+	const char *tx_packets_path = "/sys/class/net/eth0/statistics/tx_packets";
+	const char *client_ns = self->pods.client.netns;
+	int64_t tx_packets_before, tx_packets_after;
+	char gateway_ipv4[16];
+	int subnet = 0;
+
+	ASSERT_EQ(1, sscanf(self->pods.client.ipv4, "10.230.%d.", &subnet));
+	snprintf(gateway_ipv4, sizeof(gateway_ipv4), "10.230.%d.254", subnet);
+	ASSERT_EQ(0, pod_pair_route_via_node(&self->pods));
+	ASSERT_EQ(0, quiet_link_to_node(&self->pods.client, self->pods.node_netns, gateway_ipv4));
+	tx_packets_before = netns_read_number(client_ns, tx_packets_path);
+	ASSERT_LE(0, tx_packets_before);
+	run_through_node_dnat(_metadata, self, variant, &plan);
+	tx_packets_after = netns_read_number(client_ns, tx_packets_path);
+	stop_agent(_metadata, self);
+
+	expect_rows_name_the_backend(_metadata, self, &plan, self->pods.server.ipv4,
+				     self->pods.client.ipv4);
+	EXPECT_EQ((uint64_t)(tx_packets_after - tx_packets_before),
+		  field(self, &self->pods.client, "client", "write_packets"));
+}
+
+/*
+ * IPv6: the forwarded SYN's headers are IPv6's. One connection straight to
+ * the server's address, before the agent starts, settles the neighbours on
+ * the way: a SYN the node lost while its neighbour discovery got going (it
+ * happens: the client retransmits after 1 s) would stay under the
+ * ClusterIP, as the README says.
+ */
+KTEST_F(l24, node_dnat_peer_is_the_backend_ipv6, 120)
+{
+	struct tcp_plan plan = {
+		.family = AF_INET6, .server_addr = self->pods.server.ipv6, .port = ECHO_PORT,
+		.connections = 3, .request_writes = 5, .request_size = 100,
+		.response_writes = 1, .response_size = 100,
+	};
+	struct tcp_plan warm_up = plan;
+	struct tcp_truth *warm_up_truth = truth_alloc();
+
+	ASSERT_NE(NULL, warm_up_truth);
+	ASSERT_EQ(0, pod_pair_route_via_node(&self->pods));
+	warm_up.connections = 1;
+	EXPECT_EQ(0, tcp_run(&self->pods.client, &self->pods.server, &warm_up, warm_up_truth));
+	truth_free(warm_up_truth);
+	run_through_node_dnat(_metadata, self, variant, &plan);
+	stop_agent(_metadata, self);
+
+	expect_rows_name_the_backend(_metadata, self, &plan, self->pods.server.ipv6,
+				     self->pods.client.ipv6);
 }
 
 /* Mean ready-to-send time per packet of the client, in ns. */

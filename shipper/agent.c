@@ -167,6 +167,7 @@ static int size_maps(struct kaccess_bpf *skel, const struct kaccess_config *cfg)
 	if (!cfg->l24) { /* nothing writes them */
 		err = err ?: bpf_map__set_max_entries(skel->maps.xmit_queued, 1);
 		err = err ?: bpf_map__set_max_entries(skel->maps.neigh_waits, 1);
+		err = err ?: bpf_map__set_max_entries(skel->maps.forwarded_syns, 1);
 	}
 	err = err ?: bpf_map__set_max_entries(skel->maps.h2_conns, http_conns);
 	err = err ?: bpf_map__set_max_entries(skel->maps.h2_streams, http_conns);

@@ -122,6 +122,66 @@ int pod_pair_create(struct pod_pair *pair, const char *tag, int subnet)
 	return err ?: pod_make_cgroup(&pair->server, "kubepods/besteffort", server_tag);
 }
 
+/* A pod's end of its veth to the node: its address alone, the node's as its gateway. */
+static int pod_route_via_gateway(const struct pod *pod, const char *gateway_ipv4,
+				 const char *gateway_ipv6)
+{
+	const char *ns = pod->netns;
+	int err = 0;
+
+	err = err ?: run_quiet("ip -n %s addr add %s/32 dev eth0", ns, pod->ipv4);
+	err = err ?: run_quiet("ip -n %s addr add %s/128 dev eth0 nodad", ns, pod->ipv6);
+	err = err ?: run_quiet("ip -n %s link set eth0 up", ns);
+	err = err ?: run_quiet("ip -n %s route add %s/32 dev eth0", ns, gateway_ipv4);
+	err = err ?: run_quiet("ip -n %s route add default via %s", ns, gateway_ipv4);
+	err = err ?: run_quiet("ip -n %s -6 route add %s/128 dev eth0", ns, gateway_ipv6);
+	return err ?: run_quiet("ip -n %s -6 route add default via %s", ns, gateway_ipv6);
+}
+
+/* The node's end of a pod's veth: the gateway address, a host route to the pod. */
+static int node_route_to_pod(const char *node, const char *dev, const struct pod *pod,
+			     const char *gateway_ipv4, const char *gateway_ipv6)
+{
+	int err = 0;
+
+	err = err ?: run_quiet("ip -n %s link add eth0 type veth peer name %s netns %s", pod->netns,
+			       dev, node);
+	err = err ?: run_quiet("ip -n %s addr add %s/32 dev %s", node, gateway_ipv4, dev);
+	err = err ?: run_quiet("ip -n %s addr add %s/128 dev %s nodad", node, gateway_ipv6, dev);
+	err = err ?: run_quiet("ip -n %s link set %s up", node, dev);
+	err = err ?: run_quiet("ip -n %s route add %s/32 dev %s", node, pod->ipv4, dev);
+	err = err ?: run_quiet("ip -n %s -6 route add %s/128 dev %s", node, pod->ipv6, dev);
+	return err ?: pod_route_via_gateway(pod, gateway_ipv4, gateway_ipv6);
+}
+
+int pod_pair_route_via_node(struct pod_pair *pair)
+{
+	const char *client_ns = pair->client.netns;
+	char client_gw4[16], server_gw4[16], client_gw6[48], server_gw6[48];
+	size_t tag_len = strlen(client_ns) - strlen("-c");
+	int subnet = 0, err = 0;
+
+	if (sscanf(pair->client.ipv4, "10.230.%d.", &subnet) != 1)
+		return -EINVAL;
+	snprintf(pair->node_netns, sizeof(pair->node_netns), "%.*s-n", (int)tag_len, client_ns);
+	snprintf(client_gw4, sizeof(client_gw4), "10.230.%d.254", subnet);
+	snprintf(server_gw4, sizeof(server_gw4), "10.230.%d.253", subnet);
+	snprintf(client_gw6, sizeof(client_gw6), "fd00:230:%d::fe", subnet);
+	snprintf(server_gw6, sizeof(server_gw6), "fd00:230:%d::fd", subnet);
+
+	err = err ?: run_quiet("ip netns add %s", pair->node_netns);
+	err = err ?: run_quiet("ip -n %s link set lo up", pair->node_netns);
+	err = err ?: run_quiet("ip netns exec %s sysctl -qw net.ipv4.ip_forward=1 "
+			       "net.ipv6.conf.all.forwarding=1", pair->node_netns);
+	/* the pair's direct veth goes: deleting one end deletes both */
+	err = err ?: run_quiet("ip -n %s link del eth0", client_ns);
+	err = err ?: node_route_to_pod(pair->node_netns, "to-client", &pair->client, client_gw4,
+				       client_gw6);
+	err = err ?: node_route_to_pod(pair->node_netns, "to-server", &pair->server, server_gw4,
+				       server_gw6);
+	return err ? -EIO : 0;
+}
+
 int pod_clone_in_cgroup(struct pod *clone, const struct pod *netns_of, const char *parent,
 			const char *tag)
 {
@@ -158,6 +218,8 @@ void pod_pair_destroy(struct pod_pair *pair)
 		run_quiet("ip netns del %s", pair->client.netns);
 	if (pair->server.netns[0])
 		run_quiet("ip netns del %s", pair->server.netns);
+	if (pair->node_netns[0])
+		run_quiet("ip netns del %s", pair->node_netns);
 }
 
 static int join_cgroup(const char *cgroup_dir)

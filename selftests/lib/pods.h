@@ -27,6 +27,7 @@ struct pod {
 struct pod_pair {
 	struct pod client; /* namespace kat-<tag>-c */
 	struct pod server; /* namespace kat-<tag>-s */
+	char node_netns[32]; /* kat-<tag>-n once pod_pair_route_via_node() made it; else "" */
 };
 
 /* Create both namespaces, the veth pair and both cgroups. */
@@ -34,6 +35,16 @@ int pod_pair_create(struct pod_pair *pair, const char *tag, int subnet);
 
 /* The same, named and numbered after the calling test process. */
 int pod_pair_create_for_test(struct pod_pair *pair, const char *prefix);
+
+/*
+ * Join the pods through a third namespace, the "node" (kat-<tag>-n), as
+ * Kubernetes joins the pods of one node: each pod's eth0 becomes a veth to
+ * the node, which routes and forwards between them (its veths to-client
+ * and to-server). The pods keep their addresses, as /32 and /128 behind a
+ * gateway: the node's <subnet>.254 and ::fe towards the client, .253 and
+ * ::fd towards the server. pod_pair_destroy() removes the node too.
+ */
+int pod_pair_route_via_node(struct pod_pair *pair);
 
 /* Kill what runs in the cgroups, remove cgroups and namespaces. NULL-safe. */
 void pod_pair_destroy(struct pod_pair *pair);
