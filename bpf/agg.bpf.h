@@ -52,15 +52,26 @@ agg_row_in(void *generation, const struct kaccess_agg_key *key, __u64 bucket)
 	return bpf_map_lookup_elem(generation, key);
 }
 
+/* The wall-clock bucket that contains monotonic time `now_ns`. */
+static __always_inline __u64 agg_bucket_of(__u64 now_ns)
+{
+	return (now_ns + wall_offset_ns) / bucket_ns;
+}
+
+/* The row of `key` for `bucket`, in the generation that bucket writes to. */
+static __always_inline struct kaccess_agg_value *
+agg_row_of_bucket(const struct kaccess_agg_key *key, __u64 bucket)
+{
+	if (bucket & 1)
+		return agg_row_in(&agg_gen1, key, bucket);
+	return agg_row_in(&agg_gen0, key, bucket);
+}
+
 /* The row of `key` for the bucket that contains monotonic time `now_ns`. */
 static __always_inline struct kaccess_agg_value *
 agg_row(const struct kaccess_agg_key *key, __u64 now_ns)
 {
-	__u64 bucket = (now_ns + wall_offset_ns) / bucket_ns;
-
-	if (bucket & 1)
-		return agg_row_in(&agg_gen1, key, bucket);
-	return agg_row_in(&agg_gen0, key, bucket);
+	return agg_row_of_bucket(key, agg_bucket_of(now_ns));
 }
 
 #define agg_add(field, value) __sync_fetch_and_add(&(field), (value))

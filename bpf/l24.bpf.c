@@ -145,8 +145,7 @@ static __always_inline bool agg_key_equal(const struct kaccess_agg_key *a,
 static __always_inline void l24_sums_flush(struct l24_sums *sums, const struct kaccess_agg_key *agg,
 					   __u64 bucket)
 {
-	struct kaccess_agg_value *row = bucket & 1 ? agg_row_in(&agg_gen1, agg, bucket)
-						   : agg_row_in(&agg_gen0, agg, bucket);
+	struct kaccess_agg_value *row = agg_row_of_bucket(agg, bucket);
 
 	if (!row) { /* counted by agg_row_in */
 		__builtin_memset(sums, 0, sizeof(*sums));
@@ -198,7 +197,7 @@ static __always_inline struct l24_combine *l24_combine_slot(struct l24_cpu *cpu,
 	if (taken->bucket)
 		l24_sums_flush(&taken->sums, &taken->agg, taken->bucket);
 	taken->agg = *agg;
-	taken->bucket = (now_ns + wall_offset_ns) / bucket_ns;
+	taken->bucket = agg_bucket_of(now_ns);
 	taken->bucket_end_ns = (taken->bucket + 1) * bucket_ns - wall_offset_ns;
 	return taken;
 }
@@ -236,7 +235,7 @@ static __always_inline void l24_sums_end(struct l24_cpu *cpu, struct l24_sums *s
 		cpu->combine_busy = 0;
 		return;
 	}
-	l24_sums_flush(sums, agg, (now_ns + wall_offset_ns) / bucket_ns);
+	l24_sums_flush(sums, agg, agg_bucket_of(now_ns));
 	cpu->nested_depth--;
 }
 

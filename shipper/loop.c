@@ -161,10 +161,8 @@ static void flush_packet_sums(struct loop *loop)
 /* Drain generation `gen`, with the HTTP/2 exchanges of buckets up to `last_bucket`. */
 static void collect_generation(struct loop *loop, int gen, uint64_t last_bucket)
 {
-	int err;
+	int err = agg_rows_collect(loop->agg_fd[gen], true, &loop->rows);
 
-	flush_packet_sums(loop);
-	err = agg_rows_collect(loop->agg_fd[gen], true, &loop->rows);
 	if (err)
 		log_warn("failed to drain generation %d: %s", gen, strerror(-err));
 	err = http_rows_collect(loop->http_fd[gen], true, &loop->http_rows);
@@ -187,6 +185,7 @@ static void drain_idle_generation(struct loop *loop, uint64_t now_bucket)
 
 	agg_rows_clear(&loop->rows);
 	loop->http_rows.count = 0;
+	flush_packet_sums(loop);
 	collect_generation(loop, (now_bucket - 1) & 1, now_bucket - 1);
 	if (loop->rows.count || loop->http_rows.count) {
 		report_buckets(loop, now_bucket, false, monotonic_ns() - started);
@@ -202,6 +201,7 @@ static void drain_everything(struct loop *loop, uint64_t now_bucket)
 {
 	agg_rows_clear(&loop->rows);
 	loop->http_rows.count = 0;
+	flush_packet_sums(loop);
 	for (int gen = 0; gen < 2; gen++)
 		collect_generation(loop, gen, UINT64_MAX);
 	report_buckets(loop, now_bucket, true, 0);
