@@ -47,6 +47,7 @@
 #define NEIGH_RESOLUTION_QUEUED 1 /* __neigh_event_send: the packet waits */
 #define TRANSPORT_HEADER_UNSET 0xffff
 #define IP_FRAGMENT_OFFSET_MASK 0x1fff
+#define TCP_FLAG_FIN 0x01
 #define TCP_FLAG_SYN 0x02
 #define TCP_FLAG_ACK 0x10
 
@@ -786,15 +787,22 @@ static __always_inline __u32 wire_length(const struct sk_buff *skb)
 	return skb->len + (__u32)(skb->data - skb->head) - start;
 }
 
-/* TCP payload bytes of a segment whose data starts at its TCP header. */
-static __always_inline __u32 tcp_payload_length(const struct sk_buff *skb)
+/*
+ * TCP's control block of a received segment (filled before
+ * tcp_rcv_established, backlog included, and kept while the segment waits
+ * in the receive queue): plain loads from the sk_buff, no header read.
+ */
+static __always_inline const struct tcp_skb_cb *tcp_cb(const struct sk_buff *skb)
 {
-	__u8 offset_byte = 0;
-	__u32 header_len;
+	return (const struct tcp_skb_cb *)skb->cb;
+}
 
-	bpf_probe_read_kernel(&offset_byte, 1, skb->data + 12); /* doff: high nibble */
-	header_len = (offset_byte >> 4) * 4;
-	return skb->len > header_len ? skb->len - header_len : 0;
+/* end_seq - seq counts the payload and a FIN. */
+static __always_inline bool tcp_segment_has_payload(const struct tcp_skb_cb *cb)
+{
+	__u32 sequence_span = cb->end_seq - cb->seq;
+
+	return sequence_span > (cb->tcp_flags & TCP_FLAG_FIN ? 1 : 0);
 }
 
 /* A received segment's netfilter hook windows (bpf/netfilter.bpf.c), every segment. */
@@ -819,12 +827,12 @@ static __always_inline __u32 stamp_delta_ns(__u64 later_ns, __u64 earlier_ns)
 
 /* A data segment's stamp, in the socket's ring (the oldest unread one gives way). */
 static __always_inline __u32 rx_stamp_store(struct l24_sock *s, const struct l24_cpu *cpu,
-					    __u64 skb, __u64 now_ns)
+					    __u64 skb, __u32 seq, __u64 now_ns)
 {
 	__u32 slot = s->rx_next++ & (RX_STAMP_SLOTS - 1);
 	struct rx_stamp *stamp = &s->rx[slot];
 
-	stamp->skb = skb;
+	stamp->seq = seq;
 	stamp->tcp_ns = now_ns;
 	stamp->queued_after_ns = 0;
 	/* Processed from the socket backlog (the owner held the lock): the
@@ -866,6 +874,7 @@ int BPF_PROG(l24_tcp_probe, struct sock *sk, struct sk_buff *skb)
 {
 	const struct kaccess_agg_key *agg = NULL;
 	__u64 now_ns, key = (__u64)skb;
+	const struct tcp_skb_cb *cb;
 	struct l24_sums *sums;
 	struct l24_cpu *cpu;
 	struct l24_sock *s;
@@ -888,11 +897,12 @@ int BPF_PROG(l24_tcp_probe, struct sock *sk, struct sk_buff *skb)
 	} else {
 		count_loss(KACCESS_CTR_L24_WINDOW_LOST);
 	}
-	if (!s || !tcp_payload_length(skb))
+	cb = tcp_cb(skb);
+	if (!s || !tcp_segment_has_payload(cb))
 		return 0; /* nothing a reader will copy, or nowhere to time it */
-	cpu->probed_slot = rx_stamp_store(s, cpu, key, now_ns);
+	cpu->probed_slot = rx_stamp_store(s, cpu, key, cb->seq, now_ns);
 	cpu->probed_sk = (__u64)sk;
-	cpu->probed_skb = key;
+	cpu->probed_seq = cb->seq;
 	return 0;
 }
 
@@ -911,21 +921,28 @@ int BPF_PROG(l24_sk_data_ready, const struct sock *sk)
 	if (!s)
 		return 0;
 	stamp = &s->rx[cpu->probed_slot & (RX_STAMP_SLOTS - 1)];
-	if (stamp->skb == cpu->probed_skb && !stamp->queued_after_ns)
+	if (stamp->seq == cpu->probed_seq && !stamp->queued_after_ns)
 		stamp->queued_after_ns = stamp_delta_ns(bpf_ktime_get_ns(), stamp->tcp_ns);
 	return 0;
 }
 
-/* The newest stamp of `skb` (an older one may be a merged segment's, at a reused address). */
-static __always_inline struct rx_stamp *rx_stamp_find(struct l24_sock *s, __u64 skb)
+/*
+ * The stamp of the segment starting at `seq`, looked for from the reader's
+ * cursor: segments are mostly copied in the order TCP took them, so the
+ * first slot looked at is usually the one. Only the reader writes the
+ * cursor, and nothing here writes the ring.
+ */
+static __always_inline struct rx_stamp *rx_stamp_find(struct l24_sock *s, __u32 seq)
 {
-	__u32 next = s->rx_next;
+	__u32 read = s->rx_read;
 
-	for (__u32 i = 1; i <= RX_STAMP_SLOTS; i++) {
-		struct rx_stamp *stamp = &s->rx[(next - i) & (RX_STAMP_SLOTS - 1)];
+	for (__u32 i = 0; i < RX_STAMP_SLOTS; i++) {
+		struct rx_stamp *stamp = &s->rx[(read + i) & (RX_STAMP_SLOTS - 1)];
 
-		if (stamp->skb == skb)
+		if (stamp->seq == seq && stamp->tcp_ns) {
+			s->rx_read = read + i + 1;
 			return stamp;
+		}
 	}
 	return NULL;
 }
@@ -947,6 +964,22 @@ static __always_inline void receive_account_windows(struct l24_sums *sums,
 	sums->read_l2_from_queue_duration_ns_sum += now_ns - queued_ns;
 }
 
+/*
+ * The segment a copy reads from, the first time a reader copies from it
+ * (a partial read's rest is not timed again); NULL when it has no stamp.
+ */
+static __always_inline struct rx_stamp *rx_stamp_first_copy(struct l24_sock *s,
+							    const struct sk_buff *skb)
+{
+	__u32 seq = tcp_cb(skb)->seq;
+
+	if (s->copied_any && s->copied_seq == seq)
+		return NULL;
+	s->copied_seq = seq;
+	s->copied_any = 1;
+	return rx_stamp_find(s, seq);
+}
+
 /* A reader copies the segment: its receive windows end. */
 SEC("tp_btf/skb_copy_datagram_iovec")
 int BPF_PROG(l24_skb_copy_datagram_iovec, const struct sk_buff *skb, int len)
@@ -963,10 +996,9 @@ int BPF_PROG(l24_skb_copy_datagram_iovec, const struct sk_buff *skb, int len)
 
 	if (!s)
 		return 0;
-	stamp = rx_stamp_find(s, (__u64)skb);
+	stamp = rx_stamp_first_copy(s, skb);
 	if (!stamp)
 		return 0;
-	stamp->skb = 0; /* one copy ends the windows; a partial read's rest is not timed again */
 	if (s->agg_ready) {
 		agg = &s->agg;
 	} else {

@@ -499,9 +499,8 @@ struct l24_cpu {
 	__u64 received_skb;    /* the last netif_receive_skb on this CPU */
 	__u64 received_ns;
 	__u64 probed_sk;       /* the last tcp_probe of a tracked data segment */
-	__u64 probed_skb;
+	__u32 probed_seq;      /* its first sequence number */
 	__u32 probed_slot;     /* its stamp in the socket's l24_sock.rx */
-	__u32 pad;
 	struct nf_egress egress;
 	struct nf_ingress ingress;
 	/* Write combining. busy: a program (or the flush) is changing the
@@ -583,29 +582,56 @@ __s64 forwarded_syns_count __weak = 0;
 
 /*
  * A received data segment of a tracked connection, until a reader copies it.
- * Times before and after TCP's are kept as deltas from it; 0 means not seen.
+ * The segment is known by its first sequence number (TCP_SKB_CB(skb)->seq,
+ * the same at tcp_probe and at the copy, and unchanged when later segments
+ * are merged into it), not by its sk_buff's address, which a segment merged
+ * away frees for the next one. Times before and after TCP's are kept as
+ * deltas from it; 0 means not seen.
  */
 struct rx_stamp {
-	__u64 skb;             /* the sk_buff's address: identity only */
-	__u64 tcp_ns;          /* tcp_probe: TCP starts on it */
+	__u32 seq;
 	__u32 received_before_ns; /* tcp_ns - netif_receive_skb; 0: processed from the backlog */
+	__u64 tcp_ns;          /* tcp_probe: TCP starts on it; 0: a free slot */
 	__u32 queued_after_ns;    /* sk_data_ready - tcp_ns; 0 before it */
 	__u32 l3_before_ns;       /* netfilter links: tcp_ns - PRE_ROUTING's first hook */
 	__u32 local_in_before_ns; /* netfilter links: tcp_ns - LOCAL_IN's first hook */
+	__u32 pad;
 };
 
 #define RX_STAMP_SLOTS 8 /* unread data segments timed per socket; older ones are forgotten */
+#define L24_CACHE_LINE 64
 
 /*
  * Per-socket L2-L4 state of a tracked connection, kept with the socket
  * itself so the packet path finds it without a hash lookup.
+ *
+ * Grouped by who writes: the row key (every program reads it, nothing
+ * writes it once set), the receive softirq's ring of stamps, and the
+ * reader's cursor. The receive softirq and the reader usually run on
+ * different CPUs, so a line both write moves between them on every
+ * segment; the stamps must, the rest need not. Each group takes a cache
+ * line's worth of bytes, the reader's with its fields last: the kernel puts
+ * local-storage data 8 (or, behind an allocator header, 16) bytes into a
+ * line, so a group's first bytes may share the line that ends the group
+ * before it, and those bytes are padding.
  */
 struct l24_sock {
+	/* read-mostly */
 	struct kaccess_agg_key agg; /* conn->agg once final (established, accepted) */
 	__u32 agg_ready;            /* agg is set: the socket is tracked */
+	__u8 pad_agg[L24_CACHE_LINE - sizeof(struct kaccess_agg_key) - sizeof(__u32)];
+	/* the receive softirq's */
 	__u32 rx_next;              /* slot the next stamp takes */
+	__u8 pad_rx_next[L24_CACHE_LINE - sizeof(__u32)];
 	struct rx_stamp rx[RX_STAMP_SLOTS];
+	/* the reader's */
+	__u8 pad_reader[L24_CACHE_LINE - 3 * sizeof(__u32)];
+	__u32 rx_read;              /* slot after the last stamp a copy took: the next one, usually */
+	__u32 copied_seq;           /* the last segment copied: its rest is not timed again */
+	__u32 copied_any;           /* copied_seq is set */
 };
+_Static_assert(sizeof(struct l24_sock) == 3 * L24_CACHE_LINE + RX_STAMP_SLOTS * sizeof(struct rx_stamp),
+	       "l24_sock: one line each for the key, rx_next and the reader");
 
 /*
  * l24_socks: socket-local storage (BPF_MAP_TYPE_SK_STORAGE), value = struct
