@@ -571,7 +571,10 @@ KTEST_F(http, upgrade_to_h2c_ignored_by_nginx_stays_http1, 90)
 	EXPECT_EQ(0, agent_output_lost(self->output, "http_upgrade_unfollowed"));
 }
 
-/* wrk: every response it counted is a successful exchange on the client side. */
+/*
+ * wrk: every response it counted is a successful exchange on the client
+ * side, and every exchange has its access-log record on both sides.
+ */
 KTEST_F(http, wrk_requests_counted, 120)
 {
 	char out[128], url[128], line[256];
@@ -608,6 +611,19 @@ KTEST_F(http, wrk_requests_counted, 120)
 	EXPECT_LE(requests, server.success_count);
 	EXPECT_GE(requests + 4, server.success_count);
 	EXPECT_EQ(0, agent_output_lost(self->output, "http_parse_failed"));
+	/*
+	 * Flat out, the records outrun a ring buffer drained only every
+	 * 200 ms poll: the kernel wakes the shipper once it is a quarter
+	 * full, so every exchange still gets its record on each side.
+	 */
+	EXPECT_EQ(client.call_count, agent_output_http_records(self->output,
+							       self->pods.client.cgroup_id,
+							       "client", NULL, 0));
+	EXPECT_EQ(server.call_count, agent_output_http_records(self->output,
+							       self->pods.server.cgroup_id,
+							       "server", NULL, 0));
+	EXPECT_EQ(0, agent_output_lost(self->output, "http_record_lost"));
+	EXPECT_EQ(0, agent_output_lost(self->output, "ringbuf_full"));
 }
 
 /* Two requests in one write(): two exchanges, each with its own sizes. */
