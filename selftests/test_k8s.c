@@ -326,6 +326,15 @@ static struct k8s_identity local_uid(struct k8s *k, const char *uid)
 	return id;
 }
 
+static struct k8s_identity local_id(struct k8s *k, uint64_t cgroup_id)
+{
+	struct k8s_identity id;
+
+	if (k8s_resolve_local_id(k, cgroup_id, &id))
+		id.kind = K8S_KIND_HOST; /* not a pod: what no assertion here expects */
+	return id;
+}
+
 /* Poll `condition` every 20 ms for up to `timeout_ms`; whether it came true. */
 #define WAIT_UNTIL(condition, timeout_ms)                                  \
 	({                                                                   \
@@ -1090,6 +1099,49 @@ KTEST_F(proc, pid_and_cgroup_id_resolve_to_the_pod, 60)
 	/* this test process is in no pod */
 	ASSERT_EQ(0, k8s_resolve_local_pid(self->k, getpid(), &id));
 	EXPECT_EQ(K8S_KIND_HOST, id.kind);
+}
+
+/*
+ * Identities by cgroup id are kept between lookups (one per access log):
+ * they must follow every change of the pod's services and of the pod.
+ */
+KTEST_F(proc, cgroup_id_identity_follows_service_and_pod_changes, 60)
+{
+	char err[K8S_ERROR_LEN];
+	struct k8s_config cfg;
+	unsigned int level;
+	uint64_t cgroup_id, deleted_ms;
+
+	self->port = fake_free_port();
+	self->server = fake_start(self->port, true);
+	ASSERT_LT(0, self->server);
+	test_config(&cfg, self->port);
+	cfg.deleted_grace_s = 1;
+	ASSERT_EQ(0, k8s_new(&cfg, &self->k, err, sizeof(err)));
+	ASSERT_EQ(0, k8s_start(self->k));
+	ASSERT_EQ(0, k8s_wait_synced(self->k, 10000));
+	ASSERT_EQ(0, cgroups_identity(self->container, &cgroup_id, &level));
+	EXPECT_STREQ("frontend.shop", local_id(self->k, cgroup_id).service);
+	EXPECT_STREQ("frontend.shop", local_id(self->k, cgroup_id).service);
+	/* "a-frontend" sorts before "frontend": it names the pod while it exists */
+	ASSERT_EQ(200, fake_control(self->port, "add_service",
+			       fake_service_json("shop", "a-frontend", "\"app\": \"frontend\"", "10.96.0.99")));
+	ASSERT_TRUE(WAIT_UNTIL(strcmp(local_id(self->k, cgroup_id).service, "a-frontend.shop") == 0,
+			       3000));
+	ASSERT_EQ(200, fake_control(self->port, "delete_service",
+			       "{\"namespace\": \"shop\", \"name\": \"a-frontend\"}"));
+	ASSERT_TRUE(WAIT_UNTIL(strcmp(local_id(self->k, cgroup_id).service, "frontend.shop") == 0,
+			       3000));
+	/* the pod itself: a new name under its UID, then deleted (resolvable for 1 s) */
+	ASSERT_EQ(200, fake_control(self->port, "add_pod",
+			       fake_pod_json("shop", "frontend-renamed", UID_FRONTEND, "10.244.1.12",
+					"\"app\": \"frontend\"")));
+	ASSERT_TRUE(WAIT_UNTIL(strcmp(local_id(self->k, cgroup_id).instance, "frontend-renamed") == 0,
+			       3000));
+	ASSERT_EQ(200, fake_control(self->port, "delete_pod", "{\"uid\": \"" UID_FRONTEND "\"}"));
+	deleted_ms = now_ms();
+	ASSERT_TRUE(WAIT_UNTIL(local_id(self->k, cgroup_id).kind == K8S_KIND_UNKNOWN, 4000));
+	EXPECT_LE(500, now_ms() - deleted_ms);
 }
 
 /* ---- conntrack behind a DNAT rule ---- */

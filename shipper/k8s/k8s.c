@@ -237,6 +237,7 @@ void k8s_free(struct k8s *k)
 	k8s_store_fini(&k->store);
 	k8s_kubeconfig_clear(&k->kubeconfig);
 	cgroup_names_free(k->cgroup_names);
+	free(k->local_cache);
 	pthread_mutex_destroy(&k->lock);
 	pthread_cond_destroy(&k->wake);
 	free(k);
@@ -431,11 +432,45 @@ int k8s_resolve_local_path(struct k8s *k, const char *cgroup_path, struct k8s_id
 	return 0;
 }
 
+static uint64_t store_generation(struct k8s *k)
+{
+	uint64_t generation;
+
+	pthread_mutex_lock(&k->lock);
+	/* a deleted pod whose grace ended must not go on resolving from the cache */
+	if (k->store.retired_head)
+		k8s_store_expire(&k->store, k8s_monotonic_ms());
+	generation = k->store.pods_generation + k->store.services_generation;
+	pthread_mutex_unlock(&k->lock);
+	return generation;
+}
+
+static struct k8s_local_cache_slot *local_cache_slot(struct k8s *k, uint64_t cgroup_id)
+{
+	if (!k->local_cache)
+		k->local_cache = calloc(K8S_LOCAL_CACHE_SLOTS, sizeof(*k->local_cache));
+	if (!k->local_cache)
+		return NULL; /* no cache: every lookup resolves */
+	return &k->local_cache[cgroup_id % K8S_LOCAL_CACHE_SLOTS];
+}
+
+/*
+ * A local identity resolved from its cgroup id: the path walk, the pod and
+ * service lookups and the name building, done once per cgroup and store
+ * change instead of once per access log. Pods not in the store yet are not
+ * kept (each lookup counts in unresolved_local, and the pod may come).
+ */
 int k8s_resolve_local_id(struct k8s *k, uint64_t cgroup_id, struct k8s_identity *ret)
 {
+	uint64_t generation = store_generation(k);
+	struct k8s_local_cache_slot *slot = local_cache_slot(k, cgroup_id);
 	const char *path;
 	int err;
 
+	if (slot && slot->cgroup_id == cgroup_id && slot->generation == generation) {
+		*ret = slot->identity;
+		return 0;
+	}
 	identity_init(ret, K8S_KIND_HOST);
 	if (!k->cgroup_names) {
 		err = cgroup_names_new(&k->cgroup_names);
@@ -445,7 +480,11 @@ int k8s_resolve_local_id(struct k8s *k, uint64_t cgroup_id, struct k8s_identity 
 	path = cgroup_names_lookup(k->cgroup_names, cgroup_id);
 	if (!path)
 		return -ENOENT;
-	return k8s_resolve_local_path(k, path, ret);
+	err = k8s_resolve_local_path(k, path, ret);
+	/* stamped with the generation read before resolving: a change meanwhile misses next time */
+	if (!err && slot && ret->kind != K8S_KIND_UNKNOWN)
+		*slot = (struct k8s_local_cache_slot){ cgroup_id, generation, *ret };
+	return err;
 }
 
 int k8s_resolve_local_pid(struct k8s *k, pid_t pid, struct k8s_identity *ret)

@@ -111,6 +111,7 @@ struct k8s_store {
 	struct k8s_hmap services_by_namespace; /* namespace -> first k8s_service */
 	struct k8s_hmap node_addrs;
 	uint64_t services_generation;
+	uint64_t pods_generation; /* bumped by every pod indexed or removed */
 	uint64_t pod_epoch, service_epoch;
 	unsigned int max_pods, max_services;
 	uint64_t dropped;
@@ -160,6 +161,19 @@ struct k8s_watcher {
 	unsigned int failures; /* in a row: the first is a warning, the rest debug */
 };
 
+/*
+ * A resolved local identity, valid while the store's pods and services
+ * are as they were when it was resolved (generation: the sum of the
+ * store's two generations, which only grow).
+ */
+struct k8s_local_cache_slot {
+	uint64_t cgroup_id; /* 0: empty */
+	uint64_t generation;
+	struct k8s_identity identity;
+};
+
+#define K8S_LOCAL_CACHE_SLOTS 64 /* direct-mapped by cgroup id */
+
 struct k8s {
 	struct k8s_config cfg;
 	pthread_mutex_t lock; /* store, stats, watcher state */
@@ -178,6 +192,8 @@ struct k8s {
 	char include[K8S_CONFIG_LIST_LEN + 2];
 	/* local id -> path, drain thread only */
 	struct cgroup_names *cgroup_names;
+	/* local id -> identity, drain thread only (see k8s_resolve_local_id) */
+	struct k8s_local_cache_slot *local_cache;
 };
 
 int k8s_read_small_file(const char *path, char **ret_text);

@@ -350,6 +350,7 @@ static void pod_free(struct k8s_store *store, struct k8s_pod *pod)
 
 static void pod_unindex_free(struct k8s_store *store, struct k8s_pod *pod)
 {
+	store->pods_generation++;
 	k8s_hmap_del(&store->pods_by_uid, pod->uid, strlen(pod->uid), pod);
 	for (unsigned int i = 0; i < pod->ip_count; i++) {
 		if (pod_ips_indexed(pod))
@@ -366,6 +367,7 @@ static int pod_index(struct k8s_store *store, struct k8s_pod *pod)
 {
 	int err = k8s_hmap_put(&store->pods_by_uid, pod->uid, strlen(pod->uid), pod);
 
+	store->pods_generation++;
 	for (unsigned int i = 0; !err && i < pod->ip_count; i++) {
 		if (pod_ips_indexed(pod))
 			err = k8s_hmap_put(&store->pods_by_ip, pod->ips[i], 16, pod);
