@@ -2,7 +2,8 @@
 #
 # The benchmark's build rules, included by the top-level Makefile: the
 # calibration program (calibrate.bpf.c) and its loader, and the TCP load
-# generator of the churn and scale sections (loadgen.c), and the k8s section's
+# generator of the churn and scale sections (loadgen.c), the oap section's
+# fixed-rate HTTP client (pace.c), and the k8s section's
 # resolver measurement (k8s_scale.c, linked with the shipper's code), into
 # $(OUTPUT)/bench/.
 # `make bench` builds them through bench-tools and runs bench.sh.
@@ -12,10 +13,11 @@ BENCH_OUTPUT := $(OUTPUT)/bench
 BENCH_CALIBRATE := $(BENCH_OUTPUT)/calibrate
 BENCH_LOADGEN := $(BENCH_OUTPUT)/loadgen
 BENCH_K8S_SCALE := $(BENCH_OUTPUT)/k8s_scale
+BENCH_PACE := $(BENCH_OUTPUT)/pace
 
 .PHONY: bench-tools
 
-bench-tools: $(BENCH_CALIBRATE) $(BENCH_LOADGEN) $(BENCH_K8S_SCALE) ## build the benchmark's calibration program, load generator and k8s_scale
+bench-tools: $(BENCH_CALIBRATE) $(BENCH_LOADGEN) $(BENCH_PACE) $(BENCH_K8S_SCALE) ## build the benchmark's calibration program, load generators and k8s_scale
 
 $(BENCH_OUTPUT):
 	$(Q)mkdir -p $@
@@ -33,6 +35,10 @@ $(BENCH_CALIBRATE): $(BENCH_DIR)/calibrate.c $(BENCH_DIR)/calibrate.h $(BENCH_OU
 	$(Q)$(CC) $(CFLAGS) -I$(BENCH_OUTPUT) -I$(BENCH_DIR) $< $(LDLIBS) -o $@
 
 $(BENCH_LOADGEN): $(BENCH_DIR)/loadgen.c | $(BENCH_OUTPUT)
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) $< -o $@
+
+$(BENCH_PACE): $(BENCH_DIR)/pace.c | $(BENCH_OUTPUT)
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) $< -o $@
 

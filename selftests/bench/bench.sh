@@ -17,7 +17,7 @@
 #   memory       the default maps' memlock, projected to a 64-CPU node
 #   k8s          the Kubernetes resolver's memory and lookup cost with
 #                10,000 pods and 2,000 services (k8s_scale.c, fake API server)
-#   oap          the shipper's CPU and RSS under wrk with OAP (the test's fake)
+#   oap          the shipper's CPU and RSS at 10,000 req/s (pace.c) with OAP (the test's fake)
 #                in each oap_mode, and with OAP off (oap.sh)
 # churn to k8s are in sections.sh, with loadgen.c as their traffic.
 #
@@ -67,7 +67,8 @@
 #   BENCH_SCALE_ROWS=10000, BENCH_ROWS_ROUNDS=3  rows per bucket, buckets measured
 #   BENCH_K8S_PODS=10000, BENCH_K8S_SERVICES=2000  the k8s section's objects
 #   BENCH_OAP_MODES="off metrics access_logs both compatible"  the oap section's
-#                         runs; BENCH_OAP_SECONDS=20 each, the agent at
+#                         runs; BENCH_OAP_RATE=10000 req/s (pace.c) for
+#                         BENCH_OAP_SECONDS=25 each, the agent at
 #                         -i BENCH_OAP_INTERVAL_S=10 (several drains per run)
 #
 # Exit status: 0 when the benchmark ran (a missed target is reported, not
@@ -205,6 +206,7 @@ require_prerequisites() {
 	[[ -x $LOADGEN ]] || die "$LOADGEN is missing: run 'make bench-tools'"
 	if section_enabled oap; then
 		[[ -x $FAKE_OAP ]] || die "$FAKE_OAP is missing: run 'make selftests'"
+		[[ -x $PACE ]] || die "$PACE is missing: run 'make bench-tools'"
 	fi
 	if section_enabled k8s; then
 		[[ -x $K8S_SCALE ]] || die "$K8S_SCALE is missing: run 'make bench-tools'"
@@ -797,7 +799,8 @@ throughput_section() {
 # change the agent between runs, nor its programs from the hooks table.
 snapshot_binaries() {
 	mkdir -p "$WORK_DIR/bin"
-	cp "$KACCESS" "$OUTPUT/kaccess.bpf.o" "$CALIBRATE" "$OUTPUT/bench/calibrate.bpf.o" "$LOADGEN" "$K8S_SCALE" "$WORK_DIR/bin/"
+	cp "$KACCESS" "$OUTPUT/kaccess.bpf.o" "$CALIBRATE" "$OUTPUT/bench/calibrate.bpf.o" "$LOADGEN" "$K8S_SCALE" \
+		"$PACE" "$WORK_DIR/bin/"
 	KACCESS=$WORK_DIR/bin/kaccess
 	K8S_SCALE=$WORK_DIR/bin/k8s_scale
 	if [[ -x $FAKE_OAP ]]; then
@@ -806,6 +809,7 @@ snapshot_binaries() {
 	fi
 	CALIBRATE=$WORK_DIR/bin/calibrate
 	LOADGEN=$WORK_DIR/bin/loadgen
+	PACE=$WORK_DIR/bin/pace
 }
 
 # What the header and the NDJSON config line report about this run.
@@ -827,6 +831,7 @@ main() {
 	KACCESS=$OUTPUT/kaccess
 	CALIBRATE=$OUTPUT/bench/calibrate
 	LOADGEN=$OUTPUT/bench/loadgen
+	PACE=$OUTPUT/bench/pace
 	K8S_SCALE=$OUTPUT/bench/k8s_scale
 	FAKE_OAP=$OUTPUT/selftests/oap/fake_oap
 	read_settings

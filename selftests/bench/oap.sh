@@ -4,16 +4,19 @@
 # oap.sh: the oap section of `make bench`, sourced by bench.sh (whose
 # settings, topology, nginx, wrk, cleanup and helpers it uses).
 #
-#   oap   the shipper's CPU and peak RSS under wrk -> nginx with OAP
-#         configured, once per oap_mode (BENCH_OAP_MODES), and once with OAP
+#   oap   the shipper's CPU and peak RSS under HTTP/1.1 load at a fixed rate
+#         (pace.c, BENCH_OAP_RATE, 10,000 req/s by default: the rate the
+#         shipper's target is set at) -> nginx with OAP configured, once per
+#         oap_mode (BENCH_OAP_MODES), and once with OAP
 #         off for reference. OAP is the test fake (selftests/oap/fake_oap,
 #         gRPC C core, its NDJSON thrown away); the Kubernetes API is the fake
 #         API server (selftests/k8s/fake_apiserver.py) serving nginx's pod
 #         (the bench's pod cgroup, the server address) and wrk's (the client
 #         address), because kaccess sends to OAP only what it can name.
 #
-# wrk cannot pace requests: each run goes flat out, and the CPU share at
-# SHIPPER_RATE_REF req/s is derived as in the throughput section (cpu_share.awk).
+# A run that could not keep the rate (pace's rate below it) is reported at
+# the rate it reached, and the share at SHIPPER_RATE_REF req/s is derived as
+# in the throughput section (cpu_share.awk).
 
 readonly -a OAP_API_PORTS=(19820 19821 19822 19823) OAP_METRICS_PORTS=(19824 19825 19826 19827)
 readonly OAP_NAMESPACE=kaccess-bench
@@ -37,6 +40,8 @@ read_oap_settings() {
 	# (meters, compatible-mode logs) fall inside it. The agent's default
 	# interval is 60 s, so 10 s shows six times the drains per second.
 	OAP_INTERVAL_S=${BENCH_OAP_INTERVAL_S:-10}
+	OAP_RATE=${BENCH_OAP_RATE:-$SHIPPER_RATE_REF}
+	require_count BENCH_OAP_RATE "$OAP_RATE" 1000000
 	OAP_SECONDS=${BENCH_OAP_SECONDS:-$((OAP_INTERVAL_S * 5 / 2))}
 	require_count BENCH_OAP_SECONDS "$OAP_SECONDS" 600
 	require_count BENCH_OAP_INTERVAL_S "$OAP_INTERVAL_S" 3600
@@ -141,6 +146,28 @@ metric_sum() {
 		END { printf "%d\n", s }' "$1"
 }
 
+# Keep-alive GETs at $OAP_RATE req/s from the client pod for $2 s; pace's
+# NDJSON line to $1.
+run_pace() {
+	local out=$1 seconds=$2
+
+	ip netns exec "$NS_CLIENT" "${CLIENT_CPU[@]}" "$PACE" --addr "$SERVER_ADDR" --port "$SERVER_PORT" \
+		--rate "$OAP_RATE" --connections "$CONNECTIONS" --seconds "$seconds" >"$out" 2>&1 ||
+		die "pace failed: $(tail -3 "$out")"
+}
+
+# From pace's line, as parse_wrk's fields: req/s, p50 and p99 (0: not
+# measured), errors, non-2xx (0), requests answered.
+parse_pace() {
+	awk '/"type":"pace_done"/ {
+			n = split($0, kv, /[{},:"]+/)
+			for (i = 1; i < n; i++) v[kv[i]] = kv[i + 1]
+			printf "%s\t0\t0\t%d\t0\t%d\n", v["requests_per_s"], v["errors"], v["responses"]
+			found = 1
+		}
+		END { exit !found }' "$1"
+}
+
 oap_run() {
 	local mode=$1 out=$WORK_DIR/oap-$1 args cpu_ns_before ticks_before started_ns result line drains_before
 
@@ -156,12 +183,12 @@ oap_run() {
 	ticks_before=$(cpu_ticks "$AGENT_PID")
 	cpu_ns_before=$(cpu_ns "$AGENT_PID")
 	started_ns=$(date +%s%N)
-	run_wrk "$out.wrk" "$OAP_SECONDS"
+	run_pace "$out.pace" "$OAP_SECONDS"
 	line="$mode\t$(($(cpu_ns "$AGENT_PID") - cpu_ns_before))\t$(($(date +%s%N) - started_ns))"
 	line+="\t$(($(cpu_ticks "$AGENT_PID") - ticks_before))\t$(proc_kib "$AGENT_PID" VmHWM)\t$(proc_kib "$AGENT_PID" VmRSS)"
 	curl -sf --max-time 10 -o "$out.prom" "$OAP_METRICS_URL" || die "could not read $OAP_METRICS_URL"
 	halt_agent
-	result=$(parse_wrk "$out.wrk") || die "could not read wrk's output: $(tail -3 "$out.wrk")"
+	result=$(parse_pace "$out.pace") || die "could not read pace's output: $(tail -3 "$out.pace")"
 	line+="\t$(cut -f6 <<<"$result")\t$(cut -f1 <<<"$result")"
 	line+="\t$(metric_sum "$out.prom" kaccess_oap_messages_total 'result="enqueued"')"
 	line+="\t$(metric_sum "$out.prom" kaccess_oap_messages_total 'result="sent"')"
@@ -174,7 +201,7 @@ oap_run() {
 oap_section() {
 	local mode
 
-	log "oap: the shipper with OAP in modes: $OAP_MODES; ${OAP_SECONDS}s of wrk each (about $(($(wc -w <<<"$OAP_MODES") * (OAP_SECONDS + OAP_INTERVAL_S / 2 + 8)))s)"
+	log "oap: the shipper with OAP in modes: $OAP_MODES; ${OAP_SECONDS}s at $OAP_RATE req/s each (about $(($(wc -w <<<"$OAP_MODES") * (OAP_SECONDS + OAP_INTERVAL_S / 2 + 8)))s)"
 	OAP_METRICS_PORT=$(free_loopback_port "${OAP_METRICS_PORTS[@]}")
 	OAP_METRICS_URL="http://127.0.0.1:$OAP_METRICS_PORT/metrics"
 	start_fake_api
@@ -191,11 +218,11 @@ oap_section() {
 	FAKE_OAP_PID=""
 	stop_process "$FAKE_API_PID"
 	FAKE_API_PID=""
-	printf '\nShipper per OAP mode: wrk -t1 -c%d -d%ss -> nginx in the bench pod, agent -o none -i %d with the fake API server\n' \
-		"$CONNECTIONS" "$OAP_SECONDS" "$OAP_INTERVAL_S"
+	printf '\nShipper per OAP mode: pace --rate %d --connections %d --seconds %d (HTTP/1.1 keep-alive) -> nginx in the bench pod,\n  agent -o none -i %d with the fake API server\n' \
+		"$OAP_RATE" "$CONNECTIONS" "$OAP_SECONDS" "$OAP_INTERVAL_S"
 	cat <<EOF
   (nginx's and wrk's pods) and, but in mode off, fake_oap on loopback; each run starts just after a drain.
-  CPU = the agent's threads' runtime over the wrk run (schedstat); HWM = its VmHWM at the end;
+  CPU = the agent's threads' runtime over the paced run (schedstat); HWM = its VmHWM at the end;
   drains = kaccess_drains_total during the run; OAP messages = kaccess_oap_* on /metrics, both streams
 EOF
 	awk -f "$BENCH_DIR/cpu_share.awk" -f "$BENCH_DIR/oap.awk" -v ndjson="$RESULTS_TMP" \
