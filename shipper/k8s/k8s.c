@@ -238,6 +238,7 @@ void k8s_free(struct k8s *k)
 	k8s_kubeconfig_clear(&k->kubeconfig);
 	cgroup_names_free(k->cgroup_names);
 	free(k->local_cache);
+	free(k->peer_cache);
 	pthread_mutex_destroy(&k->lock);
 	pthread_cond_destroy(&k->wake);
 	free(k);
@@ -558,8 +559,61 @@ static bool resolve_backend(struct k8s *k, const struct k8s_tuple *tuple, struct
 	return found;
 }
 
+static struct k8s_peer_cache_slot *peer_cache_slot(struct k8s *k, const uint8_t addr[16],
+						   uint16_t port)
+{
+	uint64_t hash;
+
+	if (!k->peer_cache)
+		k->peer_cache = calloc(K8S_PEER_CACHE_SLOTS, sizeof(*k->peer_cache));
+	if (!k->peer_cache)
+		return NULL;
+	hash = k8s_hash_bytes(addr, 16) ^ ((uint64_t)port * 0x9e3779b97f4a7c15ULL);
+	return &k->peer_cache[hash % K8S_PEER_CACHE_SLOTS];
+}
+
+static bool peer_cache_matches(const struct k8s_peer_cache_slot *slot, const uint8_t addr[16],
+			       uint16_t port, uint64_t generation)
+{
+	return slot && slot->used && slot->port == port && slot->generation == generation &&
+	       memcmp(slot->addr, addr, 16) == 0;
+}
+
+static int resolve_peer_uncached(struct k8s *k, const uint8_t addr[16], uint16_t port,
+				 const struct k8s_tuple *tuple, struct k8s_identity *ret);
+
+/*
+ * A peer resolved by address and port alone (no conntrack tuple) is kept
+ * like a local identity (see k8s_resolve_local_id): every access log asks.
+ */
 int k8s_resolve_peer(struct k8s *k, const uint8_t addr[16], uint16_t port,
 		     const struct k8s_tuple *tuple, struct k8s_identity *ret)
+{
+	struct k8s_peer_cache_slot *slot;
+	uint64_t generation;
+	int err;
+
+	if (tuple)
+		return resolve_peer_uncached(k, addr, port, tuple, ret);
+	generation = store_generation(k);
+	slot = peer_cache_slot(k, addr, port);
+	if (peer_cache_matches(slot, addr, port, generation)) {
+		*ret = slot->identity;
+		return 0;
+	}
+	err = resolve_peer_uncached(k, addr, port, NULL, ret);
+	if (!err && slot && ret->kind != K8S_KIND_UNKNOWN) {
+		memcpy(slot->addr, addr, 16);
+		slot->port = port;
+		slot->used = true;
+		slot->generation = generation;
+		slot->identity = *ret;
+	}
+	return err;
+}
+
+static int resolve_peer_uncached(struct k8s *k, const uint8_t addr[16], uint16_t port,
+				 const struct k8s_tuple *tuple, struct k8s_identity *ret)
 {
 	struct k8s_service *service;
 	struct k8s_node_addr *node;

@@ -174,6 +174,17 @@ struct k8s_local_cache_slot {
 
 #define K8S_LOCAL_CACHE_SLOTS 64 /* direct-mapped by cgroup id */
 
+/* The same for a peer address and port resolved without conntrack. */
+struct k8s_peer_cache_slot {
+	uint8_t addr[16];
+	uint16_t port;
+	bool used;
+	uint64_t generation;
+	struct k8s_identity identity;
+};
+
+#define K8S_PEER_CACHE_SLOTS 256 /* direct-mapped by address and port */
+
 struct k8s {
 	struct k8s_config cfg;
 	pthread_mutex_t lock; /* store, stats, watcher state */
@@ -194,6 +205,7 @@ struct k8s {
 	struct cgroup_names *cgroup_names;
 	/* local id -> identity, drain thread only (see k8s_resolve_local_id) */
 	struct k8s_local_cache_slot *local_cache;
+	struct k8s_peer_cache_slot *peer_cache;
 };
 
 int k8s_read_small_file(const char *path, char **ret_text);
