@@ -202,13 +202,29 @@ static int connection_open(struct pacer *p, unsigned int index)
 	return 0;
 }
 
-/* A broken connection: its request (if any) failed; a fresh one replaces it. */
+static void idle_remove(struct pacer *p, unsigned int index)
+{
+	for (unsigned int i = 0; i < p->idle_count; i++) {
+		if (p->idle[i] == index) {
+			p->idle[i] = p->idle[--p->idle_count];
+			return;
+		}
+	}
+}
+
+/*
+ * A closed or broken connection (the server ends keep-alive connections
+ * after so many requests): its request, if one was in flight, failed; a
+ * fresh connection replaces it.
+ */
 static void connection_replace(struct pacer *p, unsigned int index)
 {
 	struct connection *conn = &p->conns[index];
 
 	if (conn->busy)
 		p->errors++;
+	else
+		idle_remove(p, index);
 	epoll_ctl(p->epfd, EPOLL_CTL_DEL, conn->fd, NULL);
 	close(conn->fd);
 	conn->fd = -1;
