@@ -182,6 +182,26 @@ _Static_assert(HTTP_COMPLETE == KACCESS_HTTP_OUTCOME_COMPLETE &&
 	       HTTP_TRUNCATED == KACCESS_HTTP_OUTCOME_CUT &&
 	       HTTP_NO_RESPONSE == KACCESS_HTTP_OUTCOME_NO_RESPONSE, "outcomes as records carry them");
 
+/*
+ * The connection's ports for its records. Every path that ends an exchange
+ * (a transfer, the 101 that was not HTTP/2, tcp_destroy before it deletes
+ * the entry) runs while conn_table holds the connection; one lookup per
+ * record spares http_conns a copy of them. 0 if it is gone or reused.
+ */
+static __always_inline void http_conn_ports(const struct http_conn *hc,
+					    struct kaccess_http_exchange_event *e)
+{
+	struct kaccess_conn *conn = bpf_map_lookup_elem(&conn_table, &hc->sk);
+
+	if (!conn || conn->start_ns != hc->conn_start_ns) {
+		e->local_port = 0;
+		e->remote_port = 0;
+		return;
+	}
+	e->local_port = conn->local_port;
+	e->remote_port = conn->remote_port;
+}
+
 /* The exchange's access-log record (config http_log_policy): its numbers, fixed size. */
 static __always_inline void http_send_exchange(struct http_conn *hc, struct http_request_slot *slot)
 {
@@ -212,7 +232,7 @@ static __always_inline void http_send_exchange(struct http_conn *hc, struct http
 	}
 	e->outcome = slot->outcome;
 	e->version = slot->version;
-	e->pad = 0;
+	http_conn_ports(hc, e);
 	__builtin_memcpy(&e->agg, &hc->agg, sizeof(e->agg));
 	bpf_ringbuf_submit(e, ringbuf_wakeup_flags());
 }

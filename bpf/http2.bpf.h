@@ -76,6 +76,7 @@ struct h2_walk {
 	struct h2_conn *hc;
 	struct http_scratch *s;
 	__u64 sk;
+	__u16 local_port, remote_port; /* the connection's (kaccess_conn): for stream-end records */
 };
 
 /*
@@ -256,6 +257,8 @@ static __noinline int h2_stream_end(struct h2_walk *walk, __u32 stream_id, __u32
 	event->sk = walk->sk;
 	event->conn_start_ns = walk->hc->conn_start_ns;
 	event->stream_id = stream_id;
+	event->local_port = walk->local_port;
+	event->remote_port = walk->remote_port;
 	event->end_ns = s->now_ns;
 	event->bucket = (s->now_ns + wall_offset_ns) / bucket_ns;
 	__builtin_memcpy(&event->agg, &walk->hc->agg, sizeof(event->agg));
@@ -728,6 +731,8 @@ static __noinline int h2_upgrade(__u64 sk, struct kaccess_conn *conn, struct htt
 
 	if (!conn || !s)
 		return 0;
+	walk.local_port = conn->local_port;
+	walk.remote_port = conn->remote_port;
 	old = bpf_map_lookup_elem(&http_conns, &sk);
 	h2 = s->is_request ? h2_preface_at_start(s) : h2_settings_at_start(s);
 	if (!h2) {
@@ -782,6 +787,8 @@ static __always_inline void h2_transfer_rest(__u64 sk, struct kaccess_conn *conn
 	}
 	walk.hc = hc;
 	walk.s = s;
+	walk.local_port = conn->local_port;
+	walk.remote_port = conn->remote_port;
 	bpf_loop(HTTP_MAX_STEPS, h2_step, &walk, 0);
 	if (!s->error && s->left)
 		s->error = HTTP_ERR_BUDGET;

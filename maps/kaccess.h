@@ -332,7 +332,8 @@ struct kaccess_http_exchange_event {
 	__u16 status;       /* final status; 0 without a response */
 	__u8 outcome;       /* enum kaccess_http_outcome */
 	__u8 version;       /* enum kaccess_http_version of the request line */
-	__u32 pad;
+	__u16 local_port;   /* the connection's ports (kaccess_conn), host byte order: */
+	__u16 remote_port;  /* agg has no local port, nor the peer's for the server role */
 	struct kaccess_agg_key agg; /* the connection's row key: cgroup, peer, role */
 };
 _Static_assert(sizeof(struct kaccess_http_exchange_event) == 80 + 32, "kaccess_http_exchange_event layout");
@@ -399,7 +400,8 @@ struct kaccess_h2_stream_event {
 	__u64 sk;
 	__u64 conn_start_ns;
 	__u32 stream_id;
-	__u32 pad;
+	__u16 local_port;   /* the connection's, host byte order, as kaccess_http_exchange_event's */
+	__u16 remote_port;
 	__u64 end_ns;       /* CLOCK_MONOTONIC: the call with END_STREAM or RST_STREAM */
 	__u64 bucket;       /* wall-clock bucket of end_ns, as the kernel's rows */
 	struct kaccess_agg_key agg;

@@ -933,6 +933,7 @@ struct traced_exchange {
 	const char *log_path;       /* what the log says: the query cut */
 	const char *headers[7];     /* curl arguments: "-H", "name: value", ..., NULL */
 	unsigned long request_header, response_header, response_body, code;
+	unsigned long client_port;  /* the port curl's connection had (its ephemeral port) */
 	/* the AccessLogTraceInfo kaccess must derive from the headers */
 	const char *provider, *trace_id, *segment_id, *span_id;
 };
@@ -951,7 +952,7 @@ static int run_curl_traced(const struct pod *client, const struct pod *server, c
 	argv[argc++] = "-o";
 	argv[argc++] = "/dev/null";
 	argv[argc++] = "-w";
-	argv[argc++] = "%{size_request} %{size_header} %{size_download} %{http_code}";
+	argv[argc++] = "%{size_request} %{size_header} %{size_download} %{http_code} %{local_port}";
 	for (int i = 0; x->headers[i]; i++)
 		argv[argc++] = (char *)x->headers[i];
 	argv[argc++] = url;
@@ -962,10 +963,10 @@ static int run_curl_traced(const struct pod *client, const struct pod *server, c
 	file = fopen(out, "r");
 	if (!file)
 		return -1;
-	scanned = fscanf(file, "%lu %lu %lu %lu", &x->request_header, &x->response_header,
-			 &x->response_body, &x->code);
+	scanned = fscanf(file, "%lu %lu %lu %lu %lu", &x->request_header, &x->response_header,
+			 &x->response_body, &x->code, &x->client_port);
 	fclose(file);
-	return scanned == 4 ? 0 : -1;
+	return scanned == 5 ? 0 : -1;
 }
 
 static uint64_t path_u64(struct json_object *obj, const char *const *keys)
@@ -982,6 +983,14 @@ static const char *path_or(struct json_object *obj, const char *const *keys, con
 	return v ? v : fallback;
 }
 
+/* The port of the connection's `side` ("local", "remote"): a pod's or an address's. */
+static uint64_t connection_port(struct json_object *msg, const char *side)
+{
+	uint64_t pod_port = path_u64(msg, (const char *[]){ "connection", side, "kubernetes", "port", NULL });
+
+	return pod_port ? pod_port : path_u64(msg, (const char *[]){ "connection", side, "ip", "port", NULL });
+}
+
 /* One HTTP protocol log of `pod` against the exchange it must describe; 1 when it is that one. */
 static int match_protocol_log(struct __test_metadata *_metadata, struct json_object *msg,
 			      const char *pod, const char *role, const char *host,
@@ -996,6 +1005,14 @@ static int match_protocol_log(struct __test_metadata *_metadata, struct json_obj
 		return 0;
 	EXPECT_STREQ("HTTP_1", path_or(msg, (const char *[]){ "connection", "protocol", NULL }, "TCP"));
 	EXPECT_STREQ(role, path_or(msg, (const char *[]){ "connection", "role", NULL }, "client"));
+	/* the socket's ports, as its connect and accept logs name them */
+	if (strcmp(role, "client") == 0) {
+		EXPECT_EQ(x->client_port, connection_port(msg, "local"));
+		EXPECT_EQ(NGINX_PORT, connection_port(msg, "remote"));
+	} else {
+		EXPECT_EQ(NGINX_PORT, connection_port(msg, "local"));
+		EXPECT_EQ(x->client_port, connection_port(msg, "remote"));
+	}
 	EXPECT_EQ(0, path_get(msg, (const char *[]){ "kernelLogs", NULL }) != NULL);
 	EXPECT_STREQ("HTTP1", path_or(http, (const char *[]){ "version", NULL }, "HTTP1"));
 	EXPECT_STREQ("Get", path_or(http, (const char *[]){ "request", "method", NULL }, "Get"));
@@ -1047,7 +1064,8 @@ static int count_protocol_logs(struct __test_metadata *_metadata, const char *fa
 
 /*
  * Every exchange reaches OAP as an HTTP protocol log from each side: its
- * connection (HTTP_1), request and response equal to what curl reported,
+ * connection (HTTP_1, with the ports of the socket: nginx's and curl's own
+ * on either side), request and response equal to what curl reported,
  * and the trace context of the headers curl sent: sw8 (SkyWalking: ids
  * base64-decoded), b3 and traceparent (Zipkin).
  */
@@ -1092,6 +1110,8 @@ KTEST_F(entities, http_protocol_logs_carry_the_exchanges_and_trace_context, 120)
 	ASSERT_EQ(404, x[1].code);
 	ASSERT_EQ(500, x[2].code);
 	ASSERT_EQ(200, x[3].code);
+	for (int i = 0; i < count; i++)
+		ASSERT_NE(0, x[i].client_port); /* a port the logs could not have by chance */
 	snprintf(host, sizeof(host), "%s:%d", self->pods.server.ipv4, NGINX_PORT);
 	for (int r = 0; r < 2; r++) {
 		const char *pod = r ? self->server_pod : self->client_pod;

@@ -235,8 +235,10 @@ struct raw_client_job {
 	const char *requests;      /* written with one write() */
 	size_t request_len;
 	bool half_close;           /* shutdown(SHUT_WR) after writing */
-	/* filled by the client: every byte it received, and the time from its
-	 * write's start to the end of its last read that returned data */
+	/* filled by the client: its connection's port, every byte it received,
+	 * and the time from its write's start to the end of its last read that
+	 * returned data */
+	int local_port;
 	uint64_t elapsed_ns;
 	size_t received;
 	char response[8192];
@@ -247,6 +249,7 @@ static int raw_client_main(void *arg)
 	struct raw_client_job *job = arg;
 	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons(job->port) };
 	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	socklen_t sin_len = sizeof(sin);
 	char buf[65536];
 	ssize_t n;
 
@@ -255,6 +258,9 @@ static int raw_client_main(void *arg)
 	inet_pton(AF_INET, job->addr, &sin.sin_addr);
 	if (connect(fd, (struct sockaddr *)&sin, sizeof(sin)))
 		return 1;
+	if (getsockname(fd, (struct sockaddr *)&sin, &sin_len))
+		return 1;
+	job->local_port = ntohs(sin.sin_port);
 	clock_gettime(CLOCK_MONOTONIC, &start);
 	if (write_all(fd, job->requests, job->request_len))
 		return 1;
@@ -666,9 +672,33 @@ KTEST_F(http, pipelined_requests_in_one_write, 90)
 }
 
 /*
+ * The access-log record of `path` on the `role` side names its connection's
+ * ports: the raw client's own and RAW_PORT.
+ */
+static void expect_record_ports(struct __test_metadata *_metadata, FIXTURE_DATA(http) *self,
+				const char *role, const char *path, int client_port)
+{
+	bool server = strcmp(role, "server") == 0;
+	uint64_t cgroup = server ? self->pods.server.cgroup_id : self->pods.client.cgroup_id;
+	struct http_record_seen seen[MAX_EXCHANGES];
+	size_t count = agent_output_http_records(self->output, cgroup, role, seen, MAX_EXCHANGES);
+	int found = 0;
+
+	for (size_t i = 0; i < count && i < MAX_EXCHANGES; i++) {
+		if (strcmp(seen[i].path, path) != 0)
+			continue;
+		found++;
+		EXPECT_EQ(server ? RAW_PORT : client_port, seen[i].local_port) TH_LOG("%s %s", role, path);
+		EXPECT_EQ(server ? client_port : RAW_PORT, seen[i].remote_port) TH_LOG("%s %s", role, path);
+	}
+	EXPECT_EQ(1, found) TH_LOG("%s %s", role, path);
+}
+
+/*
  * The raw server: a chunked response in three writes (with a chunk
  * extension), a known delay, a response cut 95000 bytes short, and a
- * request never answered.
+ * request never answered. The last two end with their connection: their
+ * records still carry its ports.
  */
 KTEST_F(http, chunked_delayed_cut_and_unanswered, 90)
 {
@@ -676,7 +706,9 @@ KTEST_F(http, chunked_delayed_cut_and_unanswered, 90)
 	static const char delay_req[] = "GET /delay HTTP/1.1\r\nHost: raw\r\n\r\n";
 	static const char cut_req[] = "GET /cut HTTP/1.1\r\nHost: raw\r\n\r\n";
 	static const char silent_req[] = "POST /silent HTTP/1.1\r\nHost: raw\r\nContent-Length: 4\r\n\r\nabcd";
+	static const char *const record_paths[] = { "/chunked", "/delay", "/cut", "/silent" };
 	struct raw_client_job *job = raw_job_alloc();
+	int client_ports[4]; /* of each request's connection, as record_paths */
 	size_t chunked_body = 0;
 	uint64_t delay_elapsed_ns = 0, low_ms;
 	struct http_totals seen;
@@ -692,6 +724,7 @@ KTEST_F(http, chunked_delayed_cut_and_unanswered, 90)
 	job->half_close = true; /* the server closes after reading EOF */
 	ASSERT_EQ(0, run_raw_client(&self->pods.client, job));
 	ASSERT_EQ(strlen(chunked_head) + chunked_body, job->received);
+	client_ports[0] = job->local_port;
 	memset(job, 0, sizeof(*job));
 	job->addr = self->pods.server.ipv4;
 	job->port = RAW_PORT;
@@ -701,6 +734,7 @@ KTEST_F(http, chunked_delayed_cut_and_unanswered, 90)
 	ASSERT_EQ(0, run_raw_client(&self->pods.client, job));
 	ASSERT_EQ(strlen(delay_response), job->received);
 	delay_elapsed_ns = job->elapsed_ns;
+	client_ports[1] = job->local_port;
 	memset(job, 0, sizeof(*job));
 	job->addr = self->pods.server.ipv4;
 	job->port = RAW_PORT;
@@ -708,6 +742,7 @@ KTEST_F(http, chunked_delayed_cut_and_unanswered, 90)
 	job->request_len = strlen(cut_req);
 	ASSERT_EQ(0, run_raw_client(&self->pods.client, job));
 	ASSERT_EQ(strlen(cut_head) + CUT_SENT, job->received);
+	client_ports[2] = job->local_port;
 	memset(job, 0, sizeof(*job));
 	job->addr = self->pods.server.ipv4;
 	job->port = RAW_PORT;
@@ -715,6 +750,7 @@ KTEST_F(http, chunked_delayed_cut_and_unanswered, 90)
 	job->request_len = strlen(silent_req);
 	ASSERT_EQ(0, run_raw_client(&self->pods.client, job));
 	ASSERT_EQ(0, job->received);
+	client_ports[3] = job->local_port;
 	stop_agent(_metadata, self);
 
 	for (int r = 0; r < 2; r++) {
@@ -763,6 +799,9 @@ KTEST_F(http, chunked_delayed_cut_and_unanswered, 90)
 		EXPECT_EQ(strlen(silent_req) - 4, seen.request_header_bytes);
 		EXPECT_EQ(4, seen.request_body_bytes);
 		EXPECT_EQ(0, seen.response_header_bytes);
+
+		for (int i = 0; i < 4; i++)
+			expect_record_ports(_metadata, self, role, record_paths[i], client_ports[i]);
 	}
 	EXPECT_EQ(0, agent_output_lost(self->output, "http_parse_failed"));
 	munmap(job, sizeof(*job));

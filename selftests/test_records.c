@@ -87,6 +87,8 @@ static void feed_exchange(struct http_records *records, uint64_t sk, uint32_t se
 		.status = status,
 		.outcome = outcome,
 		.version = KACCESS_HTTP_VERSION_1_1,
+		.local_port = (uint16_t)(40000 + sk), /* a port per connection */
+		.remote_port = 8080,
 	};
 
 	http_records_on_exchange(records, &e, sizeof(e));
@@ -122,6 +124,9 @@ TEST(head_and_exchange_pair_by_socket_and_sequence)
 	/* the line cut by the copy's end is not trusted */
 	EXPECT_STREQ("(null)", capture.host[2]);
 	EXPECT_TRUE(capture.records[2].head_cut);
+	/* the connection's ports, which the row key lacks, pass through */
+	EXPECT_EQ(40000 + 0xb, capture.records[2].local_port);
+	EXPECT_EQ(8080, capture.records[2].remote_port);
 	EXPECT_STREQ("(null)", capture.path[3]);
 	EXPECT_TRUE(capture.records[3].head_cut);
 	EXPECT_EQ(4, counts.shipped);

@@ -289,6 +289,8 @@ void http_records_on_exchange(struct http_records *records, const void *data, si
 	r.sk = e->sk;
 	r.conn_start_ns = e->conn_start_ns;
 	r.agg = e->agg;
+	r.local_port = e->local_port;
+	r.remote_port = e->remote_port;
 	r.seq = e->seq;
 	r.version = e->version;
 	r.outcome = e->outcome;

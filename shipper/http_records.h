@@ -25,6 +25,8 @@ struct http_record {
 	uint64_t sk;                  /* the connection, as its connection events name it */
 	uint64_t conn_start_ns;
 	struct kaccess_agg_key agg;   /* local cgroup, peer address and port, role */
+	/* the socket's ports (0: not known); agg.peer_port is 0 for a server, a DNAT's backend's */
+	uint16_t local_port, remote_port;
 	uint32_t seq;                 /* HTTP/1.x: the request's number on its connection; HTTP/2: stream id */
 	uint8_t version;              /* enum kaccess_http_version */
 	uint8_t outcome;              /* enum kaccess_http_outcome */

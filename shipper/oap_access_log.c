@@ -395,6 +395,16 @@ static void set_http_trace(struct http_log *log, const struct http_record *r)
 	log->request.trace = &log->trace;
 }
 
+/*
+ * The peer's port to name with the peer's address, which is the row's
+ * (agg.peer_addr): for a client the row's port, the backend's after a DNAT;
+ * for a server the connection's, the row having none.
+ */
+static uint16_t http_peer_port(const struct http_record *r)
+{
+	return r->agg.role == KACCESS_ROLE_SERVER ? r->remote_port : r->agg.peer_port;
+}
+
 int access_log_send_http(struct oap_sender *sender, const struct http_record *r,
 			 const struct k8s_identity *local, const struct k8s_identity *peer)
 {
@@ -404,7 +414,8 @@ int access_log_send_http(struct oap_sender *sender, const struct http_record *r,
 		.protocol = h2 ? SKYWALKING__V3__ACCESS_LOG_PROTOCOL_TYPE__HTTP_2
 			       : SKYWALKING__V3__ACCESS_LOG_PROTOCOL_TYPE__HTTP_1,
 		.comm = "",
-		.remote_port = r->agg.peer_port,
+		.local_port = r->local_port,
+		.remote_port = http_peer_port(r),
 		.remote_addr = r->agg.peer_addr,
 	};
 	struct http_log *log = calloc(1, sizeof(*log));

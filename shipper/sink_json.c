@@ -276,6 +276,8 @@ static void json_http_exchange(struct sink *sink, const struct http_record *r)
 	jw_string_field(&w, "role", role_name(r->agg.role));
 	jw_string_field(&w, "peer", peer);
 	jw_u64_field(&w, "peer_port", r->agg.peer_port);
+	jw_u64_field(&w, "local_port", r->local_port);
+	jw_u64_field(&w, "remote_port", r->remote_port);
 	jw_string_field(&w, "version", http_version_name(r->version));
 	jw_string_field(&w, "method", r->method);
 	jw_string_field(&w, "path", r->path);

@@ -403,6 +403,8 @@ size_t agent_output_http_records(const struct agent_output *output, uint64_t cgr
 			r->seq = field_u64(line, json_object_object_get_ex(line, "seq", NULL) ? "seq"
 											  : "stream_id");
 			r->status = field_u64(line, "status");
+			r->local_port = field_u64(line, "local_port");
+			r->remote_port = field_u64(line, "remote_port");
 			r->start_boot_ns = field_u64(line, "start_boot_ns");
 			r->end_boot_ns = field_u64(line, "end_boot_ns");
 			r->request_header_bytes = field_u64(line, "request_header_bytes");

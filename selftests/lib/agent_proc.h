@@ -100,6 +100,7 @@ struct http_record_seen {
 	char method[16], path[256], host[256], version[8], outcome[16];
 	char sw8[512], traceparent[256], b3[256];
 	uint64_t seq, status, start_boot_ns, end_boot_ns;
+	uint64_t local_port, remote_port;
 	uint64_t request_header_bytes, request_body_bytes;
 	uint64_t response_header_bytes, response_body_bytes;
 	bool head_cut;
