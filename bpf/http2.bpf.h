@@ -653,8 +653,8 @@ static __always_inline bool h2_claim(__u64 sk, struct kaccess_conn *conn, bool i
 
 /*
  * The upgrade request's exchange becomes stream 1: what HTTP/1.1 knew of
- * it (endpoint, first byte, request sizes) and the 101's bytes, which are
- * response header bytes like a 100 Continue's.
+ * it (endpoint, first byte, request sizes, request number) and the 101's
+ * bytes, which are response header bytes like a 100 Continue's.
  */
 static __always_inline void h2_upgrade_stream(struct h2_walk *walk, struct http_conn *old)
 {
@@ -676,6 +676,7 @@ static __always_inline void h2_upgrade_stream(struct h2_walk *walk, struct http_
 	sizes->request_body_bytes = slot->ended ? slot->body_bytes : old->req.body_bytes;
 	sizes->response_header_bytes = old->resp.header_bytes + old->interim_header_bytes;
 	sizes->endpoint = slot->endpoint;
+	sizes->upgrade_seq = slot->seq; /* its record pairs with the request's head by it */
 }
 
 /*

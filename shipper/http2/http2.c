@@ -493,6 +493,14 @@ static void submit_record(struct h2_exchanges *h2, const struct h2_record_source
 		r.response_header_bytes = sizes->response_header_bytes;
 		r.response_body_bytes = sizes->response_body_bytes;
 	}
+	/* client streams are odd: 1, 3, 5... are the connection's exchanges 0, 1, 2... */
+	if (sizes->endpoint) {
+		/* stream 1 after an upgrade: its request is the HTTP/1.1 one, read as HTTP/1.x's */
+		http_record_set_method_path(h2->cfg.names, sizes->endpoint, endpoint, &r);
+		http_records_submit_with_head(h2->cfg.records, &r, sizes->upgrade_seq,
+					      src->stream_id / 2);
+		return;
+	}
 	if (names && names->named)
 		http_record_set_method_path(h2->cfg.names, names->endpoint, endpoint, &r);
 	if (names) {
@@ -502,7 +510,6 @@ static void submit_record(struct h2_exchanges *h2, const struct h2_record_source
 		r.b3 = names->record_fields[H2_B3];
 	}
 	r.head_cut = !names || !names->named;
-	/* client streams are odd: 1, 3, 5... are the connection's exchanges 0, 1, 2... */
 	http_records_submit(h2->cfg.records, &r, src->stream_id / 2);
 }
 
