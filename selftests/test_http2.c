@@ -217,7 +217,8 @@ static int raw_server_main(void *arg)
  * SETTINGS, then the response to the HTTP/1.1 request as stream 1.
  * "/small" is 200 with SMALL_BYTES, anything else 404 with MISSING_BODY.
  * A query containing "together" puts the 101 and the frames in one write;
- * otherwise the frames follow the client's preface.
+ * otherwise the frames follow the client's preface. "/cut" gets the 101
+ * and the SETTINGS frame, then the connection ends: no response.
  */
 struct upgrade_conn_truth {
 	char path[128];
@@ -359,6 +360,11 @@ static void upgrade_serve(int fd, struct upgrade_conn_truth *truth)
 	together = strstr(path, "together") != NULL;
 	truth->request_header = request_bytes;
 	memcpy(out, switching, head);
+	if (strcmp(path, "/cut") == 0) {
+		frame_header(out + head, 0, 4, 0, 0);
+		write_all(fd, out, head + FRAME_HEADER_BYTES);
+		return;
+	}
 	frames = upgrade_frames(out + head, found, truth);
 	if (together) {
 		write_all(fd, out, head + frames);
@@ -1245,7 +1251,8 @@ static void endpoint_from_upgrades(const char *path, struct endpoint_truth *out)
  * The stream-1 record of each upgrade on one side, in connection order:
  * method, path (query cut) and the Host and trace headers of the HTTP/1.1
  * request as the server read it, version 2, stream 1, the sizes the server
- * counted; and no record of the request as an HTTP/1.1 exchange of its own.
+ * counted (a connection without a status had no response); and no record
+ * of the request as an HTTP/1.1 exchange of its own.
  */
 static void expect_upgrade_records(struct __test_metadata *_metadata, FIXTURE_DATA(http2) *self,
 				   bool server)
@@ -1274,10 +1281,10 @@ static void expect_upgrade_records(struct __test_metadata *_metadata, FIXTURE_DA
 		EXPECT_STREQ("2", r->version);
 		EXPECT_EQ(1, r->seq); /* the stream id */
 		EXPECT_EQ(truth->status, r->status);
-		EXPECT_STREQ("complete", r->outcome);
+		EXPECT_STREQ(truth->status ? "complete" : "no_response", r->outcome);
 		EXPECT_EQ(truth->request_header, r->request_header_bytes);
 		EXPECT_EQ(0, r->request_body_bytes);
-		EXPECT_EQ(truth->response_header, r->response_header_bytes);
+		EXPECT_EQ(truth->status ? truth->response_header : 0, r->response_header_bytes);
 		EXPECT_EQ(truth->response_body, r->response_body_bytes);
 	}
 }
@@ -1340,6 +1347,31 @@ KTEST_F(http2, upgrade_from_http1_answered_as_stream_1, 120)
 	ASSERT_EQ(1, missing.calls);
 	expect_endpoint(_metadata, self, &small, true);
 	expect_endpoint(_metadata, self, &missing, true);
+	expect_upgrade_records(_metadata, self, false);
+	expect_upgrade_records(_metadata, self, true);
+	EXPECT_EQ(0, agent_output_lost(self->output, "http_parse_failed"));
+	EXPECT_EQ(0, agent_output_lost(self->output, "http_upgrade_unfollowed"));
+}
+
+/*
+ * The upgrade server answers the 101 and its SETTINGS, then ends the
+ * connection: stream 1 never had a response. Its exchange is counted at
+ * the connection's end (no response), and its record, made there, has
+ * the HTTP/1.1 request's method, path, Host and trace headers.
+ */
+KTEST_F(http2, upgrade_cut_before_the_response_has_its_record, 90)
+{
+	struct curl_upgrade seen = { 0 };
+	char host[64];
+
+	start_agent(_metadata, self, variant);
+	EXPECT_NE(0, run_curl_upgrade(self, "/cut", &seen)); /* curl: no response */
+	stop_agent(_metadata, self);
+	ASSERT_EQ(1, upgrade_truth->conns);
+	ASSERT_EQ(0, upgrade_truth->conn[0].status);
+	snprintf(host, sizeof(host), "%s:%d", self->pods.server.ipv4, UPGRADE_PORT);
+	ASSERT_STREQ(host, upgrade_truth->conn[0].host);
+	ASSERT_STREQ(TRACE_SW8, upgrade_truth->conn[0].sw8);
 	expect_upgrade_records(_metadata, self, false);
 	expect_upgrade_records(_metadata, self, true);
 	EXPECT_EQ(0, agent_output_lost(self->output, "http_parse_failed"));

@@ -535,7 +535,8 @@ void h2_exchanges_on_stream_end(struct h2_exchanges *h2, const void *data, size_
 
 /*
  * Stream 1 of an upgraded connection has no block of ours until its
- * response's: cut before it, it is found here by its id.
+ * response's: cut before it, it is found here by its id, and its record
+ * (no response) is made here.
  */
 static void upgraded_stream_close(struct h2_exchanges *h2, const struct kaccess_conn_event *event,
 				  uint64_t bucket)
@@ -551,6 +552,9 @@ static void upgraded_stream_close(struct h2_exchanges *h2, const struct kaccess_
 	    !sizes.endpoint)
 		return;
 	count_exchange(h2, &event->conn.agg, NULL, &sizes, KACCESS_H2_CUT, 0, bucket);
+	submit_record(h2, &(struct h2_record_source){ event->sk, event->conn.start_ns, 1,
+						      &event->conn.agg },
+		      NULL, &sizes, KACCESS_H2_CUT, event->ts_ns);
 }
 
 void h2_exchanges_on_conn_close(struct h2_exchanges *h2, const struct kaccess_conn_event *event,
