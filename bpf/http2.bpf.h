@@ -16,9 +16,9 @@
  * in KACCESS_HTTP_SWITCHING, and the next bytes decide: the client's
  * preface or the server's SETTINGS (in the same call as the 101 or a later
  * one) make it HTTP/2, with the waiting request as stream 1 (its endpoint,
- * start and request sizes from HTTP/1.1, the 101's bytes in its response
- * headers); anything else is another protocol, and the 101 answered the
- * request.
+ * start, request sizes and number from HTTP/1.1, the 101's bytes in its
+ * response headers); anything else is another protocol, and the 101
+ * answered the request.
  *
  * What the kernel keeps, per stream (h2_streams): the time of the call with
  * the request's first HEADERS byte, the header block bytes (HPACK, without
