@@ -16,9 +16,9 @@
  * in KACCESS_HTTP_SWITCHING, and the next bytes decide: the client's
  * preface or the server's SETTINGS (in the same call as the 101 or a later
  * one) make it HTTP/2, with the waiting request as stream 1 (its endpoint,
- * start and request sizes from HTTP/1.1, the 101's bytes in its response
- * headers); anything else is another protocol, and the 101 answered the
- * request.
+ * start, request sizes and number from HTTP/1.1, the 101's bytes in its
+ * response headers); anything else is another protocol, and the 101
+ * answered the request.
  *
  * What the kernel keeps, per stream (h2_streams): the time of the call with
  * the request's first HEADERS byte, the header block bytes (HPACK, without
@@ -656,8 +656,8 @@ static __always_inline bool h2_claim(__u64 sk, struct kaccess_conn *conn, bool i
 
 /*
  * The upgrade request's exchange becomes stream 1: what HTTP/1.1 knew of
- * it (endpoint, first byte, request sizes) and the 101's bytes, which are
- * response header bytes like a 100 Continue's.
+ * it (endpoint, first byte, request sizes, request number) and the 101's
+ * bytes, which are response header bytes like a 100 Continue's.
  */
 static __always_inline void h2_upgrade_stream(struct h2_walk *walk, struct http_conn *old)
 {
@@ -679,6 +679,7 @@ static __always_inline void h2_upgrade_stream(struct h2_walk *walk, struct http_
 	sizes->request_body_bytes = slot->ended ? slot->body_bytes : old->req.body_bytes;
 	sizes->response_header_bytes = old->resp.header_bytes + old->interim_header_bytes;
 	sizes->endpoint = slot->endpoint;
+	sizes->upgrade_seq = slot->seq; /* its record pairs with the request's head by it */
 }
 
 /*

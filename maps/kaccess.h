@@ -390,8 +390,11 @@ struct kaccess_h2_sizes {
 	__u32 reset;                  /* ended by RST_STREAM: counted; frames still in flight are ignored */
 	__u64 endpoint;               /* stream 1 of an upgraded connection: the HTTP/1.1 request's
 				       * "METHOD:path" hash (0: named by its HEADERS) */
+	__u32 upgrade_seq;            /* with `endpoint`: the HTTP/1.1 request's number, the seq of its
+				       * kaccess_http_head_event (its Host and trace headers) */
+	__u32 upgrade_unused;         /* explicit padding */
 };
-_Static_assert(sizeof(struct kaccess_h2_sizes) == 56, "kaccess_h2_sizes layout");
+_Static_assert(sizeof(struct kaccess_h2_sizes) == 64, "kaccess_h2_sizes layout");
 
 /* Ring buffer record: one HTTP/2 exchange ended, exactly this size. */
 struct kaccess_h2_stream_event {
@@ -407,7 +410,7 @@ struct kaccess_h2_stream_event {
 	struct kaccess_agg_key agg;
 	struct kaccess_h2_sizes sizes;
 };
-_Static_assert(sizeof(struct kaccess_h2_stream_event) == 48 + 32 + 56, "kaccess_h2_stream_event layout");
+_Static_assert(sizeof(struct kaccess_h2_stream_event) == 48 + 32 + 64, "kaccess_h2_stream_event layout");
 
 /* h2_streams key: one stream of one connection. */
 struct kaccess_h2_stream_key {

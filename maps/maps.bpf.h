@@ -329,7 +329,7 @@ struct {
  * still open when their connection ends are read and deleted by the shipper.
  * LRU: streams of connections whose end was never seen cannot fill it; an
  * open stream evicted is counted (h2_stream_lost) when its response comes.
- * Size: 16384 streams (`http_conns_max_entries`), 80 B each: 2.38 MiB. Not pinned.
+ * Size: 16384 streams (`http_conns_max_entries`), 88 B each: 2.38 MiB. Not pinned.
  */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);

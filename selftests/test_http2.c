@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -216,10 +217,12 @@ static int raw_server_main(void *arg)
  * SETTINGS, then the response to the HTTP/1.1 request as stream 1.
  * "/small" is 200 with SMALL_BYTES, anything else 404 with MISSING_BODY.
  * A query containing "together" puts the 101 and the frames in one write;
- * otherwise the frames follow the client's preface.
+ * otherwise the frames follow the client's preface. "/cut" gets the 101
+ * and the SETTINGS frame, then the connection ends: no response.
  */
 struct upgrade_conn_truth {
 	char path[128];
+	char host[128], sw8[256], traceparent[128], b3[128]; /* as read; "" when not sent */
 	int status;
 	unsigned long request_header, response_header, response_body;
 };
@@ -285,6 +288,28 @@ static bool request_has(const char *request, const char *line)
 	return strstr(lower, line) != NULL;
 }
 
+/* The value of header `name` in the request as read, into `out`: "" when it is not there. */
+static void request_value(const char *request, const char *name, char *out, size_t size)
+{
+	size_t name_len = strlen(name);
+	const char *line = strstr(request, "\r\n");
+
+	out[0] = '\0';
+	for (; line && line[2] != '\r'; line = strstr(line + 2, "\r\n")) {
+		const char *value = line + 2, *end = strstr(value, "\r\n");
+
+		if (!end)
+			return;
+		if (strncasecmp(value, name, name_len) || value[name_len] != ':')
+			continue;
+		value += name_len + 1;
+		while (*value == ' ')
+			value++;
+		snprintf(out, size, "%.*s", (int)(end - value), value);
+		return;
+	}
+}
+
 /*
  * Another protocol after the 101: a WebSocket text frame "hello" in the
  * same write. The 101 is then the request's final answer.
@@ -326,11 +351,20 @@ static void upgrade_serve(int fd, struct upgrade_conn_truth *truth)
 	}
 	if (!request_has(request, "\r\nupgrade: h2c\r\n"))
 		return;
+	request_value(request, "host", truth->host, sizeof(truth->host));
+	request_value(request, "sw8", truth->sw8, sizeof(truth->sw8));
+	request_value(request, "traceparent", truth->traceparent, sizeof(truth->traceparent));
+	request_value(request, "b3", truth->b3, sizeof(truth->b3));
 	path = truth->path;
 	found = strncmp(path, "/small", 6) == 0 && (path[6] == '\0' || path[6] == '?');
 	together = strstr(path, "together") != NULL;
 	truth->request_header = request_bytes;
 	memcpy(out, switching, head);
+	if (strcmp(path, "/cut") == 0) {
+		frame_header(out + head, 0, 4, 0, 0);
+		write_all(fd, out, head + FRAME_HEADER_BYTES);
+		return;
+	}
 	frames = upgrade_frames(out + head, found, truth);
 	if (together) {
 		write_all(fd, out, head + frames);
@@ -835,14 +869,15 @@ KTEST_F(http2, curl_prior_knowledge_status_and_body, 120)
 KTEST_F(http2, records_with_authority_and_trace_headers, 120)
 {
 	static const char *const paths[] = { "/small", "/missing" };
-	unsigned long size[2] = { 0 }, code[2] = { 0 };
+	unsigned long size[2] = { 0 }, code[2] = { 0 }, curl_port[2] = { 0 };
 	struct http_record_seen seen[4];
 	char host[64];
 
 	start_agent(_metadata, self, variant);
 	for (int i = 0; i < 2; i++) {
 		char out[128], url[128], *argv[] = { CURL, "-s", "--http2-prior-knowledge", "-o",
-						   "/dev/null", "-w", "%{size_download} %{http_code}",
+						   "/dev/null", "-w",
+						   "%{size_download} %{http_code} %{local_port}",
 						   "-H", "sw8: " TRACE_SW8, "-H",
 						   "traceparent: " TRACE_PARENT, "-H", "b3: " TRACE_B3,
 						   url, NULL };
@@ -853,7 +888,8 @@ KTEST_F(http2, records_with_authority_and_trace_headers, 120)
 		ASSERT_EQ(0, child_wait(pod_exec(&self->pods.client, argv, out)));
 		file = fopen(out, "r");
 		ASSERT_NE(NULL, file);
-		ASSERT_EQ(2, fscanf(file, "%lu %lu", &size[i], &code[i]));
+		ASSERT_EQ(3, fscanf(file, "%lu %lu %lu", &size[i], &code[i], &curl_port[i]));
+		ASSERT_LT(0, curl_port[i]);
 		fclose(file);
 	}
 	stop_agent(_metadata, self);
@@ -883,6 +919,9 @@ KTEST_F(http2, records_with_authority_and_trace_headers, 120)
 			EXPECT_STREQ(TRACE_B3, seen[i].b3);
 			EXPECT_FALSE(seen[i].head_cut);
 			EXPECT_LE(seen[i].start_boot_ns, seen[i].end_boot_ns);
+			/* the connection's own ports: curl's ephemeral one and the server's */
+			EXPECT_EQ(r ? H2_PORT : curl_port[i], seen[i].local_port);
+			EXPECT_EQ(r ? curl_port[i] : H2_PORT, seen[i].remote_port);
 		}
 	}
 	/* the same HPACK bytes were read on one side and written on the other */
@@ -1161,7 +1200,10 @@ KTEST_F(http2, reset_after_the_response_was_sent, 90)
 
 /* ---- HTTP/1.1 Upgrade: h2c ------------------------------------------------- */
 
-/* What curl said of one upgrade: request bytes, body bytes, status, HTTP version (2). */
+/*
+ * What curl said of one upgrade (its request carries the three trace
+ * headers): request bytes, body bytes, status, HTTP version (2).
+ */
 struct curl_upgrade {
 	unsigned long request_bytes, body_bytes;
 	int status, version;
@@ -1171,7 +1213,9 @@ static int run_curl_upgrade(FIXTURE_DATA(http2) *self, const char *path, struct 
 {
 	char out[128], url[160];
 	char *argv[] = { CURL, "-s", "--http2", "-o", "/dev/null", "-w",
-			 "%{size_request} %{size_download} %{http_code} %{http_version}\\n", url, NULL };
+			 "%{size_request} %{size_download} %{http_code} %{http_version}\\n",
+			 "-H", "sw8: " TRACE_SW8, "-H", "traceparent: " TRACE_PARENT, "-H", "b3: " TRACE_B3,
+			 url, NULL };
 	int status;
 	FILE *file;
 
@@ -1209,20 +1253,64 @@ static void endpoint_from_upgrades(const char *path, struct endpoint_truth *out)
 }
 
 /*
+ * The stream-1 record of each upgrade on one side, in connection order:
+ * method, path (query cut) and the Host and trace headers of the HTTP/1.1
+ * request as the server read it, version 2, stream 1, the sizes the server
+ * counted (a connection without a status had no response); and no record
+ * of the request as an HTTP/1.1 exchange of its own.
+ */
+static void expect_upgrade_records(struct __test_metadata *_metadata, FIXTURE_DATA(http2) *self,
+				   bool server)
+{
+	uint64_t cgroup = server ? self->pods.server.cgroup_id : self->pods.client.cgroup_id;
+	struct http_record_seen seen[UPGRADE_CONNS];
+	size_t count = agent_output_http_records(self->output, cgroup, server ? "server" : "client",
+						 seen, UPGRADE_CONNS);
+
+	ASSERT_EQ(upgrade_truth->conns, count);
+	for (int i = 0; i < upgrade_truth->conns; i++) {
+		const struct upgrade_conn_truth *truth = &upgrade_truth->conn[i];
+		const struct http_record_seen *r = &seen[i];
+		char path[128];
+
+		snprintf(path, sizeof(path), "%.*s", (int)strcspn(truth->path, "?"), truth->path);
+		TH_LOG("%s record %d: %s %s host %s", server ? "server" : "client", i, r->method,
+		       r->path, r->host);
+		EXPECT_STREQ("GET", r->method);
+		EXPECT_STREQ(path, r->path);
+		EXPECT_STREQ(truth->host, r->host);
+		EXPECT_STREQ(truth->sw8, r->sw8);
+		EXPECT_STREQ(truth->traceparent, r->traceparent);
+		EXPECT_STREQ(truth->b3, r->b3);
+		EXPECT_FALSE(r->head_cut);
+		EXPECT_STREQ("2", r->version);
+		EXPECT_EQ(1, r->seq); /* the stream id */
+		EXPECT_EQ(truth->status, r->status);
+		EXPECT_STREQ(truth->status ? "complete" : "no_response", r->outcome);
+		EXPECT_EQ(truth->request_header, r->request_header_bytes);
+		EXPECT_EQ(0, r->request_body_bytes);
+		EXPECT_EQ(truth->status ? truth->response_header : 0, r->response_header_bytes);
+		EXPECT_EQ(truth->response_body, r->response_body_bytes);
+	}
+}
+
+/*
  * curl --http2 (no prior knowledge) and nghttp -u ask to upgrade; the
  * upgrade server accepts: each request, made in HTTP/1.1, is answered as
  * HTTP/2 stream 1, once with the 101 and the frames in one write and once
  * with the frames after the client's preface. One exchange per request on
  * each side (the 101 is not one of its own), named by the HTTP/1.1
  * request line, with the HTTP/1.1 request's bytes and the 101's bytes
- * plus the HEADERS block as response header bytes.
+ * plus the HEADERS block as response header bytes. Each side's record of
+ * stream 1 has the HTTP/1.1 request's method, path, Host and trace headers
+ * (curl sends the three, nghttp none).
  */
 KTEST_F(http2, upgrade_from_http1_answered_as_stream_1, 120)
 {
 	struct curl_upgrade split = { 0 }, together = { 0 };
 	struct endpoint_truth small, missing;
 	struct nghttp_truth nghttp;
-	char out[128], url[160];
+	char out[128], url[160], host[64];
 	char *argv[] = { NGHTTP, "-v", "-n", "-u", url, NULL };
 
 	start_agent(_metadata, self, variant);
@@ -1250,6 +1338,13 @@ KTEST_F(http2, upgrade_from_http1_answered_as_stream_1, 120)
 	ASSERT_EQ(200, nghttp.streams[0].status);
 	ASSERT_EQ(SMALL_BYTES, nghttp.streams[0].response_body);
 	ASSERT_EQ(1, nghttp.streams[0].response_header); /* the indexed :status */
+	/* what the clients sent, as the server read it */
+	snprintf(host, sizeof(host), "%s:%d", self->pods.server.ipv4, UPGRADE_PORT);
+	for (int i = 0; i < 3; i++)
+		ASSERT_STREQ(host, upgrade_truth->conn[i].host);
+	ASSERT_STREQ(TRACE_PARENT, upgrade_truth->conn[0].traceparent);
+	ASSERT_STREQ(TRACE_B3, upgrade_truth->conn[1].b3);
+	ASSERT_STREQ("", upgrade_truth->conn[2].sw8);
 
 	endpoint_from_upgrades("/small", &small);
 	endpoint_from_upgrades("/missing", &missing);
@@ -1257,6 +1352,33 @@ KTEST_F(http2, upgrade_from_http1_answered_as_stream_1, 120)
 	ASSERT_EQ(1, missing.calls);
 	expect_endpoint(_metadata, self, &small, true);
 	expect_endpoint(_metadata, self, &missing, true);
+	expect_upgrade_records(_metadata, self, false);
+	expect_upgrade_records(_metadata, self, true);
+	EXPECT_EQ(0, agent_output_lost(self->output, "http_parse_failed"));
+	EXPECT_EQ(0, agent_output_lost(self->output, "http_upgrade_unfollowed"));
+}
+
+/*
+ * The upgrade server answers the 101 and its SETTINGS, then ends the
+ * connection: stream 1 never had a response. Its exchange is counted at
+ * the connection's end (no response), and its record, made there, has
+ * the HTTP/1.1 request's method, path, Host and trace headers.
+ */
+KTEST_F(http2, upgrade_cut_before_the_response_has_its_record, 90)
+{
+	struct curl_upgrade seen = { 0 };
+	char host[64];
+
+	start_agent(_metadata, self, variant);
+	EXPECT_NE(0, run_curl_upgrade(self, "/cut", &seen)); /* curl: no response */
+	stop_agent(_metadata, self);
+	ASSERT_EQ(1, upgrade_truth->conns);
+	ASSERT_EQ(0, upgrade_truth->conn[0].status);
+	snprintf(host, sizeof(host), "%s:%d", self->pods.server.ipv4, UPGRADE_PORT);
+	ASSERT_STREQ(host, upgrade_truth->conn[0].host);
+	ASSERT_STREQ(TRACE_SW8, upgrade_truth->conn[0].sw8);
+	expect_upgrade_records(_metadata, self, false);
+	expect_upgrade_records(_metadata, self, true);
 	EXPECT_EQ(0, agent_output_lost(self->output, "http_parse_failed"));
 	EXPECT_EQ(0, agent_output_lost(self->output, "http_upgrade_unfollowed"));
 }

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /*
  * Unit tests of the access-log records (no root): pairing a request head
- * with its exchange, the header reader, every policy, the trace context
+ * with its exchange (or with stream 1 after an upgrade), the header reader, every policy, the trace context
  * from sw8, b3 and traceparent, and the strict config keys.
  */
 #include <errno.h>
@@ -132,6 +132,52 @@ TEST(head_and_exchange_pair_by_socket_and_sequence)
 	EXPECT_EQ(4, counts.shipped);
 	EXPECT_EQ(2, counts.head_cut);
 	EXPECT_EQ(0, counts.filtered);
+	http_records_free(records);
+	endpoint_names_free(names);
+}
+
+/*
+ * Stream 1 after an upgrade: an HTTP/2 record (stream id 1) that takes
+ * the head of the HTTP/1.1 request it was, by that request's number, and
+ * takes it away from the heads waiting; the connection's other heads stay.
+ */
+TEST(upgraded_stream_takes_its_http1_request_head)
+{
+	struct endpoint_names *names = endpoint_names_new();
+	struct http_record_counts counts = { 0 };
+	static struct capture capture;
+	struct http_records *records;
+	struct http_record stream_1 = {
+		.sk = 0xa,
+		.conn_start_ns = 1000,
+		.seq = 1,
+		.version = KACCESS_HTTP_VERSION_2,
+		.status = 200,
+		.start_ns = 5000,
+		.end_ns = 5010,
+	};
+
+	memset(&capture, 0, sizeof(capture));
+	ASSERT_NE(NULL, names);
+	records = records_with(HTTP_LOG_ALL, 1000, 1, names, &counts, &capture);
+	ASSERT_NE(NULL, records);
+	feed_head(records, 0xa, 0, "GET /a HTTP/1.1\r\nHost: first\r\n\r\n");
+	feed_head(records, 0xa, 2, "GET /b HTTP/1.1\r\nHost: upgraded\r\nsw8: 1-u\r\n"
+				   "Upgrade: h2c\r\n\r\n");
+	http_records_submit_with_head(records, &stream_1, 2, 0);
+	ASSERT_EQ(1, capture.count);
+	EXPECT_STREQ("upgraded", capture.host[0]);
+	EXPECT_STREQ("1-u", capture.sw8[0]);
+	EXPECT_FALSE(capture.records[0].head_cut);
+	EXPECT_EQ(1, capture.records[0].seq);
+	EXPECT_EQ(KACCESS_HTTP_VERSION_2, capture.records[0].version);
+	feed_exchange(records, 0xa, 2, 77, 200, 10, KACCESS_HTTP_OUTCOME_COMPLETE);
+	feed_exchange(records, 0xa, 0, 77, 200, 10, KACCESS_HTTP_OUTCOME_COMPLETE);
+	ASSERT_EQ(3, capture.count);
+	EXPECT_STREQ("(null)", capture.host[1]); /* taken by stream 1 */
+	EXPECT_TRUE(capture.records[1].head_cut);
+	EXPECT_STREQ("first", capture.host[2]);
+	EXPECT_EQ(1, counts.head_cut);
 	http_records_free(records);
 	endpoint_names_free(names);
 }

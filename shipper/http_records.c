@@ -275,16 +275,32 @@ void http_record_set_method_path(struct endpoint_names *names, uint64_t endpoint
 	r->path = colon + 1;
 }
 
+void http_records_submit_with_head(struct http_records *records, struct http_record *record,
+				   uint32_t request_seq, uint64_t sample_index)
+{
+	struct pending_head *head = head_take(records, record->sk, record->conn_start_ns, request_seq);
+
+	if (head) {
+		record->head_cut = head->cut;
+		record->host = head_value(head, HEAD_HOST);
+		record->sw8 = head_value(head, HEAD_SW8);
+		record->traceparent = head_value(head, HEAD_TRACEPARENT);
+		record->b3 = head_value(head, HEAD_B3);
+	} else {
+		record->head_cut = true;
+	}
+	http_records_submit(records, record, sample_index);
+	free(head); /* after the sinks: the record's header values point into it */
+}
+
 void http_records_on_exchange(struct http_records *records, const void *data, size_t size)
 {
 	const struct kaccess_http_exchange_event *e = data;
-	struct pending_head *head;
 	char endpoint[KACCESS_HTTP_ENDPOINT_MAX + 1];
 	struct http_record r;
 
 	if (size < sizeof(*e))
 		return;
-	head = head_take(records, e->sk, e->conn_start_ns, e->seq);
 	memset(&r, 0, sizeof(r));
 	r.sk = e->sk;
 	r.conn_start_ns = e->conn_start_ns;
@@ -302,15 +318,5 @@ void http_records_on_exchange(struct http_records *records, const void *data, si
 	r.response_header_bytes = e->response_header_bytes;
 	r.response_body_bytes = e->response_body_bytes;
 	http_record_set_method_path(records->cfg.names, e->endpoint, endpoint, &r);
-	if (head) {
-		r.head_cut = head->cut;
-		r.host = head_value(head, HEAD_HOST);
-		r.sw8 = head_value(head, HEAD_SW8);
-		r.traceparent = head_value(head, HEAD_TRACEPARENT);
-		r.b3 = head_value(head, HEAD_B3);
-	} else {
-		r.head_cut = true;
-	}
-	http_records_submit(records, &r, e->seq);
-	free(head);
+	http_records_submit_with_head(records, &r, e->seq, e->seq);
 }

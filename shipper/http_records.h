@@ -77,6 +77,16 @@ void http_records_on_exchange(struct http_records *records, const void *data, si
 void http_records_submit(struct http_records *records, const struct http_record *record,
 			 uint64_t sample_index);
 
+/*
+ * Take the head of request `request_seq` of the record's connection: its
+ * Host and trace headers go into `record` (head_cut when it is not there
+ * or was cut), then the record to http_records_submit(). HTTP/1.x
+ * exchanges, and HTTP/2 stream 1 after an upgrade, whose request was the
+ * HTTP/1.1 request of that number.
+ */
+void http_records_submit_with_head(struct http_records *records, struct http_record *record,
+				   uint32_t request_seq, uint64_t sample_index);
+
 /* Drop heads received before `before_ns` (CLOCK_MONOTONIC) whose exchange never came. */
 void http_records_expire(struct http_records *records, uint64_t before_ns);
 

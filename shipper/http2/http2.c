@@ -462,6 +462,7 @@ struct h2_record_source {
 	uint64_t sk, conn_start_ns;
 	uint32_t stream_id;
 	const struct kaccess_agg_key *agg;
+	uint16_t local_port, remote_port; /* the connection's */
 };
 
 /* The exchange's access-log record, to the policy and the sinks. */
@@ -475,6 +476,8 @@ static void submit_record(struct h2_exchanges *h2, const struct h2_record_source
 		.conn_start_ns = src->conn_start_ns,
 		.agg = *src->agg,
 		.seq = src->stream_id,
+		.local_port = src->local_port,
+		.remote_port = src->remote_port,
 		.version = KACCESS_HTTP_VERSION_2,
 		.start_ns = sizes->start_ns,
 		.end_ns = end_ns > sizes->start_ns ? end_ns : sizes->start_ns,
@@ -493,6 +496,14 @@ static void submit_record(struct h2_exchanges *h2, const struct h2_record_source
 		r.response_header_bytes = sizes->response_header_bytes;
 		r.response_body_bytes = sizes->response_body_bytes;
 	}
+	/* client streams are odd: 1, 3, 5... are the connection's exchanges 0, 1, 2... */
+	if (sizes->endpoint) {
+		/* stream 1 after an upgrade: its request is the HTTP/1.1 one, read as HTTP/1.x's */
+		http_record_set_method_path(h2->cfg.names, sizes->endpoint, endpoint, &r);
+		http_records_submit_with_head(h2->cfg.records, &r, sizes->upgrade_seq,
+					      src->stream_id / 2);
+		return;
+	}
 	if (names && names->named)
 		http_record_set_method_path(h2->cfg.names, names->endpoint, endpoint, &r);
 	if (names) {
@@ -502,7 +513,6 @@ static void submit_record(struct h2_exchanges *h2, const struct h2_record_source
 		r.b3 = names->record_fields[H2_B3];
 	}
 	r.head_cut = !names || !names->named;
-	/* client streams are odd: 1, 3, 5... are the connection's exchanges 0, 1, 2... */
 	http_records_submit(h2->cfg.records, &r, src->stream_id / 2);
 }
 
@@ -520,7 +530,7 @@ void h2_exchanges_on_stream_end(struct h2_exchanges *h2, const void *data, size_
 	count_exchange(h2, &event->agg, names, &event->sizes, event->outcome, event->end_ns,
 		       event->bucket);
 	submit_record(h2, &(struct h2_record_source){ event->sk, event->conn_start_ns, event->stream_id,
-						      &event->agg },
+						      &event->agg, event->local_port, event->remote_port },
 		      names, &event->sizes, event->outcome, event->end_ns);
 	if (names)
 		stream_forget(conn, names);
@@ -528,7 +538,8 @@ void h2_exchanges_on_stream_end(struct h2_exchanges *h2, const void *data, size_
 
 /*
  * Stream 1 of an upgraded connection has no block of ours until its
- * response's: cut before it, it is found here by its id.
+ * response's: cut before it, it is found here by its id, and its record
+ * (no response) is made here.
  */
 static void upgraded_stream_close(struct h2_exchanges *h2, const struct kaccess_conn_event *event,
 				  uint64_t bucket)
@@ -544,6 +555,10 @@ static void upgraded_stream_close(struct h2_exchanges *h2, const struct kaccess_
 	    !sizes.endpoint)
 		return;
 	count_exchange(h2, &event->conn.agg, NULL, &sizes, KACCESS_H2_CUT, 0, bucket);
+	submit_record(h2, &(struct h2_record_source){ event->sk, event->conn.start_ns, 1,
+						      &event->conn.agg, event->conn.local_port,
+						      event->conn.remote_port },
+		      NULL, &sizes, KACCESS_H2_CUT, event->ts_ns);
 }
 
 void h2_exchanges_on_conn_close(struct h2_exchanges *h2, const struct kaccess_conn_event *event,
@@ -570,7 +585,9 @@ void h2_exchanges_on_conn_close(struct h2_exchanges *h2, const struct kaccess_co
 		count_exchange(h2, &event->conn.agg, &conn->streams[i], &sizes, KACCESS_H2_CUT, 0,
 			       bucket);
 		submit_record(h2, &(struct h2_record_source){ event->sk, event->conn.start_ns,
-							      key.stream_id, &event->conn.agg },
+							      key.stream_id, &event->conn.agg,
+							      event->conn.local_port,
+							      event->conn.remote_port },
 			      &conn->streams[i], &sizes, KACCESS_H2_CUT, event->ts_ns);
 	}
 	*slot = conn->next;
