@@ -446,8 +446,15 @@ static uint64_t store_generation(struct k8s *k)
 	return generation;
 }
 
+void k8s_set_name_cache(struct k8s *k, bool enabled)
+{
+	k->name_cache_off = !enabled;
+}
+
 static struct k8s_local_cache_slot *local_cache_slot(struct k8s *k, uint64_t cgroup_id)
 {
+	if (k->name_cache_off)
+		return NULL;
 	if (!k->local_cache)
 		k->local_cache = calloc(K8S_LOCAL_CACHE_SLOTS, sizeof(*k->local_cache));
 	if (!k->local_cache)
@@ -564,6 +571,8 @@ static struct k8s_peer_cache_slot *peer_cache_slot(struct k8s *k, const uint8_t 
 {
 	uint64_t hash;
 
+	if (k->name_cache_off)
+		return NULL;
 	if (!k->peer_cache)
 		k->peer_cache = calloc(K8S_PEER_CACHE_SLOTS, sizeof(*k->peer_cache));
 	if (!k->peer_cache)

@@ -187,10 +187,18 @@ struct k8s_tuple {
  * Identity of a peer address (16 bytes, v4-mapped for IPv4) and port (host
  * order). When the address is a ClusterIP and `tuple` is given (a client
  * connection: local -> ClusterIP:port), conntrack's reply direction names the
- * backend pod. Always fills *ret; 0 or -errno.
+ * backend pod. Always fills *ret; 0 or -errno. Like the id form of the
+ * local lookup, call it from one thread only: both keep names between
+ * lookups while the store is unchanged (see k8s_set_name_cache).
  */
 int k8s_resolve_peer(struct k8s *k, const uint8_t addr[16], uint16_t port,
 		     const struct k8s_tuple *tuple, struct k8s_identity *ret);
+
+/*
+ * Keep resolved names between lookups (the default) or resolve every
+ * lookup from the store: off is for measuring the store itself.
+ */
+void k8s_set_name_cache(struct k8s *k, bool enabled);
 
 /*
  * The DNAT backend of a TCP connection from conntrack (current network

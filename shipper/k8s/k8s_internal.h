@@ -206,6 +206,7 @@ struct k8s {
 	/* local id -> identity, drain thread only (see k8s_resolve_local_id) */
 	struct k8s_local_cache_slot *local_cache;
 	struct k8s_peer_cache_slot *peer_cache;
+	bool name_cache_off;   /* k8s_set_name_cache(k, false) */
 };
 
 int k8s_read_small_file(const char *path, char **ret_text);
