@@ -20,8 +20,9 @@
 #                              VMTEST_SHELL_CMD='$KACCESS_BIN -v -o json --duration 2'
 #                              (each guest then counts as one test: passed
 #                              when the command exits 0)
-#   VMTEST_TIMEOUT_S=1800      seconds a guest may run before it is killed
-#                              (the suite takes 2-3 minutes per guest)
+#   VMTEST_TIMEOUT_S=2400      seconds a guest may run before it is killed
+#                              (the whole suite takes 23-27 minutes per guest
+#                              under TCG; a guest killed is booted once more)
 #   VMTEST_MEM=2G VMTEST_SMP=2 guest memory and CPUs
 #   SELFTEST_TIMEOUT_S         passed to run.sh in the guest
 # Full console logs: OUTPUT_DIR/vm/logs/SERIES.log (of a boot that did not
@@ -31,7 +32,7 @@ set -uo pipefail
 output_dir=${1:-.output}
 vm=$output_dir/vm
 kernels=${VMTEST_KERNELS:-6.1 6.12}
-timeout_s=${VMTEST_TIMEOUT_S:-1800}
+timeout_s=${VMTEST_TIMEOUT_S:-2400}
 memory=${VMTEST_MEM:-2G}
 cpus=${VMTEST_SMP:-2}
 qemu=${QEMU:-qemu-system-x86_64}
