@@ -451,15 +451,48 @@ void k8s_set_name_cache(struct k8s *k, bool enabled)
 	k->name_cache_off = !enabled;
 }
 
-static struct k8s_local_cache_slot *local_cache_slot(struct k8s *k, uint64_t cgroup_id)
+/*
+ * The slot of `key` in a direct-mapped name cache of `slot_count` slots
+ * (allocated at first use), or NULL when the cache is off or has no memory.
+ */
+static struct k8s_name_cache_slot *name_cache_slot(struct k8s *k, struct k8s_name_cache_slot **cache,
+						   size_t slot_count, const void *key, size_t key_len)
 {
 	if (k->name_cache_off)
 		return NULL;
-	if (!k->local_cache)
-		k->local_cache = calloc(K8S_LOCAL_CACHE_SLOTS, sizeof(*k->local_cache));
-	if (!k->local_cache)
+	if (!*cache)
+		*cache = calloc(slot_count, sizeof(**cache));
+	if (!*cache)
 		return NULL; /* no cache: every lookup resolves */
-	return &k->local_cache[cgroup_id % K8S_LOCAL_CACHE_SLOTS];
+	return &(*cache)[k8s_hash_bytes(key, key_len) % slot_count];
+}
+
+/* The slot's identity when it holds `key` as of `generation`. */
+static bool name_cache_get(const struct k8s_name_cache_slot *slot, const void *key, size_t key_len,
+			   uint64_t generation, struct k8s_identity *ret)
+{
+	if (!slot || !slot->used || slot->generation != generation ||
+	    memcmp(slot->key, key, key_len) != 0)
+		return false;
+	*ret = slot->identity;
+	return true;
+}
+
+/*
+ * Keep what a lookup resolved, stamped with the generation read before it
+ * resolved: a change meanwhile misses next time. UNKNOWN is not kept (each
+ * such lookup counts as unresolved, and the object may come).
+ */
+static void name_cache_put(struct k8s_name_cache_slot *slot, const void *key, size_t key_len,
+			   uint64_t generation, const struct k8s_identity *identity)
+{
+	if (!slot || identity->kind == K8S_KIND_UNKNOWN)
+		return;
+	memset(slot->key, 0, sizeof(slot->key));
+	memcpy(slot->key, key, key_len);
+	slot->used = true;
+	slot->generation = generation;
+	slot->identity = *identity;
 }
 
 /*
@@ -471,14 +504,13 @@ static struct k8s_local_cache_slot *local_cache_slot(struct k8s *k, uint64_t cgr
 int k8s_resolve_local_id(struct k8s *k, uint64_t cgroup_id, struct k8s_identity *ret)
 {
 	uint64_t generation = store_generation(k);
-	struct k8s_local_cache_slot *slot = local_cache_slot(k, cgroup_id);
+	struct k8s_name_cache_slot *slot = name_cache_slot(k, &k->local_cache, K8S_LOCAL_CACHE_SLOTS,
+							   &cgroup_id, sizeof(cgroup_id));
 	const char *path;
 	int err;
 
-	if (slot && slot->cgroup_id == cgroup_id && slot->generation == generation) {
-		*ret = slot->identity;
+	if (name_cache_get(slot, &cgroup_id, sizeof(cgroup_id), generation, ret))
 		return 0;
-	}
 	identity_init(ret, K8S_KIND_HOST);
 	if (!k->cgroup_names) {
 		err = cgroup_names_new(&k->cgroup_names);
@@ -489,9 +521,8 @@ int k8s_resolve_local_id(struct k8s *k, uint64_t cgroup_id, struct k8s_identity 
 	if (!path)
 		return -ENOENT;
 	err = k8s_resolve_local_path(k, path, ret);
-	/* stamped with the generation read before resolving: a change meanwhile misses next time */
-	if (!err && slot && ret->kind != K8S_KIND_UNKNOWN)
-		*slot = (struct k8s_local_cache_slot){ cgroup_id, generation, *ret };
+	if (!err)
+		name_cache_put(slot, &cgroup_id, sizeof(cgroup_id), generation, ret);
 	return err;
 }
 
@@ -566,26 +597,12 @@ static bool resolve_backend(struct k8s *k, const struct k8s_tuple *tuple, struct
 	return found;
 }
 
-static struct k8s_peer_cache_slot *peer_cache_slot(struct k8s *k, const uint8_t addr[16],
-						   uint16_t port)
+/* A peer's cache key: its address, then its port. */
+static size_t peer_name_key(const uint8_t addr[16], uint16_t port, uint8_t ret_key[K8S_NAME_KEY_MAX])
 {
-	uint64_t hash;
-
-	if (k->name_cache_off)
-		return NULL;
-	if (!k->peer_cache)
-		k->peer_cache = calloc(K8S_PEER_CACHE_SLOTS, sizeof(*k->peer_cache));
-	if (!k->peer_cache)
-		return NULL;
-	hash = k8s_hash_bytes(addr, 16) ^ ((uint64_t)port * 0x9e3779b97f4a7c15ULL);
-	return &k->peer_cache[hash % K8S_PEER_CACHE_SLOTS];
-}
-
-static bool peer_cache_matches(const struct k8s_peer_cache_slot *slot, const uint8_t addr[16],
-			       uint16_t port, uint64_t generation)
-{
-	return slot && slot->used && slot->port == port && slot->generation == generation &&
-	       memcmp(slot->addr, addr, 16) == 0;
+	memcpy(ret_key, addr, 16);
+	memcpy(ret_key + 16, &port, sizeof(port));
+	return 16 + sizeof(port);
 }
 
 static int resolve_peer_uncached(struct k8s *k, const uint8_t addr[16], uint16_t port,
@@ -598,26 +615,22 @@ static int resolve_peer_uncached(struct k8s *k, const uint8_t addr[16], uint16_t
 int k8s_resolve_peer(struct k8s *k, const uint8_t addr[16], uint16_t port,
 		     const struct k8s_tuple *tuple, struct k8s_identity *ret)
 {
-	struct k8s_peer_cache_slot *slot;
+	struct k8s_name_cache_slot *slot;
+	uint8_t key[K8S_NAME_KEY_MAX];
 	uint64_t generation;
+	size_t key_len;
 	int err;
 
 	if (tuple)
 		return resolve_peer_uncached(k, addr, port, tuple, ret);
 	generation = store_generation(k);
-	slot = peer_cache_slot(k, addr, port);
-	if (peer_cache_matches(slot, addr, port, generation)) {
-		*ret = slot->identity;
+	key_len = peer_name_key(addr, port, key);
+	slot = name_cache_slot(k, &k->peer_cache, K8S_PEER_CACHE_SLOTS, key, key_len);
+	if (name_cache_get(slot, key, key_len, generation, ret))
 		return 0;
-	}
 	err = resolve_peer_uncached(k, addr, port, NULL, ret);
-	if (!err && slot && ret->kind != K8S_KIND_UNKNOWN) {
-		memcpy(slot->addr, addr, 16);
-		slot->port = port;
-		slot->used = true;
-		slot->generation = generation;
-		slot->identity = *ret;
-	}
+	if (!err)
+		name_cache_put(slot, key, key_len, generation, ret);
 	return err;
 }
 

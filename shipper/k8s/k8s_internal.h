@@ -162,27 +162,21 @@ struct k8s_watcher {
 };
 
 /*
- * A resolved local identity, valid while the store's pods and services
- * are as they were when it was resolved (generation: the sum of the
- * store's two generations, which only grow).
+ * A resolved identity by its lookup key (a cgroup id; a peer address and
+ * port), valid while the store's pods and services are as they were when
+ * it was resolved (generation: the sum of the store's two generations,
+ * which only grow).
  */
-struct k8s_local_cache_slot {
-	uint64_t cgroup_id; /* 0: empty */
-	uint64_t generation;
-	struct k8s_identity identity;
-};
+#define K8S_NAME_KEY_MAX 18
 
-#define K8S_LOCAL_CACHE_SLOTS 64 /* direct-mapped by cgroup id */
-
-/* The same for a peer address and port resolved without conntrack. */
-struct k8s_peer_cache_slot {
-	uint8_t addr[16];
-	uint16_t port;
+struct k8s_name_cache_slot {
+	uint8_t key[K8S_NAME_KEY_MAX];
 	bool used;
 	uint64_t generation;
 	struct k8s_identity identity;
 };
 
+#define K8S_LOCAL_CACHE_SLOTS 64 /* direct-mapped by cgroup id */
 #define K8S_PEER_CACHE_SLOTS 256 /* direct-mapped by address and port */
 
 struct k8s {
@@ -204,8 +198,8 @@ struct k8s {
 	/* local id -> path, drain thread only */
 	struct cgroup_names *cgroup_names;
 	/* local id -> identity, drain thread only (see k8s_resolve_local_id) */
-	struct k8s_local_cache_slot *local_cache;
-	struct k8s_peer_cache_slot *peer_cache;
+	struct k8s_name_cache_slot *local_cache;
+	struct k8s_name_cache_slot *peer_cache;
 	bool name_cache_off;   /* k8s_set_name_cache(k, false) */
 };
 
