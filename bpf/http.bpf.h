@@ -188,20 +188,6 @@ _Static_assert(HTTP_COMPLETE == KACCESS_HTTP_OUTCOME_COMPLETE &&
  * the entry) runs while conn_table holds the connection; one lookup per
  * record spares http_conns a copy of them. 0 if it is gone or reused.
  */
-static __always_inline void http_conn_ports(const struct http_conn *hc,
-					    struct kaccess_http_exchange_event *e)
-{
-	struct kaccess_conn *conn = bpf_map_lookup_elem(&conn_table, &hc->sk);
-
-	if (!conn || conn->start_ns != hc->conn_start_ns) {
-		e->local_port = 0;
-		e->remote_port = 0;
-		return;
-	}
-	e->local_port = conn->local_port;
-	e->remote_port = conn->remote_port;
-}
-
 /* The exchange's access-log record (config http_log_policy): its numbers, fixed size. */
 static __always_inline void http_send_exchange(struct http_conn *hc, struct http_request_slot *slot)
 {
@@ -232,7 +218,8 @@ static __always_inline void http_send_exchange(struct http_conn *hc, struct http
 	}
 	e->outcome = slot->outcome;
 	e->version = slot->version;
-	http_conn_ports(hc, e);
+	e->local_port = hc->local_port;
+	e->remote_port = hc->remote_port;
 	__builtin_memcpy(&e->agg, &hc->agg, sizeof(e->agg));
 	bpf_ringbuf_submit(e, ringbuf_wakeup_flags());
 }
@@ -1087,6 +1074,9 @@ static __always_inline void http_transfer(__u64 sk, struct kaccess_conn *conn, b
 		s->fresh_conn.agg = conn->agg;
 		s->fresh_conn.sk = sk;
 		s->fresh_conn.conn_start_ns = conn->start_ns;
+		/* fixed once the first request bytes move: records need no conn_table lookup */
+		s->fresh_conn.local_port = conn->local_port;
+		s->fresh_conn.remote_port = conn->remote_port;
 		if (bpf_map_update_elem(&http_conns, &sk, &s->fresh_conn, BPF_ANY)) {
 			count_loss(KACCESS_CTR_HTTP_CONNS_FULL);
 			conn->http = KACCESS_HTTP_NO_FINAL;

@@ -248,7 +248,7 @@ struct http_conn {
 	__u32 interim_header_bytes;   /* 1xx responses before the final one */
 	__u32 requests;               /* request messages started */
 	__u32 endpoint_len;
-	__u32 pad;
+	__u16 local_port, remote_port;/* the connection's (kaccess_conn), for access-log records */
 	__u64 sk;                     /* the key, and the connection's start: access-log records */
 	__u64 conn_start_ns;
 	char endpoint[HTTP_ENDPOINT_BUF]; /* "METHOD:path" of the request being parsed */
@@ -390,7 +390,8 @@ struct http_scratch {
 	__u64 event_endpoint;
 	char event_text[HTTP_ENDPOINT_BUF];
 	/* zeroed templates to insert from (too big for the stack); only the
-	 * fields named are ever written: fresh.bucket, fresh_conn.agg */
+	 * fields named are ever written: fresh.bucket, and fresh_conn's agg,
+	 * ports, sk and conn_start_ns (all set for every insert) */
 	struct kaccess_http_value fresh;
 	struct http_conn fresh_conn;
 	/* HTTP/2: a header piece with its bytes, a stream's end, templates */
