@@ -34,14 +34,14 @@ $(BENCH_CALIBRATE): $(BENCH_DIR)/calibrate.c $(BENCH_DIR)/calibrate.h $(BENCH_OU
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) -I$(BENCH_OUTPUT) -I$(BENCH_DIR) $< $(LDLIBS) -o $@
 
-$(BENCH_LOADGEN): $(BENCH_DIR)/loadgen.c | $(BENCH_OUTPUT)
+$(BENCH_LOADGEN): $(BENCH_DIR)/loadgen.c $(BENCH_DIR)/bench_cli.h | $(BENCH_OUTPUT)
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) $< -o $@
 
-$(BENCH_PACE): $(BENCH_DIR)/pace.c | $(BENCH_OUTPUT)
+$(BENCH_PACE): $(BENCH_DIR)/pace.c $(BENCH_DIR)/bench_cli.h | $(BENCH_OUTPUT)
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) $< -o $@
 
-$(BENCH_K8S_SCALE): $(BENCH_DIR)/k8s_scale.c selftests/k8s/fake_api.h selftests/k8s/scale.h $(SHIPPER_LIB_OBJS) | $(BENCH_OUTPUT)
+$(BENCH_K8S_SCALE): $(BENCH_DIR)/k8s_scale.c $(BENCH_DIR)/bench_cli.h selftests/k8s/fake_api.h selftests/k8s/scale.h $(SHIPPER_LIB_OBJS) | $(BENCH_OUTPUT)
 	$(call msg,CC,$@)
-	$(Q)$(CC) $(CFLAGS) $(INCLUDES) -Iselftests $< $(SHIPPER_LIB_OBJS) $(LDLIBS) -o $@
+	$(Q)$(CC) $(CFLAGS) $(INCLUDES) -Iselftests -I$(BENCH_DIR) $< $(SHIPPER_LIB_OBJS) $(LDLIBS) -o $@

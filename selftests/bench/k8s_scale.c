@@ -12,12 +12,12 @@
  *
  * The small set is the yardstick of "a lookup stays O(1)".
  */
-#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "bench_cli.h"
 #include "k8s/fake_api.h"
 #include "k8s/k8s.h"
 #include "k8s/scale.h"
@@ -36,14 +36,9 @@ static const char usage[] =
 /* A count in 1..max from text, or 0 when it is not one. */
 static unsigned int parse_count(const char *text, unsigned int max)
 {
-	char *end;
-	unsigned long value;
+	unsigned int value;
 
-	errno = 0;
-	value = strtoul(text, &end, 10);
-	if (errno || end == text || *end || value < 1 || value > max)
-		return 0;
-	return value;
+	return bench_parse_uint(text, 1, max, &value) ? 0 : value;
 }
 
 static int parse_options(int argc, char **argv, struct scale_bulk *ret_large, unsigned int *ret_lookups)

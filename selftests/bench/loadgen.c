@@ -49,6 +49,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_cli.h"
+
 #define REQUEST_BYTES 64
 #define RESPONSE_BYTES 64
 #define MAX_ADDRS 64
@@ -58,7 +60,6 @@
 #define LISTEN_BACKLOG 65535
 /* After the run's end, in-flight connections get this long to finish. */
 #define FINISH_GRACE_NS (10 * NS_PER_S)
-#define NS_PER_S 1000000000ULL
 #define NS_PER_MS 1000000ULL
 
 #define EXIT_RUNTIME 1
@@ -119,14 +120,6 @@ struct options {
 	unsigned int processes;          /* server, hold: worker processes */
 };
 
-static uint64_t monotonic_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * NS_PER_S + ts.tv_nsec;
-}
-
 /* NDJSON line on stdout, flushed: bench.sh polls the file it goes to. */
 static void emit(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void emit(const char *fmt, ...)
@@ -146,32 +139,6 @@ static void fail(const char *what, int err)
 }
 
 /* ---- parsing ------------------------------------------------------------- */
-
-static int parse_ull(const char *text, unsigned long long min, unsigned long long max,
-		     unsigned long long *ret_value)
-{
-	unsigned long long value;
-	char *end;
-
-	if (!text[0] || text[0] == '-')
-		return -EINVAL;
-	errno = 0;
-	value = strtoull(text, &end, 10);
-	if (errno || *end || value < min || value > max)
-		return -EINVAL;
-	*ret_value = value;
-	return 0;
-}
-
-static int parse_uint(const char *text, unsigned int min, unsigned int max, unsigned int *ret_value)
-{
-	unsigned long long value;
-	int err = parse_ull(text, min, max, &value);
-
-	if (!err)
-		*ret_value = value;
-	return err;
-}
 
 /* "A[,B...]" into addrs; at most MAX_ADDRS. */
 static int parse_addrs(const char *text, struct in_addr *addrs, unsigned int *ret_count)
@@ -205,10 +172,10 @@ static int parse_ports(const char *text, unsigned int *ret_first, unsigned int *
 	dash = strchr(copy, '-');
 	if (dash)
 		*dash = '\0';
-	if (parse_uint(copy, 1, 65535, &first))
+	if (bench_parse_uint(copy, 1, 65535, &first))
 		return -EINVAL;
 	last = first;
-	if (dash && parse_uint(dash + 1, first, 65535, &last))
+	if (dash && bench_parse_uint(dash + 1, first, 65535, &last))
 		return -EINVAL;
 	*ret_first = first;
 	*ret_count = last - first + 1;
@@ -290,19 +257,19 @@ static int parse_options(int argc, char **argv, struct options *opt)
 				err = -EINVAL;
 			break;
 		case 'n':
-			err = parse_ull(arg, 1, 10000000, &opt->count);
+			err = bench_parse_ull(arg, 1, 10000000, &opt->count);
 			break;
 		case 's':
-			err = parse_uint(arg, 1, 3600, &opt->seconds);
+			err = bench_parse_uint(arg, 1, 3600, &opt->seconds);
 			break;
 		case 'c':
-			err = parse_uint(arg, 1, 65536, &opt->concurrency);
+			err = bench_parse_uint(arg, 1, 65536, &opt->concurrency);
 			break;
 		case 'T':
-			err = parse_uint(arg, 1, 3600, &opt->timeout_s);
+			err = bench_parse_uint(arg, 1, 3600, &opt->timeout_s);
 			break;
 		case 'P':
-			err = parse_uint(arg, 1, MAX_PROCESSES, &opt->processes);
+			err = bench_parse_uint(arg, 1, MAX_PROCESSES, &opt->processes);
 			break;
 		case 'h':
 			fputs(usage_text, stdout);
@@ -498,7 +465,7 @@ static int workers_start(struct workers *w, unsigned int count, const struct opt
 /* SIGTERM every worker and reap them: 10 s, then SIGKILL. 0 when all exited 0. */
 static int workers_stop(struct workers *w)
 {
-	uint64_t give_up = monotonic_ns() + 10 * NS_PER_S;
+	uint64_t give_up = bench_monotonic_ns() + 10 * NS_PER_S;
 	int failed = 0;
 
 	for (unsigned int i = 0; i < w->count; i++)
@@ -510,7 +477,7 @@ static int workers_stop(struct workers *w)
 		if (w->pids[i] <= 0)
 			continue;
 		while (waitpid(w->pids[i], &status, WNOHANG) == 0) {
-			if (monotonic_ns() > give_up)
+			if (bench_monotonic_ns() > give_up)
 				kill(w->pids[i], SIGKILL);
 			usleep(10 * 1000);
 		}
@@ -905,7 +872,7 @@ static int client_pump(struct client *c, uint64_t end_ns, uint64_t hard_end_ns)
 	struct epoll_event events[MAX_EVENTS];
 
 	for (;;) {
-		uint64_t now = monotonic_ns();
+		uint64_t now = bench_monotonic_ns();
 		bool more = c->target ? c->started < c->target : now < end_ns;
 		int n;
 
@@ -949,11 +916,11 @@ static int run_churn(const struct options *opt)
 		fail("create epoll", errno);
 		return EXIT_RUNTIME;
 	}
-	started = monotonic_ns();
+	started = bench_monotonic_ns();
 	end = opt->count ? UINT64_MAX - FINISH_GRACE_NS : started + opt->seconds * NS_PER_S;
 	err = client_pump(&c, end, opt->count ? started + (uint64_t)opt->timeout_s * NS_PER_S
 					      : end + FINISH_GRACE_NS);
-	elapsed = monotonic_ns() - started;
+	elapsed = bench_monotonic_ns() - started;
 	emit("{\"type\":\"churn_done\",\"connects\":%llu,\"connected\":%llu,\"completed\":%llu,"
 	     "\"failed\":%llu,\"short_responses\":%llu,\"errors\":%llu,\"aborted\":%llu,"
 	     "\"elapsed_ns\":%llu,\"connections_per_s\":%.1f,\"interrupted\":%s}",
@@ -974,7 +941,7 @@ static int hold_work(const struct options *opt, unsigned int index, struct worke
 		.index_first = index,
 		.index_step = opt->processes,
 	};
-	uint64_t hard_end = monotonic_ns() + (uint64_t)opt->timeout_s * NS_PER_S;
+	uint64_t hard_end = bench_monotonic_ns() + (uint64_t)opt->timeout_s * NS_PER_S;
 	int err;
 
 	c.epfd = epoll_create1(EPOLL_CLOEXEC);
@@ -1006,7 +973,7 @@ static int run_hold(const struct options *opt)
 {
 	struct workers w = { 0 };
 	struct worker_slot sum;
-	uint64_t started = monotonic_ns(), opened_ns = 0, closing;
+	uint64_t started = bench_monotonic_ns(), opened_ns = 0, closing;
 	uint64_t give_up = started + (uint64_t)opt->timeout_s * NS_PER_S;
 	int err;
 
@@ -1020,10 +987,10 @@ static int run_hold(const struct options *opt)
 	       workers_with(&w, offsetof(struct worker_slot, ready)) < w.count) {
 		usleep(10 * 1000);
 		err = workers_check(&w);
-		if (monotonic_ns() > give_up + FINISH_GRACE_NS)
+		if (bench_monotonic_ns() > give_up + FINISH_GRACE_NS)
 			err = -ETIMEDOUT;
 	}
-	opened_ns = monotonic_ns() - started;
+	opened_ns = bench_monotonic_ns() - started;
 	worker_sum(&w, &sum);
 	emit("{\"type\":\"hold_ready\",\"connections\":%llu,\"connects\":%llu,\"failed\":%llu,"
 	     "\"errors\":%llu,\"processes\":%u,\"elapsed_ns\":%llu,\"connections_per_s\":%.1f}",
@@ -1031,17 +998,17 @@ static int run_hold(const struct options *opt)
 	     (unsigned long long)sum.failed, (unsigned long long)sum.errors, w.count,
 	     (unsigned long long)opened_ns, opened_ns ? sum.held * 1e9 / opened_ns : 0.0);
 	/* Holding: until SIGTERM, or --timeout more, so nothing outlives a lost bench. */
-	give_up = monotonic_ns() + (uint64_t)opt->timeout_s * NS_PER_S;
-	while (!err && !stop_requested && monotonic_ns() < give_up) {
+	give_up = bench_monotonic_ns() + (uint64_t)opt->timeout_s * NS_PER_S;
+	while (!err && !stop_requested && bench_monotonic_ns() < give_up) {
 		usleep(PROGRESS_MS * 1000);
 		err = workers_check(&w);
 	}
-	closing = monotonic_ns();
+	closing = bench_monotonic_ns();
 	if (workers_stop(&w) && !err)
 		err = -ECHILD;
 	worker_sum(&w, &sum);
 	emit("{\"type\":\"hold_closed\",\"closed\":%llu,\"elapsed_ns\":%llu}",
-	     (unsigned long long)sum.released, (unsigned long long)(monotonic_ns() - closing));
+	     (unsigned long long)sum.released, (unsigned long long)(bench_monotonic_ns() - closing));
 	workers_free(&w);
 	return err ? EXIT_RUNTIME : 0;
 }

@@ -34,7 +34,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#define NS_PER_S 1000000000ULL
+#include "bench_cli.h"
+
 #define NS_PER_MS 1000000ULL
 #define MAX_CONNECTIONS 1024
 #define RESPONSE_BUFFER_BYTES 65536
@@ -76,27 +77,6 @@ struct pacer {
 	uint64_t backlog_max;      /* the most requests overdue at once */
 };
 
-static uint64_t monotonic_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * NS_PER_S + (uint64_t)ts.tv_nsec;
-}
-
-static int parse_uint(const char *text, unsigned int min, unsigned int max, unsigned int *ret)
-{
-	char *end;
-	unsigned long value;
-
-	errno = 0;
-	value = strtoul(text, &end, 10);
-	if (errno || end == text || *end || value < min || value > max)
-		return -1;
-	*ret = (unsigned int)value;
-	return 0;
-}
-
 static int usage_error(const char *what)
 {
 	fprintf(stderr, "pace: %s\n\n%s", what, usage_text);
@@ -127,19 +107,19 @@ static int parse_options(int argc, char **argv, struct options *opt)
 			have_addr = true;
 			break;
 		case 'p':
-			if (parse_uint(optarg, 1, 65535, &opt->port))
+			if (bench_parse_uint(optarg, 1, 65535, &opt->port))
 				return usage_error("--port: 1..65535");
 			break;
 		case 'r':
-			if (parse_uint(optarg, 1, 1000000, &opt->rate))
+			if (bench_parse_uint(optarg, 1, 1000000, &opt->rate))
 				return usage_error("--rate: 1..1000000 requests a second");
 			break;
 		case 'c':
-			if (parse_uint(optarg, 1, MAX_CONNECTIONS, &opt->connections))
+			if (bench_parse_uint(optarg, 1, MAX_CONNECTIONS, &opt->connections))
 				return usage_error("--connections: 1..1024");
 			break;
 		case 's':
-			if (parse_uint(optarg, 1, 600, &opt->seconds))
+			if (bench_parse_uint(optarg, 1, 600, &opt->seconds))
 				return usage_error("--seconds: 1..600");
 			break;
 		case 'u':
@@ -353,14 +333,14 @@ int main(int argc, char **argv)
 		return err;
 	if (pacer_init(&p))
 		return 1;
-	start_ns = monotonic_ns();
+	start_ns = bench_monotonic_ns();
 	end_ns = start_ns + p.opt.seconds * NS_PER_S;
-	for (now_ns = start_ns; now_ns < end_ns; now_ns = monotonic_ns()) {
+	for (now_ns = start_ns; now_ns < end_ns; now_ns = bench_monotonic_ns()) {
 		send_due(&p, start_ns, now_ns);
 		poll_once(&p, TICK_MS);
 	}
 	stop_ns = now_ns;
-	while (p.idle_count < p.opt.connections && monotonic_ns() < stop_ns + DRAIN_GRACE_NS)
+	while (p.idle_count < p.opt.connections && bench_monotonic_ns() < stop_ns + DRAIN_GRACE_NS)
 		poll_once(&p, TICK_MS);
 	printf("{\"type\":\"pace_done\",\"requests\":%llu,\"responses\":%llu,\"errors\":%llu,"
 	       "\"seconds\":%.3f,\"requests_per_s\":%.1f,\"backlog_max\":%llu}\n",
