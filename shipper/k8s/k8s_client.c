@@ -101,24 +101,6 @@ static int buffer_append(char **buf, size_t *len, size_t *cap, const char *data,
 	return 0;
 }
 
-static json_object *member(json_object *obj, const char *key)
-{
-	json_object *value;
-
-	if (!obj || !json_object_is_type(obj, json_type_object) ||
-	    !json_object_object_get_ex(obj, key, &value))
-		return NULL;
-	return value;
-}
-
-static const char *string_member(json_object *obj, const char *key)
-{
-	json_object *value = member(obj, key);
-
-	return value && json_object_is_type(value, json_type_string) ? json_object_get_string(value)
-								   : NULL;
-}
-
 /* Apply one object under the lock; objects of a bad shape are skipped, not fatal. */
 static void apply_object(struct k8s_watcher *watcher, json_object *obj, bool deleted,
 			 uint64_t epoch)
@@ -178,8 +160,8 @@ static int handle_event(struct request *req, json_object *event)
 {
 	struct k8s_watcher *watcher = req->watcher;
 	struct k8s *k = watcher->k;
-	const char *type = string_member(event, "type");
-	json_object *obj = member(event, "object");
+	const char *type = k8s_json_string(event, "type");
+	json_object *obj = k8s_json_member(event, "object");
 
 	if (!type || !obj) {
 		snprintf(req->error, sizeof(req->error), "watch %s: event without type or object",
@@ -187,8 +169,8 @@ static int handle_event(struct request *req, json_object *event)
 		return -EPROTO;
 	}
 	if (strcmp(type, "ERROR") == 0) {
-		int code = json_object_get_int(member(obj, "code"));
-		const char *message = string_member(obj, "message");
+		int code = json_object_get_int(k8s_json_member(obj, "code"));
+		const char *message = k8s_json_string(obj, "message");
 
 		snprintf(req->error, sizeof(req->error), "watch %s: ERROR %d: %s",
 			 resource_names[watcher->resource], code, message ? message : "");
@@ -204,7 +186,8 @@ static int handle_event(struct request *req, json_object *event)
 		apply_object(watcher, obj, false, current_epoch(watcher));
 	else if (strcmp(type, "DELETED") == 0)
 		apply_object(watcher, obj, true, 0);
-	set_resource_version(watcher, string_member(member(obj, "metadata"), "resourceVersion"));
+	set_resource_version(watcher,
+			     k8s_json_string(k8s_json_member(obj, "metadata"), "resourceVersion"));
 	k->stats.watch_events++;
 	watcher->synced = true;
 	backoff_reset_locked(watcher);
@@ -419,7 +402,7 @@ static int apply_page(struct k8s_watcher *watcher, struct request *req, uint64_t
 {
 	struct k8s *k = watcher->k;
 	json_object *page = json_tokener_parse(req->body ? req->body : "");
-	json_object *items = member(page, "items"), *metadata = member(page, "metadata");
+	json_object *items = k8s_json_member(page, "items"), *metadata = k8s_json_member(page, "metadata");
 	const char *next;
 
 	if (!items || !json_object_is_type(items, json_type_array)) {
@@ -432,10 +415,10 @@ static int apply_page(struct k8s_watcher *watcher, struct request *req, uint64_t
 	for (size_t i = 0; i < json_object_array_length(items); i++)
 		apply_object(watcher, json_object_array_get_idx(items, i), false, epoch);
 	pthread_mutex_unlock(&k->lock);
-	next = string_member(metadata, "continue");
+	next = k8s_json_string(metadata, "continue");
 	snprintf(ret_continue, continue_len, "%s", next ? next : "");
 	if (!ret_continue[0])
-		set_resource_version(watcher, string_member(metadata, "resourceVersion"));
+		set_resource_version(watcher, k8s_json_string(metadata, "resourceVersion"));
 	json_object_put(page);
 	return 0;
 }

@@ -145,6 +145,11 @@ struct k8s_node_addr *k8s_store_node_addr(struct k8s_store *store, const uint8_t
 /* The service selecting the pod: lexicographically first name; "" when none. */
 const char *k8s_store_pod_service(struct k8s_store *store, struct k8s_pod *pod);
 
+/* obj[key] when obj is an object that has it; NULL otherwise (any of it NULL). */
+json_object *k8s_json_member(json_object *obj, const char *key);
+/* obj[key] when it is a string, else NULL. */
+const char *k8s_json_string(json_object *obj, const char *key);
+
 /* "10.0.0.1" or "fd00::1" -> 16 bytes, IPv4 v4-mapped. */
 int k8s_parse_ip(const char *text, uint8_t ret_addr[16]);
 

@@ -192,7 +192,7 @@ void k8s_intern_put(struct k8s_intern *intern, const char *text)
 
 /* ---- JSON helpers ---- */
 
-static json_object *member(json_object *obj, const char *key)
+json_object *k8s_json_member(json_object *obj, const char *key)
 {
 	json_object *value;
 
@@ -202,9 +202,9 @@ static json_object *member(json_object *obj, const char *key)
 	return value;
 }
 
-static const char *string_member(json_object *obj, const char *key)
+const char *k8s_json_string(json_object *obj, const char *key)
 {
-	json_object *value = member(obj, key);
+	json_object *value = k8s_json_member(obj, key);
 
 	return value && json_object_is_type(value, json_type_string) ? json_object_get_string(value)
 								   : NULL;
@@ -214,7 +214,7 @@ static const char *string_member(json_object *obj, const char *key)
 static const char *intern_member(struct k8s_store *store, json_object *obj, const char *key,
 				 size_t max_len)
 {
-	const char *text = string_member(obj, key);
+	const char *text = k8s_json_string(obj, key);
 	size_t len = text ? strlen(text) : 0;
 
 	if (len > max_len)
@@ -403,28 +403,29 @@ static void pod_add_ip(struct k8s_pod *pod, const char *text)
 
 static void pod_parse_status(struct k8s_pod *pod, json_object *status)
 {
-	json_object *ips = member(status, "podIPs"), *containers = member(status, "containerStatuses");
+	json_object *ips = k8s_json_member(status, "podIPs");
+	json_object *containers = k8s_json_member(status, "containerStatuses");
 
-	pod->phase = pod_phase(string_member(status, "phase"));
-	pod_add_ip(pod, string_member(status, "podIP"));
+	pod->phase = pod_phase(k8s_json_string(status, "phase"));
+	pod_add_ip(pod, k8s_json_string(status, "podIP"));
 	if (ips && json_object_is_type(ips, json_type_array))
 		for (size_t i = 0; i < json_object_array_length(ips); i++)
-			pod_add_ip(pod, string_member(json_object_array_get_idx(ips, i), "ip"));
-	pod->has_host_ip = k8s_parse_ip(string_member(status, "hostIP"), pod->host_ip) == 0;
+			pod_add_ip(pod, k8s_json_string(json_object_array_get_idx(ips, i), "ip"));
+	pod->has_host_ip = k8s_parse_ip(k8s_json_string(status, "hostIP"), pod->host_ip) == 0;
 	if (containers && json_object_is_type(containers, json_type_array))
 		pod->container_count = (uint16_t)json_object_array_length(containers);
 }
 
 static int pod_parse(struct k8s_store *store, json_object *obj, struct k8s_pod **ret_pod)
 {
-	json_object *metadata = member(obj, "metadata"), *spec = member(obj, "spec");
-	json_object *host_network = member(spec, "hostNetwork");
-	const char *uid = string_member(metadata, "uid");
+	json_object *metadata = k8s_json_member(obj, "metadata"), *spec = k8s_json_member(obj, "spec");
+	json_object *host_network = k8s_json_member(spec, "hostNetwork");
+	const char *uid = k8s_json_string(metadata, "uid");
 	struct k8s_pod *pod;
 	int err;
 
-	if (!uid || strlen(uid) >= K8S_POD_UID_LEN || !string_member(metadata, "name") ||
-	    !string_member(metadata, "namespace"))
+	if (!uid || strlen(uid) >= K8S_POD_UID_LEN || !k8s_json_string(metadata, "name") ||
+	    !k8s_json_string(metadata, "namespace"))
 		return -EINVAL;
 	pod = calloc(1, sizeof(*pod));
 	if (!pod)
@@ -434,8 +435,8 @@ static int pod_parse(struct k8s_store *store, json_object *obj, struct k8s_pod *
 	pod->namespace_ = intern_member(store, metadata, "namespace", 63);
 	pod->node = intern_member(store, spec, "nodeName", K8S_MAX_NAME_BYTES);
 	pod->host_network = host_network && json_object_get_boolean(host_network);
-	pod_parse_status(pod, member(obj, "status"));
-	err = labels_parse(store, member(metadata, "labels"), &pod->labels, &pod->label_count);
+	pod_parse_status(pod, k8s_json_member(obj, "status"));
+	err = labels_parse(store, k8s_json_member(metadata, "labels"), &pod->labels, &pod->label_count);
 	if (!err && (!pod->name || !pod->namespace_ || !pod->node))
 		err = -EINVAL;
 	if (err) {
@@ -527,7 +528,7 @@ void k8s_store_expire(struct k8s_store *store, uint64_t now_ms)
 
 int k8s_store_delete_pod(struct k8s_store *store, json_object *obj, uint64_t now_ms)
 {
-	const char *uid = string_member(member(obj, "metadata"), "uid");
+	const char *uid = k8s_json_string(k8s_json_member(obj, "metadata"), "uid");
 	struct k8s_pod *pod = uid ? k8s_store_pod_by_uid(store, uid) : NULL;
 
 	if (!uid)
@@ -665,23 +666,24 @@ static void service_add_ip(struct k8s_service *service, const char *text)
 
 static void service_parse_addresses(struct k8s_service *service, json_object *obj)
 {
-	json_object *spec = member(obj, "spec"), *list;
-	json_object *ingress = member(member(member(obj, "status"), "loadBalancer"), "ingress");
+	json_object *spec = k8s_json_member(obj, "spec"), *list;
+	json_object *load_balancer = k8s_json_member(k8s_json_member(obj, "status"), "loadBalancer");
+	json_object *ingress = k8s_json_member(load_balancer, "ingress");
 
-	service_add_ip(service, string_member(spec, "clusterIP"));
-	list = member(spec, "clusterIPs");
+	service_add_ip(service, k8s_json_string(spec, "clusterIP"));
+	list = k8s_json_member(spec, "clusterIPs");
 	if (list && json_object_is_type(list, json_type_array))
 		for (size_t i = 0; i < json_object_array_length(list); i++)
 			service_add_ip(service, json_object_get_string(json_object_array_get_idx(list, i)));
 	if (ingress && json_object_is_type(ingress, json_type_array))
 		for (size_t i = 0; i < json_object_array_length(ingress); i++)
-			service_add_ip(service, string_member(json_object_array_get_idx(ingress, i), "ip"));
-	list = member(spec, "ports");
+			service_add_ip(service, k8s_json_string(json_object_array_get_idx(ingress, i), "ip"));
+	list = k8s_json_member(spec, "ports");
 	if (list && json_object_is_type(list, json_type_array))
 		for (size_t i = 0; i < json_object_array_length(list); i++) {
 			json_object *port_obj = json_object_array_get_idx(list, i);
-			const char *protocol = string_member(port_obj, "protocol");
-			int port = json_object_get_int(member(port_obj, "port"));
+			const char *protocol = k8s_json_string(port_obj, "protocol");
+			int port = json_object_get_int(k8s_json_member(port_obj, "port"));
 
 			if (service->port_count == K8S_MAX_SERVICE_PORTS || port <= 0 || port > 65535)
 				continue;
@@ -695,9 +697,9 @@ static void service_parse_addresses(struct k8s_service *service, json_object *ob
 
 static int service_parse(struct k8s_store *store, json_object *obj, struct k8s_service **ret)
 {
-	json_object *metadata = member(obj, "metadata"), *spec = member(obj, "spec");
-	const char *name = string_member(metadata, "name");
-	const char *namespace_ = string_member(metadata, "namespace");
+	json_object *metadata = k8s_json_member(obj, "metadata"), *spec = k8s_json_member(obj, "spec");
+	const char *name = k8s_json_string(metadata, "name");
+	const char *namespace_ = k8s_json_string(metadata, "namespace");
 	struct k8s_service *service;
 	int err;
 
@@ -711,7 +713,7 @@ static int service_parse(struct k8s_store *store, json_object *obj, struct k8s_s
 	service->namespace_ = k8s_intern_get(&store->intern, namespace_, strlen(namespace_));
 	service->type = intern_member(store, spec, "type", 64);
 	service_parse_addresses(service, obj);
-	err = labels_parse(store, member(spec, "selector"), &service->selector,
+	err = labels_parse(store, k8s_json_member(spec, "selector"), &service->selector,
 			   &service->selector_count);
 	if (!err && (!service->name || !service->namespace_ || !service->type))
 		err = -ENOMEM;
@@ -759,9 +761,9 @@ int k8s_store_upsert_service(struct k8s_store *store, json_object *obj, uint64_t
 
 int k8s_store_delete_service(struct k8s_store *store, json_object *obj)
 {
-	json_object *metadata = member(obj, "metadata");
-	const char *name = string_member(metadata, "name");
-	const char *namespace_ = string_member(metadata, "namespace");
+	json_object *metadata = k8s_json_member(obj, "metadata");
+	const char *name = k8s_json_string(metadata, "name");
+	const char *namespace_ = k8s_json_string(metadata, "namespace");
 	char key[sizeof(((struct k8s_service *)0)->key)];
 	struct k8s_service *service;
 
