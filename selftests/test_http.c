@@ -115,33 +115,7 @@ static int write_nginx_config(const char *dir, const char *listen_addr)
 	return 0;
 }
 
-static int wait_listening(const char *netns, int port, int timeout_ms)
-{
-	for (int waited = 0; waited < timeout_ms; waited += 50) {
-		if (run_quiet("ip netns exec %s ss -Hltn 'sport = :%d' | grep -q %d", netns, port,
-			      port) == 0)
-			return 0;
-		usleep(50000);
-	}
-	return -1;
-}
-
 /* ---- the raw server: responses byte for byte ----------------------------- */
-
-static int write_all(int fd, const void *data, size_t len)
-{
-	const char *p = data;
-
-	while (len) {
-		ssize_t n = write(fd, p, len);
-
-		if (n <= 0)
-			return -1;
-		p += n;
-		len -= n;
-	}
-	return 0;
-}
 
 /* Read one request's head (to the blank line); its path in `path`. */
 static int read_request_head(int fd, char *path, size_t len)
@@ -176,18 +150,18 @@ static void serve_raw_connection(int fd)
 
 	while (read_request_head(fd, path, sizeof(path)) == 0) {
 		if (strcmp(path, "/chunked") == 0) {
-			write_all(fd, chunked_head, strlen(chunked_head));
+			fd_write_all(fd, chunked_head, strlen(chunked_head));
 			for (size_t i = 0; i < 3; i++) {
 				usleep(20000); /* each part its own write, and its own read */
-				write_all(fd, chunked_parts[i], strlen(chunked_parts[i]));
+				fd_write_all(fd, chunked_parts[i], strlen(chunked_parts[i]));
 			}
 		} else if (strcmp(path, "/delay") == 0) {
 			usleep(DELAY_MS * 1000);
-			write_all(fd, delay_response, strlen(delay_response));
+			fd_write_all(fd, delay_response, strlen(delay_response));
 		} else if (strcmp(path, "/cut") == 0) {
 			memset(body, 'c', sizeof(body));
-			write_all(fd, cut_head, strlen(cut_head));
-			write_all(fd, body, sizeof(body));
+			fd_write_all(fd, cut_head, strlen(cut_head));
+			fd_write_all(fd, body, sizeof(body));
 			break; /* and close, 95000 bytes short */
 		} else { /* "/silent": its 4-byte body is read, never answered */
 			if (read(fd, body, 4) != 4)
@@ -262,7 +236,7 @@ static int raw_client_main(void *arg)
 		return 1;
 	job->local_port = ntohs(sin.sin_port);
 	clock_gettime(CLOCK_MONOTONIC, &start);
-	if (write_all(fd, job->requests, job->request_len))
+	if (fd_write_all(fd, job->requests, job->request_len))
 		return 1;
 	if (job->half_close)
 		shutdown(fd, SHUT_WR);
@@ -340,8 +314,8 @@ FIXTURE_SETUP(http)
 	ASSERT_LT(0, self->nginx_pid);
 	self->raw_server_pid = pod_spawn(&self->pods.server, raw_server_main, self->pods.server.ipv4);
 	ASSERT_LT(0, self->raw_server_pid);
-	ASSERT_EQ(0, wait_listening(self->pods.server.netns, NGINX_PORT, 10000));
-	ASSERT_EQ(0, wait_listening(self->pods.server.netns, RAW_PORT, 10000));
+	ASSERT_EQ(0, netns_wait_listening(self->pods.server.netns, NGINX_PORT, 10000));
+	ASSERT_EQ(0, netns_wait_listening(self->pods.server.netns, RAW_PORT, 10000));
 }
 
 FIXTURE_TEARDOWN(http)

@@ -89,32 +89,6 @@ static int write_file(const char *path, size_t bytes)
 	return fclose(file);
 }
 
-static int wait_listening(const char *netns, int port, int timeout_ms)
-{
-	for (int waited = 0; waited < timeout_ms; waited += 50) {
-		if (run_quiet("ip netns exec %s ss -Hltn 'sport = :%d' | grep -q %d", netns, port,
-			      port) == 0)
-			return 0;
-		usleep(50000);
-	}
-	return -1;
-}
-
-static int write_all(int fd, const void *data, size_t len)
-{
-	const char *p = data;
-
-	while (len) {
-		ssize_t n = write(fd, p, len);
-
-		if (n <= 0)
-			return -1;
-		p += n;
-		len -= n;
-	}
-	return 0;
-}
-
 static void frame_header(unsigned char *out, size_t len, int type, int flags, unsigned int stream)
 {
 	out[0] = len >> 16;
@@ -199,7 +173,7 @@ static int raw_server_main(void *arg)
 			out[2 * FRAME_HEADER_BYTES] = 0x88;
 			frame_header(out + 2 * FRAME_HEADER_BYTES + 1, CUT_BODY_BYTES, 0, 0, 1);
 			memset(out + 3 * FRAME_HEADER_BYTES + 1, 'c', CUT_BODY_BYTES);
-			write_all(fd, out, sizeof(out));
+			fd_write_all(fd, out, sizeof(out));
 			shutdown(fd, SHUT_WR); /* the stream never ends: the connection does */
 			while (read(fd, drain, sizeof(drain)) > 0)
 				;
@@ -328,7 +302,7 @@ static void websocket_serve(int fd, struct upgrade_conn_truth *truth, long reque
 	truth->status = 101;
 	truth->request_header = request_bytes;
 	truth->response_header = head;
-	write_all(fd, out, head + sizeof(websocket_hello));
+	fd_write_all(fd, out, head + sizeof(websocket_hello));
 	while (read(fd, drain, sizeof(drain)) > 0) /* the client's frame */
 		;
 }
@@ -362,18 +336,18 @@ static void upgrade_serve(int fd, struct upgrade_conn_truth *truth)
 	memcpy(out, switching, head);
 	if (strcmp(path, "/cut") == 0) {
 		frame_header(out + head, 0, 4, 0, 0);
-		write_all(fd, out, head + FRAME_HEADER_BYTES);
+		fd_write_all(fd, out, head + FRAME_HEADER_BYTES);
 		return;
 	}
 	frames = upgrade_frames(out + head, found, truth);
 	if (together) {
-		write_all(fd, out, head + frames);
+		fd_write_all(fd, out, head + frames);
 	} else {
 		/* the 101 alone; the frames once the client's preface arrived */
-		write_all(fd, out, head);
+		fd_write_all(fd, out, head);
 		if (read(fd, drain, sizeof(drain)) <= 0)
 			return;
-		write_all(fd, out + head, frames);
+		fd_write_all(fd, out + head, frames);
 	}
 	while (read(fd, drain, sizeof(drain)) > 0) /* the client's SETTINGS, ACK, GOAWAY */
 		;
@@ -418,7 +392,7 @@ static int raw_client_main(void *arg)
 	ssize_t n;
 
 	inet_pton(AF_INET, job->addr, &sin.sin_addr);
-	if (connect(fd, (struct sockaddr *)&sin, sizeof(sin)) || write_all(fd, job->bytes, job->len))
+	if (connect(fd, (struct sockaddr *)&sin, sizeof(sin)) || fd_write_all(fd, job->bytes, job->len))
 		return 1;
 	while ((n = read(fd, buf, sizeof(buf))) > 0)
 		job->received += n;
@@ -470,9 +444,9 @@ FIXTURE_SETUP(http2)
 	self->upgrade_server_pid = pod_spawn(&self->pods.server, upgrade_server_main,
 					     self->pods.server.ipv4);
 	ASSERT_LT(0, self->upgrade_server_pid);
-	ASSERT_EQ(0, wait_listening(self->pods.server.netns, H2_PORT, 10000));
-	ASSERT_EQ(0, wait_listening(self->pods.server.netns, RAW_PORT, 10000));
-	ASSERT_EQ(0, wait_listening(self->pods.server.netns, UPGRADE_PORT, 10000));
+	ASSERT_EQ(0, netns_wait_listening(self->pods.server.netns, H2_PORT, 10000));
+	ASSERT_EQ(0, netns_wait_listening(self->pods.server.netns, RAW_PORT, 10000));
+	ASSERT_EQ(0, netns_wait_listening(self->pods.server.netns, UPGRADE_PORT, 10000));
 }
 
 FIXTURE_TEARDOWN(http2)
@@ -1084,7 +1058,7 @@ static int handmade_client_main(void *arg)
 	at += 4;
 
 	inet_pton(AF_INET, job->addr, &sin.sin_addr);
-	if (connect(fd, (struct sockaddr *)&sin, sizeof(sin)) || write_all(fd, out, at - out))
+	if (connect(fd, (struct sockaddr *)&sin, sizeof(sin)) || fd_write_all(fd, out, at - out))
 		return 1;
 	handmade_read(fd, &job->truth);
 	close(fd);
@@ -1155,13 +1129,13 @@ static int reset_client_main(void *arg)
 	at += block_len;
 	job->truth.request_header = block_len;
 	inet_pton(AF_INET, job->addr, &sin.sin_addr);
-	if (connect(fd, (struct sockaddr *)&sin, sizeof(sin)) || write_all(fd, out, at - out))
+	if (connect(fd, (struct sockaddr *)&sin, sizeof(sin)) || fd_write_all(fd, out, at - out))
 		return 1;
 	usleep(200000);
 	frame_header(out, 4, 3, 0, 1);
 	memset(out + FRAME_HEADER_BYTES, 0, 4);
 	out[FRAME_HEADER_BYTES + 3] = 0x8; /* CANCEL */
-	if (write_all(fd, out, FRAME_HEADER_BYTES + 4))
+	if (fd_write_all(fd, out, FRAME_HEADER_BYTES + 4))
 		return 1;
 	handmade_read(fd, &job->truth);
 	close(fd);
@@ -1394,12 +1368,12 @@ static int websocket_client_main(void *arg)
 	ssize_t n;
 
 	inet_pton(AF_INET, job->addr, &sin.sin_addr);
-	if (connect(fd, (struct sockaddr *)&sin, sizeof(sin)) || write_all(fd, job->bytes, job->len))
+	if (connect(fd, (struct sockaddr *)&sin, sizeof(sin)) || fd_write_all(fd, job->bytes, job->len))
 		return 1;
 	while (job->received < strlen(websocket_switching) + sizeof(websocket_hello) &&
 	       (n = read(fd, buf, sizeof(buf))) > 0)
 		job->received += n;
-	if (write_all(fd, masked_hi, sizeof(masked_hi)))
+	if (fd_write_all(fd, masked_hi, sizeof(masked_hi)))
 		return 1;
 	close(fd);
 	return 0;
@@ -1517,12 +1491,12 @@ static int adopted_client_main(void *arg)
 	memcpy(at, block, block_len);
 	at += block_len;
 	inet_pton(AF_INET, job->addr, &sin.sin_addr);
-	if (connect(fd, (struct sockaddr *)&sin, sizeof(sin)) || write_all(fd, out, at - out) ||
+	if (connect(fd, (struct sockaddr *)&sin, sizeof(sin)) || fd_write_all(fd, out, at - out) ||
 	    adopted_read(fd, job, 1, 1))
 		return 1;
 	/* nghttpd closes a connection whose SETTINGS go unacknowledged for 10 s */
 	frame_header(out, 0, 4, 0x1, 0);
-	if (write_all(fd, out, FRAME_HEADER_BYTES))
+	if (fd_write_all(fd, out, FRAME_HEADER_BYTES))
 		return 1;
 	memset(job->response_header, 0, sizeof(job->response_header));
 	memset(job->response_body, 0, sizeof(job->response_body));
@@ -1551,7 +1525,7 @@ static int adopted_client_main(void *arg)
 	memcpy(at, block, block_len);
 	at += block_len;
 	job->request_header[1] = block_len;
-	if (write_all(fd, out, at - out) || adopted_read(fd, job, 3, 2))
+	if (fd_write_all(fd, out, at - out) || adopted_read(fd, job, 3, 2))
 		return 1;
 	close(fd);
 	return 0;

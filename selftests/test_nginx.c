@@ -61,16 +61,6 @@ static int write_nginx_config(const char *dir, const char *listen_addr)
 	return 0;
 }
 
-static int wait_listening(const char *netns, int timeout_ms)
-{
-	for (int waited = 0; waited < timeout_ms; waited += 50) {
-		if (run_quiet("ip netns exec %s ss -Hltn 'sport = :8080' | grep -q 8080", netns) == 0)
-			return 0;
-		usleep(50000);
-	}
-	return -1;
-}
-
 FIXTURE_SETUP(nginx)
 {
 	char conf[128];
@@ -86,7 +76,7 @@ FIXTURE_SETUP(nginx)
 	snprintf(conf, sizeof(conf), "%s/nginx.conf", self->dir);
 	self->nginx_pid = pod_exec(&self->pods.server, argv, NULL);
 	ASSERT_LT(0, self->nginx_pid);
-	ASSERT_EQ(0, wait_listening(self->pods.server.netns, 10000));
+	ASSERT_EQ(0, netns_wait_listening(self->pods.server.netns, 8080, 10000));
 }
 
 FIXTURE_TEARDOWN(nginx)

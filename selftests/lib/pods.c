@@ -28,6 +28,32 @@ int run_quiet(const char *fmt, ...)
 	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
+int netns_wait_listening(const char *netns, int port, int timeout_ms)
+{
+	for (int waited = 0; waited < timeout_ms; waited += 50) {
+		if (run_quiet("ip netns exec %s ss -Hltn 'sport = :%d' | grep -q %d", netns, port,
+			      port) == 0)
+			return 0;
+		usleep(50000);
+	}
+	return -1;
+}
+
+int fd_write_all(int fd, const void *data, size_t len)
+{
+	const char *p = data;
+
+	while (len) {
+		ssize_t n = write(fd, p, len);
+
+		if (n <= 0)
+			return -1;
+		p += n;
+		len -= n;
+	}
+	return 0;
+}
+
 int selftest_watched_cgroup(char *ret_path, size_t len)
 {
 	char mount[PATH_MAX];

@@ -73,6 +73,12 @@ int child_wait(pid_t pid);
 /* Run a shell command, quiet; its exit status. */
 int run_quiet(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* 0 once a TCP socket listens on `port` in `netns`, -1 after timeout_ms. */
+int netns_wait_listening(const char *netns, int port, int timeout_ms);
+
+/* Write all of data (blocking), or -1. */
+int fd_write_all(int fd, const void *data, size_t len);
+
 /* Remove everything a selftest may have left behind (also used by run.sh). */
 void selftest_cleanup_leftovers(void);
 
