@@ -4,13 +4,16 @@
 # NDJSON lines machines read (appended to the file in `ndjson`).
 #
 # Input, tab-separated, one sample per line:
-#   run   MODE RUN REQUESTS_PER_S LATENCY_P50_US LATENCY_P99_US SOCKET_ERRORS NON_2XX REQUESTS
+#   run   MODE RUN REQUESTS_PER_S LATENCY_P50_US LATENCY_P99_US SOCKET_ERRORS NON_2XX REQUESTS BUSY_CPU_US
 #   prog  MODE RUN NAME HOOK_KIND RUN_TIME_NS RUN_CNT
 # MODE is baseline, agent_metrics, agent_l24, agent (every feature on),
 # agent_stats or calibration; HOOK_KIND is syscall_tracepoint, tp_btf,
 # packet_path, iter, ...; prog lines hold bpf_stats deltas over one wrk run.
-# Variables: ndjson, ratio_targets ("MODE=MIN_RATIO ..."), max_syscall_multiple,
-# max_packet_multiple, noisy_spread, min_runs_judged.
+# BUSY_CPU_US is all CPUs' busy time over the wrk run (/proc/stat: kernel
+# and user, every process and softirq).
+# Variables: ndjson, ratio_targets ("MODE=MIN_RATIO ..."), cpu_targets
+# ("MODE=MAX_ADDED_SHARE ..."), max_syscall_multiple, max_packet_multiple,
+# noisy_spread, min_runs_judged.
 #
 # Verdicts are PASS or MISS; a throughput one is UNSURE when the runs are
 # noisy and the per-pair ratios fall on both sides of the threshold.
@@ -39,6 +42,11 @@ BEGIN {
 		ratio_modes[i] = kv[1]
 		min_ratio[kv[1]] = kv[2]
 	}
+	cpu_mode_count = split(cpu_targets, pairs, " ")
+	for (i = 1; i <= cpu_mode_count; i++) {
+		split(pairs[i], kv, "=")
+		max_added_cpu[kv[1]] = kv[2]
+	}
 	max_multiple["syscall_tracepoint"] = max_syscall_multiple
 	max_multiple["packet_path"] = max_packet_multiple
 }
@@ -53,9 +61,12 @@ $1 == "run" {
 	errors[mode] += $7
 	non2xx[mode] += $8
 	requests[mode] += $9
+	if ($10 != "" && $9 > 0)
+		cpu_us_per_request[mode, n] = $10 / $9
 	printf "{\"type\":\"run\",\"mode\":\"%s\",\"run\":%d,\"requests_per_s\":%.2f," \
 	       "\"latency_p50_us\":%.1f,\"latency_p99_us\":%.1f,\"socket_errors\":%d," \
-	       "\"non_2xx_responses\":%d,\"requests\":%d}\n", mode, $3, $4, $5, $6, $7, $8, $9 >> ndjson
+	       "\"non_2xx_responses\":%d,\"requests\":%d,\"busy_cpu_us\":%d}\n", mode, $3, $4, $5, $6,
+	       $7, $8, $9, $10 >> ndjson
 	next
 }
 
@@ -257,6 +268,40 @@ function print_ratios(    r, mode, i, n, pair_ratio, lo, hi, pair_median, d50, d
 	}
 }
 
+# CPU per request: all CPUs' busy time over a run over its requests, so
+# kernel and user time of wrk, nginx, the agent and the softirqs between
+# them. Added CPU is a configuration's median over the baseline's median.
+function print_cpu_per_request(    m, mode, base, added, share, target) {
+	if (!runs["baseline"] || !(("baseline", 1) in cpu_us_per_request))
+		return
+	summarize(cpu_us_per_request, "baseline")
+	base = stat_median
+	printf "\nCPU per request (all CPUs' busy time over each wrk run / its requests: kernel + user of wrk,\n"
+	printf "  nginx, the agent and softirq, from /proc/stat; median of the runs)\n"
+	printf "  %-20s %12s %11s %14s  %s\n", "mode", "us/request", "added us", "added / base", "target"
+	for (m = 1; m <= mode_count; m++) {
+		mode = modes[m]
+		if (!runs[mode] || !((mode, 1) in cpu_us_per_request))
+			continue
+		summarize(cpu_us_per_request, mode)
+		added = stat_median - base
+		share = base > 0 ? added / base : 0
+		target = "-"
+		if (mode in max_added_cpu) {
+			added_cpu_us[mode] = added
+			added_cpu_share[mode] = share
+			target = sprintf("<= %s %s", pct(max_added_cpu[mode]),
+					 share <= max_added_cpu[mode] ? "met" : "missed")
+		}
+		printf "  %-20s %12.2f %11s %14s  %s\n", mode_label[mode], stat_median,
+		       mode == "baseline" ? "-" : signed(added, "%.2f"),
+		       mode == "baseline" ? "-" : pct(share), target
+		printf "{\"type\":\"cpu_per_request\",\"mode\":\"%s\",\"cpu_us_per_request_median\":%.3f," \
+		       "\"added_cpu_us_per_request\":%.3f,\"added_over_baseline\":%.4f}\n", mode, stat_median,
+		       added, share >> ndjson
+	}
+}
+
 function print_calibration(    t, kinds, kind, i, run_avg, lo, hi) {
 	split("syscall_tracepoint tp_btf packet_path", kinds, " ")
 	printf "\nCalibration program (one bpf_ktime_get_ns() + one per-CPU increment), per hook kind\n"
@@ -396,6 +441,18 @@ function print_targets(    r, mode, verdict) {
 			    sprintf("\"mode\":\"%s\",\"agent_over_baseline\":%.4f,\"min_ratio\":%s",
 				    mode, ratio_of[mode], min_ratio[mode]))
 	}
+	for (r = 1; r <= mode_count; r++) {
+		mode = modes[r]
+		if (!(mode in added_cpu_share))
+			continue
+		target_line(added_cpu_share[mode] <= max_added_cpu[mode] ? "PASS" : "MISS",
+			    sprintf("added CPU per request, %s <= %s of the baseline's: %s (%s us)",
+				    mode_label[mode], pct(max_added_cpu[mode]), pct(added_cpu_share[mode]),
+				    signed(added_cpu_us[mode], "%.2f")),
+			    "added_cpu_" mode,
+			    sprintf("\"mode\":\"%s\",\"added_cpu_us_per_request\":%.3f,\"added_over_baseline\":%.4f,\"max_added\":%s",
+				    mode, added_cpu_us[mode], added_cpu_share[mode], max_added_cpu[mode]))
+	}
 	program_target("syscall_tracepoint", "syscall", "syscall_programs")
 	program_target("packet_path", "packet-path (l24_*)", "packet_path_programs")
 }
@@ -403,6 +460,7 @@ function print_targets(    r, mode, verdict) {
 END {
 	print_throughput()
 	print_ratios()
+	print_cpu_per_request()
 	print_calibration()
 	print_programs()
 	print_targets()
