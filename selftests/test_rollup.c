@@ -428,6 +428,47 @@ TEST_F(rollup, http_metrics_from_sums_counts_and_histograms)
 			    "kubernetes_service_relation_client_http_call_cpm"));
 }
 
+/*
+ * k8s_unselected_pod_rule=unknown names a pod no service selects "Unknown"
+ * and keeps its pod name. OAP forms no service, instance or endpoint for a
+ * local side that is Unknown; its relations stay (source != dest).
+ */
+TEST(local_unknown_service_forms_no_service_instance_or_endpoint)
+{
+	struct rollup_measures tcp = { .measured = KERNEL_FIELDS }, http = { 0 };
+	struct collector *out = calloc(1, sizeof(*out));
+	struct rollup *rollup;
+
+	ASSERT_NE(NULL, out);
+	tcp.calls[ROLLUP_EV_CONNECT] = 2;
+	tcp.connect_success = 2;
+	tcp.sums[ROLLUP_F_CONNECT_DURATION] = 800;
+	http.calls[ROLLUP_EV_HTTP] = 3;
+	http.http_success = 3;
+	http.http_status_class[2] = 3;
+	http.measured = 1ull << ROLLUP_F_HTTP_LATENCY_MS;
+	http.sums[ROLLUP_F_HTTP_LATENCY_MS] = 30;
+	struct rollup_flow flows[] = {
+		{ { "Unknown", "u-1" }, { "b.shop", "b-1" }, ROLLUP_ROLE_CLIENT, NULL, &tcp },
+		{ { "Unknown", "u-1" }, { "a.shop", "a-1" }, ROLLUP_ROLE_SERVER, "GET:/u", &http },
+	};
+
+	ASSERT_EQ(0, rollup_new(60, &rollup));
+	for (size_t i = 0; i < sizeof(flows) / sizeof(flows[0]); i++)
+		ASSERT_EQ(0, rollup_add(rollup, &flows[i]));
+	ASSERT_EQ(0, rollup_emit(rollup, collect, out));
+	rollup_free(rollup);
+	EXPECT_EQ(0, entities_of(out, "service "));
+	EXPECT_EQ(0, entities_of(out, "instance "));
+	EXPECT_EQ(0, entities_of(out, "endpoint "));
+	EXPECT_EQ(2, value(out, "service_relation Unknown->b.shop", "kubernetes_service_relation_connect_cpm"));
+	EXPECT_EQ(3, value(out, "service_relation a.shop->Unknown",
+			   "kubernetes_service_relation_server_http_call_cpm"));
+	EXPECT_EQ(2, value(out, "instance_relation Unknown/u-1->b.shop/b-1",
+			   "kubernetes_service_instance_relation_connect_cpm"));
+	free(out);
+}
+
 TEST(cpm_is_per_minute_for_shorter_buckets)
 {
 	struct metric_plan plans[ROLLUP_METRIC_COUNT];
