@@ -469,6 +469,86 @@ TEST(local_unknown_service_forms_no_service_instance_or_endpoint)
 	free(out);
 }
 
+/*
+ * OAP cuts endpoint names at 150 characters: a 151- and a 200-character
+ * name that share their first 150 are one endpoint, and a name of
+ * exactly 150 is kept whole.
+ */
+TEST(endpoint_names_are_cut_at_150_characters)
+{
+	struct rollup_measures http = { .measured = 1ull << ROLLUP_F_HTTP_LATENCY_MS };
+	struct collector *out = calloc(1, sizeof(*out));
+	char long_name[201], longer_name[201], cut[ROLLUP_ENDPOINT_MAX_CHARS + 1], entity[256];
+	char exact[ROLLUP_ENDPOINT_MAX_CHARS + 1];
+	struct rollup *rollup;
+
+	ASSERT_NE(NULL, out);
+	http.calls[ROLLUP_EV_HTTP] = 1;
+	http.http_success = 1;
+	http.http_status_class[2] = 1;
+	memset(long_name, 'x', 151);
+	memcpy(long_name, "GET:/", 5);
+	long_name[151] = '\0';
+	memcpy(longer_name, long_name, 150);
+	memset(longer_name + 150, 'y', 50);
+	longer_name[200] = '\0';
+	memcpy(exact, long_name, 150);
+	exact[149] = 'z'; /* 150 characters, different from the others */
+	exact[150] = '\0';
+	snprintf(cut, sizeof(cut), "%.150s", long_name);
+
+	ASSERT_EQ(0, rollup_new(60, &rollup));
+	ASSERT_EQ(0, rollup_add(rollup, &(struct rollup_flow){ { "b.shop", "b-1" }, { "a.shop", "a-1" },
+								ROLLUP_ROLE_SERVER, long_name, &http }));
+	ASSERT_EQ(0, rollup_add(rollup, &(struct rollup_flow){ { "b.shop", "b-1" }, { "a.shop", "a-1" },
+								ROLLUP_ROLE_SERVER, longer_name, &http }));
+	ASSERT_EQ(0, rollup_add(rollup, &(struct rollup_flow){ { "b.shop", "b-1" }, { "a.shop", "a-1" },
+								ROLLUP_ROLE_SERVER, exact, &http }));
+	ASSERT_EQ(0, rollup_emit(rollup, collect, out));
+	rollup_free(rollup);
+	EXPECT_EQ(2, entities_of(out, "endpoint "));
+	snprintf(entity, sizeof(entity), "endpoint b.shop/%s", cut);
+	EXPECT_EQ(2, value(out, entity, "kubernetes_service_endpoint_call_cpm")) TH_LOG("%s", entity);
+	snprintf(entity, sizeof(entity), "endpoint b.shop/%s", exact);
+	EXPECT_EQ(1, value(out, entity, "kubernetes_service_endpoint_call_cpm")) TH_LOG("%s", entity);
+	free(out);
+}
+
+/*
+ * A ClusterIP whose backend is unknown resolves to its service without a
+ * pod: the service relation exists, the instance relation (both pods
+ * needed) does not, whichever side the local pod is on.
+ */
+TEST(service_only_peer_has_a_service_relation_and_no_instance_relation)
+{
+	struct rollup_measures tcp = { .measured = KERNEL_FIELDS };
+	struct collector *out = calloc(1, sizeof(*out));
+	struct rollup *rollup;
+	struct rollup_flow flows[] = {
+		{ { "a.shop", "a-1" }, { "cart.shop", NULL }, ROLLUP_ROLE_CLIENT, NULL, &tcp },
+		{ { "b.shop", "b-1" }, { "front.shop", "" }, ROLLUP_ROLE_SERVER, NULL, &tcp },
+	};
+
+	ASSERT_NE(NULL, out);
+	tcp.calls[ROLLUP_EV_CONNECT] = 3;
+	tcp.connect_success = 3;
+	tcp.sums[ROLLUP_F_CONNECT_DURATION] = 600;
+	ASSERT_EQ(0, rollup_new(60, &rollup));
+	for (size_t i = 0; i < sizeof(flows) / sizeof(flows[0]); i++)
+		ASSERT_EQ(0, rollup_add(rollup, &flows[i]));
+	ASSERT_EQ(0, rollup_emit(rollup, collect, out));
+	rollup_free(rollup);
+	EXPECT_EQ(2, entities_of(out, "service_relation "));
+	EXPECT_EQ(3, value(out, "service_relation a.shop->cart.shop", "kubernetes_service_relation_connect_cpm"));
+	EXPECT_EQ(600, value(out, "service_relation front.shop->b.shop",
+			     "kubernetes_service_relation_connect_duration"));
+	EXPECT_EQ(0, entities_of(out, "instance_relation "));
+	/* the local pods are still instances of their services */
+	EXPECT_EQ(2, entities_of(out, "instance "));
+	EXPECT_EQ(2, entities_of(out, "service "));
+	free(out);
+}
+
 TEST(cpm_is_per_minute_for_shorter_buckets)
 {
 	struct metric_plan plans[ROLLUP_METRIC_COUNT];
