@@ -428,6 +428,21 @@ TEST_F(rollup, http_metrics_from_sums_counts_and_histograms)
 			    "kubernetes_service_relation_client_http_call_cpm"));
 }
 
+/* Roll `count` flows up in a fresh 60 s rollup and collect what it emits; 0 or -errno. */
+static int rollup_flows(const struct rollup_flow *flows, size_t count, struct collector *out)
+{
+	struct rollup *rollup = NULL;
+	int err;
+
+	err = rollup_new(60, &rollup);
+	for (size_t i = 0; !err && i < count; i++)
+		err = rollup_add(rollup, &flows[i]);
+	if (!err)
+		err = rollup_emit(rollup, collect, out);
+	rollup_free(rollup);
+	return err;
+}
+
 /*
  * k8s_unselected_pod_rule=unknown names a pod no service selects "Unknown"
  * and keeps its pod name. OAP forms no service, instance or endpoint for a
@@ -437,7 +452,6 @@ TEST(local_unknown_service_forms_no_service_instance_or_endpoint)
 {
 	struct rollup_measures tcp = { .measured = KERNEL_FIELDS }, http = { 0 };
 	struct collector *out = calloc(1, sizeof(*out));
-	struct rollup *rollup;
 
 	ASSERT_NE(NULL, out);
 	tcp.calls[ROLLUP_EV_CONNECT] = 2;
@@ -453,11 +467,7 @@ TEST(local_unknown_service_forms_no_service_instance_or_endpoint)
 		{ { "Unknown", "u-1" }, { "a.shop", "a-1" }, ROLLUP_ROLE_SERVER, "GET:/u", &http },
 	};
 
-	ASSERT_EQ(0, rollup_new(60, &rollup));
-	for (size_t i = 0; i < sizeof(flows) / sizeof(flows[0]); i++)
-		ASSERT_EQ(0, rollup_add(rollup, &flows[i]));
-	ASSERT_EQ(0, rollup_emit(rollup, collect, out));
-	rollup_free(rollup);
+	ASSERT_EQ(0, rollup_flows(flows, sizeof(flows) / sizeof(flows[0]), out));
 	EXPECT_EQ(0, entities_of(out, "service "));
 	EXPECT_EQ(0, entities_of(out, "instance "));
 	EXPECT_EQ(0, entities_of(out, "endpoint "));
@@ -480,7 +490,6 @@ TEST(endpoint_names_are_cut_at_150_characters)
 	struct collector *out = calloc(1, sizeof(*out));
 	char long_name[201], longer_name[201], cut[ROLLUP_ENDPOINT_MAX_CHARS + 1], entity[256];
 	char exact[ROLLUP_ENDPOINT_MAX_CHARS + 1];
-	struct rollup *rollup;
 
 	ASSERT_NE(NULL, out);
 	http.calls[ROLLUP_EV_HTTP] = 1;
@@ -496,16 +505,13 @@ TEST(endpoint_names_are_cut_at_150_characters)
 	exact[149] = 'z'; /* 150 characters, different from the others */
 	exact[150] = '\0';
 	snprintf(cut, sizeof(cut), "%.150s", long_name);
+	struct rollup_flow flows[] = {
+		{ { "b.shop", "b-1" }, { "a.shop", "a-1" }, ROLLUP_ROLE_SERVER, long_name, &http },
+		{ { "b.shop", "b-1" }, { "a.shop", "a-1" }, ROLLUP_ROLE_SERVER, longer_name, &http },
+		{ { "b.shop", "b-1" }, { "a.shop", "a-1" }, ROLLUP_ROLE_SERVER, exact, &http },
+	};
 
-	ASSERT_EQ(0, rollup_new(60, &rollup));
-	ASSERT_EQ(0, rollup_add(rollup, &(struct rollup_flow){ { "b.shop", "b-1" }, { "a.shop", "a-1" },
-								ROLLUP_ROLE_SERVER, long_name, &http }));
-	ASSERT_EQ(0, rollup_add(rollup, &(struct rollup_flow){ { "b.shop", "b-1" }, { "a.shop", "a-1" },
-								ROLLUP_ROLE_SERVER, longer_name, &http }));
-	ASSERT_EQ(0, rollup_add(rollup, &(struct rollup_flow){ { "b.shop", "b-1" }, { "a.shop", "a-1" },
-								ROLLUP_ROLE_SERVER, exact, &http }));
-	ASSERT_EQ(0, rollup_emit(rollup, collect, out));
-	rollup_free(rollup);
+	ASSERT_EQ(0, rollup_flows(flows, sizeof(flows) / sizeof(flows[0]), out));
 	EXPECT_EQ(2, entities_of(out, "endpoint "));
 	snprintf(entity, sizeof(entity), "endpoint b.shop/%s", cut);
 	EXPECT_EQ(2, value(out, entity, "kubernetes_service_endpoint_call_cpm")) TH_LOG("%s", entity);
@@ -523,7 +529,6 @@ TEST(service_only_peer_has_a_service_relation_and_no_instance_relation)
 {
 	struct rollup_measures tcp = { .measured = KERNEL_FIELDS };
 	struct collector *out = calloc(1, sizeof(*out));
-	struct rollup *rollup;
 	struct rollup_flow flows[] = {
 		{ { "a.shop", "a-1" }, { "cart.shop", NULL }, ROLLUP_ROLE_CLIENT, NULL, &tcp },
 		{ { "b.shop", "b-1" }, { "front.shop", "" }, ROLLUP_ROLE_SERVER, NULL, &tcp },
@@ -533,11 +538,7 @@ TEST(service_only_peer_has_a_service_relation_and_no_instance_relation)
 	tcp.calls[ROLLUP_EV_CONNECT] = 3;
 	tcp.connect_success = 3;
 	tcp.sums[ROLLUP_F_CONNECT_DURATION] = 600;
-	ASSERT_EQ(0, rollup_new(60, &rollup));
-	for (size_t i = 0; i < sizeof(flows) / sizeof(flows[0]); i++)
-		ASSERT_EQ(0, rollup_add(rollup, &flows[i]));
-	ASSERT_EQ(0, rollup_emit(rollup, collect, out));
-	rollup_free(rollup);
+	ASSERT_EQ(0, rollup_flows(flows, sizeof(flows) / sizeof(flows[0]), out));
 	EXPECT_EQ(2, entities_of(out, "service_relation "));
 	EXPECT_EQ(3, value(out, "service_relation a.shop->cart.shop", "kubernetes_service_relation_connect_cpm"));
 	EXPECT_EQ(600, value(out, "service_relation front.shop->b.shop",
@@ -806,25 +807,20 @@ TEST(every_oap_metric_appears_for_traffic_that_matches_every_filter)
 
 	ASSERT_NE(NULL, out);
 	agg_row_set(&rows[0], 10, 2, KACCESS_ROLE_CLIENT);
-	rows[0].value.connect_count = 4;
-	rows[0].value.connect_success_count = 3;
-	rows[0].value.connect_duration_ns_sum = 4000;
-	rows[0].value.close_count = 2;
-	rows[0].value.close_duration_ns_sum = 300;
-	rows[0].value.read_count = 8;
-	rows[0].value.read_duration_ns_sum = 8000;
-	rows[0].value.write_count = 10;
-	rows[0].value.write_duration_ns_sum = 5000;
+	rows[0].value = (struct kaccess_agg_value){
+		.connect_count = 4, .connect_success_count = 3, .connect_duration_ns_sum = 4000,
+		.close_count = 2, .close_duration_ns_sum = 300,
+		.read_count = 8, .read_duration_ns_sum = 8000,
+		.write_count = 10, .write_duration_ns_sum = 5000,
+	};
 	agg_value_fill_l24(&rows[0].value, 1000);
 	agg_row_set(&rows[1], 20, 1, KACCESS_ROLE_SERVER);
-	rows[1].value.accept_count = 4;
-	rows[1].value.accept_duration_ns_sum = 2000;
-	rows[1].value.close_count = 2;
-	rows[1].value.close_duration_ns_sum = 500;
-	rows[1].value.read_count = 10;
-	rows[1].value.read_duration_ns_sum = 3000;
-	rows[1].value.write_count = 8;
-	rows[1].value.write_duration_ns_sum = 4000;
+	rows[1].value = (struct kaccess_agg_value){
+		.accept_count = 4, .accept_duration_ns_sum = 2000,
+		.close_count = 2, .close_duration_ns_sum = 500,
+		.read_count = 10, .read_duration_ns_sum = 3000,
+		.write_count = 8, .write_duration_ns_sum = 4000,
+	};
 	agg_value_fill_l24(&rows[1].value, 5000);
 	http_row_set(&http[0], 10, 2, KACCESS_ROLE_CLIENT);
 	http_row_set(&http[1], 20, 1, KACCESS_ROLE_SERVER);
@@ -961,6 +957,21 @@ out:
 	return err;
 }
 
+/*
+ * The exchanges give `satisfied` and `tolerated` exchanges, and the apdex
+ * OAP's ApdexMetrics computes from them: (s x 10000 + t x 10000 / 2) / total.
+ */
+static void expect_apdex(struct __test_metadata *_metadata, const struct exchange *exchanges,
+			 size_t count, uint64_t satisfied, uint64_t tolerated)
+{
+	struct apdex_result result;
+
+	ASSERT_EQ(0, apdex_of(exchanges, count, &result));
+	EXPECT_EQ(satisfied, result.satisfied);
+	EXPECT_EQ(tolerated, result.tolerated);
+	EXPECT_EQ((int64_t)((satisfied * 10000 + tolerated * 10000 / 2) / count), result.apdex);
+}
+
 /* OAP, T = 500 ms: successful and latency < T satisfied, < 4T tolerated, else frustrated. */
 TEST(apdex_classes_successful_exchanges_against_t_and_4t)
 {
@@ -968,13 +979,8 @@ TEST(apdex_classes_successful_exchanges_against_t_and_4t)
 		{ 10 * NS_PER_MS, true },   { 499 * NS_PER_MS, true },  { 600 * NS_PER_MS, true },
 		{ 1999 * NS_PER_MS, true }, { 2500 * NS_PER_MS, true },
 	};
-	struct apdex_result result;
 
-	ASSERT_EQ(0, apdex_of(exchanges, 5, &result));
-	EXPECT_EQ(2, result.satisfied);
-	EXPECT_EQ(2, result.tolerated);
-	/* OAP's (s x 10000 + t x 10000 / 2) / total */
-	EXPECT_EQ((2 * 10000 + 2 * 10000 / 2) / 5, result.apdex);
+	expect_apdex(_metadata, exchanges, 5, 2, 2); /* apdex 6000 */
 }
 
 /*
@@ -989,12 +995,8 @@ TEST(apdex_boundaries_fall_where_oap_puts_them)
 		{ 500 * NS_PER_MS - 1, true },  { 500 * NS_PER_MS, true },
 		{ 2000 * NS_PER_MS - 1, true }, { 2000 * NS_PER_MS, true },
 	};
-	struct apdex_result result;
 
-	ASSERT_EQ(0, apdex_of(exchanges, 4, &result));
-	EXPECT_EQ(1, result.satisfied);
-	EXPECT_EQ(2, result.tolerated);
-	EXPECT_EQ((1 * 10000 + 2 * 10000 / 2) / 4, result.apdex);
+	expect_apdex(_metadata, exchanges, 4, 1, 2); /* apdex 5000 */
 }
 
 /* A failed exchange is frustrated whatever its latency; failures slower than the successes are exact. */
@@ -1006,12 +1008,8 @@ TEST(apdex_failed_exchanges_are_frustrated)
 		{ 1999 * NS_PER_MS, false },
 		{ 2500 * NS_PER_MS, false },
 	};
-	struct apdex_result result;
 
-	ASSERT_EQ(0, apdex_of(exchanges, 4, &result));
-	EXPECT_EQ(1, result.satisfied);
-	EXPECT_EQ(1, result.tolerated);
-	EXPECT_EQ((1 * 10000 + 1 * 10000 / 2) / 4, result.apdex);
+	expect_apdex(_metadata, exchanges, 4, 1, 1); /* apdex 3750 */
 }
 
 /*
@@ -1023,12 +1021,8 @@ TEST(apdex_failed_exchanges_are_frustrated)
 TEST(apdex_takes_failures_as_the_slowest_exchanges)
 {
 	const struct exchange exchanges[] = { { 10 * NS_PER_MS, false }, { 600 * NS_PER_MS, true } };
-	struct apdex_result result;
 
-	ASSERT_EQ(0, apdex_of(exchanges, 2, &result));
-	EXPECT_EQ(1, result.satisfied);
-	EXPECT_EQ(0, result.tolerated);
-	EXPECT_EQ(5000, result.apdex);
+	expect_apdex(_metadata, exchanges, 2, 1, 0); /* apdex 5000 */
 }
 
 /* The table for people names entities as OAP does and shows their numbers. */
