@@ -726,6 +726,7 @@ static void agg_value_fill_l24(struct kaccess_agg_value *v, uint64_t base)
 		*field = base + 10 * (uint64_t)(field - first);
 }
 
+/* every bit of enum kaccess_l24_measure, KACCESS_L24_LOSS being the highest */
 #define EVERY_L24_MEASURE ((KACCESS_L24_LOSS << 1) - 1)
 
 /* 5 exchanges, one per status class 1xx..5xx; only the 5xx (the slowest) fails. */
