@@ -96,6 +96,12 @@ OAP11_ONLY = {"K8SServiceInstanceRelation"}
 POD_LESS_PEER_FILTER = {
     "K8SServiceInstanceRelation": ".tagNotEqual('src_pod', '').tagNotEqual('dst_pod', '')",
 }
+# OAP forms no service, instance or endpoint for a local side that is
+# Unknown (k8s_unselected_pod_rule = unknown names pods so); such a pod's
+# flows still count in the relation rules.
+LOCAL_UNKNOWN_FILTER = {
+    scope: ".tagNotEqual('svc', 'Unknown')" for scope in ("K8SService", "K8SServiceInstance", "K8SEndpoint")
+}
 PERCENTILES = "[50, 75, 90, 95, 99]"
 
 
@@ -178,7 +184,7 @@ def rule_for(row):
     agg, value = row["aggregation"], row["value"]
     event, side, cond = parse_filter(row["filter"])
     sel = ".tagEqual('side', '%s')" % side if side and scope != "K8SEndpoint" else ""
-    sel += POD_LESS_PEER_FILTER.get(scope, "")
+    sel += POD_LESS_PEER_FILTER.get(scope, "") + LOCAL_UNKNOWN_FILTER.get(scope, "")
     lab = "[%s]" % ", ".join("'%s'" % l for l in labels)
     hist_lab = "[%s]" % ", ".join("'%s'" % l for l in labels + ["le"])
     note = ""

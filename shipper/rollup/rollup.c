@@ -217,6 +217,34 @@ static void endpoint_name(const char *endpoint, char *ret_name, size_t len)
 	snprintf(ret_name, len, "%.*s", ROLLUP_ENDPOINT_MAX_CHARS, endpoint);
 }
 
+/*
+ * The entities of the local side alone: its service, its pod, and (server
+ * side) the endpoint. OAP forms none of them when the local service is
+ * Unknown (k8s_unselected_pod_rule=unknown names pods that way); the
+ * flow's relations still count.
+ */
+static int file_local_entities(struct rollup *rollup, const struct rollup_flow *flow)
+{
+	const char *local = flow->local.service;
+	char endpoint[ROLLUP_ENDPOINT_MAX_CHARS + 1];
+	int err;
+
+	if (strcmp(local, ROLLUP_UNKNOWN_SERVICE) == 0)
+		return 0;
+	err = file_under(rollup, ROLLUP_SERVICE, (const char *[]){ local, NULL, NULL, NULL },
+			 flow->role, flow->measures);
+	if (!err && has_pod(flow->local.instance))
+		err = file_under(rollup, ROLLUP_INSTANCE,
+				 (const char *[]){ local, flow->local.instance, NULL, NULL }, flow->role,
+				 flow->measures);
+	if (!err && flow->role == ROLLUP_ROLE_SERVER && flow->endpoint) {
+		endpoint_name(flow->endpoint, endpoint, sizeof(endpoint));
+		err = file_under(rollup, ROLLUP_ENDPOINT, (const char *[]){ local, endpoint, NULL, NULL },
+				 flow->role, flow->measures);
+	}
+	return err;
+}
+
 int rollup_add(struct rollup *rollup, const struct rollup_flow *flow)
 {
 	const char *local = flow->local.service;
@@ -227,7 +255,6 @@ int rollup_add(struct rollup *rollup, const struct rollup_flow *flow)
 	const struct rollup_party *dest = server ? &flow->local : &flow->remote;
 	const char *source_service = server ? remote : local;
 	const char *dest_service = server ? local : remote;
-	char endpoint[ROLLUP_ENDPOINT_MAX_CHARS + 1];
 	int err;
 
 	rollup->stats.flows++;
@@ -240,17 +267,7 @@ int rollup_add(struct rollup *rollup, const struct rollup_flow *flow)
 		rollup->stats.dropped_same_service++;
 		return 0;
 	}
-	err = file_under(rollup, ROLLUP_SERVICE, (const char *[]){ local, NULL, NULL, NULL },
-			 flow->role, flow->measures);
-	if (!err && has_pod(flow->local.instance))
-		err = file_under(rollup, ROLLUP_INSTANCE,
-				 (const char *[]){ local, flow->local.instance, NULL, NULL }, flow->role,
-				 flow->measures);
-	if (!err && server && flow->endpoint) {
-		endpoint_name(flow->endpoint, endpoint, sizeof(endpoint));
-		err = file_under(rollup, ROLLUP_ENDPOINT, (const char *[]){ local, endpoint, NULL, NULL },
-				 flow->role, flow->measures);
-	}
+	err = file_local_entities(rollup, flow);
 	if (!err)
 		err = file_under(rollup, ROLLUP_SERVICE_RELATION,
 				 (const char *[]){ source_service, dest_service, NULL, NULL }, flow->role,
