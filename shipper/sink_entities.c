@@ -274,6 +274,7 @@ static void entities_bucket(struct sink *sink, const struct bucket_report *repor
 		publish_rollup(state, rollup, bucket_start_ms(&sink->env, report->bucket));
 	rollup_stats(rollup, &stats);
 	add_stats(&state->totals, &stats);
+	k8s_log_unresolved(state->identity_ctx.k8s);
 	if (state->cfg->output == OUTPUT_JSON) {
 		jw_init(&w, sink->env.out);
 		err = rollup_write_json(rollup, &w, bucket_start_ms(&sink->env, report->bucket),
