@@ -787,6 +787,39 @@ KTEST_F(api, closed_watches_resume_without_relist, 60)
 	EXPECT_EQ(2, fake_stat(self->port, "list") - 2); /* two pages of pods, two of services */
 }
 
+/*
+ * A BOOKMARK is the only news a watch gets of versions that changed other
+ * resources; after the history up to it is compacted, a watch resumed
+ * from anything older gets 410 and lists again. Resuming from the
+ * bookmark's version needs no list.
+ */
+KTEST_F(api, bookmark_version_survives_compaction_without_relist, 60)
+{
+	struct k8s_stats stats;
+	long lists_before, watches_before, bookmark_rv;
+
+	ASSERT_EQ(0, start_both(self));
+	lists_before = fake_stat(self->port, "list");
+	/* a service event: the pods watch sees only bookmarks carrying its version */
+	ASSERT_EQ(200, fake_control(self->port, "add_service",
+			       fake_service_json("shop", "late", "\"app\": \"late\"", "10.96.0.99")));
+	bookmark_rv = fake_stat(self->port, "rv");
+	ASSERT_TRUE(WAIT_UNTIL(fake_stat(self->port, "bookmark_rv_pods") >= bookmark_rv, 5000));
+	ASSERT_EQ(bookmark_rv, fake_stat(self->port, "rv"));
+	watches_before = fake_stat(self->port, "watch");
+	ASSERT_EQ(200, fake_control(self->port, "compact", NULL));
+	ASSERT_EQ(200, fake_control(self->port, "close_watches", NULL));
+	ASSERT_TRUE(WAIT_UNTIL(fake_stat(self->port, "watch") >= watches_before + 2, 5000));
+	usleep(300 * 1000); /* a 410 would come at once and relist */
+	EXPECT_EQ(bookmark_rv, fake_stat(self->port, "watch_rv_pods"));
+	EXPECT_EQ(bookmark_rv, fake_stat(self->port, "watch_rv_services"));
+	EXPECT_EQ(lists_before, fake_stat(self->port, "list"));
+	k8s_stats_get(self->k, &stats);
+	EXPECT_EQ(0, stats.relists);
+	EXPECT_EQ(0, stats.gone_410);
+	EXPECT_TRUE(stats.synced);
+}
+
 KTEST_F(api, watch_error_410_relists, 60)
 {
 	struct k8s_stats stats;
