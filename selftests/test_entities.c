@@ -606,6 +606,22 @@ static uint64_t wall_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* An agent with PROM_INTERVAL_S buckets that serves /metrics, and where to keep a scrape. */
+struct prom_agent_settings {
+	char interval[16], listen[64], metrics_path[128];
+};
+
+static void prom_agent_settings_init(FIXTURE_DATA(entities) *self, struct prom_agent_settings *ret,
+				     const char *scrape_tag)
+{
+	snprintf(self->api_setting, sizeof(self->api_setting), "k8s_api_server=http://127.0.0.1:%d",
+		 self->api_port);
+	snprintf(ret->interval, sizeof(ret->interval), "%d", PROM_INTERVAL_S);
+	snprintf(ret->listen, sizeof(ret->listen), "http_listen=127.0.0.1:%d", fake_free_port());
+	snprintf(ret->metrics_path, sizeof(ret->metrics_path), "/tmp/kaccess-selftest-%s-%d.prom",
+		 scrape_tag, getpid());
+}
+
 /* Sleep until 200 ms into the next bucket; returns its start in seconds. */
 static uint64_t enter_next_bucket(void)
 {
@@ -641,6 +657,85 @@ static bool has_sample(const char *path, const char *fmt, ...)
 	return run_quiet("grep -qxF '%s' %s", line, path) == 0;
 }
 
+/* The value of one sample line ("name{labels}") of a scrape; -1 when it is not there. */
+static long long sample_value(const char *path, const char *sample)
+{
+	char line[1024];
+	long long value = -1;
+	size_t len = strlen(sample);
+	FILE *file = fopen(path, "re");
+
+	while (file && fgets(line, sizeof(line), file))
+		if (strncmp(line, sample, len) == 0 && line[len] == ' ')
+			value = strtoll(line + len + 1, NULL, 10);
+	if (file)
+		fclose(file);
+	return value;
+}
+
+/* How many lines of the file hold `text`. */
+static int lines_with(const char *path, const char *text)
+{
+	char line[4096];
+	int count = 0;
+	FILE *file = fopen(path, "re");
+
+	while (file && fgets(line, sizeof(line), file))
+		count += strstr(line, text) != NULL;
+	if (file)
+		fclose(file);
+	return count;
+}
+
+/*
+ * The API is down from the start: every row's peer is a lookup that finds
+ * no name, /metrics counts each one, and the log says so once (the
+ * second line is a minute away).
+ */
+KTEST_F(entities, api_down_at_start_counts_and_logs_unresolved_lookups, 120)
+{
+	struct prom_agent_settings prom;
+	const char *args[] = { "--pin-dir", ENTITIES_PIN_DIR, "-i", prom.interval, "--set", self->api_setting,
+			       "--set", prom.listen, NULL };
+	const char *address = prom.listen + strlen("http_listen="), *metrics_path = prom.metrics_path;
+	long long unresolved_peer, rows_dropped = -1;
+
+	fake_stop(self->api_pid); /* nothing answers at api_port */
+	self->api_pid = 0;
+	prom_agent_settings_init(self, &prom, "down");
+	ASSERT_EQ(0, agent_proc_start(&self->agent, args));
+	enter_next_bucket();
+	ASSERT_EQ(0, tcp_run(&self->pods.client, &self->pods.server, &self->plan, self->truth));
+	/* the traffic's bucket drained (its totals are added after its lookups) */
+	for (int i = 0; i < 150 && rows_dropped <= 0; i++) {
+		usleep(100 * 1000);
+		if (run_quiet("curl -sf http://%s/metrics -o %s", address, metrics_path) == 0)
+			rows_dropped = sample_value(metrics_path,
+						    "kaccess_entity_flows_total{result=\"unknown_local\"}");
+	}
+	ASSERT_LT(0, rows_dropped);
+	/* and the next one, should the traffic have reached it */
+	usleep((PROM_INTERVAL_S * 1000 + 500) * 1000);
+	ASSERT_EQ(0, run_quiet("curl -sf http://%s/metrics -o %s", address, metrics_path));
+	unresolved_peer = sample_value(metrics_path, "kaccess_k8s_unresolved_total{side=\"peer\"}");
+	EXPECT_EQ(0, sample_value(metrics_path, "kaccess_k8s_synced"));
+	EXPECT_LT(0, sample_value(metrics_path, "kaccess_k8s_errors_total{request=\"list\"}"));
+	/* every local lookup failed too: rows first look up their local pod */
+	EXPECT_LE(unresolved_peer, sample_value(metrics_path, "kaccess_k8s_unresolved_total{side=\"local\"}"));
+	EXPECT_EQ(unresolved_peer,
+		  sample_value(metrics_path, "kaccess_entity_flows_total{result=\"unknown_local\"}"));
+	unlink(metrics_path);
+	ASSERT_EQ(0, stop_and_read(self));
+	/* one row, one peer lookup: every row of both pods, none named */
+	EXPECT_LT(0, unresolved_peer);
+	EXPECT_EQ(unresolved_peer, self->flows);
+	EXPECT_EQ(self->flows, self->dropped_unknown_local);
+	EXPECT_EQ(0, self->line_count);
+	EXPECT_EQ(1, lines_with(self->agent.err_path, "lookups found no name in the last"));
+	EXPECT_EQ(1, lines_with(self->agent.err_path, "the API is not synced (list "))
+		TH_LOG("see %s", self->agent.err_path);
+}
+
 /*
  * /metrics shows the last completed bucket's entities as kaccess_<OAL name>
  * gauges: all the traffic in one 5-second bucket, so each cpm is the
@@ -649,20 +744,16 @@ static bool has_sample(const char *path, const char *fmt, ...)
 KTEST_F(entities, prometheus_shows_the_last_bucket_entities_exactly, 120)
 {
 	const struct side_truth *c = &self->truth->client, *s = &self->truth->server;
-	char listen[64], interval[16], metrics_path[128];
-	const char *args[] = { "--pin-dir", ENTITIES_PIN_DIR, "-i", interval, "--set", self->api_setting,
-			       "--set", listen, NULL };
-	const char *address = listen + strlen("http_listen=");
+	struct prom_agent_settings prom;
+	const char *args[] = { "--pin-dir", ENTITIES_PIN_DIR, "-i", prom.interval, "--set", self->api_setting,
+			       "--set", prom.listen, NULL };
+	const char *address = prom.listen + strlen("http_listen="), *metrics_path = prom.metrics_path;
 	uint64_t bucket_s, started_ms;
 	int families;
 
 	ASSERT_EQ(200, add_pod(self->api_port, &self->pods.client, self->client_pod, "frontend"));
 	ASSERT_EQ(200, add_pod(self->api_port, &self->pods.server, self->server_pod, "backend"));
-	snprintf(self->api_setting, sizeof(self->api_setting), "k8s_api_server=http://127.0.0.1:%d",
-		 self->api_port);
-	snprintf(interval, sizeof(interval), "%d", PROM_INTERVAL_S);
-	snprintf(listen, sizeof(listen), "http_listen=127.0.0.1:%d", fake_free_port());
-	snprintf(metrics_path, sizeof(metrics_path), "/tmp/kaccess-selftest-entities-%d.prom", getpid());
+	prom_agent_settings_init(self, &prom, "entities");
 	ASSERT_EQ(0, agent_proc_start(&self->agent, args));
 	bucket_s = enter_next_bucket();
 	started_ms = wall_ms();
