@@ -36,7 +36,8 @@ FIXTURE(entities) {
 	char client_pod[64], server_pod[64];
 	struct json_object *lines[512];
 	int line_count;
-	uint64_t flows, dropped_same_service, dropped_unknown_local; /* over every bucket */
+	/* over every bucket */
+	uint64_t flows, dropped_same_service, dropped_unknown_local, dropped_excluded_local;
 	/* a fake OAP, for the tests that send to one */
 	pid_t oap_pid;
 	char oap_out[128], oap_port_path[128], api_setting[64], oap_setting[64];
@@ -57,22 +58,34 @@ static int pod_uid_of(const struct pod *pod, char *ret_uid, size_t len)
 	return 0;
 }
 
-static long add_pod(int port, const struct pod *pod, const char *name, const char *app)
+static long add_pod_in(int port, const char *namespace_, const struct pod *pod, const char *name,
+		       const char *app)
 {
 	char uid[64], labels[128];
 
 	if (pod_uid_of(pod, uid, sizeof(uid)))
 		return -1;
 	snprintf(labels, sizeof(labels), "\"app\": \"%s\"", app);
-	return fake_control(port, "add_pod", fake_pod_json(NAMESPACE, name, uid, pod->ipv4, labels));
+	return fake_control(port, "add_pod", fake_pod_json(namespace_, name, uid, pod->ipv4, labels));
 }
 
-static long add_service(int port, const char *name, const char *app, const char *cluster_ip)
+static long add_pod(int port, const struct pod *pod, const char *name, const char *app)
+{
+	return add_pod_in(port, NAMESPACE, pod, name, app);
+}
+
+static long add_service_in(int port, const char *namespace_, const char *name, const char *app,
+			   const char *cluster_ip)
 {
 	char selector[128];
 
 	snprintf(selector, sizeof(selector), "\"app\": \"%s\"", app);
-	return fake_control(port, "add_service", fake_service_json(NAMESPACE, name, selector, cluster_ip));
+	return fake_control(port, "add_service", fake_service_json(namespace_, name, selector, cluster_ip));
+}
+
+static long add_service(int port, const char *name, const char *app, const char *cluster_ip)
+{
+	return add_service_in(port, NAMESPACE, name, app, cluster_ip);
 }
 
 FIXTURE_SETUP(entities)
@@ -128,13 +141,20 @@ FIXTURE_TEARDOWN(entities)
 	pod_pair_destroy(&self->pods);
 }
 
-static int start_agent(FIXTURE_DATA(entities) *self)
+/* The agent against the fake API, with one more "key=value" setting (NULL: none). */
+static int start_agent_with(FIXTURE_DATA(entities) *self, const char *setting)
 {
 	char server[64];
-	const char *args[] = { "--pin-dir", ENTITIES_PIN_DIR, "-i", "60", "--set", server, NULL };
+	const char *args[] = { "--pin-dir", ENTITIES_PIN_DIR, "-i", "60", "--set", server,
+			       setting ? "--set" : NULL, setting, NULL };
 
 	snprintf(server, sizeof(server), "k8s_api_server=http://127.0.0.1:%d", self->api_port);
 	return agent_proc_start(&self->agent, args);
+}
+
+static int start_agent(FIXTURE_DATA(entities) *self)
+{
+	return start_agent_with(self, NULL);
 }
 
 static uint64_t u64_field(struct json_object *obj, const char *key)
@@ -149,6 +169,7 @@ static void add_summary(FIXTURE_DATA(entities) *self, struct json_object *summar
 	self->flows += u64_field(summary, "flows");
 	self->dropped_same_service += u64_field(summary, "dropped_same_service");
 	self->dropped_unknown_local += u64_field(summary, "dropped_unknown_local");
+	self->dropped_excluded_local += u64_field(summary, "dropped_excluded_local");
 	json_object_put(summary);
 }
 
@@ -315,6 +336,70 @@ KTEST_F(entities, same_service_connections_are_dropped, 120)
 	EXPECT_LE(2, self->flows);
 	EXPECT_EQ(self->flows, self->dropped_same_service);
 	EXPECT_EQ(0, self->dropped_unknown_local);
+}
+
+#define OTHER_NAMESPACE "payments"
+
+/*
+ * The client pod in NAMESPACE, the server pod in OTHER_NAMESPACE, and a
+ * namespace policy (`setting`) that keeps NAMESPACE only: every row of the
+ * server pod is dropped and counted as excluded; the client's rows are
+ * kept whole, its peer named in the excluded namespace.
+ */
+static void check_only_client_namespace_kept(struct __test_metadata *_metadata,
+					     FIXTURE_DATA(entities) *self, const char *setting)
+{
+	const struct side_truth *c = &self->truth->client;
+	const char *backend = "backend." OTHER_NAMESPACE;
+	struct agent_output *output = NULL;
+	uint64_t server_rows;
+
+	ASSERT_EQ(200, add_service_in(self->api_port, OTHER_NAMESPACE, "backend", "backend", "10.96.10.3"));
+	ASSERT_EQ(200, add_pod(self->api_port, &self->pods.client, self->client_pod, "frontend"));
+	ASSERT_EQ(200, add_pod_in(self->api_port, OTHER_NAMESPACE, &self->pods.server, self->server_pod,
+				  "backend"));
+	ASSERT_EQ(0, start_agent_with(self, setting));
+	ASSERT_EQ(0, tcp_run(&self->pods.client, &self->pods.server, &self->plan, self->truth));
+	ASSERT_EQ(0, stop_and_read(self));
+	ASSERT_EQ(0, agent_output_load(&output, self->agent.out_path));
+	server_rows = agent_output_rows_of(output, self->pods.server.cgroup_id);
+	agent_output_free(output);
+
+	/* the server pod's rows: every one dropped by the policy, none otherwise */
+	EXPECT_LE(1, server_rows);
+	EXPECT_EQ(server_rows, self->dropped_excluded_local);
+	EXPECT_EQ(0, self->dropped_unknown_local);
+	EXPECT_EQ(0, self->dropped_same_service);
+	/* nothing has the excluded pod as its local side */
+	EXPECT_EQ(1, entities_in_scope(self, "service"));
+	EXPECT_EQ(1, entities_in_scope(self, "instance"));
+	EXPECT_EQ(-1, metric_sum(self, "service", backend, 0, 0, 0, "kubernetes_service_read_cpm"));
+	EXPECT_EQ(-1, metric_sum(self, "service_relation", SVC("frontend"), backend, 0, 0,
+				 "kubernetes_service_relation_accept_cpm"));
+	EXPECT_EQ(-1, metric_sum(self, "service_relation", SVC("frontend"), backend, 0, 0,
+				 "kubernetes_service_relation_server_read_cpm"));
+	/* the client's side, exactly, with its peer named in the excluded namespace */
+	EXPECT_EQ(c->connects, metric_sum(self, "service", SVC("frontend"), 0, 0, 0, "kubernetes_service_connect_cpm"));
+	EXPECT_EQ(c->writes, metric_sum(self, "instance", SVC("frontend"), self->client_pod, 0, 0,
+					"kubernetes_service_instance_write_cpm"));
+	EXPECT_EQ(1, entities_in_scope(self, "service_relation"));
+	EXPECT_EQ(c->connects, metric_sum(self, "service_relation", SVC("frontend"), backend, 0, 0,
+					  "kubernetes_service_relation_connect_cpm"));
+	EXPECT_EQ(c->writes, metric_sum(self, "service_relation", SVC("frontend"), backend, 0, 0,
+					"kubernetes_service_relation_client_write_cpm"));
+	EXPECT_EQ(1, entities_in_scope(self, "instance_relation"));
+	EXPECT_EQ(c->reads, metric_sum(self, "instance_relation", SVC("frontend"), self->client_pod, backend,
+				       self->server_pod, "kubernetes_service_instance_relation_client_read_cpm"));
+}
+
+KTEST_F(entities, excluded_namespace_drops_its_local_rows_and_counts_them, 120)
+{
+	check_only_client_namespace_kept(_metadata, self, "k8s_exclude_namespaces=" OTHER_NAMESPACE);
+}
+
+KTEST_F(entities, include_list_drops_the_other_namespaces_local_rows, 120)
+{
+	check_only_client_namespace_kept(_metadata, self, "k8s_include_namespaces=" NAMESPACE);
 }
 
 /* The C fake OAP next to the agent binary, recording what arrives as NDJSON. */
@@ -523,6 +608,22 @@ static uint64_t wall_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* An agent with PROM_INTERVAL_S buckets that serves /metrics, and where to keep a scrape. */
+struct prom_agent_settings {
+	char interval[16], listen[64], metrics_path[128];
+};
+
+static void prom_agent_settings_init(FIXTURE_DATA(entities) *self, struct prom_agent_settings *ret,
+				     const char *scrape_tag)
+{
+	snprintf(self->api_setting, sizeof(self->api_setting), "k8s_api_server=http://127.0.0.1:%d",
+		 self->api_port);
+	snprintf(ret->interval, sizeof(ret->interval), "%d", PROM_INTERVAL_S);
+	snprintf(ret->listen, sizeof(ret->listen), "http_listen=127.0.0.1:%d", fake_free_port());
+	snprintf(ret->metrics_path, sizeof(ret->metrics_path), "/tmp/kaccess-selftest-%s-%d.prom",
+		 scrape_tag, getpid());
+}
+
 /* Sleep until 200 ms into the next bucket of interval_s; returns its start in seconds. */
 static uint64_t enter_next_bucket_of(uint64_t interval_s)
 {
@@ -572,6 +673,85 @@ static bool has_sample(const char *path, const char *fmt, ...)
 	return run_quiet("grep -qxF '%s' %s", line, path) == 0;
 }
 
+/* The value of one sample line ("name{labels}") of a scrape; -1 when it is not there. */
+static long long sample_value(const char *path, const char *sample)
+{
+	char line[1024];
+	long long value = -1;
+	size_t len = strlen(sample);
+	FILE *file = fopen(path, "re");
+
+	while (file && fgets(line, sizeof(line), file))
+		if (strncmp(line, sample, len) == 0 && line[len] == ' ')
+			value = strtoll(line + len + 1, NULL, 10);
+	if (file)
+		fclose(file);
+	return value;
+}
+
+/* How many lines of the file hold `text`. */
+static int lines_with(const char *path, const char *text)
+{
+	char line[4096];
+	int count = 0;
+	FILE *file = fopen(path, "re");
+
+	while (file && fgets(line, sizeof(line), file))
+		count += strstr(line, text) != NULL;
+	if (file)
+		fclose(file);
+	return count;
+}
+
+/*
+ * The API is down from the start: every row's peer is a lookup that finds
+ * no name, /metrics counts each one, and the log says so once (the
+ * second line is a minute away).
+ */
+KTEST_F(entities, api_down_at_start_counts_and_logs_unresolved_lookups, 120)
+{
+	struct prom_agent_settings prom;
+	const char *args[] = { "--pin-dir", ENTITIES_PIN_DIR, "-i", prom.interval, "--set", self->api_setting,
+			       "--set", prom.listen, NULL };
+	const char *address = prom.listen + strlen("http_listen="), *metrics_path = prom.metrics_path;
+	long long unresolved_peer, rows_dropped = -1;
+
+	fake_stop(self->api_pid); /* nothing answers at api_port */
+	self->api_pid = 0;
+	prom_agent_settings_init(self, &prom, "down");
+	ASSERT_EQ(0, agent_proc_start(&self->agent, args));
+	enter_next_bucket();
+	ASSERT_EQ(0, tcp_run(&self->pods.client, &self->pods.server, &self->plan, self->truth));
+	/* the traffic's bucket drained (its totals are added after its lookups) */
+	for (int i = 0; i < 150 && rows_dropped <= 0; i++) {
+		usleep(100 * 1000);
+		if (run_quiet("curl -sf http://%s/metrics -o %s", address, metrics_path) == 0)
+			rows_dropped = sample_value(metrics_path,
+						    "kaccess_entity_flows_total{result=\"unknown_local\"}");
+	}
+	ASSERT_LT(0, rows_dropped);
+	/* and the next one, should the traffic have reached it */
+	usleep((PROM_INTERVAL_S * 1000 + 500) * 1000);
+	ASSERT_EQ(0, run_quiet("curl -sf http://%s/metrics -o %s", address, metrics_path));
+	unresolved_peer = sample_value(metrics_path, "kaccess_k8s_unresolved_total{side=\"peer\"}");
+	EXPECT_EQ(0, sample_value(metrics_path, "kaccess_k8s_synced"));
+	EXPECT_LT(0, sample_value(metrics_path, "kaccess_k8s_errors_total{request=\"list\"}"));
+	/* every local lookup failed too: rows first look up their local pod */
+	EXPECT_LE(unresolved_peer, sample_value(metrics_path, "kaccess_k8s_unresolved_total{side=\"local\"}"));
+	EXPECT_EQ(unresolved_peer,
+		  sample_value(metrics_path, "kaccess_entity_flows_total{result=\"unknown_local\"}"));
+	unlink(metrics_path);
+	ASSERT_EQ(0, stop_and_read(self));
+	/* one row, one peer lookup: every row of both pods, none named */
+	EXPECT_LT(0, unresolved_peer);
+	EXPECT_EQ(unresolved_peer, self->flows);
+	EXPECT_EQ(self->flows, self->dropped_unknown_local);
+	EXPECT_EQ(0, self->line_count);
+	EXPECT_EQ(1, lines_with(self->agent.err_path, "lookups found no name in the last"));
+	EXPECT_EQ(1, lines_with(self->agent.err_path, "the API is not synced (list "))
+		TH_LOG("see %s", self->agent.err_path);
+}
+
 /*
  * /metrics shows the last completed bucket's entities as kaccess_<OAL name>
  * gauges: all the traffic in one 5-second bucket, so each cpm is the
@@ -580,20 +760,16 @@ static bool has_sample(const char *path, const char *fmt, ...)
 KTEST_F(entities, prometheus_shows_the_last_bucket_entities_exactly, 120)
 {
 	const struct side_truth *c = &self->truth->client, *s = &self->truth->server;
-	char listen[64], interval[16], metrics_path[128];
-	const char *args[] = { "--pin-dir", ENTITIES_PIN_DIR, "-i", interval, "--set", self->api_setting,
-			       "--set", listen, NULL };
-	const char *address = listen + strlen("http_listen=");
+	struct prom_agent_settings prom;
+	const char *args[] = { "--pin-dir", ENTITIES_PIN_DIR, "-i", prom.interval, "--set", self->api_setting,
+			       "--set", prom.listen, NULL };
+	const char *address = prom.listen + strlen("http_listen="), *metrics_path = prom.metrics_path;
 	uint64_t bucket_s, started_ms;
 	int families;
 
 	ASSERT_EQ(200, add_pod(self->api_port, &self->pods.client, self->client_pod, "frontend"));
 	ASSERT_EQ(200, add_pod(self->api_port, &self->pods.server, self->server_pod, "backend"));
-	snprintf(self->api_setting, sizeof(self->api_setting), "k8s_api_server=http://127.0.0.1:%d",
-		 self->api_port);
-	snprintf(interval, sizeof(interval), "%d", PROM_INTERVAL_S);
-	snprintf(listen, sizeof(listen), "http_listen=127.0.0.1:%d", fake_free_port());
-	snprintf(metrics_path, sizeof(metrics_path), "/tmp/kaccess-selftest-entities-%d.prom", getpid());
+	prom_agent_settings_init(self, &prom, "entities");
 	ASSERT_EQ(0, agent_proc_start(&self->agent, args));
 	bucket_s = enter_next_bucket();
 	started_ms = wall_ms();

@@ -309,12 +309,14 @@ FIXTURE_SETUP(rollup)
 	self->unknown_call.sums[ROLLUP_F_CONNECT_DURATION] = 5000;
 
 	struct rollup_flow flows[] = {
-		{ { "a.shop", "a-1" }, { "b.shop", "b-1" }, ROLLUP_ROLE_CLIENT, NULL, &self->client_tcp },
-		{ { "b.shop", "b-1" }, { "a.shop", "a-1" }, ROLLUP_ROLE_SERVER, NULL, &self->server_tcp },
-		{ { "b.shop", "b-1" }, { "a.shop", "a-1" }, ROLLUP_ROLE_SERVER, "GET:/cart", &self->server_http },
-		{ { "a.shop", "a-1" }, { "a.shop", "a-2" }, ROLLUP_ROLE_CLIENT, NULL, &self->self_call },
-		{ { "a.shop", "a-1" }, { NULL, NULL }, ROLLUP_ROLE_CLIENT, NULL, &self->unknown_call },
-		{ { NULL, NULL }, { "b.shop", "b-1" }, ROLLUP_ROLE_CLIENT, NULL, &self->client_tcp },
+		{ { "a.shop", "a-1" }, { "b.shop", "b-1" }, ROLLUP_ROLE_CLIENT, NULL, &self->client_tcp, false },
+		{ { "b.shop", "b-1" }, { "a.shop", "a-1" }, ROLLUP_ROLE_SERVER, NULL, &self->server_tcp, false },
+		{ { "b.shop", "b-1" }, { "a.shop", "a-1" }, ROLLUP_ROLE_SERVER, "GET:/cart", &self->server_http, false },
+		{ { "a.shop", "a-1" }, { "a.shop", "a-2" }, ROLLUP_ROLE_CLIENT, NULL, &self->self_call, false },
+		{ { "a.shop", "a-1" }, { NULL, NULL }, ROLLUP_ROLE_CLIENT, NULL, &self->unknown_call, false },
+		{ { NULL, NULL }, { "b.shop", "b-1" }, ROLLUP_ROLE_CLIENT, NULL, &self->client_tcp, false },
+		/* a pod of an excluded namespace: counted apart, never filed */
+		{ { NULL, NULL }, { "b.shop", "b-1" }, ROLLUP_ROLE_CLIENT, NULL, &self->client_tcp, true },
 	};
 	for (size_t i = 0; i < sizeof(flows) / sizeof(flows[0]); i++)
 		ASSERT_EQ(0, rollup_add(self->rollup, &flows[i]));
@@ -332,9 +334,10 @@ TEST_F(rollup, entities_follow_oap_rules)
 	struct rollup_stats stats;
 
 	rollup_stats(self->rollup, &stats);
-	EXPECT_EQ(6, stats.flows);
+	EXPECT_EQ(7, stats.flows);
 	EXPECT_EQ(1, stats.dropped_same_service);
 	EXPECT_EQ(1, stats.dropped_unknown_local);
+	EXPECT_EQ(1, stats.dropped_excluded_local);
 	/* a.shop and b.shop; never Unknown (no local pod), never a.shop twice */
 	EXPECT_EQ(2, entities_of(self->out, "service "));
 	EXPECT_EQ(2, entities_of(self->out, "instance "));
@@ -590,13 +593,18 @@ TEST(percentile_roofs_round_like_oap)
 	EXPECT_EQ(90, values[4]);
 }
 
-/* A fixed identity table: cgroup 10 is pod a-1 of a.shop, 20 is b-1 of b.shop. */
+/*
+ * A fixed identity table: cgroup 10 is pod a-1 of a.shop, 20 is b-1 of
+ * b.shop, 30 a pod of a namespace the policy excludes.
+ */
 static int stub_local(void *ctx, uint64_t cgroup_id, struct rollup_party *ret_party)
 {
 	if (cgroup_id == 10)
 		*ret_party = (struct rollup_party){ "a.shop", "a-1" };
 	else if (cgroup_id == 20)
 		*ret_party = (struct rollup_party){ "b.shop", "b-1" };
+	else if (cgroup_id == 30)
+		return -EPERM;
 	else
 		return -ENOENT;
 	return 0;
@@ -654,7 +662,8 @@ static int64_t metric_of(struct json_object *line, const char *metric)
 TEST(kernel_rows_become_entity_lines)
 {
 	struct identity_source identity = { stub_local, stub_peer, NULL };
-	struct agg_row rows[3];
+	struct rollup_stats stats;
+	struct agg_row rows[4];
 	struct json_object *lines[64];
 	struct json_writer w;
 	struct rollup *rollup;
@@ -679,9 +688,14 @@ TEST(kernel_rows_become_entity_lines)
 	rows[1].value.read_duration_ns_sum = 250;
 	agg_row_set(&rows[2], 99, 2, KACCESS_ROLE_CLIENT); /* not a pod */
 	rows[2].value.write_count = 1;
+	agg_row_set(&rows[3], 30, 2, KACCESS_ROLE_CLIENT); /* an excluded namespace's pod */
+	rows[3].value.write_count = 1;
 
 	ASSERT_EQ(0, rollup_new(60, &rollup));
-	ASSERT_EQ(0, rollup_add_rows(rollup, rows, 3, &identity, 0));
+	ASSERT_EQ(0, rollup_add_rows(rollup, rows, 4, &identity, 0));
+	rollup_stats(rollup, &stats);
+	EXPECT_EQ(1, stats.dropped_unknown_local);
+	EXPECT_EQ(1, stats.dropped_excluded_local);
 	out = open_memstream(&text, &text_len);
 	ASSERT_NE(NULL, out);
 	jw_init(&w, out);

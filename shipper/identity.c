@@ -7,9 +7,9 @@ int identity_local_pod(struct k8s *k8s, uint64_t cgroup_id, struct k8s_identity 
 {
 	if (k8s_resolve_local_id(k8s, cgroup_id, ret_local) < 0)
 		return -ENOENT;
-	if (ret_local->kind != K8S_KIND_POD || ret_local->excluded)
+	if (ret_local->kind != K8S_KIND_POD)
 		return -ENOENT;
-	return 0;
+	return ret_local->excluded ? -EPERM : 0;
 }
 
 const struct k8s_identity *identity_peer(struct k8s *k8s, const struct k8s_identity *local,
@@ -28,9 +28,12 @@ const struct k8s_identity *identity_peer(struct k8s *k8s, const struct k8s_ident
 static int local_party(void *opaque, uint64_t cgroup_id, struct rollup_party *ret_party)
 {
 	struct k8s_identity_ctx *ctx = opaque;
+	int err;
 
-	if (identity_local_pod(ctx->k8s, cgroup_id, &ctx->local) < 0)
-		return -ENOENT;
+	/* -EPERM (excluded) goes through: the rollup counts those rows apart */
+	err = identity_local_pod(ctx->k8s, cgroup_id, &ctx->local);
+	if (err < 0)
+		return err;
 	*ret_party = (struct rollup_party){ ctx->local.service, ctx->local.instance };
 	return 0;
 }

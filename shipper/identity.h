@@ -3,7 +3,8 @@
  * Who a row's or a connection's two sides are, for OAP: the local side
  * must be a pod in a namespace the policy keeps; the peer is a pod, a
  * service (ClusterIP without a known backend), or Unknown. A loopback peer
- * is the local pod.
+ * is the local pod. A peer in an excluded namespace is still named: the
+ * kept pod's traffic with it is real.
  */
 #ifndef KACCESS_IDENTITY_H
 #define KACCESS_IDENTITY_H
@@ -11,7 +12,11 @@
 #include "k8s/k8s.h"
 #include "rollup/rows.h"
 
-/* The pod of a local cgroup that the namespace policy keeps; 0 or -ENOENT. */
+/*
+ * The pod of a local cgroup that the namespace policy keeps: 0; -ENOENT
+ * when the cgroup is no known pod, -EPERM when the policy excludes the
+ * pod's namespace (its rows are dropped and counted apart).
+ */
 int identity_local_pod(struct k8s *k8s, uint64_t cgroup_id, struct k8s_identity *ret_local);
 
 /*

@@ -141,6 +141,7 @@ static void add_stats(struct rollup_stats *totals, const struct rollup_stats *bu
 	totals->flows += bucket->flows;
 	totals->dropped_same_service += bucket->dropped_same_service;
 	totals->dropped_unknown_local += bucket->dropped_unknown_local;
+	totals->dropped_excluded_local += bucket->dropped_excluded_local;
 	for (int s = 0; s < ROLLUP_SCOPE_MAX; s++)
 		totals->entities[s] += bucket->entities[s];
 }
@@ -155,6 +156,7 @@ static void write_summary(struct json_writer *w, struct sink *sink,
 	jw_u64_field(w, "flows", stats->flows);
 	jw_u64_field(w, "dropped_same_service", stats->dropped_same_service);
 	jw_u64_field(w, "dropped_unknown_local", stats->dropped_unknown_local);
+	jw_u64_field(w, "dropped_excluded_local", stats->dropped_excluded_local);
 	for (int s = 0; s < ROLLUP_SCOPE_MAX; s++) {
 		char key[48];
 
@@ -272,6 +274,7 @@ static void entities_bucket(struct sink *sink, const struct bucket_report *repor
 		publish_rollup(state, rollup, bucket_start_ms(&sink->env, report->bucket));
 	rollup_stats(rollup, &stats);
 	add_stats(&state->totals, &stats);
+	k8s_log_unresolved(state->identity_ctx.k8s);
 	if (state->cfg->output == OUTPUT_JSON) {
 		jw_init(&w, sink->env.out);
 		err = rollup_write_json(rollup, &w, bucket_start_ms(&sink->env, report->bucket),
@@ -374,15 +377,19 @@ static void render_entities(void *ctx, struct strbuf *out)
 	if (state->oap)
 		render_oap(state->oap, out);
 	strbuf_printf(out,
-		      "# HELP kaccess_entity_flows_total Rows named and rolled up, and those OAP's rules drop.\n"
+		      "# HELP kaccess_entity_flows_total Rows named and rolled up, and those dropped: OAP's rules, "
+		      "local side no known pod or in an excluded namespace.\n"
 		      "# TYPE kaccess_entity_flows_total counter\n"
 		      "kaccess_entity_flows_total{result=\"kept\"} %llu\n"
 		      "kaccess_entity_flows_total{result=\"same_service\"} %llu\n"
-		      "kaccess_entity_flows_total{result=\"unknown_local\"} %llu\n",
+		      "kaccess_entity_flows_total{result=\"unknown_local\"} %llu\n"
+		      "kaccess_entity_flows_total{result=\"excluded_local\"} %llu\n",
 		      (unsigned long long)(state->totals.flows - state->totals.dropped_same_service -
-					   state->totals.dropped_unknown_local),
+					   state->totals.dropped_unknown_local -
+					   state->totals.dropped_excluded_local),
 		      (unsigned long long)state->totals.dropped_same_service,
-		      (unsigned long long)state->totals.dropped_unknown_local);
+		      (unsigned long long)state->totals.dropped_unknown_local,
+		      (unsigned long long)state->totals.dropped_excluded_local);
 	pthread_mutex_lock(&state->published_lock);
 	if (state->published_text)
 		strbuf_printf(out, "%s", state->published_text);

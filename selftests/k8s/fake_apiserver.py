@@ -14,6 +14,9 @@ with a JSON body:
   close_watches {}            end every open watch cleanly
   watch_error_410 {}          send ERROR 410 on every open watch and forget
                               the event history (old resourceVersions are gone)
+  compact {}                  forget the event history up to now, telling no
+                              open watch (etcd compaction): a later watch from
+                              an older resourceVersion gets ERROR 410
   http_410 {count}            the next `count` watch requests get HTTP 410
   garbage {count}             the next `count` API responses are not JSON
   hang {count}                the next `count` watch requests send headers, then
@@ -21,8 +24,10 @@ with a JSON body:
   bulk {pods, services, namespaces}  synthetic objects, for scale tests
   replay {file}               apply a recorded watch stream (ndjson) event by event
 
-GET /_control/stats returns request counters. Being down at start is the
-test's part: it starts this server late.
+GET /_control/stats returns request counters, and per resource the
+resourceVersion of the last watch request (watch_rv_pods, watch_rv_services)
+and of the last BOOKMARK sent (bookmark_rv_pods, bookmark_rv_services). Being
+down at start is the test's part: it starts this server late.
 
 usage: fake_apiserver.py --port N [--fixtures DIR] [--bookmark-s S]
        [--tls-cert PEM --tls-key PEM [--client-ca PEM]] [--require-token TOKEN]
@@ -42,6 +47,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
 
 RESOURCES = {"/api/v1/pods": "Pod", "/api/v1/services": "Service"}
+STAT_SUFFIX = {"Pod": "pods", "Service": "services"}
 HISTORY_MAX = 200000
 
 
@@ -60,7 +66,9 @@ class State:
         self.hang = 0
         self.stats = {"list": 0, "watch": 0, "http_410": 0, "garbage": 0, "hang": 0,
                       "open_watches": 0, "control": 0, "unauthorized": 0,
-                      "last_auth": "", "client_cn": ""}
+                      "last_auth": "", "client_cn": "",
+                      "watch_rv_pods": 0, "watch_rv_services": 0,
+                      "bookmark_rv_pods": 0, "bookmark_rv_services": 0}
 
     @staticmethod
     def key(kind, obj):
@@ -255,6 +263,7 @@ class Handler(BaseHTTPRequestHandler):
         with st.lock:
             st.stats["watch"] += 1
             st.stats["open_watches"] += 1
+            st.stats["watch_rv_" + STAT_SUFFIX[kind]] = int(rv_text or 0)
             generation = st.watch_generation
             error_generation = st.error_generation
             if rv_text in ("", "0"):
@@ -311,6 +320,8 @@ class Handler(BaseHTTPRequestHandler):
             if time.monotonic() >= next_bookmark:
                 self.event("BOOKMARK", {"kind": kind, "apiVersion": "v1",
                                         "metadata": {"resourceVersion": str(current_rv)}})
+                with st.lock:
+                    st.stats["bookmark_rv_" + STAT_SUFFIX[kind]] = current_rv
                 next_bookmark = time.monotonic() + self.bookmark_s
         self.chunk(b"")
 
@@ -339,6 +350,10 @@ class Handler(BaseHTTPRequestHandler):
                 st.history = []
                 st.history_floor = st.rv
                 st.lock.notify_all()
+        elif verb == "compact":
+            with st.lock:
+                st.history = []
+                st.history_floor = st.rv
         elif verb in ("http_410", "garbage", "hang"):
             with st.lock:
                 setattr(st, verb, int(body.get("count", 1)))

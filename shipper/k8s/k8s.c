@@ -187,6 +187,7 @@ int k8s_new(const struct k8s_config *cfg, struct k8s **ret_k8s, char *err, size_
 	pthread_once(&curl_once, curl_init_once);
 	k8s_init_locks(k);
 	k8s_store_init(&k->store, cfg->max_pods, cfg->max_services, cfg->deleted_grace_s);
+	k->unresolved_since_ms = k8s_monotonic_ms();
 	for (int i = 0; i < K8S_RESOURCE_COUNT; i++) {
 		k->watchers[i].k = k;
 		k->watchers[i].resource = i;
@@ -244,19 +245,62 @@ void k8s_free(struct k8s *k)
 	free(k);
 }
 
+/* Caller holds k->lock. */
+static bool watchers_synced(const struct k8s *k)
+{
+	for (int i = 0; i < K8S_RESOURCE_COUNT; i++)
+		if (!k->watchers[i].synced)
+			return false;
+	return true;
+}
+
 void k8s_stats_get(struct k8s *k, struct k8s_stats *ret_stats)
 {
 	pthread_mutex_lock(&k->lock);
 	*ret_stats = k->stats;
-	ret_stats->synced = true;
-	for (int i = 0; i < K8S_RESOURCE_COUNT; i++)
-		ret_stats->synced &= k->watchers[i].synced;
+	ret_stats->synced = watchers_synced(k);
 	k8s_store_expire(&k->store, k8s_monotonic_ms());
 	ret_stats->pods = k->store.pods_by_uid.count;
 	ret_stats->pods_deleted = k->store.retired_count;
 	ret_stats->services = k->store.services_by_key.count;
 	ret_stats->objects_dropped = k->store.dropped;
 	pthread_mutex_unlock(&k->lock);
+}
+
+/*
+ * The counters alone do not tell someone reading the log that rows went
+ * unnamed, nor why; one line a minute does, without a line per lookup.
+ */
+int k8s_log_unresolved(struct k8s *k)
+{
+	uint64_t now_ms = k8s_monotonic_ms(), local, peer, seconds;
+	char last_error[K8S_ERROR_LEN];
+	bool synced;
+
+	pthread_mutex_lock(&k->lock);
+	local = k->stats.unresolved_local - k->unresolved_told_local;
+	peer = k->stats.unresolved_peer - k->unresolved_told_peer;
+	if ((!local && !peer) ||
+	    (k->unresolved_told_ms && now_ms - k->unresolved_told_ms < K8S_UNRESOLVED_LOG_INTERVAL_MS)) {
+		pthread_mutex_unlock(&k->lock);
+		return 0;
+	}
+	synced = watchers_synced(k);
+	snprintf(last_error, sizeof(last_error), "%s", k->stats.last_error);
+	seconds = (now_ms - k->unresolved_since_ms) / 1000;
+	k->unresolved_told_local = k->stats.unresolved_local;
+	k->unresolved_told_peer = k->stats.unresolved_peer;
+	k->unresolved_told_ms = k->unresolved_since_ms = now_ms;
+	pthread_mutex_unlock(&k->lock);
+	if (synced)
+		log_info("kubernetes: %llu local and %llu peer lookups found no name in the last %llu s",
+			 (unsigned long long)local, (unsigned long long)peer, (unsigned long long)seconds);
+	else
+		log_warn("kubernetes: %llu local and %llu peer lookups found no name in the last %llu s: "
+			 "the API is not synced (%s)",
+			 (unsigned long long)local, (unsigned long long)peer, (unsigned long long)seconds,
+			 last_error[0] ? last_error : "no answer yet");
+	return 1;
 }
 
 int k8s_wait_synced(struct k8s *k, unsigned int timeout_ms)

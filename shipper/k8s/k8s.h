@@ -229,6 +229,17 @@ struct k8s_stats {
 
 void k8s_stats_get(struct k8s *k, struct k8s_stats *ret_stats);
 
+/* k8s_log_unresolved writes at most one line per this long. */
+#define K8S_UNRESOLVED_LOG_INTERVAL_MS 60000
+
+/*
+ * Log how many local and peer lookups found no name since the last such
+ * line (a warning while the API is not synced, with its last error), at
+ * most once per K8S_UNRESOLVED_LOG_INTERVAL_MS and only when there were
+ * some. The drain calls it after each bucket. 1 when it logged, else 0.
+ */
+int k8s_log_unresolved(struct k8s *k);
+
 /* For tests: wait up to timeout_ms until synced. 0 or -ETIMEDOUT. */
 int k8s_wait_synced(struct k8s *k, unsigned int timeout_ms);
 

@@ -206,6 +206,10 @@ struct k8s {
 	struct k8s_name_cache_slot *local_cache;
 	struct k8s_name_cache_slot *peer_cache;
 	bool name_cache_off;   /* k8s_set_name_cache(k, false) */
+	/* k8s_log_unresolved: the counts its last line told, and when (monotonic) */
+	uint64_t unresolved_told_local, unresolved_told_peer;
+	uint64_t unresolved_told_ms;    /* 0: no line yet */
+	uint64_t unresolved_since_ms;   /* start of what the next line counts */
 };
 
 int k8s_read_small_file(const char *path, char **ret_text);

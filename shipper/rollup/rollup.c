@@ -258,6 +258,10 @@ int rollup_add(struct rollup *rollup, const struct rollup_flow *flow)
 	int err;
 
 	rollup->stats.flows++;
+	if (flow->local_excluded) {
+		rollup->stats.dropped_excluded_local++;
+		return 0;
+	}
 	if (!local) {
 		rollup->stats.dropped_unknown_local++;
 		return 0;

@@ -59,6 +59,8 @@ struct rollup_flow {
 	enum rollup_role role;
 	const char *endpoint;  /* "METHOD:path" of HTTP exchanges, NULL for plain TCP rows */
 	const struct rollup_measures *measures;
+	/* the local pod's namespace is excluded by the policy: counted, not filed */
+	bool local_excluded;
 };
 
 /* An entity as the emitter shows it; unused names are NULL. */
@@ -81,6 +83,7 @@ struct rollup_stats {
 	uint64_t flows;
 	uint64_t dropped_same_service;   /* local and remote service equal: OAP drops them */
 	uint64_t dropped_unknown_local;  /* the local side is not a known pod */
+	uint64_t dropped_excluded_local; /* the local pod's namespace is excluded */
 	uint64_t entities[ROLLUP_SCOPE_MAX];
 };
 

@@ -55,9 +55,14 @@ void rollup_measures_add_l24(const struct kaccess_agg_value *v, unsigned int l24
 static int flow_from_key(const struct kaccess_agg_key *key, const struct identity_source *identity,
 			 struct rollup_flow *flow, struct rollup_measures *measures)
 {
+	int err;
+
 	*flow = (struct rollup_flow){ .measures = measures };
-	if (identity->local(identity->ctx, key->cgroup_id, &flow->local) < 0)
+	err = identity->local(identity->ctx, key->cgroup_id, &flow->local);
+	if (err < 0) {
 		flow->local = (struct rollup_party){ 0 };
+		flow->local_excluded = err == -EPERM;
+	}
 	if (identity->peer(identity->ctx, key->peer_addr, key->peer_port, &flow->remote) < 0)
 		flow->remote = (struct rollup_party){ 0 };
 	switch (key->role) {

@@ -18,7 +18,10 @@
 #include "strbuf.h"
 
 struct identity_source {
-	/* The pod behind a local cgroup; 0, or -ENOENT when it is not a known pod. */
+	/*
+	 * The pod behind a local cgroup; 0, -ENOENT when it is not a known
+	 * pod, -EPERM when it is a pod the namespace policy excludes.
+	 */
 	int (*local)(void *ctx, uint64_t cgroup_id, struct rollup_party *ret_party);
 	/*
 	 * The pod or service behind the peer address (v4-mapped for IPv4) of
@@ -39,7 +42,10 @@ void rollup_measures_from_agg(const struct kaccess_agg_value *value, unsigned in
 void rollup_measures_add_l24(const struct kaccess_agg_value *value, unsigned int l24_measured,
 			     struct rollup_measures *measures);
 
-/* File every row; 0 or -ENOMEM. Rows whose local side is unknown are counted, not filed. */
+/*
+ * File every row; 0 or -ENOMEM. Rows whose local side is unknown or
+ * excluded are counted, not filed.
+ */
 int rollup_add_rows(struct rollup *rollup, const struct agg_row *rows, size_t count,
 		    const struct identity_source *identity, unsigned int l24_measured);
 
