@@ -466,8 +466,8 @@ TEST(local_unknown_service_forms_no_service_instance_or_endpoint)
 	http.measured = 1ull << ROLLUP_F_HTTP_LATENCY_MS;
 	http.sums[ROLLUP_F_HTTP_LATENCY_MS] = 30;
 	struct rollup_flow flows[] = {
-		{ { "Unknown", "u-1" }, { "b.shop", "b-1" }, ROLLUP_ROLE_CLIENT, NULL, &tcp },
-		{ { "Unknown", "u-1" }, { "a.shop", "a-1" }, ROLLUP_ROLE_SERVER, "GET:/u", &http },
+		{ { "Unknown", "u-1" }, { "b.shop", "b-1" }, ROLLUP_ROLE_CLIENT, NULL, &tcp, false },
+		{ { "Unknown", "u-1" }, { "a.shop", "a-1" }, ROLLUP_ROLE_SERVER, "GET:/u", &http, false },
 	};
 
 	ASSERT_EQ(0, rollup_flows(flows, sizeof(flows) / sizeof(flows[0]), out));
@@ -509,9 +509,9 @@ TEST(endpoint_names_are_cut_at_150_characters)
 	exact[150] = '\0';
 	snprintf(cut, sizeof(cut), "%.150s", long_name);
 	struct rollup_flow flows[] = {
-		{ { "b.shop", "b-1" }, { "a.shop", "a-1" }, ROLLUP_ROLE_SERVER, long_name, &http },
-		{ { "b.shop", "b-1" }, { "a.shop", "a-1" }, ROLLUP_ROLE_SERVER, longer_name, &http },
-		{ { "b.shop", "b-1" }, { "a.shop", "a-1" }, ROLLUP_ROLE_SERVER, exact, &http },
+		{ { "b.shop", "b-1" }, { "a.shop", "a-1" }, ROLLUP_ROLE_SERVER, long_name, &http, false },
+		{ { "b.shop", "b-1" }, { "a.shop", "a-1" }, ROLLUP_ROLE_SERVER, longer_name, &http, false },
+		{ { "b.shop", "b-1" }, { "a.shop", "a-1" }, ROLLUP_ROLE_SERVER, exact, &http, false },
 	};
 
 	ASSERT_EQ(0, rollup_flows(flows, sizeof(flows) / sizeof(flows[0]), out));
@@ -533,8 +533,8 @@ TEST(service_only_peer_has_a_service_relation_and_no_instance_relation)
 	struct rollup_measures tcp = { .measured = KERNEL_FIELDS };
 	struct collector *out = calloc(1, sizeof(*out));
 	struct rollup_flow flows[] = {
-		{ { "a.shop", "a-1" }, { "cart.shop", NULL }, ROLLUP_ROLE_CLIENT, NULL, &tcp },
-		{ { "b.shop", "b-1" }, { "front.shop", "" }, ROLLUP_ROLE_SERVER, NULL, &tcp },
+		{ { "a.shop", "a-1" }, { "cart.shop", NULL }, ROLLUP_ROLE_CLIENT, NULL, &tcp, false },
+		{ { "b.shop", "b-1" }, { "front.shop", "" }, ROLLUP_ROLE_SERVER, NULL, &tcp, false },
 	};
 
 	ASSERT_NE(NULL, out);

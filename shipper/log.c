@@ -14,6 +14,7 @@ static const char *const level_prefix[] = {
 	[LOG_LEVEL_DEBUG] = "debug: ",
 };
 
+__attribute__((format(printf, 2, 0)))
 static void log_vmessage(enum log_level level, const char *fmt, va_list ap)
 {
 	if (level > log_max_level)
@@ -32,6 +33,8 @@ void log_message(enum log_level level, const char *fmt, ...)
 	va_end(ap);
 }
 
+/* libbpf's messages are printf formats of its own */
+__attribute__((format(printf, 2, 0)))
 static int libbpf_printer(enum libbpf_print_level level, const char *fmt, va_list ap)
 {
 	if (level == LIBBPF_DEBUG && log_max_level < LOG_LEVEL_DEBUG)

@@ -220,7 +220,8 @@ static int check_programs(const struct kaccess_config *cfg)
 
 	err = err ?: agent_load(&agent, cfg, true); /* every program as it can run */
 	if (!err) {
-		printf(cfg->output == OUTPUT_JSON ? "" : "hooks: %s\n", agent.hooks);
+		if (cfg->output != OUTPUT_JSON)
+			printf("hooks: %s\n", agent.hooks);
 		err = agent_print_programs(&agent, cfg->output == OUTPUT_JSON, stdout);
 	}
 	agent_destroy(&agent);

@@ -43,6 +43,7 @@ static void on_stop_signal(int signo)
 	stop_requested = 1;
 }
 
+__attribute__((format(printf, 2, 0)))
 static int libbpf_printer(enum libbpf_print_level level, const char *fmt, va_list ap)
 {
 	if (level == LIBBPF_DEBUG)
