@@ -241,6 +241,29 @@ static int64_t metric_sum(FIXTURE_DATA(entities) *self, const char *scope, const
 	return sum;
 }
 
+/* The detect points of a relation over its lines: "client", "server", "client,server" or "". */
+static const char *detect_points_of(FIXTURE_DATA(entities) *self, const char *scope,
+				    const char *source_service, const char *dest_service)
+{
+	bool client = false, server = false;
+
+	for (int i = 0; i < self->line_count; i++) {
+		struct json_object *line = self->lines[i], *points;
+
+		if (!field_is(line, "scope", scope) || !field_is(line, "source_service", source_service) ||
+		    !field_is(line, "dest_service", dest_service) ||
+		    !json_object_object_get_ex(line, "detect_points", &points))
+			continue;
+		for (size_t j = 0; j < json_object_array_length(points); j++) {
+			const char *point = json_object_get_string(json_object_array_get_idx(points, j));
+
+			client = client || strcmp(point, "client") == 0;
+			server = server || strcmp(point, "server") == 0;
+		}
+	}
+	return client && server ? "client,server" : client ? "client" : server ? "server" : "";
+}
+
 static int entities_in_scope(FIXTURE_DATA(entities) *self, const char *scope)
 {
 	int n = 0;
@@ -300,6 +323,11 @@ KTEST_F(entities, two_services_are_named_and_counted_exactly, 120)
 	EXPECT_EQ(s->writes, metric_sum(self, "instance_relation", SVC("frontend"), self->client_pod,
 					SVC("backend"), self->server_pod,
 					"kubernetes_service_instance_relation_server_write_cpm"));
+	/* both pods are watched: OAP's client and server detect points */
+	EXPECT_STREQ("client,server",
+		     detect_points_of(self, "service_relation", SVC("frontend"), SVC("backend")));
+	EXPECT_STREQ("client,server",
+		     detect_points_of(self, "instance_relation", SVC("frontend"), SVC("backend")));
 }
 
 /* A server address the API does not know is OAP's single "Unknown" entity. */
@@ -316,6 +344,8 @@ KTEST_F(entities, unknown_peer_is_named_unknown, 120)
 					  "kubernetes_service_relation_connect_cpm"));
 	EXPECT_EQ(c->writes, metric_sum(self, "service_relation", SVC("frontend"), "Unknown", 0, 0,
 					"kubernetes_service_relation_client_write_cpm"));
+	/* only the client side saw it */
+	EXPECT_STREQ("client", detect_points_of(self, "service_relation", SVC("frontend"), "Unknown"));
 	/* the server is no known pod: no service, no instance relation */
 	EXPECT_EQ(1, entities_in_scope(self, "service"));
 	EXPECT_EQ(0, entities_in_scope(self, "instance_relation"));

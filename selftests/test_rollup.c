@@ -659,6 +659,16 @@ static int64_t metric_of(struct json_object *line, const char *metric)
 }
 
 /* Kernel rows in, one NDJSON line per entity out, named by the identity source. */
+/* A field of a line as JSON text, "" when the line or the field is missing. */
+static const char *json_field_text(struct json_object *line, const char *key)
+{
+	struct json_object *value;
+
+	if (!line || !json_object_object_get_ex(line, key, &value))
+		return "";
+	return json_object_to_json_string_ext(value, JSON_C_TO_STRING_SPACED);
+}
+
 TEST(kernel_rows_become_entity_lines)
 {
 	struct identity_source identity = { stub_local, stub_peer, NULL };
@@ -722,6 +732,12 @@ TEST(kernel_rows_become_entity_lines)
 			       "kubernetes_service_relation_server_read_cpm"));
 	EXPECT_EQ(500, metric_of(entity_line(lines, count, "instance_relation", "dest_instance", "b-1"),
 				 "kubernetes_service_instance_relation_client_write_package_duration"));
+	/* the relation was seen from both of its ends; services carry no detect point */
+	EXPECT_STREQ("[ \"client\", \"server\" ]",
+		     json_field_text(entity_line(lines, count, "service_relation", "source_service", "a.shop"),
+				     "detect_points"));
+	EXPECT_STREQ("", json_field_text(entity_line(lines, count, "service", "service", "a.shop"),
+					 "detect_points"));
 	for (int i = 0; i < count; i++)
 		json_object_put(lines[i]);
 	free(text);

@@ -425,6 +425,15 @@ unsigned int rollup_evaluate(const struct metric_plan *metric, const struct roll
 	return 0;
 }
 
+/* A relation side is a detect point of OAP's once it saw one call of any kind. */
+static bool side_has_calls(const struct rollup_measures *m)
+{
+	for (unsigned int event = 0; event < ROLLUP_EV_MAX; event++)
+		if (m->calls[event])
+			return true;
+	return false;
+}
+
 static void entity_view(const struct entity *entity, struct rollup_entity_view *ret_view)
 {
 	*ret_view = (struct rollup_entity_view){ .scope = entity->scope };
@@ -458,6 +467,9 @@ static void entity_view(const struct entity *entity, struct rollup_entity_view *
 			    entity->sides[1].m.calls[ROLLUP_EV_HTTP];
 
 		ret_view->component_id = http ? COMPONENT_HTTP : COMPONENT_TCP;
+		for (unsigned int role = ROLLUP_ROLE_CLIENT; role <= ROLLUP_ROLE_SERVER; role++)
+			if (side_has_calls(&entity->sides[role].m))
+				ret_view->detect_points |= 1u << role;
 	}
 }
 

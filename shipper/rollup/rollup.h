@@ -74,6 +74,8 @@ struct rollup_entity_view {
 	const char *dest_service;
 	const char *dest_instance;
 	unsigned int component_id;    /* relations: 49 http, 110 tcp */
+	/* relations: bit (1 << enum rollup_role) for each side that saw calls, OAP's detect points */
+	unsigned int detect_points;
 };
 
 /* Two views of one entity (views share the entity's name pointers). */

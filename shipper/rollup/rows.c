@@ -213,6 +213,18 @@ static void optional_field(struct json_writer *w, const char *key, const char *v
 		jw_string_field(w, key, value);
 }
 
+/* A relation's detect points as OAP names them: the sides that saw its calls. */
+static void detect_points_field(struct json_writer *w, unsigned int detect_points)
+{
+	jw_key(w, "detect_points");
+	jw_array_begin(w);
+	if (detect_points & (1u << ROLLUP_ROLE_CLIENT))
+		jw_string(w, "client");
+	if (detect_points & (1u << ROLLUP_ROLE_SERVER))
+		jw_string(w, "server");
+	jw_array_end(w);
+}
+
 static void entity_line_begin(struct json_emit *je, const struct rollup_entity_view *e)
 {
 	struct json_writer *w = je->w;
@@ -231,6 +243,8 @@ static void entity_line_begin(struct json_emit *je, const struct rollup_entity_v
 	optional_field(w, "dest_instance", e->dest_instance);
 	if (e->component_id)
 		jw_u64_field(w, "component_id", e->component_id);
+	if (e->detect_points)
+		detect_points_field(w, e->detect_points);
 	jw_key(w, "metrics");
 	jw_object_begin(w);
 	je->current = *e;
