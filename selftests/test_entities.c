@@ -627,8 +627,8 @@ KTEST_F(entities, meters_reach_oap_with_exact_counts, 120)
 
 #define PROM_INTERVAL_S 5
 #define PROM_CPM_PER_CALL (60 / PROM_INTERVAL_S)
-/* seconds the compatible-mode run needs inside one minute's bucket (it takes about 2) */
-#define COMPATIBLE_RUN_ROOM_S 20
+/* seconds a run kept inside one minute's bucket needs (tcp_run takes about 2) */
+#define ONE_BUCKET_RUN_ROOM_S 20
 
 static uint64_t wall_ms(void)
 {
@@ -1455,7 +1455,7 @@ KTEST_F(entities, compatible_mode_lets_oap_compute_the_same_numbers, 120)
 	START_FAKE_OAP_OR_SKIP(self);
 	ASSERT_EQ(0, agent_proc_start(&self->agent, args));
 	/* the whole run in one minute's bucket, so that every comparison below applies */
-	leave_room_in_bucket(60, COMPATIBLE_RUN_ROOM_S);
+	leave_room_in_bucket(60, ONE_BUCKET_RUN_ROOM_S);
 	ASSERT_EQ(0, tcp_run(&self->pods.client, &self->pods.server, &self->plan, self->truth));
 	ASSERT_EQ(0, stop_and_read(self));
 	stop_fake_oap(self);
@@ -1509,6 +1509,86 @@ KTEST_F(entities, compatible_mode_lets_oap_compute_the_same_numbers, 120)
 		  metric_sum(self, "service", SVC("frontend"), 0, 0, 0, "kubernetes_service_write_time"));
 	EXPECT_EQ((int64_t)(server_reads.duration_ns_sum / server_reads.calls),
 		  metric_sum(self, "service", SVC("backend"), 0, 0, 0, "kubernetes_service_read_time"));
+}
+
+/*
+ * The first numbers after `name` on its row of the table that follows the
+ * `title` line ("-" reads as -1); the count read, or -1 without that row.
+ */
+static int table_row(const char *path, const char *title, const char *name, long long *ret_values,
+		     int max_values)
+{
+	char line[1024];
+	bool in_table = false;
+	int count = -1;
+	FILE *file = fopen(path, "r");
+
+	while (file && count < 0 && fgets(line, sizeof(line), file)) {
+		char *rest = line + strspn(line, " ");
+
+		if (strncmp(rest, title, strlen(title)) == 0 && rest[strlen(title)] == ' ') {
+			in_table = true;
+			continue;
+		}
+		if (!in_table || strncmp(rest, name, strlen(name)) != 0 || rest[strlen(name)] != ' ')
+			continue;
+		rest += strlen(name);
+		for (count = 0; count < max_values; count++) {
+			char *end;
+
+			rest += strspn(rest, " ");
+			if (*rest == '-') {
+				ret_values[count] = -1;
+				rest++;
+				continue;
+			}
+			ret_values[count] = strtoll(rest, &end, 10);
+			if (end == rest)
+				break;
+			rest = end + strspn(end, ".0123456789");
+		}
+	}
+	if (file)
+		fclose(file);
+	return count;
+}
+
+/* `-o table` off a terminal: each bucket's entities as tables, by name, with their numbers. */
+KTEST_F(entities, table_output_names_entities_with_their_numbers, 120)
+{
+	const struct side_truth *c = &self->truth->client, *s = &self->truth->server;
+	char server[64], instance_relation[256];
+	const char *args[] = { "--pin-dir", ENTITIES_PIN_DIR, "-i", "60", "--set", server,
+			       "-o", "table", NULL };
+	long long values[6];
+
+	ASSERT_EQ(200, add_pod(self->api_port, &self->pods.client, self->client_pod, "frontend"));
+	ASSERT_EQ(200, add_pod(self->api_port, &self->pods.server, self->server_pod, "backend"));
+	snprintf(server, sizeof(server), "k8s_api_server=http://127.0.0.1:%d", self->api_port);
+	ASSERT_EQ(0, agent_proc_start(&self->agent, args));
+	/* one bucket, so that the table's row is the whole run */
+	leave_room_in_bucket(60, ONE_BUCKET_RUN_ROOM_S);
+	ASSERT_EQ(0, tcp_run(&self->pods.client, &self->pods.server, &self->plan, self->truth));
+	ASSERT_EQ(0, stop_and_read(self));
+	/* SERVICE: CONN/min ACPT/min READ/min WRITE/min ... */
+	ASSERT_EQ(7, table_row(self->agent.out_path, "SERVICE", SVC("frontend"), values, 7));
+	EXPECT_EQ(c->connects, values[0]);
+	EXPECT_EQ(c->writes, values[3]);
+	ASSERT_EQ(7, table_row(self->agent.out_path, "SERVICE", SVC("backend"), values, 7));
+	EXPECT_EQ(s->accepts, values[1]);
+	EXPECT_EQ(s->reads, values[2]);
+	/* relations: CONN/min ACPT/min C-WRITE/min S-READ/min HTTP/min HTTP ms */
+	ASSERT_EQ(6, table_row(self->agent.out_path, "SERVICE RELATION",
+			       SVC("frontend") " -> " SVC("backend"), values, 6));
+	EXPECT_EQ(c->connects, values[0]);
+	EXPECT_EQ(s->accepts, values[1]);
+	EXPECT_EQ(c->writes, values[2]);
+	EXPECT_EQ(s->reads, values[3]);
+	EXPECT_EQ(-1, values[4]); /* no HTTP */
+	snprintf(instance_relation, sizeof(instance_relation), "%s/%s -> %s/%s", SVC("frontend"),
+		 self->client_pod, SVC("backend"), self->server_pod);
+	ASSERT_EQ(6, table_row(self->agent.out_path, "INSTANCE RELATION", instance_relation, values, 6));
+	EXPECT_EQ(c->writes, values[2]);
 }
 
 TEST_HARNESS_MAIN
