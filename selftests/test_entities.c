@@ -476,7 +476,8 @@ static int read_port(const char *port_path, int timeout_ms)
  * settings for both (self->api_setting, self->oap_setting). -ENOENT when
  * there is no fake_oap binary, -1 on failure.
  */
-static int start_fake_oap_and_pods(FIXTURE_DATA(entities) *self)
+/* The fake OAP, and the client pod (and the server pod unless `client_only`) in the fake API. */
+static int start_fake_oap_with_pods(FIXTURE_DATA(entities) *self, bool client_only)
 {
 	int port;
 
@@ -493,14 +494,18 @@ static int start_fake_oap_and_pods(FIXTURE_DATA(entities) *self)
 		 self->api_port);
 	snprintf(self->oap_setting, sizeof(self->oap_setting), "oap_address=127.0.0.1:%d", port);
 	if (add_pod(self->api_port, &self->pods.client, self->client_pod, "frontend") != 200 ||
-	    add_pod(self->api_port, &self->pods.server, self->server_pod, "backend") != 200)
+	    (!client_only &&
+	     add_pod(self->api_port, &self->pods.server, self->server_pod, "backend") != 200))
 		return -1;
 	return 0;
 }
 
 #define START_FAKE_OAP_OR_SKIP(self)                                                   \
+	START_FAKE_OAP_WITH_PODS_OR_SKIP(self, false)
+
+#define START_FAKE_OAP_WITH_PODS_OR_SKIP(self, client_only)                            \
 	do {                                                                           \
-		int started = start_fake_oap_and_pods(self);                           \
+		int started = start_fake_oap_with_pods(self, client_only);             \
 		if (started == -ENOENT)                                                \
 			SKIP(return, "no fake_oap next to %s", kaccess_binary());      \
 		ASSERT_EQ(0, started);                                                 \
@@ -1145,6 +1150,39 @@ KTEST_F(entities, access_logs_reach_oap_for_every_connection_event, 120)
 	EXPECT_EQ(0, n.bad_times);
 	EXPECT_LT(0, n.calls);
 	EXPECT_EQ(n.calls, n.node_first);
+}
+
+/* A pod the API does not know sends no access logs, and says how many it did not send. */
+KTEST_F(entities, access_logs_of_an_unknown_pod_are_skipped_and_counted, 120)
+{
+	const struct side_truth *c = &self->truth->client, *s = &self->truth->server;
+	struct prom_agent_settings prom;
+	const char *args[] = { "--pin-dir", ENTITIES_PIN_DIR, "-i", "60", "--set", self->api_setting,
+			       "--set", self->oap_setting, "--set", "oap_mode=access_logs",
+			       "--set", prom.listen, NULL };
+	struct access_log_counts n = { 0 };
+
+	START_FAKE_OAP_WITH_PODS_OR_SKIP(self, true); /* the server pod stays unknown */
+	prom_agent_settings_init(self, &prom, "skipped");
+	ASSERT_EQ(0, agent_proc_start(&self->agent, args));
+	ASSERT_EQ(0, tcp_run(&self->pods.client, &self->pods.server, &self->plan, self->truth));
+	usleep(1000 * 1000); /* the loop reads the last closes within 200 ms */
+	ASSERT_EQ(0, run_quiet("curl -sf http://%s/metrics -o %s", prom.listen + strlen("http_listen="),
+			       prom.metrics_path));
+	/* the server side's opens (accepts) and closes */
+	EXPECT_EQ(s->accepts + s->closes,
+		  sample_value(prom.metrics_path,
+			       "kaccess_oap_access_logs_skipped_total{reason=\"unknown_local\"}"));
+	EXPECT_EQ(0, sample_value(prom.metrics_path,
+				  "kaccess_oap_access_logs_skipped_total{reason=\"excluded_local\"}"));
+	unlink(prom.metrics_path);
+	ASSERT_EQ(0, stop_and_read(self));
+	stop_fake_oap(self);
+	ASSERT_EQ(0, read_access_logs(self->oap_out, self->client_pod, self->server_pod, &n));
+	EXPECT_EQ(c->connects, n.connects);
+	EXPECT_EQ(c->closes, n.client_closes);
+	EXPECT_EQ(0, n.accepts);
+	EXPECT_EQ(0, n.server_closes);
 }
 
 /* ---- HTTP protocol logs ---------------------------------------------------- */

@@ -7,6 +7,7 @@
  * so a bucket's entity lines come before its "bucket" line.
  */
 #include <errno.h>
+#include <stdatomic.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,6 +31,9 @@ struct entities_state {
 	struct sink *sink;
 	struct rollup_stats totals;
 	struct oap_sender *oap;       /* NULL: not sending to OAP */
+	/* connection events and HTTP exchanges not sent as access logs: their local side is
+	 * no known pod / in an excluded namespace (written by the loop, read by /metrics) */
+	_Atomic uint64_t access_logs_unknown_local, access_logs_excluded_local;
 	char meter_instance[256];     /* MeterData.serviceInstance: this node */
 	/* The last bucket's entities as Prometheus text, written by the loop, read by /metrics. */
 	pthread_mutex_t published_lock;
@@ -77,6 +81,22 @@ static const struct k8s_identity *event_peer(struct entities_state *state,
 	return peer && peer->kind == K8S_KIND_POD ? peer : NULL;
 }
 
+/*
+ * The local pod an access log names, or false (counted) when there is none
+ * to name: OAP could not place the log, or the namespace policy keeps it out.
+ */
+static bool access_log_local(struct entities_state *state, uint64_t cgroup_id,
+			     struct k8s_identity *ret_local)
+{
+	int err = identity_local_pod(state->identity_ctx.k8s, cgroup_id, ret_local);
+
+	if (err == -EPERM)
+		atomic_fetch_add(&state->access_logs_excluded_local, 1);
+	else if (err < 0)
+		atomic_fetch_add(&state->access_logs_unknown_local, 1);
+	return err == 0;
+}
+
 /* Connection events of known pods as access logs; others OAP could not place. */
 static void entities_connection(struct sink *sink, const struct kaccess_conn_event *event)
 {
@@ -86,7 +106,7 @@ static void entities_connection(struct sink *sink, const struct kaccess_conn_eve
 
 	if (!sends_access_logs(state))
 		return;
-	if (identity_local_pod(state->identity_ctx.k8s, event->conn.agg.cgroup_id, &local) < 0)
+	if (!access_log_local(state, event->conn.agg.cgroup_id, &local))
 		return;
 	err = access_log_send_event(state->oap, event, &local, event_peer(state, event, &local, &peer));
 	if (err && err != -EINVAL)
@@ -103,7 +123,7 @@ static void entities_http_exchange(struct sink *sink, const struct http_record *
 
 	if (!sends_access_logs(state))
 		return;
-	if (identity_local_pod(state->identity_ctx.k8s, record->agg.cgroup_id, &local) < 0)
+	if (!access_log_local(state, record->agg.cgroup_id, &local))
 		return;
 	peer_pod = identity_peer(state->identity_ctx.k8s, &local, record->agg.peer_addr,
 				 record->agg.peer_port, NULL, &peer);
@@ -202,6 +222,7 @@ static void send_syscall_logs(struct entities_state *state, const struct bucket_
 		const struct agg_row *row = &report->rows[i];
 		const struct k8s_identity *peer_pod;
 
+		/* rows without a pod to name are counted by the rollup (kaccess_entity_flows_total) */
 		if (identity_local_pod(state->identity_ctx.k8s, row->key.cgroup_id, &local) < 0)
 			continue;
 		peer_pod = identity_peer(state->identity_ctx.k8s, &local, row->key.peer_addr,
@@ -376,6 +397,16 @@ static void render_entities(void *ctx, struct strbuf *out)
 	render_k8s(state->identity_ctx.k8s, out);
 	if (state->oap)
 		render_oap(state->oap, out);
+	if (sends_access_logs(state))
+		strbuf_printf(out,
+			      "# HELP kaccess_oap_access_logs_skipped_total Connection events and HTTP exchanges "
+			      "not sent as access logs: their local side is no known pod, or its namespace is "
+			      "excluded.\n"
+			      "# TYPE kaccess_oap_access_logs_skipped_total counter\n"
+			      "kaccess_oap_access_logs_skipped_total{reason=\"unknown_local\"} %llu\n"
+			      "kaccess_oap_access_logs_skipped_total{reason=\"excluded_local\"} %llu\n",
+			      (unsigned long long)atomic_load(&state->access_logs_unknown_local),
+			      (unsigned long long)atomic_load(&state->access_logs_excluded_local));
 	strbuf_printf(out,
 		      "# HELP kaccess_entity_flows_total Rows named and rolled up, and those dropped: OAP's rules, "
 		      "local side no known pod or in an excluded namespace.\n"
