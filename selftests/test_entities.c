@@ -1591,13 +1591,41 @@ static int table_row(const char *path, const char *title, const char *name, long
 	return count;
 }
 
+/*
+ * The first value of `metric` under the entity line "  <scope> <name>" of
+ * the table output's metric list (table_metrics = all); -1 without it.
+ */
+static long long listed_metric(const char *path, const char *entity, const char *metric)
+{
+	char line[1024], header[512];
+	bool in_entity = false;
+	long long value = -1;
+	FILE *file = fopen(path, "r");
+
+	snprintf(header, sizeof(header), "  %s\n", entity);
+	while (file && value < 0 && fgets(line, sizeof(line), file)) {
+		char *name = line + 4;
+
+		if (strncmp(line, "  ", 2) == 0 && line[2] != ' ') {
+			in_entity = strcmp(line, header) == 0;
+			continue;
+		}
+		if (in_entity && strncmp(line, "    ", 4) == 0 && strncmp(name, metric, strlen(metric)) == 0 &&
+		    name[strlen(metric)] == ' ')
+			value = strtoll(name + strlen(metric), NULL, 10);
+	}
+	if (file)
+		fclose(file);
+	return value;
+}
+
 /* `-o table` off a terminal: each bucket's entities as tables, by name, with their numbers. */
 KTEST_F(entities, table_output_names_entities_with_their_numbers, 120)
 {
 	const struct side_truth *c = &self->truth->client, *s = &self->truth->server;
 	char server[64], instance_relation[256];
 	const char *args[] = { "--pin-dir", ENTITIES_PIN_DIR, "-i", "60", "--set", server,
-			       "-o", "table", NULL };
+			       "-o", "table", "--set", "table_metrics=all", NULL };
 	long long values[6];
 
 	ASSERT_EQ(200, add_pod(self->api_port, &self->pods.client, self->client_pod, "frontend"));
@@ -1627,6 +1655,16 @@ KTEST_F(entities, table_output_names_entities_with_their_numbers, 120)
 		 self->client_pod, SVC("backend"), self->server_pod);
 	ASSERT_EQ(6, table_row(self->agent.out_path, "INSTANCE RELATION", instance_relation, values, 6));
 	EXPECT_EQ(c->writes, values[2]);
+	/* table_metrics = all: every metric of every entity, one per line */
+	EXPECT_EQ(c->writes, listed_metric(self->agent.out_path,
+					   "SERVICE RELATION " SVC("frontend") " -> " SVC("backend"),
+					   "kubernetes_service_relation_client_write_cpm"));
+	EXPECT_EQ(s->reads, listed_metric(self->agent.out_path, "SERVICE " SVC("backend"),
+					  "kubernetes_service_read_cpm"));
+	EXPECT_EQ(c->closes + s->closes,
+		  listed_metric(self->agent.out_path,
+				"SERVICE RELATION " SVC("frontend") " -> " SVC("backend"),
+				"kubernetes_service_relation_close_cpm"));
 }
 
 TEST_HARNESS_MAIN

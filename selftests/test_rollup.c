@@ -833,8 +833,9 @@ TEST(every_oap_metric_appears_for_traffic_that_matches_every_filter)
 	const struct emitted *p;
 	struct collector *out = calloc(1, sizeof(*out));
 	struct rollup *rollup;
-	char line[1024], *fields[5];
-	FILE *tsv;
+	char line[1024], *fields[5], list_line[256], *list = NULL;
+	size_t list_len = 0;
+	FILE *tsv, *list_file;
 
 	ASSERT_NE(NULL, out);
 	agg_row_set(&rows[0], 10, 2, KACCESS_ROLE_CLIENT);
@@ -860,10 +861,15 @@ TEST(every_oap_metric_appears_for_traffic_that_matches_every_filter)
 	ASSERT_EQ(0, rollup_add_rows(rollup, rows, 2, &identity, EVERY_L24_MEASURE));
 	ASSERT_EQ(0, rollup_add_http_rows(rollup, http, 2, &identity, endpoint_cart, NULL));
 	ASSERT_EQ(0, rollup_emit(rollup, collect, out));
+	list_file = open_memstream(&list, &list_len);
+	ASSERT_NE(NULL, list_file);
+	ASSERT_EQ(0, rollup_write_metric_list(rollup, list_file, "test"));
+	fclose(list_file);
 	rollup_free(rollup);
 
 	tsv = fopen(OAP_METRICS_TSV, "r");
 	if (!tsv) {
+		free(list);
 		free(out);
 		SKIP(return, "%s not here (the VM guest carries no ../shared)", OAP_METRICS_TSV);
 	}
@@ -877,6 +883,9 @@ TEST(every_oap_metric_appears_for_traffic_that_matches_every_filter)
 				scope = s;
 		ASSERT_NE(ROLLUP_SCOPE_MAX, scope) TH_LOG("scope %s", fields[1]);
 		EXPECT_TRUE(emitted_in_scope(out, scope, fields[0])) TH_LOG("%s not emitted", fields[0]);
+		/* and the table's metric list (table_metrics = all) has a line for it */
+		snprintf(list_line, sizeof(list_line), "\n    %s ", fields[0]);
+		EXPECT_NE(NULL, strstr(list, list_line)) TH_LOG("%s not in the metric list", fields[0]);
 		tsv_names[scope]++;
 		total++;
 	}
@@ -924,6 +933,10 @@ TEST(every_oap_metric_appears_for_traffic_that_matches_every_filter)
 	EXPECT_EQ(600, p->values[1]);
 	EXPECT_EQ(2000, p->values[2]);
 	EXPECT_EQ(2000, p->values[4]);
+	/* the metric list prints the percentiles in order on the metric's line */
+	EXPECT_NE(NULL, strstr(list, "kubernetes_service_percentile"));
+	EXPECT_NE(NULL, strstr(list, " 490 600 2000 2000 2000\n"));
+	free(list);
 	free(out);
 }
 

@@ -25,6 +25,7 @@ static const char *const log_level_names[] = { "error", "warn", "info", "debug",
 static const char *const hooks_names[] = { "auto", "fentry", "sock", "fd", NULL };
 static const char *const off_on_names[] = { "off", "on", NULL };
 static const char *const http_log_policy_names[] = { "all", "errors_slow", "sampled", "none", NULL };
+static const char *const table_metrics_names[] = { "summary", "all", NULL };
 
 #define FIELD(name) offsetof(struct kaccess_config, name)
 
@@ -32,6 +33,7 @@ static const struct config_key config_keys[] = {
 	{ "output", CONFIG_CHOICE, FIELD(output), 0, 0, output_names, NULL, true },
 	{ "interval_s", CONFIG_UINT, FIELD(interval_s), 1, 3600, NULL, "seconds", false },
 	{ "refresh_ms", CONFIG_UINT, FIELD(refresh_ms), 100, 60000, NULL, "milliseconds", true },
+	{ "table_metrics", CONFIG_CHOICE, FIELD(table_metrics), 0, 0, table_metrics_names, NULL, false },
 	{ "sweep_interval_s", CONFIG_UINT, FIELD(sweep_interval_s), 0, 86400, NULL, "seconds", true },
 	{ "cgroup", CONFIG_STRING, FIELD(cgroup), 0, 0, NULL, NULL, false },
 	{ "pin_dir", CONFIG_STRING, FIELD(pin_dir), 0, 0, NULL, NULL, false },

@@ -27,6 +27,7 @@ struct kaccess_config {
 	unsigned int output;                 /* enum output_format */
 	unsigned int interval_s;             /* aggregation bucket length */
 	unsigned int refresh_ms;             /* live table redraw period */
+	unsigned int table_metrics;          /* entities off a terminal: 0 summary tables, 1 every metric too */
 	unsigned int sweep_interval_s;       /* conn_table sweep period; 0 = never */
 	char cgroup[PATH_MAX];               /* watched cgroup v2 subtree; "" = all */
 	char pin_dir[PATH_MAX];              /* bpffs directory for pins; "" = none */

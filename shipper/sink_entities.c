@@ -310,6 +310,8 @@ static void entities_bucket(struct sink *sink, const struct bucket_report *repor
 		snprintf(bucket_text, sizeof(bucket_text), "bucket %llu",
 			 (unsigned long long)report->bucket);
 		rollup_write_table(rollup, sink->env.out, bucket_text);
+		if (state->cfg->table_metrics)
+			rollup_write_metric_list(rollup, sink->env.out, bucket_text);
 	}
 	rollup_free(rollup);
 }

@@ -63,6 +63,13 @@ int rollup_add_http_rows(struct rollup *rollup, const struct http_row *rows, siz
  */
 int rollup_write_table(struct rollup *rollup, FILE *out, const char *bucket_text);
 
+/*
+ * For people who want all of it (`table_metrics = all`): every entity by
+ * scope and name, then each of its metrics on a line with its values, in
+ * OAP's units (as the JSON lines have them).
+ */
+int rollup_write_metric_list(struct rollup *rollup, FILE *out, const char *bucket_text);
+
 /* OAP's default apdex threshold, milliseconds. */
 #define ROLLUP_APDEX_THRESHOLD_MS 500
 

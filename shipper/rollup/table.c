@@ -164,3 +164,48 @@ int rollup_write_table(struct rollup *rollup, FILE *out, const char *bucket_text
 	fflush(out);
 	return 0;
 }
+
+/* The table title of an entity's scope. */
+static const char *scope_title(enum rollup_scope scope)
+{
+	for (size_t t = 0; t < sizeof(tables) / sizeof(tables[0]); t++)
+		if (tables[t].scope == scope)
+			return tables[t].title;
+	return "?";
+}
+
+struct list_emit {
+	FILE *out;
+	struct rollup_entity_view current;
+	bool open;
+};
+
+static void emit_list(void *ctx, const struct rollup_entity_view *entity,
+		      const struct metric_plan *metric, const int64_t *values, unsigned int count)
+{
+	struct list_emit *le = ctx;
+	char name[512];
+
+	if (!le->open || !rollup_entity_view_same(&le->current, entity)) {
+		entity_name(entity, name, sizeof(name));
+		fprintf(le->out, "  %s %s\n", scope_title(entity->scope), name);
+		le->current = *entity;
+		le->open = true;
+	}
+	fprintf(le->out, "    %-64s", metric->name);
+	for (unsigned int i = 0; i < count; i++)
+		fprintf(le->out, " %lld", (long long)values[i]);
+	fputc('\n', le->out);
+}
+
+int rollup_write_metric_list(struct rollup *rollup, FILE *out, const char *bucket_text)
+{
+	struct list_emit le = { .out = out };
+	int err;
+
+	fprintf(out, "\nentities %s, every metric (OAP's units: ns, HTTP in ms, rates and apdex in "
+		     "1/10000; percentiles p50 p75 p90 p95 p99)\n", bucket_text);
+	err = rollup_emit(rollup, emit_list, &le);
+	fflush(out);
+	return err;
+}
