@@ -177,17 +177,10 @@ static __always_inline struct kaccess_http_value *http_row(const struct kaccess_
 	return bpf_map_lookup_elem(generation, key);
 }
 
-
 _Static_assert(HTTP_COMPLETE == KACCESS_HTTP_OUTCOME_COMPLETE &&
 	       HTTP_TRUNCATED == KACCESS_HTTP_OUTCOME_CUT &&
 	       HTTP_NO_RESPONSE == KACCESS_HTTP_OUTCOME_NO_RESPONSE, "outcomes as records carry them");
 
-/*
- * The connection's ports for its records. Every path that ends an exchange
- * (a transfer, the 101 that was not HTTP/2, tcp_destroy before it deletes
- * the entry) runs while conn_table holds the connection; one lookup per
- * record spares http_conns a copy of them. 0 if it is gone or reused.
- */
 /* The exchange's access-log record (config http_log_policy): its numbers, fixed size. */
 static __always_inline void http_send_exchange(struct http_conn *hc, struct http_request_slot *slot)
 {

@@ -761,7 +761,7 @@ cpu_ns() {
 shipper_report() {
 	[[ -s $WORK_DIR/shipper.tsv ]] || return 0
 	printf '\nShipper (the kaccess process) CPU and memory over the agent runs'"'"' wrk traffic\n'
-	awk -f "$BENCH_DIR/cpu_share.awk" -f "$BENCH_DIR/shipper.awk" -v ndjson="$RESULTS_TMP" -v clk_tck="$(getconf CLK_TCK)" \
+	awk -f "$BENCH_DIR/cpu_share.awk" -f "$BENCH_DIR/shipper.awk" -v ndjson="$RESULTS_TMP" -v clk_tck="$CLOCK_TICKS_PER_S" \
 		-v cpu_target_pct="$SHIPPER_CPU_TARGET_PCT" -v rss_target_mib="$SHIPPER_RSS_TARGET_MIB" \
 		-v rate_ref="$SHIPPER_RATE_REF" "$WORK_DIR/shipper.tsv" || die "the shipper report failed"
 }
