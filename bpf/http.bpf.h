@@ -1031,7 +1031,7 @@ static __always_inline bool http_payload_is_response(struct http_scratch *s, __u
  */
 static __always_inline void http_transfer(__u64 sk, struct kaccess_conn *conn, bool is_read,
 					  __u64 bytes, __u64 ptr, __u32 kind, __u64 count,
-					  __u64 now_ns)
+					  __u64 now_ns, __u64 call_ns)
 {
 	struct http_walk walk = {};
 	struct http_conn *hc;
@@ -1085,6 +1085,7 @@ static __always_inline void http_transfer(__u64 sk, struct kaccess_conn *conn, b
 	s->left = bytes;
 	s->win_len = s->win_pos = 0;
 	s->now_ns = now_ns;
+	s->call_ns = call_ns;
 	s->error = HTTP_OK;
 	s->is_request = is_request;
 	s->head_avail = 0;

@@ -616,7 +616,8 @@ static __always_inline void h2_stop(__u64 sk, struct kaccess_conn *conn, __u8 st
  * (h2_transfer_rest takes them).
  */
 static __always_inline bool h2_claim(__u64 sk, struct kaccess_conn *conn, bool is_read,
-				     __u64 bytes, __u64 ptr, __u32 kind, __u64 count, __u64 now_ns)
+				     __u64 bytes, __u64 ptr, __u32 kind, __u64 count, __u64 now_ns,
+				     __u64 call_ns)
 {
 	struct http_scratch *s;
 	__u32 zero = 0;
@@ -637,6 +638,7 @@ static __always_inline bool h2_claim(__u64 sk, struct kaccess_conn *conn, bool i
 	s->left = bytes;
 	s->win_len = s->win_pos = 0;
 	s->now_ns = now_ns;
+	s->call_ns = call_ns;
 	s->is_request = (conn->agg.role == KACCESS_ROLE_CLIENT) != is_read;
 	if (state != KACCESS_HTTP_UNDECIDED)
 		return true;

@@ -130,9 +130,10 @@ static __always_inline void transfer_done(__u64 sk, struct kaccess_conn *conn,
 	__u64 now_ns = bpf_ktime_get_ns();
 
 	transfer_account(key, is_read, start_ns, sc->l4_start_ns, bytes, now_ns);
-	if (!h2_claim(sk, conn, is_read, bytes, sc->user_ptr, sc->buf_kind, sc->buf_count, now_ns))
+	if (!h2_claim(sk, conn, is_read, bytes, sc->user_ptr, sc->buf_kind, sc->buf_count, now_ns,
+		      now_ns - start_ns))
 		http_transfer(sk, conn, is_read, bytes, sc->user_ptr, sc->buf_kind, sc->buf_count,
-			      now_ns);
+			      now_ns, now_ns - start_ns);
 	h2_transfer_rest(sk, conn); /* HTTP/2's calls, and what follows a 101 in an HTTP/1.1 one */
 }
 

@@ -316,6 +316,21 @@ enum kaccess_http_outcome {
 	KACCESS_HTTP_OUTCOME_NO_RESPONSE = 2, /* the connection ended before a status line */
 };
 
+/*
+ * The read and write calls of one exchange. A call belongs to the message
+ * (HTTP/1.x) or stream (HTTP/2) of its first byte: a call that finishes one
+ * message and begins the next is the first one's; HTTP/2 calls that begin
+ * with a connection-level frame (SETTINGS, PING, WINDOW_UPDATE on stream 0)
+ * belong to no exchange. Durations are each call's, entry to exit.
+ */
+struct kaccess_http_calls {
+	__u32 request_calls;      /* calls whose first byte was the request's */
+	__u32 response_calls;     /* ...the response's (interim 1xx included) */
+	__u64 request_call_ns;    /* the sum of their durations */
+	__u64 response_call_ns;
+};
+_Static_assert(sizeof(struct kaccess_http_calls) == 24, "kaccess_http_calls layout");
+
 /* Ring buffer record: one HTTP/1.x exchange was counted, exactly this size. */
 struct kaccess_http_exchange_event {
 	__u32 type;         /* KACCESS_EVENT_HTTP_EXCHANGE */
@@ -335,8 +350,9 @@ struct kaccess_http_exchange_event {
 	__u16 local_port;   /* the connection's ports (kaccess_conn), host byte order: */
 	__u16 remote_port;  /* agg has no local port, nor the peer's for the server role */
 	struct kaccess_agg_key agg; /* the connection's row key: cgroup, peer, role */
+	struct kaccess_http_calls calls;
 };
-_Static_assert(sizeof(struct kaccess_http_exchange_event) == 80 + 32, "kaccess_http_exchange_event layout");
+_Static_assert(sizeof(struct kaccess_http_exchange_event) == 80 + 32 + 24, "kaccess_http_exchange_event layout");
 
 /* ---- HTTP/2 ----------------------------------------------------------------
  *
@@ -393,8 +409,9 @@ struct kaccess_h2_sizes {
 	__u32 upgrade_seq;            /* with `endpoint`: the HTTP/1.1 request's number, the seq of its
 				       * kaccess_http_head_event (its Host and trace headers) */
 	__u32 upgrade_unused;         /* explicit padding */
+	struct kaccess_http_calls calls; /* the stream's calls: those whose first frame is its */
 };
-_Static_assert(sizeof(struct kaccess_h2_sizes) == 64, "kaccess_h2_sizes layout");
+_Static_assert(sizeof(struct kaccess_h2_sizes) == 88, "kaccess_h2_sizes layout");
 
 /* Ring buffer record: one HTTP/2 exchange ended, exactly this size. */
 struct kaccess_h2_stream_event {
@@ -410,7 +427,7 @@ struct kaccess_h2_stream_event {
 	struct kaccess_agg_key agg;
 	struct kaccess_h2_sizes sizes;
 };
-_Static_assert(sizeof(struct kaccess_h2_stream_event) == 48 + 32 + 64, "kaccess_h2_stream_event layout");
+_Static_assert(sizeof(struct kaccess_h2_stream_event) == 48 + 32 + 88, "kaccess_h2_stream_event layout");
 
 /* h2_streams key: one stream of one connection. */
 struct kaccess_h2_stream_key {

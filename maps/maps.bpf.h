@@ -329,7 +329,7 @@ struct {
  * still open when their connection ends are read and deleted by the shipper.
  * LRU: streams of connections whose end was never seen cannot fill it; an
  * open stream evicted is counted (h2_stream_lost) when its response comes.
- * Size: 16384 streams (`http_conns_max_entries`), 88 B each: 2.38 MiB. Not pinned.
+ * Size: 16384 streams (`http_conns_max_entries`), 112 B each: 2.75 MiB. Not pinned.
  */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -376,6 +376,7 @@ struct http_scratch {
 	__u64 seg_off;             /* position in the current segment */
 	__u64 left;                /* bytes of the call not parsed yet */
 	__u64 now_ns;
+	__u64 call_ns;             /* the call's duration: the message of its first byte gets it */
 	__u32 nseg, seg_idx;
 	__u32 win_len, win_pos;    /* data[win_pos..win_len) are the next bytes */
 	__u32 error;               /* enum http_error */

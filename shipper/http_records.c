@@ -317,6 +317,7 @@ void http_records_on_exchange(struct http_records *records, const void *data, si
 	r.request_body_bytes = e->request_body_bytes;
 	r.response_header_bytes = e->response_header_bytes;
 	r.response_body_bytes = e->response_body_bytes;
+	r.calls = e->calls;
 	http_record_set_method_path(records->cfg.names, e->endpoint, endpoint, &r);
 	http_records_submit_with_head(records, &r, e->seq, e->seq);
 }

@@ -34,6 +34,7 @@ struct http_record {
 	uint64_t start_ns, end_ns;    /* CLOCK_MONOTONIC (nanoseconds since boot) */
 	uint64_t request_header_bytes, request_body_bytes;
 	uint64_t response_header_bytes, response_body_bytes;
+	struct kaccess_http_calls calls; /* the exchange's read and write calls (maps/kaccess.h) */
 	const char *method, *path, *host;
 	const char *sw8, *traceparent, *b3;
 	bool head_cut;                /* the request head was not all seen: headers may be missing */

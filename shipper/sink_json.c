@@ -288,6 +288,10 @@ static void json_http_exchange(struct sink *sink, const struct http_record *r)
 	jw_u64_field(&w, "request_body_bytes", r->request_body_bytes);
 	jw_u64_field(&w, "response_header_bytes", r->response_header_bytes);
 	jw_u64_field(&w, "response_body_bytes", r->response_body_bytes);
+	jw_u64_field(&w, "request_calls", r->calls.request_calls);
+	jw_u64_field(&w, "request_call_ns", r->calls.request_call_ns);
+	jw_u64_field(&w, "response_calls", r->calls.response_calls);
+	jw_u64_field(&w, "response_call_ns", r->calls.response_call_ns);
 	jw_string_field(&w, "sw8", r->sw8);
 	jw_string_field(&w, "traceparent", r->traceparent);
 	jw_string_field(&w, "b3", r->b3);

@@ -483,6 +483,7 @@ static void submit_record(struct h2_exchanges *h2, const struct h2_record_source
 		.end_ns = end_ns > sizes->start_ns ? end_ns : sizes->start_ns,
 		.request_header_bytes = sizes->request_header_bytes,
 		.request_body_bytes = sizes->request_body_bytes,
+		.calls = sizes->calls,
 	};
 
 	if (!h2->cfg.records)
