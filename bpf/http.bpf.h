@@ -181,6 +181,21 @@ _Static_assert(HTTP_COMPLETE == KACCESS_HTTP_OUTCOME_COMPLETE &&
 	       HTTP_TRUNCATED == KACCESS_HTTP_OUTCOME_CUT &&
 	       HTTP_NO_RESPONSE == KACCESS_HTTP_OUTCOME_NO_RESPONSE, "outcomes as records carry them");
 
+/* A message's calls are final: move them from its direction's parser to where they are kept. */
+static __always_inline void http_take_calls(struct http_parser *p, __u32 *calls, __u64 *call_ns)
+{
+	*calls = p->calls;
+	*call_ns = p->call_ns;
+	p->calls = 0;
+	p->call_ns = 0;
+}
+
+static __always_inline void http_take_request_calls(struct http_conn *hc,
+						    struct http_request_slot *slot)
+{
+	http_take_calls(&hc->req, &slot->calls.request_calls, &slot->calls.request_call_ns);
+}
+
 /* The exchange's access-log record (config http_log_policy): its numbers, fixed size. */
 static __always_inline void http_send_exchange(struct http_conn *hc, struct http_request_slot *slot)
 {
@@ -214,6 +229,7 @@ static __always_inline void http_send_exchange(struct http_conn *hc, struct http
 	e->local_port = hc->local_port;
 	e->remote_port = hc->remote_port;
 	__builtin_memcpy(&e->agg, &hc->agg, sizeof(e->agg));
+	__builtin_memcpy(&e->calls, &slot->calls, sizeof(e->calls));
 	bpf_ringbuf_submit(e, ringbuf_wakeup_flags());
 }
 
@@ -282,13 +298,17 @@ static __noinline int http_record(struct http_conn *hc, __u32 outcome, __u64 end
 	slot->resp_body_bytes = hc->resp.body_bytes;
 	slot->end_ns = end_ns;
 	hc->interim_header_bytes = 0;
+	/* an unanswered request's: the calls of a response that never began (0) */
+	http_take_calls(&hc->resp, &slot->calls.response_calls, &slot->calls.response_call_ns);
 	if (!slot->ended && slot->seq == hc->req.seq && hc->req.phase != PH_IDLE &&
 	    outcome != HTTP_NO_RESPONSE) {
 		slot->answered = 1; /* answered early: counted when the request ends */
 		return 0;
 	}
-	if (!slot->ended && slot->seq == hc->req.seq)
+	if (!slot->ended && slot->seq == hc->req.seq) {
 		slot->body_bytes = hc->req.body_bytes; /* what arrived of it */
+		http_take_request_calls(hc, slot);
+	}
 	return http_count_exchange(hc, slot);
 }
 
@@ -326,10 +346,14 @@ static __always_inline void http_message_done(struct http_conn *hc, struct http_
 		if (http_pending(hc, p->seq)) {
 			slot->body_bytes = p->body_bytes;
 			slot->ended = 1;
+			http_take_request_calls(hc, slot);
 		} else if (slot->answered && slot->seq == p->seq) {
 			slot->body_bytes = p->body_bytes;
+			http_take_request_calls(hc, slot);
 			http_count_exchange(hc, slot);
 		}
+		p->calls = 0; /* a request no slot kept: its calls go with it */
+		p->call_ns = 0;
 		return;
 	}
 	http_record(hc, HTTP_COMPLETE, s->now_ns);
@@ -447,6 +471,7 @@ static __always_inline int http_request_line_done(struct http_conn *hc, struct h
 	slot->header_bytes = 0;
 	slot->body_bytes = 0;
 	slot->ended = 0;
+	__builtin_memset(&slot->calls, 0, sizeof(slot->calls));
 	slot->head = p->flags & HTTP_F_VALUE; /* set at the method: HEAD */
 	slot->version = p->roll_lo == TOKEN_HTTP_1_0 ? KACCESS_HTTP_VERSION_1_0 : KACCESS_HTTP_VERSION_1_1;
 	p->flags = 0;
@@ -1026,6 +1051,17 @@ static __always_inline bool http_payload_is_response(struct http_scratch *s, __u
 }
 
 /*
+ * A call belongs to the message of its first byte: the one the parser is
+ * in, or (parser idle) the one that begins with it. A message that ends
+ * inside the call keeps it; one that begins after it in the call does not.
+ */
+static __always_inline void http_count_call(struct http_parser *p, __u64 call_ns)
+{
+	p->calls++;
+	p->call_ns += call_ns;
+}
+
+/*
  * Feed one read or write of `bytes` (> 0) on a tracked connection to its
  * parser. `conn` is the conn_table entry of socket `sk`.
  */
@@ -1089,6 +1125,7 @@ static __always_inline void http_transfer(__u64 sk, struct kaccess_conn *conn, b
 	s->error = HTTP_OK;
 	s->is_request = is_request;
 	s->head_avail = 0;
+	http_count_call(is_request ? &hc->req : &hc->resp, call_ns);
 	walk.hc = hc;
 	walk.s = s;
 	bpf_loop(HTTP_MAX_STEPS, http_step, &walk, 0);
@@ -1133,6 +1170,7 @@ static __always_inline void http_conn_end(__u64 sk, __u64 now_ns)
 	slot = &hc->pending[hc->req.seq & (HTTP_PIPELINE_DEPTH - 1)];
 	if (slot->answered && slot->seq == hc->req.seq) {
 		slot->body_bytes = hc->req.body_bytes;
+		http_take_request_calls(hc, slot);
 		http_count_exchange(hc, slot);
 	}
 	if (hc->head != hc->tail) {

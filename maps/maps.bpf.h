@@ -218,6 +218,7 @@ struct http_request_slot {
 	__u32 pad2;
 	__u64 resp_body_bytes;
 	__u64 end_ns;
+	struct kaccess_http_calls calls; /* request's: at its end; response's: at its end */
 };
 
 /* One direction's parser: where in which message it is. */
@@ -235,7 +236,9 @@ struct http_parser {
 	__u8 phase;              /* enum http_phase (bpf/http.bpf.h) */
 	__u8 header;             /* which header the current line is */
 	__u8 flags;              /* HTTP_F_* */
-	__u8 pad[7];
+	__u8 pad[3];
+	__u32 calls;             /* calls whose first byte is the current (or next) message's */
+	__u64 call_ns;           /* ...and their durations */
 };
 
 /* Per-connection HTTP state. */

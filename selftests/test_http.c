@@ -214,6 +214,7 @@ struct raw_client_job {
 	 * returned data */
 	int local_port;
 	uint64_t elapsed_ns;
+	int data_reads;            /* reads that returned data: the kernel's calls */
 	size_t received;
 	char response[8192];
 };
@@ -247,6 +248,7 @@ static int raw_client_main(void *arg)
 			keep = n;
 		memcpy(job->response + job->received, buf, keep);
 		job->received += n;
+		job->data_reads++;
 		clock_gettime(CLOCK_MONOTONIC, &now);
 		job->elapsed_ns = (now.tv_sec - start.tv_sec) * 1000000000ULL + now.tv_nsec - start.tv_nsec;
 	}
@@ -606,7 +608,43 @@ KTEST_F(http, wrk_requests_counted, 120)
 	EXPECT_EQ(0, agent_output_lost(self->output, "ringbuf_full"));
 }
 
-/* Two requests in one write(): two exchanges, each with its own sizes. */
+/* The calls each side of a raw exchange made: what its record must carry. */
+struct raw_calls {
+	uint64_t request, response;
+};
+
+static void expect_record_calls(struct __test_metadata *_metadata, const struct http_record_seen *r,
+				const char *role, const struct raw_calls *calls)
+{
+	EXPECT_EQ(calls->request, r->request_calls) TH_LOG("%s %s", role, r->path);
+	EXPECT_EQ(calls->response, r->response_calls) TH_LOG("%s %s", role, r->path);
+	EXPECT_EQ(calls->request > 0, r->request_call_ns > 0) TH_LOG("%s %s", role, r->path);
+	EXPECT_EQ(calls->response > 0, r->response_call_ns > 0) TH_LOG("%s %s", role, r->path);
+}
+
+static void expect_pipelined_client_calls(struct __test_metadata *_metadata,
+					  FIXTURE_DATA(http) *self, int client_reads)
+{
+	struct http_record_seen seen[MAX_EXCHANGES];
+	size_t count = agent_output_http_records(self->output, self->pods.client.cgroup_id, "client",
+						 seen, MAX_EXCHANGES);
+	uint64_t response_calls = 0;
+
+	ASSERT_EQ(2, count);
+	EXPECT_STREQ("/ok", seen[0].path);
+	EXPECT_EQ(1, seen[0].request_calls);
+	EXPECT_EQ(0, seen[1].request_calls);
+	EXPECT_LE(1, seen[0].response_calls);
+	for (size_t i = 0; i < count; i++)
+		response_calls += seen[i].response_calls;
+	EXPECT_EQ((uint64_t)client_reads, response_calls);
+}
+
+/*
+ * Two requests in one write(): two exchanges, each with its own sizes. The
+ * client's write begins the first request, so its record has the call and
+ * the second none; each of the client's reads begins one of the responses.
+ */
 KTEST_F(http, pipelined_requests_in_one_write, 90)
 {
 	static const char requests[] = "GET /ok HTTP/1.1\r\nHost: pipelined\r\n\r\n"
@@ -642,6 +680,7 @@ KTEST_F(http, pipelined_requests_in_one_write, 90)
 		EXPECT_EQ(truth[1].response_header, missing.response_header_bytes);
 		EXPECT_EQ(truth[1].response_body, missing.response_body_bytes);
 	}
+	expect_pipelined_client_calls(_metadata, self, job->data_reads);
 	munmap(job, sizeof(*job));
 }
 
@@ -650,7 +689,8 @@ KTEST_F(http, pipelined_requests_in_one_write, 90)
  * ports: the raw client's own and RAW_PORT.
  */
 static void expect_record_ports(struct __test_metadata *_metadata, FIXTURE_DATA(http) *self,
-				const char *role, const char *path, int client_port)
+				const char *role, const char *path, int client_port,
+				const struct raw_calls *calls)
 {
 	bool server = strcmp(role, "server") == 0;
 	uint64_t cgroup = server ? self->pods.server.cgroup_id : self->pods.client.cgroup_id;
@@ -664,6 +704,7 @@ static void expect_record_ports(struct __test_metadata *_metadata, FIXTURE_DATA(
 		found++;
 		EXPECT_EQ(server ? RAW_PORT : client_port, seen[i].local_port) TH_LOG("%s %s", role, path);
 		EXPECT_EQ(server ? client_port : RAW_PORT, seen[i].remote_port) TH_LOG("%s %s", role, path);
+		expect_record_calls(_metadata, &seen[i], role, calls);
 	}
 	EXPECT_EQ(1, found) TH_LOG("%s %s", role, path);
 }
@@ -672,7 +713,10 @@ static void expect_record_ports(struct __test_metadata *_metadata, FIXTURE_DATA(
  * The raw server: a chunked response in three writes (with a chunk
  * extension), a known delay, a response cut 95000 bytes short, and a
  * request never answered. The last two end with their connection: their
- * records still carry its ports.
+ * records still carry its ports. Each record carries its side's calls: the
+ * server reads a request's head a byte at a time and writes as
+ * serve_raw_connection() says; the client writes each request once and
+ * counts its reads.
  */
 KTEST_F(http, chunked_delayed_cut_and_unanswered, 90)
 {
@@ -683,6 +727,12 @@ KTEST_F(http, chunked_delayed_cut_and_unanswered, 90)
 	static const char *const record_paths[] = { "/chunked", "/delay", "/cut", "/silent" };
 	struct raw_client_job *job = raw_job_alloc();
 	int client_ports[4]; /* of each request's connection, as record_paths */
+	struct raw_calls client_calls[4], server_calls[4] = {
+		{ strlen(chunked_req), 4 },  /* the head, then each chunk part */
+		{ strlen(delay_req), 1 },
+		{ strlen(cut_req), 2 },      /* the head, the 5000 bytes sent */
+		{ strlen(silent_req) - 4 + 1, 0 }, /* the head a byte at a time, the body at once */
+	};
 	size_t chunked_body = 0;
 	uint64_t delay_elapsed_ns = 0, low_ms;
 	struct http_totals seen;
@@ -699,6 +749,7 @@ KTEST_F(http, chunked_delayed_cut_and_unanswered, 90)
 	ASSERT_EQ(0, run_raw_client(&self->pods.client, job));
 	ASSERT_EQ(strlen(chunked_head) + chunked_body, job->received);
 	client_ports[0] = job->local_port;
+	client_calls[0] = (struct raw_calls){ 1, (uint64_t)job->data_reads };
 	memset(job, 0, sizeof(*job));
 	job->addr = self->pods.server.ipv4;
 	job->port = RAW_PORT;
@@ -709,6 +760,7 @@ KTEST_F(http, chunked_delayed_cut_and_unanswered, 90)
 	ASSERT_EQ(strlen(delay_response), job->received);
 	delay_elapsed_ns = job->elapsed_ns;
 	client_ports[1] = job->local_port;
+	client_calls[1] = (struct raw_calls){ 1, (uint64_t)job->data_reads };
 	memset(job, 0, sizeof(*job));
 	job->addr = self->pods.server.ipv4;
 	job->port = RAW_PORT;
@@ -717,6 +769,7 @@ KTEST_F(http, chunked_delayed_cut_and_unanswered, 90)
 	ASSERT_EQ(0, run_raw_client(&self->pods.client, job));
 	ASSERT_EQ(strlen(cut_head) + CUT_SENT, job->received);
 	client_ports[2] = job->local_port;
+	client_calls[2] = (struct raw_calls){ 1, (uint64_t)job->data_reads };
 	memset(job, 0, sizeof(*job));
 	job->addr = self->pods.server.ipv4;
 	job->port = RAW_PORT;
@@ -725,6 +778,7 @@ KTEST_F(http, chunked_delayed_cut_and_unanswered, 90)
 	ASSERT_EQ(0, run_raw_client(&self->pods.client, job));
 	ASSERT_EQ(0, job->received);
 	client_ports[3] = job->local_port;
+	client_calls[3] = (struct raw_calls){ 1, (uint64_t)job->data_reads };
 	stop_agent(_metadata, self);
 
 	for (int r = 0; r < 2; r++) {
@@ -775,7 +829,8 @@ KTEST_F(http, chunked_delayed_cut_and_unanswered, 90)
 		EXPECT_EQ(0, seen.response_header_bytes);
 
 		for (int i = 0; i < 4; i++)
-			expect_record_ports(_metadata, self, role, record_paths[i], client_ports[i]);
+			expect_record_ports(_metadata, self, role, record_paths[i], client_ports[i],
+					    r ? &server_calls[i] : &client_calls[i]);
 	}
 	EXPECT_EQ(0, agent_output_lost(self->output, "http_parse_failed"));
 	munmap(job, sizeof(*job));

@@ -199,12 +199,13 @@ struct syscall_batch {
 	char loss_names[KACCESS_LOSS_REASON_SLOTS + 1][64];
 };
 
+/* n calls of one kind whose durations add up to a sum: log `index` ends at first_end + index * step. */
 struct syscall_run {
 	bool write;
 	uint64_t count, duration_ns_sum;
-	uint64_t bucket_start_ns, bucket_ns; /* CLOCK_MONOTONIC */
-	const struct kaccess_agg_value *row; /* its L2-L4 sums, spread like the durations */
-	unsigned int l24_measured;            /* enum kaccess_l24_measure */
+	uint64_t first_end_ns, step_ns;       /* CLOCK_MONOTONIC */
+	const struct kaccess_agg_value *row; /* its L2-L4 sums, spread like the durations (or NULL) */
+	unsigned int l24_measured;            /* enum kaccess_l24_measure; 0 without a row */
 };
 
 /* Log `index` of `count`'s share of `sum`: the shares add up to `sum` exactly. */
@@ -305,7 +306,7 @@ static void set_syscall_log(struct syscall_batch *b, size_t slot, const struct s
 			    uint64_t index)
 {
 	uint64_t duration = share(run->duration_ns_sum, run->count, index);
-	uint64_t end = run->bucket_start_ns + (index + 1) * (run->bucket_ns / (run->count + 1));
+	uint64_t end = run->first_end_ns + index * run->step_ns;
 	Skywalking__V3__AccessLogKernelLog *k = &b->logs[slot];
 
 	if (end < duration)
@@ -339,23 +340,42 @@ static void set_syscall_log(struct syscall_batch *b, size_t slot, const struct s
 	b->log_ptrs[slot] = k;
 }
 
-static int send_syscall_run(struct oap_sender *sender, struct access_log *log, struct syscall_batch *b,
-			    const struct syscall_run *run)
+static int send_batch(struct oap_sender *sender, Skywalking__V3__EBPFAccessLogMessage *msg,
+		      struct syscall_batch *b, size_t slots)
 {
-	uint64_t index = 0;
 	int err;
 
-	while (index < run->count) {
-		size_t slots = 0;
+	msg->n_kernellogs = slots;
+	msg->kernellogs = slots ? b->log_ptrs : NULL;
+	err = oap_sender_enqueue_access_log(sender, msg);
+	msg->protocollog = NULL; /* on the first message of the run only */
+	return err;
+}
 
-		while (slots < SYSCALL_LOGS_PER_MESSAGE && index < run->count)
-			set_syscall_log(b, slots++, run, index++);
-		log->msg.n_kernellogs = slots;
-		log->msg.kernellogs = b->log_ptrs;
-		err = oap_sender_enqueue_access_log(sender, &log->msg);
-		if (err)
-			return err;
+/*
+ * The runs' kernel logs in order, SYSCALL_LOGS_PER_MESSAGE per message of
+ * `msg` (its connection on every one: the runs stay contiguous even if a
+ * reader joins messages). A protocol log set on `msg` goes with the first.
+ */
+static int send_syscall_runs(struct oap_sender *sender, Skywalking__V3__EBPFAccessLogMessage *msg,
+			     struct syscall_batch *b, const struct syscall_run *runs, size_t n_runs)
+{
+	size_t slots = 0;
+	int err;
+
+	for (size_t r = 0; r < n_runs; r++) {
+		for (uint64_t index = 0; index < runs[r].count; index++) {
+			set_syscall_log(b, slots++, &runs[r], index);
+			if (slots < SYSCALL_LOGS_PER_MESSAGE)
+				continue;
+			err = send_batch(sender, msg, b, slots);
+			if (err)
+				return err;
+			slots = 0;
+		}
 	}
+	if (slots || msg->protocollog)
+		return send_batch(sender, msg, b, slots);
 	return 0;
 }
 
@@ -405,9 +425,47 @@ static uint16_t http_peer_port(const struct http_record *r)
 	return r->agg.role == KACCESS_ROLE_SERVER ? r->remote_port : r->agg.peer_port;
 }
 
-int access_log_send_http(struct oap_sender *sender, const struct http_record *r,
-			 const struct k8s_identity *local, const struct k8s_identity *peer)
+/*
+ * The exchange's calls as kernel logs: the request's, then the response's,
+ * their ends spread evenly from the exchange's start (the first request
+ * call's end) to its end (the last response call's); each duration is its
+ * share of its direction's sum, so OAP's count, sum and mean are the
+ * kernel's. A server reads the request and writes the response; a client
+ * the other way round.
+ */
+static void http_call_runs(const struct http_record *r, struct syscall_run runs[2])
 {
+	const struct kaccess_http_calls *c = &r->calls;
+	uint64_t calls = (uint64_t)c->request_calls + c->response_calls;
+	uint64_t step_ns = calls > 1 ? (r->end_ns - r->start_ns) / (calls - 1) : 0;
+	bool server = r->agg.role == KACCESS_ROLE_SERVER;
+
+	runs[0] = (struct syscall_run){ !server, c->request_calls, c->request_call_ns,
+					r->start_ns, step_ns, NULL, 0 };
+	runs[1] = (struct syscall_run){ server, c->response_calls, c->response_call_ns,
+					r->start_ns + c->request_calls * step_ns, step_ns, NULL, 0 };
+}
+
+/*
+ * The kernel logs of HTTP exchanges are built here, one exchange at a time,
+ * by the event loop (the only thread that sends access logs): one batch,
+ * allocated once, serves them all.
+ */
+static struct syscall_batch *http_call_batch(void)
+{
+	static struct syscall_batch *batch;
+
+	if (!batch)
+		batch = calloc(1, sizeof(*batch));
+	return batch;
+}
+
+int access_log_send_http(struct oap_sender *sender, const struct http_record *r,
+			 const struct k8s_identity *local, const struct k8s_identity *peer,
+			 bool with_calls)
+{
+	struct syscall_run runs[2];
+	struct syscall_batch *batch = NULL;
 	bool h2 = r->version == KACCESS_HTTP_VERSION_2;
 	struct connection_facts facts = {
 		.role = r->agg.role,
@@ -418,9 +476,15 @@ int access_log_send_http(struct oap_sender *sender, const struct http_record *r,
 		.remote_port = http_peer_port(r),
 		.remote_addr = r->agg.peer_addr,
 	};
-	struct http_log *log = calloc(1, sizeof(*log));
+	struct http_log *log;
 	int err;
 
+	if (with_calls && (r->calls.request_calls || r->calls.response_calls)) {
+		batch = http_call_batch();
+		if (!batch)
+			return -ENOMEM;
+	}
+	log = calloc(1, sizeof(*log));
 	if (!log)
 		return -ENOMEM;
 	set_connection(&log->base, &facts, local, peer);
@@ -449,7 +513,12 @@ int access_log_send_http(struct oap_sender *sender, const struct http_record *r,
 	skywalking__v3__ebpfaccess_log_message__init(&log->base.msg);
 	log->base.msg.connection = &log->base.connection;
 	log->base.msg.protocollog = &log->protocol;
-	err = oap_sender_enqueue_access_log(sender, &log->base.msg);
+	if (batch) {
+		http_call_runs(r, runs);
+		err = send_syscall_runs(sender, &log->base.msg, batch, runs, 2);
+	} else {
+		err = oap_sender_enqueue_access_log(sender, &log->base.msg);
+	}
 	free(log);
 	return err;
 }
@@ -465,15 +534,20 @@ int access_log_send_row_syscalls(struct oap_sender *sender, const struct agg_row
 		.remote_port = row->key.peer_port,
 		.remote_addr = row->key.peer_addr,
 	};
-	struct syscall_run reads = { false, row->value.read_count, row->value.read_duration_ns_sum,
-				     bucket_start_ns, bucket_ns, &row->value, l24_measured };
-	struct syscall_run writes = { true, row->value.write_count, row->value.write_duration_ns_sum,
-				      bucket_start_ns, bucket_ns, &row->value, l24_measured };
+	/* spread over the bucket, so that OAP files them under the same minute */
+	uint64_t read_step_ns = bucket_ns / (row->value.read_count + 1);
+	uint64_t write_step_ns = bucket_ns / (row->value.write_count + 1);
+	struct syscall_run runs[] = {
+		{ false, row->value.read_count, row->value.read_duration_ns_sum,
+		  bucket_start_ns + read_step_ns, read_step_ns, &row->value, l24_measured },
+		{ true, row->value.write_count, row->value.write_duration_ns_sum,
+		  bucket_start_ns + write_step_ns, write_step_ns, &row->value, l24_measured },
+	};
 	struct syscall_batch *batch;
 	struct access_log log;
-	int err = 0;
+	int err;
 
-	if (!reads.count && !writes.count)
+	if (!runs[0].count && !runs[1].count)
 		return 0;
 	batch = calloc(1, sizeof(*batch));
 	if (!batch)
@@ -482,10 +556,7 @@ int access_log_send_row_syscalls(struct oap_sender *sender, const struct agg_row
 	set_connection(&log, &facts, local, peer);
 	skywalking__v3__ebpfaccess_log_message__init(&log.msg);
 	log.msg.connection = &log.connection;
-	if (reads.count)
-		err = send_syscall_run(sender, &log, batch, &reads);
-	if (!err && writes.count)
-		err = send_syscall_run(sender, &log, batch, &writes);
+	err = send_syscall_runs(sender, &log.msg, batch, runs, 2);
 	free(batch);
 	return err;
 }

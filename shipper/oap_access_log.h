@@ -24,15 +24,20 @@ int access_log_send_event(struct oap_sender *sender, const struct kaccess_conn_e
 			  const struct k8s_identity *local, const struct k8s_identity *peer);
 
 /*
- * Queue the HTTP protocol log of one access-log record: one message that
+ * Queue the HTTP protocol log of one access-log record: a message that
  * carries its connection (protocol HTTP_1 or HTTP_2, so it is a run of its
  * own) and protocolLog.http with the exchange's times (offsets from boot),
  * request (method, path, host, sizes, trace context from sw8, b3 or
- * traceparent) and response. No kernel logs: OAP counts each as a call.
+ * traceparent) and response. `with_calls`: the exchange's read and write
+ * calls go with it as kernel logs (in further messages of the run past
+ * 128), without L2-L4 metrics, which the kernel keeps per row, not per
+ * exchange. Off in the compatible mode, whose rebuilt per-row logs carry
+ * every call already (OAP counts each kernel log as a call).
  * 0, -ENOMEM or the sender's error.
  */
 int access_log_send_http(struct oap_sender *sender, const struct http_record *record,
-			 const struct k8s_identity *local, const struct k8s_identity *peer);
+			 const struct k8s_identity *local, const struct k8s_identity *peer,
+			 bool with_calls);
 
 /*
  * Compatible mode: the row's reads and writes as one kernel log each, with

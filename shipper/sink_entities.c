@@ -129,7 +129,8 @@ static void entities_http_exchange(struct sink *sink, const struct http_record *
 				 record->agg.peer_port, NULL, &peer);
 	if (peer_pod && peer_pod->kind != K8S_KIND_POD)
 		peer_pod = NULL; /* a service: its address, for OAP to resolve */
-	err = access_log_send_http(state->oap, record, &local, peer_pod);
+	err = access_log_send_http(state->oap, record, &local, peer_pod,
+				   state->cfg->oap.mode != OAP_MODE_COMPATIBLE);
 	if (err)
 		log_debug("failed to queue an HTTP protocol log: %s", strerror(-err));
 }
