@@ -1252,9 +1252,67 @@ static uint64_t connection_port(struct json_object *msg, const char *side)
 }
 
 /* One HTTP protocol log of `pod` against the exchange it must describe; 1 when it is that one. */
+/* The agent's own records of one side, which the protocol logs must equal. */
+struct side_records {
+	struct http_record_seen seen[16];
+	size_t count;
+};
+
+/* A kernel log's duration, and its end (offsets from boot). */
+static uint64_t kernel_log_times(struct json_object *op, uint64_t *ret_end_ns)
+{
+	uint64_t start = path_u64(op, (const char *[]){ "startTime", "offset", "offset", NULL });
+
+	*ret_end_ns = path_u64(op, (const char *[]){ "endTime", "offset", "offset", NULL });
+	return *ret_end_ns - start;
+}
+
+/*
+ * The protocol log's kernel logs are its exchange's calls as the agent's
+ * record has them: the server reads the request and writes the response,
+ * the client the other way round; counts and duration sums exact, the
+ * first call ending at the exchange's start, none after its end.
+ */
+static void expect_exchange_calls(struct __test_metadata *_metadata, struct json_object *msg,
+				  struct json_object *http, const char *role,
+				  const struct side_records *records)
+{
+	struct json_object *logs = path_get(msg, (const char *[]){ "kernelLogs", NULL });
+	uint64_t start = path_u64(http, (const char *[]){ "startTime", "offset", "offset", NULL });
+	uint64_t end = path_u64(http, (const char *[]){ "endTime", "offset", "offset", NULL });
+	uint64_t calls[2] = { 0, 0 }, call_ns[2] = { 0, 0 }; /* reads, writes */
+	const struct http_record_seen *record = NULL;
+	bool server = strcmp(role, "server") == 0;
+	size_t n = logs ? json_object_array_length(logs) : 0;
+
+	for (size_t i = 0; i < records->count; i++)
+		if (records->seen[i].start_boot_ns == start)
+			record = &records->seen[i];
+	ASSERT_NE(NULL, record) TH_LOG("%s: no record starts at %lu", role, (unsigned long)start);
+	for (size_t i = 0; i < n; i++) {
+		struct json_object *log = json_object_array_get_idx(logs, i), *op;
+		bool write = json_object_object_get_ex(log, "write", &op);
+		uint64_t log_end;
+
+		if (!write && !json_object_object_get_ex(log, "read", &op))
+			continue;
+		calls[write]++;
+		call_ns[write] += kernel_log_times(op, &log_end);
+		if (i == 0)
+			EXPECT_EQ(start, log_end);
+		EXPECT_GE(end, log_end);
+	}
+	EXPECT_LE(1, record->request_calls) TH_LOG("%s %s", role, record->path);
+	EXPECT_EQ(record->request_calls, calls[!server]);
+	EXPECT_EQ(record->request_call_ns, call_ns[!server]);
+	EXPECT_EQ(record->response_calls, calls[server]);
+	EXPECT_EQ(record->response_call_ns, call_ns[server]);
+	EXPECT_EQ(record->request_calls + record->response_calls, n);
+}
+
 static int match_protocol_log(struct __test_metadata *_metadata, struct json_object *msg,
 			      const char *pod, const char *role, const char *host,
-			      const struct traced_exchange *x)
+			      const struct traced_exchange *x, const struct side_records *records)
 {
 	struct json_object *http = path_get(msg, (const char *[]){ "protocolLog", "http", NULL });
 	const char *local_pod = path_string(msg, (const char *[]){ "connection", "local", "kubernetes", "podName", NULL });
@@ -1273,7 +1331,7 @@ static int match_protocol_log(struct __test_metadata *_metadata, struct json_obj
 		EXPECT_EQ(NGINX_PORT, connection_port(msg, "local"));
 		EXPECT_EQ(x->client_port, connection_port(msg, "remote"));
 	}
-	EXPECT_EQ(0, path_get(msg, (const char *[]){ "kernelLogs", NULL }) != NULL);
+	expect_exchange_calls(_metadata, msg, http, role, records);
 	EXPECT_STREQ("HTTP1", path_or(http, (const char *[]){ "version", NULL }, "HTTP1"));
 	EXPECT_STREQ("Get", path_or(http, (const char *[]){ "request", "method", NULL }, "Get"));
 	EXPECT_STREQ(host, path_or(http, (const char *[]){ "request", "host", NULL }, ""));
@@ -1295,7 +1353,7 @@ static int match_protocol_log(struct __test_metadata *_metadata, struct json_obj
 /* How many protocol logs of `pod` matched `x` (each was checked field by field). */
 static int count_protocol_logs(struct __test_metadata *_metadata, const char *fake_out, const char *pod,
 			       const char *role, const char *host, const struct traced_exchange *x,
-			       int *ret_total)
+			       const struct side_records *records, int *ret_total)
 {
 	char line[1 << 16];
 	FILE *file = fopen(fake_out, "r");
@@ -1312,7 +1370,7 @@ static int count_protocol_logs(struct __test_metadata *_metadata, const char *fa
 									      "podName", NULL });
 
 			*ret_total += local && strcmp(local, pod) == 0;
-			matched += match_protocol_log(_metadata, msg, pod, role, host, x);
+			matched += match_protocol_log(_metadata, msg, pod, role, host, x, records);
 		}
 		json_object_put(obj);
 	}
@@ -1326,8 +1384,9 @@ static int count_protocol_logs(struct __test_metadata *_metadata, const char *fa
  * Every exchange reaches OAP as an HTTP protocol log from each side: its
  * connection (HTTP_1, with the ports of the socket: nginx's and curl's own
  * on either side), request and response equal to what curl reported,
- * and the trace context of the headers curl sent: sw8 (SkyWalking: ids
- * base64-decoded), b3 and traceparent (Zipkin).
+ * the trace context of the headers curl sent: sw8 (SkyWalking: ids
+ * base64-decoded), b3 and traceparent (Zipkin), and its read and write
+ * calls as kernel logs, equal to the agent's own record of the exchange.
  */
 KTEST_F(entities, http_protocol_logs_carry_the_exchanges_and_trace_context, 120)
 {
@@ -1348,6 +1407,8 @@ KTEST_F(entities, http_protocol_logs_carry_the_exchanges_and_trace_context, 120)
 		  .span_id = "" },
 	};
 	int count = sizeof(x) / sizeof(x[0]);
+	struct side_records records[2]; /* client, server */
+	struct agent_output *output = NULL;
 	char dir[96], host[64];
 	pid_t nginx;
 
@@ -1372,6 +1433,14 @@ KTEST_F(entities, http_protocol_logs_carry_the_exchanges_and_trace_context, 120)
 	ASSERT_EQ(200, x[3].code);
 	for (int i = 0; i < count; i++)
 		ASSERT_NE(0, x[i].client_port); /* a port the logs could not have by chance */
+	ASSERT_EQ(0, agent_output_load(&output, self->agent.out_path));
+	records[0].count = agent_output_http_records(output, self->pods.client.cgroup_id, "client",
+						     records[0].seen, 16);
+	records[1].count = agent_output_http_records(output, self->pods.server.cgroup_id, "server",
+						     records[1].seen, 16);
+	agent_output_free(output);
+	ASSERT_EQ(count, records[0].count);
+	ASSERT_EQ(count, records[1].count);
 	snprintf(host, sizeof(host), "%s:%d", self->pods.server.ipv4, NGINX_PORT);
 	for (int r = 0; r < 2; r++) {
 		const char *pod = r ? self->server_pod : self->client_pod;
@@ -1381,7 +1450,7 @@ KTEST_F(entities, http_protocol_logs_carry_the_exchanges_and_trace_context, 120)
 			int total = 0;
 
 			EXPECT_EQ(1, count_protocol_logs(_metadata, self->oap_out, pod, role, host, &x[i],
-							 &total)) TH_LOG("%s %s", role, x[i].path);
+							 &records[r], &total)) TH_LOG("%s %s", role, x[i].path);
 			EXPECT_EQ(count, total);
 		}
 	}
