@@ -28,6 +28,7 @@
 #include "log.h"
 #include "oap/oap.h"
 #include "oap/oap_queue.h"
+#include "oap_access_log.h"
 
 #define MAX_FAKES 6
 #define MAX_CALLS 4096
@@ -1001,6 +1002,106 @@ KTEST_F(oap, access_logs_and_meters_arrive_field_for_field, 60)
 	EXPECT_EQ(0, rec.node_not_first);
 	EXPECT_TRUE(node_info_as_set(&rec));
 	EXPECT_STREQ("s3cret", rec.auth);
+	recorded_free(&rec);
+}
+
+/* A uint64 of protobuf JSON (a string) or 0. */
+static uint64_t json_path_u64(json_object *obj, const char *const *keys)
+{
+	for (; obj && *keys; keys++)
+		if (!json_object_object_get_ex(obj, *keys, &obj))
+			return 0;
+	return obj ? json_object_get_uint64(obj) : 0;
+}
+
+/* What the kernel logs of some messages add up to, per operation. */
+struct call_logs {
+	uint64_t reads, read_ns, writes, write_ns;
+	uint64_t first_end_ns, last_end_ns;
+	bool ends_in_order;
+};
+
+static void add_call_logs(json_object *msg, struct call_logs *sum)
+{
+	json_object *logs = NULL;
+
+	if (!json_object_object_get_ex(msg, "kernelLogs", &logs))
+		return;
+	for (size_t i = 0; i < json_object_array_length(logs); i++) {
+		json_object *log = json_object_array_get_idx(logs, i), *op;
+		bool write = json_object_object_get_ex(log, "write", &op);
+		uint64_t start, end;
+
+		if (!write && !json_object_object_get_ex(log, "read", &op))
+			continue;
+		start = json_path_u64(op, (const char *[]){ "startTime", "offset", "offset", NULL });
+		end = json_path_u64(op, (const char *[]){ "endTime", "offset", "offset", NULL });
+		if (!sum->first_end_ns)
+			sum->first_end_ns = end;
+		if (end < sum->last_end_ns)
+			sum->ends_in_order = false;
+		sum->last_end_ns = end;
+		*(write ? &sum->writes : &sum->reads) += 1;
+		*(write ? &sum->write_ns : &sum->read_ns) += end - start;
+	}
+}
+
+/*
+ * An exchange of 200 request calls and 3 response calls, seen by a server:
+ * 203 kernel logs after its protocol log, 128 in the first message and 75
+ * in a second that repeats the connection and has no protocol log; reads
+ * and writes with the record's duration sums exactly, their ends from the
+ * exchange's start to at most its end, in order. Without calls (the
+ * compatible mode) one message and no kernel logs.
+ */
+KTEST_F(oap, http_protocol_log_carries_its_calls_over_several_messages, 60)
+{
+	struct http_record r = {
+		.agg = { .role = KACCESS_ROLE_SERVER },
+		.local_port = 8080, .remote_port = 40000, .version = KACCESS_HTTP_VERSION_1_1,
+		.status = 200, .start_ns = 5000000000ULL, .end_ns = 5000203000ULL,
+		.calls = { .request_calls = 200, .response_calls = 3,
+			   .request_call_ns = 200 * 1000 + 7, .response_call_ns = 3 * 5000 + 2 },
+		.method = "GET", .path = "/many", .host = "web",
+	};
+	struct k8s_identity local = { .kind = K8S_KIND_POD, .service = "web.shop", .instance = "web-1" };
+	struct call_logs sum = { .ends_in_order = true };
+	json_object *msgs, *first, *second;
+	struct recorded rec;
+	int fake = start_c_fake(self, 0, NULL);
+
+	ASSERT_LE(0, fake);
+	r.agg.peer_addr[10] = r.agg.peer_addr[11] = 0xff; /* ::ffff:10.0.0.9 */
+	r.agg.peer_addr[12] = 10;
+	r.agg.peer_addr[15] = 9;
+	ASSERT_EQ(0, oap_config_set(&self->cfg, "oap_mode", "access_logs", NULL, 0));
+	ASSERT_EQ(0, sender_for(self, self->fakes[fake].port, &self->sender));
+	ASSERT_EQ(0, access_log_send_http(self->sender, &r, &local, NULL, true));
+	ASSERT_EQ(0, access_log_send_http(self->sender, &r, &local, NULL, false));
+	ASSERT_EQ(0, oap_sender_stop(self->sender, 10000));
+	recorded_init(&rec);
+	ASSERT_EQ(0, record_file(&rec, self->fakes[fake].out));
+	msgs = rec.msgs[OAP_STREAM_ACCESS_LOG];
+	ASSERT_EQ(3, json_object_array_length(msgs));
+	first = json_object_array_get_idx(msgs, 0);
+	second = json_object_array_get_idx(msgs, 1);
+	EXPECT_TRUE(json_object_object_get_ex(first, "protocolLog", NULL));
+	EXPECT_FALSE(json_object_object_get_ex(second, "protocolLog", NULL));
+	EXPECT_TRUE(json_object_object_get_ex(second, "connection", NULL));
+	add_call_logs(first, &sum);
+	EXPECT_EQ(128, sum.reads);
+	add_call_logs(second, &sum);
+	EXPECT_EQ(200, sum.reads);
+	EXPECT_EQ(r.calls.request_call_ns, sum.read_ns);
+	EXPECT_EQ(3, sum.writes);
+	EXPECT_EQ(r.calls.response_call_ns, sum.write_ns);
+	EXPECT_EQ(r.start_ns, sum.first_end_ns);
+	EXPECT_GE(r.end_ns, sum.last_end_ns);
+	EXPECT_LE(r.end_ns - 203, sum.last_end_ns); /* spread to the end, less rounding */
+	EXPECT_TRUE(sum.ends_in_order);
+	/* without calls: the protocol log alone */
+	EXPECT_TRUE(json_object_object_get_ex(json_object_array_get_idx(msgs, 2), "protocolLog", NULL));
+	EXPECT_FALSE(json_object_object_get_ex(json_object_array_get_idx(msgs, 2), "kernelLogs", NULL));
 	recorded_free(&rec);
 }
 
