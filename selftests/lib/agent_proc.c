@@ -411,6 +411,10 @@ size_t agent_output_http_records(const struct agent_output *output, uint64_t cgr
 			r->request_body_bytes = field_u64(line, "request_body_bytes");
 			r->response_header_bytes = field_u64(line, "response_header_bytes");
 			r->response_body_bytes = field_u64(line, "response_body_bytes");
+			r->request_calls = field_u64(line, "request_calls");
+			r->request_call_ns = field_u64(line, "request_call_ns");
+			r->response_calls = field_u64(line, "response_calls");
+			r->response_call_ns = field_u64(line, "response_call_ns");
 			r->head_cut = field_bool(line, "head_cut");
 		}
 		count++;

@@ -103,6 +103,7 @@ struct http_record_seen {
 	uint64_t local_port, remote_port;
 	uint64_t request_header_bytes, request_body_bytes;
 	uint64_t response_header_bytes, response_body_bytes;
+	uint64_t request_calls, request_call_ns, response_calls, response_call_ns;
 	bool head_cut;
 };
 
