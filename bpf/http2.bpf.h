@@ -215,6 +215,105 @@ static __always_inline struct kaccess_h2_sizes *h2_stream(struct h2_walk *walk, 
 	return bpf_map_lookup_elem(&h2_streams, &key);
 }
 
+/*
+ * Whose a read or write call is (struct kaccess_http_calls): the stream of
+ * the frame its first byte is in, in the call's direction.
+ * - A call that begins inside a frame's payload (prefix, content or
+ *   padding) is that frame's stream's, known at once.
+ * - A call that begins at or inside a frame header is the stream's that
+ *   the header names, known at the header's ninth byte; when that byte
+ *   comes in a later call, the calls that ended inside the header wait in
+ *   the direction's h2_parser (header_calls) until it does.
+ * - A call that begins with the client's preface is no stream's: the first
+ *   frame after the preface is the SETTINGS the parser demands there.
+ * - Frames on stream 0 (SETTINGS, PING, WINDOW_UPDATE, GOAWAY) and streams
+ *   not tracked (never opened, evicted, ended or reset) take it nowhere.
+ * The stream is counted at the first lookup the parser makes of it for the
+ * frame's bytes (HEADERS and DATA need no lookup of their own), else at the
+ * frame's end or the call's: always before an END_STREAM or RST_STREAM in
+ * that frame ends the stream and its record copies the counts.
+ */
+enum h2_call_state {
+	H2_CALL_SETTLED = 0,     /* counted, or no stream's: nothing left to do */
+	H2_CALL_IN_HEADER,       /* began at or in a frame header whose stream is not known yet */
+	H2_CALL_IN_FIRST_FRAME,  /* its first frame's stream is known; not counted yet */
+};
+
+/* `calls` calls of `call_ns` in all, in the direction `is_request`, on a stream (NULL: none). */
+static __always_inline void h2_calls_add(struct kaccess_h2_sizes *sizes, bool is_request,
+					 __u32 calls, __u64 call_ns)
+{
+	if (!sizes || sizes->reset) /* a reset stream's frames still in flight are no exchange's */
+		return;
+	if (is_request) {
+		sizes->calls.request_calls += calls;
+		sizes->calls.request_call_ns += call_ns;
+	} else {
+		sizes->calls.response_calls += calls;
+		sizes->calls.response_call_ns += call_ns;
+	}
+}
+
+/*
+ * The current frame's stream, looked up for its bytes: when the frame is
+ * the call's first, the call is the stream's, counted with this lookup.
+ */
+static __always_inline struct kaccess_h2_sizes *h2_frame_stream(struct h2_walk *walk,
+								 __u32 stream_id)
+{
+	struct kaccess_h2_sizes *sizes = h2_stream(walk, stream_id);
+	struct http_scratch *s = walk->s;
+
+	if (s->h2_call == H2_CALL_IN_FIRST_FRAME) {
+		s->h2_call = H2_CALL_SETTLED;
+		h2_calls_add(sizes, s->is_request, 1, s->call_ns);
+	}
+	return sizes;
+}
+
+/* The call's first frame ends, or the call does inside it, before any lookup of its stream. */
+static __noinline int h2_call_settle(struct h2_walk *walk, __u32 stream_id)
+{
+	if (!walk->hc || !walk->s)
+		return 0;
+	h2_frame_stream(walk, stream_id);
+	return 0;
+}
+
+/* The frame header the direction's last calls ended inside is complete: their stream is known. */
+static __noinline int h2_header_calls_settle(struct h2_walk *walk, struct h2_parser *p)
+{
+	if (!walk->hc || !walk->s)
+		return 0;
+	if (p->stream_id)
+		h2_calls_add(h2_stream(walk, p->stream_id), walk->s->is_request, p->header_calls,
+			     p->header_call_ns);
+	p->header_calls = 0;
+	p->header_call_ns = 0;
+	return 0;
+}
+
+/* A call's walk begins: inside a frame's payload, the call's stream is the frame's. */
+static __always_inline void h2_call_begin(struct http_scratch *s, struct h2_parser *p)
+{
+	if (s->h2_call == H2_CALL_IN_HEADER && p->phase == H2_PH_PAYLOAD)
+		s->h2_call = p->stream_id ? H2_CALL_IN_FIRST_FRAME : H2_CALL_SETTLED;
+}
+
+/* A call's walk ended with its first frame, or the header naming it, not complete yet. */
+static __always_inline void h2_call_end(struct h2_walk *walk, struct h2_parser *p)
+{
+	struct http_scratch *s = walk->s;
+
+	if (s->h2_call == H2_CALL_IN_FIRST_FRAME) {
+		h2_call_settle(walk, p->stream_id);
+	} else if (s->h2_call == H2_CALL_IN_HEADER) {
+		p->header_calls++;
+		p->header_call_ns += s->call_ns;
+	}
+	s->h2_call = H2_CALL_SETTLED;
+}
+
 /* A request's HEADERS opens its stream (trailers find it open). */
 static __always_inline void h2_stream_open(struct h2_walk *walk, __u32 stream_id)
 {
@@ -290,7 +389,7 @@ static __always_inline void h2_block_begin(struct h2_walk *walk, struct h2_parse
 		h2_stream_open(walk, p->stream_id);
 		return;
 	}
-	sizes = h2_stream(walk, p->stream_id);
+	sizes = h2_frame_stream(walk, p->stream_id);
 	if (sizes && !sizes->reset)
 		sizes->response_blocks++;
 }
@@ -365,7 +464,7 @@ static __always_inline __u64 h2_block_bytes(struct h2_walk *walk, struct h2_pars
 	}
 	p->block_bytes += n;
 	p->content_seen = 1;
-	sizes = p->type == H2_PUSH_PROMISE ? NULL : h2_stream(walk, p->stream_id);
+	sizes = p->type == H2_PUSH_PROMISE ? NULL : h2_frame_stream(walk, p->stream_id);
 	if (sizes) {
 		if (s->is_request)
 			sizes->request_header_bytes += n;
@@ -384,7 +483,7 @@ static __always_inline __u64 h2_data_bytes(struct h2_walk *walk, struct h2_parse
 
 	if (!n)
 		return 0;
-	sizes = h2_stream(walk, p->stream_id);
+	sizes = h2_frame_stream(walk, p->stream_id);
 	if (sizes) {
 		if (walk->s->is_request)
 			sizes->request_body_bytes += n;
@@ -399,6 +498,8 @@ static __noinline int h2_frame_end(struct h2_walk *walk, struct h2_parser *p)
 {
 	if (!walk->hc || !walk->s)
 		return 0;
+	if (walk->s->h2_call == H2_CALL_IN_FIRST_FRAME) /* before an end copies the stream's counts */
+		h2_frame_stream(walk, p->stream_id);
 	p->phase = H2_PH_FRAME_HEADER;
 	switch (p->type) {
 	case H2_HEADERS:
@@ -441,6 +542,8 @@ static __always_inline int h2_frame_start(struct h2_walk *walk, struct h2_parser
 	p->phase = H2_PH_PAYLOAD;
 	if (first && (p->type != H2_SETTINGS || stream_id || (p->flags & H2_F_ACK) || len % 6))
 		return HTTP_ERR_NOT_HTTP;
+	if (walk->s->h2_call == H2_CALL_IN_HEADER)
+		walk->s->h2_call = stream_id ? H2_CALL_IN_FIRST_FRAME : H2_CALL_SETTLED;
 	switch (p->type) {
 	case H2_DATA:
 	case H2_CONTINUATION:
@@ -460,6 +563,8 @@ static __always_inline int h2_frame_start(struct h2_walk *walk, struct h2_parser
 	}
 	if (p->prefix_left > len)
 		return HTTP_ERR_GRAMMAR;
+	if (p->header_calls) /* after the switch: a request's HEADERS has opened its stream */
+		h2_header_calls_settle(walk, p);
 	if (!len)
 		h2_frame_end(walk, p);
 	return HTTP_OK;
@@ -628,6 +733,7 @@ static __always_inline bool h2_claim(__u64 sk, struct kaccess_conn *conn, bool i
 	if (!s)
 		return false;
 	s->left = 0;
+	s->h2_call = H2_CALL_SETTLED; /* bytes after a 101 in this call: the call was HTTP/1.x's */
 	if (!http_enabled || !conn)
 		return false;
 	state = conn->http;
@@ -640,6 +746,7 @@ static __always_inline bool h2_claim(__u64 sk, struct kaccess_conn *conn, bool i
 	s->now_ns = now_ns;
 	s->call_ns = call_ns;
 	s->is_request = (conn->agg.role == KACCESS_ROLE_CLIENT) != is_read;
+	s->h2_call = H2_CALL_IN_HEADER; /* until the parser knows where the call begins */
 	if (state != KACCESS_HTTP_UNDECIDED)
 		return true;
 	start = h2_detect(s, bytes, s->is_request, conn->flags & KACCESS_CONN_ADOPTED);
@@ -659,7 +766,10 @@ static __always_inline bool h2_claim(__u64 sk, struct kaccess_conn *conn, bool i
 /*
  * The upgrade request's exchange becomes stream 1: what HTTP/1.1 knew of
  * it (endpoint, first byte, request sizes, request number) and the 101's
- * bytes, which are response header bytes like a 100 Continue's.
+ * bytes, which are response header bytes like a 100 Continue's. Not its
+ * calls: those before the switch (the request's, the 101's) were HTTP/1.x
+ * calls, so stream 1 starts with none and counts the HTTP/2 calls that
+ * begin in its frames.
  */
 static __always_inline void h2_upgrade_stream(struct h2_walk *walk, struct http_conn *old)
 {
@@ -765,6 +875,7 @@ static __always_inline void h2_transfer_rest(__u64 sk, struct kaccess_conn *conn
 {
 	struct h2_walk walk = { .sk = sk };
 	struct http_scratch *s;
+	struct h2_parser *p;
 	struct h2_conn *hc;
 	__u32 zero = 0;
 
@@ -787,7 +898,10 @@ static __always_inline void h2_transfer_rest(__u64 sk, struct kaccess_conn *conn
 		}
 		h2_consume(s, H2_PREFACE_LEN);
 		hc->req.phase = H2_PH_FIRST_HEADER;
+		s->h2_call = H2_CALL_SETTLED; /* a call that begins with the preface is no stream's */
 	}
+	p = s->is_request ? &hc->req : &hc->resp;
+	h2_call_begin(s, p);
 	walk.hc = hc;
 	walk.s = s;
 	walk.local_port = conn->local_port;
@@ -795,6 +909,8 @@ static __always_inline void h2_transfer_rest(__u64 sk, struct kaccess_conn *conn
 	bpf_loop(HTTP_MAX_STEPS, h2_step, &walk, 0);
 	if (!s->error && s->left)
 		s->error = HTTP_ERR_BUDGET;
+	if (!s->error)
+		h2_call_end(&walk, p);
 	if (s->error) {
 		count_loss(KACCESS_CTR_HTTP_PARSE_FAILED);
 		h2_stop(sk, conn, KACCESS_HTTP_FAILED);

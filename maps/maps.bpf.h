@@ -300,8 +300,11 @@ struct h2_parser {
 	__u8 first_pending;  /* the current block's first piece is not sent yet */
 	__u8 end_stream;     /* the current block's HEADERS carried END_STREAM */
 	__u8 content_seen;   /* the current frame had header block bytes */
+	__u8 header_calls;   /* calls that began and ended inside the current frame header
+			      * (at most 8): its stream's, once its last byte names it */
 	__u8 frame_header[16]; /* 9 used */
-	__u8 pad[7];
+	__u8 pad[6];
+	__u64 header_call_ns; /* ...their durations, summed */
 };
 
 /* Per-connection HTTP/2 state. */
@@ -316,7 +319,7 @@ struct h2_conn {
  * Created by the client's connection preface (or the server's first
  * SETTINGS, for the server side), deleted at tcp_destroy_sock or when the
  * frames stop making sense. Preallocated. Size: `http_conns_max_entries`
- * (16384) connections, 136 B each: 3.25 MiB. Not pinned.
+ * (16384) connections, 152 B each: 3.5 MiB. Not pinned.
  */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -384,6 +387,8 @@ struct http_scratch {
 	__u32 win_len, win_pos;    /* data[win_pos..win_len) are the next bytes */
 	__u32 error;               /* enum http_error */
 	__u32 is_request;
+	__u32 h2_call;             /* enum h2_call_state (bpf/http2.bpf.h): whose the call is */
+	__u32 h2_call_unused;      /* explicit padding */
 	/* access-log records: where the current request's first bytes are */
 	__u64 head_addr;
 	__u64 head_avail;

@@ -16,6 +16,7 @@
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +25,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "agent_proc.h"
@@ -1069,6 +1071,7 @@ KTEST_F(http2, padding_continuation_and_reset, 90)
 {
 	struct handmade_job *job = shared_alloc(sizeof(*job));
 	struct endpoint_truth upload = { .endpoint = "POST:/small" };
+	struct http_record_seen records[2];
 	struct http_totals seen;
 
 	ASSERT_NE(NULL, job);
@@ -1096,6 +1099,13 @@ KTEST_F(http2, padding_continuation_and_reset, 90)
 		EXPECT_EQ(0, seen.success_count);
 		EXPECT_EQ(strlen("/missing") + strlen(job->addr) + 2 + 2 * 2, seen.request_header_bytes);
 		EXPECT_EQ(0, seen.response_header_bytes);
+	}
+	/* the client's one write began with the preface: no stream's */
+	ASSERT_EQ(2, agent_output_http_records(self->output, self->pods.client.cgroup_id, "client",
+					       records, 2));
+	for (int i = 0; i < 2; i++) {
+		EXPECT_EQ(0, records[i].request_calls);
+		EXPECT_EQ(0, records[i].request_call_ns);
 	}
 	EXPECT_EQ(0, agent_output_lost(self->output, "http_parse_failed"));
 	munmap(job, sizeof(*job));
@@ -1146,6 +1156,7 @@ KTEST_F(http2, reset_after_the_response_was_sent, 90)
 {
 	struct handmade_job *job = shared_alloc(sizeof(*job));
 	struct http_totals client, server;
+	struct http_record_seen record;
 
 	ASSERT_NE(NULL, job);
 	job->addr = self->pods.server.ipv4;
@@ -1168,6 +1179,417 @@ KTEST_F(http2, reset_after_the_response_was_sent, 90)
 	EXPECT_EQ(job->truth.request_header, server.request_header_bytes);
 	EXPECT_EQ(job->truth.response_header, server.response_header_bytes);
 	EXPECT_EQ(job->truth.response_body, server.response_body_bytes);
+	/*
+	 * The client's calls of stream 1: not its first write (it began with
+	 * the preface), its RST_STREAM's, counted before the reset's record;
+	 * the reads after it found the stream ended.
+	 */
+	ASSERT_EQ(1, agent_output_http_records(self->output, self->pods.client.cgroup_id, "client",
+					       &record, 1));
+	EXPECT_STREQ("no_response", record.outcome);
+	EXPECT_EQ(1, record.request_calls);
+	EXPECT_LT(0, record.request_call_ns);
+	EXPECT_EQ(0, record.response_calls);
+	EXPECT_EQ(0, agent_output_lost(self->output, "http_parse_failed"));
+	munmap(job, sizeof(*job));
+}
+
+/* ---- calls: a raw client and a raw server, each of their calls known ------ */
+
+#define CALLS_PORT 9444
+#define CALL_LOG_BYTES 4096
+#define CALL_LOG_CALLS 1024
+#define CLIENT_READ_BYTES 7  /* reads that begin and end in headers, payloads and padding */
+#define SERVER_READ_BYTES 16
+#define CALLS_BODY_A 100     /* stream 1's request body: two DATA frames */
+#define CALLS_BODY_B 50
+
+/* One direction of the connection as one peer wrote or read it: its bytes, its calls. */
+struct call_log {
+	unsigned char bytes[CALL_LOG_BYTES];
+	size_t len;
+	size_t call_start[CALL_LOG_CALLS]; /* where each call's first byte is */
+	uint64_t call_ns[CALL_LOG_CALLS];  /* each call's duration, measured around the syscall */
+	int calls;
+	int failed;
+};
+
+struct calls_job {
+	const char *addr;
+	struct call_log client_sent, client_read, server_read, server_sent;
+};
+
+static uint64_t monotonic_ns(void)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now); /* bpf_ktime_get_ns()'s clock */
+	return now.tv_sec * 1000000000ULL + now.tv_nsec;
+}
+
+/* One write() of all of `data`, logged as one call; a short write fails the log. */
+static int logged_write(int fd, struct call_log *log, const void *data, size_t len)
+{
+	uint64_t start_ns;
+	ssize_t n;
+
+	if (log->calls == CALL_LOG_CALLS || len > CALL_LOG_BYTES - log->len)
+		goto fail;
+	start_ns = monotonic_ns();
+	n = write(fd, data, len);
+	log->call_ns[log->calls] = monotonic_ns() - start_ns;
+	if (n != (ssize_t)len)
+		goto fail;
+	log->call_start[log->calls++] = log->len;
+	memcpy(log->bytes + log->len, data, len);
+	log->len += len;
+	return 0;
+fail:
+	log->failed = 1;
+	return -1;
+}
+
+/* One read() of at most `max` bytes, logged as one call when it moved any: its result. */
+static ssize_t logged_read(int fd, struct call_log *log, size_t max)
+{
+	uint64_t start_ns;
+	ssize_t n;
+
+	if (log->calls == CALL_LOG_CALLS || max > CALL_LOG_BYTES - log->len) {
+		log->failed = 1;
+		return -1;
+	}
+	start_ns = monotonic_ns();
+	n = read(fd, log->bytes + log->len, max);
+	if (n <= 0)
+		return n; /* the end (or an error) moved no byte: not a call kaccess parses */
+	log->call_ns[log->calls] = monotonic_ns() - start_ns;
+	log->call_start[log->calls++] = log->len;
+	log->len += n;
+	return n;
+}
+
+static size_t frame_length(const unsigned char *h)
+{
+	return (h[0] << 16) | (h[1] << 8) | h[2];
+}
+
+static unsigned int frame_stream(const unsigned char *h)
+{
+	return ((h[5] & 0x7f) << 24) | (h[6] << 16) | (h[7] << 8) | h[8];
+}
+
+/*
+ * The stream of the frame that holds byte `offset` of a direction whose
+ * frames begin at `first_frame` (after the preface); 0 in the preface.
+ */
+static unsigned int stream_at(const struct call_log *log, size_t first_frame, size_t offset)
+{
+	size_t at = first_frame;
+
+	if (offset < first_frame)
+		return 0;
+	while (at + FRAME_HEADER_BYTES <= log->len) {
+		size_t end = at + FRAME_HEADER_BYTES + frame_length(log->bytes + at);
+
+		if (offset < end)
+			return frame_stream(log->bytes + at);
+		at = end;
+	}
+	return 0;
+}
+
+/* What a peer's log says of one stream's calls. */
+struct stream_calls {
+	unsigned long calls;
+	uint64_t call_ns;        /* their durations as the peer measured them */
+	uint64_t first_call_ns;  /* ...the first one's */
+};
+
+/*
+ * The calls whose first byte is in a frame of `stream`: the calls kaccess
+ * must give it (the streams here are open from their first frame to their
+ * last in both directions, so none is dropped as untracked or ended).
+ */
+static struct stream_calls calls_of_stream(const struct call_log *log, size_t first_frame,
+					   unsigned int stream)
+{
+	struct stream_calls out = { 0 };
+
+	for (int i = 0; i < log->calls; i++) {
+		if (stream_at(log, first_frame, log->call_start[i]) != stream)
+			continue;
+		if (!out.calls)
+			out.first_call_ns = log->call_ns[i];
+		out.calls++;
+		out.call_ns += log->call_ns[i];
+	}
+	return out;
+}
+
+/* Read, at most `max` bytes a call, until streams 1 and 3 both sent END_STREAM: 0, or -1. */
+static int calls_read_until_ended(int fd, struct call_log *log, size_t max, size_t first_frame)
+{
+	size_t at = first_frame;
+	int ended = 0;
+
+	for (;;) {
+		while (at + FRAME_HEADER_BYTES <= log->len &&
+		       at + FRAME_HEADER_BYTES + frame_length(log->bytes + at) <= log->len) {
+			int type = log->bytes[at + 3], flags = log->bytes[at + 4];
+
+			if ((type == 0 || type == 1) && (flags & 0x1))
+				ended++;
+			at += FRAME_HEADER_BYTES + frame_length(log->bytes + at);
+		}
+		if (ended == 2)
+			return 0;
+		if (logged_read(fd, log, max) <= 0)
+			return -1;
+	}
+}
+
+/* :method, :scheme http, :path and :authority, literal where not indexed. */
+static size_t calls_request_block(unsigned char *out, int method_index, const char *path,
+				  const char *authority)
+{
+	size_t len = 0;
+
+	out[len++] = method_index;
+	out[len++] = 0x86;
+	len += hpack_literal(out + len, 4, path);
+	len += hpack_literal(out + len, 1, authority);
+	return len;
+}
+
+static void set_nodelay(int fd)
+{
+	int one = 1;
+
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)); /* each write, its segment */
+}
+
+/*
+ * The client's writes, one frame (or piece of one) a call where the
+ * comment says so: streams 1 (POST /calls) and 3 (GET /calls3). Its
+ * reads of the response take CLIENT_READ_BYTES at a time.
+ */
+static int calls_client_main(void *arg)
+{
+	struct calls_job *job = arg;
+	struct call_log *sent = &job->client_sent;
+	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons(CALLS_PORT) };
+	unsigned char out[256], block[128];
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	size_t block_len;
+
+	set_nodelay(fd);
+	inet_pton(AF_INET, job->addr, &sin.sin_addr);
+	if (connect(fd, (struct sockaddr *)&sin, sizeof(sin)))
+		return 1;
+	/* the preface and SETTINGS: no stream's */
+	memcpy(out, preface, sizeof(preface) - 1);
+	frame_header(out + sizeof(preface) - 1, 0, 4, 0, 0);
+	logged_write(fd, sent, out, sizeof(preface) - 1 + FRAME_HEADER_BYTES);
+	/* stream 1's HEADERS, alone: stream 1's */
+	block_len = calls_request_block(block, 0x83, "/calls", job->addr);
+	frame_header(out, block_len, 1, 0x4, 1);
+	memcpy(out + FRAME_HEADER_BYTES, block, block_len);
+	logged_write(fd, sent, out, FRAME_HEADER_BYTES + block_len);
+	/* a DATA frame cut 4 bytes into its header: both calls stream 1's */
+	frame_header(out, CALLS_BODY_A, 0, 0, 1);
+	memset(out + FRAME_HEADER_BYTES, 'a', CALLS_BODY_A);
+	logged_write(fd, sent, out, 4);
+	logged_write(fd, sent, out + 4, FRAME_HEADER_BYTES - 4 + CALLS_BODY_A);
+	/* a PING, alone: no stream's */
+	frame_header(out, 8, 6, 0, 0);
+	memset(out + FRAME_HEADER_BYTES, 0, 8);
+	logged_write(fd, sent, out, FRAME_HEADER_BYTES + 8);
+	/* stream 3's HEADERS, then the header of stream 1's last DATA: stream 3's */
+	block_len = calls_request_block(block, 0x82, "/calls3", job->addr);
+	frame_header(out, block_len, 1, 0x4 | 0x1, 3);
+	memcpy(out + FRAME_HEADER_BYTES, block, block_len);
+	frame_header(out + FRAME_HEADER_BYTES + block_len, CALLS_BODY_B, 0, 0x1, 1);
+	logged_write(fd, sent, out, 2 * FRAME_HEADER_BYTES + block_len);
+	/* that DATA's payload: begins inside a frame of stream 1, so stream 1's */
+	memset(out, 'b', CALLS_BODY_B);
+	logged_write(fd, sent, out, CALLS_BODY_B);
+	if (sent->failed || calls_read_until_ended(fd, &job->client_read, CLIENT_READ_BYTES, 0))
+		return 1;
+	/* SETTINGS ack and GOAWAY, each alone: no stream's */
+	frame_header(out, 0, 4, 0x1, 0);
+	logged_write(fd, sent, out, FRAME_HEADER_BYTES);
+	frame_header(out, 8, 7, 0, 0);
+	memset(out + FRAME_HEADER_BYTES, 0, 8);
+	logged_write(fd, sent, out, FRAME_HEADER_BYTES + 8);
+	close(fd);
+	return sent->failed;
+}
+
+/* The server's writes of the responses (stream 1: 200, stream 3: 404), after both requests. */
+static int calls_respond(int fd, struct call_log *sent)
+{
+	unsigned char out[256];
+
+	/* SETTINGS ack: no stream's */
+	frame_header(out, 0, 4, 0x1, 0);
+	logged_write(fd, sent, out, FRAME_HEADER_BYTES);
+	/* WINDOW_UPDATE on stream 1, alone: stream 1's */
+	frame_header(out, 4, 8, 0, 1);
+	memset(out + FRAME_HEADER_BYTES, 0, 4);
+	out[FRAME_HEADER_BYTES + 3] = CALLS_BODY_A + CALLS_BODY_B;
+	logged_write(fd, sent, out, FRAME_HEADER_BYTES + 4);
+	/* stream 1's HEADERS ":status: 200": stream 1's */
+	frame_header(out, 1, 1, 0x4, 1);
+	out[FRAME_HEADER_BYTES] = 0x88;
+	logged_write(fd, sent, out, FRAME_HEADER_BYTES + 1);
+	/* stream 3's HEADERS ":status: 404", then 20 DATA bytes of stream 1: stream 3's */
+	frame_header(out, 1, 1, 0x4, 3);
+	out[FRAME_HEADER_BYTES] = 0x8d;
+	frame_header(out + FRAME_HEADER_BYTES + 1, 20, 0, 0, 1);
+	memset(out + 2 * FRAME_HEADER_BYTES + 1, 'r', 20);
+	logged_write(fd, sent, out, 2 * FRAME_HEADER_BYTES + 1 + 20);
+	/* a padded DATA of stream 1 in three calls: header; pad length and content; padding
+	 * followed by stream 3's last DATA. All three stream 1's. */
+	frame_header(out, 1 + 24 + 5, 0, 0x8, 1);
+	logged_write(fd, sent, out, FRAME_HEADER_BYTES);
+	out[0] = 5;
+	memset(out + 1, 's', 24);
+	logged_write(fd, sent, out, 1 + 24);
+	memset(out, 0, 5);
+	frame_header(out + 5, 10, 0, 0x1, 3);
+	memset(out + 5 + FRAME_HEADER_BYTES, 't', 10);
+	logged_write(fd, sent, out, 5 + FRAME_HEADER_BYTES + 10);
+	/* a PING, alone: no stream's */
+	frame_header(out, 8, 6, 0, 0);
+	memset(out + FRAME_HEADER_BYTES, 0, 8);
+	logged_write(fd, sent, out, FRAME_HEADER_BYTES + 8);
+	/* stream 1's END_STREAM in an empty DATA: stream 1's, counted before its record */
+	frame_header(out, 0, 0, 0x1, 1);
+	logged_write(fd, sent, out, FRAME_HEADER_BYTES);
+	return sent->failed ? -1 : 0;
+}
+
+/* The raw server of one connection: reads of SERVER_READ_BYTES, then calls_respond. */
+static int calls_server_main(void *arg)
+{
+	struct calls_job *job = arg;
+	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons(CALLS_PORT) };
+	int one = 1, listener = socket(AF_INET, SOCK_STREAM, 0), fd;
+	const size_t preface_len = sizeof(preface) - 1;
+	unsigned char settings[FRAME_HEADER_BYTES];
+
+	inet_pton(AF_INET, job->addr, &sin.sin_addr);
+	setsockopt(listener, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(listener, (struct sockaddr *)&sin, sizeof(sin)) || listen(listener, 1))
+		return 1;
+	fd = accept(listener, NULL, NULL);
+	if (fd < 0)
+		return 1;
+	set_nodelay(fd);
+	/* the preface in one read: kaccess knows HTTP/2 by a call's first 24 bytes */
+	if (logged_read(fd, &job->server_read, preface_len) != (ssize_t)preface_len)
+		return 1;
+	frame_header(settings, 0, 4, 0, 0);
+	if (logged_write(fd, &job->server_sent, settings, sizeof(settings)) ||
+	    calls_read_until_ended(fd, &job->server_read, SERVER_READ_BYTES, preface_len) ||
+	    calls_respond(fd, &job->server_sent))
+		return 1;
+	while (logged_read(fd, &job->server_read, SERVER_READ_BYTES) > 0)
+		;
+	close(fd);
+	close(listener);
+	return job->server_read.failed;
+}
+
+/*
+ * The stream records of one side against what its peer logged: each
+ * stream's request and response calls are exactly the calls whose first
+ * byte was in one of its frames; their kernel-measured durations are
+ * above 0 and within the peer's own measurement around each syscall.
+ */
+static void expect_stream_calls(struct __test_metadata *_metadata, FIXTURE_DATA(http2) *self,
+				bool server, const struct call_log *requests,
+				const struct call_log *responses, unsigned long *ret_request_calls)
+{
+	uint64_t cgroup = server ? self->pods.server.cgroup_id : self->pods.client.cgroup_id;
+	const char *role = server ? "server" : "client";
+	struct http_record_seen seen[4];
+
+	*ret_request_calls = 0;
+	ASSERT_EQ(2, agent_output_http_records(self->output, cgroup, role, seen, 4));
+	for (int i = 0; i < 2; i++) {
+		const struct http_record_seen *r = &seen[i];
+		struct stream_calls request = calls_of_stream(requests, sizeof(preface) - 1, r->seq);
+		struct stream_calls response = calls_of_stream(responses, 0, r->seq);
+
+		TH_LOG("%s stream %lu: request calls %lu (%lu ns, peer %lu ns), response calls %lu (%lu ns, peer %lu ns)",
+		       role, (unsigned long)r->seq, (unsigned long)r->request_calls,
+		       (unsigned long)r->request_call_ns, (unsigned long)request.call_ns,
+		       (unsigned long)r->response_calls, (unsigned long)r->response_call_ns,
+		       (unsigned long)response.call_ns);
+		EXPECT_STREQ("complete", r->outcome);
+		EXPECT_EQ(r->seq == 1 ? 200 : 404, r->status);
+		EXPECT_EQ(request.calls, r->request_calls);
+		EXPECT_EQ(response.calls, r->response_calls);
+		EXPECT_LT(0, r->request_call_ns);
+		EXPECT_LE(r->request_call_ns, request.call_ns);
+		EXPECT_LT(0, r->response_call_ns);
+		EXPECT_LE(r->response_call_ns, response.call_ns);
+		/*
+		 * One thread's calls, the first the client's HEADERS write whose
+		 * end starts the record: within the record and that write.
+		 */
+		if (!server)
+			EXPECT_LE(r->request_call_ns + r->response_call_ns,
+				  r->end_boot_ns - r->start_boot_ns + request.first_call_ns);
+		*ret_request_calls += r->request_calls;
+	}
+}
+
+/*
+ * A raw client and a raw server, each of whose reads and writes is known
+ * byte for byte: on each side, a stream's records carry exactly the calls
+ * whose first byte was in one of its frames. A call that begins with the
+ * preface or a connection's frame (SETTINGS, PING, GOAWAY) is no stream's;
+ * one that begins with a piece of a frame header, or inside a payload or
+ * its padding, is the frame's stream's; an empty END_STREAM DATA counts
+ * before its record is made.
+ */
+KTEST_F(http2, calls_go_to_the_stream_of_their_first_byte, 90)
+{
+	struct calls_job *job = shared_alloc(sizeof(*job));
+	unsigned long client_request_calls, server_request_calls;
+	pid_t server;
+
+	ASSERT_NE(NULL, job);
+	job->addr = self->pods.server.ipv4;
+	start_agent(_metadata, self, variant);
+	server = pod_spawn(&self->pods.server, calls_server_main, job);
+	ASSERT_LT(0, server);
+	ASSERT_EQ(0, netns_wait_listening(self->pods.server.netns, CALLS_PORT, 10000));
+	ASSERT_EQ(0, child_wait(pod_spawn(&self->pods.client, calls_client_main, job)));
+	ASSERT_EQ(0, child_wait(server));
+	stop_agent(_metadata, self);
+
+	/* the writes as planned: 5 of 9 begin with a stream's frame; 7 of 10 answer */
+	ASSERT_EQ(9, job->client_sent.calls);
+	ASSERT_EQ(4, calls_of_stream(&job->client_sent, sizeof(preface) - 1, 1).calls);
+	ASSERT_EQ(1, calls_of_stream(&job->client_sent, sizeof(preface) - 1, 3).calls);
+	ASSERT_EQ(10, job->server_sent.calls);
+	ASSERT_EQ(6, calls_of_stream(&job->server_sent, 0, 1).calls);
+	ASSERT_EQ(1, calls_of_stream(&job->server_sent, 0, 3).calls);
+	/* both peers saw the same bytes */
+	ASSERT_EQ(job->client_sent.len, job->server_read.len);
+	ASSERT_EQ(0, memcmp(job->client_sent.bytes, job->server_read.bytes, job->client_sent.len));
+	ASSERT_EQ(job->server_sent.len, job->client_read.len);
+
+	expect_stream_calls(_metadata, self, false, &job->client_sent, &job->client_read,
+			    &client_request_calls);
+	expect_stream_calls(_metadata, self, true, &job->server_read, &job->server_sent,
+			    &server_request_calls);
+	/* the client's writes that began with the preface, a PING, a SETTINGS ack, a GOAWAY: none */
+	EXPECT_EQ(5, client_request_calls);
 	EXPECT_EQ(0, agent_output_lost(self->output, "http_parse_failed"));
 	munmap(job, sizeof(*job));
 }
