@@ -212,6 +212,7 @@ require_prerequisites() {
 	if section_enabled oap; then
 		[[ -x $FAKE_OAP ]] || die "$FAKE_OAP is missing: run 'make selftests'"
 		[[ -x $PACE ]] || die "$PACE is missing: run 'make bench-tools'"
+		[[ -x $GRPC_FLOOR ]] || die "$GRPC_FLOOR is missing: run 'make bench-tools'"
 	fi
 	if section_enabled k8s; then
 		[[ -x $K8S_SCALE ]] || die "$K8S_SCALE is missing: run 'make bench-tools'"
@@ -816,7 +817,7 @@ throughput_section() {
 snapshot_binaries() {
 	mkdir -p "$WORK_DIR/bin"
 	cp "$KACCESS" "$OUTPUT/kaccess.bpf.o" "$CALIBRATE" "$OUTPUT/bench/calibrate.bpf.o" "$LOADGEN" "$K8S_SCALE" \
-		"$PACE" "$WORK_DIR/bin/"
+		"$PACE" "$GRPC_FLOOR" "$WORK_DIR/bin/"
 	KACCESS=$WORK_DIR/bin/kaccess
 	K8S_SCALE=$WORK_DIR/bin/k8s_scale
 	if [[ -x $FAKE_OAP ]]; then
@@ -826,6 +827,7 @@ snapshot_binaries() {
 	CALIBRATE=$WORK_DIR/bin/calibrate
 	LOADGEN=$WORK_DIR/bin/loadgen
 	PACE=$WORK_DIR/bin/pace
+	GRPC_FLOOR=$WORK_DIR/bin/grpc_floor
 }
 
 # What the header and the NDJSON config line report about this run.
@@ -848,6 +850,7 @@ main() {
 	CALIBRATE=$OUTPUT/bench/calibrate
 	LOADGEN=$OUTPUT/bench/loadgen
 	PACE=$OUTPUT/bench/pace
+	GRPC_FLOOR=$OUTPUT/bench/grpc_floor
 	K8S_SCALE=$OUTPUT/bench/k8s_scale
 	FAKE_OAP=$OUTPUT/selftests/oap/fake_oap
 	read_settings

@@ -212,6 +212,7 @@ oap_section() {
 	for mode in $OAP_MODES; do
 		oap_run "$mode"
 	done
+	grpc_floor_run
 	stop_process "$NGINX_PID"
 	NGINX_PID=""
 	stop_process "$FAKE_OAP_PID"
@@ -229,4 +230,32 @@ EOF
 		-v cpu_target_pct="$SHIPPER_CPU_TARGET_PCT" -v rss_target_mib="$SHIPPER_RSS_TARGET_MIB" \
 		-v rate_ref="$SHIPPER_RATE_REF" -v interval_s="$OAP_INTERVAL_S" "$WORK_DIR/oap.tsv" ||
 		die "the oap report failed"
+	grpc_floor_report
+}
+
+# The OAP path alone, without the agent (grpc_floor.c): the same fake_oap,
+# one message per exchange at the section's rate, transport only and with
+# each message built and packed as the shipper does.
+grpc_floor_run() {
+	log "oap: grpc_floor at $OAP_RATE messages/s"
+	"$GRPC_FLOOR" --to "127.0.0.1:$OAP_PORT" --rate "$OAP_RATE" --messages $((OAP_RATE * 5)) \
+		>"$WORK_DIR/grpc_floor.json" 2>"$WORK_DIR/grpc_floor.err" ||
+		die "grpc_floor failed: $(tail -3 "$WORK_DIR/grpc_floor.err")"
+}
+
+grpc_floor_report() {
+	local line
+
+	line=$(cat "$WORK_DIR/grpc_floor.json")
+	printf '
+The OAP path alone (grpc_floor: no agent, %d messages at %d/s to the same fake_oap, the process'"'"'s CPU):
+' \
+		"$(json_number <(echo "$line") messages)" "$(json_number <(echo "$line") rate)"
+	printf '  transport (an encoded %d-byte protocol log queued and written by the gRPC C core): %s us per message = %s%% of a core\n' \
+		"$(json_number <(echo "$line") message_bytes)" "$(json_number <(echo "$line") transport_us_per_message)" \
+		"$(json_number <(echo "$line") transport_core_pct_at_rate)"
+	printf '  built as the shipper builds it (connection, protocol log, two calls), packed, queued, written: %s us = %s%%\n' \
+		"$(json_number <(echo "$line") build_us_per_message)" "$(json_number <(echo "$line") build_core_pct_at_rate)"
+	printf '  one message per HTTP exchange (OAP'"'"'s protocol), so at %d exchanges/s the transport alone is the floor\n' "$OAP_RATE"
+	echo "$line" >>"$RESULTS_TMP"
 }

@@ -1,0 +1,308 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * grpc_floor: what one access-log message costs the shipper's OAP path
+ * alone, with nothing of the kernel side: the oap section's lower bound.
+ *
+ *   grpc_floor --to 127.0.0.1:PORT [--rate N] [--messages N]
+ *
+ * Against a running fake_oap, at a fixed rate (10,000 messages a second by
+ * default) it sends the same number of messages twice, on a fresh sender
+ * each time, and measures the process's CPU (user + system, every thread,
+ * gRPC's own included) from the first message until the sender has written
+ * the last:
+ *   transport  one HTTP protocol log (no kernel logs) encoded once, queued
+ *              as bytes: the queue and the gRPC C core's work per message;
+ *   build      access_log_send_http() per exchange (its connection, the
+ *              protocol log and two calls as kernel logs, as a server pod
+ *              answering one request per read and write): building and
+ *              packing too.
+ * One NDJSON line on stdout: CPU per message in microseconds, and the share
+ * of a core at the rate. Every HTTP exchange of a watched pod is one such
+ * message (OAP's protocol has one protocol log per message), so at 10,000
+ * requests a second the transport line is the least the shipper can cost.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "bench_cli.h"
+#include "log.h"
+#include "oap/oap.h"
+#include "oap_access_log.h"
+
+/*
+ * Queue 10 ms of messages at a time, sleeping to an absolute deadline in
+ * between: 100 wakeups a second cost the measurement next to nothing.
+ */
+#define TICK_NS 10000000ull
+#define TICKS_PER_S (NS_PER_S / TICK_NS)
+
+struct floor_options {
+	const char *address;
+	unsigned int rate;
+	unsigned int messages;
+};
+
+static uint64_t process_cpu_ns(void)
+{
+	struct rusage usage;
+
+	getrusage(RUSAGE_SELF, &usage);
+	return (uint64_t)(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) * NS_PER_S +
+	       (uint64_t)(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) * 1000ull;
+}
+
+static void sleep_until(uint64_t monotonic_ns)
+{
+	struct timespec ts = { .tv_sec = monotonic_ns / NS_PER_S, .tv_nsec = monotonic_ns % NS_PER_S };
+
+	while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
+		;
+}
+
+/* A server pod's exchange: GET /api/items/42, 200, one read and one write. */
+static void example_exchange(struct http_record *r, uint64_t now_ns)
+{
+	memset(r, 0, sizeof(*r));
+	r->agg.role = KACCESS_ROLE_SERVER;
+	r->agg.peer_addr[10] = r->agg.peer_addr[11] = 0xff; /* ::ffff:10.244.1.7 */
+	r->agg.peer_addr[12] = 10;
+	r->agg.peer_addr[13] = 244;
+	r->agg.peer_addr[14] = 1;
+	r->agg.peer_addr[15] = 7;
+	r->local_port = 8080;
+	r->remote_port = 41234;
+	r->version = KACCESS_HTTP_VERSION_1_1;
+	r->status = 200;
+	r->start_ns = now_ns - 250000;
+	r->end_ns = now_ns;
+	r->request_header_bytes = 120;
+	r->response_header_bytes = 160;
+	r->response_body_bytes = 100;
+	r->calls = (struct kaccess_http_calls){ 1, 1, 9000, 21000 };
+	r->method = "GET";
+	r->path = "/api/items/42";
+	r->host = "web.shop:8080";
+}
+
+static const struct k8s_identity local_pod = {
+	.kind = K8S_KIND_POD, .service = "web.shop", .instance = "web-5d9c7b8f6d-x2x7q",
+};
+static const struct k8s_identity peer_pod = {
+	.kind = K8S_KIND_POD, .service = "client.shop", .instance = "client-7f6b9c5d4-abcde",
+};
+
+/*
+ * A protocol log of the same size class, encoded once: its connection (two
+ * pods) and the exchange without kernel logs; for the transport run only,
+ * whose cost does not depend on what the bytes say.
+ */
+struct encoded {
+	uint8_t bytes[1024];
+	size_t len;
+};
+
+static void set_pod(Skywalking__V3__ConnectionAddress *address,
+		    Skywalking__V3__KubernetesProcessAddress *pod, const struct k8s_identity *id,
+		    uint16_t port)
+{
+	skywalking__v3__connection_address__init(address);
+	skywalking__v3__kubernetes_process_address__init(pod);
+	pod->servicename = (char *)id->service;
+	pod->podname = (char *)id->instance;
+	pod->processname = "nginx";
+	pod->port = port;
+	address->address_case = SKYWALKING__V3__CONNECTION_ADDRESS__ADDRESS_KUBERNETES;
+	address->kubernetes = pod;
+}
+
+static void set_offset(Skywalking__V3__EBPFTimestamp *ts, Skywalking__V3__EBPFOffsetTimestamp *offset,
+		       uint64_t ns)
+{
+	skywalking__v3__ebpftimestamp__init(ts);
+	skywalking__v3__ebpfoffset_timestamp__init(offset);
+	offset->offset = ns;
+	ts->timestamp_case = SKYWALKING__V3__EBPFTIMESTAMP__TIMESTAMP_OFFSET;
+	ts->offset = offset;
+}
+
+static void encode_protocol_log(const struct http_record *r, struct encoded *out)
+{
+	Skywalking__V3__EBPFAccessLogMessage msg;
+	Skywalking__V3__AccessLogConnection connection;
+	Skywalking__V3__ConnectionAddress local, remote;
+	Skywalking__V3__KubernetesProcessAddress local_pod_address, remote_pod_address;
+	Skywalking__V3__AccessLogProtocolLogs protocol;
+	Skywalking__V3__AccessLogHTTPProtocol http;
+	Skywalking__V3__AccessLogHTTPProtocolRequest request;
+	Skywalking__V3__AccessLogHTTPProtocolResponse response;
+	Skywalking__V3__EBPFTimestamp start, end;
+	Skywalking__V3__EBPFOffsetTimestamp start_offset, end_offset;
+
+	skywalking__v3__access_log_connection__init(&connection);
+	set_pod(&local, &local_pod_address, &local_pod, r->local_port);
+	set_pod(&remote, &remote_pod_address, &peer_pod, r->remote_port);
+	connection.local = &local;
+	connection.remote = &remote;
+	connection.role = SKYWALKING__V3__DETECT_POINT__server;
+	connection.protocol = SKYWALKING__V3__ACCESS_LOG_PROTOCOL_TYPE__HTTP_1;
+	skywalking__v3__access_log_httpprotocol_request__init(&request);
+	request.path = (char *)r->path;
+	request.host = (char *)r->host;
+	request.sizeofheadersbytes = r->request_header_bytes;
+	skywalking__v3__access_log_httpprotocol_response__init(&response);
+	response.statuscode = r->status;
+	response.sizeofheadersbytes = r->response_header_bytes;
+	response.sizeofbodybytes = r->response_body_bytes;
+	skywalking__v3__access_log_httpprotocol__init(&http);
+	set_offset(&start, &start_offset, r->start_ns);
+	set_offset(&end, &end_offset, r->end_ns);
+	http.starttime = &start;
+	http.endtime = &end;
+	http.request = &request;
+	http.response = &response;
+	skywalking__v3__access_log_protocol_logs__init(&protocol);
+	protocol.protocol_case = SKYWALKING__V3__ACCESS_LOG_PROTOCOL_LOGS__PROTOCOL_HTTP;
+	protocol.http = &http;
+	skywalking__v3__ebpfaccess_log_message__init(&msg);
+	msg.connection = &connection;
+	msg.protocollog = &protocol;
+	out->len = skywalking__v3__ebpfaccess_log_message__get_packed_size(&msg);
+	if (out->len > sizeof(out->bytes))
+		out->len = 0;
+	else
+		skywalking__v3__ebpfaccess_log_message__pack(&msg, out->bytes);
+}
+
+static int sender_for(const struct floor_options *opt, struct oap_sender **ret_sender)
+{
+	struct oap_config cfg;
+	char err[OAP_CONFIG_ERROR_LEN];
+	int ret;
+
+	oap_config_set_defaults(&cfg);
+	ret = oap_config_set(&cfg, "oap_address", opt->address, err, sizeof(err));
+	ret = ret ?: oap_config_set(&cfg, "oap_mode", "access_logs", err, sizeof(err));
+	ret = ret ?: oap_sender_create(&cfg, ret_sender);
+	ret = ret ?: oap_sender_set_node_info_from_host(*ret_sender, NULL);
+	ret = ret ?: oap_sender_start(*ret_sender);
+	if (ret)
+		fprintf(stderr, "grpc_floor: sender: %s %s\n", strerror(-ret), err);
+	return ret;
+}
+
+static uint64_t messages_sent(struct oap_sender *sender)
+{
+	struct oap_stream_stats stats;
+
+	oap_sender_stats(sender, OAP_STREAM_ACCESS_LOG, &stats);
+	return stats.sent;
+}
+
+/* Queue one message: the encoded bytes, or the exchange built anew. */
+static int queue_one(struct oap_sender *sender, const struct encoded *encoded)
+{
+	struct http_record r;
+
+	if (encoded)
+		return oap_sender_enqueue_encoded(sender, OAP_STREAM_ACCESS_LOG, encoded->bytes,
+						  encoded->len);
+	example_exchange(&r, bench_monotonic_ns());
+	return access_log_send_http(sender, &r, &local_pod, &peer_pod, true);
+}
+
+/* CPU nanoseconds per message for `opt->messages` messages at `opt->rate`, or 0. */
+static double run(const struct floor_options *opt, const struct encoded *encoded)
+{
+	struct oap_sender *sender = NULL;
+	uint64_t start_ns, cpu_ns, next_ns, queued = 0, per_tick;
+	double per_message = 0;
+
+	if (sender_for(opt, &sender))
+		return 0;
+	per_tick = opt->rate / TICKS_PER_S ? opt->rate / TICKS_PER_S : 1;
+	usleep(200000); /* let the call open first: its setup is not a message's */
+	cpu_ns = process_cpu_ns();
+	start_ns = next_ns = bench_monotonic_ns();
+	while (queued < opt->messages) {
+		for (uint64_t i = 0; i < per_tick && queued < opt->messages; i++, queued++)
+			if (queue_one(sender, encoded))
+				goto out;
+		next_ns += TICK_NS * per_tick * TICKS_PER_S / opt->rate;
+		sleep_until(next_ns);
+	}
+	while (messages_sent(sender) < opt->messages && bench_monotonic_ns() - start_ns < 60 * NS_PER_S)
+		usleep(1000);
+	if (messages_sent(sender) == opt->messages)
+		per_message = (double)(process_cpu_ns() - cpu_ns) / opt->messages;
+out:
+	oap_sender_free(sender);
+	return per_message;
+}
+
+static int parse_options(int argc, char **argv, struct floor_options *opt)
+{
+	static const struct option options[] = {
+		{ "to", required_argument, NULL, 't' },
+		{ "rate", required_argument, NULL, 'r' },
+		{ "messages", required_argument, NULL, 'n' },
+		{},
+	};
+	int c;
+
+	*opt = (struct floor_options){ .rate = 10000, .messages = 100000 };
+	while ((c = getopt_long(argc, argv, "", options, NULL)) != -1) {
+		switch (c) {
+		case 't':
+			opt->address = optarg;
+			break;
+		case 'r':
+			if (bench_parse_uint(optarg, 1000, 1000000, &opt->rate))
+				return -EINVAL;
+			break;
+		case 'n':
+			if (bench_parse_uint(optarg, 1000, 10000000, &opt->messages))
+				return -EINVAL;
+			break;
+		default:
+			return -EINVAL;
+		}
+	}
+	return opt->address ? 0 : -EINVAL;
+}
+
+int main(int argc, char **argv)
+{
+	struct floor_options opt;
+	struct encoded encoded = { .len = 0 };
+	struct http_record r;
+	double transport_ns, build_ns;
+
+	if (parse_options(argc, argv, &opt)) {
+		fprintf(stderr, "usage: grpc_floor --to ADDR:PORT [--rate 1000..1000000] "
+				"[--messages 1000..10000000]\n");
+		return 2;
+	}
+	log_max_level = LOG_LEVEL_WARN;
+	example_exchange(&r, bench_monotonic_ns());
+	encode_protocol_log(&r, &encoded);
+	if (!encoded.len) {
+		fprintf(stderr, "grpc_floor: could not encode the example exchange\n");
+		return 1;
+	}
+	transport_ns = run(&opt, &encoded);
+	build_ns = run(&opt, NULL);
+	if (!transport_ns || !build_ns) {
+		fprintf(stderr, "grpc_floor: not every message was written to %s\n", opt.address);
+		return 1;
+	}
+	printf("{\"type\":\"grpc_floor\",\"rate\":%u,\"messages\":%u,\"message_bytes\":%zu,"
+	       "\"transport_us_per_message\":%.3f,\"build_us_per_message\":%.3f,"
+	       "\"transport_core_pct_at_rate\":%.3f,\"build_core_pct_at_rate\":%.3f}\n",
+	       opt.rate, opt.messages, encoded.len, transport_ns / 1000, build_ns / 1000,
+	       transport_ns * opt.rate / NS_PER_S * 100, build_ns * opt.rate / NS_PER_S * 100);
+	return 0;
+}
