@@ -766,10 +766,10 @@ static __always_inline bool h2_claim(__u64 sk, struct kaccess_conn *conn, bool i
 /*
  * The upgrade request's exchange becomes stream 1: what HTTP/1.1 knew of
  * it (endpoint, first byte, request sizes, request number) and the 101's
- * bytes, which are response header bytes like a 100 Continue's. Not its
- * calls: those before the switch (the request's, the 101's) were HTTP/1.x
- * calls, so stream 1 starts with none and counts the HTTP/2 calls that
- * begin in its frames.
+ * bytes, which are response header bytes like a 100 Continue's; and its
+ * calls so far: the request's and the 101's (the call that carries the 101
+ * is the response's even when HTTP/2 frames follow in it). Stream 1 then
+ * counts the HTTP/2 calls that begin in its frames.
  */
 static __always_inline void h2_upgrade_stream(struct h2_walk *walk, struct http_conn *old)
 {
@@ -792,6 +792,15 @@ static __always_inline void h2_upgrade_stream(struct h2_walk *walk, struct http_
 	sizes->response_header_bytes = old->resp.header_bytes + old->interim_header_bytes;
 	sizes->endpoint = slot->endpoint;
 	sizes->upgrade_seq = slot->seq; /* its record pairs with the request's head by it */
+	if (slot->ended) {
+		sizes->calls.request_calls = slot->calls.request_calls;
+		sizes->calls.request_call_ns = slot->calls.request_call_ns;
+	} else {
+		sizes->calls.request_calls = old->req.calls;
+		sizes->calls.request_call_ns = old->req.call_ns;
+	}
+	sizes->calls.response_calls = old->resp.calls;
+	sizes->calls.response_call_ns = old->resp.call_ns;
 }
 
 /*

@@ -201,6 +201,7 @@ struct upgrade_conn_truth {
 	char host[128], sw8[256], traceparent[128], b3[128]; /* as read; "" when not sent */
 	int status;
 	unsigned long request_header, response_header, response_body;
+	unsigned long request_reads; /* the reads that returned the HTTP/1.1 request */
 };
 
 struct upgrade_server_truth {
@@ -213,8 +214,8 @@ static struct upgrade_server_truth *upgrade_truth;
 static const char switching[] = "HTTP/1.1 101 Switching Protocols\r\n"
 				"Connection: Upgrade\r\nUpgrade: h2c\r\n\r\n";
 
-/* Read the HTTP/1.1 request through its blank line: its bytes, or -1. */
-static long read_upgrade_request(int fd, char *buf, size_t size)
+/* Read the HTTP/1.1 request through its blank line: its bytes, or -1; the reads in *ret_reads. */
+static long read_upgrade_request(int fd, char *buf, size_t size, unsigned long *ret_reads)
 {
 	size_t have = 0;
 	char *end;
@@ -222,6 +223,7 @@ static long read_upgrade_request(int fd, char *buf, size_t size)
 
 	while (have < size - 1 && (n = read(fd, buf + have, size - 1 - have)) > 0) {
 		have += n;
+		(*ret_reads)++;
 		buf[have] = '\0';
 		end = strstr(buf, "\r\n\r\n");
 		if (end)
@@ -314,7 +316,7 @@ static void upgrade_serve(int fd, struct upgrade_conn_truth *truth)
 	static char request[4096];
 	static unsigned char out[sizeof(switching) + 4 * FRAME_HEADER_BYTES + SMALL_BYTES],
 		drain[4096];
-	long request_bytes = read_upgrade_request(fd, request, sizeof(request));
+	long request_bytes = read_upgrade_request(fd, request, sizeof(request), &truth->request_reads);
 	size_t head = strlen(switching), frames;
 	bool found, together;
 	char *path;
@@ -1652,7 +1654,8 @@ static void endpoint_from_upgrades(const char *path, struct endpoint_truth *out)
  * The stream-1 record of each upgrade on one side, in connection order:
  * method, path (query cut) and the Host and trace headers of the HTTP/1.1
  * request as the server read it, version 2, stream 1, the sizes the server
- * counted (a connection without a status had no response); and no record
+ * counted (a connection without a status had no response), the calls of
+ * the HTTP/1.1 request and the 101 (the server's exactly); and no record
  * of the request as an HTTP/1.1 exchange of its own.
  */
 static void expect_upgrade_records(struct __test_metadata *_metadata, FIXTURE_DATA(http2) *self,
@@ -1687,6 +1690,18 @@ static void expect_upgrade_records(struct __test_metadata *_metadata, FIXTURE_DA
 		EXPECT_EQ(0, r->request_body_bytes);
 		EXPECT_EQ(truth->status ? truth->response_header : 0, r->response_header_bytes);
 		EXPECT_EQ(truth->response_body, r->response_body_bytes);
+		/*
+		 * The server's calls: its reads of the HTTP/1.1 request, and the
+		 * write that began with the 101 (its next write, if any, begins
+		 * with SETTINGS: no stream's; the client's calls after the 101
+		 * begin with the preface or stream-0 frames).
+		 */
+		if (server) {
+			EXPECT_EQ(truth->request_reads, r->request_calls);
+			EXPECT_EQ(1, r->response_calls);
+		} else {
+			EXPECT_LE(1, r->request_calls); /* curl's and nghttp's writes: at least one */
+		}
 	}
 }
 
