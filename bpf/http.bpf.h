@@ -298,7 +298,7 @@ static __noinline int http_record(struct http_conn *hc, __u32 outcome, __u64 end
 	slot->resp_body_bytes = hc->resp.body_bytes;
 	slot->end_ns = end_ns;
 	hc->interim_header_bytes = 0;
-	/* an unanswered request's: the calls of a response that never began (0) */
+	/* the response's calls, interim 1xx ones included (none when it never began) */
 	http_take_calls(&hc->resp, &slot->calls.response_calls, &slot->calls.response_call_ns);
 	if (!slot->ended && slot->seq == hc->req.seq && hc->req.phase != PH_IDLE &&
 	    outcome != HTTP_NO_RESPONSE) {
