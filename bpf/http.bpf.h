@@ -1121,7 +1121,6 @@ static __always_inline void http_transfer(__u64 sk, struct kaccess_conn *conn, b
 	s->left = bytes;
 	s->win_len = s->win_pos = 0;
 	s->now_ns = now_ns;
-	s->call_ns = call_ns;
 	s->error = HTTP_OK;
 	s->is_request = is_request;
 	s->head_avail = 0;

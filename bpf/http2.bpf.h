@@ -792,15 +792,10 @@ static __always_inline void h2_upgrade_stream(struct h2_walk *walk, struct http_
 	sizes->response_header_bytes = old->resp.header_bytes + old->interim_header_bytes;
 	sizes->endpoint = slot->endpoint;
 	sizes->upgrade_seq = slot->seq; /* its record pairs with the request's head by it */
-	if (slot->ended) {
-		sizes->calls.request_calls = slot->calls.request_calls;
-		sizes->calls.request_call_ns = slot->calls.request_call_ns;
-	} else {
-		sizes->calls.request_calls = old->req.calls;
-		sizes->calls.request_call_ns = old->req.call_ns;
-	}
-	sizes->calls.response_calls = old->resp.calls;
-	sizes->calls.response_call_ns = old->resp.call_ns;
+	sizes->calls = slot->calls; /* the request's, once it ended; no response's yet */
+	if (!slot->ended)
+		http_take_calls(&old->req, &sizes->calls.request_calls, &sizes->calls.request_call_ns);
+	http_take_calls(&old->resp, &sizes->calls.response_calls, &sizes->calls.response_call_ns);
 }
 
 /*

@@ -382,7 +382,7 @@ struct http_scratch {
 	__u64 seg_off;             /* position in the current segment */
 	__u64 left;                /* bytes of the call not parsed yet */
 	__u64 now_ns;
-	__u64 call_ns;             /* the call's duration: the message of its first byte gets it */
+	__u64 call_ns;             /* HTTP/2: the call's duration, for the stream of its first byte */
 	__u32 nseg, seg_idx;
 	__u32 win_len, win_pos;    /* data[win_pos..win_len) are the next bytes */
 	__u32 error;               /* enum http_error */

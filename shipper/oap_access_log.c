@@ -208,6 +208,20 @@ struct syscall_run {
 	unsigned int l24_measured;            /* enum kaccess_l24_measure; 0 without a row */
 };
 
+/*
+ * Kernel logs are built here one run at a time, by the event loop (the
+ * only thread that sends access logs): one batch, allocated once, serves
+ * every exchange and every row. Each log it holds is initialised anew.
+ */
+static struct syscall_batch *syscall_batch_get(void)
+{
+	static struct syscall_batch *batch;
+
+	if (!batch)
+		batch = calloc(1, sizeof(*batch));
+	return batch;
+}
+
 /* Log `index` of `count`'s share of `sum`: the shares add up to `sum` exactly. */
 static uint64_t share(uint64_t sum, uint64_t count, uint64_t index)
 {
@@ -446,26 +460,10 @@ static void http_call_runs(const struct http_record *r, struct syscall_run runs[
 					r->start_ns + c->request_calls * step_ns, step_ns, NULL, 0 };
 }
 
-/*
- * The kernel logs of HTTP exchanges are built here, one exchange at a time,
- * by the event loop (the only thread that sends access logs): one batch,
- * allocated once, serves them all.
- */
-static struct syscall_batch *http_call_batch(void)
+/* The protocol log of a record, without its calls: calloc'ed, the caller frees it. */
+static struct http_log *http_log_new(const struct http_record *r, const struct k8s_identity *local,
+				     const struct k8s_identity *peer)
 {
-	static struct syscall_batch *batch;
-
-	if (!batch)
-		batch = calloc(1, sizeof(*batch));
-	return batch;
-}
-
-int access_log_send_http(struct oap_sender *sender, const struct http_record *r,
-			 const struct k8s_identity *local, const struct k8s_identity *peer,
-			 bool with_calls)
-{
-	struct syscall_run runs[2];
-	struct syscall_batch *batch = NULL;
 	bool h2 = r->version == KACCESS_HTTP_VERSION_2;
 	struct connection_facts facts = {
 		.role = r->agg.role,
@@ -476,17 +474,10 @@ int access_log_send_http(struct oap_sender *sender, const struct http_record *r,
 		.remote_port = http_peer_port(r),
 		.remote_addr = r->agg.peer_addr,
 	};
-	struct http_log *log;
-	int err;
+	struct http_log *log = calloc(1, sizeof(*log));
 
-	if (with_calls && (r->calls.request_calls || r->calls.response_calls)) {
-		batch = http_call_batch();
-		if (!batch)
-			return -ENOMEM;
-	}
-	log = calloc(1, sizeof(*log));
 	if (!log)
-		return -ENOMEM;
+		return NULL;
 	set_connection(&log->base, &facts, local, peer);
 	set_times(&log->base, r->end_ns, r->end_ns - r->start_ns);
 	skywalking__v3__access_log_httpprotocol_request__init(&log->request);
@@ -513,6 +504,26 @@ int access_log_send_http(struct oap_sender *sender, const struct http_record *r,
 	skywalking__v3__ebpfaccess_log_message__init(&log->base.msg);
 	log->base.msg.connection = &log->base.connection;
 	log->base.msg.protocollog = &log->protocol;
+	return log;
+}
+
+int access_log_send_http(struct oap_sender *sender, const struct http_record *r,
+			 const struct k8s_identity *local, const struct k8s_identity *peer,
+			 bool with_calls)
+{
+	struct syscall_batch *batch = NULL;
+	struct syscall_run runs[2];
+	struct http_log *log;
+	int err;
+
+	if (with_calls && (r->calls.request_calls || r->calls.response_calls)) {
+		batch = syscall_batch_get();
+		if (!batch)
+			return -ENOMEM;
+	}
+	log = http_log_new(r, local, peer);
+	if (!log)
+		return -ENOMEM;
 	if (batch) {
 		http_call_runs(r, runs);
 		err = send_syscall_runs(sender, &log->base.msg, batch, runs, 2);
@@ -521,6 +532,21 @@ int access_log_send_http(struct oap_sender *sender, const struct http_record *r,
 	}
 	free(log);
 	return err;
+}
+
+long access_log_encode_http(const struct http_record *r, const struct k8s_identity *local,
+			    const struct k8s_identity *peer, uint8_t *buf, size_t size)
+{
+	struct http_log *log = http_log_new(r, local, peer);
+	size_t len;
+
+	if (!log)
+		return -ENOMEM;
+	len = skywalking__v3__ebpfaccess_log_message__get_packed_size(&log->base.msg);
+	if (len <= size)
+		skywalking__v3__ebpfaccess_log_message__pack(&log->base.msg, buf);
+	free(log);
+	return len <= size ? (long)len : -ENOBUFS;
 }
 
 int access_log_send_row_syscalls(struct oap_sender *sender, const struct agg_row *row,
@@ -545,18 +571,15 @@ int access_log_send_row_syscalls(struct oap_sender *sender, const struct agg_row
 	};
 	struct syscall_batch *batch;
 	struct access_log log;
-	int err;
 
 	if (!runs[0].count && !runs[1].count)
 		return 0;
-	batch = calloc(1, sizeof(*batch));
+	batch = syscall_batch_get();
 	if (!batch)
 		return -ENOMEM;
 	memset(&log, 0, sizeof(log));
 	set_connection(&log, &facts, local, peer);
 	skywalking__v3__ebpfaccess_log_message__init(&log.msg);
 	log.msg.connection = &log.connection;
-	err = send_syscall_runs(sender, &log.msg, batch, runs, 2);
-	free(batch);
-	return err;
+	return send_syscall_runs(sender, &log.msg, batch, runs, 2);
 }

@@ -40,6 +40,14 @@ int access_log_send_http(struct oap_sender *sender, const struct http_record *re
 			 bool with_calls);
 
 /*
+ * The same protocol log without its calls, packed into `buf` (for tools
+ * that measure the transport). Its length, -ENOBUFS when `size` is too
+ * small, or -ENOMEM.
+ */
+long access_log_encode_http(const struct http_record *record, const struct k8s_identity *local,
+			    const struct k8s_identity *peer, uint8_t *buf, size_t size);
+
+/*
  * Compatible mode: the row's reads and writes as one kernel log each, with
  * durations that add up to the row's sums exactly (OAP then computes the
  * same numbers), timed within the bucket [bucket_start_ns, + bucket_ns) of

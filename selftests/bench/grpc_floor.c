@@ -10,8 +10,9 @@
  * each time, and measures the process's CPU (user + system, every thread,
  * gRPC's own included) from the first message until the sender has written
  * the last:
- *   transport  one HTTP protocol log (no kernel logs) encoded once, queued
- *              as bytes: the queue and the gRPC C core's work per message;
+ *   transport  one HTTP protocol log (no kernel logs) encoded once by
+ *              access_log_encode_http(), queued as bytes: the queue and
+ *              the gRPC C core's work per message;
  *   build      access_log_send_http() per exchange (its connection, the
  *              protocol log and two calls as kernel logs, as a server pod
  *              answering one request per read and write): building and
@@ -95,87 +96,11 @@ static const struct k8s_identity peer_pod = {
 	.kind = K8S_KIND_POD, .service = "client.shop", .instance = "client-7f6b9c5d4-abcde",
 };
 
-/*
- * A protocol log of the same size class, encoded once: its connection (two
- * pods) and the exchange without kernel logs; for the transport run only,
- * whose cost does not depend on what the bytes say.
- */
+/* The example's protocol log without its calls, encoded once by the shipper's own code. */
 struct encoded {
 	uint8_t bytes[1024];
 	size_t len;
 };
-
-static void set_pod(Skywalking__V3__ConnectionAddress *address,
-		    Skywalking__V3__KubernetesProcessAddress *pod, const struct k8s_identity *id,
-		    uint16_t port)
-{
-	skywalking__v3__connection_address__init(address);
-	skywalking__v3__kubernetes_process_address__init(pod);
-	pod->servicename = (char *)id->service;
-	pod->podname = (char *)id->instance;
-	pod->processname = "nginx";
-	pod->port = port;
-	address->address_case = SKYWALKING__V3__CONNECTION_ADDRESS__ADDRESS_KUBERNETES;
-	address->kubernetes = pod;
-}
-
-static void set_offset(Skywalking__V3__EBPFTimestamp *ts, Skywalking__V3__EBPFOffsetTimestamp *offset,
-		       uint64_t ns)
-{
-	skywalking__v3__ebpftimestamp__init(ts);
-	skywalking__v3__ebpfoffset_timestamp__init(offset);
-	offset->offset = ns;
-	ts->timestamp_case = SKYWALKING__V3__EBPFTIMESTAMP__TIMESTAMP_OFFSET;
-	ts->offset = offset;
-}
-
-static void encode_protocol_log(const struct http_record *r, struct encoded *out)
-{
-	Skywalking__V3__EBPFAccessLogMessage msg;
-	Skywalking__V3__AccessLogConnection connection;
-	Skywalking__V3__ConnectionAddress local, remote;
-	Skywalking__V3__KubernetesProcessAddress local_pod_address, remote_pod_address;
-	Skywalking__V3__AccessLogProtocolLogs protocol;
-	Skywalking__V3__AccessLogHTTPProtocol http;
-	Skywalking__V3__AccessLogHTTPProtocolRequest request;
-	Skywalking__V3__AccessLogHTTPProtocolResponse response;
-	Skywalking__V3__EBPFTimestamp start, end;
-	Skywalking__V3__EBPFOffsetTimestamp start_offset, end_offset;
-
-	skywalking__v3__access_log_connection__init(&connection);
-	set_pod(&local, &local_pod_address, &local_pod, r->local_port);
-	set_pod(&remote, &remote_pod_address, &peer_pod, r->remote_port);
-	connection.local = &local;
-	connection.remote = &remote;
-	connection.role = SKYWALKING__V3__DETECT_POINT__server;
-	connection.protocol = SKYWALKING__V3__ACCESS_LOG_PROTOCOL_TYPE__HTTP_1;
-	skywalking__v3__access_log_httpprotocol_request__init(&request);
-	request.path = (char *)r->path;
-	request.host = (char *)r->host;
-	request.sizeofheadersbytes = r->request_header_bytes;
-	skywalking__v3__access_log_httpprotocol_response__init(&response);
-	response.statuscode = r->status;
-	response.sizeofheadersbytes = r->response_header_bytes;
-	response.sizeofbodybytes = r->response_body_bytes;
-	skywalking__v3__access_log_httpprotocol__init(&http);
-	set_offset(&start, &start_offset, r->start_ns);
-	set_offset(&end, &end_offset, r->end_ns);
-	http.starttime = &start;
-	http.endtime = &end;
-	http.request = &request;
-	http.response = &response;
-	skywalking__v3__access_log_protocol_logs__init(&protocol);
-	protocol.protocol_case = SKYWALKING__V3__ACCESS_LOG_PROTOCOL_LOGS__PROTOCOL_HTTP;
-	protocol.http = &http;
-	skywalking__v3__ebpfaccess_log_message__init(&msg);
-	msg.connection = &connection;
-	msg.protocollog = &protocol;
-	out->len = skywalking__v3__ebpfaccess_log_message__get_packed_size(&msg);
-	if (out->len > sizeof(out->bytes))
-		out->len = 0;
-	else
-		skywalking__v3__ebpfaccess_log_message__pack(&msg, out->bytes);
-}
 
 static int sender_for(const struct floor_options *opt, struct oap_sender **ret_sender)
 {
@@ -280,6 +205,7 @@ int main(int argc, char **argv)
 	struct encoded encoded = { .len = 0 };
 	struct http_record r;
 	double transport_ns, build_ns;
+	long len;
 
 	if (parse_options(argc, argv, &opt)) {
 		fprintf(stderr, "usage: grpc_floor --to ADDR:PORT [--rate 1000..1000000] "
@@ -288,11 +214,12 @@ int main(int argc, char **argv)
 	}
 	log_max_level = LOG_LEVEL_WARN;
 	example_exchange(&r, bench_monotonic_ns());
-	encode_protocol_log(&r, &encoded);
-	if (!encoded.len) {
+	len = access_log_encode_http(&r, &local_pod, &peer_pod, encoded.bytes, sizeof(encoded.bytes));
+	if (len <= 0) {
 		fprintf(stderr, "grpc_floor: could not encode the example exchange\n");
 		return 1;
 	}
+	encoded.len = (size_t)len;
 	transport_ns = run(&opt, &encoded);
 	build_ns = run(&opt, NULL);
 	if (!transport_ns || !build_ns) {
