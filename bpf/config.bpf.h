@@ -20,6 +20,14 @@ const volatile bool filter_cgroup __weak = false;
 const volatile __u64 watched_cgroup_id __weak;
 const volatile __u32 watched_cgroup_level __weak;
 
+/*
+ * The "tcp" hooks (config `hooks`): no syscall is traced at all, so a
+ * connect starts at SYN_SENT in the caller's context and an accept is
+ * counted when the kernel establishes the connection for a watched
+ * listener, untimed (see bpf/connections.bpf.c).
+ */
+const volatile bool hooks_without_syscalls __weak = false;
+
 /* HTTP/1.x parsing of tracked connections (config `http`). */
 const volatile bool http_enabled __weak = true;
 

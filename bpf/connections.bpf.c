@@ -127,22 +127,39 @@ static __always_inline int connect_begin(int fd, __u64 uaddr, __u64 addr_len)
 	return 0;
 }
 
-/* CLOSE -> SYN_SENT runs inside connect(), in the caller's context. */
-static __always_inline int conn_connect_started(const struct sock *sk)
+/*
+ * When the connect that moves `sk` to SYN_SENT started, or 0 when it is no
+ * process's. With syscall hooks, the connect() kaccess timed from its
+ * entry; with the "tcp" hooks, now: the handshake's start (inside connect()
+ * or a TCP Fast Open sendmsg(), in the caller's context; kernel-internal
+ * sockets have no file).
+ */
+static __always_inline __u64 connect_start_ns(const struct sock *sk)
 {
-	struct syscall_ctx *sc = syscall_ctx_current(SYSCALL_OP_CONNECT);
-	struct kaccess_conn conn = {};
+	struct syscall_ctx *sc;
 
+	if (hooks_without_syscalls)
+		return sock_has_file(sk) ? bpf_ktime_get_ns() : 0;
+	sc = syscall_ctx_current(SYSCALL_OP_CONNECT);
 	if (!sc)
 		return 0; /* a kernel-internal connect, not a process's */
 	sc->sk = (__u64)sk;
-	if (!current_is_watched())
+	return sc->start_ns;
+}
+
+/* CLOSE -> SYN_SENT runs inside connect(), in the caller's context. */
+static __always_inline int conn_connect_started(const struct sock *sk)
+{
+	__u64 start_ns = connect_start_ns(sk);
+	struct kaccess_conn conn = {};
+
+	if (!start_ns || !current_is_watched())
 		return 0;
 	conn_set_owner(&conn, KACCESS_ROLE_CLIENT);
 	conn_read_addresses(&conn, sk); /* the local port is bound later */
 	conn.agg.peer_port = conn.remote_port;
 	conn.state = KACCESS_CONN_CONNECTING;
-	conn.start_ns = sc->start_ns;
+	conn.start_ns = start_ns;
 	conn_table_insert((__u64)sk, &conn);
 	return 0;
 }
@@ -199,6 +216,22 @@ static __always_inline int conn_connect_finished(const struct sock *sk, bool est
 }
 
 /*
+ * "tcp" hooks: no accept() is seen, so the connection the kernel just
+ * established for a watched listener is the accept, counted without a
+ * duration (the accept queue's wait and the syscall are not measured). Its
+ * owning process is learned from its first read or write.
+ */
+static __always_inline void count_untimed_accept(__u64 key, struct kaccess_conn *conn)
+{
+	struct kaccess_agg_value *row = agg_row(&conn->agg, conn->start_ns);
+
+	conn_table_insert(key, conn);
+	if (row)
+		agg_add(row->accept_count, 1);
+	emit_conn_event(KACCESS_EVENT_CONN_OPEN, key, conn, conn->start_ns, 0, 0);
+}
+
+/*
  * A server-side connection is established (in softirq): track it now, by
  * the socket's own cgroup, so that it is seen even when the accept() that
  * returns it began before kaccess attached (an fexit never fires for a call
@@ -215,8 +248,12 @@ static __always_inline int conn_server_established(const struct sock *sk)
 	conn.agg.role = KACCESS_ROLE_SERVER;
 	conn_read_addresses(&conn, sk);
 	conn.state = KACCESS_CONN_ESTABLISHED;
-	conn.flags = KACCESS_CONN_ADOPTED | KACCESS_CONN_ACCEPT_PENDING;
 	conn.start_ns = bpf_ktime_get_ns();
+	if (hooks_without_syscalls) {
+		count_untimed_accept(key, &conn);
+		return 0;
+	}
+	conn.flags = KACCESS_CONN_ADOPTED | KACCESS_CONN_ACCEPT_PENDING;
 	conn_table_insert(key, &conn);
 	return 0;
 }

@@ -24,7 +24,14 @@
  *   the compiler inlines it into its callers in net/socket.c, where fentry
  *   never sees it. tcp_*msg are reached from af_inet.c, another unit.)
  *
- * sendfile always uses the descriptor walk: before 6.5 it reaches TCP
+ * - "tcp" (a kernel with tcp:tcp_sendmsg_locked and the sock length
+ *   tracepoints; no fentry needed): no syscall is traced at all. A write
+ *   starts at its first tcp_sendmsg_locked, a read at its first copy to the
+ *   reader (skb:skb_copy_datagram_iovec); both end at sock_send_length /
+ *   sock_recv_length. Reads that wait for data are timed from the data's
+ *   copy, and sendmmsg/recvmmsg/sendfile count once per socket-layer call.
+ *
+ * With the syscall hooks, sendfile always uses the descriptor walk: before 6.5 it reaches TCP
  * without sock_sendmsg, so without sock_send_length. The exit adds a marked
  * syscall to its connection's aggregate row; nothing travels to userspace.
  */
@@ -319,6 +326,66 @@ SEC("fexit/tcp_recvmsg")
 int BPF_PROG(tcp_recvmsg_fexit, struct sock *sk)
 {
 	return sock_io_end(sk, SYSCALL_OP_SOCK_READ, traced_return(ctx));
+}
+
+/*
+ * "tcp" hooks: the first buffer TCP fills for a write, or the first segment
+ * copied to a reader, starts the call on a tracked socket. Later ones of the
+ * same call find it started; the syscall number tells a call whose end never
+ * came (a copy by getsockopt(TCP_ZEROCOPY_RECEIVE)) from a new one.
+ */
+static __always_inline int tcp_io_begin(struct sock *sk, __u32 sock_op)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct syscall_ctx *sc = bpf_task_storage_get(&syscall_ctx_store, task, 0, 0);
+	long syscall_nr = current_syscall_nr();
+	struct kaccess_conn *conn;
+	__u64 key = (__u64)sk;
+
+	if (sc && sc->op == sock_op && sc->sk == key && sc->syscall_nr == syscall_nr)
+		return 0;
+	conn = tracked_conn(key);
+	if (!conn)
+		return 0;
+	sc = syscall_ctx_begin(sock_op, -1);
+	if (!sc)
+		return 0;
+	sc->sk = key;
+	sc->syscall_nr = syscall_nr;
+	__builtin_memcpy(&sc->conn.agg, &conn->agg, sizeof(conn->agg));
+	if (http_enabled)
+		sock_io_payload(sc);
+	sc->start_ns = bpf_ktime_get_ns();
+	return 0;
+}
+
+SEC("tp_btf/tcp_sendmsg_locked")
+int BPF_PROG(tcpio_write_begin, struct sock *sk)
+{
+	return tcp_io_begin(sk, SYSCALL_OP_SOCK_WRITE);
+}
+
+SEC("tp_btf/skb_copy_datagram_iovec")
+int BPF_PROG(tcpio_read_begin, const struct sk_buff *skb)
+{
+	struct sock *sk = skb->sk;
+
+	if (!sk || sk->sk_protocol != KACCESS_IPPROTO_TCP)
+		return 0; /* UDP, unix and netlink copies too */
+	return tcp_io_begin(sk, SYSCALL_OP_SOCK_READ);
+}
+
+SEC("tp_btf/sock_send_length")
+int BPF_PROG(tcpio_write_end, struct sock *sk, int ret)
+{
+	return sock_io_end(sk, SYSCALL_OP_SOCK_WRITE, ret);
+}
+
+/* A MSG_PEEK copied, but left the data queued: not a read. */
+SEC("tp_btf/sock_recv_length")
+int BPF_PROG(tcpio_read_end, struct sock *sk, int ret, int flags)
+{
+	return sock_io_end(sk, SYSCALL_OP_SOCK_READ, flags & KACCESS_MSG_PEEK ? 0 : ret);
 }
 
 SEC("tp_btf/sock_send_length")

@@ -237,6 +237,14 @@ static int l24_programs_here(void)
 	return programs;
 }
 
+/* What the "tcp" hooks need (tracefs lists the kernel's tracepoints). */
+static bool has_tcp_hook_tracepoints(void)
+{
+	return access("/sys/kernel/tracing/events/tcp/tcp_sendmsg_locked", F_OK) == 0 &&
+	       access("/sys/kernel/tracing/events/skb/skb_copy_datagram_iovec", F_OK) == 0 &&
+	       access("/sys/kernel/tracing/events/sock/sock_send_length", F_OK) == 0;
+}
+
 KTEST_F(loads, every_variant_verifies, 300)
 {
 	check_variant(_metadata, "hooks=fd", 34 + l24_programs_here());
@@ -244,10 +252,13 @@ KTEST_F(loads, every_variant_verifies, 300)
 		check_variant(_metadata, "hooks=sock", 28 + l24_programs_here());
 	if (kaccess_loads_with("hooks=fentry"))
 		check_variant(_metadata, "hooks=fentry", 22 + l24_programs_here());
+	/* no l24_tcp_sendmsg_locked there: the write's own start is where its L4 time starts */
+	if (has_tcp_hook_tracepoints())
+		check_variant(_metadata, "hooks=tcp", 8 + l24_programs_here() - 1);
 }
 
 /* Forcing a hook set the kernel lacks is a clear error. */
-TEST(forced_sock_hooks_without_tracepoints_exit_1)
+TEST(forced_hook_sets_the_kernel_lacks_exit_1)
 {
 	const char *forced[] = { "--pin-dir", "", "--duration", "1", "--set", "hooks=sock", NULL };
 
@@ -260,6 +271,12 @@ TEST(forced_sock_hooks_without_tracepoints_exit_1)
 	forced[5] = "hooks=fentry";
 	ASSERT_EQ(1, agent_run_sync(forced, "KACCESS_FEATURE_DENY=fentry", output, sizeof(output)));
 	EXPECT_NE(NULL, strstr(output, "hooks = fentry needs fentry/fexit programs"))
+		TH_LOG("output: %s", output);
+	forced[5] = "hooks=tcp";
+	ASSERT_EQ(1, agent_run_sync(forced, "KACCESS_FEATURE_DENY=sock_length_tracepoints", output,
+				    sizeof(output)));
+	EXPECT_NE(NULL, strstr(output, "hooks = tcp needs the tcp:tcp_sendmsg_locked, "
+				       "skb:skb_copy_datagram_iovec and sock:sock_{send,recv}_length"))
 		TH_LOG("output: %s", output);
 }
 

@@ -61,11 +61,16 @@ FIXTURE_VARIANT_ADD(http, descriptor_walk) {
 	.hooks = "hooks=fd",
 };
 
-static bool fentry_loads;
+FIXTURE_VARIANT_ADD(http, tcp_tracepoints) {
+	.hooks = "hooks=tcp",
+};
+
+static bool fentry_loads, tcp_hooks_load;
 
 static void __attribute__((constructor)) probe_fentry(void)
 {
 	fentry_loads = geteuid() == 0 && kaccess_loads_with("hooks=fentry");
+	tcp_hooks_load = geteuid() == 0 && kaccess_loads_with("hooks=tcp");
 }
 
 /* nginx: one worker, a location per status class, static files. */
@@ -305,6 +310,8 @@ FIXTURE_SETUP(http)
 		SKIP(return, "kernel lacks sock:sock_send_length (Linux 6.3)");
 	if (strcmp(variant->hooks, "hooks=fentry") == 0 && !fentry_loads)
 		SKIP(return, "kernel refuses fentry programs");
+	if (strcmp(variant->hooks, "hooks=tcp") == 0 && !tcp_hooks_load)
+		SKIP(return, "kernel lacks tcp:tcp_sendmsg_locked or the sock length tracepoints");
 	if (access(NGINX, X_OK) || access(CURL, X_OK))
 		SKIP(return, "needs nginx and curl (make deps-test)");
 	ASSERT_EQ(0, pod_pair_create_for_test(&self->pods, "htp"));

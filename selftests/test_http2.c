@@ -73,11 +73,16 @@ FIXTURE_VARIANT_ADD(http2, descriptor_walk) {
 	.hooks = "hooks=fd",
 };
 
-static bool fentry_loads;
+FIXTURE_VARIANT_ADD(http2, tcp_tracepoints) {
+	.hooks = "hooks=tcp",
+};
+
+static bool fentry_loads, tcp_hooks_load;
 
 static void __attribute__((constructor)) probe_fentry(void)
 {
 	fentry_loads = geteuid() == 0 && kaccess_loads_with("hooks=fentry");
+	tcp_hooks_load = geteuid() == 0 && kaccess_loads_with("hooks=tcp");
 }
 
 static int write_file(const char *path, size_t bytes)
@@ -423,6 +428,8 @@ FIXTURE_SETUP(http2)
 		SKIP(return, "kernel lacks sock:sock_send_length (Linux 6.3)");
 	if (strcmp(variant->hooks, "hooks=fentry") == 0 && !fentry_loads)
 		SKIP(return, "kernel refuses fentry programs");
+	if (strcmp(variant->hooks, "hooks=tcp") == 0 && !tcp_hooks_load)
+		SKIP(return, "kernel lacks tcp:tcp_sendmsg_locked or the sock length tracepoints");
 	if (access(NGHTTPD, X_OK) || access(NGHTTP, X_OK) || access(H2LOAD, X_OK) ||
 	    access(CURL, X_OK))
 		SKIP(return, "needs nghttpd, nghttp, h2load and curl (make deps-test)");

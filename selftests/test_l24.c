@@ -34,21 +34,41 @@ FIXTURE(l24) {
 	int go[2], done[2], quit[2], ready[2];
 };
 
-/* Every test runs with the netfilter links and with their substitute. */
+/*
+ * Every test runs with the netfilter links and with their substitute, and
+ * with the links under the "tcp" hooks (no syscall tracepoint) where the
+ * kernel has them: the packet path must not depend on the syscall hooks.
+ */
 FIXTURE_VARIANT(l24) {
 	const char *netfilter;
 	bool links;
+	const char *hooks;
 };
 
 FIXTURE_VARIANT_ADD(l24, netfilter_links) {
 	.netfilter = "l24_netfilter=on",
 	.links = true,
+	.hooks = "hooks=auto",
 };
 
 FIXTURE_VARIANT_ADD(l24, no_netfilter_links) {
 	.netfilter = "l24_netfilter=off",
 	.links = false,
+	.hooks = "hooks=auto",
 };
+
+FIXTURE_VARIANT_ADD(l24, tcp_hooks) {
+	.netfilter = "l24_netfilter=on",
+	.links = true,
+	.hooks = "hooks=tcp",
+};
+
+static bool tcp_hooks_load;
+
+static void __attribute__((constructor)) probe_tcp_hooks(void)
+{
+	tcp_hooks_load = geteuid() == 0 && kaccess_loads_with("hooks=tcp");
+}
 
 /* BPF netfilter links arrived in Linux 6.4; sk_data_ready in 6.6. */
 static bool kernel_at_least(int want_major, int want_minor)
@@ -64,6 +84,8 @@ static bool kernel_at_least(int want_major, int want_minor)
 FIXTURE_SETUP(l24)
 {
 	REQUIRE_ROOT();
+	if (strcmp(variant->hooks, "hooks=tcp") == 0 && !tcp_hooks_load)
+		SKIP(return, "kernel lacks tcp:tcp_sendmsg_locked or the sock length tracepoints");
 	self->server_pid = self->client_pid = -1;
 	ASSERT_EQ(0, pod_pair_create_for_test(&self->pods, "l24"));
 	self->truth = truth_alloc();
@@ -382,7 +404,8 @@ static void start_agent_every(struct __test_metadata *_metadata, FIXTURE_DATA(l2
 			      const FIXTURE_VARIANT(l24) *variant, const char *setting,
 			      const char *interval_s)
 {
-	const char *args[] = { "--interval", interval_s, "--set", setting, "--set", variant->netfilter, NULL };
+	const char *args[] = { "--interval", interval_s, "--set", setting, "--set", variant->netfilter,
+			       "--set", variant->hooks, NULL };
 
 	ASSERT_EQ(0, agent_proc_start(&self->agent, args));
 }
@@ -1109,7 +1132,7 @@ KTEST_F(l24, netns_links_follow_the_pods_processes, 60)
 {
 	char listen[64], metrics_setting[96];
 	const char *args[] = { "--interval", "60", "--set", "l24=on", "--set", variant->netfilter,
-			       "--set", metrics_setting, NULL };
+			       "--set", variant->hooks, "--set", metrics_setting, NULL };
 	int64_t base_namespaces, base_released;
 	int base_links;
 	pid_t sleeper;
@@ -1161,7 +1184,8 @@ KTEST_F(l24, off_measures_nothing, 60)
  */
 KTEST_F(l24, missing_tracepoint_drops_only_its_measure, 60)
 {
-	const char *args[] = { "--interval", "60", "--set", variant->netfilter, NULL };
+	const char *args[] = { "--interval", "60", "--set", variant->netfilter, "--set", variant->hooks,
+			       NULL };
 	struct echo echo = { .round_trips = 3, .size = 100 };
 
 	ASSERT_EQ(0, agent_proc_start_env(&self->agent, args, "KACCESS_FEATURE_DENY=sk_data_ready"));

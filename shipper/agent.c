@@ -216,13 +216,15 @@ static bool program_in_hook_set(struct kaccess_bpf *skel, const struct bpf_progr
 {
 	const char *section = bpf_program__section_name(prog), *name = bpf_program__name(prog);
 
+	if (has_prefix(name, "tcpio_"))
+		return hooks == HOOKS_TCP;
 	if (has_prefix(section, "fentry/") || has_prefix(section, "fexit/"))
 		return hooks == HOOKS_FENTRY;
 	if (has_prefix(section, "tp_btf/sock_"))
 		return hooks == HOOKS_SOCK;
 	if (!has_prefix(section, "tracepoint/syscalls/"))
 		return true;
-	if (hooks == HOOKS_FENTRY)
+	if (hooks == HOOKS_FENTRY || hooks == HOOKS_TCP)
 		return false;
 	if (has_suffix(name, "_ts"))
 		return hooks == HOOKS_SOCK;
@@ -246,11 +248,21 @@ static const char *const hooks_descriptions[] = {
 	[HOOKS_FENTRY] = "fentry/fexit on the syscall and socket functions (no syscall tracepoints)",
 	[HOOKS_SOCK] = "syscall tracepoints; reads and writes matched by sock:sock_{send,recv}_length",
 	[HOOKS_FD] = "syscall tracepoints; reads and writes matched by a descriptor walk",
+	[HOOKS_TCP] = "TCP and socket tracepoints only (no syscall tracepoints; accepts and "
+		      "closes untimed)",
 };
 
 static const char *const hooks_names[] = {
-	[HOOKS_FENTRY] = "fentry", [HOOKS_SOCK] = "sock", [HOOKS_FD] = "fd",
+	[HOOKS_FENTRY] = "fentry", [HOOKS_SOCK] = "sock", [HOOKS_FD] = "fd", [HOOKS_TCP] = "tcp",
 };
+
+/* The "tcp" hooks start writes at tcp_sendmsg_locked and reads at the reader's copy. */
+static bool has_tcp_hook_tracepoints(const struct kernel_features *features)
+{
+	unsigned int needed = 1u << L24_TP_TCP_SENDMSG_LOCKED | 1u << L24_TP_SKB_COPY_DATAGRAM_IOVEC;
+
+	return features->sock_length_tracepoints && (features->l24_tracepoints & needed) == needed;
+}
 
 /* auto: the cheapest set the kernel offers; a forced set it lacks is an error. */
 static int choose_hooks(struct agent *agent, const struct kaccess_config *cfg,
@@ -271,7 +283,13 @@ static int choose_hooks(struct agent *agent, const struct kaccess_config *cfg,
 			"tracepoints (Linux 6.3), which this kernel lacks");
 		return -EOPNOTSUPP;
 	}
+	if (hooks == HOOKS_TCP && !has_tcp_hook_tracepoints(features)) {
+		log_err("hooks = tcp needs the tcp:tcp_sendmsg_locked, skb:skb_copy_datagram_iovec "
+			"and sock:sock_{send,recv}_length tracepoints, which this kernel lacks");
+		return -EOPNOTSUPP;
+	}
 	select_hook_set(agent->skel, hooks);
+	agent->skel->rodata->hooks_without_syscalls = hooks == HOOKS_TCP;
 	agent->hooks = hooks_names[hooks];
 	log_info("hooks: %s", hooks_descriptions[hooks]);
 	return 0;
@@ -361,6 +379,9 @@ static void select_l24_programs(struct agent *agent, const struct kaccess_config
 			continue;
 		bpf_program__set_autoload(prog, cfg->l24 && (tracepoints & (1u << tracepoint)));
 	}
+	/* with the "tcp" hooks a write starts where its L4 time starts: no second program */
+	if (agent->skel->rodata->hooks_without_syscalls)
+		bpf_program__set_autoload(agent->skel->progs.l24_tcp_sendmsg_locked, false);
 	bpf_program__set_autoload(agent->skel->progs.l24_flush_cpu, cfg->l24);
 	agent->skel->rodata->l24_enabled = cfg->l24;
 	agent->skel->rodata->retransmit_reports_err = features->retransmit_reports_err;

@@ -48,7 +48,7 @@ struct agent {
 	unsigned int programs_not_attached; /* optional programs that failed to attach */
 	uint64_t destroy_missed;            /* entries the sweep removed: their end was not seen */
 	uint64_t bucket_ns;
-	const char *hooks;                  /* "fentry", "sock" or "fd": what was chosen */
+	const char *hooks;                  /* "fentry", "sock", "fd" or "tcp": what was chosen */
 	unsigned int l24_measured;          /* enum kaccess_l24_measure bits this kernel measures */
 	struct netns_links *netns_links;    /* netfilter links per namespace; NULL without */
 	char watched_cgroup_dir[PATH_MAX];  /* absolute; "" = every process */

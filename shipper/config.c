@@ -22,7 +22,7 @@ struct config_key {
 
 static const char *const output_names[] = { "table", "json", "none", NULL };
 static const char *const log_level_names[] = { "error", "warn", "info", "debug", NULL };
-static const char *const hooks_names[] = { "auto", "fentry", "sock", "fd", NULL };
+static const char *const hooks_names[] = { "auto", "fentry", "sock", "fd", "tcp", NULL };
 static const char *const off_on_names[] = { "off", "on", NULL };
 static const char *const http_log_policy_names[] = { "all", "errors_slow", "sampled", "none", NULL };
 static const char *const table_metrics_names[] = { "summary", "all", NULL };

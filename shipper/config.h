@@ -18,7 +18,7 @@
 enum output_format { OUTPUT_TABLE, OUTPUT_JSON, OUTPUT_NONE };
 
 /* Which hooks see the syscalls; see bpf/transfer.bpf.c and the README. */
-enum hooks_choice { HOOKS_AUTO, HOOKS_FENTRY, HOOKS_SOCK, HOOKS_FD };
+enum hooks_choice { HOOKS_AUTO, HOOKS_FENTRY, HOOKS_SOCK, HOOKS_FD, HOOKS_TCP };
 
 /* Which HTTP exchanges become access-log records (shipper/http_records.c). */
 enum http_log_policy { HTTP_LOG_ALL, HTTP_LOG_ERRORS_SLOW, HTTP_LOG_SAMPLED, HTTP_LOG_NONE };

@@ -139,33 +139,47 @@ static int add_values(struct oap_meter_batch *batch, const struct oap_label *lab
 	return 0;
 }
 
-/* Per event with calls: its count and every sum the kernel measures. */
+/*
+ * Per event with calls: its count and every sum the kernel measures. The
+ * duration comes last, and is left out where it was not measured (see
+ * rollup_measures_from_agg).
+ */
 static int add_tcp_meters(struct oap_meter_batch *batch, const struct flow_labels *l,
 			  const struct rollup_measures *m)
 {
 	const struct {
 		enum rollup_event event;
+		enum rollup_field duration;
 		struct meter_value values[3];
 		size_t count;
 	} families[] = {
-		{ ROLLUP_EV_CONNECT, { { "kaccess_connect_count", m->calls[ROLLUP_EV_CONNECT] },
-				       { "kaccess_connect_success_count", m->connect_success },
-				       { "kaccess_connect_duration_ns", m->sums[ROLLUP_F_CONNECT_DURATION] } }, 3 },
-		{ ROLLUP_EV_ACCEPT, { { "kaccess_accept_count", m->calls[ROLLUP_EV_ACCEPT] },
-				      { "kaccess_accept_duration_ns", m->sums[ROLLUP_F_ACCEPT_DURATION] } }, 2 },
-		{ ROLLUP_EV_CLOSE, { { "kaccess_close_count", m->calls[ROLLUP_EV_CLOSE] },
-				     { "kaccess_close_duration_ns", m->sums[ROLLUP_F_CLOSE_DURATION] } }, 2 },
-		{ ROLLUP_EV_READ, { { "kaccess_read_count", m->calls[ROLLUP_EV_READ] },
-				    { "kaccess_read_duration_ns", m->sums[ROLLUP_F_READ_DURATION] } }, 2 },
-		{ ROLLUP_EV_WRITE, { { "kaccess_write_count", m->calls[ROLLUP_EV_WRITE] },
-				     { "kaccess_write_duration_ns", m->sums[ROLLUP_F_WRITE_DURATION] } }, 2 },
+		{ ROLLUP_EV_CONNECT, ROLLUP_F_CONNECT_DURATION,
+		  { { "kaccess_connect_count", m->calls[ROLLUP_EV_CONNECT] },
+		    { "kaccess_connect_success_count", m->connect_success },
+		    { "kaccess_connect_duration_ns", m->sums[ROLLUP_F_CONNECT_DURATION] } }, 3 },
+		{ ROLLUP_EV_ACCEPT, ROLLUP_F_ACCEPT_DURATION,
+		  { { "kaccess_accept_count", m->calls[ROLLUP_EV_ACCEPT] },
+		    { "kaccess_accept_duration_ns", m->sums[ROLLUP_F_ACCEPT_DURATION] } }, 2 },
+		{ ROLLUP_EV_CLOSE, ROLLUP_F_CLOSE_DURATION,
+		  { { "kaccess_close_count", m->calls[ROLLUP_EV_CLOSE] },
+		    { "kaccess_close_duration_ns", m->sums[ROLLUP_F_CLOSE_DURATION] } }, 2 },
+		{ ROLLUP_EV_READ, ROLLUP_F_READ_DURATION,
+		  { { "kaccess_read_count", m->calls[ROLLUP_EV_READ] },
+		    { "kaccess_read_duration_ns", m->sums[ROLLUP_F_READ_DURATION] } }, 2 },
+		{ ROLLUP_EV_WRITE, ROLLUP_F_WRITE_DURATION,
+		  { { "kaccess_write_count", m->calls[ROLLUP_EV_WRITE] },
+		    { "kaccess_write_duration_ns", m->sums[ROLLUP_F_WRITE_DURATION] } }, 2 },
 	};
 	int err;
 
 	for (size_t i = 0; i < sizeof(families) / sizeof(families[0]); i++) {
+		size_t count = families[i].count;
+
 		if (!m->calls[families[i].event])
 			continue;
-		err = add_values(batch, l->labels, 8, families[i].values, families[i].count);
+		if (!(m->measured & 1ull << families[i].duration))
+			count--;
+		err = add_values(batch, l->labels, 8, families[i].values, count);
 		if (err)
 			return err;
 	}

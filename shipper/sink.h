@@ -31,7 +31,7 @@ struct agent_info {
 	const char *kernel_release;
 	const char *watched_cgroup; /* "" = all processes */
 	const char *pin_dir;        /* "" = not pinned */
-	const char *hooks;          /* "fentry", "sock" or "fd" */
+	const char *hooks;          /* "fentry", "sock", "fd" or "tcp" */
 	unsigned int programs_attached;
 	unsigned int programs_not_attached;
 };

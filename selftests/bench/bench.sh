@@ -28,11 +28,14 @@
 #   agent_l24      the agent with L2-L4 (l24=on, http_parse=off)
 #   agent          the agent with every feature on, as deployed (the defaults:
 #                  l24=on, http_parse=on)
+#   agent_metrics_tcp, agent_l24_tcp, agent_tcp
+#                  the same three with hooks=tcp: no syscall tracepoint at all
+#                  (only where the kernel has the tracepoints it needs)
 #   agent_stats    every feature on, with kernel.bpf_stats_enabled=1: the cost
 #                  of every program, l24_* and HTTP parsing included
 #   calibration    only the calibration programs (one clock read, one per-CPU
 #                  increment, on the agent's hooks), with bpf_stats: the yardstick
-# The three agent configurations run with bpf_stats off (BENCH_AGENT_MODES
+# The agent configurations run with bpf_stats off (BENCH_AGENT_MODES
 # picks which). It reports medians and spread of req/s and latency, each
 # configuration's throughput ratio to the baseline against its target, its
 # CPU per request (all CPUs' busy time over the run / requests) and what it
@@ -50,9 +53,11 @@
 #                         scale-conns and scale-rows), memory, k8s, oap; e.g.
 #                         BENCH_SECTIONS=throughput is the A/B benchmark alone
 #   BENCH_PAIRS=5         rounds, i.e. baseline/agent pairs
-#   BENCH_AGENT_MODES="metrics l24 all"  the agent configurations the throughput
-#                         section compares with the baseline (see above); each
-#                         adds BENCH_PAIRS runs of about BENCH_SECONDS + 3 s
+#   BENCH_AGENT_MODES="metrics l24 all metrics_tcp l24_tcp all_tcp"  the agent
+#                         configurations the throughput section compares with the
+#                         baseline (see above; the _tcp ones only where hooks=tcp
+#                         loads); each adds BENCH_PAIRS runs of about
+#                         BENCH_SECONDS + 3 s
 #   BENCH_SECONDS=5       length of each wrk run
 #   BENCH_QUICK=1         defaults of 2 pairs of 3 s, 1 churn pair of 3 s, 20,000
 #                         idle connections, 1 rows round: to try the harness
@@ -167,20 +172,31 @@ read_settings() {
 	fi
 }
 
+# Whether this kernel has what hooks=tcp needs (kaccess --check says).
+tcp_hooks_load() {
+	"$KACCESS" --check --set hooks=tcp -o none >/dev/null 2>&1
+}
+
 # BENCH_AGENT_MODES (names people type) into AGENT_MODES (the report's
 # mode names), in the order given; the configurations are agent_settings'.
 read_agent_modes() {
 	local name seen=" "
 
 	AGENT_MODES=()
-	for name in ${BENCH_AGENT_MODES:-metrics l24 all}; do
+	for name in ${BENCH_AGENT_MODES:-metrics l24 all metrics_tcp l24_tcp all_tcp}; do
 		name=${name//,/}
 		case $name in
 		metrics) AGENT_MODES+=(agent_metrics) ;;
 		l24) AGENT_MODES+=(agent_l24) ;;
 		all) AGENT_MODES+=(agent) ;;
+		metrics_tcp | l24_tcp | all_tcp)
+			if [[ -z ${BENCH_AGENT_MODES:-} ]] && ! tcp_hooks_load; then
+				continue # the default list: only where the kernel allows them
+			fi
+			AGENT_MODES+=("agent_${name/all_tcp/tcp}")
+			;;
 		"") continue ;;
-		*) usage_error "BENCH_AGENT_MODES: '$name': expected metrics, l24 or all" ;;
+		*) usage_error "BENCH_AGENT_MODES: '$name': expected metrics, l24, all, metrics_tcp, l24_tcp or all_tcp" ;;
 		esac
 		[[ $seen != *" $name "* ]] || usage_error "BENCH_AGENT_MODES: '$name' given twice"
 		seen+="$name "
@@ -546,6 +562,9 @@ agent_settings() {
 	agent_metrics) echo "-s l24=off -s http_parse=off" ;;
 	agent_l24) echo "-s l24=on -s http_parse=off" ;;
 	agent | agent_stats) echo "-s l24=on -s http_parse=on" ;;
+	agent_metrics_tcp) echo "-s hooks=tcp -s l24=off -s http_parse=off" ;;
+	agent_l24_tcp) echo "-s hooks=tcp -s l24=on -s http_parse=off" ;;
+	agent_tcp) echo "-s hooks=tcp -s l24=on -s http_parse=on" ;;
 	*) die "no agent settings for mode $1" ;;
 	esac
 }
@@ -782,11 +801,11 @@ write_config_line() {
 report() {
 	print_header
 	awk -f "$BENCH_DIR/report.awk" -v ndjson="$RESULTS_TMP" \
-		-v ratio_targets="agent_metrics=$MIN_RATIO_METRICS agent_l24=$MIN_RATIO_L24 agent=$MIN_RATIO_ALL" \
+		-v ratio_targets="agent_metrics=$MIN_RATIO_METRICS agent_l24=$MIN_RATIO_L24 agent=$MIN_RATIO_ALL agent_metrics_tcp=$MIN_RATIO_METRICS agent_l24_tcp=$MIN_RATIO_L24 agent_tcp=$MIN_RATIO_ALL" \
 		-v max_syscall_multiple="$MAX_SYSCALL_MULTIPLE" -v max_packet_multiple="$MAX_PACKET_MULTIPLE" \
 		-v noisy_spread="$NOISY_SPREAD" \
 		-v min_runs_judged="$MIN_RUNS_JUDGED" \
-		-v cpu_targets="agent_metrics=$MAX_ADDED_CPU_METRICS agent=$MAX_ADDED_CPU_ALL" \
+		-v cpu_targets="agent_metrics=$MAX_ADDED_CPU_METRICS agent=$MAX_ADDED_CPU_ALL agent_metrics_tcp=$MAX_ADDED_CPU_METRICS agent_tcp=$MAX_ADDED_CPU_ALL" \
 		"$SAMPLES" || die "the report failed"
 	shipper_report
 }

@@ -69,7 +69,9 @@ static socklen_t make_sockaddr(const struct tcp_plan *plan, struct sockaddr_stor
 
 /* ---- writes: one syscall each, counted when it moved data -------------- */
 
-static ssize_t write_variant(int fd, const char *buf, size_t len, int variant)
+/* `extra_messages` counts the messages of a sendmmsg after its first. */
+static ssize_t write_variant(int fd, const char *buf, size_t len, int variant,
+			     uint64_t *extra_messages)
 {
 	struct iovec iov[2] = { { (void *)buf, len / 2 }, { (void *)(buf + len / 2), len - len / 2 } };
 	struct msghdr msg = { .msg_iov = iov, .msg_iovlen = 2 };
@@ -93,6 +95,7 @@ static ssize_t write_variant(int fd, const char *buf, size_t len, int variant)
 		ret = sendmmsg(fd, mmsg, 2, 0);
 		if (ret < 0)
 			return ret;
+		*extra_messages += ret > 1;
 		return (ssize_t)(mmsg[0].msg_len + (ret > 1 ? mmsg[1].msg_len : 0));
 	default:
 		tmp = tmpfile();
@@ -118,7 +121,8 @@ static int write_all(int fd, int count, int size, enum io_style style, int gap_m
 
 		while (done < (size_t)size) {
 			uint64_t start = now_ns();
-			ssize_t ret = style == IO_VARIANTS ? write_variant(fd, buf + done, size - done, i)
+			ssize_t ret = style == IO_VARIANTS ? write_variant(fd, buf + done, size - done, i,
+									   &truth->extra_mmsg_writes)
 							   : write(fd, buf + done, size - done);
 
 			truth->write_ns += now_ns() - start;
@@ -139,7 +143,8 @@ static int write_all(int fd, int count, int size, enum io_style style, int gap_m
 
 /* ---- reads -------------------------------------------------------------- */
 
-static ssize_t read_variant(int fd, char *buf, size_t len, int variant)
+/* `extra_messages` counts the messages of a recvmmsg after its first. */
+static ssize_t read_variant(int fd, char *buf, size_t len, int variant, uint64_t *extra_messages)
 {
 	struct iovec iov[2] = { { buf, len / 2 ? len / 2 : len }, { buf + len / 2, len - len / 2 } };
 	struct msghdr msg = { .msg_iov = iov, .msg_iovlen = len > 1 ? 2 : 1 };
@@ -165,6 +170,7 @@ static ssize_t read_variant(int fd, char *buf, size_t len, int variant)
 		ret = recvmmsg(fd, mmsg, 2, MSG_WAITFORONE, NULL);
 		if (ret <= 0)
 			return ret;
+		*extra_messages += ret > 1;
 		return (ssize_t)(mmsg[0].msg_len + (ret > 1 ? mmsg[1].msg_len : 0));
 	}
 }
@@ -187,7 +193,8 @@ static int read_exactly(int fd, uint64_t total, enum io_style style, struct side
 			truth->peeks++;
 		}
 		start = now_ns();
-		ret = style == IO_VARIANTS ? read_variant(fd, buf, want, call++) : read(fd, buf, want);
+		ret = style == IO_VARIANTS ? read_variant(fd, buf, want, call++, &truth->extra_mmsg_reads)
+					     : read(fd, buf, want);
 		truth->read_ns += now_ns() - start;
 		if (ret <= 0)
 			return -1;

@@ -23,6 +23,8 @@ struct side_truth {
 	uint64_t connects, connect_successes, accepts, closes;
 	uint64_t reads, read_bytes, writes, write_bytes, peeks;
 	uint64_t connect_ns, accept_ns, close_ns, read_ns, write_ns;
+	/* messages of a sendmmsg/recvmmsg after its first: socket-layer calls of their own */
+	uint64_t extra_mmsg_writes, extra_mmsg_reads;
 };
 
 struct tcp_truth {

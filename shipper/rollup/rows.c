@@ -9,6 +9,9 @@
  * One connect, accept, close, read or write syscall is one call, as one
  * kernel log is in OAP. A close without a syscall (a killed process) is a
  * call too, with no duration: the duration sum covers timed closes only.
+ * Where no call of a kind was timed (every close untraced; accepts counted
+ * by the "tcp" hooks, which see no accept()), there is no duration to
+ * average: it is left unmeasured rather than reported as zero.
  */
 void rollup_measures_from_agg(const struct kaccess_agg_value *value, unsigned int l24_measured,
 			      struct rollup_measures *ret_measures)
@@ -31,6 +34,10 @@ void rollup_measures_from_agg(const struct kaccess_agg_value *value, unsigned in
 	m->sums[ROLLUP_F_READ_DURATION] = value->read_duration_ns_sum;
 	m->calls[ROLLUP_EV_WRITE] = value->write_count;
 	m->sums[ROLLUP_F_WRITE_DURATION] = value->write_duration_ns_sum;
+	if (value->accept_count && !value->accept_duration_ns_sum)
+		m->measured &= ~(1ull << ROLLUP_F_ACCEPT_DURATION);
+	if (value->close_count && value->close_count == value->close_untraced_count)
+		m->measured &= ~(1ull << ROLLUP_F_CLOSE_DURATION);
 	rollup_measures_add_l24(value, l24_measured, m);
 }
 
