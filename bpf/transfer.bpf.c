@@ -244,6 +244,26 @@ static __always_inline void sock_io_payload(struct syscall_ctx *sc)
 }
 
 /*
+ * A socket-layer call on tracked connection `conn` starts now (fentry and
+ * "tcp" hooks): its row key, its payload's place, its start.
+ */
+static __always_inline int sock_io_start(__u32 sock_op, __u64 key, const struct kaccess_conn *conn,
+					 long syscall_nr)
+{
+	struct syscall_ctx *sc = syscall_ctx_begin(sock_op, -1);
+
+	if (!sc)
+		return 0;
+	sc->sk = key;
+	sc->syscall_nr = syscall_nr;
+	__builtin_memcpy(&sc->conn.agg, &conn->agg, sizeof(conn->agg));
+	if (http_enabled)
+		sock_io_payload(sc);
+	sc->start_ns = bpf_ktime_get_ns();
+	return 0;
+}
+
+/*
  * fentry hooks: a tcp_sendmsg()/tcp_recvmsg() call starts its own timing,
  * unless a syscall that accounts for itself is in flight around it:
  * sendmmsg/recvmmsg (marked here, counted once at their exit) or sendfile
@@ -267,15 +287,7 @@ static __always_inline int sock_io_begin(struct sock *sk, __u32 sock_op, __u32 m
 		__builtin_memcpy(&sc->conn.agg, &conn->agg, sizeof(conn->agg));
 		return 0;
 	}
-	sc = syscall_ctx_begin(sock_op, -1);
-	if (!sc)
-		return 0;
-	sc->sk = key;
-	__builtin_memcpy(&sc->conn.agg, &conn->agg, sizeof(conn->agg));
-	if (http_enabled)
-		sock_io_payload(sc);
-	sc->start_ns = bpf_ktime_get_ns();
-	return 0;
+	return sock_io_start(sock_op, key, conn, -1);
 }
 
 static __always_inline int sock_io_end(struct sock *sk, __u32 sock_op, long ret)
@@ -347,16 +359,7 @@ static __always_inline int tcp_io_begin(struct sock *sk, __u32 sock_op)
 	conn = tracked_conn(key);
 	if (!conn)
 		return 0;
-	sc = syscall_ctx_begin(sock_op, -1);
-	if (!sc)
-		return 0;
-	sc->sk = key;
-	sc->syscall_nr = syscall_nr;
-	__builtin_memcpy(&sc->conn.agg, &conn->agg, sizeof(conn->agg));
-	if (http_enabled)
-		sock_io_payload(sc);
-	sc->start_ns = bpf_ktime_get_ns();
-	return 0;
+	return sock_io_start(sock_op, key, conn, syscall_nr);
 }
 
 SEC("tp_btf/tcp_sendmsg_locked")

@@ -669,18 +669,58 @@ static const char *json_field_text(struct json_object *line, const char *key)
 	return json_object_to_json_string_ext(value, JSON_C_TO_STRING_SPACED);
 }
 
+/*
+ * The entity lines of kernel rows (JSON objects in `lines`, at most
+ * `max_lines`; the caller puts them), or -1.
+ */
+static int entity_lines_of(const struct agg_row *rows, size_t count,
+			   const struct identity_source *identity, struct rollup_stats *ret_stats,
+			   struct json_object **lines, int max_lines)
+{
+	char *text = NULL, *line, *saveptr = NULL;
+	struct json_writer w;
+	struct rollup *rollup;
+	size_t text_len = 0;
+	int n = 0, err;
+	FILE *out;
+
+	if (rollup_new(60, &rollup))
+		return -1;
+	err = rollup_add_rows(rollup, rows, count, identity, 0);
+	if (ret_stats)
+		rollup_stats(rollup, ret_stats);
+	out = open_memstream(&text, &text_len);
+	if (!err && out) {
+		jw_init(&w, out);
+		err = rollup_write_json(rollup, &w, 1700000040000ull, 60);
+	}
+	if (out)
+		fclose(out);
+	rollup_free(rollup);
+	for (line = strtok_r(text, "\n", &saveptr); !err && line && n < max_lines;
+	     line = strtok_r(NULL, "\n", &saveptr)) {
+		lines[n] = json_tokener_parse(line);
+		if (!lines[n])
+			err = -1;
+		else
+			n++;
+	}
+	free(text);
+	if (err || !out) {
+		while (n > 0)
+			json_object_put(lines[--n]);
+		return -1;
+	}
+	return n;
+}
+
 TEST(kernel_rows_become_entity_lines)
 {
 	struct identity_source identity = { stub_local, stub_peer, NULL };
 	struct rollup_stats stats;
 	struct agg_row rows[4];
 	struct json_object *lines[64];
-	struct json_writer w;
-	struct rollup *rollup;
-	char *text = NULL, *line, *saveptr = NULL;
-	size_t text_len = 0;
-	int count = 0;
-	FILE *out;
+	int count;
 
 	agg_row_set(&rows[0], 10, 2, KACCESS_ROLE_CLIENT);
 	rows[0].value.connect_count = 2;
@@ -701,22 +741,10 @@ TEST(kernel_rows_become_entity_lines)
 	agg_row_set(&rows[3], 30, 2, KACCESS_ROLE_CLIENT); /* an excluded namespace's pod */
 	rows[3].value.write_count = 1;
 
-	ASSERT_EQ(0, rollup_new(60, &rollup));
-	ASSERT_EQ(0, rollup_add_rows(rollup, rows, 4, &identity, 0));
-	rollup_stats(rollup, &stats);
+	count = entity_lines_of(rows, 4, &identity, &stats, lines, 64);
+	ASSERT_LE(0, count);
 	EXPECT_EQ(1, stats.dropped_unknown_local);
 	EXPECT_EQ(1, stats.dropped_excluded_local);
-	out = open_memstream(&text, &text_len);
-	ASSERT_NE(NULL, out);
-	jw_init(&w, out);
-	ASSERT_EQ(0, rollup_write_json(rollup, &w, 1700000040000ull, 60));
-	fclose(out);
-	rollup_free(rollup);
-	for (line = strtok_r(text, "\n", &saveptr); line && count < 64; line = strtok_r(NULL, "\n", &saveptr)) {
-		lines[count] = json_tokener_parse(line);
-		ASSERT_NE(NULL, lines[count]) TH_LOG("not JSON: %s", line);
-		count++;
-	}
 	/* 2 services, 2 instances, 1 service relation, 1 instance relation */
 	EXPECT_EQ(6, count);
 	EXPECT_EQ(2, metric_of(entity_line(lines, count, "service", "service", "a.shop"),
@@ -740,7 +768,50 @@ TEST(kernel_rows_become_entity_lines)
 					 "detect_points"));
 	for (int i = 0; i < count; i++)
 		json_object_put(lines[i]);
-	free(text);
+}
+
+/*
+ * Accepts counted without a duration (hooks = tcp) and rows whose closes
+ * were all untraced have no time to average: their counts arrive, their
+ * times do not (rather than a zero that reads as "instant"). One timed
+ * close among untraced ones keeps the close time.
+ */
+TEST(untimed_accepts_and_closes_report_counts_and_no_time)
+{
+	struct identity_source identity = { stub_local, stub_peer, NULL };
+	struct json_object *lines[16], *server, *client;
+	struct agg_row rows[2];
+	int count;
+
+	agg_row_set(&rows[0], 20, 1, KACCESS_ROLE_SERVER); /* b-1 accepts from a-1, untimed */
+	rows[0].value.accept_count = 3;
+	rows[0].value.close_count = 3;
+	rows[0].value.close_untraced_count = 3;
+	rows[0].value.read_count = 3;
+	rows[0].value.read_duration_ns_sum = 300;
+	agg_row_set(&rows[1], 10, 2, KACCESS_ROLE_CLIENT); /* a-1: one timed close of two */
+	rows[1].value.connect_count = 2;
+	rows[1].value.connect_success_count = 2;
+	rows[1].value.connect_duration_ns_sum = 2000;
+	rows[1].value.close_count = 2;
+	rows[1].value.close_untraced_count = 1;
+	rows[1].value.close_duration_ns_sum = 60;
+
+	count = entity_lines_of(rows, 2, &identity, NULL, lines, 16);
+	ASSERT_LE(0, count);
+	server = entity_line(lines, count, "instance", "instance", "b-1");
+	client = entity_line(lines, count, "instance", "instance", "a-1");
+	ASSERT_NE(NULL, server);
+	ASSERT_NE(NULL, client);
+	EXPECT_EQ(3, metric_of(server, "kubernetes_service_instance_accept_cpm"));
+	EXPECT_EQ(-1, metric_of(server, "kubernetes_service_instance_accept_time"));
+	EXPECT_EQ(3, metric_of(server, "kubernetes_service_instance_close_cpm"));
+	EXPECT_EQ(-1, metric_of(server, "kubernetes_service_instance_close_time"));
+	EXPECT_EQ(100, metric_of(server, "kubernetes_service_instance_read_time"));
+	EXPECT_EQ(2, metric_of(client, "kubernetes_service_instance_close_cpm"));
+	EXPECT_EQ(30, metric_of(client, "kubernetes_service_instance_close_time"));
+	for (int i = 0; i < count; i++)
+		json_object_put(lines[i]);
 }
 
 /*
