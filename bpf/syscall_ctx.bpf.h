@@ -9,6 +9,17 @@
 #include "../maps/maps.bpf.h"
 #include "counters.bpf.h"
 
+/* Make the thread's context `sc` the one of a new timed call. */
+static __always_inline struct syscall_ctx *syscall_ctx_claim(struct syscall_ctx *sc, __u32 op,
+							     int fd)
+{
+	sc->op = op;
+	sc->fd = fd;
+	sc->sk = 0;
+	sc->l4_start_ns = 0;
+	return sc;
+}
+
 /* Claim the thread's context for a syscall that will be timed. */
 static __always_inline struct syscall_ctx *syscall_ctx_begin(__u32 op, int fd)
 {
@@ -21,11 +32,7 @@ static __always_inline struct syscall_ctx *syscall_ctx_begin(__u32 op, int fd)
 		count_loss(KACCESS_CTR_SYSCALL_CTX_FAILED);
 		return NULL;
 	}
-	sc->op = op;
-	sc->fd = fd;
-	sc->sk = 0;
-	sc->l4_start_ns = 0;
-	return sc;
+	return syscall_ctx_claim(sc, op, fd);
 }
 
 /* The thread's context if it is in syscall `op`, without creating one. */

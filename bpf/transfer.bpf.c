@@ -245,13 +245,13 @@ static __always_inline void sock_io_payload(struct syscall_ctx *sc)
 
 /*
  * A socket-layer call on tracked connection `conn` starts now (fentry and
- * "tcp" hooks): its row key, its payload's place, its start.
+ * "tcp" hooks): its row key, its payload's place, its start. `sc` is the
+ * thread's context when the caller has it already, else NULL.
  */
-static __always_inline int sock_io_start(__u32 sock_op, __u64 key, const struct kaccess_conn *conn,
-					 long syscall_nr)
+static __always_inline int sock_io_start(struct syscall_ctx *sc, __u32 sock_op, __u64 key,
+					 const struct kaccess_conn *conn, long syscall_nr)
 {
-	struct syscall_ctx *sc = syscall_ctx_begin(sock_op, -1);
-
+	sc = sc ? syscall_ctx_claim(sc, sock_op, -1) : syscall_ctx_begin(sock_op, -1);
 	if (!sc)
 		return 0;
 	sc->sk = key;
@@ -287,7 +287,7 @@ static __always_inline int sock_io_begin(struct sock *sk, __u32 sock_op, __u32 m
 		__builtin_memcpy(&sc->conn.agg, &conn->agg, sizeof(conn->agg));
 		return 0;
 	}
-	return sock_io_start(sock_op, key, conn, -1);
+	return sock_io_start(NULL, sock_op, key, conn, -1);
 }
 
 static __always_inline int sock_io_end(struct sock *sk, __u32 sock_op, long ret)
@@ -359,7 +359,7 @@ static __always_inline int tcp_io_begin(struct sock *sk, __u32 sock_op)
 	conn = tracked_conn(key);
 	if (!conn)
 		return 0;
-	return sock_io_start(sock_op, key, conn, syscall_nr);
+	return sock_io_start(sc, sock_op, key, conn, syscall_nr);
 }
 
 SEC("tp_btf/tcp_sendmsg_locked")

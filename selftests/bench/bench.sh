@@ -58,6 +58,9 @@
 #                         baseline (see above; the _tcp ones only where hooks=tcp
 #                         loads); each adds BENCH_PAIRS runs of about
 #                         BENCH_SECONDS + 3 s
+#   BENCH_STATS_HOOKS=auto  the hook set of the agent_stats runs, whose
+#                         per-program costs the report shows (tcp: the tcpio_*
+#                         programs of hooks=tcp)
 #   BENCH_SECONDS=5       length of each wrk run
 #   BENCH_QUICK=1         defaults of 2 pairs of 3 s, 1 churn pair of 3 s, 20,000
 #                         idle connections, 1 rows round: to try the harness
@@ -162,6 +165,9 @@ read_settings() {
 	require_count BENCH_CONNECTIONS "$CONNECTIONS" 10000
 	[[ $WATCH == all || $WATCH == pod ]] || usage_error "BENCH_WATCH='$WATCH': expected all or pod"
 	read_agent_modes
+	STATS_HOOKS=${BENCH_STATS_HOOKS:-auto}
+	[[ $STATS_HOOKS =~ ^(auto|fentry|sock|fd|tcp)$ ]] ||
+		usage_error "BENCH_STATS_HOOKS='$STATS_HOOKS': expected auto, fentry, sock, fd or tcp"
 	read_section_settings
 	read_oap_settings
 	# Two busy processes on two cores: fixed CPUs keep the scheduler from
@@ -561,7 +567,8 @@ agent_settings() {
 	case $1 in
 	agent_metrics) echo "-s l24=off -s http_parse=off" ;;
 	agent_l24) echo "-s l24=on -s http_parse=off" ;;
-	agent | agent_stats) echo "-s l24=on -s http_parse=on" ;;
+	agent) echo "-s l24=on -s http_parse=on" ;;
+	agent_stats) echo "-s hooks=$STATS_HOOKS -s l24=on -s http_parse=on" ;;
 	agent_metrics_tcp) echo "-s hooks=tcp -s l24=off -s http_parse=off" ;;
 	agent_l24_tcp) echo "-s hooks=tcp -s l24=on -s http_parse=off" ;;
 	agent_tcp) echo "-s hooks=tcp -s l24=on -s http_parse=on" ;;
