@@ -628,6 +628,48 @@ KTEST_F(entities, meters_reach_oap_with_exact_counts, 120)
 	EXPECT_LT(0, connects.samples);
 }
 
+/*
+ * hooks = tcp sees no accept() and no close(): their counts reach OAP, their
+ * times do not (no zero that would read as instant), while connects, which
+ * it times from SYN_SENT, keep theirs.
+ */
+KTEST_F(entities, untimed_accepts_and_closes_reach_oap_without_a_time, 120)
+{
+	const struct side_truth *c = &self->truth->client, *s = &self->truth->server;
+	const char *args[] = { "--pin-dir", ENTITIES_PIN_DIR, "-i", "60", "--set", self->api_setting,
+			       "--set", self->oap_setting, "--set", "oap_mode=metrics",
+			       "--set", "hooks=tcp", NULL };
+	struct meter_query accepts = { .name = "kaccess_accept_count", .svc = SVC("backend") };
+	struct meter_query accept_ns = { .name = "kaccess_accept_duration_ns", .svc = SVC("backend") };
+	struct meter_query closes = { .name = "kaccess_close_count" };
+	struct meter_query close_ns = { .name = "kaccess_close_duration_ns" };
+	struct meter_query connects = { .name = "kaccess_connect_count", .svc = SVC("frontend") };
+	struct meter_query connect_ns = { .name = "kaccess_connect_duration_ns", .svc = SVC("frontend") };
+
+	if (!kaccess_loads_with("hooks=tcp"))
+		SKIP(return, "kernel lacks tcp:tcp_sendmsg_locked or the sock length tracepoints");
+	START_FAKE_OAP_OR_SKIP(self);
+	ASSERT_EQ(0, agent_proc_start(&self->agent, args));
+	ASSERT_EQ(0, tcp_run(&self->pods.client, &self->pods.server, &self->plan, self->truth));
+	ASSERT_EQ(0, stop_and_read(self));
+	stop_fake_oap(self);
+
+	ASSERT_EQ(0, meter_sum(self->oap_out, &accepts));
+	ASSERT_EQ(0, meter_sum(self->oap_out, &accept_ns));
+	ASSERT_EQ(0, meter_sum(self->oap_out, &closes));
+	ASSERT_EQ(0, meter_sum(self->oap_out, &close_ns));
+	ASSERT_EQ(0, meter_sum(self->oap_out, &connects));
+	ASSERT_EQ(0, meter_sum(self->oap_out, &connect_ns));
+	EXPECT_EQ(s->accepts, accepts.sum);
+	EXPECT_EQ(0, accept_ns.samples);
+	EXPECT_EQ(c->closes + s->closes, closes.sum);
+	EXPECT_EQ(0, close_ns.samples);
+	EXPECT_EQ(c->connects, connects.sum);
+	EXPECT_EQ(connects.samples, connect_ns.samples);
+	EXPECT_LT(0, connect_ns.sum);
+	EXPECT_GE(c->connect_ns, connect_ns.sum);
+}
+
 /* ---- the entities on /metrics ---- */
 
 #define PROM_INTERVAL_S 5
