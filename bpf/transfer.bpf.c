@@ -244,26 +244,6 @@ static __always_inline void sock_io_payload(struct syscall_ctx *sc)
 }
 
 /*
- * A socket-layer call on tracked connection `conn` starts now (fentry and
- * "tcp" hooks): its row key, its payload's place, its start. `sc` is the
- * thread's context when the caller has it already, else NULL.
- */
-static __always_inline int sock_io_start(struct syscall_ctx *sc, __u32 sock_op, __u64 key,
-					 const struct kaccess_conn *conn, long syscall_nr)
-{
-	sc = sc ? syscall_ctx_claim(sc, sock_op, -1) : syscall_ctx_begin(sock_op, -1);
-	if (!sc)
-		return 0;
-	sc->sk = key;
-	sc->syscall_nr = syscall_nr;
-	__builtin_memcpy(&sc->conn.agg, &conn->agg, sizeof(conn->agg));
-	if (http_enabled)
-		sock_io_payload(sc);
-	sc->start_ns = bpf_ktime_get_ns();
-	return 0;
-}
-
-/*
  * fentry hooks: a tcp_sendmsg()/tcp_recvmsg() call starts its own timing,
  * unless a syscall that accounts for itself is in flight around it:
  * sendmmsg/recvmmsg (marked here, counted once at their exit) or sendfile
@@ -287,7 +267,15 @@ static __always_inline int sock_io_begin(struct sock *sk, __u32 sock_op, __u32 m
 		__builtin_memcpy(&sc->conn.agg, &conn->agg, sizeof(conn->agg));
 		return 0;
 	}
-	return sock_io_start(NULL, sock_op, key, conn, -1);
+	sc = syscall_ctx_begin(sock_op, -1);
+	if (!sc)
+		return 0;
+	sc->sk = key;
+	__builtin_memcpy(&sc->conn.agg, &conn->agg, sizeof(conn->agg));
+	if (http_enabled)
+		sock_io_payload(sc);
+	sc->start_ns = bpf_ktime_get_ns();
+	return 0;
 }
 
 static __always_inline int sock_io_end(struct sock *sk, __u32 sock_op, long ret)
@@ -342,24 +330,49 @@ int BPF_PROG(tcp_recvmsg_fexit, struct sock *sk)
 
 /*
  * "tcp" hooks: the first buffer TCP fills for a write, or the first segment
- * copied to a reader, starts the call on a tracked socket. Later ones of the
- * same call find it started; the syscall number tells a call whose end never
- * came (a copy by getsockopt(TCP_ZEROCOPY_RECEIVE)) from a new one.
+ * copied to a reader, starts the call on any TCP socket: whether it is a
+ * tracked one is asked once, at its end, so a call costs one conn_table
+ * lookup. Later buffers of the same call find it started; the syscall
+ * number tells a call whose end never came (a copy by
+ * getsockopt(TCP_ZEROCOPY_RECEIVE)) from a new one.
  */
 static __always_inline int tcp_io_begin(struct sock *sk, __u32 sock_op)
 {
 	struct task_struct *task = bpf_get_current_task_btf();
 	struct syscall_ctx *sc = bpf_task_storage_get(&syscall_ctx_store, task, 0, 0);
 	long syscall_nr = current_syscall_nr();
-	struct kaccess_conn *conn;
 	__u64 key = (__u64)sk;
 
 	if (sc && sc->op == sock_op && sc->sk == key && sc->syscall_nr == syscall_nr)
 		return 0;
+	sc = sc ? syscall_ctx_claim(sc, sock_op, -1) : syscall_ctx_begin(sock_op, -1);
+	if (!sc)
+		return 0;
+	sc->sk = key;
+	sc->syscall_nr = syscall_nr;
+	sc->start_ns = bpf_ktime_get_ns();
+	return 0;
+}
+
+/* "tcp" hooks: the call ends with `ret` bytes moved; it counts if its socket is tracked. */
+static __always_inline int tcp_io_end(struct sock *sk, __u32 sock_op, long ret)
+{
+	struct syscall_ctx *sc = syscall_ctx_current(sock_op);
+	struct kaccess_conn *conn;
+	__u64 key = (__u64)sk;
+
+	if (!sc || sc->sk != key)
+		return 0;
+	sc->op = SYSCALL_OP_NONE;
+	if (ret <= 0) /* errors, EAGAIN and EOF moved no data */
+		return 0;
 	conn = tracked_conn(key);
 	if (!conn)
 		return 0;
-	return sock_io_start(sc, sock_op, key, conn, syscall_nr);
+	if (http_enabled)
+		sock_io_payload(sc); /* still inside the syscall: its registers hold the buffer */
+	transfer_done(key, conn, &conn->agg, sock_op == SYSCALL_OP_SOCK_READ, sc->start_ns, ret, sc);
+	return 0;
 }
 
 SEC("tp_btf/tcp_sendmsg_locked")
@@ -381,14 +394,14 @@ int BPF_PROG(tcpio_read_begin, const struct sk_buff *skb)
 SEC("tp_btf/sock_send_length")
 int BPF_PROG(tcpio_write_end, struct sock *sk, int ret)
 {
-	return sock_io_end(sk, SYSCALL_OP_SOCK_WRITE, ret);
+	return tcp_io_end(sk, SYSCALL_OP_SOCK_WRITE, ret);
 }
 
 /* A MSG_PEEK copied, but left the data queued: not a read. */
 SEC("tp_btf/sock_recv_length")
 int BPF_PROG(tcpio_read_end, struct sock *sk, int ret, int flags)
 {
-	return sock_io_end(sk, SYSCALL_OP_SOCK_READ, flags & KACCESS_MSG_PEEK ? 0 : ret);
+	return tcp_io_end(sk, SYSCALL_OP_SOCK_READ, flags & KACCESS_MSG_PEEK ? 0 : ret);
 }
 
 SEC("tp_btf/sock_send_length")
