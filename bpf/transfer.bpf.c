@@ -278,15 +278,26 @@ static __always_inline int sock_io_begin(struct sock *sk, __u32 sock_op, __u32 m
 	return 0;
 }
 
-static __always_inline int sock_io_end(struct sock *sk, __u32 sock_op, long ret)
+/*
+ * The context of the socket-layer call on `sk` that ends now (fentry and
+ * "tcp" hooks), released for the next one; NULL when none was started.
+ */
+static __always_inline struct syscall_ctx *sock_io_finish(struct sock *sk, __u32 sock_op)
 {
 	struct syscall_ctx *sc = syscall_ctx_current(sock_op);
+
+	if (!sc || sc->sk != (__u64)sk)
+		return NULL;
+	sc->op = SYSCALL_OP_NONE;
+	return sc;
+}
+
+static __always_inline int sock_io_end(struct sock *sk, __u32 sock_op, long ret)
+{
+	struct syscall_ctx *sc = sock_io_finish(sk, sock_op);
 	__u64 key = (__u64)sk;
 
-	if (!sc || sc->sk != key)
-		return 0;
-	sc->op = SYSCALL_OP_NONE;
-	if (ret > 0) /* errors, EAGAIN and EOF moved no data */
+	if (sc && ret > 0) /* errors, EAGAIN and EOF moved no data */
 		transfer_done(key, bpf_map_lookup_elem(&conn_table, &key), &sc->conn.agg,
 			      sock_op == SYSCALL_OP_SOCK_READ, sc->start_ns, ret, sc);
 	return 0;
@@ -357,14 +368,11 @@ static __always_inline int tcp_io_begin(struct sock *sk, __u32 sock_op)
 /* "tcp" hooks: the call ends with `ret` bytes moved; it counts if its socket is tracked. */
 static __always_inline int tcp_io_end(struct sock *sk, __u32 sock_op, long ret)
 {
-	struct syscall_ctx *sc = syscall_ctx_current(sock_op);
+	struct syscall_ctx *sc = sock_io_finish(sk, sock_op);
 	struct kaccess_conn *conn;
 	__u64 key = (__u64)sk;
 
-	if (!sc || sc->sk != key)
-		return 0;
-	sc->op = SYSCALL_OP_NONE;
-	if (ret <= 0) /* errors, EAGAIN and EOF moved no data */
+	if (!sc || ret <= 0) /* errors, EAGAIN and EOF moved no data */
 		return 0;
 	conn = tracked_conn(key);
 	if (!conn)
