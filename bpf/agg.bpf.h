@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
  * Per-bucket aggregation: find (or create) the row of a key in the
- * generation map that the current wall-clock bucket writes to.
+ * generation map that the current wall-clock bucket writes to, or add to
+ * this CPU's combined sums of that row (write combining), which reach it
+ * before the shipper drains it.
  */
 #ifndef KACCESS_BPF_AGG_BPF_H
 #define KACCESS_BPF_AGG_BPF_H
@@ -75,5 +77,139 @@ agg_row(const struct kaccess_agg_key *key, __u64 now_ns)
 }
 
 #define agg_add(field, value) __sync_fetch_and_add(&(field), (value))
+
+/* ---- write combining (struct agg_combine) -------------------------------- */
+
+/* Set by the shipper once agg_flush_cpu runs on every CPU: the slots may hold sums. */
+volatile __u32 agg_combining __weak;
+
+static __always_inline struct agg_cpu *agg_this_cpu(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&agg_cpu, &zero);
+}
+
+static __always_inline bool agg_key_equal(const struct kaccess_agg_key *a,
+					  const struct kaccess_agg_key *b)
+{
+	const __u64 *x = (const __u64 *)a, *y = (const __u64 *)b;
+
+	return x[0] == y[0] && x[1] == y[1] && x[2] == y[2] && x[3] == y[3];
+}
+
+#define sums_move(row, sums, field)                                                    \
+	do {                                                                           \
+		if ((sums)->field) {                                                   \
+			agg_add((row)->field, (sums)->field);                          \
+			(sums)->field = 0;                                             \
+		}                                                                      \
+	} while (0)
+
+/* Add `sums` to the row of (agg, bucket) and zero them. */
+static __always_inline void agg_sums_flush(struct agg_sums *sums, const struct kaccess_agg_key *agg,
+					   __u64 bucket)
+{
+	struct kaccess_agg_value *row = agg_row_of_bucket(agg, bucket);
+
+	if (!row) { /* counted by agg_row_in */
+		__builtin_memset(sums, 0, sizeof(*sums));
+		return;
+	}
+	sums_move(row, sums, read_count);
+	sums_move(row, sums, read_duration_ns_sum);
+	sums_move(row, sums, read_bytes);
+	sums_move(row, sums, write_count);
+	sums_move(row, sums, write_duration_ns_sum);
+	sums_move(row, sums, write_bytes);
+	sums_move(row, sums, write_l4_duration_ns_sum);
+	sums_move(row, sums, write_packets);
+	sums_move(row, sums, write_packet_bytes);
+	sums_move(row, sums, write_l2_duration_ns_sum);
+	sums_move(row, sums, write_l2_enter_queue_count);
+	sums_move(row, sums, write_l2_ready_send_duration_ns_sum);
+	sums_move(row, sums, write_l2_device_send_duration_ns_sum);
+	sums_move(row, sums, write_l3_duration_ns_sum);
+	sums_move(row, sums, write_l3_local_duration_ns_sum);
+	sums_move(row, sums, write_l3_output_duration_ns_sum);
+	sums_move(row, sums, write_netfilter_count);
+	sums_move(row, sums, write_netfilter_duration_ns_sum);
+	sums_move(row, sums, read_packets);
+	sums_move(row, sums, read_packet_bytes);
+	sums_move(row, sums, read_l4_duration_ns_sum);
+	sums_move(row, sums, read_l3_duration_ns_sum);
+	sums_move(row, sums, read_l2_to_queue_duration_ns_sum);
+	sums_move(row, sums, read_l2_from_queue_duration_ns_sum);
+	sums_move(row, sums, read_l3_rcv_duration_ns_sum);
+	sums_move(row, sums, read_l3_local_duration_ns_sum);
+	sums_move(row, sums, read_netfilter_count);
+	sums_move(row, sums, read_netfilter_duration_ns_sum);
+}
+
+/* The slot of `agg` in this bucket: its own, a free one, or one given up (flushed). */
+static __always_inline struct agg_combine *agg_combine_slot(struct agg_cpu *cpu,
+							    const struct kaccess_agg_key *agg,
+							    __u64 now_ns)
+{
+	struct agg_combine *slot, *taken = NULL;
+
+	for (int i = 0; i < AGG_COMBINE_SLOTS; i++) {
+		slot = &cpu->combine[i];
+		if (!slot->bucket) {
+			taken = taken ?: slot;
+		} else if (agg_key_equal(&slot->agg, agg)) {
+			if (now_ns < slot->bucket_end_ns)
+				return slot;
+			taken = slot; /* its bucket ended */
+			break;
+		}
+	}
+	if (!taken)
+		taken = &cpu->combine[cpu->next++ & (AGG_COMBINE_SLOTS - 1)];
+	if (taken->bucket)
+		agg_sums_flush(&taken->sums, &taken->agg, taken->bucket);
+	taken->agg = *agg;
+	taken->bucket = agg_bucket_of(now_ns);
+	taken->bucket_end_ns = (taken->bucket + 1) * bucket_ns - wall_offset_ns;
+	return taken;
+}
+
+/*
+ * The sums a read, write or packet adds to, with plain adds: its key's
+ * slot on this CPU. A program that interrupted another one (or the flush)
+ * while it held the slots, or any program while combining is off, gets
+ * nested sums instead (*nested set), which agg_sums_end moves to the row
+ * at once. An interrupting program always ends before the one it
+ * interrupted goes on, so the flags need no atomics. NULL only three
+ * levels deep.
+ */
+static __always_inline struct agg_sums *agg_sums_begin(struct agg_cpu *cpu,
+						       const struct kaccess_agg_key *agg,
+						       __u64 now_ns, bool *nested)
+{
+	__u32 depth;
+
+	*nested = !agg_combining || cpu->busy;
+	if (!*nested) {
+		cpu->busy = 1;
+		return &agg_combine_slot(cpu, agg, now_ns)->sums;
+	}
+	depth = cpu->nested_depth;
+	if (depth >= 2)
+		return NULL;
+	cpu->nested_depth = depth + 1;
+	return &cpu->nested[depth & 1];
+}
+
+static __always_inline void agg_sums_end(struct agg_cpu *cpu, struct agg_sums *sums, bool nested,
+					 const struct kaccess_agg_key *agg, __u64 now_ns)
+{
+	if (!nested) {
+		cpu->busy = 0;
+		return;
+	}
+	agg_sums_flush(sums, agg, agg_bucket_of(now_ns));
+	cpu->nested_depth--;
+}
 
 #endif /* KACCESS_BPF_AGG_BPF_H */

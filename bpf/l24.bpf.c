@@ -56,9 +56,6 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 /* Tracked packets a qdisc holds now: net_dev_start_xmit looks them up only then. */
 __s64 xmit_queued_count = 0;
 
-/* Set by the shipper once l24_flush_cpu runs on every CPU: the slots may hold sums. */
-volatile __u32 l24_combining = 0;
-
 static __always_inline struct l24_cpu *l24_this_cpu(void)
 {
 	__u32 zero = 0;
@@ -122,149 +119,6 @@ static __always_inline struct xmit_window *xmit_window_of(struct l24_cpu *cpu, _
 static __always_inline struct xmit_window *xmit_window_next(struct l24_cpu *cpu)
 {
 	return &cpu->xmit[cpu->xmit_next++ & (XMIT_WINDOW_SLOTS - 1)];
-}
-
-/* ---- write combining (struct l24_combine) -------------------------------- */
-
-static __always_inline bool agg_key_equal(const struct kaccess_agg_key *a,
-					  const struct kaccess_agg_key *b)
-{
-	const __u64 *x = (const __u64 *)a, *y = (const __u64 *)b;
-
-	return x[0] == y[0] && x[1] == y[1] && x[2] == y[2] && x[3] == y[3];
-}
-
-#define sums_move(row, sums, field)                                                    \
-	do {                                                                           \
-		if ((sums)->field) {                                                   \
-			agg_add((row)->field, (sums)->field);                          \
-			(sums)->field = 0;                                             \
-		}                                                                      \
-	} while (0)
-
-/* Add `sums` to the row of (agg, bucket) and zero them. */
-static __always_inline void l24_sums_flush(struct l24_sums *sums, const struct kaccess_agg_key *agg,
-					   __u64 bucket)
-{
-	struct kaccess_agg_value *row = agg_row_of_bucket(agg, bucket);
-
-	if (!row) { /* counted by agg_row_in */
-		__builtin_memset(sums, 0, sizeof(*sums));
-		return;
-	}
-	sums_move(row, sums, write_packets);
-	sums_move(row, sums, write_packet_bytes);
-	sums_move(row, sums, write_l2_duration_ns_sum);
-	sums_move(row, sums, write_l2_enter_queue_count);
-	sums_move(row, sums, write_l2_ready_send_duration_ns_sum);
-	sums_move(row, sums, write_l2_device_send_duration_ns_sum);
-	sums_move(row, sums, write_l3_duration_ns_sum);
-	sums_move(row, sums, write_l3_local_duration_ns_sum);
-	sums_move(row, sums, write_l3_output_duration_ns_sum);
-	sums_move(row, sums, write_netfilter_count);
-	sums_move(row, sums, write_netfilter_duration_ns_sum);
-	sums_move(row, sums, read_packets);
-	sums_move(row, sums, read_packet_bytes);
-	sums_move(row, sums, read_l4_duration_ns_sum);
-	sums_move(row, sums, read_l3_duration_ns_sum);
-	sums_move(row, sums, read_l2_to_queue_duration_ns_sum);
-	sums_move(row, sums, read_l2_from_queue_duration_ns_sum);
-	sums_move(row, sums, read_l3_rcv_duration_ns_sum);
-	sums_move(row, sums, read_l3_local_duration_ns_sum);
-	sums_move(row, sums, read_netfilter_count);
-	sums_move(row, sums, read_netfilter_duration_ns_sum);
-}
-
-/* The slot of `agg` in this bucket: its own, a free one, or one given up (flushed). */
-static __always_inline struct l24_combine *l24_combine_slot(struct l24_cpu *cpu,
-							    const struct kaccess_agg_key *agg,
-							    __u64 now_ns)
-{
-	struct l24_combine *slot, *taken = NULL;
-
-	for (int i = 0; i < L24_COMBINE_SLOTS; i++) {
-		slot = &cpu->combine[i];
-		if (!slot->bucket) {
-			taken = taken ?: slot;
-		} else if (agg_key_equal(&slot->agg, agg)) {
-			if (now_ns < slot->bucket_end_ns)
-				return slot;
-			taken = slot; /* its bucket ended */
-			break;
-		}
-	}
-	if (!taken)
-		taken = &cpu->combine[cpu->combine_next++ & (L24_COMBINE_SLOTS - 1)];
-	if (taken->bucket)
-		l24_sums_flush(&taken->sums, &taken->agg, taken->bucket);
-	taken->agg = *agg;
-	taken->bucket = agg_bucket_of(now_ns);
-	taken->bucket_end_ns = (taken->bucket + 1) * bucket_ns - wall_offset_ns;
-	return taken;
-}
-
-/*
- * The sums a packet adds to, with plain adds: its key's slot on this CPU.
- * A program that interrupted another one (or the flush) while it held the
- * slots, or any program while combining is off, gets nested sums instead
- * (*nested set), which l24_sums_end moves to the row at once. An
- * interrupting program always ends before the one it interrupted goes on,
- * so the flags need no atomics. NULL only three levels deep.
- */
-static __always_inline struct l24_sums *l24_sums_begin(struct l24_cpu *cpu,
-						       const struct kaccess_agg_key *agg,
-						       __u64 now_ns, bool *nested)
-{
-	__u32 depth;
-
-	*nested = !l24_combining || cpu->combine_busy;
-	if (!*nested) {
-		cpu->combine_busy = 1;
-		return &l24_combine_slot(cpu, agg, now_ns)->sums;
-	}
-	depth = cpu->nested_depth;
-	if (depth >= 2)
-		return NULL;
-	cpu->nested_depth = depth + 1;
-	return &cpu->nested[depth & 1];
-}
-
-static __always_inline void l24_sums_end(struct l24_cpu *cpu, struct l24_sums *sums, bool nested,
-					 const struct kaccess_agg_key *agg, __u64 now_ns)
-{
-	if (!nested) {
-		cpu->combine_busy = 0;
-		return;
-	}
-	l24_sums_flush(sums, agg, agg_bucket_of(now_ns));
-	cpu->nested_depth--;
-}
-
-/*
- * Run by the shipper on every CPU (BPF_PROG_TEST_RUN on that CPU) before
- * a drain and at exit: every slot's sums go to their rows. Returns 1 when
- * it interrupted a program that holds the slots; the shipper runs it again.
- */
-SEC("raw_tp")
-int l24_flush_cpu(void *ctx)
-{
-	struct l24_cpu *cpu = l24_this_cpu();
-
-	if (!cpu)
-		return 0;
-	if (cpu->combine_busy)
-		return 1;
-	cpu->combine_busy = 1;
-	for (int i = 0; i < L24_COMBINE_SLOTS; i++) {
-		struct l24_combine *slot = &cpu->combine[i];
-
-		if (!slot->bucket)
-			continue;
-		l24_sums_flush(&slot->sums, &slot->agg, slot->bucket);
-		slot->bucket = 0;
-	}
-	cpu->combine_busy = 0;
-	return 0;
 }
 
 /* The packet's IP output windows (bpf/netfilter.bpf.c), when links saw it. */
@@ -605,7 +459,8 @@ int BPF_PROG(l24_net_dev_xmit, struct sk_buff *skb, int rc, struct net_device *d
 {
 	struct l24_cpu *cpu = l24_this_cpu();
 	struct xmit_window *window;
-	struct l24_sums *sums;
+	struct agg_cpu *sums_cpu;
+	struct agg_sums *sums;
 	bool nested;
 	__u64 now_ns;
 
@@ -620,13 +475,16 @@ int BPF_PROG(l24_net_dev_xmit, struct sk_buff *skb, int rc, struct net_device *d
 	now_ns = bpf_ktime_get_ns();
 	if (window->syn_sk && syn_sent_waits(window, now_ns, skb_len))
 		return 0;
-	sums = l24_sums_begin(cpu, &window->agg, now_ns, &nested);
+	sums_cpu = agg_this_cpu();
+	if (!sums_cpu)
+		return 0;
+	sums = agg_sums_begin(sums_cpu, &window->agg, now_ns, &nested);
 	if (!sums) {
 		count_loss(KACCESS_CTR_L24_WINDOW_LOST);
 		return 0;
 	}
 	xmit_account_sums(sums, window, now_ns, skb_len);
-	l24_sums_end(cpu, sums, nested, &window->agg, now_ns);
+	agg_sums_end(sums_cpu, sums, nested, &window->agg, now_ns);
 	return 0;
 }
 
@@ -806,7 +664,7 @@ static __always_inline bool tcp_segment_has_payload(const struct tcp_skb_cb *cb)
 }
 
 /* A received segment's netfilter hook windows (bpf/netfilter.bpf.c), every segment. */
-static __always_inline void receive_account_hooks(struct l24_sums *sums,
+static __always_inline void receive_account_hooks(struct agg_sums *sums,
 						  const struct nf_ingress *ingress)
 {
 	sums->read_l3_rcv_duration_ns_sum += ingress->rcv_ns;
@@ -875,7 +733,8 @@ int BPF_PROG(l24_tcp_probe, struct sock *sk, struct sk_buff *skb)
 	const struct kaccess_agg_key *agg = NULL;
 	__u64 now_ns, key = (__u64)skb;
 	const struct tcp_skb_cb *cb;
-	struct l24_sums *sums;
+	struct agg_cpu *sums_cpu;
+	struct agg_sums *sums;
 	struct l24_cpu *cpu;
 	struct l24_sock *s;
 	bool nested;
@@ -884,16 +743,17 @@ int BPF_PROG(l24_tcp_probe, struct sock *sk, struct sk_buff *skb)
 	if (!agg)
 		return 0;
 	cpu = l24_this_cpu();
-	if (!cpu)
+	sums_cpu = agg_this_cpu();
+	if (!cpu || !sums_cpu)
 		return 0;
 	now_ns = bpf_ktime_get_ns();
-	sums = l24_sums_begin(cpu, agg, now_ns, &nested);
+	sums = agg_sums_begin(sums_cpu, agg, now_ns, &nested);
 	if (sums) {
 		sums->read_packets++;
 		sums->read_packet_bytes += wire_length(skb);
 		if (l24_netfilter && cpu->ingress.skb == key)
 			receive_account_hooks(sums, &cpu->ingress);
-		l24_sums_end(cpu, sums, nested, agg, now_ns);
+		agg_sums_end(sums_cpu, sums, nested, agg, now_ns);
 	} else {
 		count_loss(KACCESS_CTR_L24_WINDOW_LOST);
 	}
@@ -948,7 +808,7 @@ static __always_inline struct rx_stamp *rx_stamp_find(struct l24_sock *s, __u32 
 }
 
 /* The receive windows of a copied segment, from its stamp. */
-static __always_inline void receive_account_windows(struct l24_sums *sums,
+static __always_inline void receive_account_windows(struct agg_sums *sums,
 						    const struct rx_stamp *stamp, __u64 now_ns)
 {
 	__u64 queued_ns = stamp->tcp_ns + stamp->queued_after_ns; /* no sk_data_ready: TCP's start */
@@ -989,8 +849,8 @@ int BPF_PROG(l24_skb_copy_datagram_iovec, const struct sk_buff *skb, int len)
 	const struct kaccess_agg_key *agg;
 	struct kaccess_conn *conn;
 	struct rx_stamp *stamp;
-	struct l24_sums *sums;
-	struct l24_cpu *cpu;
+	struct agg_cpu *sums_cpu;
+	struct agg_sums *sums;
 	bool nested;
 	__u64 now_ns;
 
@@ -1007,16 +867,16 @@ int BPF_PROG(l24_skb_copy_datagram_iovec, const struct sk_buff *skb, int len)
 			return 0;
 		agg = &conn->agg;
 	}
-	cpu = l24_this_cpu();
-	if (!cpu)
+	sums_cpu = agg_this_cpu();
+	if (!sums_cpu)
 		return 0;
 	now_ns = bpf_ktime_get_ns();
-	sums = l24_sums_begin(cpu, agg, now_ns, &nested);
+	sums = agg_sums_begin(sums_cpu, agg, now_ns, &nested);
 	if (!sums) {
 		count_loss(KACCESS_CTR_L24_WINDOW_LOST);
 		return 0;
 	}
 	receive_account_windows(sums, stamp, now_ns);
-	l24_sums_end(cpu, sums, nested, agg, now_ns);
+	agg_sums_end(sums_cpu, sums, nested, agg, now_ns);
 	return 0;
 }

@@ -98,30 +98,63 @@ static __always_inline int transfer_begin(__u32 op, int fd, __u64 user_ptr, __u3
 }
 
 /*
- * Add one read or write call to its connection's row. A write's L4 time
- * runs from TCP's first look at it (tcp_sendmsg_locked, `l4_start_ns`) to
- * its end; where that tracepoint is missing, or with the fentry hooks
- * (whose start is tcp_sendmsg() itself), from the start of the call.
+ * How a call's end may add to its row. Combined per CPU (bpf/agg.bpf.h)
+ * only from the BTF tracepoints of the socket layer, which run with
+ * preemption disabled: combining relies on a program that interrupts
+ * another one ending first, true of a softirq, not of another task.
+ * fentry/fexit programs run with only migration disabled, so a preemptible
+ * kernel may switch tasks inside them; they, and the syscall exits, add to
+ * the row itself with atomics.
  */
+enum row_access {
+	ROW_DIRECT,
+	ROW_COMBINED,
+};
+
+/*
+ * Add one read or write call to its connection's row: to this CPU's
+ * combined sums of that row, or (ROW_DIRECT, or three programs deep) to
+ * the row itself. A write's L4 time runs from TCP's first look at it
+ * (tcp_sendmsg_locked, `l4_start_ns`) to its end; where that tracepoint is
+ * missing, or with the fentry hooks (whose start is tcp_sendmsg() itself),
+ * from the start of the call.
+ */
+#define transfer_add(sums, add, is_read, duration_ns, l4_duration_ns, bytes)       \
+	do {                                                                           \
+		if (is_read) {                                                         \
+			add((sums)->read_count, 1);                                    \
+			add((sums)->read_duration_ns_sum, duration_ns);                \
+			add((sums)->read_bytes, bytes);                                \
+		} else {                                                               \
+			add((sums)->write_count, 1);                                   \
+			add((sums)->write_duration_ns_sum, duration_ns);               \
+			add((sums)->write_bytes, bytes);                               \
+			if (l24_enabled)                                               \
+				add((sums)->write_l4_duration_ns_sum, l4_duration_ns); \
+		}                                                                      \
+	} while (0)
+
+#define plain_add(field, value) ((field) += (value))
+
 static __always_inline void transfer_account(const struct kaccess_agg_key *key, bool is_read,
 					     __u64 start_ns, __u64 l4_start_ns, __u64 bytes,
-					     __u64 now_ns)
+					     __u64 now_ns, enum row_access access)
 {
-	struct kaccess_agg_value *row = agg_row(key, now_ns);
+	__u64 duration_ns = now_ns - start_ns, l4_duration_ns = now_ns - (l4_start_ns ?: start_ns);
+	struct agg_cpu *cpu = access == ROW_COMBINED ? agg_this_cpu() : NULL;
+	struct kaccess_agg_value *row;
+	struct agg_sums *sums;
+	bool nested;
 
-	if (!row)
+	sums = cpu ? agg_sums_begin(cpu, key, now_ns, &nested) : NULL;
+	if (sums) {
+		transfer_add(sums, plain_add, is_read, duration_ns, l4_duration_ns, bytes);
+		agg_sums_end(cpu, sums, nested, key, now_ns);
 		return;
-	if (is_read) {
-		agg_add(row->read_count, 1);
-		agg_add(row->read_duration_ns_sum, now_ns - start_ns);
-		agg_add(row->read_bytes, bytes);
-	} else {
-		agg_add(row->write_count, 1);
-		agg_add(row->write_duration_ns_sum, now_ns - start_ns);
-		agg_add(row->write_bytes, bytes);
-		if (l24_enabled)
-			agg_add(row->write_l4_duration_ns_sum, now_ns - (l4_start_ns ?: start_ns));
 	}
+	row = agg_row(key, now_ns);
+	if (row)
+		transfer_add(row, agg_add, is_read, duration_ns, l4_duration_ns, bytes);
 }
 
 /*
@@ -132,11 +165,12 @@ static __always_inline void transfer_account(const struct kaccess_agg_key *key, 
  */
 static __always_inline void transfer_done(__u64 sk, struct kaccess_conn *conn,
 					  const struct kaccess_agg_key *key, bool is_read,
-					  __u64 start_ns, __u64 bytes, const struct syscall_ctx *sc)
+					  __u64 start_ns, __u64 bytes, const struct syscall_ctx *sc,
+					  enum row_access access)
 {
 	__u64 now_ns = bpf_ktime_get_ns();
 
-	transfer_account(key, is_read, start_ns, sc->l4_start_ns, bytes, now_ns);
+	transfer_account(key, is_read, start_ns, sc->l4_start_ns, bytes, now_ns, access);
 	if (!h2_claim(sk, conn, is_read, bytes, sc->user_ptr, sc->buf_kind, sc->buf_count, now_ns,
 		      now_ns - start_ns))
 		http_transfer(sk, conn, is_read, bytes, sc->user_ptr, sc->buf_kind, sc->buf_count,
@@ -198,7 +232,8 @@ static __always_inline int transfer_on_socket(struct sock *sk, long ret, __u32 o
 		__builtin_memcpy(&sc->conn.agg, &conn->agg, sizeof(conn->agg));
 		return 0;
 	}
-	transfer_done(key, conn, &conn->agg, op == SYSCALL_OP_READ, sc->start_ns, ret, sc);
+	transfer_done(key, conn, &conn->agg, op == SYSCALL_OP_READ, sc->start_ns, ret, sc,
+		      ROW_COMBINED);
 	return 0;
 }
 
@@ -299,7 +334,7 @@ static __always_inline int sock_io_end(struct sock *sk, __u32 sock_op, long ret)
 
 	if (sc && ret > 0) /* errors, EAGAIN and EOF moved no data */
 		transfer_done(key, bpf_map_lookup_elem(&conn_table, &key), &sc->conn.agg,
-			      sock_op == SYSCALL_OP_SOCK_READ, sc->start_ns, ret, sc);
+			      sock_op == SYSCALL_OP_SOCK_READ, sc->start_ns, ret, sc, ROW_DIRECT);
 	return 0;
 }
 
@@ -379,7 +414,8 @@ static __always_inline int tcp_io_end(struct sock *sk, __u32 sock_op, long ret)
 		return 0;
 	if (http_enabled)
 		sock_io_payload(sc); /* still inside the syscall: its registers hold the buffer */
-	transfer_done(key, conn, &conn->agg, sock_op == SYSCALL_OP_SOCK_READ, sc->start_ns, ret, sc);
+	transfer_done(key, conn, &conn->agg, sock_op == SYSCALL_OP_SOCK_READ, sc->start_ns, ret, sc,
+		      ROW_COMBINED);
 	return 0;
 }
 
@@ -469,7 +505,8 @@ static __always_inline int transfer_end(__u32 op, long ret)
 		bytes = mmsg_bytes(sc->user_ptr, ret);
 	key = sc->sk;
 	transfer_done(key, bpf_map_lookup_elem(&conn_table, &key), &sc->conn.agg,
-		      op == SYSCALL_OP_READ || op == SYSCALL_OP_READ_MMSG, sc->start_ns, bytes, sc);
+		      op == SYSCALL_OP_READ || op == SYSCALL_OP_READ_MMSG, sc->start_ns, bytes, sc,
+		      ROW_DIRECT);
 	return 0;
 }
 

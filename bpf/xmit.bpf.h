@@ -17,7 +17,7 @@
 /*
  * A packet the driver took at `sent_ns`, `skb_len` bytes as the device
  * counts them, added with `add` to `dst`: a row (agg_add, atomic) or a
- * CPU's combined sums (sum_add; struct l24_sums has the row's field names).
+ * CPU's combined sums (sum_add; struct agg_sums has the row's field names).
  * L3 runs from LOCAL_OUT to the driver, or to the qdisc that took it.
  */
 #define xmit_account_into(add, dst, window, sent_ns, skb_len)                                   \
@@ -52,7 +52,7 @@ static __always_inline void xmit_account(struct kaccess_agg_value *row, const st
 }
 
 /* Into this CPU's combined sums: every packet (bpf/l24.bpf.c). */
-static __always_inline void xmit_account_sums(struct l24_sums *sums, const struct xmit_window *window,
+static __always_inline void xmit_account_sums(struct agg_sums *sums, const struct xmit_window *window,
 					      __u64 sent_ns, __u32 skb_len)
 {
 	xmit_account_into(sum_add, sums, window, sent_ns, skb_len);

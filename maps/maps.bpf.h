@@ -465,39 +465,6 @@ struct nf_ingress {
 
 #define XMIT_WINDOW_SLOTS 4 /* transmits nested on one CPU (tunnels) */
 
-/*
- * The packet-path fields of struct kaccess_agg_value (same names), summed
- * per CPU before they reach a row: see struct l24_combine.
- */
-struct l24_sums {
-	__u64 write_packets, write_packet_bytes;
-	__u64 write_l2_duration_ns_sum, write_l2_enter_queue_count;
-	__u64 write_l2_ready_send_duration_ns_sum, write_l2_device_send_duration_ns_sum;
-	__u64 write_l3_duration_ns_sum, write_l3_local_duration_ns_sum, write_l3_output_duration_ns_sum;
-	__u64 write_netfilter_count, write_netfilter_duration_ns_sum;
-	__u64 read_packets, read_packet_bytes;
-	__u64 read_l4_duration_ns_sum, read_l3_duration_ns_sum;
-	__u64 read_l2_to_queue_duration_ns_sum, read_l2_from_queue_duration_ns_sum;
-	__u64 read_l3_rcv_duration_ns_sum, read_l3_local_duration_ns_sum;
-	__u64 read_netfilter_count, read_netfilter_duration_ns_sum;
-};
-
-/*
- * Write combining: one row key's packet sums of one bucket on this CPU.
- * A packet adds here with plain adds instead of finding its row in the
- * hash and adding atomically; the sums move to the row when the slot is
- * needed for another key or bucket, and when the shipper runs l24_flush_cpu
- * on every CPU before each drain.
- */
-struct l24_combine {
-	struct kaccess_agg_key agg;
-	__u64 bucket;          /* 0: slot free */
-	__u64 bucket_end_ns;   /* monotonic: the bucket's end, as agg_row computes it */
-	struct l24_sums sums;
-};
-
-#define L24_COMBINE_SLOTS 4 /* row keys combined at once per CPU */
-
 /* Per-CPU transmit state; also the neighbour update in progress on this CPU. */
 struct l24_cpu {
 	struct xmit_window xmit[XMIT_WINDOW_SLOTS];
@@ -513,24 +480,73 @@ struct l24_cpu {
 	__u32 probed_slot;     /* its stamp in the socket's l24_sock.rx */
 	struct nf_egress egress;
 	struct nf_ingress ingress;
-	/* Write combining. busy: a program (or the flush) is changing the
-	 * slots; one that interrupted it (a softirq over a reader's copy) adds
-	 * to `nested` instead and moves that to its row at once. */
-	__u32 combine_busy;
-	__u32 nested_depth;    /* nested sums in use */
-	__u32 combine_next;    /* the slot a new key takes when none is free */
-	__u32 pad2;
-	struct l24_combine combine[L24_COMBINE_SLOTS];
-	struct l24_sums nested[2]; /* process context, then a softirq over it */
 };
 
-/* l24_cpu: one struct l24_cpu per CPU (1.8 KiB each). Not pinned. */
+/* l24_cpu: one struct l24_cpu per CPU (656 bytes each). Not pinned. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
 	__type(value, struct l24_cpu);
 } l24_cpu SEC(".maps") __weak;
+
+/*
+ * The fields of struct kaccess_agg_value (same names) that every read,
+ * write and packet adds to, summed per CPU before they reach a row: see
+ * struct agg_combine.
+ */
+struct agg_sums {
+	__u64 read_count, read_duration_ns_sum, read_bytes;
+	__u64 write_count, write_duration_ns_sum, write_bytes, write_l4_duration_ns_sum;
+	__u64 write_packets, write_packet_bytes;
+	__u64 write_l2_duration_ns_sum, write_l2_enter_queue_count;
+	__u64 write_l2_ready_send_duration_ns_sum, write_l2_device_send_duration_ns_sum;
+	__u64 write_l3_duration_ns_sum, write_l3_local_duration_ns_sum, write_l3_output_duration_ns_sum;
+	__u64 write_netfilter_count, write_netfilter_duration_ns_sum;
+	__u64 read_packets, read_packet_bytes;
+	__u64 read_l4_duration_ns_sum, read_l3_duration_ns_sum;
+	__u64 read_l2_to_queue_duration_ns_sum, read_l2_from_queue_duration_ns_sum;
+	__u64 read_l3_rcv_duration_ns_sum, read_l3_local_duration_ns_sum;
+	__u64 read_netfilter_count, read_netfilter_duration_ns_sum;
+};
+
+/*
+ * Write combining: one row key's sums of one bucket on this CPU. A read,
+ * write or packet adds here with plain adds instead of finding its row in
+ * the hash and adding atomically; the sums move to the row when the slot
+ * is needed for another key or bucket, and when the shipper runs
+ * agg_flush_cpu on every CPU before each drain.
+ */
+struct agg_combine {
+	struct kaccess_agg_key agg;
+	__u64 bucket;          /* 0: slot free */
+	__u64 bucket_end_ns;   /* monotonic: the bucket's end, as agg_row computes it */
+	struct agg_sums sums;
+};
+
+#define AGG_COMBINE_SLOTS 4 /* row keys combined at once per CPU */
+
+/*
+ * Per-CPU combining state. busy: a program (or the flush) is changing the
+ * slots; one that interrupted it (a softirq over a reader's copy) adds to
+ * `nested` instead and moves that to its row at once.
+ */
+struct agg_cpu {
+	__u32 busy;
+	__u32 nested_depth;    /* nested sums in use */
+	__u32 next;            /* the slot a new key takes when none is free */
+	__u32 pad;
+	struct agg_combine combine[AGG_COMBINE_SLOTS];
+	struct agg_sums nested[2]; /* process context, then a softirq over it */
+};
+
+/* agg_cpu: one struct agg_cpu per CPU (1.5 KiB each). Not pinned. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct agg_cpu);
+} agg_cpu SEC(".maps") __weak;
 
 /*
  * xmit_queued: key = sk_buff address, value = struct xmit_window: tracked

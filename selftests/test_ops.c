@@ -316,7 +316,7 @@ KTEST_F(ops, status_shows_fill_after_known_traffic, 120)
 	ASSERT_TRUE(json_object_object_get_ex(status, "programs", &programs));
 	ASSERT_EQ(0, agent_output_load(&self->output, self->agent.out_path));
 	/* every attached program, the two iterators (startup adoption, sweep)
-	 * and l24_flush_cpu, which the shipper runs before each drain */
+	 * and agg_flush_cpu, which the shipper runs before each drain */
 	EXPECT_EQ(agent_output_ready_u64(self->output, "programs_attached") + 3,
 		  json_object_array_length(programs));
 	json_object_put(status);

@@ -382,7 +382,6 @@ static void select_l24_programs(struct agent *agent, const struct kaccess_config
 	/* with the "tcp" hooks a write starts where its L4 time starts: no second program */
 	if (agent->skel->rodata->hooks_without_syscalls)
 		bpf_program__set_autoload(agent->skel->progs.l24_tcp_sendmsg_locked, false);
-	bpf_program__set_autoload(agent->skel->progs.l24_flush_cpu, cfg->l24);
 	agent->skel->rodata->l24_enabled = cfg->l24;
 	agent->skel->rodata->retransmit_reports_err = features->retransmit_reports_err;
 	if (select_netfilter_programs(agent, cfg, features->netfilter_links))
@@ -503,8 +502,8 @@ void agent_scan_netns(struct agent *agent)
 		netns_links_scan(agent->netns_links);
 }
 
-/* l24_flush_cpu on one CPU, again while it finds a program holding the slots. */
-static int flush_l24_on_cpu(int prog_fd, unsigned int cpu)
+/* agg_flush_cpu on one CPU, again while it finds a program holding the slots. */
+static int flush_cpu_sums(int prog_fd, unsigned int cpu)
 {
 	LIBBPF_OPTS(bpf_test_run_opts, opts, .flags = BPF_F_TEST_RUN_ON_CPU, .cpu = cpu);
 	const struct timespec pause = { .tv_nsec = 10000 };
@@ -519,15 +518,15 @@ static int flush_l24_on_cpu(int prog_fd, unsigned int cpu)
 	return -EBUSY;
 }
 
-int agent_flush_l24(struct agent *agent)
+int agent_flush_combined(struct agent *agent)
 {
 	int prog_fd, cpus = libbpf_num_possible_cpus(), err = 0;
 
-	if (!agent->skel || !bpf_program__autoload(agent->skel->progs.l24_flush_cpu))
+	if (!agent->skel)
 		return 0;
-	prog_fd = bpf_program__fd(agent->skel->progs.l24_flush_cpu);
+	prog_fd = bpf_program__fd(agent->skel->progs.agg_flush_cpu);
 	for (int cpu = 0; cpu < cpus; cpu++) {
-		int cpu_err = flush_l24_on_cpu(prog_fd, (unsigned int)cpu);
+		int cpu_err = flush_cpu_sums(prog_fd, (unsigned int)cpu);
 
 		if (cpu_err == -ENXIO)
 			continue; /* offline: it runs no programs either */
@@ -537,24 +536,21 @@ int agent_flush_l24(struct agent *agent)
 }
 
 /*
- * The packet path sums per CPU (bpf/l24.bpf.c, struct l24_combine) only
- * once the flush that brings the sums to their rows is known to run here;
- * otherwise every packet goes to its row directly, as fast as before.
+ * Reads, writes and packets sum per CPU (bpf/agg.bpf.h, struct
+ * agg_combine) only once the flush that brings the sums to their rows is
+ * known to run here; otherwise each goes to its row directly.
  */
-static void start_l24_combining(struct agent *agent)
+static void start_combining(struct agent *agent)
 {
-	int err;
+	int err = agent_flush_combined(agent);
 
-	if (!bpf_program__autoload(agent->skel->progs.l24_flush_cpu))
-		return;
-	err = agent_flush_l24(agent);
 	if (err) {
-		log_warn("l24: cannot run the per-CPU flush (%s): packets go to their rows one by one",
+		log_warn("rows: cannot run the per-CPU flush (%s): reads, writes and packets go to their rows one by one",
 			 strerror(-err));
 		return;
 	}
-	agent->skel->bss->l24_combining = 1;
-	log_info("l24: packet sums combined per CPU, flushed before each drain");
+	agent->skel->bss->agg_combining = 1;
+	log_info("rows: read, write and packet sums combined per CPU, flushed before each drain");
 }
 
 int agent_attach(struct agent *agent)
@@ -570,8 +566,8 @@ int agent_attach(struct agent *agent)
 			continue; /* the other variant of its hook */
 		if (strncmp(bpf_program__section_name(prog), "iter/", 5) == 0)
 			continue; /* run on demand: see sockets.c */
-		if (prog == agent->skel->progs.l24_flush_cpu)
-			continue; /* run on demand: agent_flush_l24() */
+		if (prog == agent->skel->progs.agg_flush_cpu)
+			continue; /* run on demand: agent_flush_combined() */
 		if (is_netfilter_program(prog))
 			continue; /* linked per network namespace: agent_scan_netns() */
 		link = bpf_program__attach(prog);
@@ -591,7 +587,7 @@ int agent_attach(struct agent *agent)
 			 bpf_program__section_name(prog), strerror(-err));
 	}
 	log_info("attached %u programs", agent->link_count);
-	start_l24_combining(agent);
+	start_combining(agent);
 	return attach_netfilter(agent);
 }
 

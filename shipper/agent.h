@@ -61,10 +61,11 @@ struct agent {
 };
 
 /*
- * Move the packet sums each CPU holds (bpf/l24.bpf.c, write combining) to
- * their rows: before every drain and every look at the current rows.
+ * Move the read, write and packet sums each CPU holds (bpf/agg.bpf.h,
+ * write combining) to their rows: before every drain and every look at
+ * the current rows.
  */
-int agent_flush_l24(struct agent *agent);
+int agent_flush_combined(struct agent *agent);
 
 /* Netfilter links: attach in namespaces that appeared, release gone ones. */
 void agent_scan_netns(struct agent *agent);

@@ -149,13 +149,13 @@ static void report_buckets(struct loop *loop, uint64_t current_bucket, bool at_s
 	}
 }
 
-/* The packet sums the CPUs still hold, into their rows (see agent_flush_l24). */
-static void flush_packet_sums(struct loop *loop)
+/* The sums the CPUs still hold, into their rows (see agent_flush_combined). */
+static void flush_cpu_sums(struct loop *loop)
 {
-	int err = agent_flush_l24(loop->agent);
+	int err = agent_flush_combined(loop->agent);
 
 	if (err)
-		log_warn("failed to flush the per-CPU packet sums: %s", strerror(-err));
+		log_warn("failed to flush the per-CPU sums: %s", strerror(-err));
 }
 
 /* Drain generation `gen`, with the HTTP/2 exchanges of buckets up to `last_bucket`. */
@@ -185,7 +185,7 @@ static void drain_idle_generation(struct loop *loop, uint64_t now_bucket)
 
 	agg_rows_clear(&loop->rows);
 	loop->http_rows.count = 0;
-	flush_packet_sums(loop);
+	flush_cpu_sums(loop);
 	collect_generation(loop, (now_bucket - 1) & 1, now_bucket - 1);
 	if (loop->rows.count || loop->http_rows.count) {
 		report_buckets(loop, now_bucket, false, monotonic_ns() - started);
@@ -201,7 +201,7 @@ static void drain_everything(struct loop *loop, uint64_t now_bucket)
 {
 	agg_rows_clear(&loop->rows);
 	loop->http_rows.count = 0;
-	flush_packet_sums(loop);
+	flush_cpu_sums(loop);
 	for (int gen = 0; gen < 2; gen++)
 		collect_generation(loop, gen, UINT64_MAX);
 	report_buckets(loop, now_bucket, true, 0);
@@ -216,7 +216,7 @@ static void show_live(struct loop *loop, uint64_t now_bucket)
 
 	loop->conns.count = 0;
 	conn_rows_collect(loop->conn_fd, &loop->conns);
-	flush_packet_sums(loop);
+	flush_cpu_sums(loop);
 	agg_rows_collect(loop->agg_fd[now_bucket & 1], false, &current);
 	for (size_t i = 0; i < current.count; i++)
 		if (current.rows[i].value.bucket == now_bucket)

@@ -31,7 +31,7 @@
 #   agent_metrics_tcp, agent_l24_tcp, agent_tcp
 #                  the same three with hooks=tcp: no syscall tracepoint at all
 #                  (only where the kernel has the tracepoints it needs)
-#   agent_stats    every feature on, with kernel.bpf_stats_enabled=1: the cost
+#   agent_stats    every feature on (or BENCH_STATS_FEATURES), with bpf_stats: the cost
 #                  of every program, l24_* and HTTP parsing included
 #   calibration    only the calibration programs (one clock read, one per-CPU
 #                  increment, on the agent's hooks), with bpf_stats: the yardstick
@@ -61,6 +61,9 @@
 #   BENCH_STATS_HOOKS=auto  the hook set of the agent_stats runs, whose
 #                         per-program costs the report shows (tcp: the tcpio_*
 #                         programs of hooks=tcp)
+#   BENCH_STATS_FEATURES=all  what the agent_stats runs turn on: all (l24 and
+#                         HTTP parsing), l24 (no HTTP parsing) or metrics
+#                         (neither): the per-call cost of each layer
 #   BENCH_SECONDS=5       length of each wrk run
 #   BENCH_QUICK=1         defaults of 2 pairs of 3 s, 1 churn pair of 3 s, 20,000
 #                         idle connections, 1 rows round: to try the harness
@@ -168,6 +171,9 @@ read_settings() {
 	STATS_HOOKS=${BENCH_STATS_HOOKS:-auto}
 	[[ $STATS_HOOKS =~ ^(auto|fentry|sock|fd|tcp)$ ]] ||
 		usage_error "BENCH_STATS_HOOKS='$STATS_HOOKS': expected auto, fentry, sock, fd or tcp"
+	STATS_FEATURES=${BENCH_STATS_FEATURES:-all}
+	[[ $STATS_FEATURES =~ ^(all|l24|metrics)$ ]] ||
+		usage_error "BENCH_STATS_FEATURES='$STATS_FEATURES': expected all, l24 or metrics"
 	read_section_settings
 	read_oap_settings
 	# Two busy processes on two cores: fixed CPUs keep the scheduler from
@@ -568,11 +574,20 @@ agent_settings() {
 	agent_metrics) echo "-s l24=off -s http_parse=off" ;;
 	agent_l24) echo "-s l24=on -s http_parse=off" ;;
 	agent) echo "-s l24=on -s http_parse=on" ;;
-	agent_stats) echo "-s hooks=$STATS_HOOKS -s l24=on -s http_parse=on" ;;
+	agent_stats) echo "-s hooks=$STATS_HOOKS $(stats_feature_settings)" ;;
 	agent_metrics_tcp) echo "-s hooks=tcp -s l24=off -s http_parse=off" ;;
 	agent_l24_tcp) echo "-s hooks=tcp -s l24=on -s http_parse=off" ;;
 	agent_tcp) echo "-s hooks=tcp -s l24=on -s http_parse=on" ;;
 	*) die "no agent settings for mode $1" ;;
+	esac
+}
+
+# The agent_stats runs' features (BENCH_STATS_FEATURES).
+stats_feature_settings() {
+	case $STATS_FEATURES in
+	all) echo "-s l24=on -s http_parse=on" ;;
+	l24) echo "-s l24=on -s http_parse=off" ;;
+	metrics) echo "-s l24=off -s http_parse=off" ;;
 	esac
 }
 
@@ -767,7 +782,7 @@ kaccess benchmark: wrk -t1 -c$CONNECTIONS -d${RUN_SECONDS}s --latency ($NS_CLIEN
   agent: $KACCESS_VERSION_LINE, -o json -i 60, watching $watching
   agent configurations:$(describe_agent_modes)
   runs: $PAIRS per mode, interleaved ($(round_modes), then backwards, ...); kernel $(uname -r); $(nproc) CPUs
-  kernel.bpf_stats_enabled=1 only in the agent_stats and calibration runs (it costs every program run two clock reads)
+  kernel.bpf_stats_enabled=1 only in the agent_stats (hooks=$STATS_HOOKS, features: $STATS_FEATURES) and calibration runs (it costs every program run two clock reads)
   load average before: $LOAD_BEFORE; after: $(cut -d' ' -f1-3 /proc/loadavg)
 EOF
 	if ((PAIRS < 5)); then
