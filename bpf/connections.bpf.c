@@ -78,7 +78,7 @@ static __always_inline void emit_conn_event(__u32 type, __u64 sk,
 	event->ts_ns = now_ns;
 	event->duration_ns = duration_ns;
 	__builtin_memcpy(&event->conn, conn, sizeof(*conn));
-	bpf_ringbuf_submit(event, ringbuf_wakeup_flags());
+	bpf_ringbuf_submit(event, ringbuf_submit_flags(sizeof(*event)));
 }
 
 static __always_inline void count_connect(const struct kaccess_agg_key *key, __u64 now_ns,

@@ -230,7 +230,7 @@ static __always_inline void http_send_exchange(struct http_conn *hc, struct http
 	e->remote_port = hc->remote_port;
 	__builtin_memcpy(&e->agg, &hc->agg, sizeof(e->agg));
 	__builtin_memcpy(&e->calls, &slot->calls, sizeof(e->calls));
-	bpf_ringbuf_submit(e, ringbuf_wakeup_flags());
+	bpf_ringbuf_submit(e, ringbuf_submit_flags(sizeof(*e)));
 }
 
 /* Add one exchange, described by its slot, to its row. */
@@ -327,9 +327,9 @@ static __always_inline void http_announce_endpoint(struct http_conn *hc, struct 
 	s->event_len = len;
 	s->event_endpoint = endpoint;
 	__builtin_memcpy(s->event_text, hc->endpoint, HTTP_ENDPOINT_BUF);
-	/* no wakeup: the shipper polls every 200 ms */
 	if (bpf_ringbuf_output(&events, &s->event_type,
-			       sizeof(struct kaccess_http_endpoint_event) + len, ringbuf_wakeup_flags())) {
+			       sizeof(struct kaccess_http_endpoint_event) + len,
+			       ringbuf_output_flags(sizeof(struct kaccess_http_endpoint_event) + len))) {
 		count_loss(KACCESS_CTR_HTTP_ENDPOINT_LOST);
 		return;
 	}
@@ -946,7 +946,7 @@ static __noinline int http_send_head(struct http_conn *hc, struct http_scratch *
 	s->head.pad = 0;
 	if (bpf_probe_read_user(s->head.bytes, len, (void *)s->head_addr) ||
 	    bpf_ringbuf_output(&events, &s->head, sizeof(struct kaccess_http_head_event) + len,
-			       ringbuf_wakeup_flags()))
+			       ringbuf_output_flags(sizeof(struct kaccess_http_head_event) + len)))
 		count_loss(KACCESS_CTR_HTTP_RECORD_LOST);
 	return 0;
 }

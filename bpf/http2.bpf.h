@@ -362,7 +362,7 @@ static __noinline int h2_stream_end(struct h2_walk *walk, __u32 stream_id, __u32
 	event->bucket = (s->now_ns + wall_offset_ns) / bucket_ns;
 	__builtin_memcpy(&event->agg, &walk->hc->agg, sizeof(event->agg));
 	__builtin_memcpy(&event->sizes, sizes, sizeof(event->sizes));
-	if (bpf_ringbuf_output(&events, event, sizeof(*event), ringbuf_wakeup_flags()))
+	if (bpf_ringbuf_output(&events, event, sizeof(*event), ringbuf_output_flags(sizeof(*event))))
 		count_loss(KACCESS_CTR_H2_STREAM_LOST);
 	/*
 	 * A reset stream stays (LRU) so that the other side's frames already
@@ -422,7 +422,7 @@ static __always_inline void h2_piece_send(struct h2_walk *walk, struct h2_parser
 		return;
 	}
 	if (bpf_ringbuf_output(&events, piece, sizeof(struct kaccess_h2_headers_event) + len,
-			       ringbuf_wakeup_flags())) {
+			       ringbuf_output_flags(sizeof(struct kaccess_h2_headers_event) + len))) {
 		p->gap = 1;
 		count_loss(KACCESS_CTR_H2_HEADERS_LOST);
 		return;

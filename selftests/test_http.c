@@ -602,8 +602,9 @@ KTEST_F(http, wrk_requests_counted, 120)
 	EXPECT_EQ(0, agent_output_lost(self->output, "http_parse_failed"));
 	/*
 	 * Flat out, the records outrun a ring buffer drained only every
-	 * 200 ms poll: the kernel wakes the shipper once it is a quarter
-	 * full, so every exchange still gets its record on each side.
+	 * 200 ms poll: the kernel wakes the shipper when the data waiting
+	 * crosses each quarter of it (once per crossing), so every exchange
+	 * still gets its record on each side.
 	 */
 	EXPECT_EQ(client.call_count, agent_output_http_records(self->output,
 							       self->pods.client.cgroup_id,
