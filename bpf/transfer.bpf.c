@@ -199,9 +199,9 @@ static __always_inline int transfer_begin_timed(__u32 op, long syscall_nr, int f
  * have no exit program to retire their entry: a socket call reached some
  * other way (io_uring executing a recv inline) must not match a stale one.
  */
-static __always_inline long current_syscall_nr(void)
+static __always_inline long current_syscall_nr(struct task_struct *current_task)
 {
-	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
+	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(current_task);
 
 	return regs->orig_ax; /* x86_64 */
 }
@@ -218,7 +218,7 @@ static __always_inline int transfer_on_socket(struct sock *sk, long ret, __u32 o
 	if (!sc || (sc->op != op && sc->op != mmsg_op) || sc->sk)
 		return 0; /* not in a timed syscall, or one already matched (sendfile, sendmmsg) */
 	if (sc->op == op) {
-		if (sc->syscall_nr != current_syscall_nr())
+		if (sc->syscall_nr != current_syscall_nr(task))
 			return 0;
 		sc->op = SYSCALL_OP_NONE; /* accounted now or never */
 		if (ret <= 0)
@@ -386,7 +386,7 @@ static __always_inline int tcp_io_begin(struct sock *sk, __u32 sock_op)
 {
 	struct task_struct *task = bpf_get_current_task_btf();
 	struct syscall_ctx *sc = bpf_task_storage_get(&syscall_ctx_store, task, 0, 0);
-	long syscall_nr = current_syscall_nr();
+	long syscall_nr = current_syscall_nr(task);
 	__u64 key = (__u64)sk;
 
 	if (sc && sc->op == sock_op && sc->sk == key && sc->syscall_nr == syscall_nr)
