@@ -36,6 +36,7 @@
 #include "../maps/maps.bpf.h"
 #include "agg.bpf.h"
 #include "sock.bpf.h"
+#include "syscall_ctx.bpf.h"
 #include "xmit.bpf.h"
 
 #define NETDEV_TX_OK 0
@@ -840,9 +841,11 @@ static __always_inline struct rx_stamp *rx_stamp_first_copy(struct l24_sock *s,
 	return rx_stamp_find(s, seq);
 }
 
-/* A reader copies the segment: its receive windows end. */
-SEC("tp_btf/skb_copy_datagram_iovec")
-int BPF_PROG(l24_skb_copy_datagram_iovec, const struct sk_buff *skb, int len)
+/*
+ * A reader copies the segment: its receive windows end, at `now_ns` when
+ * the program has read the clock already (else 0: read here if needed).
+ */
+static __always_inline void reader_copy_ends_windows(const struct sk_buff *skb, __u64 now_ns)
 {
 	struct sock *sk = skb->sk;
 	struct l24_sock *s = bpf_sk_storage_get(&l24_socks, sk, 0, 0);
@@ -852,31 +855,56 @@ int BPF_PROG(l24_skb_copy_datagram_iovec, const struct sk_buff *skb, int len)
 	struct agg_cpu *sums_cpu;
 	struct agg_sums *sums;
 	bool nested;
-	__u64 now_ns;
 
 	if (!s)
-		return 0;
+		return;
 	stamp = rx_stamp_first_copy(s, skb);
 	if (!stamp)
-		return 0;
+		return;
 	if (s->agg_ready) {
 		agg = &s->agg;
 	} else {
 		conn = conn_of_sock(sk); /* received before accept() took the connection over */
 		if (!conn)
-			return 0;
+			return;
 		agg = &conn->agg;
 	}
 	sums_cpu = agg_this_cpu();
 	if (!sums_cpu)
-		return 0;
-	now_ns = bpf_ktime_get_ns();
+		return;
+	now_ns = now_ns ?: bpf_ktime_get_ns();
 	sums = agg_sums_begin(sums_cpu, agg, now_ns, &nested);
 	if (!sums) {
 		count_loss(KACCESS_CTR_L24_WINDOW_LOST);
-		return 0;
+		return;
 	}
 	receive_account_windows(sums, stamp, now_ns);
 	agg_sums_end(sums_cpu, sums, nested, agg, now_ns);
+}
+
+SEC("tp_btf/skb_copy_datagram_iovec")
+int BPF_PROG(l24_skb_copy_datagram_iovec, const struct sk_buff *skb, int len)
+{
+	reader_copy_ends_windows(skb, 0);
+	return 0;
+}
+
+/*
+ * hooks = tcp with l24: one program on the reader's copy both starts the
+ * read (tcpio_read_begin's work, bpf/syscall_ctx.bpf.h) and ends the
+ * segment's receive windows, with one clock read, instead of two programs
+ * per copied segment. The shipper loads it in their place.
+ */
+SEC("tp_btf/skb_copy_datagram_iovec")
+int BPF_PROG(tcpio_read_begin_l24, const struct sk_buff *skb, int len)
+{
+	struct sock *sk = skb->sk;
+	__u64 now_ns;
+
+	if (!sk || sk->sk_protocol != KACCESS_IPPROTO_TCP)
+		return 0; /* UDP, unix and netlink copies too */
+	now_ns = bpf_ktime_get_ns();
+	tcp_io_begin(sk, SYSCALL_OP_SOCK_READ, now_ns);
+	reader_copy_ends_windows(skb, now_ns);
 	return 0;
 }

@@ -194,18 +194,6 @@ static __always_inline int transfer_begin_timed(__u32 op, long syscall_nr, int f
 	return 0;
 }
 
-/*
- * The number of the syscall the current task is in. Plain reads and writes
- * have no exit program to retire their entry: a socket call reached some
- * other way (io_uring executing a recv inline) must not match a stale one.
- */
-static __always_inline long current_syscall_nr(struct task_struct *current_task)
-{
-	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(current_task);
-
-	return regs->orig_ax; /* x86_64 */
-}
-
 /* The socket layer returns `ret` bytes on `sk`, inside a timed syscall. */
 static __always_inline int transfer_on_socket(struct sock *sk, long ret, __u32 op, __u32 mmsg_op)
 {
@@ -374,32 +362,6 @@ int BPF_PROG(tcp_recvmsg_fexit, struct sock *sk)
 	return sock_io_end(sk, SYSCALL_OP_SOCK_READ, traced_return(ctx));
 }
 
-/*
- * "tcp" hooks: the first buffer TCP fills for a write, or the first segment
- * copied to a reader, starts the call on any TCP socket: whether it is a
- * tracked one is asked once, at its end, so a call costs one conn_table
- * lookup. Later buffers of the same call find it started; the syscall
- * number tells a call whose end never came (a copy by
- * getsockopt(TCP_ZEROCOPY_RECEIVE)) from a new one.
- */
-static __always_inline int tcp_io_begin(struct sock *sk, __u32 sock_op)
-{
-	struct task_struct *task = bpf_get_current_task_btf();
-	struct syscall_ctx *sc = bpf_task_storage_get(&syscall_ctx_store, task, 0, 0);
-	long syscall_nr = current_syscall_nr(task);
-	__u64 key = (__u64)sk;
-
-	if (sc && sc->op == sock_op && sc->sk == key && sc->syscall_nr == syscall_nr)
-		return 0;
-	sc = sc ? syscall_ctx_claim(sc, sock_op, -1) : syscall_ctx_begin(sock_op, -1);
-	if (!sc)
-		return 0;
-	sc->sk = key;
-	sc->syscall_nr = syscall_nr;
-	sc->start_ns = bpf_ktime_get_ns();
-	return 0;
-}
-
 /* "tcp" hooks: the call ends with `ret` bytes moved; it counts if its socket is tracked. */
 static __always_inline int tcp_io_end(struct sock *sk, __u32 sock_op, long ret)
 {
@@ -422,7 +384,7 @@ static __always_inline int tcp_io_end(struct sock *sk, __u32 sock_op, long ret)
 SEC("tp_btf/tcp_sendmsg_locked")
 int BPF_PROG(tcpio_write_begin, struct sock *sk)
 {
-	return tcp_io_begin(sk, SYSCALL_OP_SOCK_WRITE);
+	return tcp_io_begin(sk, SYSCALL_OP_SOCK_WRITE, 0);
 }
 
 SEC("tp_btf/skb_copy_datagram_iovec")
@@ -432,7 +394,7 @@ int BPF_PROG(tcpio_read_begin, const struct sk_buff *skb)
 
 	if (!sk || sk->sk_protocol != KACCESS_IPPROTO_TCP)
 		return 0; /* UDP, unix and netlink copies too */
-	return tcp_io_begin(sk, SYSCALL_OP_SOCK_READ);
+	return tcp_io_begin(sk, SYSCALL_OP_SOCK_READ, 0);
 }
 
 SEC("tp_btf/sock_send_length")

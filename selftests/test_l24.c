@@ -1169,6 +1169,7 @@ KTEST_F(l24, netns_links_follow_the_pods_processes, 60)
 KTEST_F(l24, off_measures_nothing, 60)
 {
 	struct echo echo = { .round_trips = 3, .size = 100 };
+	struct agg_totals client, server;
 
 	start_agent(_metadata, self, variant, "l24=off");
 	ASSERT_EQ(0, echo_start(self, &echo));
@@ -1176,7 +1177,15 @@ KTEST_F(l24, off_measures_nothing, 60)
 	ASSERT_EQ(0, echo_finish(self));
 	stop_agent(_metadata, self);
 	EXPECT_EQ(0, agent_output_ready_u64(self->output, "l24_measured"));
-	EXPECT_EQ(3, agent_output_sum(self->output, self->pods.client.cgroup_id, "client", NULL, -1).write_count);
+	client = agent_output_sum(self->output, self->pods.client.cgroup_id, "client", NULL, -1);
+	server = agent_output_sum(self->output, self->pods.server.cgroup_id, "server", NULL, -1);
+	EXPECT_EQ(3, client.write_count);
+	/* reads still start and end (with hooks=tcp, in tcpio_read_begin: no L2-L4 program there) */
+	EXPECT_EQ(300, client.read_bytes);
+	EXPECT_EQ(300, server.read_bytes);
+	EXPECT_LE(3, server.read_count);
+	EXPECT_LT(0, client.read_duration_ns_sum);
+	EXPECT_LT(0, server.read_duration_ns_sum);
 	EXPECT_EQ(0, rows_with(self, &self->pods.client, "write_packets"));
 	EXPECT_EQ(0, rows_with(self, &self->pods.client, "write_l4_duration_ns_sum"));
 }

@@ -362,6 +362,24 @@ static bool select_netfilter_programs(struct agent *agent, const struct kaccess_
 }
 
 /*
+ * With the "tcp" hooks and L2-L4, one program on the reader's copy does
+ * both jobs (tcpio_read_begin_l24: the read's start and the segment's
+ * receive windows) in place of tcpio_read_begin and
+ * l24_skb_copy_datagram_iovec; otherwise it is not loaded.
+ */
+static void select_reader_copy_program(struct kaccess_bpf *skel)
+{
+	bool merged = bpf_program__autoload(skel->progs.tcpio_read_begin) &&
+		      bpf_program__autoload(skel->progs.l24_skb_copy_datagram_iovec);
+
+	bpf_program__set_autoload(skel->progs.tcpio_read_begin_l24, merged);
+	if (!merged)
+		return;
+	bpf_program__set_autoload(skel->progs.tcpio_read_begin, false);
+	bpf_program__set_autoload(skel->progs.l24_skb_copy_datagram_iovec, false);
+}
+
+/*
  * L2-L4 programs load where their tracepoint exists and `l24` is on; what
  * they measure together is logged and exported (agent_info).
  */
@@ -382,6 +400,7 @@ static void select_l24_programs(struct agent *agent, const struct kaccess_config
 	/* with the "tcp" hooks a write starts where its L4 time starts: no second program */
 	if (agent->skel->rodata->hooks_without_syscalls)
 		bpf_program__set_autoload(agent->skel->progs.l24_tcp_sendmsg_locked, false);
+	select_reader_copy_program(agent->skel);
 	agent->skel->rodata->l24_enabled = cfg->l24;
 	agent->skel->rodata->retransmit_reports_err = features->retransmit_reports_err;
 	if (select_netfilter_programs(agent, cfg, features->netfilter_links))
