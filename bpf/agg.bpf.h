@@ -76,7 +76,10 @@ agg_row(const struct kaccess_agg_key *key, __u64 now_ns)
 	return agg_row_of_bucket(key, agg_bucket_of(now_ns));
 }
 
+/* Into a row, which other CPUs add to as well. */
 #define agg_add(field, value) __sync_fetch_and_add(&(field), (value))
+/* Into this CPU's combined sums (struct agg_sums), which only it writes. */
+#define sum_add(field, value) ((field) += (value))
 
 /* ---- write combining (struct agg_combine) -------------------------------- */
 

@@ -134,8 +134,6 @@ enum row_access {
 		}                                                                      \
 	} while (0)
 
-#define plain_add(field, value) ((field) += (value))
-
 static __always_inline void transfer_account(const struct kaccess_agg_key *key, bool is_read,
 					     __u64 start_ns, __u64 l4_start_ns, __u64 bytes,
 					     __u64 now_ns, enum row_access access)
@@ -148,7 +146,7 @@ static __always_inline void transfer_account(const struct kaccess_agg_key *key, 
 
 	sums = cpu ? agg_sums_begin(cpu, key, now_ns, &nested) : NULL;
 	if (sums) {
-		transfer_add(sums, plain_add, is_read, duration_ns, l4_duration_ns, bytes);
+		transfer_add(sums, sum_add, is_read, duration_ns, l4_duration_ns, bytes);
 		agg_sums_end(cpu, sums, nested, key, now_ns);
 		return;
 	}

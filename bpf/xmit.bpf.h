@@ -12,8 +12,6 @@
 #include "agg.bpf.h"
 #include "counters.bpf.h"
 
-#define sum_add(field, value) ((field) += (value))
-
 /*
  * A packet the driver took at `sent_ns`, `skb_len` bytes as the device
  * counts them, added with `add` to `dst`: a row (agg_add, atomic) or a
