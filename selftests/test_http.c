@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "kaccess.h"
 #include "agent_proc.h"
 #include "ktest.h"
 #include "pods.h"
@@ -689,6 +690,68 @@ KTEST_F(http, pipelined_requests_in_one_write, 90)
 		EXPECT_EQ(truth[1].response_body, missing.response_body_bytes);
 	}
 	expect_pipelined_client_calls(_metadata, self, job->data_reads);
+	munmap(job, sizeof(*job));
+}
+
+/*
+ * Heads in shapes the parser's word paths and its byte path split between
+ * them, pipelined in one write: a POST with a query cut, an upper-case
+ * "CONTENT-LENGTH:" with blanks before its value, a header line longer than
+ * one step's scan, and its body followed by the next request in the same
+ * call; then a path longer than the endpoint's 150 characters (the word
+ * path stops short of the limit, the byte path cuts it). Both sides must
+ * count the exact head and body sizes and the cut endpoint names.
+ */
+KTEST_F(http, odd_heads_parse_exactly, 90)
+{
+	char first[512], second[512], requests[sizeof(first) + sizeof(second) + 8];
+	char long_endpoint[KACCESS_HTTP_ENDPOINT_MAX + 1];
+	char padding[121], long_path[201];
+	struct raw_client_job *job = raw_job_alloc();
+	struct raw_exchange_truth truth[2];
+	struct http_totals upload, missing;
+
+	ASSERT_NE(NULL, job);
+	memset(padding, 'p', sizeof(padding) - 1);
+	padding[sizeof(padding) - 1] = 0;
+	memset(long_path, 'a', sizeof(long_path) - 1);
+	long_path[sizeof(long_path) - 1] = 0;
+	snprintf(first, sizeof(first),
+		 "POST /upload?id=7&x=%s HTTP/1.1\r\nHost: odd\r\nCONTENT-LENGTH:   5\r\n"
+		 "X-Padding: %s\r\n\r\n", padding, padding);
+	snprintf(second, sizeof(second),
+		 "GET /%s HTTP/1.1\r\nhost: odd\r\nConnection: close\r\n\r\n", long_path);
+	snprintf(requests, sizeof(requests), "%shello%s", first, second);
+	/* "GET:/" and the path's first 145 characters: 150, as the kernel cuts it */
+	snprintf(long_endpoint, sizeof(long_endpoint), "GET:/%.*s",
+		 KACCESS_HTTP_ENDPOINT_MAX - (int)strlen("GET:/"), long_path);
+	job->addr = self->pods.server.ipv4;
+	job->port = NGINX_PORT;
+	job->requests = requests;
+	job->request_len = strlen(requests);
+	start_agent(_metadata, self, variant);
+	ASSERT_EQ(0, run_raw_client(&self->pods.client, job));
+	stop_agent(_metadata, self);
+	ASSERT_EQ(2, split_responses(job, truth, 2));
+	for (int r = 0; r < 2; r++) {
+		uint64_t cgroup = r ? self->pods.server.cgroup_id : self->pods.client.cgroup_id;
+		const char *role = r ? "server" : "client";
+
+		upload = agent_output_http(self->output, cgroup, role, "POST:/upload", 0, UINT64_MAX);
+		missing = agent_output_http(self->output, cgroup, role, long_endpoint, 0, UINT64_MAX);
+		EXPECT_EQ(1, upload.call_count) TH_LOG("%s", role);
+		EXPECT_EQ(1, upload.status[1]) TH_LOG("%s", role);
+		EXPECT_EQ(strlen(first), upload.request_header_bytes) TH_LOG("%s", role);
+		EXPECT_EQ(5, upload.request_body_bytes) TH_LOG("%s", role);
+		EXPECT_EQ(truth[0].response_header, upload.response_header_bytes) TH_LOG("%s", role);
+		EXPECT_EQ(truth[0].response_body, upload.response_body_bytes) TH_LOG("%s", role);
+		EXPECT_EQ(1, missing.call_count) TH_LOG("%s", role);
+		EXPECT_EQ(1, missing.status[3]) TH_LOG("%s", role);
+		EXPECT_EQ(strlen(second), missing.request_header_bytes) TH_LOG("%s", role);
+		EXPECT_EQ(0, missing.request_body_bytes) TH_LOG("%s", role);
+		EXPECT_EQ(truth[1].response_header, missing.response_header_bytes) TH_LOG("%s", role);
+		EXPECT_EQ(truth[1].response_body, missing.response_body_bytes) TH_LOG("%s", role);
+	}
 	munmap(job, sizeof(*job));
 }
 
