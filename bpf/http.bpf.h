@@ -573,6 +573,14 @@ static __always_inline int http_chunk_size_done(struct http_parser *p)
 	return HTTP_OK;
 }
 
+/* The space after the request target: the version follows. */
+static __always_inline void http_target_done(struct http_parser *p)
+{
+	p->phase = PH_REQ_VERSION;
+	p->token_len = 0;
+	p->roll_lo = 0;
+}
+
 /* One byte in a byte-wise phase. */
 static __always_inline int http_byte(struct http_conn *hc, struct http_parser *p,
 				     struct http_scratch *s, __u8 c)
@@ -618,9 +626,7 @@ static __always_inline int http_byte(struct http_conn *hc, struct http_parser *p
 		if (c == ' ') {
 			if (!p->token_len)
 				return HTTP_ERR_NOT_HTTP;
-			p->phase = PH_REQ_VERSION;
-			p->token_len = 0;
-			p->roll_lo = 0;
+			http_target_done(p);
 			return HTTP_OK;
 		}
 		if (c < 0x21 || c == 0x7f)
@@ -1063,9 +1069,7 @@ static __always_inline void http_path_run(struct http_conn *hc, struct http_pars
 		p->phase = PH_QUERY;
 		return;
 	}
-	p->phase = PH_REQ_VERSION;
-	p->token_len = 0;
-	p->roll_lo = 0;
+	http_target_done(p);
 }
 
 /* A query skipped (http_keep_query off), up to HTTP_RUN_BYTES bytes, to the space after it. */
@@ -1094,9 +1098,7 @@ static __always_inline void http_query_run(struct http_parser *p, struct http_sc
 	}
 	if (!http_take_head_bytes(p, s, n + 1))
 		return;
-	p->phase = PH_REQ_VERSION;
-	p->token_len = 0;
-	p->roll_lo = 0;
+	http_target_done(p);
 }
 
 /* A request's "HTTP/1.x", and its line's end when "\r\n" follows in the window. */
