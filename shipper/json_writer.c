@@ -5,9 +5,10 @@
 #include "json_writer.h"
 
 /*
- * One thread, the event loop, writes each sink's stream, so the stdio
- * calls here skip the stream lock (at 20,000 access-log records a second,
- * a locked call per character was most of the shipper's CPU).
+ * A line is built in the writer and goes to the stream with one call at its
+ * end: at 60,000 access-log records a second, one stdio call per token was
+ * most of the shipper's JSON cost. One thread, the event loop, writes each
+ * sink's stream, so that call skips the stream lock.
  */
 
 void jw_init(struct json_writer *w, FILE *out)
@@ -15,19 +16,48 @@ void jw_init(struct json_writer *w, FILE *out)
 	w->out = out;
 	w->depth = 0;
 	w->need_comma[0] = false;
+	w->used = 0;
+}
+
+/* The line so far, to the stream. */
+static void jw_flush(struct json_writer *w)
+{
+	if (w->used)
+		fwrite_unlocked(w->line, 1, w->used, w->out);
+	w->used = 0;
+}
+
+static void jw_put(struct json_writer *w, const void *bytes, size_t len)
+{
+	if (w->used + len > sizeof(w->line)) {
+		jw_flush(w);
+		if (len > sizeof(w->line)) {
+			fwrite_unlocked(bytes, 1, len, w->out);
+			return;
+		}
+	}
+	memcpy(w->line + w->used, bytes, len);
+	w->used += len;
+}
+
+static void jw_putc(struct json_writer *w, char c)
+{
+	if (w->used == sizeof(w->line))
+		jw_flush(w);
+	w->line[w->used++] = c;
 }
 
 static void jw_separate(struct json_writer *w)
 {
 	if (w->need_comma[w->depth])
-		putc_unlocked(',', w->out);
+		jw_putc(w, ',');
 	w->need_comma[w->depth] = true;
 }
 
 void jw_object_begin(struct json_writer *w)
 {
 	jw_separate(w);
-	putc_unlocked('{', w->out);
+	jw_putc(w, '{');
 	if (w->depth + 1 < JSON_MAX_DEPTH)
 		w->depth++;
 	w->need_comma[w->depth] = false;
@@ -35,7 +65,7 @@ void jw_object_begin(struct json_writer *w)
 
 void jw_object_end(struct json_writer *w)
 {
-	putc_unlocked('}', w->out);
+	jw_putc(w, '}');
 	if (w->depth > 0)
 		w->depth--;
 }
@@ -43,7 +73,7 @@ void jw_object_end(struct json_writer *w)
 void jw_array_begin(struct json_writer *w)
 {
 	jw_separate(w);
-	putc_unlocked('[', w->out);
+	jw_putc(w, '[');
 	if (w->depth + 1 < JSON_MAX_DEPTH)
 		w->depth++;
 	w->need_comma[w->depth] = false;
@@ -51,7 +81,7 @@ void jw_array_begin(struct json_writer *w)
 
 void jw_array_end(struct json_writer *w)
 {
-	putc_unlocked(']', w->out);
+	jw_putc(w, ']');
 	if (w->depth > 0)
 		w->depth--;
 }
@@ -68,38 +98,38 @@ static void jw_escaped(struct json_writer *w, unsigned char c)
 
 	if (c == '"' || c == '\\') {
 		escape[1] = (char)c;
-		fwrite_unlocked(escape, 1, 2, w->out);
+		jw_put(w, escape, 2);
 		return;
 	}
-	fwrite_unlocked(escape, 1, sizeof(escape), w->out);
+	jw_put(w, escape, sizeof(escape));
 }
 
 static void jw_quoted(struct json_writer *w, const char *text)
 {
 	const unsigned char *c = (const unsigned char *)text;
 
-	putc_unlocked('"', w->out);
+	jw_putc(w, '"');
 	while (*c) {
 		const unsigned char *run = c;
 
 		while (*c && !needs_escape(*c))
 			c++;
 		if (c > run) /* the plain run at once */
-			fwrite_unlocked(run, 1, (size_t)(c - run), w->out);
+			jw_put(w, run, (size_t)(c - run));
 		if (*c)
 			jw_escaped(w, *c++);
 	}
-	putc_unlocked('"', w->out);
+	jw_putc(w, '"');
 }
 
 /* Keys are the code's own ASCII names: written as they are, without the escape scan. */
 void jw_key(struct json_writer *w, const char *key)
 {
 	jw_separate(w);
-	putc_unlocked('"', w->out);
-	fwrite_unlocked(key, 1, strlen(key), w->out);
-	putc_unlocked('"', w->out);
-	putc_unlocked(':', w->out);
+	jw_putc(w, '"');
+	jw_put(w, key, strlen(key));
+	jw_putc(w, '"');
+	jw_putc(w, ':');
 	w->need_comma[w->depth] = false; /* the value follows without a comma */
 }
 
@@ -114,7 +144,7 @@ void jw_string(struct json_writer *w, const char *value)
 	if (value)
 		jw_quoted(w, value);
 	else
-		fwrite_unlocked("null", 1, 4, w->out);
+		jw_put(w, "null", 4);
 	jw_value_done(w);
 }
 
@@ -126,7 +156,7 @@ void jw_u64(struct json_writer *w, uint64_t value)
 	do
 		*--start = (char)('0' + value % 10);
 	while (value /= 10);
-	fwrite_unlocked(start, 1, (size_t)(digits + sizeof(digits) - start), w->out);
+	jw_put(w, start, (size_t)(digits + sizeof(digits) - start));
 	jw_value_done(w);
 }
 
@@ -134,9 +164,9 @@ void jw_bool(struct json_writer *w, bool value)
 {
 	jw_separate(w);
 	if (value)
-		fwrite_unlocked("true", 1, 4, w->out);
+		jw_put(w, "true", 4);
 	else
-		fwrite_unlocked("false", 1, 5, w->out);
+		jw_put(w, "false", 5);
 	jw_value_done(w);
 }
 
@@ -160,7 +190,8 @@ void jw_bool_field(struct json_writer *w, const char *key, bool value)
 
 void jw_line_end(struct json_writer *w)
 {
-	putc_unlocked('\n', w->out); /* the event loop flushes once a pass (loop_run) */
+	jw_putc(w, '\n');
+	jw_flush(w); /* the stream is flushed once a pass by the event loop (loop_run) */
 	w->depth = 0;
 	w->need_comma[0] = false;
 }
