@@ -29,7 +29,7 @@ BEGIN {
 	hwm[mode] = $5
 	printf "  %-11s %8.0f %7d %7.3f%% %11.3f%% %13.4f%% %8.1f %11d %11d %8d\n", mode, rate, $12, pct, at_ref,
 	       linear, $5 / 1024, $9, $10, $11
-	printf "{\"type\":\"oap_mode\",\"mode\":\"%s\",\"interval_s\":%d,\"cpu_ns\":%d,\"cpu_ticks\":%d," \
+	printf "{\"type\":\"oap_mode\",\"mode\":\"%s\",\"interval_s\":%d,\"cpu_ns\":%.0f,\"cpu_ticks\":%d," \
 	       "\"wall_seconds\":%.3f,\"cpu_pct\":%.4f,\"cpu_pct_at_ref_bound\":%.4f,\"cpu_pct_at_ref_linear\":%.4f," \
 	       "\"ref_requests_per_s\":%d,\"hwm_kib\":%d,\"rss_kib\":%d,\"requests\":%d,\"requests_per_s\":%.1f," \
 	       "\"oap_enqueued\":%d,\"oap_sent\":%d,\"oap_dropped\":%d,\"drains\":%d}\n", mode, interval_s, $2, $4,

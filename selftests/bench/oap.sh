@@ -143,7 +143,7 @@ wait_for_next_drain() {
 # empty), from file $1.
 metric_sum() {
 	awk -v name="$2" -v match_text="$3" 'index($0, name "{") == 1 && (match_text == "" || index($0, match_text)) { s += $NF }
-		END { printf "%d\n", s }' "$1"
+		END { printf "%.0f\n", s }' "$1"
 }
 
 # Keep-alive GETs at $OAP_RATE req/s from the client pod for $2 s; pace's

@@ -755,7 +755,7 @@ cpu_ticks() {
 # CPU time of process $1 in ns: the scheduler's runtime of each of its
 # threads (/proc/PID/task/TID/schedstat, field 1), exact where ticks are 10 ms.
 cpu_ns() {
-	cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{ s += $1 } END { printf "%d\n", s }'
+	cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{ s += $1 } END { printf "%.0f\n", s }'
 }
 
 shipper_report() {

@@ -37,7 +37,7 @@ function sort_numbers(a, n,    i, j, v) {
 	if ($5 > max_rss) max_rss = $5
 	if ($6 > max_hwm) max_hwm = $6
 	printf "  %4d %10.0f %10d %11.1f %9.3f%% %7.1f / %6.1f\n", $2, $9, $3, $7 / 1e6, pct, $5 / 1024, $6 / 1024
-	printf "{\"type\":\"shipper_run\",\"mode\":\"%s\",\"run\":%d,\"cpu_ticks\":%d,\"cpu_ns\":%d," \
+	printf "{\"type\":\"shipper_run\",\"mode\":\"%s\",\"run\":%d,\"cpu_ticks\":%d,\"cpu_ns\":%.0f," \
 	       "\"wall_seconds\":%.3f,\"cpu_pct\":%.4f,\"rss_kib\":%d,\"hwm_kib\":%d,\"requests\":%d," \
 	       "\"requests_per_s\":%.1f}\n", $1, $2, $3, $7, wall_s, pct, $5, $6, $8, $9 >> ndjson
 }
