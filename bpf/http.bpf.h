@@ -417,18 +417,24 @@ static __always_inline void http_headers_done(struct http_conn *hc, struct http_
 		p->phase = PH_UNTIL_CLOSE;
 }
 
-/* The first byte of a message. */
-static __always_inline int http_message_start(struct http_conn *hc, struct http_parser *p,
-					      struct http_scratch *s, __u8 c)
+/* A message begins: its sizes start at zero, its flags and status as given. */
+static __always_inline void http_message_reset(struct http_parser *p, __u8 flags, __u16 status)
 {
 	p->header_bytes = 0;
 	p->body_bytes = 0;
 	p->content_length = 0;
-	p->flags = 0;
-	p->status = 0;
+	p->flags = flags;
+	p->status = status;
+	p->roll_hi = 0;
+}
+
+/* The first byte of a message. */
+static __always_inline int http_message_start(struct http_conn *hc, struct http_parser *p,
+					      struct http_scratch *s, __u8 c)
+{
+	http_message_reset(p, 0, 0);
 	p->token_len = 1;
 	p->roll_lo = c;
-	p->roll_hi = 0;
 	if (s->is_request) {
 		if (c < 'A' || c > 'Z')
 			return HTTP_ERR_NOT_HTTP;
@@ -965,13 +971,9 @@ static __always_inline void http_status_line(struct http_conn *hc, struct http_p
 	status = d0 * 100 + d1 * 10 + d2;
 	if (status < 100 || status > 599)
 		return;
-	p->header_bytes = 0;
-	p->body_bytes = 0;
-	p->content_length = 0;
-	p->flags = 0;
-	p->status = status;
+	http_message_reset(p, 0, status);
 	p->token_len = 3;
-	p->roll_lo = p->roll_hi = 0;
+	p->roll_lo = 0;
 	p->phase = PH_REASON;
 	http_take_head_bytes(p, s, 13);
 }
@@ -1000,13 +1002,9 @@ static __always_inline void http_method_word(struct http_conn *hc, struct http_p
 		return;
 	hc->requests++;
 	p->start_ns = s->now_ns;
-	p->header_bytes = 0;
-	p->body_bytes = 0;
-	p->content_length = 0;
-	p->status = 0;
-	p->flags = token == P4('H', 'E', 'A', 'D') ? HTTP_F_VALUE : 0; /* carried to the slot */
+	/* HEAD: carried to the request's slot */
+	http_message_reset(p, token == P4('H', 'E', 'A', 'D') ? HTTP_F_VALUE : 0, 0);
 	p->roll_lo = token;
-	p->roll_hi = 0;
 	/* "METHOD:": the space's place takes the colon */
 	__builtin_memcpy(hc->endpoint, &word, sizeof(word));
 	hc->endpoint[len & 7] = ':';
