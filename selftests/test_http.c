@@ -650,6 +650,26 @@ static void expect_pipelined_client_calls(struct __test_metadata *_metadata,
 }
 
 /*
+ * The agent watches while the raw client writes `requests` (two, pipelined)
+ * to nginx in one write(); true when both responses came back, split into
+ * `truth`.
+ */
+static bool pipelined_to_nginx(struct __test_metadata *_metadata, FIXTURE_DATA(http) *self,
+			       const FIXTURE_VARIANT(http) *variant, struct raw_client_job *job,
+			       const char *requests, struct raw_exchange_truth truth[2])
+{
+	job->addr = self->pods.server.ipv4;
+	job->port = NGINX_PORT;
+	job->requests = requests;
+	job->request_len = strlen(requests);
+	start_agent(_metadata, self, variant);
+	if (run_raw_client(&self->pods.client, job))
+		return false;
+	stop_agent(_metadata, self);
+	return split_responses(job, truth, 2) == 2;
+}
+
+/*
  * Two requests in one write(): two exchanges, each with its own sizes. The
  * client's write begins the first request, so its record has the call and
  * the second none; each of the client's reads begins one of the responses.
@@ -663,14 +683,7 @@ KTEST_F(http, pipelined_requests_in_one_write, 90)
 	struct http_totals ok, missing;
 
 	ASSERT_NE(NULL, job);
-	job->addr = self->pods.server.ipv4;
-	job->port = NGINX_PORT;
-	job->requests = requests;
-	job->request_len = strlen(requests);
-	start_agent(_metadata, self, variant);
-	ASSERT_EQ(0, run_raw_client(&self->pods.client, job));
-	stop_agent(_metadata, self);
-	ASSERT_EQ(2, split_responses(job, truth, 2));
+	ASSERT_TRUE(pipelined_to_nginx(_metadata, self, variant, job, requests, truth));
 	for (int r = 0; r < 2; r++) {
 		uint64_t cgroup = r ? self->pods.server.cgroup_id : self->pods.client.cgroup_id;
 		const char *role = r ? "server" : "client";
@@ -725,14 +738,7 @@ KTEST_F(http, odd_heads_parse_exactly, 90)
 	/* "GET:/" and the path's first 145 characters: 150, as the kernel cuts it */
 	snprintf(long_endpoint, sizeof(long_endpoint), "GET:/%.*s",
 		 KACCESS_HTTP_ENDPOINT_MAX - (int)strlen("GET:/"), long_path);
-	job->addr = self->pods.server.ipv4;
-	job->port = NGINX_PORT;
-	job->requests = requests;
-	job->request_len = strlen(requests);
-	start_agent(_metadata, self, variant);
-	ASSERT_EQ(0, run_raw_client(&self->pods.client, job));
-	stop_agent(_metadata, self);
-	ASSERT_EQ(2, split_responses(job, truth, 2));
+	ASSERT_TRUE(pipelined_to_nginx(_metadata, self, variant, job, requests, truth));
 	for (int r = 0; r < 2; r++) {
 		uint64_t cgroup = r ? self->pods.server.cgroup_id : self->pods.client.cgroup_id;
 		const char *role = r ? "server" : "client";
