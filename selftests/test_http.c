@@ -706,14 +706,26 @@ KTEST_F(http, pipelined_requests_in_one_write, 90)
 	munmap(job, sizeof(*job));
 }
 
+/* One exchange's row on one side: a call of `status_class`, its exact sizes. */
+static void expect_exchange(struct __test_metadata *_metadata, const struct http_totals *seen,
+			    const char *role, int status_class, uint64_t request_header_bytes,
+			    uint64_t request_body_bytes, const struct raw_exchange_truth *truth)
+{
+	EXPECT_EQ(1, seen->call_count) TH_LOG("%s", role);
+	EXPECT_EQ(1, seen->status[status_class]) TH_LOG("%s", role);
+	EXPECT_EQ(request_header_bytes, seen->request_header_bytes) TH_LOG("%s", role);
+	EXPECT_EQ(request_body_bytes, seen->request_body_bytes) TH_LOG("%s", role);
+	EXPECT_EQ(truth->response_header, seen->response_header_bytes) TH_LOG("%s", role);
+	EXPECT_EQ(truth->response_body, seen->response_body_bytes) TH_LOG("%s", role);
+}
+
 /*
- * Heads in shapes the parser's word paths and its byte path split between
- * them, pipelined in one write: a POST with a query cut, an upper-case
- * "CONTENT-LENGTH:" with blanks before its value, a header line longer than
- * one step's scan, and its body followed by the next request in the same
- * call; then a path longer than the endpoint's 150 characters (the word
- * path stops short of the limit, the byte path cuts it). Both sides must
- * count the exact head and body sizes and the cut endpoint names.
+ * Heads of unusual shapes, pipelined in one write: a POST with a query cut,
+ * an upper-case "CONTENT-LENGTH:" with blanks before its value, a header
+ * line over 128 bytes, and its body followed by the next request in the
+ * same call; then a path longer than the endpoint's 150 characters, which
+ * the endpoint name cuts. Both sides must count the exact head and body
+ * sizes under the cut endpoint names.
  */
 KTEST_F(http, odd_heads_parse_exactly, 90)
 {
@@ -745,18 +757,8 @@ KTEST_F(http, odd_heads_parse_exactly, 90)
 
 		upload = agent_output_http(self->output, cgroup, role, "POST:/upload", 0, UINT64_MAX);
 		missing = agent_output_http(self->output, cgroup, role, long_endpoint, 0, UINT64_MAX);
-		EXPECT_EQ(1, upload.call_count) TH_LOG("%s", role);
-		EXPECT_EQ(1, upload.status[1]) TH_LOG("%s", role);
-		EXPECT_EQ(strlen(first), upload.request_header_bytes) TH_LOG("%s", role);
-		EXPECT_EQ(5, upload.request_body_bytes) TH_LOG("%s", role);
-		EXPECT_EQ(truth[0].response_header, upload.response_header_bytes) TH_LOG("%s", role);
-		EXPECT_EQ(truth[0].response_body, upload.response_body_bytes) TH_LOG("%s", role);
-		EXPECT_EQ(1, missing.call_count) TH_LOG("%s", role);
-		EXPECT_EQ(1, missing.status[3]) TH_LOG("%s", role);
-		EXPECT_EQ(strlen(second), missing.request_header_bytes) TH_LOG("%s", role);
-		EXPECT_EQ(0, missing.request_body_bytes) TH_LOG("%s", role);
-		EXPECT_EQ(truth[1].response_header, missing.response_header_bytes) TH_LOG("%s", role);
-		EXPECT_EQ(truth[1].response_body, missing.response_body_bytes) TH_LOG("%s", role);
+		expect_exchange(_metadata, &upload, role, 1, strlen(first), 5, &truth[0]);
+		expect_exchange(_metadata, &missing, role, 3, strlen(second), 0, &truth[1]);
 	}
 	munmap(job, sizeof(*job));
 }

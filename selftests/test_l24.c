@@ -313,40 +313,6 @@ static int64_t parse_retrans_segs(FILE *snmp)
 	return result;
 }
 
-/*
- * Whether `netns` has no TCP socket on `port` that can still send: only
- * TIME_WAIT (or nothing) is left, so no FIN can be retransmitted after the
- * agent is detached and counted by the kernel alone.
- */
-static bool tcp_port_quiet(const char *netns, int port)
-{
-	char command[320], line[256];
-	bool quiet = true;
-	FILE *f;
-
-	snprintf(command, sizeof(command),
-		 "ip netns exec %s ss -Htn state established state fin-wait-1 state fin-wait-2 "
-		 "state close-wait state last-ack state closing '( sport = :%d or dport = :%d )'",
-		 netns, port, port);
-	f = popen(command, "r");
-	if (!f)
-		return false;
-	while (fgets(line, sizeof(line), f))
-		quiet = false;
-	return pclose(f) == 0 && quiet;
-}
-
-/* Wait (5 s at most) until both pods' connections on `port` are closed. */
-static bool wait_tcp_closed(const struct pod *a, const struct pod *b, int port)
-{
-	for (int i = 0; i < 50; i++) {
-		if (tcp_port_quiet(a->netns, port) && tcp_port_quiet(b->netns, port))
-			return true;
-		usleep(100 * 1000);
-	}
-	return false;
-}
-
 /* The namespace's TcpRetransSegs, read by a process started in it. */
 static int64_t retrans_segs(const char *netns)
 {
@@ -683,7 +649,8 @@ KTEST_F(l24, retransmits_equal_tcp_retrans_segs, 120)
 	ASSERT_LE(0, client_before);
 	ASSERT_EQ(0, tcp_run(&self->pods.client, &self->pods.server, &plan, self->truth));
 	/* a FIN retransmitted after the detach would be the kernel's alone */
-	ASSERT_TRUE(wait_tcp_closed(&self->pods.client, &self->pods.server, ECHO_PORT));
+	ASSERT_EQ(0, netns_wait_tcp_closed(self->pods.client.netns, ECHO_PORT, 5000));
+	ASSERT_EQ(0, netns_wait_tcp_closed(ns, ECHO_PORT, 5000));
 	stop_agent(_metadata, self); /* detached: nothing after this is counted by either */
 	client_after = retrans_segs(self->pods.client.netns);
 	server_after = retrans_segs(ns);

@@ -39,6 +39,18 @@ int netns_wait_listening(const char *netns, int port, int timeout_ms)
 	return -1;
 }
 
+int netns_wait_tcp_closed(const char *netns, int port, int timeout_ms)
+{
+	for (int waited = 0; waited < timeout_ms; waited += 50) {
+		if (run_quiet("test -z \"$(ip netns exec %s ss -Htn state established state fin-wait-1 "
+			      "state fin-wait-2 state close-wait state last-ack state closing "
+			      "'( sport = :%d or dport = :%d )')\"", netns, port, port) == 0)
+			return 0;
+		usleep(50000);
+	}
+	return -1;
+}
+
 int fd_write_all(int fd, const void *data, size_t len)
 {
 	const char *p = data;

@@ -76,6 +76,13 @@ int run_quiet(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* 0 once a TCP socket listens on `port` in `netns`, -1 after timeout_ms. */
 int netns_wait_listening(const char *netns, int port, int timeout_ms);
 
+/*
+ * Wait until no TCP connection on `port` in `netns` can still send (only
+ * TIME_WAIT or nothing is left, so no FIN can be retransmitted later);
+ * 0, or -1 after timeout_ms.
+ */
+int netns_wait_tcp_closed(const char *netns, int port, int timeout_ms);
+
 /* Write all of data (blocking), or -1. */
 int fd_write_all(int fd, const void *data, size_t len);
 
