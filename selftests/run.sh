@@ -5,6 +5,10 @@
 # across binaries, each name prefixed with the kernel release. Ends with the
 # plan, a totals comment and the plain line "N passed, N failed".
 #
+# Comment lines "# run.sh: binaries: A B ...", "# run.sh: begin A" and
+# "# run.sh: end A" let selftests/vm/vmtest.sh resume a guest that died
+# (keep the binaries that ended, run the rest in a new boot).
+#
 # usage: selftests/run.sh [OUTPUT_DIR] [TEST_BINARY_NAME...]
 set -uo pipefail
 
@@ -77,15 +81,33 @@ run_binary() {
 	rm -f "$log"
 }
 
+# The test binaries to run: those named on the command line, or all.
+selected_binaries() {
+	local path
+	for path in "$output_dir"/selftests/test_*; do
+		[ -x "$path" ] || continue
+		if [ $# -gt 0 ] && [[ ! " $* " == *" $(basename "$path") "* ]]; then
+			continue
+		fi
+		echo "$path"
+	done
+}
+
 echo "TAP version 13"
 cleanup_leftovers
-if [ $# -gt 0 ]; then binaries=("$@"); else binaries=(); fi
-for path in "$output_dir"/selftests/test_*; do
-	[ -x "$path" ] || continue
-	if [ ${#binaries[@]} -gt 0 ] && [[ ! " ${binaries[*]} " == *" $(basename "$path") "* ]]; then
-		continue
-	fi
+paths=()
+for path in $(selected_binaries "$@"); do paths+=("$path"); done
+if [ ${#paths[@]} -eq 0 ]; then
+	echo "not ok 1 [$kernel] run.sh: no test binary in $output_dir/selftests matches '$*'"
+	echo "0 passed, 1 failed"
+	exit 1
+fi
+names=("${paths[@]##*/}")
+echo "# run.sh: binaries: ${names[*]}"
+for path in "${paths[@]}"; do
+	echo "# run.sh: begin ${path##*/}"
 	run_binary "$path"
+	echo "# run.sh: end ${path##*/}"
 done
 echo "1..$number"
 echo "# Totals: pass:$passed fail:$failed skip:$skipped"

@@ -538,6 +538,49 @@ KTEST_F(http, curl_status_classes_and_sizes_on_both_sides, 180)
 	EXPECT_EQ(0, agent_output_lost(self->output, "http_parse_failed"));
 }
 
+/* Records of `role` on its side whose path is `path`. */
+static int records_with_path(FIXTURE_DATA(http) *self, const char *role, const char *path)
+{
+	uint64_t cgroup = strcmp(role, "server") == 0 ? self->pods.server.cgroup_id
+						       : self->pods.client.cgroup_id;
+	struct http_record_seen seen[MAX_EXCHANGES];
+	size_t count = agent_output_http_records(self->output, cgroup, role, seen, MAX_EXCHANGES);
+	int found = 0;
+
+	for (size_t i = 0; i < count && i < MAX_EXCHANGES; i++)
+		found += strcmp(seen[i].path, path) == 0;
+	return found;
+}
+
+/*
+ * http_keep_query = on: the query string stays in the endpoint's text and
+ * key, so one path asked with two queries is two endpoints, the bare path a
+ * third, and each record's path keeps its query.
+ */
+KTEST_F(http, keep_query_makes_each_query_its_own_endpoint, 90)
+{
+	const char *const first[] = { "/ok?id=1&x=y", "/ok?id=1&x=y", NULL };
+	const char *const second[] = { "/missing?id=2", NULL }, *const bare[] = { "/ok", NULL };
+	struct curl_truth first_truth = { 0 }, second_truth = { 0 }, bare_truth = { 0 };
+	const char *roles[] = { "client", "server" };
+
+	start_agent_with(_metadata, self, variant, "http_keep_query=on", NULL);
+	ASSERT_EQ(0, run_curl(self, NULL, first, &first_truth));
+	ASSERT_EQ(0, run_curl(self, NULL, second, &second_truth));
+	ASSERT_EQ(0, run_curl(self, NULL, bare, &bare_truth));
+	stop_agent(_metadata, self);
+	ASSERT_EQ(2, first_truth.status[1]);
+	ASSERT_EQ(1, second_truth.status[3]);
+	expect_endpoint(_metadata, self, "GET:/ok?id=1&x=y", &first_truth);
+	expect_endpoint(_metadata, self, "GET:/missing?id=2", &second_truth);
+	expect_endpoint(_metadata, self, "GET:/ok", &bare_truth);
+	for (int r = 0; r < 2; r++) {
+		EXPECT_EQ(2, records_with_path(self, roles[r], "/ok?id=1&x=y")) TH_LOG("%s", roles[r]);
+		EXPECT_EQ(1, records_with_path(self, roles[r], "/missing?id=2")) TH_LOG("%s", roles[r]);
+		EXPECT_EQ(1, records_with_path(self, roles[r], "/ok")) TH_LOG("%s", roles[r]);
+	}
+}
+
 /*
  * curl --http2 without prior knowledge asks to upgrade ("Upgrade: h2c",
  * "HTTP2-Settings"); nginx ignores it and answers in HTTP/1.1, so the
