@@ -1029,47 +1029,70 @@ static __always_inline void http_method_word(struct http_conn *hc, struct http_p
 }
 
 /*
- * The request target, up to HTTP_RUN_BYTES bytes: path bytes go into the
- * endpoint and its hash, to the space that ends the target or the '?' that
- * starts a query skipped (http_keep_query off). The endpoint's room is
- * checked once, so every byte's place is known without a branch: a path
- * reaching the endpoint's limit goes byte by byte.
+ * A run of the request target's bytes from the window's position, up to
+ * HTTP_RUN_BYTES: how many there are before the byte that ends it (a
+ * control byte, a space or DEL; for a path, also the '?' that starts a query
+ * to cut), which goes into *stop (0: the run ended without one). A path's
+ * bytes also go into the endpoint after its first `base` bytes, and into
+ * its hash; the caller checked the endpoint's room for the whole run, so
+ * every byte's place is known without a branch.
  */
-static __always_inline void http_path_run(struct http_conn *hc, struct http_parser *p,
-					  struct http_scratch *s)
+static __always_inline __u32 http_target_run(struct http_conn *hc, struct http_parser *p,
+					     struct http_scratch *s, bool is_path, __u32 base,
+					     __u8 *stop)
 {
-	__u32 pos = s->win_pos, end = s->win_len, base = hc->endpoint_len, n = 0;
+	__u32 pos = http_window_index(s->win_pos), end = s->win_len;
 	__u64 hash = p->hash;
-	bool stopped = false;
-	__u8 c = 0;
+	__u32 n = 0;
+	__u8 c;
 
-	if (pos >= end || end > HTTP_WINDOW || base > KACCESS_HTTP_ENDPOINT_MAX - HTTP_RUN_BYTES)
-		return;
-	pos = http_window_index(pos);
+	*stop = 0;
 #pragma unroll
 	for (int i = 0; i < HTTP_RUN_BYTES; i++) {
 		if (pos >= end || pos > HTTP_WINDOW - 1)
 			break;
 		c = s->data[pos];
-		if (c < 0x21 || c == 0x7f || (c == '?' && !http_keep_query)) {
-			stopped = true;
+		if (c < 0x21 || c == 0x7f || (is_path && c == '?' && !http_keep_query)) {
+			*stop = c;
 			break;
 		}
-		hc->endpoint[base + i] = c;
-		hash = (hash ^ c) * HTTP_FNV_PRIME;
+		if (is_path) {
+			hc->endpoint[base + i] = c;
+			hash = (hash ^ c) * HTTP_FNV_PRIME;
+		}
 		pos++;
 		n++;
 	}
-	hc->endpoint_len = base + n;
-	p->hash = hash;
+	if (is_path) {
+		hc->endpoint_len = base + n;
+		p->hash = hash;
+	}
 	p->token_len += n;
-	if (!stopped || !(c == ' ' || c == '?') || (c == ' ' && !p->token_len)) {
+	return n;
+}
+
+/*
+ * The request target's path, up to HTTP_RUN_BYTES bytes, to the space that
+ * ends the target or the '?' that starts a query skipped (http_keep_query
+ * off). A path reaching the endpoint's limit goes byte by byte.
+ */
+static __always_inline void http_path_run(struct http_conn *hc, struct http_parser *p,
+					  struct http_scratch *s)
+{
+	__u32 base = hc->endpoint_len, n;
+	__u8 stop;
+
+	if (s->win_pos >= s->win_len || s->win_len > HTTP_WINDOW ||
+	    base > KACCESS_HTTP_ENDPOINT_MAX - HTTP_RUN_BYTES)
+		return;
+	n = http_target_run(hc, p, s, true, base, &stop);
+	if (!(stop == ' ' || stop == '?') || (stop == ' ' && !p->token_len)) {
 		http_take_head_bytes(p, s, n); /* the byte path judges what follows */
 		return;
 	}
 	if (!http_take_head_bytes(p, s, n + 1))
 		return;
-	if (c == '?') {
+	if (stop == '?') {
 		p->token_len++;
 		p->phase = PH_QUERY;
 		return;
@@ -1078,26 +1101,16 @@ static __always_inline void http_path_run(struct http_conn *hc, struct http_pars
 }
 
 /* A query skipped (http_keep_query off), up to HTTP_RUN_BYTES bytes, to the space after it. */
-static __always_inline void http_query_run(struct http_parser *p, struct http_scratch *s)
+static __always_inline void http_query_run(struct http_conn *hc, struct http_parser *p,
+					   struct http_scratch *s)
 {
-	__u32 pos = s->win_pos, end = s->win_len, n = 0;
-	__u8 c = 0;
+	__u32 n;
+	__u8 stop;
 
-	if (pos >= end || end > HTTP_WINDOW)
+	if (s->win_pos >= s->win_len || s->win_len > HTTP_WINDOW)
 		return;
-	pos = http_window_index(pos);
-#pragma unroll
-	for (int i = 0; i < HTTP_RUN_BYTES; i++) {
-		if (pos >= end || pos > HTTP_WINDOW - 1)
-			break;
-		c = s->data[pos];
-		if (c < 0x21 || c == 0x7f)
-			break;
-		pos++;
-		n++;
-	}
-	p->token_len += n;
-	if (pos >= end || c != ' ') {
+	n = http_target_run(hc, p, s, false, 0, &stop);
+	if (stop != ' ') {
 		http_take_head_bytes(p, s, n);
 		return;
 	}
@@ -1366,7 +1379,7 @@ static __always_inline void http_words(struct http_conn *hc, struct http_parser 
 	if (p->phase == PH_PATH)
 		http_path_run(hc, p, s);
 	if (p->phase == PH_QUERY && !s->error)
-		http_query_run(p, s);
+		http_query_run(hc, p, s);
 	if (p->phase == PH_REQ_VERSION && !s->error)
 		http_request_version(hc, p, s);
 	if (p->phase == PH_RESP_VERSION)
