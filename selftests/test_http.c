@@ -233,9 +233,8 @@ static int raw_client_main(void *arg)
 	int fd = socket(AF_INET, SOCK_STREAM, 0);
 	socklen_t sin_len = sizeof(sin);
 	char buf[65536];
+	uint64_t start_ns;
 	ssize_t n;
-
-	struct timespec start, now;
 
 	inet_pton(AF_INET, job->addr, &sin.sin_addr);
 	if (connect(fd, (struct sockaddr *)&sin, sizeof(sin)))
@@ -243,7 +242,7 @@ static int raw_client_main(void *arg)
 	if (getsockname(fd, (struct sockaddr *)&sin, &sin_len))
 		return 1;
 	job->local_port = ntohs(sin.sin_port);
-	clock_gettime(CLOCK_MONOTONIC, &start);
+	start_ns = now_ns();
 	if (fd_write_all(fd, job->requests, job->request_len))
 		return 1;
 	if (job->half_close)
@@ -256,11 +255,9 @@ static int raw_client_main(void *arg)
 		memcpy(job->response + job->received, buf, keep);
 		job->received += n;
 		job->data_reads++;
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		job->elapsed_ns = (now.tv_sec - start.tv_sec) * 1000000000ULL + now.tv_nsec - start.tv_nsec;
+		job->elapsed_ns = now_ns() - start_ns;
 	}
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	job->until_close_ns = (now.tv_sec - start.tv_sec) * 1000000000ULL + now.tv_nsec - start.tv_nsec;
+	job->until_close_ns = now_ns() - start_ns;
 	close(fd);
 	return 0;
 }

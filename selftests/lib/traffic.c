@@ -23,7 +23,7 @@ struct side_args {
 	int hold_fd;  /* killed client: written when its writes are done */
 };
 
-static uint64_t now_ns(void)
+uint64_t now_ns(void)
 {
 	struct timespec ts;
 

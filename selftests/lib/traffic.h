@@ -85,4 +85,7 @@ int tcp_hold_open(const struct pod *client, const struct pod *server, const stru
 /* Close the held connection; 0 when both sides finished cleanly. */
 int tcp_hold_release(struct held_conn *held);
 
+/* CLOCK_MONOTONIC in nanoseconds. */
+uint64_t now_ns(void);
+
 #endif

@@ -198,9 +198,9 @@ run_series() {
 		summary+=("# $series ($release): the guest died $deaths times")
 		return
 	fi
+	rc=$(sed -n 's/^VMTEST-END rc=\([0-9]*\).*/\1/p' "$log" | tail -n 1)
 	if [ -n "${VMTEST_SHELL_CMD:-}" ]; then
 		guest_output "$log"
-		rc=$(sed -n 's/^VMTEST-END rc=\([0-9]*\).*/\1/p' "$log" | tail -n 1)
 		[ "$rc" = 0 ] && total_passed=$((total_passed + 1)) || total_failed=$((total_failed + 1))
 		summary+=("# $series ($release): command exited $rc, ${seconds} s")
 		return
@@ -216,7 +216,6 @@ run_series() {
 	skipped=$(grep -cE '^ok [0-9]+ .*# SKIP' "$work/$series.tap")
 	failed=$(grep -cE '^not ok [0-9]+ ' "$work/$series.tap")
 	passed=$((passed - skipped))
-	rc=$(sed -n 's/^VMTEST-END rc=\([0-9]*\).*/\1/p' "$log" | tail -n 1)
 	if [ "$ok" = 1 ] && [ "$rc" != 0 ] && [ "$failed" = 0 ]; then
 		echo "not ok $((passed + skipped + 1)) [$release] vmtest: run.sh exited $rc without a failed test"
 		failed=1
