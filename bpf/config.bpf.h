@@ -48,6 +48,13 @@ const volatile bool http_keep_query __weak = false;
 const volatile bool http_records __weak = false;
 
 /*
+ * A quarter of the events ring buffer in bytes (config `ringbuf_kib`), the
+ * wakeup step of bpf/ringbuf.bpf.h: set at load, it spares every record a
+ * helper call asking the ring its size. 0 (not set): asked.
+ */
+const volatile __u64 events_quarter_bytes __weak = 0;
+
+/*
  * CLOCK_REALTIME minus CLOCK_MONOTONIC, in ns. bpf_ktime_get_ns() is
  * monotonic; buckets follow the wall clock, so the shipper keeps this offset
  * current (it moves with NTP steps) through the mmap'ed .bss.

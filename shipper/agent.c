@@ -452,6 +452,7 @@ int agent_load(struct agent *agent, const struct kaccess_config *cfg, bool recor
 	agent->skel->rodata->http_enabled = cfg->http_parse;
 	agent->skel->rodata->http_keep_query = cfg->http_keep_query;
 	agent->skel->rodata->http_records = cfg->http_log_policy != HTTP_LOG_NONE && records_have_a_reader;
+	agent->skel->rodata->events_quarter_bytes = (uint64_t)cfg->ringbuf_kib * 1024 / 4;
 	if (cfg->http_log_policy != HTTP_LOG_NONE && !records_have_a_reader)
 		log_info("HTTP access-log records: off (neither --output json nor OAP access logs would take them)");
 	agent->http_keep_query = cfg->http_keep_query;
