@@ -62,7 +62,7 @@ BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Werror -Wno-unus
 # Debian/Ubuntu) or prints it.
 DEPS_BUILD := make gcc clang llvm pkg-config libbpf-dev bpftool libelf-dev zlib1g-dev
 DEPS_TEST := linux-source-6.1 xz-utils libjson-c-dev iproute2 procps util-linux \
-	     nginx-light curl wrk nftables python3-yaml prometheus libcap2-bin
+	     nginx-light curl wrk nftables python3-yaml prometheus libcap2-bin cpio
 
 # Feature fragments. Each may append to SHIPPER_OBJS and SHIPPER_LIB_OBJS
 # (generated code), SHIPPER_PKGS, INCLUDES, DEPS_BUILD, DEPS_TEST and

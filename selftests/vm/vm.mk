@@ -32,6 +32,14 @@ export VMTEST_KERNELS
 deps-vm: ## install (as root) or list the packages `make vmtest` needs
 	$(call install_missing,$(DEPS_VM))
 
+# The runner's own test (a script with a stand-in for QEMU, host only, as
+# test_manifests): "built" by copying it where run.sh runs every test.
+selftests: $(OUTPUT)/selftests/test_vmtest
+
+$(OUTPUT)/selftests/test_vmtest: selftests/test_vmtest.py
+	$(call msg,TEST,$@)
+	$(Q)install -D -m 0755 $< $@
+
 vm-tools: $(KACCESS) $(VM_TEST_BINS) ## build the guest root, fetch the kernels, build the initramfs
 	$(call msg,VM-ROOT,$(VM_OUTPUT)/root)
 	$(Q)$(VM_DIR)/mkroot.sh $(OUTPUT)
