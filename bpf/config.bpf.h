@@ -48,9 +48,9 @@ const volatile bool http_keep_query __weak = false;
 const volatile bool http_records __weak = false;
 
 /*
- * A quarter of the events ring buffer in bytes (config `ringbuf_kib`), the
- * wakeup step of bpf/ringbuf.bpf.h: set at load, it spares every record a
- * helper call asking the ring its size. 0 (not set): asked.
+ * A quarter of the events ring buffer in bytes, the wakeup step of
+ * bpf/ringbuf.bpf.h: set by the shipper where it sizes the ring
+ * (size_maps), so no record asks the ring its size.
  */
 const volatile __u64 events_quarter_bytes __weak = 0;
 

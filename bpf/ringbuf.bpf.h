@@ -27,7 +27,7 @@ static __always_inline __u64 ringbuf_record_space(__u64 record_bytes)
  */
 static __always_inline __u64 ringbuf_wake_on_crossing(__u64 pending_before, __u64 pending_after)
 {
-	__u64 quarter = events_quarter_bytes ?: bpf_ringbuf_query(&events, BPF_RB_RING_SIZE) / 4;
+	__u64 quarter = events_quarter_bytes;
 
 	if (!quarter)
 		return BPF_RB_NO_WAKEUP;

@@ -161,6 +161,7 @@ static int size_maps(struct kaccess_bpf *skel, const struct kaccess_config *cfg)
 	err = err ?: bpf_map__set_max_entries(skel->maps.agg_gen0, cfg->agg_rows_max_entries);
 	err = err ?: bpf_map__set_max_entries(skel->maps.agg_gen1, cfg->agg_rows_max_entries);
 	err = err ?: bpf_map__set_max_entries(skel->maps.events, cfg->ringbuf_kib * 1024);
+	skel->rodata->events_quarter_bytes = bpf_map__max_entries(skel->maps.events) / 4;
 	err = err ?: bpf_map__set_max_entries(skel->maps.http_gen0, http_rows);
 	err = err ?: bpf_map__set_max_entries(skel->maps.http_gen1, http_rows);
 	err = err ?: bpf_map__set_max_entries(skel->maps.http_conns, http_conns);
@@ -452,7 +453,6 @@ int agent_load(struct agent *agent, const struct kaccess_config *cfg, bool recor
 	agent->skel->rodata->http_enabled = cfg->http_parse;
 	agent->skel->rodata->http_keep_query = cfg->http_keep_query;
 	agent->skel->rodata->http_records = cfg->http_log_policy != HTTP_LOG_NONE && records_have_a_reader;
-	agent->skel->rodata->events_quarter_bytes = (uint64_t)cfg->ringbuf_kib * 1024 / 4;
 	if (cfg->http_log_policy != HTTP_LOG_NONE && !records_have_a_reader)
 		log_info("HTTP access-log records: off (neither --output json nor OAP access logs would take them)");
 	agent->http_keep_query = cfg->http_keep_query;
