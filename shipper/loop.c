@@ -353,6 +353,26 @@ static bool any_live_sink(struct sink *const *sinks, size_t count)
 	return false;
 }
 
+/*
+ * A run with nothing to report prints no bucket line, and with it no loss
+ * counters: say in the log what was lost over the whole run, so a reader
+ * of an empty output can tell "nothing happened" from "the kernel skipped
+ * our programs" (program_recursion_misses) or a full map.
+ */
+static void log_losses_at_exit(struct loop *loop)
+{
+	char text[1024];
+	size_t used = 0;
+
+	read_losses(loop);
+	for (int i = 0; i < LOSS_MAX && used < sizeof(text); i++)
+		if (loop->losses.values[i])
+			used += snprintf(text + used, sizeof(text) - used, " %s=%llu", loss_names[i],
+					 (unsigned long long)loop->losses.values[i]);
+	if (used)
+		log_warn("lost over the whole run:%s", text);
+}
+
 /* New pods' network namespaces get their netfilter links within this. */
 #define NETNS_SCAN_INTERVAL_NS (2 * 1000000000ULL)
 
@@ -420,6 +440,7 @@ int loop_run(struct agent *agent, struct kaccess_config *cfg, struct sink *const
 	ring_buffer__consume(loop.events);
 	drain_everything(&loop, realtime_ns() / bucket_ns);
 	fflush(NULL);
+	log_losses_at_exit(&loop);
 out:
 	loop_free(&loop);
 	return err;

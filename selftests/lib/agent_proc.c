@@ -90,6 +90,12 @@ static void show_log(const char *path)
 		fclose(file);
 }
 
+void agent_proc_show_log(const struct agent_proc *agent)
+{
+	fprintf(stderr, "# kaccess's log:\n");
+	show_log(agent->err_path);
+}
+
 int agent_proc_start(struct agent_proc *agent, const char *const args[])
 {
 	return agent_proc_start_env(agent, args, NULL);

@@ -33,6 +33,8 @@ int agent_proc_start_env(struct agent_proc *agent, const char *const args[],
 
 /* SIGTERM, wait; the agent's exit status (0 expected). NULL-safe, idempotent. */
 int agent_proc_stop(struct agent_proc *agent);
+/* The agent's stderr (it logs what it lost over the run at exit). */
+void agent_proc_show_log(const struct agent_proc *agent);
 
 /*
  * Run kaccess with `args` to completion, with an optional "NAME=value"
