@@ -64,6 +64,8 @@
 #   BENCH_STATS_FEATURES=all  what the agent_stats runs turn on: all (l24 and
 #                         HTTP parsing), l24 (no HTTP parsing) or metrics
 #                         (neither): the per-call cost of each layer
+#   BENCH_AGENT_EXTRA=""  settings added to every agent run (e.g.
+#                         "-s l24_netfilter=off"), for an A/B of one setting
 #   BENCH_SECONDS=5       length of each wrk run
 #   BENCH_QUICK=1         defaults of 2 pairs of 3 s, 1 churn pair of 3 s, 20,000
 #                         idle connections, 1 rows round: to try the harness
@@ -570,6 +572,7 @@ stop_and_check() {
 # change of kaccess's defaults cannot change what a mode measures; agent is
 # the configuration as deployed.
 agent_settings() {
+	[[ -z ${BENCH_AGENT_EXTRA:-} ]] || echo -n "$BENCH_AGENT_EXTRA "
 	case $1 in
 	agent_metrics) echo "-s l24=off -s http_parse=off" ;;
 	agent_l24) echo "-s l24=on -s http_parse=off" ;;
