@@ -754,6 +754,8 @@ int BPF_PROG(l24_tcp_probe, struct sock *sk, struct sk_buff *skb)
 		sums->read_packet_bytes += wire_length(skb);
 		if (l24_netfilter && cpu->ingress.skb == key)
 			receive_account_hooks(sums, &cpu->ingress);
+		else if (l24_netfilter) /* from the backlog, or not linked: no hook windows */
+			count_loss(KACCESS_CTR_L24_HOOKS_UNSEEN);
 		agg_sums_end(sums_cpu, sums, nested, agg, now_ns);
 	} else {
 		count_loss(KACCESS_CTR_L24_WINDOW_LOST);

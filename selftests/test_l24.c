@@ -1031,6 +1031,7 @@ KTEST_F(l24, netfilter_counts_hooks_with_rules, 120)
 	struct echo echo = { .round_trips = 10, .size = 2000 };
 	const struct pod *c = &self->pods.client, *s = &self->pods.server;
 	pid_t sleepers[2];
+	uint64_t unseen;
 	int lsm_hooks;
 
 	if (!(expected_measures(variant->links) & KACCESS_L24_NETFILTER))
@@ -1069,7 +1070,17 @@ KTEST_F(l24, netfilter_counts_hooks_with_rules, 120)
 		  field(self, c, "client", "write_netfilter_count"));
 	EXPECT_LT(0, field(self, c, "client", "write_netfilter_duration_ns_sum"));
 	EXPECT_EQ(0, field(self, c, "client", "read_netfilter_count"));
-	EXPECT_EQ(field(self, s, "server", "read_packets"), field(self, s, "server", "read_netfilter_count"));
+	/*
+	 * Every segment the server's TCP took crossed the input chain; those
+	 * it took from the socket's backlog (the echo's reader held the lock)
+	 * are counted without their hooks, in l24_hooks_unseen, for both
+	 * sides together. Exact when none was.
+	 */
+	unseen = agent_output_lost(self->output, "l24_hooks_unseen");
+	ASSERT_NE(UINT64_MAX, unseen);
+	EXPECT_GE(field(self, s, "server", "read_packets"), field(self, s, "server", "read_netfilter_count"));
+	EXPECT_LE(field(self, s, "server", "read_packets"),
+		  field(self, s, "server", "read_netfilter_count") + unseen);
 	EXPECT_LT(0, field(self, s, "server", "read_netfilter_duration_ns_sum"));
 	EXPECT_EQ(lsm_hooks * field(self, s, "server", "write_packets"),
 		  field(self, s, "server", "write_netfilter_count"));
