@@ -26,10 +26,13 @@
 #   baseline       no BPF attached
 #   agent_metrics  the agent with metrics only (l24=off, http_parse=off)
 #   agent_l24      the agent with L2-L4 (l24=on, http_parse=off)
+#   agent_http     the agent with HTTP analysis and no access-log records
+#                  (l24=off, http_parse=on, http_log_policy=none): issue 4's
+#                  configuration, exchanges counted per endpoint in the kernel
 #   agent          the agent with every feature on, as deployed (the defaults:
 #                  l24=on, http_parse=on)
-#   agent_metrics_tcp, agent_l24_tcp, agent_tcp
-#                  the same three with hooks=tcp: no syscall tracepoint at all
+#   agent_metrics_tcp, agent_l24_tcp, agent_http_tcp, agent_tcp
+#                  the same four with hooks=tcp: no syscall tracepoint at all
 #                  (only where the kernel has the tracepoints it needs)
 #   agent_stats    every feature on (or BENCH_STATS_FEATURES), with bpf_stats: the cost
 #                  of every program, l24_* and HTTP parsing included
@@ -66,6 +69,8 @@
 #                         (neither): the per-call cost of each layer
 #   BENCH_AGENT_EXTRA=""  settings added to every agent run (e.g.
 #                         "-s l24_netfilter=off"), for an A/B of one setting
+#   BENCH_H2_AGENT=all    the http2 section's agent: all (every feature) or
+#                         http (HTTP analysis alone, as BENCH_AGENT_MODES' http)
 #   BENCH_SECONDS=5       length of each wrk run
 #   BENCH_QUICK=1         defaults of 2 pairs of 3 s, 1 churn pair of 3 s, 20,000
 #                         idle connections, 1 rows round: to try the harness
@@ -108,6 +113,7 @@ readonly LLVM_OBJDUMP=${LLVM_OBJDUMP:-llvm-objdump}
 # Targets (issues 5 and 9): throughput of each agent configuration over the
 # baseline's, and program cost as a multiple of the calibration program.
 readonly MIN_RATIO_METRICS=0.98 MIN_RATIO_L24=0.95 MIN_RATIO_ALL=0.95
+readonly MIN_RATIO_HTTP=0.97 # issue 4: HTTP/1.1 with HTTP analysis on
 # Added CPU per request over the baseline's own, at most (issue 9).
 readonly MAX_ADDED_CPU_METRICS=0.05 MAX_ADDED_CPU_ALL=0.10
 readonly MAX_SYSCALL_MULTIPLE=2 MAX_PACKET_MULTIPLE=1.5
@@ -197,25 +203,26 @@ read_agent_modes() {
 	local name seen=" "
 
 	AGENT_MODES=()
-	for name in ${BENCH_AGENT_MODES:-metrics l24 all metrics_tcp l24_tcp all_tcp}; do
+	for name in ${BENCH_AGENT_MODES:-metrics l24 http all metrics_tcp l24_tcp http_tcp all_tcp}; do
 		name=${name//,/}
 		case $name in
 		metrics) AGENT_MODES+=(agent_metrics) ;;
 		l24) AGENT_MODES+=(agent_l24) ;;
+		http) AGENT_MODES+=(agent_http) ;;
 		all) AGENT_MODES+=(agent) ;;
-		metrics_tcp | l24_tcp | all_tcp)
+		metrics_tcp | l24_tcp | http_tcp | all_tcp)
 			if [[ -z ${BENCH_AGENT_MODES:-} ]] && ! tcp_hooks_load; then
 				continue # the default list: only where the kernel allows them
 			fi
 			AGENT_MODES+=("agent_${name/all_tcp/tcp}")
 			;;
 		"") continue ;;
-		*) usage_error "BENCH_AGENT_MODES: '$name': expected metrics, l24, all, metrics_tcp, l24_tcp or all_tcp" ;;
+		*) usage_error "BENCH_AGENT_MODES: '$name': expected metrics, l24, http, all, metrics_tcp, l24_tcp, http_tcp or all_tcp" ;;
 		esac
 		[[ $seen != *" $name "* ]] || usage_error "BENCH_AGENT_MODES: '$name' given twice"
 		seen+="$name "
 	done
-	((${#AGENT_MODES[@]})) || usage_error "BENCH_AGENT_MODES is empty: expected metrics, l24 and/or all"
+	((${#AGENT_MODES[@]})) || usage_error "BENCH_AGENT_MODES is empty: expected metrics, l24, http and/or all"
 }
 
 require_prerequisites() {
@@ -576,10 +583,12 @@ agent_settings() {
 	case $1 in
 	agent_metrics) echo "-s l24=off -s http_parse=off" ;;
 	agent_l24) echo "-s l24=on -s http_parse=off" ;;
+	agent_http) echo "-s l24=off -s http_parse=on -s http_log_policy=none" ;;
 	agent) echo "-s l24=on -s http_parse=on" ;;
 	agent_stats) echo "-s hooks=$STATS_HOOKS $(stats_feature_settings)" ;;
 	agent_metrics_tcp) echo "-s hooks=tcp -s l24=off -s http_parse=off" ;;
 	agent_l24_tcp) echo "-s hooks=tcp -s l24=on -s http_parse=off" ;;
+	agent_http_tcp) echo "-s hooks=tcp -s l24=off -s http_parse=on -s http_log_policy=none" ;;
 	agent_tcp) echo "-s hooks=tcp -s l24=on -s http_parse=on" ;;
 	*) die "no agent settings for mode $1" ;;
 	esac
@@ -826,7 +835,7 @@ write_config_line() {
 report() {
 	print_header
 	awk -f "$BENCH_DIR/report.awk" -v ndjson="$RESULTS_TMP" \
-		-v ratio_targets="agent_metrics=$MIN_RATIO_METRICS agent_l24=$MIN_RATIO_L24 agent=$MIN_RATIO_ALL agent_metrics_tcp=$MIN_RATIO_METRICS agent_l24_tcp=$MIN_RATIO_L24 agent_tcp=$MIN_RATIO_ALL" \
+		-v ratio_targets="agent_metrics=$MIN_RATIO_METRICS agent_l24=$MIN_RATIO_L24 agent_http=$MIN_RATIO_HTTP agent=$MIN_RATIO_ALL agent_metrics_tcp=$MIN_RATIO_METRICS agent_l24_tcp=$MIN_RATIO_L24 agent_http_tcp=$MIN_RATIO_HTTP agent_tcp=$MIN_RATIO_ALL" \
 		-v max_syscall_multiple="$MAX_SYSCALL_MULTIPLE" -v max_packet_multiple="$MAX_PACKET_MULTIPLE" \
 		-v noisy_spread="$NOISY_SPREAD" \
 		-v min_runs_judged="$MIN_RUNS_JUDGED" \

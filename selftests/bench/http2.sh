@@ -7,7 +7,8 @@
 #   http2   h2load in kab-cli -> nghttpd (h2c, prior knowledge) in kab-srv's
 #           pod cgroup over the same veth pair as the throughput section,
 #           BENCH_PAIRS rounds of baseline and agent (every feature on, HTTP
-#           analysis included), interleaved. Reports the medians of req/s,
+#           analysis included; BENCH_H2_AGENT=http: HTTP analysis without
+#           L2-L4 or access-log records), interleaved. Reports the medians of req/s,
 #           p50 and p99 latency (from h2load's per-request log: h2load prints
 #           no percentiles), the throughput ratio against issue 4's target
 #           (HTTP/2 at least 95% of the baseline) and the latency deltas.
@@ -16,6 +17,15 @@ readonly H2_PORT=8443
 readonly H2_MIN_RATIO=0.95
 readonly H2_STREAMS=10 # concurrent streams per connection (h2load -m)
 readonly NGHTTPD=/usr/sbin/nghttpd H2LOAD=/usr/bin/h2load
+H2_AGENT_MODE="" # the agent configuration (agent_settings), from BENCH_H2_AGENT
+
+read_h2_agent_mode() {
+	case ${BENCH_H2_AGENT:-all} in
+	all) H2_AGENT_MODE=agent ;;
+	http) H2_AGENT_MODE=agent_http ;;
+	*) usage_error "BENCH_H2_AGENT: '$BENCH_H2_AGENT': expected all or http" ;;
+	esac
+}
 
 NGHTTPD_PID=""
 
@@ -78,7 +88,7 @@ h2_run_once() {
 	local mode=$1 run=$2 out="$WORK_DIR/h2load-$1-$2.txt" log="$WORK_DIR/h2load-$1-$2.log" result
 	local rps p50 p99 requests failed
 
-	[[ $mode == agent ]] && start_agent agent
+	[[ $mode == agent ]] && start_agent "$H2_AGENT_MODE"
 	sleep "$SETTLE_S"
 	run_h2load "$out" "$log" "$RUN_SECONDS"
 	[[ $mode == agent ]] && stop_agent
@@ -98,7 +108,7 @@ h2_report() {
 		"$CONNECTIONS" "$H2_STREAMS" "$RUN_SECONDS" "$NS_CLIENT" "$CLIENT_ADDR" "$NS_SERVER" \
 		"$SERVER_ADDR" "$H2_PORT"
 	printf '  a %d-byte body; %d runs per mode, interleaved; agent: %s, -o json -i 60\n' \
-		"${#BODY}" "$PAIRS" "$(agent_settings agent | sed 's/-s //g; s/ /, /g')"
+		"${#BODY}" "$PAIRS" "$(agent_settings "$H2_AGENT_MODE" | sed 's/-s //g; s/ /, /g')"
 	summary=$(awk -F'\t' '
 		function median(list, n,    sorted, i, j, t) {
 			for (i = 1; i <= n; i++) sorted[i] = list[i]
@@ -143,6 +153,7 @@ h2_report() {
 http2_section() {
 	local round mode
 
+	read_h2_agent_mode
 	start_nghttpd
 	log "http2: $PAIRS rounds of baseline and agent runs of ${RUN_SECONDS}s (about $((PAIRS * 2 * (RUN_SECONDS + SETTLE_S + 2) + WARMUP_S))s)"
 	: >"$WORK_DIR/h2.tsv"

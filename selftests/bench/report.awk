@@ -23,29 +23,35 @@
 
 BEGIN {
 	FS = "\t"
-	mode_count = split("baseline agent_metrics agent_l24 agent agent_metrics_tcp agent_l24_tcp agent_tcp agent_stats calibration", modes, " ")
+	mode_count = split("baseline agent_metrics agent_l24 agent_http agent agent_metrics_tcp agent_l24_tcp agent_http_tcp agent_tcp agent_stats calibration", modes, " ")
 	mode_label["baseline"] = "baseline (no BPF)"
 	mode_label["agent_metrics"] = "agent, metrics only"
 	mode_label["agent_l24"] = "agent + L2-L4"
+	mode_label["agent_http"] = "agent + HTTP"
 	mode_label["agent"] = "agent, all features"
 	mode_label["agent_metrics_tcp"] = "tcp hooks, metrics"
 	mode_label["agent_l24_tcp"] = "tcp hooks + L2-L4"
+	mode_label["agent_http_tcp"] = "tcp hooks + HTTP"
 	mode_label["agent_tcp"] = "tcp hooks, all"
 	mode_label["agent_stats"] = "all + bpf_stats"
 	mode_label["calibration"] = "calibration + stats"
 	# What each agent configuration turns on, for people and for NDJSON.
 	mode_config["agent_metrics"] = "l24 off, http_parse off"
 	mode_config["agent_l24"] = "l24 on, http_parse off"
+	mode_config["agent_http"] = "l24 off, http_parse on, no records"
 	mode_config["agent"] = "l24 on, http_parse on, as deployed"
 	mode_l24["agent_metrics"] = "false"; mode_http["agent_metrics"] = "false"
 	mode_l24["agent_l24"] = "true"; mode_http["agent_l24"] = "false"
+	mode_l24["agent_http"] = "false"; mode_http["agent_http"] = "true"
 	mode_l24["agent"] = "true"; mode_http["agent"] = "true"
 	# hooks=tcp: no syscall tracepoint (accepts and closes untimed)
 	mode_config["agent_metrics_tcp"] = "hooks=tcp, l24 off, http_parse off"
 	mode_config["agent_l24_tcp"] = "hooks=tcp, l24 on, http_parse off"
+	mode_config["agent_http_tcp"] = "hooks=tcp, l24 off, http_parse on, no records"
 	mode_config["agent_tcp"] = "hooks=tcp, l24 on, http_parse on"
 	mode_l24["agent_metrics_tcp"] = "false"; mode_http["agent_metrics_tcp"] = "false"
 	mode_l24["agent_l24_tcp"] = "true"; mode_http["agent_l24_tcp"] = "false"
+	mode_l24["agent_http_tcp"] = "false"; mode_http["agent_http_tcp"] = "true"
 	mode_l24["agent_tcp"] = "true"; mode_http["agent_tcp"] = "true"
 	ratio_mode_count = split(ratio_targets, pairs, " ")
 	for (i = 1; i <= ratio_mode_count; i++) {
