@@ -674,6 +674,60 @@ static __always_inline void receive_account_hooks(struct agg_sums *sums,
 	sums->read_netfilter_duration_ns_sum += ingress->netfilter_ns;
 }
 
+/* Whether hook functions (kaccess's or others) ran at LOCAL_IN for the segment's namespace. */
+static __always_inline bool local_in_hooked(const struct sock *sk, const struct sk_buff *skb)
+{
+	struct net *net = sk->__sk_common.skc_net.net;
+	struct nf_hook_entries *entries;
+
+	if (!net)
+		return false;
+	if (skb->protocol == bpf_htons(ETH_P_IPV6))
+		entries = net->nf.hooks_ipv6[NF_INET_LOCAL_IN];
+	else
+		entries = net->nf.hooks_ipv4[NF_INET_LOCAL_IN];
+	return entries && entries->num_hook_entries;
+}
+
+/*
+ * A segment TCP took from the socket's backlog: its windows from the slot
+ * nf_last filed them in, if no other packet took it since; otherwise, when
+ * hooks ran for it, counted as unseen. Not inlined: the common path never
+ * comes here.
+ */
+static __noinline int receive_account_backlogged(struct agg_sums *sums, const struct sock *sk,
+						 const struct sk_buff *skb)
+{
+	struct nf_ingress windows = {};
+	struct nf_ingress_done *done;
+	__u64 key = (__u64)skb, address;
+	__u32 slot;
+
+	if (!sums || !sk || !skb)
+		return 0;
+	/* the verifier allows no shifts of a pointer: the address as a number */
+	if (bpf_probe_read_kernel(&address, sizeof(address), &key))
+		return 0;
+	slot = nf_ingress_done_slot(address);
+	done = bpf_map_lookup_elem(&nf_ingress_done, &slot);
+	if (done && *(volatile __u64 *)&done->skb == key) {
+		barrier();
+		windows.rcv_ns = done->rcv_ns;
+		windows.local_ns = done->local_ns;
+		windows.netfilter_ns = done->netfilter_ns;
+		windows.netfilter_count = done->netfilter_count;
+		barrier();
+		if (*(volatile __u64 *)&done->skb == key) { /* no other packet's meanwhile */
+			done->skb = 0; /* taken: one tcp_probe per segment */
+			receive_account_hooks(sums, &windows);
+			return 0;
+		}
+	}
+	if (local_in_hooked(sk, skb))
+		count_loss(KACCESS_CTR_L24_HOOKS_UNSEEN);
+	return 0;
+}
+
 /* A time before or after TCP's, as a stamp keeps it: 0 when unknown or out of range. */
 static __always_inline __u32 stamp_delta_ns(__u64 later_ns, __u64 earlier_ns)
 {
@@ -754,8 +808,8 @@ int BPF_PROG(l24_tcp_probe, struct sock *sk, struct sk_buff *skb)
 		sums->read_packet_bytes += wire_length(skb);
 		if (l24_netfilter && cpu->ingress.skb == key)
 			receive_account_hooks(sums, &cpu->ingress);
-		else if (l24_netfilter) /* from the backlog, or not linked: no hook windows */
-			count_loss(KACCESS_CTR_L24_HOOKS_UNSEEN);
+		else if (l24_netfilter) /* from the socket's backlog, after its softirq */
+			receive_account_backlogged(sums, sk, skb);
 		agg_sums_end(sums_cpu, sums, nested, agg, now_ns);
 	} else {
 		count_loss(KACCESS_CTR_L24_WINDOW_LOST);

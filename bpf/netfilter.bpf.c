@@ -119,6 +119,28 @@ static __always_inline void hook_window(const struct nf_hook_state *state, __u64
 	}
 }
 
+/*
+ * A received packet's windows are complete at LOCAL_IN: kept by address
+ * for a segment TCP will take from the socket's backlog, after this
+ * softirq (struct nf_ingress_done).
+ */
+static __always_inline void ingress_file_done(const struct nf_ingress *in)
+{
+	__u32 slot = nf_ingress_done_slot(in->skb);
+	struct nf_ingress_done *done = bpf_map_lookup_elem(&nf_ingress_done, &slot);
+
+	if (!done)
+		return;
+	*(volatile __u64 *)&done->skb = 0;
+	barrier();
+	done->rcv_ns = in->rcv_ns;
+	done->local_ns = in->local_ns;
+	done->netfilter_ns = in->netfilter_ns;
+	done->netfilter_count = in->netfilter_count;
+	barrier();
+	*(volatile __u64 *)&done->skb = in->skb;
+}
+
 SEC("netfilter")
 int nf_last(struct bpf_nf_ctx *ctx)
 {
@@ -149,9 +171,11 @@ int nf_last(struct bpf_nf_ctx *ctx)
 				    in->hook_start_ns);
 		break;
 	case NF_INET_LOCAL_IN:
-		if (in->skb == key)
+		if (in->skb == key) {
 			hook_window(state, &in->local_ns, &in->netfilter_ns, &in->netfilter_count,
 				    in->hook_start_ns);
+			ingress_file_done(in);
+		}
 		break;
 	}
 	return NF_ACCEPT;

@@ -468,10 +468,11 @@ enum kaccess_counter {
 				        * upgrade one, or h2_conns full */
 	KACCESS_CTR_HTTP_RECORD_LOST,  /* an HTTP/1.x access-log record (request head or exchange) not
 				        * delivered: ring buffer full or its bytes unreadable */
-	KACCESS_CTR_L24_HOOKS_UNSEEN,  /* a tracked received segment whose netfilter hooks kaccess did
-				        * not see (TCP took it from the socket backlog after the reader
-				        * released the lock, or its namespace was not linked yet):
-				        * in read_packets, not in the netfilter and L3 hook sums */
+	KACCESS_CTR_L24_HOOKS_UNSEEN,  /* a tracked received segment that crossed hook functions at
+				        * LOCAL_IN without kaccess's windows for it: its namespace was
+				        * not linked yet, or TCP took it from the socket's backlog
+				        * after its nf_ingress_done slot went to another packet. In
+				        * read_packets, not in the netfilter and L3 hook sums */
 	KACCESS_CTR_MAX,
 };
 

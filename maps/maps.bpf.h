@@ -491,6 +491,40 @@ struct {
 } l24_cpu SEC(".maps") __weak;
 
 /*
+ * A received packet's hook windows, kept past its softirq for TCP's
+ * backlog: a segment that arrives while its reader holds the socket lock
+ * reaches TCP (tcp_probe) only at release_sock, when the per-CPU ingress
+ * slot holds another packet. nf_last files every packet's windows at
+ * LOCAL_IN in the slot its address picks; tcp_probe takes them from there
+ * when its CPU's ingress is another packet's. `skb` is cleared before and
+ * written after the rest, and checked again after a copy (x86-64 keeps
+ * stores in order). A packet whose slot was taken by another one in the
+ * meantime counts as l24_hooks_unseen.
+ */
+struct nf_ingress_done {
+	__u64 skb;
+	__u64 rcv_ns, local_ns, netfilter_ns;
+	__u32 netfilter_count;
+	__u32 pad;
+};
+
+#define NF_INGRESS_DONE_SLOTS 1024
+
+/* nf_ingress_done: NF_INGRESS_DONE_SLOTS slots, by packet address (40 KiB). Not pinned. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, NF_INGRESS_DONE_SLOTS);
+	__type(key, __u32);
+	__type(value, struct nf_ingress_done);
+} nf_ingress_done SEC(".maps") __weak;
+
+/* sk_buffs are 256-byte slab objects: the address's low bits say nothing. */
+static __always_inline __u32 nf_ingress_done_slot(__u64 skb)
+{
+	return (__u32)((skb >> 8) ^ (skb >> 18)) & (NF_INGRESS_DONE_SLOTS - 1);
+}
+
+/*
  * The fields of struct kaccess_agg_value (same names) that every read,
  * write and packet adds to, summed per CPU before they reach a row: see
  * struct agg_combine.
