@@ -1020,6 +1020,31 @@ KTEST_F(l24, first_packet_to_fresh_neighbour_counts_one_resolve, 120)
 }
 
 /*
+ * A process in each pod, started after the agent, so that its namespace
+ * scan links both namespaces; then waits for that scan. 0, or -1 when a
+ * process did not start.
+ */
+static int pods_linked_by_sleepers(FIXTURE_DATA(l24) *self, pid_t sleepers[2])
+{
+	sleepers[0] = pod_exec(&self->pods.client, (char *const[]){ "sleep", "60", NULL }, NULL);
+	sleepers[1] = pod_exec(&self->pods.server, (char *const[]){ "sleep", "60", NULL }, NULL);
+	if (sleepers[0] <= 0 || sleepers[1] <= 0)
+		return -1;
+	usleep(NETNS_SCAN_WAIT_US);
+	return 0;
+}
+
+static void sleepers_stop(const pid_t sleepers[2])
+{
+	for (int i = 0; i < 2; i++) {
+		if (sleepers[i] <= 0)
+			continue;
+		kill(sleepers[i], SIGKILL);
+		child_wait(sleepers[i]);
+	}
+}
+
+/*
  * nftables chains in the client's output and the server's input: every
  * packet the client sends crossed one hook with rules, and so did every
  * segment the server received; the other directions crossed none.
@@ -1047,11 +1072,7 @@ KTEST_F(l24, netfilter_counts_hooks_with_rules, 120)
 			       "counter accept'", s->netns));
 	/* the pods' first processes appear after the start: the agent's scan links them */
 	start_agent(_metadata, self, variant, "l24=on");
-	sleepers[0] = pod_exec(c, (char *const[]){ "sleep", "60", NULL }, NULL);
-	sleepers[1] = pod_exec(s, (char *const[]){ "sleep", "60", NULL }, NULL);
-	ASSERT_LT(0, sleepers[0]);
-	ASSERT_LT(0, sleepers[1]);
-	usleep(NETNS_SCAN_WAIT_US);
+	ASSERT_EQ(0, pods_linked_by_sleepers(self, sleepers));
 	ASSERT_EQ(0, echo_start(self, &echo));
 	ASSERT_EQ(0, wait_conn_table_count(ids, 2, 2, 5000));
 	ASSERT_EQ(0, echo_run(self));
@@ -1059,10 +1080,7 @@ KTEST_F(l24, netfilter_counts_hooks_with_rules, 120)
 	ASSERT_EQ(0, echo_finish(self)); /* the close's packets crossed the rules too */
 	usleep(ACK_SETTLE_US);
 	stop_agent(_metadata, self);
-	kill(sleepers[0], SIGKILL);
-	kill(sleepers[1], SIGKILL);
-	child_wait(sleepers[0]);
-	child_wait(sleepers[1]);
+	sleepers_stop(sleepers);
 
 	ASSERT_LE(2 * echo.round_trips, field(self, c, "client", "write_packets"));
 	/* the output chain's hook, and an LSM's where one hooks every namespace */
@@ -1120,21 +1138,14 @@ KTEST_F(l24, backlogged_segments_keep_their_hooks, 120)
 				       "kat_l24 in { type filter hook input priority 0; }; add rule "
 				       "inet kat_l24 in counter accept'", pods[i]->netns));
 	start_agent(_metadata, self, variant, "l24=on");
-	sleepers[0] = pod_exec(pods[0], (char *const[]){ "sleep", "60", NULL }, NULL);
-	sleepers[1] = pod_exec(pods[1], (char *const[]){ "sleep", "60", NULL }, NULL);
-	ASSERT_LT(0, sleepers[0]);
-	ASSERT_LT(0, sleepers[1]);
-	usleep(NETNS_SCAN_WAIT_US);
+	ASSERT_EQ(0, pods_linked_by_sleepers(self, sleepers));
 	ASSERT_EQ(0, echo_start(self, &echo));
 	ASSERT_EQ(0, wait_conn_table_count(ids, 2, 2, 5000));
 	ASSERT_EQ(0, echo_run(self));
 	ASSERT_EQ(0, echo_finish(self));
 	usleep(ACK_SETTLE_US);
 	stop_agent(_metadata, self);
-	for (int i = 0; i < 2; i++) {
-		kill(sleepers[i], SIGKILL);
-		child_wait(sleepers[i]);
-	}
+	sleepers_stop(sleepers);
 
 	unseen = agent_output_lost(self->output, "l24_hooks_unseen");
 	ASSERT_NE(UINT64_MAX, unseen);
