@@ -38,7 +38,7 @@ BEGIN {
 	# What each agent configuration turns on, for people and for NDJSON.
 	mode_config["agent_metrics"] = "l24 off, http_parse off"
 	mode_config["agent_l24"] = "l24 on, http_parse off"
-	mode_config["agent_http"] = "l24 off, http_parse on, no records"
+	mode_config["agent_http"] = "l24 off, http_parse on, no logs"
 	mode_config["agent"] = "l24 on, http_parse on, as deployed"
 	mode_l24["agent_metrics"] = "false"; mode_http["agent_metrics"] = "false"
 	mode_l24["agent_l24"] = "true"; mode_http["agent_l24"] = "false"
@@ -47,7 +47,7 @@ BEGIN {
 	# hooks=tcp: no syscall tracepoint (accepts and closes untimed)
 	mode_config["agent_metrics_tcp"] = "hooks=tcp, l24 off, http_parse off"
 	mode_config["agent_l24_tcp"] = "hooks=tcp, l24 on, http_parse off"
-	mode_config["agent_http_tcp"] = "hooks=tcp, l24 off, http_parse on, no records"
+	mode_config["agent_http_tcp"] = "hooks=tcp, l24 off, HTTP, no logs"
 	mode_config["agent_tcp"] = "hooks=tcp, l24 on, http_parse on"
 	mode_l24["agent_metrics_tcp"] = "false"; mode_http["agent_metrics_tcp"] = "false"
 	mode_l24["agent_l24_tcp"] = "true"; mode_http["agent_l24_tcp"] = "false"
