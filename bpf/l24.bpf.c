@@ -666,12 +666,12 @@ static __always_inline bool tcp_segment_has_payload(const struct tcp_skb_cb *cb)
 
 /* A received segment's netfilter hook windows (bpf/netfilter.bpf.c), every segment. */
 static __always_inline void receive_account_hooks(struct agg_sums *sums,
-						  const struct nf_ingress *ingress)
+						  const struct nf_ingress_hooks *hooks)
 {
-	sums->read_l3_rcv_duration_ns_sum += ingress->rcv_ns;
-	sums->read_l3_local_duration_ns_sum += ingress->local_ns;
-	sums->read_netfilter_count += ingress->netfilter_count;
-	sums->read_netfilter_duration_ns_sum += ingress->netfilter_ns;
+	sums->read_l3_rcv_duration_ns_sum += hooks->rcv_ns;
+	sums->read_l3_local_duration_ns_sum += hooks->local_ns;
+	sums->read_netfilter_count += hooks->netfilter_count;
+	sums->read_netfilter_duration_ns_sum += hooks->netfilter_ns;
 }
 
 /* Whether hook functions (kaccess's or others) ran at LOCAL_IN for the segment's namespace. */
@@ -698,7 +698,7 @@ static __always_inline bool local_in_hooked(const struct sock *sk, const struct 
 static __noinline int receive_account_backlogged(struct agg_sums *sums, const struct sock *sk,
 						 const struct sk_buff *skb)
 {
-	struct nf_ingress windows = {};
+	struct nf_ingress_hooks hooks;
 	struct nf_ingress_done *done;
 	__u64 key = (__u64)skb, address;
 	__u32 slot;
@@ -712,14 +712,11 @@ static __noinline int receive_account_backlogged(struct agg_sums *sums, const st
 	done = bpf_map_lookup_elem(&nf_ingress_done, &slot);
 	if (done && *(volatile __u64 *)&done->skb == key) {
 		barrier();
-		windows.rcv_ns = done->rcv_ns;
-		windows.local_ns = done->local_ns;
-		windows.netfilter_ns = done->netfilter_ns;
-		windows.netfilter_count = done->netfilter_count;
+		hooks = done->hooks;
 		barrier();
 		if (*(volatile __u64 *)&done->skb == key) { /* no other packet's meanwhile */
 			done->skb = 0; /* taken: one tcp_probe per segment */
-			receive_account_hooks(sums, &windows);
+			receive_account_hooks(sums, &hooks);
 			return 0;
 		}
 	}
@@ -807,7 +804,7 @@ int BPF_PROG(l24_tcp_probe, struct sock *sk, struct sk_buff *skb)
 		sums->read_packets++;
 		sums->read_packet_bytes += wire_length(skb);
 		if (l24_netfilter && cpu->ingress.skb == key)
-			receive_account_hooks(sums, &cpu->ingress);
+			receive_account_hooks(sums, &cpu->ingress.hooks);
 		else if (l24_netfilter) /* from the socket's backlog, after its softirq */
 			receive_account_backlogged(sums, sk, skb);
 		agg_sums_end(sums_cpu, sums, nested, agg, now_ns);

@@ -133,10 +133,7 @@ static __always_inline void ingress_file_done(const struct nf_ingress *in)
 		return;
 	*(volatile __u64 *)&done->skb = 0;
 	barrier();
-	done->rcv_ns = in->rcv_ns;
-	done->local_ns = in->local_ns;
-	done->netfilter_ns = in->netfilter_ns;
-	done->netfilter_count = in->netfilter_count;
+	done->hooks = in->hooks;
 	barrier();
 	*(volatile __u64 *)&done->skb = in->skb;
 }
@@ -167,12 +164,13 @@ int nf_last(struct bpf_nf_ctx *ctx)
 		break;
 	case NF_INET_PRE_ROUTING:
 		if (in->skb == key)
-			hook_window(state, &in->rcv_ns, &in->netfilter_ns, &in->netfilter_count,
+			hook_window(state, &in->hooks.rcv_ns, &in->hooks.netfilter_ns, &in->hooks.netfilter_count,
 				    in->hook_start_ns);
 		break;
 	case NF_INET_LOCAL_IN:
 		if (in->skb == key) {
-			hook_window(state, &in->local_ns, &in->netfilter_ns, &in->netfilter_count,
+			hook_window(state, &in->hooks.local_ns, &in->hooks.netfilter_ns,
+				    &in->hooks.netfilter_count,
 				    in->hook_start_ns);
 			ingress_file_done(in);
 		}

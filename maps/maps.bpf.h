@@ -452,15 +452,20 @@ struct nf_egress {
 	__u32 pad;
 };
 
+/* What a received packet's hooks add to its row: PRE_ROUTING's and LOCAL_IN's windows. */
+struct nf_ingress_hooks {
+	__u64 rcv_ns, local_ns, netfilter_ns;
+	__u32 netfilter_count;
+	__u32 pad;
+};
+
 /* A received packet from PRE_ROUTING's first hook to tcp_probe (one softirq, one CPU). */
 struct nf_ingress {
 	__u64 skb;
 	__u64 l3_start_ns;
 	__u64 local_in_ns;     /* LOCAL_IN's first hook */
 	__u64 hook_start_ns;
-	__u64 rcv_ns, local_ns, netfilter_ns;
-	__u32 netfilter_count;
-	__u32 pad;
+	struct nf_ingress_hooks hooks;
 };
 
 #define XMIT_WINDOW_SLOTS 4 /* transmits nested on one CPU (tunnels) */
@@ -503,9 +508,7 @@ struct {
  */
 struct nf_ingress_done {
 	__u64 skb;
-	__u64 rcv_ns, local_ns, netfilter_ns;
-	__u32 netfilter_count;
-	__u32 pad;
+	struct nf_ingress_hooks hooks;
 };
 
 #define NF_INGRESS_DONE_SLOTS 1024

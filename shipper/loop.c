@@ -357,14 +357,14 @@ static bool any_live_sink(struct sink *const *sinks, size_t count)
  * A run with nothing to report prints no bucket line, and with it no loss
  * counters: say in the log what was lost over the whole run, so a reader
  * of an empty output can tell "nothing happened" from "the kernel skipped
- * our programs" (program_recursion_misses) or a full map.
+ * our programs" (program_recursion_misses) or a full map. The final
+ * drain has just read them.
  */
-static void log_losses_at_exit(struct loop *loop)
+static void log_losses_at_exit(const struct loop *loop)
 {
 	char text[1024];
 	size_t used = 0;
 
-	read_losses(loop);
 	for (int i = 0; i < LOSS_MAX && used < sizeof(text); i++)
 		if (loop->losses.values[i])
 			used += snprintf(text + used, sizeof(text) - used, " %s=%llu", loss_names[i],
