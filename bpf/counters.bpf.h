@@ -4,14 +4,19 @@
 
 #include "../maps/maps.bpf.h"
 
-/* Record that something was lost or mis-filed; the shipper exports it. */
-static __always_inline void count_loss(enum kaccess_counter counter)
+/* Record that `n` things were lost or mis-filed; the shipper exports it. */
+static __always_inline void count_losses(enum kaccess_counter counter, __u64 n)
 {
 	__u32 key = counter;
 	__u64 *value = bpf_map_lookup_elem(&counters, &key);
 
 	if (value)
-		*value += 1; /* per-CPU slot: no atomics needed */
+		*value += n; /* per-CPU slot: no atomics needed */
+}
+
+static __always_inline void count_loss(enum kaccess_counter counter)
+{
+	count_losses(counter, 1);
 }
 
 #endif /* KACCESS_BPF_COUNTERS_BPF_H */

@@ -329,6 +329,60 @@ static __always_inline void h2_stream_open(struct h2_walk *walk, __u32 stream_id
 	bpf_map_update_elem(&h2_streams, &key, &s->fresh_stream, BPF_NOEXIST);
 }
 
+/*
+ * Send the call's gathered HTTP/2 records as one ring-buffer record. If the
+ * ring buffer refuses it, its pieces and stream ends count as lost as they
+ * would have one by one, and the direction's next piece says so (GAP).
+ */
+static __noinline int h2_batch_flush(struct h2_walk *walk)
+{
+	struct http_scratch *s = walk->s;
+	struct h2_batch_buf *batch;
+	struct h2_parser *p;
+	__u32 len;
+
+	if (!s || !walk->hc)
+		return 0;
+	batch = &s->h2_batch;
+	len = batch->len;
+	if (!len)
+		return 0;
+	if (len > KACCESS_H2_BATCH_MAX)
+		len = KACCESS_H2_BATCH_MAX;
+	batch->type = KACCESS_EVENT_H2_BATCH;
+	if (bpf_ringbuf_output(&events, batch, sizeof(struct kaccess_h2_batch_event) + len,
+			       ringbuf_output_flags(sizeof(struct kaccess_h2_batch_event) + len))) {
+		count_losses(KACCESS_CTR_H2_HEADERS_LOST, batch->pieces);
+		count_losses(KACCESS_CTR_H2_STREAM_LOST, batch->ends);
+		p = s->is_request ? &walk->hc->req : &walk->hc->resp;
+		if (batch->pieces)
+			p->gap = 1;
+	}
+	batch->len = 0;
+	batch->pieces = 0;
+	batch->ends = 0;
+	return 0;
+}
+
+/* Where the next record of `bytes` goes in the batch, sent first if it would not fit. */
+static __always_inline __u32 h2_batch_room(struct h2_walk *walk, __u32 bytes)
+{
+	__u32 off = walk->s->h2_batch.len;
+
+	if (off + bytes > KACCESS_H2_BATCH_MAX) {
+		h2_batch_flush(walk);
+		off = 0;
+	}
+	barrier_var(off); /* keep the mask: the verifier's bound of the offset */
+	return off & (KACCESS_H2_BATCH_MAX - 1);
+}
+
+/* A record of `bytes` at `off` is complete: the next one starts 8-aligned after it. */
+static __always_inline void h2_batch_commit(struct http_scratch *s, __u32 off, __u32 bytes)
+{
+	s->h2_batch.len = off + ((bytes + 7) & ~7U);
+}
+
 /* The exchange of `stream_id` ends: its numbers to userspace, the stream forgotten. */
 static __noinline int h2_stream_end(struct h2_walk *walk, __u32 stream_id, __u32 outcome)
 {
@@ -338,8 +392,9 @@ static __noinline int h2_stream_end(struct h2_walk *walk, __u32 stream_id, __u32
 		.stream_id = stream_id,
 	};
 	struct http_scratch *s = walk->s;
-	struct kaccess_h2_stream_event *event = &s->h2_end;
+	struct kaccess_h2_stream_event *event;
 	struct kaccess_h2_sizes *sizes = bpf_map_lookup_elem(&h2_streams, &key);
+	__u32 off;
 
 	if (!sizes) {
 		/* a client stream's response without its request: evicted or never tracked */
@@ -351,6 +406,8 @@ static __noinline int h2_stream_end(struct h2_walk *walk, __u32 stream_id, __u32
 		bpf_map_delete_elem(&h2_streams, &key);
 		return 0;
 	}
+	off = h2_batch_room(walk, sizeof(*event));
+	event = (void *)&s->h2_batch.bytes[off];
 	event->type = KACCESS_EVENT_H2_STREAM_END;
 	event->outcome = outcome;
 	event->sk = walk->sk;
@@ -362,8 +419,8 @@ static __noinline int h2_stream_end(struct h2_walk *walk, __u32 stream_id, __u32
 	event->bucket = (s->now_ns + wall_offset_ns) / bucket_ns;
 	__builtin_memcpy(&event->agg, &walk->hc->agg, sizeof(event->agg));
 	__builtin_memcpy(&event->sizes, sizes, sizeof(event->sizes));
-	if (bpf_ringbuf_output(&events, event, sizeof(*event), ringbuf_output_flags(sizeof(*event))))
-		count_loss(KACCESS_CTR_H2_STREAM_LOST);
+	h2_batch_commit(s, off, sizeof(*event));
+	s->h2_batch.ends++;
 	/*
 	 * A reset stream stays (LRU) so that the other side's frames already
 	 * on their way find it ended, rather than count as lost.
@@ -394,12 +451,13 @@ static __always_inline void h2_block_begin(struct h2_walk *walk, struct h2_parse
 		sizes->response_blocks++;
 }
 
-/* Send a piece of the current header block; `flags` beyond FIRST/GAP/RESPONSE given. */
+/* Add a piece of the current header block to the call's batch; `flags` beyond FIRST/GAP/RESPONSE given. */
 static __always_inline void h2_piece_send(struct h2_walk *walk, struct h2_parser *p, __u64 addr,
 					  __u64 len, __u16 flags)
 {
 	struct http_scratch *s = walk->s;
-	struct h2_piece_buf *piece = &s->h2_piece;
+	struct kaccess_h2_headers_event *piece;
+	__u32 off;
 
 	if (len > KACCESS_H2_PIECE_MAX)
 		len = KACCESS_H2_PIECE_MAX;
@@ -410,23 +468,22 @@ static __always_inline void h2_piece_send(struct h2_walk *walk, struct h2_parser
 		flags |= KACCESS_H2_PIECE_GAP;
 	if (!s->is_request)
 		flags |= KACCESS_H2_PIECE_RESPONSE;
+	off = h2_batch_room(walk, sizeof(*piece) + len);
+	piece = (void *)&s->h2_batch.bytes[off];
 	piece->type = KACCESS_EVENT_H2_HEADERS;
 	piece->flags = flags;
 	piece->len = len;
 	piece->sk = walk->sk;
 	piece->conn_start_ns = walk->hc->conn_start_ns;
 	piece->stream_id = p->stream_id;
+	piece->pad = 0;
 	if (len && bpf_probe_read_user(piece->bytes, len, (void *)addr)) {
 		p->gap = 1;
 		count_loss(KACCESS_CTR_H2_HEADERS_LOST);
 		return;
 	}
-	if (bpf_ringbuf_output(&events, piece, sizeof(struct kaccess_h2_headers_event) + len,
-			       ringbuf_output_flags(sizeof(struct kaccess_h2_headers_event) + len))) {
-		p->gap = 1;
-		count_loss(KACCESS_CTR_H2_HEADERS_LOST);
-		return;
-	}
+	h2_batch_commit(s, off, sizeof(*piece) + len);
+	s->h2_batch.pieces++;
 	p->gap = 0;
 	p->first_pending = 0;
 }
@@ -570,18 +627,46 @@ static __always_inline int h2_frame_start(struct h2_walk *walk, struct h2_parser
 	return HTTP_OK;
 }
 
-/* One byte of a frame header. */
+/*
+ * A whole frame header in one step when the window holds all 9 bytes of
+ * it: true when taken, false to take it a byte per step (a header split
+ * over calls or segments, or an empty window that could not be filled).
+ * A step costs about 30 ns; a small request or response is two or three
+ * frames a side.
+ */
+static __always_inline bool h2_header_whole(struct http_scratch *s, struct h2_parser *p)
+{
+	__u32 pos;
+
+	if (p->header_have)
+		return false;
+	if (s->win_pos >= s->win_len && http_window_fill(s))
+		return false; /* the byte path sees the same failure or retry */
+	pos = s->win_pos;
+	if (s->win_len < pos + H2_FRAME_HEADER_LEN || pos > HTTP_WINDOW - H2_FRAME_HEADER_LEN)
+		return false;
+	for (__u32 i = 0; i < H2_FRAME_HEADER_LEN; i++)
+		p->frame_header[i] = s->data[http_window_index(pos + i)];
+	http_window_consume(s, H2_FRAME_HEADER_LEN);
+	p->header_have = H2_FRAME_HEADER_LEN;
+	return true;
+}
+
+/* A frame header: whole, or one byte of it. */
 static __always_inline int h2_header_byte(struct h2_walk *walk, struct h2_parser *p)
 {
-	int c = http_next_byte(walk->s);
+	int c;
 
-	if (c == -2)
-		return HTTP_OK;
-	if (c < 0)
-		return HTTP_ERR_NO_PAYLOAD;
-	p->frame_header[p->header_have & 15] = c;
-	if (++p->header_have < H2_FRAME_HEADER_LEN)
-		return HTTP_OK;
+	if (!h2_header_whole(walk->s, p)) {
+		c = http_next_byte(walk->s);
+		if (c == -2)
+			return HTTP_OK;
+		if (c < 0)
+			return HTTP_ERR_NO_PAYLOAD;
+		p->frame_header[p->header_have & 15] = c;
+		if (++p->header_have < H2_FRAME_HEADER_LEN)
+			return HTTP_OK;
+	}
 	return h2_frame_start(walk, p);
 }
 
@@ -910,7 +995,11 @@ static __always_inline void h2_transfer_rest(__u64 sk, struct kaccess_conn *conn
 	walk.s = s;
 	walk.local_port = conn->local_port;
 	walk.remote_port = conn->remote_port;
+	s->h2_batch.len = 0;
+	s->h2_batch.pieces = 0;
+	s->h2_batch.ends = 0;
 	bpf_loop(HTTP_MAX_STEPS, h2_step, &walk, 0);
+	h2_batch_flush(&walk); /* before h2_stop can forget the connection */
 	if (!s->error && s->left)
 		s->error = HTTP_ERR_BUDGET;
 	if (!s->error)

@@ -184,6 +184,7 @@ enum kaccess_event_type {
 	KACCESS_EVENT_H2_STREAM_END = 6,  /* an HTTP/2 stream's exchange ended: its sizes and times */
 	KACCESS_EVENT_HTTP_REQUEST_HEAD = 7, /* the first bytes of an HTTP/1.x request (access-log records) */
 	KACCESS_EVENT_HTTP_EXCHANGE = 8,  /* an HTTP/1.x exchange ended (access-log records) */
+	KACCESS_EVENT_H2_BATCH = 9,       /* one read's or write's HTTP/2 records (H2_HEADERS, H2_STREAM_END) */
 };
 
 /* Ring buffer record: one per connection event, never per syscall. */
@@ -428,6 +429,22 @@ struct kaccess_h2_stream_event {
 	struct kaccess_h2_sizes sizes;
 };
 _Static_assert(sizeof(struct kaccess_h2_stream_event) == 48 + 32 + 88, "kaccess_h2_stream_event layout");
+
+/*
+ * Ring buffer record: the HTTP/2 records of one read or write, gathered so
+ * that a call carrying many streams costs one ring-buffer record, not one
+ * per header block and per stream end. `len` bytes of records follow, each
+ * a whole kaccess_h2_headers_event or kaccess_h2_stream_event starting at a
+ * multiple of 8 bytes, in the order the parser made them.
+ */
+#define KACCESS_H2_BATCH_MAX 4096 /* bytes of records in one batch */
+
+struct kaccess_h2_batch_event {
+	__u32 type;         /* KACCESS_EVENT_H2_BATCH */
+	__u32 len;          /* bytes of records that follow; at most KACCESS_H2_BATCH_MAX */
+	__u8 records[];
+};
+_Static_assert(sizeof(struct kaccess_h2_batch_event) == 8, "kaccess_h2_batch_event layout");
 
 /* h2_streams key: one stream of one connection. */
 struct kaccess_h2_stream_key {

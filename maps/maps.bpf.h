@@ -344,19 +344,24 @@ struct {
 	__type(value, struct kaccess_h2_sizes);
 } h2_streams SEC(".maps") __weak;
 
-/* A struct kaccess_h2_headers_event with room for its bytes, sent exact-size. */
-struct h2_piece_buf {
-	__u32 type;
-	__u16 flags;
-	__u16 len;
-	__u64 sk;
-	__u64 conn_start_ns;
-	__u32 stream_id;
-	__u32 pad;
-	__u8 bytes[KACCESS_H2_PIECE_MAX];
+/*
+ * A struct kaccess_h2_batch_event being filled: `bytes` has room past
+ * KACCESS_H2_BATCH_MAX for the largest record, so that a record written at
+ * any offset below it stays inside the buffer as the verifier sees it.
+ */
+#define H2_BATCH_RECORD_MAX (sizeof(struct kaccess_h2_headers_event) + KACCESS_H2_PIECE_MAX)
+_Static_assert(sizeof(struct kaccess_h2_stream_event) <= H2_BATCH_RECORD_MAX, "H2_BATCH_RECORD_MAX");
+_Static_assert((KACCESS_H2_BATCH_MAX & (KACCESS_H2_BATCH_MAX - 1)) == 0, "KACCESS_H2_BATCH_MAX: a power of 2");
+
+struct h2_batch_buf {
+	__u32 type;         /* KACCESS_EVENT_H2_BATCH */
+	__u32 len;
+	__u8 bytes[KACCESS_H2_BATCH_MAX + H2_BATCH_RECORD_MAX];
+	__u32 pieces;       /* header pieces in it: lost with it if the ring buffer refuses it */
+	__u32 ends;         /* stream ends in it: likewise */
 };
-_Static_assert(__builtin_offsetof(struct h2_piece_buf, bytes) == sizeof(struct kaccess_h2_headers_event),
-	       "h2_piece_buf is a kaccess_h2_headers_event");
+_Static_assert(__builtin_offsetof(struct h2_batch_buf, bytes) == sizeof(struct kaccess_h2_batch_event),
+	       "h2_batch_buf is a kaccess_h2_batch_event");
 
 /* A struct kaccess_http_head_event with room for its bytes, sent exact-size. */
 struct http_head_buf {
@@ -403,9 +408,8 @@ struct http_scratch {
 	 * ports, sk and conn_start_ns (all set for every insert) */
 	struct kaccess_http_value fresh;
 	struct http_conn fresh_conn;
-	/* HTTP/2: a header piece with its bytes, a stream's end, templates */
-	struct h2_piece_buf h2_piece;
-	struct kaccess_h2_stream_event h2_end;
+	/* HTTP/2: the call's header pieces and stream ends, templates */
+	struct h2_batch_buf h2_batch;
 	struct h2_conn fresh_h2;
 	struct kaccess_h2_sizes fresh_stream;
 };

@@ -41,7 +41,7 @@ TEST(defaults_are_documented_values)
 	EXPECT_STREQ("/sys/fs/bpf/kaccess", cfg.pin_dir);
 	EXPECT_EQ(131072, cfg.conn_table_max_entries);
 	EXPECT_EQ(16384, cfg.agg_rows_max_entries);
-	EXPECT_EQ(1024, cfg.ringbuf_kib);
+	EXPECT_EQ(8192, cfg.ringbuf_kib);
 	EXPECT_EQ(300, cfg.sweep_interval_s);
 	EXPECT_EQ(LOG_LEVEL_INFO, cfg.log_level);
 	EXPECT_EQ(HOOKS_AUTO, cfg.hooks);
@@ -99,7 +99,7 @@ TEST(config_errors_name_key_and_keep_old_value)
 	EXPECT_STREQ("log_level: 'loud' is not one of: error, warn, info, debug", err);
 	EXPECT_EQ(60, cfg.interval_s);
 	EXPECT_EQ(2000, cfg.refresh_ms);
-	EXPECT_EQ(1024, cfg.ringbuf_kib);
+	EXPECT_EQ(8192, cfg.ringbuf_kib);
 	EXPECT_EQ(300, cfg.sweep_interval_s);
 	EXPECT_EQ(LOG_LEVEL_INFO, cfg.log_level);
 }

@@ -2049,4 +2049,181 @@ KTEST_F(http2, random_bytes_after_preface_are_parse_failures, 90)
 	munmap(job, sizeof(*job));
 }
 
+/* ---- repeated header blocks: the same bytes, another table -------------- */
+
+/*
+ * The table client's requests, one at a time: a path named with incremental
+ * indexing (a new dynamic entry 62, the older ones move up) or a reference
+ * to entry 63. Streams 5, 9 and 11 send the same bytes; 5 means /small, 9
+ * and 11 mean /missing, because stream 7 added an entry in between. A
+ * shipper that kept stream 5's bytes as "decoded already" past stream 7's
+ * table change would count 9 as /other (the fields it decoded last).
+ */
+static const struct table_request {
+	const char *literal; /* the path, indexed; NULL: a reference to entry 63 */
+	const char *path;    /* what the request means */
+} table_requests[] = {
+	{ "/small", "/small" },     /* 62 /small */
+	{ "/missing", "/missing" }, /* 62 /missing, 63 /small */
+	{ NULL, "/small" },
+	{ "/other", "/other" },     /* 62 /other, 63 /missing, 64 /small */
+	{ NULL, "/missing" },
+	{ NULL, "/missing" },
+};
+#define TABLE_STREAMS (sizeof(table_requests) / sizeof(table_requests[0]))
+
+/* One stream of the table client: what it sent and what nghttpd answered. */
+struct table_stream_truth {
+	unsigned long request_header, response_header, response_body;
+	int status;
+};
+
+struct table_job {
+	const char *addr;
+	struct table_stream_truth streams[TABLE_STREAMS];
+};
+
+/* A literal header field with incremental indexing (it adds a table entry), indexed name. */
+static size_t hpack_literal_indexed(unsigned char *out, int name_index, const char *value)
+{
+	size_t len = hpack_literal(out, name_index, value);
+
+	out[0] = 0x40 | name_index; /* 01xxxxxx */
+	return len;
+}
+
+/* A frame nghttpd sent, counted into `truth` when it is the stream's. */
+static void table_frame_seen(const unsigned char *frame, unsigned int stream_id,
+			     struct table_stream_truth *truth)
+{
+	size_t len = frame_length(frame);
+	int type = frame[3];
+
+	if (frame_stream(frame) != stream_id)
+		return;
+	if (type == 1 || type == 9) { /* HEADERS, CONTINUATION: nghttpd pads nothing */
+		truth->response_header += len;
+		if (type == 1 && len) /* :status from the static table, as nghttpd sends it */
+			truth->status = frame[FRAME_HEADER_BYTES] == 0x88 ? 200 :
+					frame[FRAME_HEADER_BYTES] == 0x8d ? 404 : -1;
+	} else if (type == 0) {
+		truth->response_body += len;
+	}
+}
+
+/* Read frames until stream `stream_id`'s response ends: 0, or -1 (timeout, closed). */
+static int table_read_response(int fd, unsigned int stream_id, struct table_stream_truth *truth)
+{
+	static unsigned char buf[65536];
+	static size_t have;
+	struct timeval wait = { .tv_sec = 5 };
+	bool ended = false;
+
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &wait, sizeof(wait));
+	while (!ended) {
+		size_t frame;
+		ssize_t n;
+
+		while (have < FRAME_HEADER_BYTES || have < FRAME_HEADER_BYTES + frame_length(buf)) {
+			n = read(fd, buf + have, sizeof(buf) - have);
+			if (n <= 0)
+				return -1;
+			have += n;
+		}
+		frame = FRAME_HEADER_BYTES + frame_length(buf);
+		table_frame_seen(buf, stream_id, truth);
+		ended = frame_stream(buf) == stream_id && buf[3] <= 1 && (buf[4] & 0x1);
+		memmove(buf, buf + frame, have - frame);
+		have -= frame;
+	}
+	return 0;
+}
+
+/* GETs of table_requests on one connection, each answered before the next. */
+static int table_client_main(void *arg)
+{
+	struct table_job *job = arg;
+	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons(H2_PORT) };
+	unsigned char out[512], *at = out;
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	inet_pton(AF_INET, job->addr, &sin.sin_addr);
+	if (connect(fd, (struct sockaddr *)&sin, sizeof(sin)))
+		return 1;
+	memcpy(at, preface, sizeof(preface) - 1);
+	at += sizeof(preface) - 1;
+	frame_header(at, 0, 4, 0, 0); /* SETTINGS */
+	at += FRAME_HEADER_BYTES;
+	for (size_t i = 0; i < TABLE_STREAMS; i++) {
+		unsigned int stream_id = 2 * i + 1;
+		unsigned char block[128];
+		size_t block_len = 0;
+
+		block[block_len++] = 0x82; /* :method GET */
+		block[block_len++] = 0x86; /* :scheme http */
+		if (table_requests[i].literal)
+			block_len += hpack_literal_indexed(block + block_len, 4, table_requests[i].literal);
+		else
+			block[block_len++] = 0x80 | 63;
+		block_len += hpack_literal(block + block_len, 1, job->addr);
+		frame_header(at, block_len, 1, 0x4 | 0x1, stream_id); /* END_HEADERS, END_STREAM */
+		at += FRAME_HEADER_BYTES;
+		memcpy(at, block, block_len);
+		at += block_len;
+		job->streams[i].request_header = block_len;
+		if (fd_write_all(fd, out, at - out) ||
+		    table_read_response(fd, stream_id, &job->streams[i]))
+			return 1;
+		at = out;
+	}
+	close(fd);
+	return 0;
+}
+
+/* The truth of endpoint "GET:`path`": the table client's streams that meant it. */
+static void table_endpoint(const struct table_job *job, const char *path, struct endpoint_truth *out)
+{
+	memset(out, 0, sizeof(*out));
+	snprintf(out->endpoint, sizeof(out->endpoint), "GET:%s", path);
+	for (size_t i = 0; i < TABLE_STREAMS; i++) {
+		const struct table_stream_truth *stream = &job->streams[i];
+
+		if (strcmp(table_requests[i].path, path))
+			continue;
+		out->calls++;
+		if (stream->status >= 100 && stream->status < 600)
+			out->status[stream->status / 100 - 1]++;
+		out->request_header += stream->request_header;
+		out->response_header += stream->response_header;
+		out->response_body += stream->response_body;
+	}
+}
+
+KTEST_F(http2, repeated_blocks_follow_the_table, 90)
+{
+	struct table_job *job = shared_alloc(sizeof(*job));
+	struct endpoint_truth small, missing, other;
+
+	ASSERT_NE(NULL, job);
+	job->addr = self->pods.server.ipv4;
+	start_agent(_metadata, self, variant);
+	ASSERT_EQ(0, child_wait(pod_spawn(&self->pods.client, table_client_main, job)));
+	stop_agent(_metadata, self);
+	for (size_t i = 0; i < TABLE_STREAMS; i++) /* nghttpd read each path as meant */
+		ASSERT_EQ(strcmp(table_requests[i].path, "/small") ? 404 : 200, job->streams[i].status);
+	table_endpoint(job, "/small", &small);
+	table_endpoint(job, "/missing", &missing);
+	table_endpoint(job, "/other", &other);
+	ASSERT_EQ(2, small.status[1]);
+	ASSERT_EQ(3, missing.status[3]);
+	ASSERT_EQ(1, other.status[3]);
+	ASSERT_EQ(2 * SMALL_BYTES, small.response_body);
+	expect_endpoint(_metadata, self, &small, true);
+	expect_endpoint(_metadata, self, &missing, true);
+	expect_endpoint(_metadata, self, &other, true);
+	EXPECT_EQ(0, agent_output_lost(self->output, "h2_headers_undecoded"));
+	EXPECT_EQ(0, agent_output_lost(self->output, "h2_headers_lost"));
+	munmap(job, sizeof(*job));
+}
+
 TEST_HARNESS_MAIN

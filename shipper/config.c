@@ -65,7 +65,7 @@ void config_set_defaults(struct kaccess_config *cfg)
 	strcpy(cfg->pin_dir, "/sys/fs/bpf/kaccess");
 	cfg->conn_table_max_entries = 131072;
 	cfg->agg_rows_max_entries = 16384;
-	cfg->ringbuf_kib = 1024;
+	cfg->ringbuf_kib = 8192;
 	cfg->log_level = LOG_LEVEL_INFO;
 	cfg->hooks = HOOKS_AUTO;
 	cfg->http_parse = 1;

@@ -74,6 +74,9 @@ static int on_event(void *ctx, void *data, size_t size)
 	case KACCESS_EVENT_H2_STREAM_END:
 		h2_exchanges_on_stream_end(loop->h2, data, size);
 		return 0;
+	case KACCESS_EVENT_H2_BATCH:
+		h2_exchanges_on_batch(loop->h2, data, size);
+		return 0;
 	case KACCESS_EVENT_HTTP_REQUEST_HEAD:
 		http_records_on_head(loop->records, data, size);
 		return 0;

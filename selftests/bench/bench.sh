@@ -139,6 +139,7 @@ readonly ALL_SECTIONS="throughput http2 churn scale-conns scale-rows memory k8s 
 WORK_DIR=""
 NGINX_PID=""
 AGENT_PID=""
+AGENT_MODE="" # the running agent's configuration (agent_settings), for its losses
 CALIBRATE_PID=""
 STATS_SAVED=""
 KEEP_WORK_DIR=${BENCH_KEEP_LOGS:-0}
@@ -607,6 +608,8 @@ stats_feature_settings() {
 start_agent() {
 	local args=(-o json -i 60 --pin-dir "$PIN_DIR") settings=()
 
+	AGENT_MODE=$1
+
 	read -ra settings <<<"$(agent_settings "$1")"
 	args+=("${settings[@]}")
 
@@ -624,10 +627,18 @@ start_agent() {
 }
 
 stop_agent() {
-	local connections
+	local connections losses
 
 	stop_and_check "$AGENT_PID" "$WORK_DIR/agent.err" agent
 	AGENT_PID=""
+	# A loss is a number missing from the run's output (an HTTP/2 header
+	# block lost leaves its connection's later endpoints undecoded): said
+	# in each section's report, not only in the agent's log.
+	losses=$(sed -n 's/.*lost over the whole run: //p' "$WORK_DIR/agent.err" | tail -1)
+	if [[ -n $losses ]]; then
+		printf '%s\t%s\n' "$AGENT_MODE" "$losses" >>"$WORK_DIR/losses.tsv"
+		log "warning: the agent ($AGENT_MODE) lost: $losses"
+	fi
 	# A benchmark of an agent that saw nothing would flatter it.
 	connections=$(grep -c '"type":"connection"' "$WORK_DIR/agent.out" || true)
 	((connections > 0)) || log "warning: the agent reported no connection during the run"
@@ -842,6 +853,24 @@ report() {
 		-v cpu_targets="agent_metrics=$MAX_ADDED_CPU_METRICS agent=$MAX_ADDED_CPU_ALL agent_metrics_tcp=$MAX_ADDED_CPU_METRICS agent_tcp=$MAX_ADDED_CPU_ALL" \
 		"$SAMPLES" || die "the report failed"
 	shipper_report
+	losses_report
+}
+
+# The agent runs' loss counters so far (stop_agent), then forgotten: each
+# section reports its own.
+losses_report() {
+	local mode losses
+
+	printf '\nAgent losses (loss counters over each agent run, from its exit log)\n'
+	if [[ ! -s $WORK_DIR/losses.tsv ]]; then
+		echo "  none in any agent run"
+		return 0
+	fi
+	while IFS=$'\t' read -r mode losses; do
+		printf '  %-18s %s\n' "$mode" "$losses"
+		printf '{"type":"agent_losses","mode":"%s","losses":"%s"}\n' "$mode" "$losses" >>"$RESULTS_TMP"
+	done <"$WORK_DIR/losses.tsv"
+	: >"$WORK_DIR/losses.tsv"
 }
 
 # The A/B benchmark: nginx, the modes, and their report.

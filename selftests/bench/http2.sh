@@ -10,8 +10,10 @@
 #           analysis included; BENCH_H2_AGENT=http: HTTP analysis without
 #           L2-L4 or access-log records), interleaved. Reports the medians of req/s,
 #           p50 and p99 latency (from h2load's per-request log: h2load prints
-#           no percentiles), the throughput ratio against issue 4's target
-#           (HTTP/2 at least 95% of the baseline) and the latency deltas.
+#           no percentiles), CPU per request (all CPUs' busy time over
+#           requests done) and the shipper's share of it, the throughput
+#           ratio against issue 4's target (HTTP/2 at least 95% of the
+#           baseline) and the latency and CPU deltas.
 
 readonly H2_PORT=8443
 readonly H2_MIN_RATIO=0.95
@@ -86,23 +88,27 @@ parse_h2load() {
 # $1 mode (baseline or agent), $2 round.
 h2_run_once() {
 	local mode=$1 run=$2 out="$WORK_DIR/h2load-$1-$2.txt" log="$WORK_DIR/h2load-$1-$2.log" result
-	local rps p50 p99 requests failed
+	local rps p50 p99 requests failed busy_before busy_us shipper_ns_before=0 shipper_ns=0
 
 	[[ $mode == agent ]] && start_agent "$H2_AGENT_MODE"
 	sleep "$SETTLE_S"
+	[[ $mode == agent ]] && shipper_ns_before=$(cpu_ns "$AGENT_PID")
+	busy_before=$(busy_cpu_ticks)
 	run_h2load "$out" "$log" "$RUN_SECONDS"
+	busy_us=$((($(busy_cpu_ticks) - busy_before) * 1000000 / CLOCK_TICKS_PER_S))
+	[[ $mode == agent ]] && shipper_ns=$(($(cpu_ns "$AGENT_PID") - shipper_ns_before))
 	[[ $mode == agent ]] && stop_agent
 	result=$(parse_h2load "$out" "$log") || die "could not read h2load's output: $(tail -3 "$out")"
-	printf '%s\t%d\t%s\n' "$mode" "$run" "$result" >>"$WORK_DIR/h2.tsv"
+	printf '%s\t%d\t%s\t%d\t%d\n' "$mode" "$run" "$result" "$busy_us" "$shipper_ns" >>"$WORK_DIR/h2.tsv"
 	IFS=$'\t' read -r rps p50 p99 requests failed <<<"$result"
-	printf '{"type":"http2_run","mode":"%s","run":%d,"requests_per_s":%s,"p50_us":%s,"p99_us":%s,"requests":%s,"failed":%s}\n' \
-		"$mode" "$run" "$rps" "$p50" "$p99" "$requests" "$failed" >>"$RESULTS_TMP"
+	printf '{"type":"http2_run","mode":"%s","run":%d,"requests_per_s":%s,"p50_us":%s,"p99_us":%s,"requests":%s,"failed":%s,"busy_cpu_us":%d,"shipper_cpu_ns":%d}\n' \
+		"$mode" "$run" "$rps" "$p50" "$p99" "$requests" "$failed" "$busy_us" "$shipper_ns" >>"$RESULTS_TMP"
 	log "$(printf 'http2 %-8s %d/%d: %8.0f req/s' "$mode" "$run" "$PAIRS" "${result%%$'\t'*}")"
 }
 
 # Medians per mode, the ratio and deltas, the target.
 h2_report() {
-	local summary ratio met p50_delta p99_delta
+	local summary ratio met p50_delta p99_delta added_cpu_us mode
 
 	printf '\nHTTP/2: h2load -t1 -c%d -m%d -D%ds (%s, %s) -> nghttpd --no-tls (%s, %s:%d, pod cgroup) over veth\n' \
 		"$CONNECTIONS" "$H2_STREAMS" "$RUN_SECONDS" "$NS_CLIENT" "$CLIENT_ADDR" "$NS_SERVER" \
@@ -118,36 +124,45 @@ h2_report() {
 				}
 			return n % 2 ? sorted[(n + 1) / 2] : (sorted[n / 2] + sorted[n / 2 + 1]) / 2
 		}
+		# CPU per request: all CPUs busy time (h2load, nghttpd, the shipper,
+		# softirq and BPF) and the shipper alone, over requests done
 		{
 			n[$1]++
 			rps[$1, n[$1]] = $3; p50[$1, n[$1]] = $4; p99[$1, n[$1]] = $5; failed[$1] += $7
+			cpu[$1, n[$1]] = $6 ? $8 / $6 : 0; shipper[$1, n[$1]] = $6 ? $9 / 1000 / $6 : 0
 		}
 		END {
 			for (m in n) {
-				for (i = 1; i <= n[m]; i++) { a[i] = rps[m, i]; b[i] = p50[m, i]; c[i] = p99[m, i] }
-				printf "%s\t%.1f\t%.0f\t%.0f\t%d\n", m, median(a, n[m]), median(b, n[m]), median(c, n[m]), failed[m]
+				for (i = 1; i <= n[m]; i++) {
+					a[i] = rps[m, i]; b[i] = p50[m, i]; c[i] = p99[m, i]
+					d[i] = cpu[m, i]; e[i] = shipper[m, i]
+				}
+				printf "%s\t%.1f\t%.0f\t%.0f\t%d\t%.3f\t%.3f\n", m, median(a, n[m]), median(b, n[m]),
+					median(c, n[m]), failed[m], median(d, n[m]), median(e, n[m])
 			}
 		}' "$WORK_DIR/h2.tsv")
-	printf '  %-10s %12s %10s %10s %8s\n' mode "req/s" "p50 us" "p99 us" failed
-	awk -F'\t' '$1 == "baseline"' <<<"$summary" | while IFS=$'\t' read -r m r a b f; do
-		printf '  %-10s %12.1f %10d %10d %8d\n' "$m" "$r" "$a" "$b" "$f"
+	printf '  %-10s %12s %10s %10s %8s %12s %14s\n' mode "req/s" "p50 us" "p99 us" failed "CPU us/req" "shipper us/req"
+	for mode in baseline agent; do
+		awk -F'\t' -v m="$mode" '$1 == m' <<<"$summary" | while IFS=$'\t' read -r m r a b f c s; do
+			printf '  %-10s %12.1f %10d %10d %8d %12.2f %14.2f\n' "$m" "$r" "$a" "$b" "$f" "$c" "$s"
+		done
 	done
-	awk -F'\t' '$1 == "agent"' <<<"$summary" | while IFS=$'\t' read -r m r a b f; do
-		printf '  %-10s %12.1f %10d %10d %8d\n' "$m" "$r" "$a" "$b" "$f"
-	done
-	read -r ratio p50_delta p99_delta <<<"$(awk -F'\t' '
-		{ r[$1] = $2; p50[$1] = $3; p99[$1] = $4 }
-		END { printf "%.4f %d %d\n", r["agent"] / r["baseline"], p50["agent"] - p50["baseline"], p99["agent"] - p99["baseline"] }' \
-		<<<"$summary")"
-	printf '  agent/baseline: throughput %.1f%%, p50 %+d us, p99 %+d us\n' \
-		"$(awk -v r="$ratio" 'BEGIN { print r * 100 }')" "$p50_delta" "$p99_delta"
-	printf '{"type":"http2","ratio":%s,"p50_delta_us":%d,"p99_delta_us":%d,"runs_per_mode":%d}\n' \
-		"$ratio" "$p50_delta" "$p99_delta" "$PAIRS" >>"$RESULTS_TMP"
+	read -r ratio p50_delta p99_delta added_cpu_us <<<"$(awk -F'\t' '
+		{ r[$1] = $2; p50[$1] = $3; p99[$1] = $4; cpu[$1] = $6 }
+		END {
+			printf "%.4f %d %d %.3f\n", r["agent"] / r["baseline"], p50["agent"] - p50["baseline"],
+				p99["agent"] - p99["baseline"], cpu["agent"] - cpu["baseline"]
+		}' <<<"$summary")"
+	printf '  agent/baseline: throughput %.1f%%, p50 %+d us, p99 %+d us, CPU per request %+.2f us\n' \
+		"$(awk -v r="$ratio" 'BEGIN { print r * 100 }')" "$p50_delta" "$p99_delta" "$added_cpu_us"
+	printf '{"type":"http2","ratio":%s,"p50_delta_us":%d,"p99_delta_us":%d,"added_cpu_us_per_request":%s,"runs_per_mode":%d}\n' \
+		"$ratio" "$p50_delta" "$p99_delta" "$added_cpu_us" "$PAIRS" >>"$RESULTS_TMP"
 	met=$(awk -v r="$ratio" -v t="$H2_MIN_RATIO" 'BEGIN { print (r >= t) ? 1 : 0 }')
 	echo "Targets (issue 4):"
 	target "$(verdict "$met")" "$(printf 'HTTP/2 throughput with HTTP analysis on: %.1f%% of baseline (target >= %.0f%%)' \
 		"$(awk -v r="$ratio" 'BEGIN { print r * 100 }')" "$(awk -v t="$H2_MIN_RATIO" 'BEGIN { print t * 100 }')")" \
 		http2_throughput "\"ratio\":$ratio,\"min_ratio\":$H2_MIN_RATIO"
+	losses_report
 }
 
 http2_section() {

@@ -35,6 +35,26 @@ struct h2_stream_names {
 	char *record_fields[H2_RECORD_FIELDS]; /* malloc'ed copies, for the record */
 };
 
+/* The decoded fields of one header block that matter. */
+struct h2_decoded {
+	char method[METHOD_MAX + 1];
+	char path[KACCESS_HTTP_ENDPOINT_MAX + 1];
+	size_t path_len;
+	uint16_t status;
+	bool has_method, has_path;
+	bool want_record_fields;
+	char record_fields[H2_RECORD_FIELDS][RECORD_VALUE_MAX + 1];
+	bool has_record_field[H2_RECORD_FIELDS];
+};
+
+/*
+ * A block this long or shorter that leaves the dynamic table as it was
+ * (block_leaves_table) can be the same as the direction's last one:
+ * h2load's and nghttp's repeated requests, a server's repeated responses
+ * (5-20 bytes).
+ */
+#define REUSE_BLOCK_MAX 128
+
 /* One direction's HPACK decoding: its inflater and the block being gathered. */
 struct h2_direction {
 	nghttp2_hd_inflater *inflater; /* NULL once the table is unknown */
@@ -43,6 +63,17 @@ struct h2_direction {
 	uint32_t block_stream;
 	size_t block_len;
 	uint8_t block[KACCESS_H2_BLOCK_MAX];
+	/*
+	 * The last block the inflater decoded, when it decoded whole and left
+	 * the table as it was: the same bytes next decode to the same fields,
+	 * kept here, without the inflater.
+	 */
+	bool reusable;
+	size_t reuse_len;
+	uint8_t reuse_block[REUSE_BLOCK_MAX];
+	struct h2_decoded decoded;     /* the last block's fields */
+	bool endpoint_named;           /* it had :method and :path: */
+	uint64_t endpoint;             /* the hash of its "METHOD:path" */
 };
 
 struct h2_connection {
@@ -61,17 +92,6 @@ struct h2_exchanges {
 	bool names_full_logged;        /* the endpoint text table refused a name: said once */
 };
 
-/* The decoded fields of one header block that matter. */
-struct h2_decoded {
-	char method[METHOD_MAX + 1];
-	char path[KACCESS_HTTP_ENDPOINT_MAX + 1];
-	size_t path_len;
-	uint16_t status;
-	bool has_method, has_path;
-	bool want_record_fields;
-	char record_fields[H2_RECORD_FIELDS][RECORD_VALUE_MAX + 1];
-	bool has_record_field[H2_RECORD_FIELDS];
-};
 
 static uint64_t fnv1a(const char *text, size_t len)
 {
@@ -320,43 +340,152 @@ static void decoded_init(struct h2_decoded *out, bool want_record_fields)
 	memset(out->has_record_field, 0, sizeof(out->has_record_field));
 }
 
+/*
+ * An HPACK integer with an `prefix_bits`-bit prefix at block[*at] (RFC 7541
+ * 5.1), its bytes skipped: false when the block ends inside it.
+ */
+static bool hpack_integer(const uint8_t *block, size_t len, size_t *at, unsigned prefix_bits,
+			  uint64_t *value)
+{
+	uint8_t mask = (uint8_t)((1u << prefix_bits) - 1);
+	unsigned shift = 0;
+
+	if (*at >= len)
+		return false;
+	*value = block[(*at)++] & mask;
+	if (*value < mask)
+		return true;
+	while (*at < len && shift < 56) {
+		uint8_t b = block[(*at)++];
+
+		*value += (uint64_t)(b & 0x7f) << shift;
+		shift += 7;
+		if (!(b & 0x80))
+			return true;
+	}
+	return false;
+}
+
+/* An HPACK string literal at block[*at], skipped: false when the block ends inside it. */
+static bool hpack_string_skip(const uint8_t *block, size_t len, size_t *at)
+{
+	uint64_t string_len;
+
+	if (!hpack_integer(block, len, at, 7, &string_len) || string_len > len - *at)
+		return false;
+	*at += string_len;
+	return true;
+}
+
+/*
+ * Whether decoding the block leaves the dynamic table as it was: only
+ * indexed fields and literals without indexing or never indexed (RFC 7541
+ * 6.1, 6.2.2, 6.2.3), no literal with incremental indexing (6.2.1) and no
+ * table size update (6.3). nghttp2's deflater sends :path and
+ * content-length without indexing, so repeated requests and responses
+ * are such blocks.
+ */
+static bool block_leaves_table(const uint8_t *block, size_t len)
+{
+	size_t at = 0;
+	uint64_t index;
+
+	while (at < len) {
+		uint8_t first = block[at];
+
+		if (first & 0x80) { /* indexed field */
+			if (!hpack_integer(block, len, &at, 7, &index))
+				return false;
+			continue;
+		}
+		if (first & 0x60) /* 01: incremental indexing, 001: size update */
+			return false;
+		if (!hpack_integer(block, len, &at, 4, &index)) /* 0000, 0001: name index */
+			return false;
+		if (!index && !hpack_string_skip(block, len, &at)) /* a literal name */
+			return false;
+		if (!hpack_string_skip(block, len, &at)) /* the value */
+			return false;
+	}
+	return true;
+}
+
+/* Whether the gathered block is the last decoded one again, with the table unchanged since. */
+static bool block_repeats(const struct h2_direction *dir)
+{
+	return dir->reusable && !dir->table_unknown && dir->block_len == dir->reuse_len &&
+	       memcmp(dir->block, dir->reuse_block, dir->block_len) == 0;
+}
+
+/* The endpoint of the direction's last decoded block, learned from its :method and :path. */
+static void direction_name(struct h2_exchanges *h2, struct h2_direction *dir)
+{
+	const struct h2_decoded *decoded = &dir->decoded;
+	char text[METHOD_MAX + 1 + KACCESS_HTTP_ENDPOINT_MAX + 1];
+	size_t len;
+
+	dir->endpoint_named = decoded->has_method && decoded->has_path;
+	if (!dir->endpoint_named)
+		return; /* request trailers: no pseudo-headers */
+	len = snprintf(text, sizeof(text), "%s:%.*s", decoded->method, (int)decoded->path_len,
+		       decoded->path);
+	if (len > KACCESS_HTTP_ENDPOINT_MAX)
+		len = KACCESS_HTTP_ENDPOINT_MAX; /* cut like the kernel cuts HTTP/1.x endpoints */
+	dir->endpoint = fnv1a(text, len);
+	if (endpoint_names_add(h2->cfg.names, dir->endpoint, text, len) && !h2->names_full_logged) {
+		log_warn("failed to keep an HTTP/2 endpoint name: later ones may show as hashes");
+		h2->names_full_logged = true;
+	}
+}
+
+/*
+ * Decode the direction's gathered block into dir->decoded, unless it
+ * repeats the last one, whose fields are there already.
+ */
+static void direction_decode_block(struct h2_exchanges *h2, struct h2_direction *dir, bool response)
+{
+	int err;
+
+	if (block_repeats(dir))
+		return;
+	decoded_init(&dir->decoded, h2->cfg.records && !response);
+	err = direction_decode(h2, dir, &dir->decoded); /* what decoded is exact, even after a failure */
+	dir->reusable = !err && !dir->table_unknown && dir->block_len <= REUSE_BLOCK_MAX &&
+			block_leaves_table(dir->block, dir->block_len);
+	if (dir->reusable) {
+		dir->reuse_len = dir->block_len;
+		memcpy(dir->reuse_block, dir->block, dir->block_len);
+	}
+	if (!response)
+		direction_name(h2, dir);
+}
+
 /* A whole block of `stream_id` arrived: what it says goes to the stream. */
 static void block_done(struct h2_exchanges *h2, struct h2_connection *conn, bool response,
 		       uint32_t stream_id)
 {
 	struct h2_direction *dir = &conn->dir[response];
 	struct h2_stream_names *stream = stream_get(conn, stream_id);
-	struct h2_decoded decoded;
-	char text[METHOD_MAX + 1 + KACCESS_HTTP_ENDPOINT_MAX + 1];
-	size_t len;
+	const struct h2_decoded *decoded = &dir->decoded;
 
 	if (!stream)
 		return;
-	decoded_init(&decoded, h2->cfg.records && !response);
-	(void)direction_decode(h2, dir, &decoded); /* what decoded is exact, even after a failure */
+	direction_decode_block(h2, dir, response);
 	for (int i = 0; i < H2_RECORD_FIELDS; i++) {
-		if (!decoded.has_record_field[i])
+		if (!decoded->has_record_field[i])
 			continue;
 		free(stream->record_fields[i]);
-		stream->record_fields[i] = strdup(decoded.record_fields[i]);
+		stream->record_fields[i] = strdup(decoded->record_fields[i]);
 	}
 	if (response) {
-		if (decoded.status)
-			stream->status = decoded.status;
+		if (decoded->status)
+			stream->status = decoded->status;
 		return;
 	}
-	if (!decoded.has_method || !decoded.has_path)
-		return; /* request trailers: no pseudo-headers */
-	len = snprintf(text, sizeof(text), "%s:%.*s", decoded.method, (int)decoded.path_len,
-		       decoded.path);
-	if (len > KACCESS_HTTP_ENDPOINT_MAX)
-		len = KACCESS_HTTP_ENDPOINT_MAX; /* cut like the kernel cuts HTTP/1.x endpoints */
-	stream->endpoint = fnv1a(text, len);
+	if (!dir->endpoint_named)
+		return;
+	stream->endpoint = dir->endpoint;
 	stream->named = true;
-	if (endpoint_names_add(h2->cfg.names, stream->endpoint, text, len) && !h2->names_full_logged) {
-		log_warn("failed to keep an HTTP/2 endpoint name: later ones may show as hashes");
-		h2->names_full_logged = true;
-	}
 }
 
 void h2_exchanges_on_headers(struct h2_exchanges *h2, const void *data, size_t size)
@@ -382,6 +511,7 @@ void h2_exchanges_on_headers(struct h2_exchanges *h2, const void *data, size_t s
 		dir->inflater = NULL;
 		dir->table_unknown = true;
 		dir->in_block = false;
+		dir->reusable = false;
 	}
 	if (piece->flags & KACCESS_H2_PIECE_FIRST) {
 		dir->in_block = true;
@@ -487,7 +617,11 @@ static void submit_record(struct h2_exchanges *h2, const struct h2_record_source
 			  uint32_t outcome, uint64_t end_ns)
 {
 	char endpoint[KACCESS_HTTP_ENDPOINT_MAX + 1];
-	struct http_record r = {
+	struct http_record r;
+
+	if (!h2->cfg.records)
+		return; /* before building the record: it is large, and this is per exchange */
+	r = (struct http_record){
 		.sk = src->sk,
 		.conn_start_ns = src->conn_start_ns,
 		.agg = *src->agg,
@@ -501,9 +635,6 @@ static void submit_record(struct h2_exchanges *h2, const struct h2_record_source
 		.request_body_bytes = sizes->request_body_bytes,
 		.calls = sizes->calls,
 	};
-
-	if (!h2->cfg.records)
-		return;
 	if (!sizes->response_blocks) {
 		r.outcome = KACCESS_HTTP_OUTCOME_NO_RESPONSE;
 	} else {
@@ -640,4 +771,49 @@ int h2_exchanges_take_rows(struct h2_exchanges *h2, uint64_t last_bucket, struct
 	}
 	h2->rows.count = kept;
 	return 0;
+}
+
+/*
+ * The size of the batched record at `data`, of at most `left` bytes: 0 when
+ * it is not a whole header piece or stream end (the rest of the batch is
+ * then not trusted).
+ */
+static size_t batched_record_size(const void *data, size_t left)
+{
+	const struct kaccess_h2_headers_event *piece = data;
+	__u32 type;
+
+	if (left < sizeof(type))
+		return 0;
+	memcpy(&type, data, sizeof(type));
+	if (type == KACCESS_EVENT_H2_HEADERS && left >= sizeof(*piece) &&
+	    piece->len <= left - sizeof(*piece))
+		return sizeof(*piece) + piece->len;
+	if (type == KACCESS_EVENT_H2_STREAM_END && left >= sizeof(struct kaccess_h2_stream_event))
+		return sizeof(struct kaccess_h2_stream_event);
+	return 0;
+}
+
+void h2_exchanges_on_batch(struct h2_exchanges *h2, const void *data, size_t size)
+{
+	const struct kaccess_h2_batch_event *batch = data;
+	size_t offset = 0, record_size;
+
+	if (size < sizeof(*batch) || batch->len > size - sizeof(*batch))
+		return;
+	while (offset < batch->len) {
+		const void *record = batch->records + offset;
+
+		record_size = batched_record_size(record, batch->len - offset);
+		if (!record_size) {
+			log_warn("HTTP/2 batch: a malformed record at byte %zu of %u: the rest dropped",
+				 offset, batch->len);
+			return;
+		}
+		if (*(const __u32 *)record == KACCESS_EVENT_H2_HEADERS)
+			h2_exchanges_on_headers(h2, record, record_size);
+		else
+			h2_exchanges_on_stream_end(h2, record, record_size);
+		offset += (record_size + 7) & ~(size_t)7; /* each record starts 8-aligned */
+	}
 }

@@ -54,6 +54,12 @@ void h2_exchanges_on_headers(struct h2_exchanges *h2, const void *data, size_t s
 void h2_exchanges_on_stream_end(struct h2_exchanges *h2, const void *data, size_t size);
 
 /*
+ * A KACCESS_EVENT_H2_BATCH record of `size` bytes: one read's or write's
+ * header pieces and stream ends, handled in order as if sent one by one.
+ */
+void h2_exchanges_on_batch(struct h2_exchanges *h2, const void *data, size_t size);
+
+/*
  * A connection ended (KACCESS_EVENT_CONN_CLOSE), in wall-clock bucket
  * `bucket`: its streams still open are exchanges cut short, counted there.
  */
