@@ -17,6 +17,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -796,6 +797,51 @@ KTEST_F(http2, h2load_many_streams_on_one_connection, 120)
 		EXPECT_LT(0, client.request_header_bytes);
 	}
 	EXPECT_EQ(0, agent_output_lost(self->output, "http_parse_failed"));
+}
+
+/*
+ * The shipper stopped (SIGSTOP) while h2load makes SHED_EXCHANGES exchanges:
+ * their records (about 530 bytes of them per exchange, both sides watched)
+ * fill the 1 MiB ring buffer past half but not to its end. Running again,
+ * the shipper sheds the access-log records of what it reads while more than
+ * half waits, and still decodes every header block: every exchange counted
+ * and named, no header block lost, every record shipped or shed.
+ */
+#define SHED_EXCHANGES 1500
+
+KTEST_F(http2, records_shed_while_behind_keep_the_tables, 120)
+{
+	char out[128], url[128], count[16];
+	char *argv[] = { H2LOAD, "-n", count, "-c", "1", "-m", "10", url, NULL };
+	const char *args[] = { "--interval", "60", "--set", variant->hooks, "--set", "ringbuf_kib=1024", NULL };
+	uint64_t records = 0, shed;
+	int h2load_status;
+
+	snprintf(out, sizeof(out), "%s/h2load.out", self->dir);
+	snprintf(url, sizeof(url), "http://%s:%d/small", self->pods.server.ipv4, H2_PORT);
+	snprintf(count, sizeof(count), "%d", SHED_EXCHANGES);
+	ASSERT_EQ(0, agent_proc_start(&self->agent, args));
+	ASSERT_EQ(0, kill(self->agent.pid, SIGSTOP));
+	h2load_status = child_wait(pod_exec(&self->pods.client, argv, out));
+	ASSERT_EQ(0, kill(self->agent.pid, SIGCONT));
+	ASSERT_EQ(0, h2load_status);
+	stop_agent(_metadata, self); /* no header block or stream lost, none undecoded */
+	for (int r = 0; r < 2; r++) {
+		uint64_t cgroup = r ? self->pods.server.cgroup_id : self->pods.client.cgroup_id;
+		const char *role = r ? "server" : "client";
+		struct http_totals seen = agent_output_http(self->output, cgroup, role, "GET:/small", 0,
+							    UINT64_MAX);
+
+		EXPECT_EQ(SHED_EXCHANGES, seen.call_count);
+		EXPECT_EQ(SHED_EXCHANGES, seen.status[1]);
+		EXPECT_EQ((uint64_t)SHED_EXCHANGES * SMALL_BYTES, seen.response_body_bytes);
+		records += agent_output_http_records(self->output, cgroup, role, NULL, 0);
+	}
+	shed = agent_output_lost(self->output, "http_record_shed");
+	TH_LOG("records: %lu shipped, %lu shed", (unsigned long)records, (unsigned long)shed);
+	EXPECT_LT(0, shed);
+	EXPECT_LT(0, records);
+	EXPECT_EQ(2 * SHED_EXCHANGES, records + shed);
 }
 
 /* curl --http2-prior-knowledge, one connection per request (curl 7.88 cannot reuse them). */

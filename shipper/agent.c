@@ -780,6 +780,7 @@ const char *const loss_names[LOSS_MAX] = {
 	[LOSS_PROGRAM_RECURSION_MISSES] = "program_recursion_misses",
 	[LOSS_H2_UNDECODED] = "h2_headers_undecoded",
 	[LOSS_HTTP_RECORD_HEAD_CUT] = "http_record_head_cut",
+	[LOSS_HTTP_RECORD_SHED] = "http_record_shed",
 };
 
 static uint64_t recursion_misses(struct agent *agent)
@@ -808,6 +809,8 @@ int agent_read_losses(struct agent *agent, struct loss_counters *ret_losses)
 	ret_losses->values[LOSS_H2_UNDECODED] = __atomic_load_n(&agent->h2_undecoded, __ATOMIC_RELAXED);
 	ret_losses->values[LOSS_HTTP_RECORD_HEAD_CUT] =
 		__atomic_load_n(&agent->http_records.head_cut, __ATOMIC_RELAXED);
+	ret_losses->values[LOSS_HTTP_RECORD_SHED] =
+		__atomic_load_n(&agent->http_records.shed, __ATOMIC_RELAXED);
 	return err;
 }
 

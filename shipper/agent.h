@@ -27,6 +27,7 @@ enum loss_counter {
 	LOSS_HTTP_RECORD_HEAD_CUT,    /* access-log records whose request head was not all copied
 				       * (split over calls, above KACCESS_HTTP_HEAD_MAX, or its
 				       * head record lost): Host and trace headers may be missing */
+	LOSS_HTTP_RECORD_SHED,        /* access-log records not made: the shipper was behind */
 	LOSS_MAX,
 };
 

@@ -41,6 +41,7 @@ struct http_records {
 	struct http_records_config cfg;
 	struct pending_head *buckets[HEAD_BUCKETS];
 	size_t head_count;
+	bool behind;
 };
 
 static uint64_t now_monotonic_ns(void)
@@ -226,6 +227,11 @@ static bool is_error_or_slow(const struct http_records_config *cfg, const struct
 	return r->end_ns - r->start_ns >= (uint64_t)cfg->slow_ms * 1000000ULL;
 }
 
+void http_records_set_behind(struct http_records *records, bool behind)
+{
+	records->behind = behind;
+}
+
 void http_records_submit(struct http_records *records, const struct http_record *record,
 			 uint64_t sample_index)
 {
@@ -247,6 +253,10 @@ void http_records_submit(struct http_records *records, const struct http_record 
 	}
 	if (!ship) {
 		__atomic_add_fetch(&cfg->counts->filtered, 1, __ATOMIC_RELAXED);
+		return;
+	}
+	if (records->behind) {
+		__atomic_add_fetch(&cfg->counts->shed, 1, __ATOMIC_RELAXED);
 		return;
 	}
 	__atomic_add_fetch(&cfg->counts->shipped, 1, __ATOMIC_RELAXED);

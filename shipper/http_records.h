@@ -45,6 +45,7 @@ struct http_record_counts {
 	uint64_t shipped;   /* handed to the sinks */
 	uint64_t filtered;  /* left out by the policy */
 	uint64_t head_cut;  /* shipped without the whole request head (loss http_record_head_cut) */
+	uint64_t shed;      /* left out while the shipper was behind (loss http_record_shed) */
 };
 
 typedef void (*http_record_ship_fn)(void *ctx, const struct http_record *record);
@@ -64,6 +65,14 @@ struct http_records;
 
 int http_records_new(struct http_records **ret_records, const struct http_records_config *cfg);
 void http_records_free(struct http_records *records); /* NULL-safe */
+
+/*
+ * While `behind`, records the policy would ship are counted as shed and
+ * not made: the shipper reading the ring buffer late sheds its dearest
+ * work, so that what the numbers and HTTP/2's HPACK tables need is not
+ * lost with it (see loop.c).
+ */
+void http_records_set_behind(struct http_records *records, bool behind);
 
 /* A KACCESS_EVENT_HTTP_REQUEST_HEAD record of `size` bytes: kept until its exchange. */
 void http_records_on_head(struct http_records *records, const void *data, size_t size);

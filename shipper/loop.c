@@ -9,6 +9,7 @@
 #include "kaccess.skel.h"
 #include "log.h"
 #include "loop.h"
+#include "ring_fill.h"
 
 #define NS_PER_MS 1000000ULL
 /* The kernel wakes us only when the ring buffer is a quarter full: poll. */
@@ -37,6 +38,8 @@ struct loop {
 	int conn_fd;
 	int counters_fd;
 	uint64_t grace_ns;
+	struct ring_fill fill;          /* how far behind the reader is */
+	size_t behind_bytes;            /* above this, access-log records are shed */
 };
 
 /* An endpoint's text, learned once: kept for naming HTTP rows. */
@@ -58,12 +61,27 @@ static uint64_t bucket_of(const struct loop *loop, uint64_t mono_ns)
 	return (mono_ns + loop->agent->skel->bss->wall_offset_ns) / loop->agent->bucket_ns;
 }
 
+/*
+ * Behind: more than half the ring buffer waits. Records the shipper would
+ * make from what it reads now are shed until it catches up, because making
+ * them (several µs each with NDJSON) is what keeps it behind, and a full
+ * ring buffer loses what cannot be rebuilt: an HTTP/2 header block lost
+ * leaves its connection's later exchanges undecoded.
+ */
+static void note_backlog(struct loop *loop)
+{
+	http_records_set_behind(loop->records, ring_fill_bytes(&loop->fill) > loop->behind_bytes);
+}
+
 static int on_event(void *ctx, void *data, size_t size)
 {
 	struct loop *loop = ctx;
 	const struct kaccess_conn_event *event = data;
 	__u32 type = size >= sizeof(__u32) ? *(const __u32 *)data : 0;
 
+	if (type == KACCESS_EVENT_H2_BATCH || type == KACCESS_EVENT_H2_STREAM_END ||
+	    type == KACCESS_EVENT_HTTP_EXCHANGE)
+		note_backlog(loop);
 	switch (type) {
 	case KACCESS_EVENT_HTTP_ENDPOINT:
 		on_endpoint_event(loop, data, size);
@@ -318,12 +336,18 @@ static int loop_init(struct loop *loop, struct agent *agent, const struct kacces
 		log_err("failed to create ring buffer reader: %s", strerror(-err));
 		return err;
 	}
+	err = ring_fill_open(&loop->fill, bpf_map__fd(agent->skel->maps.events),
+			     bpf_map__max_entries(agent->skel->maps.events));
+	if (err) /* records are then never shed: not worth stopping for */
+		log_warn("failed to map the ring buffer's positions: %s", strerror(-err));
+	loop->behind_bytes = bpf_map__max_entries(agent->skel->maps.events) / 2;
 	return 0;
 }
 
 static void loop_free(struct loop *loop)
 {
 	ring_buffer__free(loop->events);
+	ring_fill_close(&loop->fill);
 	h2_exchanges_free(loop->h2);
 	http_records_free(loop->records);
 	agg_rows_free(&loop->rows);
