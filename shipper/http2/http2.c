@@ -92,7 +92,6 @@ struct h2_exchanges {
 	bool names_full_logged;        /* the endpoint text table refused a name: said once */
 };
 
-
 static uint64_t fnv1a(const char *text, size_t len)
 {
 	uint64_t hash = FNV_OFFSET;
