@@ -345,21 +345,12 @@ static int64_t retrans_segs_of(pid_t pid)
 	return result;
 }
 
-/*
- * TcpExt's TCPBacklogCoalesce of the namespace `pid` is in: segments TCP
- * merged into the one before them in a busy socket's backlog. TCP then
- * processes one segment where the device received two.
- */
-static int64_t backlog_coalesced_of(pid_t pid)
+/* TcpExt's `field` from a /proc/net/netstat stream; -1 when absent. */
+static int64_t parse_tcp_ext(FILE *f, const char *field)
 {
-	char path[64], names[4096], values[4096];
+	char names[4096], values[4096];
 	int64_t result = -1;
-	FILE *f;
 
-	snprintf(path, sizeof(path), "/proc/%d/net/netstat", pid);
-	f = fopen(path, "re");
-	if (!f)
-		return -1;
 	while (result < 0 && fgets(names, sizeof(names), f) && fgets(values, sizeof(values), f)) {
 		char *name_save, *value_save;
 		char *name = strtok_r(names, " \n", &name_save);
@@ -369,12 +360,47 @@ static int64_t backlog_coalesced_of(pid_t pid)
 			continue;
 		while ((name = strtok_r(NULL, " \n", &name_save)) &&
 		       (value = strtok_r(NULL, " \n", &value_save)))
-			if (strcmp(name, "TCPBacklogCoalesce") == 0) {
+			if (strcmp(name, field) == 0) {
 				result = strtoll(value, NULL, 10);
 				break;
 			}
 	}
+	return result;
+}
+
+/*
+ * TcpExt's TCPBacklogCoalesce of the namespace `pid` is in: segments TCP
+ * merged into the one before them in a busy socket's backlog. TCP then
+ * processes one segment where the device received two.
+ */
+static int64_t backlog_coalesced_of(pid_t pid)
+{
+	char path[64];
+	int64_t result;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/net/netstat", pid);
+	f = fopen(path, "re");
+	if (!f)
+		return -1;
+	result = parse_tcp_ext(f, "TCPBacklogCoalesce");
 	fclose(f);
+	return result;
+}
+
+/* TcpExt's TCPRetransFail of network namespace `netns`: retransmits the stack failed to send. */
+static int64_t retrans_fail(const char *netns)
+{
+	char command[160];
+	int64_t result;
+	FILE *f;
+
+	snprintf(command, sizeof(command), "ip netns exec %s cat /proc/net/netstat", netns);
+	f = popen(command, "r");
+	if (!f)
+		return -1;
+	result = parse_tcp_ext(f, "TCPRetransFail");
+	pclose(f);
 	return result;
 }
 
@@ -636,7 +662,7 @@ KTEST_F(l24, retransmits_equal_tcp_retrans_segs, 120)
 		.response_writes = 1, .response_size = 100,
 	};
 	const char *ns = self->pods.server.netns;
-	int64_t client_before, client_after, server_before, server_after;
+	int64_t client_before, client_after, server_before, server_after, fail_before;
 
 	ASSERT_EQ(0, run_quiet("ip netns exec %s nft add table inet kat_l24", ns));
 	ASSERT_EQ(0, run_quiet("ip netns exec %s nft 'add chain inet kat_l24 in "
@@ -646,6 +672,7 @@ KTEST_F(l24, retransmits_equal_tcp_retrans_segs, 120)
 	start_agent(_metadata, self, variant, "l24=on");
 	client_before = retrans_segs(self->pods.client.netns);
 	server_before = retrans_segs(ns);
+	fail_before = retrans_fail(self->pods.client.netns);
 	ASSERT_LE(0, client_before);
 	ASSERT_EQ(0, tcp_run(&self->pods.client, &self->pods.server, &plan, self->truth));
 	/* a FIN retransmitted after the detach would be the kernel's alone */
@@ -656,10 +683,12 @@ KTEST_F(l24, retransmits_equal_tcp_retrans_segs, 120)
 	server_after = retrans_segs(ns);
 
 	/* once (CI, 2026-11-30) the client counted 90 of 91: what else was lost, if anything */
-	TH_LOG("TcpRetransSegs client %lld server %lld; counted %llu and %llu; recursion misses %llu",
+	TH_LOG("TcpRetransSegs client %lld server %lld; counted %llu and %llu; client TCPRetransFail %lld; "
+	       "recursion misses %llu",
 	       (long long)(client_after - client_before), (long long)(server_after - server_before),
 	       (unsigned long long)field(self, &self->pods.client, "client", "write_retransmit_packets"),
 	       (unsigned long long)field(self, &self->pods.server, "server", "write_retransmit_packets"),
+	       (long long)(retrans_fail(self->pods.client.netns) - fail_before),
 	       (unsigned long long)agent_output_lost(self->output, "program_recursion_misses"));
 	EXPECT_LT(0, client_after - client_before);
 	EXPECT_EQ((uint64_t)(client_after - client_before),
