@@ -291,62 +291,12 @@ static struct link_stats link_stats_delta(const struct link_stats *before, const
 	};
 }
 
-/* TCP RetransSegs from a /proc/net/snmp stream (a "Tcp:" header line, then its values). */
-static int64_t parse_retrans_segs(FILE *snmp)
-{
-	char header[1024], values[1024];
-	int64_t result = -1;
-
-	while (fgets(header, sizeof(header), snmp)) {
-		char *name_save, *value_save, *name, *value;
-
-		if (strncmp(header, "Tcp:", 4) != 0 || !fgets(values, sizeof(values), snmp))
-			continue;
-		name = strtok_r(header, " \n", &name_save);
-		value = strtok_r(values, " \n", &value_save);
-		for (; name && value; name = strtok_r(NULL, " \n", &name_save),
-				      value = strtok_r(NULL, " \n", &value_save))
-			if (strcmp(name, "RetransSegs") == 0)
-				result = strtoll(value, NULL, 10);
-		break;
-	}
-	return result;
-}
-
-/* The namespace's TcpRetransSegs, read by a process started in it. */
-static int64_t retrans_segs(const char *netns)
-{
-	char command[160];
-	int64_t result;
-	FILE *f;
-
-	snprintf(command, sizeof(command), "ip netns exec %s cat /proc/net/snmp", netns);
-	f = popen(command, "r");
-	if (!f)
-		return -1;
-	result = parse_retrans_segs(f);
-	pclose(f);
-	return result;
-}
-
-/* The TcpRetransSegs of the namespace `pid` is in. */
-static int64_t retrans_segs_of(pid_t pid)
-{
-	char path[64];
-	int64_t result;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/proc/%d/net/snmp", pid);
-	f = fopen(path, "re");
-	if (!f)
-		return -1;
-	result = parse_retrans_segs(f);
-	fclose(f);
-	return result;
-}
-
-/* TcpExt's `field` from a /proc/net/netstat stream; -1 when absent. */
-static int64_t parse_tcp_ext(FILE *f, const char *field)
+/*
+ * `field` of table `table` ("Tcp:", "TcpExt:") from a /proc/net/snmp or
+ * /proc/net/netstat stream: a header line of names, then its values; -1
+ * when absent.
+ */
+static int64_t parse_proc_net_field(FILE *f, const char *table, const char *field)
 {
 	char names[4096], values[4096];
 	int64_t result = -1;
@@ -356,7 +306,7 @@ static int64_t parse_tcp_ext(FILE *f, const char *field)
 		char *name = strtok_r(names, " \n", &name_save);
 		char *value = strtok_r(values, " \n", &value_save);
 
-		if (!name || strcmp(name, "TcpExt:") != 0)
+		if (!name || strcmp(name, table) != 0)
 			continue;
 		while ((name = strtok_r(NULL, " \n", &name_save)) &&
 		       (value = strtok_r(NULL, " \n", &value_save)))
@@ -368,6 +318,51 @@ static int64_t parse_tcp_ext(FILE *f, const char *field)
 	return result;
 }
 
+/* A field of /proc/net/`file` in network namespace `netns`, read by a process started in it. */
+static int64_t netns_proc_net_field(const char *netns, const char *file, const char *table,
+				    const char *field)
+{
+	char command[160];
+	int64_t result;
+	FILE *f;
+
+	snprintf(command, sizeof(command), "ip netns exec %s cat /proc/net/%s", netns, file);
+	f = popen(command, "r");
+	if (!f)
+		return -1;
+	result = parse_proc_net_field(f, table, field);
+	pclose(f);
+	return result;
+}
+
+/* A field of /proc/net/`file` in the network namespace process `pid` is in. */
+static int64_t pid_proc_net_field(pid_t pid, const char *file, const char *table, const char *field)
+{
+	char path[64];
+	int64_t result;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/net/%s", pid, file);
+	f = fopen(path, "re");
+	if (!f)
+		return -1;
+	result = parse_proc_net_field(f, table, field);
+	fclose(f);
+	return result;
+}
+
+/* The namespace's TcpRetransSegs. */
+static int64_t retrans_segs(const char *netns)
+{
+	return netns_proc_net_field(netns, "snmp", "Tcp:", "RetransSegs");
+}
+
+/* The TcpRetransSegs of the namespace `pid` is in. */
+static int64_t retrans_segs_of(pid_t pid)
+{
+	return pid_proc_net_field(pid, "snmp", "Tcp:", "RetransSegs");
+}
+
 /*
  * TcpExt's TCPBacklogCoalesce of the namespace `pid` is in: segments TCP
  * merged into the one before them in a busy socket's backlog. TCP then
@@ -375,33 +370,13 @@ static int64_t parse_tcp_ext(FILE *f, const char *field)
  */
 static int64_t backlog_coalesced_of(pid_t pid)
 {
-	char path[64];
-	int64_t result;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/proc/%d/net/netstat", pid);
-	f = fopen(path, "re");
-	if (!f)
-		return -1;
-	result = parse_tcp_ext(f, "TCPBacklogCoalesce");
-	fclose(f);
-	return result;
+	return pid_proc_net_field(pid, "netstat", "TcpExt:", "TCPBacklogCoalesce");
 }
 
 /* TcpExt's TCPRetransFail of network namespace `netns`: retransmits the stack failed to send. */
 static int64_t retrans_fail(const char *netns)
 {
-	char command[160];
-	int64_t result;
-	FILE *f;
-
-	snprintf(command, sizeof(command), "ip netns exec %s cat /proc/net/netstat", netns);
-	f = popen(command, "r");
-	if (!f)
-		return -1;
-	result = parse_tcp_ext(f, "TCPRetransFail");
-	pclose(f);
-	return result;
+	return netns_proc_net_field(netns, "netstat", "TcpExt:", "TCPRetransFail");
 }
 
 /* Only the test's connection on the veth: no IPv6 chatter, no ARP. */
