@@ -489,6 +489,19 @@ int BPF_PROG(l24_net_dev_xmit, struct sk_buff *skb, int rc, struct net_device *d
 	return 0;
 }
 
+/*
+ * Whether a retransmit attempt's error (where the tracepoint reports it)
+ * means TCP gave up before counting it in TcpRetransSegs: a clone still
+ * queued (-EBUSY), no memory (-ENOMEM), no route (-EHOSTUNREACH), no
+ * window (-EAGAIN). TCP counts before it hands the segment to IP, so a
+ * segment the qdisc or device then refused (NET_XMIT_DROP, positive) or
+ * that could not be cloned (-ENOBUFS) is in TcpRetransSegs, and counted.
+ */
+static __always_inline bool retransmit_failed_uncounted(int err)
+{
+	return err < 0 && err != -105; /* ENOBUFS */
+}
+
 /* Segments, as TCP counts them in TcpRetransSegs (tcp_skb_pcount). */
 SEC("tp_btf/tcp_retransmit_skb")
 int BPF_PROG(l24_tcp_retransmit_skb, const struct sock *sk, const struct sk_buff *skb)
@@ -500,8 +513,7 @@ int BPF_PROG(l24_tcp_retransmit_skb, const struct sock *sk, const struct sk_buff
 
 	if (!conn)
 		return 0;
-	/* an attempt that failed (a clone still queued, no memory) sent nothing */
-	if (retransmit_reports_err && (int)ctx[2])
+	if (retransmit_reports_err && retransmit_failed_uncounted((int)ctx[2]))
 		return 0;
 	bpf_core_read(&segments, sizeof(segments), &cb->tcp_gso_segs);
 	row = agg_row(&conn->agg, bpf_ktime_get_ns());

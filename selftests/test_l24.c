@@ -629,6 +629,62 @@ KTEST_F(l24, packet_sums_add_up_across_buckets, 120)
  * segments: the client's retransmitted segments equal its namespace's
  * TcpRetransSegs, timers and fast retransmits alike.
  */
+/* Whether tracefs's format of tracepoint `event` ("tcp/tcp_retransmit_skb") has field `name`. */
+static bool tracepoint_has_field(const char *event, const char *name)
+{
+	char path[160], line[256], want[64];
+	bool found = false;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/sys/kernel/tracing/events/%s/format", event);
+	snprintf(want, sizeof(want), " %s;", name);
+	f = fopen(path, "re");
+	if (!f)
+		return false;
+	while (!found && fgets(line, sizeof(line), f))
+		found = strstr(line, "field:") && strstr(line, want);
+	fclose(f);
+	return found;
+}
+
+/* What the kernel counted over a retransmit test's traffic, and what the agent did. */
+struct retransmit_counts {
+	int64_t client, server;     /* TcpRetransSegs deltas */
+	int64_t client_failed;      /* TCPRetransFail delta of the client */
+	uint64_t client_counted, server_counted;
+};
+
+/* Start the agent, run `plan`, wait for both ends to close, stop it: the counts. */
+static void retransmit_run(struct __test_metadata *_metadata, FIXTURE_DATA(l24) *self,
+			   const FIXTURE_VARIANT(l24) *variant, const struct tcp_plan *plan,
+			   struct retransmit_counts *out)
+{
+	const char *client_ns = self->pods.client.netns, *server_ns = self->pods.server.netns;
+	int64_t client_before, server_before, failed_before;
+
+	start_agent(_metadata, self, variant, "l24=on");
+	client_before = retrans_segs(client_ns);
+	server_before = retrans_segs(server_ns);
+	failed_before = retrans_fail(client_ns);
+	ASSERT_LE(0, client_before);
+	ASSERT_LE(0, failed_before);
+	ASSERT_EQ(0, tcp_run(&self->pods.client, &self->pods.server, plan, self->truth));
+	/* a FIN retransmitted after the detach would be the kernel's alone */
+	ASSERT_EQ(0, netns_wait_tcp_closed(client_ns, plan->port, 10000));
+	ASSERT_EQ(0, netns_wait_tcp_closed(server_ns, plan->port, 10000));
+	stop_agent(_metadata, self); /* detached: nothing after this is counted by either */
+	out->client = retrans_segs(client_ns) - client_before;
+	out->server = retrans_segs(server_ns) - server_before;
+	out->client_failed = retrans_fail(client_ns) - failed_before;
+	out->client_counted = field(self, &self->pods.client, "client", "write_retransmit_packets");
+	out->server_counted = field(self, &self->pods.server, "server", "write_retransmit_packets");
+	TH_LOG("TcpRetransSegs client %lld server %lld; counted %llu and %llu; client TCPRetransFail %lld; "
+	       "recursion misses %llu", (long long)out->client, (long long)out->server,
+	       (unsigned long long)out->client_counted, (unsigned long long)out->server_counted,
+	       (long long)out->client_failed,
+	       (unsigned long long)agent_output_lost(self->output, "program_recursion_misses"));
+}
+
 KTEST_F(l24, retransmits_equal_tcp_retrans_segs, 120)
 {
 	struct tcp_plan plan = {
@@ -637,42 +693,47 @@ KTEST_F(l24, retransmits_equal_tcp_retrans_segs, 120)
 		.response_writes = 1, .response_size = 100,
 	};
 	const char *ns = self->pods.server.netns;
-	int64_t client_before, client_after, server_before, server_after, fail_before;
+	struct retransmit_counts counts;
 
 	ASSERT_EQ(0, run_quiet("ip netns exec %s nft add table inet kat_l24", ns));
 	ASSERT_EQ(0, run_quiet("ip netns exec %s nft 'add chain inet kat_l24 in "
 			       "{ type filter hook input priority 0; }'", ns));
 	ASSERT_EQ(0, run_quiet("ip netns exec %s nft add rule inet kat_l24 in tcp dport %d "
 			       "ip length gt 500 numgen random mod 100 lt 20 drop", ns, ECHO_PORT));
-	start_agent(_metadata, self, variant, "l24=on");
-	client_before = retrans_segs(self->pods.client.netns);
-	server_before = retrans_segs(ns);
-	fail_before = retrans_fail(self->pods.client.netns);
-	ASSERT_LE(0, client_before);
-	ASSERT_EQ(0, tcp_run(&self->pods.client, &self->pods.server, &plan, self->truth));
-	/* a FIN retransmitted after the detach would be the kernel's alone */
-	ASSERT_EQ(0, netns_wait_tcp_closed(self->pods.client.netns, ECHO_PORT, 5000));
-	ASSERT_EQ(0, netns_wait_tcp_closed(ns, ECHO_PORT, 5000));
-	stop_agent(_metadata, self); /* detached: nothing after this is counted by either */
-	client_after = retrans_segs(self->pods.client.netns);
-	server_after = retrans_segs(ns);
-
-	/* once (CI, 2026-11-30) the client counted 90 of 91: what else was lost, if anything */
-	TH_LOG("TcpRetransSegs client %lld server %lld; counted %llu and %llu; client TCPRetransFail %lld; "
-	       "recursion misses %llu",
-	       (long long)(client_after - client_before), (long long)(server_after - server_before),
-	       (unsigned long long)field(self, &self->pods.client, "client", "write_retransmit_packets"),
-	       (unsigned long long)field(self, &self->pods.server, "server", "write_retransmit_packets"),
-	       (long long)(retrans_fail(self->pods.client.netns) - fail_before),
-	       (unsigned long long)agent_output_lost(self->output, "program_recursion_misses"));
-	EXPECT_LT(0, client_after - client_before);
-	EXPECT_EQ((uint64_t)(client_after - client_before),
-		  field(self, &self->pods.client, "client", "write_retransmit_packets"));
-	EXPECT_EQ((uint64_t)(server_after - server_before),
-		  field(self, &self->pods.server, "server", "write_retransmit_packets"));
+	retransmit_run(_metadata, self, variant, &plan, &counts);
+	EXPECT_LT(0, counts.client);
+	EXPECT_EQ((uint64_t)counts.client, counts.client_counted);
+	EXPECT_EQ((uint64_t)counts.server, counts.server_counted);
 	/* the input rule drops received packets: nobody's write loss */
 	EXPECT_EQ(0, field(self, &self->pods.server, "server", "write_loss_packets"));
 	EXPECT_EQ(0, field(self, &self->pods.client, "client", "write_loss_packets"));
+	EXPECT_EQ(plan.request_writes * plan.request_size, self->truth->server.read_bytes);
+}
+
+/*
+ * A TBF with a 6 KB queue on the client's veth refuses segments (the qdisc
+ * drops them and says so): TCP counts a retransmit in TcpRetransSegs before
+ * it hands it to the device, so a refused one is counted there and must be
+ * here too (on kernels whose tcp_retransmit_skb reports the attempt's error;
+ * older ones fire it only for retransmits the device took).
+ */
+KTEST_F(l24, retransmits_the_device_refused_count_as_tcp_counts_them, 120)
+{
+	struct tcp_plan plan = {
+		.family = AF_INET, .server_addr = self->pods.server.ipv4, .port = ECHO_PORT,
+		.connections = 1, .request_writes = 100, .request_size = 1000,
+		.response_writes = 1, .response_size = 100,
+	};
+	const char *ns = self->pods.client.netns;
+	struct retransmit_counts counts;
+
+	if (!tracepoint_has_field("tcp/tcp_retransmit_skb", "err"))
+		SKIP(return, "tcp_retransmit_skb does not report failed attempts on this kernel");
+	ASSERT_EQ(0, run_quiet("ip -n %s link set eth0 txqueuelen 1000 && tc -n %s qdisc add dev "
+			       "eth0 root tbf rate 4mbit burst 4kb limit 6kb", ns, ns));
+	retransmit_run(_metadata, self, variant, &plan, &counts);
+	EXPECT_LT(0, counts.client_failed); /* the case this test is for happened */
+	EXPECT_EQ((uint64_t)counts.client, counts.client_counted);
 	EXPECT_EQ(plan.request_writes * plan.request_size, self->truth->server.read_bytes);
 }
 
