@@ -336,8 +336,7 @@ static int loop_init(struct loop *loop, struct agent *agent, const struct kacces
 		log_err("failed to create ring buffer reader: %s", strerror(-err));
 		return err;
 	}
-	err = ring_fill_open(&loop->fill, bpf_map__fd(agent->skel->maps.events),
-			     bpf_map__max_entries(agent->skel->maps.events));
+	err = ring_fill_open(&loop->fill, bpf_map__fd(agent->skel->maps.events));
 	if (err) /* records are then never shed: not worth stopping for */
 		log_warn("failed to map the ring buffer's positions: %s", strerror(-err));
 	loop->behind_bytes = bpf_map__max_entries(agent->skel->maps.events) / 2;

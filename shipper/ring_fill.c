@@ -5,11 +5,11 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-int ring_fill_open(struct ring_fill *fill, int map_fd, size_t ring_bytes)
+int ring_fill_open(struct ring_fill *fill, int map_fd)
 {
 	long page = sysconf(_SC_PAGESIZE);
 
-	*fill = (struct ring_fill){ .page_bytes = page, .ring_bytes = ring_bytes };
+	*fill = (struct ring_fill){ .page_bytes = page };
 	fill->consumer_page = mmap(NULL, page, PROT_READ, MAP_SHARED, map_fd, 0);
 	if (fill->consumer_page == MAP_FAILED) {
 		fill->consumer_page = NULL;

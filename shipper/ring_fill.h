@@ -13,11 +13,10 @@
 struct ring_fill {
 	void *consumer_page, *producer_page;
 	size_t page_bytes;
-	size_t ring_bytes;
 };
 
-/* Map the positions of ring buffer map `map_fd` of `ring_bytes`: 0 or -errno. */
-int ring_fill_open(struct ring_fill *fill, int map_fd, size_t ring_bytes);
+/* Map the positions of ring buffer map `map_fd`: 0 or -errno. */
+int ring_fill_open(struct ring_fill *fill, int map_fd);
 void ring_fill_close(struct ring_fill *fill); /* safe on a zeroed or closed one */
 
 /* Bytes written and not yet consumed (0 when not open). */
