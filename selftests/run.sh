@@ -39,10 +39,23 @@ cleanup_leftovers() {
 }
 trap cleanup_leftovers EXIT
 
-# Renumber one binary's "ok N name" lines into the merged stream.
+# Prefix each line with the time it arrived (seconds, from bash's clock),
+# so merge_tap can say how long each test took.
+stamp_lines() {
+	local line
+	while IFS= read -r line || [ -n "$line" ]; do
+		printf '%s %s\n' "$EPOCHREALTIME" "$line"
+	done
+}
+
+# Renumber one binary's stamped "ok N name" lines into the merged stream,
+# each followed by a "# took S s" comment: the time since the binary's
+# previous result (or its start), which is what that test cost the run.
 merge_tap() {
-	local binary=$1 line status rest running=""
+	local binary=$1 started=$2 line status rest running="" stamp previous=$2
 	while IFS= read -r line; do
+		stamp=${line%% *}
+		line=${line#* }
 		case $line in
 		"#  RUN "*)
 			running=${line#\#  RUN }
@@ -56,6 +69,8 @@ merge_tap() {
 			[[ $rest == "# SKIP"* ]] && rest="$running $rest"
 			number=$((number + 1))
 			echo "$status $number [$kernel] $binary $rest"
+			echo "# took $(seconds_between "$previous" "$stamp") s"
+			previous=$stamp
 			if [ "$status" = "not ok" ]; then failed=$((failed + 1))
 			elif [[ $rest == *"# SKIP"* ]]; then skipped=$((skipped + 1))
 			else passed=$((passed + 1)); fi
@@ -66,14 +81,21 @@ merge_tap() {
 	done
 }
 
+# seconds_between T0 T1: T1 - T0 with one decimal ($EPOCHREALTIME values).
+seconds_between() {
+	awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b - a }'
+}
+
 run_binary() {
-	local path=$1 name log results rc
+	local path=$1 name log results rc started
 	name=$(basename "$path")
 	log=$(mktemp)
-	timeout --kill-after=10 "$per_binary_timeout_s" "$path" > "$log" 2>&1
-	rc=$?
-	results=$(grep -cE '^(not )?ok ' "$log")
-	merge_tap "$name" < "$log"
+	started=$EPOCHREALTIME
+	timeout --kill-after=10 "$per_binary_timeout_s" "$path" 2>&1 | stamp_lines > "$log"
+	rc=${PIPESTATUS[0]}
+	results=$(grep -cE '^[0-9.]+ (not )?ok ' "$log")
+	merge_tap "$name" "$started" < "$log"
+	echo "# run.sh: $name took $(seconds_between "$started" "$EPOCHREALTIME") s"
 	if [ "$rc" -ne 0 ] && [ "$results" -eq 0 ]; then
 		number=$((number + 1)) failed=$((failed + 1))
 		echo "not ok $number [$kernel] $name # exited $rc without results"

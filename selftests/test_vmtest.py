@@ -24,13 +24,15 @@ import tempfile
 
 RELEASE = "9.9.0-fake-amd64"
 SERIES = "9.9"
+OTHER_RELEASE = "9.8.0-fake-amd64"
+OTHER_SERIES = "9.8"
 BINARIES = {"test_a": ["one", "two"], "test_b": ["three", "four"], "test_c": ["five", "six"]}
 
 # The stand-in for qemu-system-x86_64. It reads the control archive (newc
 # cpio) from -initrd, logs each boot's choice of binaries, and prints the
 # console of a guest that runs them, dying where the scenario says.
 FAKE_QEMU = r'''#!/usr/bin/python3
-import json, os, sys
+import json, os, sys, time
 
 def control_files(path):
     data, files, pos = open(path, "rb").read(), {}, 0
@@ -56,7 +58,13 @@ command = files.get("./vmtest/cmd", files.get("vmtest/cmd"))
 with open(state, "a") as f:
     f.write(("cmd" if command else " ".join(chosen) or "all") + "\n")
 death = scenario.get("deaths", {}).get(str(boot))
-print("VMTEST-BEGIN " + scenario["release"], flush=True)
+kernel = sys.argv[sys.argv.index("-kernel") + 1]
+release = open(os.path.join(os.path.dirname(kernel), "release")).read().strip()
+started = time.time()
+time.sleep(scenario.get("boot_s", 0))
+with open(os.environ["FAKE_QEMU_SCENARIO"] + ".spans", "a") as f:
+    f.write("%s %f %f\n" % (release, started, time.time()))
+print("VMTEST-BEGIN " + release, flush=True)
 if death == "before":
     sys.exit(1)
 if command:
@@ -74,7 +82,7 @@ for name in binaries:
             sys.exit(1)
         number += 1
         failing = test in scenario.get("failing", [])
-        print("%s %d [%s] %s: %s" % ("not ok" if failing else "ok", number, scenario["release"], name, test))
+        print("%s %d [%s] %s: %s" % ("not ok" if failing else "ok", number, release, name, test))
     print("# run.sh: end " + name)
 print("1..%d" % number)
 print("%d passed, 0 failed" % number)
@@ -106,16 +114,17 @@ def find_repo():
 
 
 class Runner:
-    """A fake output directory with one fake kernel, and the fake QEMU."""
+    """A fake output directory with two fake kernels, and the fake QEMU."""
 
     def __init__(self, repo):
         self.repo = repo
         self.dir = tempfile.mkdtemp(prefix="kaccess-vmtest-")
-        kernel = os.path.join(self.dir, "out", "vm", "kernels", SERIES)
-        os.makedirs(kernel)
-        for name, text in (("vmlinuz", ""), ("initramfs.cpio", ""), ("release", RELEASE + "\n")):
-            with open(os.path.join(kernel, name), "w") as f:
-                f.write(text)
+        for series, release in ((SERIES, RELEASE), (OTHER_SERIES, OTHER_RELEASE)):
+            kernel = os.path.join(self.dir, "out", "vm", "kernels", series)
+            os.makedirs(kernel)
+            for name, text in (("vmlinuz", ""), ("initramfs.cpio", ""), ("release", release + "\n")):
+                with open(os.path.join(kernel, name), "w") as f:
+                    f.write(text)
         self.qemu = os.path.join(self.dir, "qemu")
         with open(self.qemu, "w") as f:
             f.write(FAKE_QEMU)
@@ -124,10 +133,10 @@ class Runner:
     def run(self, scenario, env_extra=None):
         """vmtest.sh's exit status, output, and each boot's binaries."""
         path = os.path.join(self.dir, "scenario.json")
-        for stale in (path, path + ".boots"):
+        for stale in (path, path + ".boots", path + ".spans"):
             if os.path.exists(stale):
                 os.unlink(stale)
-        scenario = dict(scenario, release=RELEASE)
+        scenario = dict(scenario)
         scenario.setdefault("binaries", BINARIES)
         with open(path, "w") as f:
             json.dump(scenario, f)
@@ -140,6 +149,11 @@ class Runner:
                                 cwd=self.repo, env=env, capture_output=True, text=True, timeout=120)
         with open(path + ".boots") as f:
             boots = f.read().split("\n")[:-1]
+        with open(path + ".spans") as f:
+            self.spans = {}
+            for line in f:
+                release, start, end = line.split()
+                self.spans[release] = (float(start), float(end))
         return result.returncode, result.stdout, boots
 
     def close(self):
@@ -223,6 +237,24 @@ def check_failures_and_exit_status(runner):
           "guest_that_ran_no_test_fails", out)
 
 
+def check_kernels_side_by_side(runner):
+    kernels = {"VMTEST_KERNELS": OTHER_SERIES + " " + SERIES}
+    scenario = {"failing": ["four"], "boot_s": 1}
+    rc, out, _ = runner.run(scenario, dict(kernels, VMTEST_PARALLEL="2"))
+    (a_start, a_end), (b_start, b_end) = runner.spans[OTHER_RELEASE], runner.spans[RELEASE]
+    check(a_start < b_end and b_start < a_end, "two_guests_run_side_by_side",
+          "spans: %s" % runner.spans)
+    releases = [name.split("]", 1)[0].lstrip("[") for _, _, name in results(out)]
+    check(rc == 1 and last_line(out) == "10 passed, 2 failed" and
+          releases == [OTHER_RELEASE] * 6 + [RELEASE] * 6 and
+          [n for _, n, _ in results(out)] == list(range(1, 7)) * 2,
+          "side_by_side_guests_report_in_kernel_order_and_sum", out)
+    rc, out, _ = runner.run(scenario, dict(kernels, VMTEST_PARALLEL="1"))
+    (a_start, a_end), (b_start, b_end) = runner.spans[OTHER_RELEASE], runner.spans[RELEASE]
+    check(a_end <= b_start and last_line(out) == "10 passed, 2 failed",
+          "parallel_1_boots_one_guest_at_a_time", "spans: %s\n%s" % (runner.spans, out))
+
+
 def check_shell_command(runner):
     rc, out, boots = runner.run({}, {"VMTEST_SHELL_CMD": "true"})
     check(rc == 0 and boots == ["cmd"] and "output of the command" in out and
@@ -251,6 +283,7 @@ def main():
         check_deaths_before_the_suite(runner)
         check_failures_and_exit_status(runner)
         check_shell_command(runner)
+        check_kernels_side_by_side(runner)
     finally:
         runner.close()
     print("1..%d" % number)

@@ -573,6 +573,62 @@ static void start_combining(struct agent *agent)
 	log_info("rows: read, write and packet sums combined per CPU, flushed before each drain");
 }
 
+/*
+ * The descriptor walk's exits: one program per family, attached to the exit
+ * tracepoint its section names and to these (see bpf/transfer.bpf.c).
+ */
+struct shared_exit {
+	const char *program;
+	const char *const more[5]; /* further syscalls, NULL-terminated */
+};
+
+static const struct shared_exit shared_exits[] = {
+	{ "read_exit", { "readv", "recvfrom", "recvmsg", NULL } },
+	{ "write_exit", { "writev", "sendto", "sendmsg", NULL } },
+};
+
+static const char *const *shared_exit_more(const char *program)
+{
+	for (size_t i = 0; i < sizeof(shared_exits) / sizeof(shared_exits[0]); i++)
+		if (strcmp(program, shared_exits[i].program) == 0)
+			return shared_exits[i].more;
+	return NULL;
+}
+
+static bool agent_keep_link(struct agent *agent, struct bpf_link *link)
+{
+	if (!link || agent->link_count >= AGENT_MAX_LINKS)
+		return false;
+	agent->links[agent->link_count++] = link;
+	return true;
+}
+
+/*
+ * A shared exit on the further syscalls of its family. Each is optional, as
+ * its own program was: a kernel without the syscall's tracepoint loses that
+ * syscall only.
+ */
+static void attach_shared_exit(struct agent *agent, const struct bpf_program *prog)
+{
+	const char *const *more = shared_exit_more(bpf_program__name(prog));
+	char tracepoint[64];
+
+	for (; more && *more; more++) {
+		struct bpf_link *link;
+		int err;
+
+		snprintf(tracepoint, sizeof(tracepoint), "sys_exit_%s", *more);
+		link = bpf_program__attach_tracepoint(prog, "syscalls", tracepoint);
+		if (agent_keep_link(agent, link))
+			continue;
+		err = link ? -E2BIG : -errno;
+		bpf_link__destroy(link);
+		agent->programs_not_attached++;
+		log_warn("failed to attach %s to syscalls/%s: %s; that syscall is not counted",
+			 bpf_program__name(prog), tracepoint, strerror(-err));
+	}
+}
+
 int agent_attach(struct agent *agent)
 {
 	struct bpf_program *prog;
@@ -591,8 +647,9 @@ int agent_attach(struct agent *agent)
 		if (is_netfilter_program(prog))
 			continue; /* linked per network namespace: agent_scan_netns() */
 		link = bpf_program__attach(prog);
-		if (link && agent->link_count < AGENT_MAX_LINKS) {
-			agent->links[agent->link_count++] = link;
+		if (agent_keep_link(agent, link)) {
+			agent->programs_attached++;
+			attach_shared_exit(agent, prog);
 			continue;
 		}
 		err = link ? -E2BIG : -errno;
@@ -606,7 +663,7 @@ int agent_attach(struct agent *agent)
 		log_warn("failed to attach %s (%s): %s; that syscall is not counted", name,
 			 bpf_program__section_name(prog), strerror(-err));
 	}
-	log_info("attached %u programs", agent->link_count);
+	log_info("attached %u programs (%u links)", agent->programs_attached, agent->link_count);
 	start_combining(agent);
 	return attach_netfilter(agent);
 }
@@ -620,6 +677,7 @@ void agent_detach(struct agent *agent)
 	for (unsigned int i = 0; i < agent->link_count; i++)
 		bpf_link__destroy(agent->links[i]);
 	agent->link_count = 0;
+	agent->programs_attached = 0;
 }
 
 /* One agent per pin directory: a lock file in /run names the owner. */

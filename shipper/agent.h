@@ -45,8 +45,9 @@ struct netns_links;
 struct agent {
 	struct kaccess_bpf *skel;
 	struct bpf_link *links[AGENT_MAX_LINKS];
-	unsigned int link_count;
-	unsigned int programs_not_attached; /* optional programs that failed to attach */
+	unsigned int link_count;            /* a shared exit has several (see agent_attach) */
+	unsigned int programs_attached;     /* programs with at least one link */
+	unsigned int programs_not_attached; /* optional attachments that failed */
 	uint64_t destroy_missed;            /* entries the sweep removed: their end was not seen */
 	uint64_t bucket_ns;
 	const char *hooks;                  /* "fentry", "sock", "fd" or "tcp": what was chosen */

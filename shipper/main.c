@@ -398,7 +398,7 @@ static int run_agent(struct kaccess_config *cfg)
 		.watched_cgroup = cfg->cgroup,
 		.pin_dir = cfg->pin_dir,
 		.hooks = agent.hooks,
-		.programs_attached = agent.link_count + agent_netfilter_programs(&agent),
+		.programs_attached = agent.programs_attached + agent_netfilter_programs(&agent),
 		.programs_not_attached = agent.programs_not_attached,
 	};
 	for (size_t i = 0; i < sink_count; i++)

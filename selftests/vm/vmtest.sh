@@ -27,11 +27,15 @@
 #                              VMTEST_SHELL_CMD='$KACCESS_BIN -v -o json --duration 2'
 #                              (each guest then counts as one test: passed
 #                              when the command exits 0)
-#   VMTEST_TIMEOUT_S=2400      seconds a guest may run before it is killed
+#   VMTEST_TIMEOUT_S=3000      seconds a guest may run before it is killed
 #                              (the whole suite takes 17-27 minutes per guest
 #                              under TCG; a guest killed counts as a death)
 #   VMTEST_MAX_DEATHS=3        guest deaths tolerated per kernel (a shell
 #                              command's guest is booted at most twice)
+#   VMTEST_PARALLEL=$(nproc)   guests run side by side (each QEMU runs its
+#                              vCPUs on one host thread, so one guest per
+#                              host CPU; reports still come in the order of
+#                              VMTEST_KERNELS)
 #   VMTEST_MEM=2G VMTEST_SMP=2 guest memory and CPUs
 #   VMTEST_ACCEL=tcg,thread=single  QEMU's -accel option. One host thread
 #                              runs both vCPUs: test_http took 291 s against
@@ -46,14 +50,15 @@ set -uo pipefail
 output_dir=${1:-.output}
 vm=$output_dir/vm
 kernels=${VMTEST_KERNELS:-6.1 6.12}
-timeout_s=${VMTEST_TIMEOUT_S:-2400}
+timeout_s=${VMTEST_TIMEOUT_S:-3000}
 memory=${VMTEST_MEM:-2G}
 cpus=${VMTEST_SMP:-2}
 accel=${VMTEST_ACCEL:-tcg,thread=single}
 max_deaths=${VMTEST_MAX_DEATHS:-3}
+parallel=${VMTEST_PARALLEL:-$(nproc)}
 qemu=${QEMU:-qemu-system-x86_64}
 total_passed=0 total_failed=0
-summary=()
+summary=() pids=()
 
 die() { echo "vmtest.sh: $*" >&2; exit 1; }
 
@@ -68,26 +73,27 @@ mkdir -p "$vm/logs"
 work=$(mktemp -d "$vm/run.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 
-# make_control TESTS: the run's choices, as a cpio archive appended to the
-# initramfs (/vmtest/); TESTS empty means every binary.
+# make_control SERIES TESTS: the run's choices, as a cpio archive appended
+# to the initramfs (/vmtest/); TESTS empty means every binary.
 make_control() {
-	rm -rf "$work/control"
-	mkdir -p "$work/control/vmtest"
-	[ -n "$1" ] && echo "$1" > "$work/control/vmtest/tests"
-	[ -n "${VMTEST_SHELL_CMD:-}" ] && printf '%s\n' "$VMTEST_SHELL_CMD" > "$work/control/vmtest/cmd"
-	[ -n "${SELFTEST_TIMEOUT_S:-}" ] && echo "SELFTEST_TIMEOUT_S=$SELFTEST_TIMEOUT_S" > "$work/control/vmtest/env"
-	(cd "$work/control" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc --owner=0:0 --quiet) \
-		> "$work/control.cpio" || die "cpio failed: run 'make deps-vm'"
+	local dir=$work/$1.control
+	rm -rf "$dir"
+	mkdir -p "$dir/vmtest"
+	[ -n "$2" ] && echo "$2" > "$dir/vmtest/tests"
+	[ -n "${VMTEST_SHELL_CMD:-}" ] && printf '%s\n' "$VMTEST_SHELL_CMD" > "$dir/vmtest/cmd"
+	[ -n "${SELFTEST_TIMEOUT_S:-}" ] && echo "SELFTEST_TIMEOUT_S=$SELFTEST_TIMEOUT_S" > "$dir/vmtest/env"
+	(cd "$dir" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc --owner=0:0 --quiet) \
+		> "$work/$1.control.cpio" || die "cpio failed: run 'make deps-vm'"
 }
 
 # boot SERIES LOG: one guest, its console into LOG (without the CRs and the
 # firmware's terminal escapes).
 boot() {
 	local kdir=$vm/kernels/$1 log=$2
-	cat "$kdir/initramfs.cpio" "$work/control.cpio" > "$work/initrd.cpio"
+	cat "$kdir/initramfs.cpio" "$work/$1.control.cpio" > "$work/$1.initrd.cpio"
 	timeout --kill-after=10 "$timeout_s" "$qemu" -accel "$accel" -cpu max -smp "$cpus" -m "$memory" \
 		-nographic -no-reboot -nic none \
-		-kernel "$kdir/vmlinuz" -initrd "$work/initrd.cpio" \
+		-kernel "$kdir/vmlinuz" -initrd "$work/$1.initrd.cpio" \
 		-append "console=ttyS0 panic=-1 rdinit=/init quiet" \
 		</dev/null 2>&1 | sed -u -e 's/\r//g' -e 's/\x1b\[[0-9;?]*[a-zA-Z]//g' -e 's/\x1bc//g' > "$log"
 	return "${PIPESTATUS[0]}"
@@ -164,7 +170,7 @@ run_series() {
 	rm -f "$vm/logs/$series".attempt*.log
 	: > "$kept"
 	while [ "$next_boot" = 1 ]; do
-		make_control "$tests"
+		make_control "$series" "$tests"
 		echo "# $series: booting $package (console: $log)"
 		started=$(date +%s)
 		boot "$series" "$log"
@@ -228,8 +234,49 @@ run_series() {
 	summary+=("# $series ($release): $passed passed, $failed failed, $skipped skipped in ${seconds} s (last boot; $deaths deaths)")
 }
 
+# run_series_apart SERIES: run_series in a subshell, its output and its
+# totals into files, so guests can run side by side.
+run_series_apart() {
+	(
+		total_passed=0 total_failed=0 summary=()
+		run_series "$1"
+		echo "$total_passed $total_failed" > "$work/$1.totals"
+		printf '%s\n' "${summary[@]}" > "$work/$1.summary"
+	) > "$work/$1.out" 2>&1
+}
+
+# Print a finished guest's output and add its totals.
+report_series() {
+	local passed failed
+	cat "$work/$1.out"
+	if [ ! -s "$work/$1.totals" ]; then
+		echo "not ok 1 vmtest: $1: the runner itself failed (no totals)"
+		total_failed=$((total_failed + 1))
+		return
+	fi
+	read -r passed failed < "$work/$1.totals"
+	total_passed=$((total_passed + passed))
+	total_failed=$((total_failed + failed))
+	mapfile -t -O "${#summary[@]}" summary < "$work/$1.summary"
+}
+
+# Up to $parallel guests at once; their reports in the order of $kernels.
+started_series=() reported=0
 for series in $kernels; do
-	run_series "$series"
+	while [ $(( ${#started_series[@]} - reported )) -ge "$parallel" ]; do
+		wait "${pids[$reported]}"
+		report_series "${started_series[$reported]}"
+		reported=$((reported + 1))
+	done
+	echo "# $series: starting its guest"
+	run_series_apart "$series" &
+	pids+=($!)
+	started_series+=("$series")
+done
+while [ "$reported" -lt ${#started_series[@]} ]; do
+	wait "${pids[$reported]}"
+	report_series "${started_series[$reported]}"
+	reported=$((reported + 1))
 done
 
 echo "# ==== summary ===="
