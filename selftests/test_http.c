@@ -614,6 +614,7 @@ KTEST_F(http, wrk_requests_counted, 120)
 	char *argv[] = { WRK, "-t1", "-c4", "-d2s", url, NULL };
 	unsigned long requests = 0;
 	struct http_totals client, server;
+	uint64_t records, shed;
 	FILE *file;
 
 	if (access(WRK, X_OK))
@@ -648,14 +649,18 @@ KTEST_F(http, wrk_requests_counted, 120)
 	 * Flat out, the records outrun a ring buffer drained only every
 	 * 200 ms poll: the kernel wakes the shipper when the data waiting
 	 * crosses each quarter of it (once per crossing), so every exchange
-	 * still gets its record on each side.
+	 * still gets its record on each side, or, while more than half the
+	 * ring waits, is counted as shed (test_http2's
+	 * records_shed_while_behind_keep_the_tables): never lost. (The CI
+	 * check's host once shed 2 of 280,812.)
 	 */
-	EXPECT_EQ(client.call_count, agent_output_http_records(self->output,
-							       self->pods.client.cgroup_id,
-							       "client", NULL, 0));
-	EXPECT_EQ(server.call_count, agent_output_http_records(self->output,
-							       self->pods.server.cgroup_id,
-							       "server", NULL, 0));
+	records = agent_output_http_records(self->output, self->pods.client.cgroup_id, "client",
+					    NULL, 0) +
+		  agent_output_http_records(self->output, self->pods.server.cgroup_id, "server",
+					    NULL, 0);
+	shed = agent_output_lost(self->output, "http_record_shed");
+	TH_LOG("records: %lu shipped, %lu shed", (unsigned long)records, (unsigned long)shed);
+	EXPECT_EQ(client.call_count + server.call_count, records + shed);
 	EXPECT_EQ(0, agent_output_lost(self->output, "http_record_lost"));
 	EXPECT_EQ(0, agent_output_lost(self->output, "ringbuf_full"));
 }
