@@ -52,7 +52,7 @@ stamp_lines() {
 # each followed by a "# took S s" comment: the time since the binary's
 # previous result (or its start), which is what that test cost the run.
 merge_tap() {
-	local binary=$1 started=$2 line status rest running="" stamp previous=$2
+	local binary=$1 previous=$2 line status rest running="" stamp
 	while IFS= read -r line; do
 		stamp=${line%% *}
 		line=${line#* }

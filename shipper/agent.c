@@ -595,12 +595,20 @@ static const char *const *shared_exit_more(const char *program)
 	return NULL;
 }
 
-static bool agent_keep_link(struct agent *agent, struct bpf_link *link)
+/*
+ * Keep a link an attach call just returned: 0, or -errno of the attach
+ * (call it right after, errno intact) or -E2BIG with the link released.
+ */
+static int agent_keep_link(struct agent *agent, struct bpf_link *link)
 {
-	if (!link || agent->link_count >= AGENT_MAX_LINKS)
-		return false;
+	if (!link)
+		return -errno;
+	if (agent->link_count >= AGENT_MAX_LINKS) {
+		bpf_link__destroy(link);
+		return -E2BIG;
+	}
 	agent->links[agent->link_count++] = link;
-	return true;
+	return 0;
 }
 
 /*
@@ -614,15 +622,12 @@ static void attach_shared_exit(struct agent *agent, const struct bpf_program *pr
 	char tracepoint[64];
 
 	for (; more && *more; more++) {
-		struct bpf_link *link;
 		int err;
 
 		snprintf(tracepoint, sizeof(tracepoint), "sys_exit_%s", *more);
-		link = bpf_program__attach_tracepoint(prog, "syscalls", tracepoint);
-		if (agent_keep_link(agent, link))
+		err = agent_keep_link(agent, bpf_program__attach_tracepoint(prog, "syscalls", tracepoint));
+		if (!err)
 			continue;
-		err = link ? -E2BIG : -errno;
-		bpf_link__destroy(link);
 		agent->programs_not_attached++;
 		log_warn("failed to attach %s to syscalls/%s: %s; that syscall is not counted",
 			 bpf_program__name(prog), tracepoint, strerror(-err));
@@ -635,7 +640,6 @@ int agent_attach(struct agent *agent)
 
 	bpf_object__for_each_program(prog, agent->skel->obj) {
 		const char *name = bpf_program__name(prog);
-		struct bpf_link *link;
 		int err;
 
 		if (!bpf_program__autoload(prog))
@@ -646,14 +650,12 @@ int agent_attach(struct agent *agent)
 			continue; /* run on demand: agent_flush_combined() */
 		if (is_netfilter_program(prog))
 			continue; /* linked per network namespace: agent_scan_netns() */
-		link = bpf_program__attach(prog);
-		if (agent_keep_link(agent, link)) {
+		err = agent_keep_link(agent, bpf_program__attach(prog));
+		if (!err) {
 			agent->programs_attached++;
 			attach_shared_exit(agent, prog);
 			continue;
 		}
-		err = link ? -E2BIG : -errno;
-		bpf_link__destroy(link);
 		if (!program_is_optional(name)) {
 			log_err("failed to attach %s (%s): %s", name, bpf_program__section_name(prog),
 				strerror(-err));

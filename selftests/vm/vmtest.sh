@@ -260,13 +260,18 @@ report_series() {
 	mapfile -t -O "${#summary[@]}" summary < "$work/$1.summary"
 }
 
+# Wait for the oldest guest not reported yet, and report it.
+report_oldest() {
+	wait "${pids[$reported]}"
+	report_series "${started_series[$reported]}"
+	reported=$((reported + 1))
+}
+
 # Up to $parallel guests at once; their reports in the order of $kernels.
 started_series=() reported=0
 for series in $kernels; do
 	while [ $(( ${#started_series[@]} - reported )) -ge "$parallel" ]; do
-		wait "${pids[$reported]}"
-		report_series "${started_series[$reported]}"
-		reported=$((reported + 1))
+		report_oldest
 	done
 	echo "# $series: starting its guest"
 	run_series_apart "$series" &
@@ -274,9 +279,7 @@ for series in $kernels; do
 	started_series+=("$series")
 done
 while [ "$reported" -lt ${#started_series[@]} ]; do
-	wait "${pids[$reported]}"
-	report_series "${started_series[$reported]}"
-	reported=$((reported + 1))
+	report_oldest
 done
 
 echo "# ==== summary ===="
