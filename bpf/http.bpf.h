@@ -78,6 +78,20 @@ enum http_error {
 			      * the bytes after it are HTTP/2's or another protocol's */
 };
 
+/*
+ * Whether a program's calls have bytes the parsers can read. Not those of
+ * sendfile (file pages) or sendmmsg/recvmmsg (their messages are not
+ * walked): a program that only sees such calls says HTTP_PAYLOAD_NONE as
+ * a constant and gets the parsers without their byte paths, with the
+ * outcome a walk that finds no segment to read has (HTTP/1.x bodies
+ * skipped by their length, anything else HTTP_ERR_NO_PAYLOAD), at a
+ * fraction of the verifier's work.
+ */
+enum http_payload {
+	HTTP_PAYLOAD_READABLE,
+	HTTP_PAYLOAD_NONE,
+};
+
 enum http_outcome {
 	HTTP_COMPLETE,
 	HTTP_TRUNCATED,
@@ -1410,10 +1424,10 @@ __weak __noinline int http_take_words(struct http_conn *hc, struct http_scratch 
 }
 
 /*
- * bpf_loop body: what the word paths take at once (a token, a line, a
+ * A walk step: what the word paths take at once (a token, a line, a
  * length), else one byte, or a run of body bytes. 1 stops the walk.
  */
-static long http_step(__u32 index, void *ctx)
+static __always_inline long http_step_in(void *ctx, enum http_payload payload)
 {
 	struct http_walk *walk = ctx;
 	struct http_conn *hc = walk->hc;
@@ -1428,6 +1442,10 @@ static long http_step(__u32 index, void *ctx)
 	if (p->phase == PH_BODY || p->phase == PH_CHUNK_DATA || p->phase == PH_UNTIL_CLOSE) {
 		http_skip(hc, p, s);
 		return 0;
+	}
+	if (payload == HTTP_PAYLOAD_NONE) { /* what the window fill below would find */
+		s->error = HTTP_ERR_NO_PAYLOAD;
+		return 1;
 	}
 	if (s->win_pos >= s->win_len) {
 		c = http_window_fill(s);
@@ -1462,6 +1480,17 @@ static long http_step(__u32 index, void *ctx)
 	if (http_records)
 		s->head_avail = 0; /* a head noted is for the bytes that start a request only */
 	return s->error ? 1 : 0;
+}
+
+/* bpf_loop bodies: one per payload kind, as the verifier walks each per program. */
+static long http_step(__u32 index, void *ctx)
+{
+	return http_step_in(ctx, HTTP_PAYLOAD_READABLE);
+}
+
+static long http_step_unreadable(__u32 index, void *ctx)
+{
+	return http_step_in(ctx, HTTP_PAYLOAD_NONE);
 }
 
 /* Where this call's payload is: up to HTTP_SEGMENTS user segments. */
@@ -1532,7 +1561,7 @@ static __always_inline void http_count_call(struct http_parser *p, __u64 call_ns
  */
 static __always_inline void http_transfer(__u64 sk, struct kaccess_conn *conn, bool is_read,
 					  __u64 bytes, __u64 ptr, __u32 kind, __u64 count,
-					  __u64 now_ns, __u64 call_ns)
+					  __u64 now_ns, __u64 call_ns, enum http_payload payload)
 {
 	struct http_walk walk = {};
 	struct http_conn *hc;
@@ -1592,7 +1621,10 @@ static __always_inline void http_transfer(__u64 sk, struct kaccess_conn *conn, b
 	http_count_call(is_request ? &hc->req : &hc->resp, call_ns);
 	walk.hc = hc;
 	walk.s = s;
-	bpf_loop(HTTP_MAX_STEPS, http_step, &walk, 0);
+	if (payload == HTTP_PAYLOAD_NONE)
+		bpf_loop(HTTP_MAX_STEPS, http_step_unreadable, &walk, 0);
+	else
+		bpf_loop(HTTP_MAX_STEPS, http_step, &walk, 0);
 	if (!s->error && s->left)
 		s->error = HTTP_ERR_BUDGET;
 	if (!is_request)

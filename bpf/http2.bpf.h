@@ -719,8 +719,8 @@ static __always_inline int h2_payload_step(struct h2_walk *walk, struct h2_parse
 	return HTTP_OK;
 }
 
-/* bpf_loop body: a frame header byte, a prefix byte, or a run of payload. 1 stops the walk. */
-static long h2_step(__u32 index, void *ctx)
+/* A walk step: a frame header byte, a prefix byte, or a run of payload. 1 stops the walk. */
+static __always_inline long h2_step_in(void *ctx, enum http_payload payload)
 {
 	struct h2_walk *walk = ctx;
 	struct http_scratch *s = walk->s;
@@ -730,7 +730,9 @@ static long h2_step(__u32 index, void *ctx)
 	if (!walk->hc || !s || s->error || !s->left)
 		return 1;
 	p = s->is_request ? &walk->hc->req : &walk->hc->resp;
-	if (p->phase == H2_PH_PAYLOAD)
+	if (payload == HTTP_PAYLOAD_NONE && p->phase != H2_PH_PREFACE)
+		err = HTTP_ERR_NO_PAYLOAD; /* what reading a header or payload byte finds */
+	else if (p->phase == H2_PH_PAYLOAD)
 		err = h2_payload_step(walk, p);
 	else if (p->phase == H2_PH_PREFACE)
 		err = HTTP_ERR_GRAMMAR;
@@ -739,6 +741,17 @@ static long h2_step(__u32 index, void *ctx)
 	if (err)
 		s->error = err;
 	return err ? 1 : 0;
+}
+
+/* bpf_loop bodies: one per payload kind, as the verifier walks each per program. */
+static long h2_step(__u32 index, void *ctx)
+{
+	return h2_step_in(ctx, HTTP_PAYLOAD_READABLE);
+}
+
+static long h2_step_unreadable(__u32 index, void *ctx)
+{
+	return h2_step_in(ctx, HTTP_PAYLOAD_NONE);
 }
 
 enum h2_start {
@@ -960,7 +973,8 @@ static __noinline int h2_upgrade(__u64 sk, struct kaccess_conn *conn, struct htt
  * Parse what is left of the call at the scratch's cursor as HTTP/2: the
  * whole call (h2_claim), or the bytes after a 101 in it (http_transfer).
  */
-static __always_inline void h2_transfer_rest(__u64 sk, struct kaccess_conn *conn)
+static __always_inline void h2_transfer_rest(__u64 sk, struct kaccess_conn *conn,
+					     enum http_payload payload)
 {
 	struct h2_walk walk = { .sk = sk };
 	struct http_scratch *s;
@@ -998,7 +1012,10 @@ static __always_inline void h2_transfer_rest(__u64 sk, struct kaccess_conn *conn
 	s->h2_batch.len = 0;
 	s->h2_batch.pieces = 0;
 	s->h2_batch.ends = 0;
-	bpf_loop(HTTP_MAX_STEPS, h2_step, &walk, 0);
+	if (payload == HTTP_PAYLOAD_NONE)
+		bpf_loop(HTTP_MAX_STEPS, h2_step_unreadable, &walk, 0);
+	else
+		bpf_loop(HTTP_MAX_STEPS, h2_step, &walk, 0);
 	h2_batch_flush(&walk); /* before h2_stop can forget the connection */
 	if (!s->error && s->left)
 		s->error = HTTP_ERR_BUDGET;

@@ -156,24 +156,36 @@ static __always_inline void transfer_account(const struct kaccess_agg_key *key, 
 }
 
 /*
+ * Where a call's payload is, read at each use: a copy kept in a register
+ * across h2_claim() cost the "tcp" hooks' exits 15,000 more verified
+ * instructions each.
+ */
+static __always_inline __u32 buf_kind_of(const struct syscall_ctx *sc, enum http_payload payload)
+{
+	return payload == HTTP_PAYLOAD_NONE ? HTTP_BUF_NONE : sc->buf_kind;
+}
+
+/*
  * A read or write that moved `bytes` on tracked socket `sk` ends: its row,
- * then its payload (described by the syscall context) to the HTTP/2 parser
- * or, when it is not HTTP/2, the HTTP/1.x parser (and after an upgrade's
- * 101 in it, the rest to the HTTP/2 parser).
+ * then its payload (described by the syscall context, unless the program
+ * says its calls have none) to the HTTP/2 parser or, when it is not
+ * HTTP/2, the HTTP/1.x parser (and after an upgrade's 101 in it, the rest
+ * to the HTTP/2 parser).
  */
 static __always_inline void transfer_done(__u64 sk, struct kaccess_conn *conn,
 					  const struct kaccess_agg_key *key, bool is_read,
 					  __u64 start_ns, __u64 bytes, const struct syscall_ctx *sc,
-					  enum row_access access)
+					  enum row_access access, enum http_payload payload)
 {
 	__u64 now_ns = bpf_ktime_get_ns();
 
 	transfer_account(key, is_read, start_ns, sc->l4_start_ns, bytes, now_ns, access);
-	if (!h2_claim(sk, conn, is_read, bytes, sc->user_ptr, sc->buf_kind, sc->buf_count, now_ns,
-		      now_ns - start_ns))
-		http_transfer(sk, conn, is_read, bytes, sc->user_ptr, sc->buf_kind, sc->buf_count,
-			      now_ns, now_ns - start_ns);
-	h2_transfer_rest(sk, conn); /* HTTP/2's calls, and what follows a 101 in an HTTP/1.1 one */
+	if (!h2_claim(sk, conn, is_read, bytes, sc->user_ptr, buf_kind_of(sc, payload),
+		      sc->buf_count, now_ns, now_ns - start_ns))
+		http_transfer(sk, conn, is_read, bytes, sc->user_ptr, buf_kind_of(sc, payload),
+			      sc->buf_count, now_ns, now_ns - start_ns, payload);
+	/* HTTP/2's calls, and what follows a 101 in an HTTP/1.1 one */
+	h2_transfer_rest(sk, conn, payload);
 }
 
 /* "sock" entry: every read/write-family syscall is timed until proven untracked. */
@@ -219,7 +231,7 @@ static __always_inline int transfer_on_socket(struct sock *sk, long ret, __u32 o
 		return 0;
 	}
 	transfer_done(key, conn, &conn->agg, op == SYSCALL_OP_READ, sc->start_ns, ret, sc,
-		      ROW_COMBINED);
+		      ROW_COMBINED, HTTP_PAYLOAD_READABLE);
 	return 0;
 }
 
@@ -320,7 +332,8 @@ static __always_inline int sock_io_end(struct sock *sk, __u32 sock_op, long ret)
 
 	if (sc && ret > 0) /* errors, EAGAIN and EOF moved no data */
 		transfer_done(key, bpf_map_lookup_elem(&conn_table, &key), &sc->conn.agg,
-			      sock_op == SYSCALL_OP_SOCK_READ, sc->start_ns, ret, sc, ROW_DIRECT);
+			      sock_op == SYSCALL_OP_SOCK_READ, sc->start_ns, ret, sc, ROW_DIRECT,
+			      HTTP_PAYLOAD_READABLE);
 	return 0;
 }
 
@@ -375,7 +388,7 @@ static __always_inline int tcp_io_end(struct sock *sk, __u32 sock_op, long ret)
 	if (http_enabled)
 		sock_io_payload(sc); /* still inside the syscall: its registers hold the buffer */
 	transfer_done(key, conn, &conn->agg, sock_op == SYSCALL_OP_SOCK_READ, sc->start_ns, ret, sc,
-		      ROW_COMBINED);
+		      ROW_COMBINED, HTTP_PAYLOAD_READABLE);
 	return 0;
 }
 
@@ -454,7 +467,7 @@ static __always_inline __u64 mmsg_bytes(__u64 vec, long messages)
 	return bytes;
 }
 
-static __always_inline int transfer_end(__u32 op, long ret)
+static __always_inline int transfer_end(__u32 op, long ret, enum http_payload payload)
 {
 	struct syscall_ctx *sc = syscall_ctx_end(op);
 	__u64 bytes = ret, key;
@@ -466,7 +479,7 @@ static __always_inline int transfer_end(__u32 op, long ret)
 	key = sc->sk;
 	transfer_done(key, bpf_map_lookup_elem(&conn_table, &key), &sc->conn.agg,
 		      op == SYSCALL_OP_READ || op == SYSCALL_OP_READ_MMSG, sc->start_ns, bytes, sc,
-		      ROW_DIRECT);
+		      ROW_DIRECT, payload);
 	return 0;
 }
 
@@ -520,26 +533,26 @@ TRANSFER_SYSCALL_ENTRY(sendmmsg, SYSCALL_OP_WRITE_MMSG, 1, NO_FLAGS_ARG, HTTP_BU
 SEC("tracepoint/syscalls/sys_exit_read")
 int read_exit(struct trace_event_raw_sys_exit *ctx)
 {
-	return transfer_end(SYSCALL_OP_READ, ctx->ret);
+	return transfer_end(SYSCALL_OP_READ, ctx->ret, HTTP_PAYLOAD_READABLE);
 }
 
 SEC("tracepoint/syscalls/sys_exit_write")
 int write_exit(struct trace_event_raw_sys_exit *ctx)
 {
-	return transfer_end(SYSCALL_OP_WRITE, ctx->ret);
+	return transfer_end(SYSCALL_OP_WRITE, ctx->ret, HTTP_PAYLOAD_READABLE);
 }
 
 /* sendmmsg/recvmmsg return a message count: their own exits sum the lengths. */
 SEC("tracepoint/syscalls/sys_exit_recvmmsg")
 int recvmmsg_exit(struct trace_event_raw_sys_exit *ctx)
 {
-	return transfer_end(SYSCALL_OP_READ_MMSG, ctx->ret);
+	return transfer_end(SYSCALL_OP_READ_MMSG, ctx->ret, HTTP_PAYLOAD_NONE);
 }
 
 SEC("tracepoint/syscalls/sys_exit_sendmmsg")
 int sendmmsg_exit(struct trace_event_raw_sys_exit *ctx)
 {
-	return transfer_end(SYSCALL_OP_WRITE_MMSG, ctx->ret);
+	return transfer_end(SYSCALL_OP_WRITE_MMSG, ctx->ret, HTTP_PAYLOAD_NONE);
 }
 
 /* sendfile: always the descriptor walk (see the top of this file). */
@@ -552,7 +565,7 @@ int sendfile64_enter(struct trace_event_raw_sys_enter *ctx)
 SEC("tracepoint/syscalls/sys_exit_sendfile64")
 int sendfile64_exit(struct trace_event_raw_sys_exit *ctx)
 {
-	return transfer_end(SYSCALL_OP_WRITE, ctx->ret);
+	return transfer_end(SYSCALL_OP_WRITE, ctx->ret, HTTP_PAYLOAD_NONE);
 }
 
 /* fentry hooks: the syscalls that count for themselves (see sock_io_begin). */
@@ -565,7 +578,7 @@ int BPF_PROG(sendfile64_fentry, const struct pt_regs *regs)
 SEC("fexit/__x64_sys_sendfile64")
 int BPF_PROG(sendfile64_fexit, const struct pt_regs *regs, long ret)
 {
-	return transfer_end(SYSCALL_OP_WRITE, ret);
+	return transfer_end(SYSCALL_OP_WRITE, ret, HTTP_PAYLOAD_NONE);
 }
 
 SEC("fentry/__x64_sys_sendmmsg")
@@ -577,7 +590,7 @@ int BPF_PROG(sendmmsg_fentry, const struct pt_regs *regs)
 SEC("fexit/__x64_sys_sendmmsg")
 int BPF_PROG(sendmmsg_fexit, const struct pt_regs *regs, long ret)
 {
-	return transfer_end(SYSCALL_OP_WRITE_MMSG, ret);
+	return transfer_end(SYSCALL_OP_WRITE_MMSG, ret, HTTP_PAYLOAD_NONE);
 }
 
 SEC("fentry/__x64_sys_recvmmsg")
@@ -591,5 +604,5 @@ int BPF_PROG(recvmmsg_fentry, const struct pt_regs *regs)
 SEC("fexit/__x64_sys_recvmmsg")
 int BPF_PROG(recvmmsg_fexit, const struct pt_regs *regs, long ret)
 {
-	return transfer_end(SYSCALL_OP_READ_MMSG, ret);
+	return transfer_end(SYSCALL_OP_READ_MMSG, ret, HTTP_PAYLOAD_NONE);
 }
