@@ -28,7 +28,7 @@
 #                              (each guest then counts as one test: passed
 #                              when the command exits 0)
 #   VMTEST_TIMEOUT_S=3000      seconds a guest may run before it is killed
-#                              (the whole suite takes 29-34 minutes per guest
+#                              (the whole suite takes 23-24 minutes per guest
 #                              under TCG; a guest killed counts as a death)
 #   VMTEST_MAX_DEATHS=3        guest deaths tolerated per kernel (a shell
 #                              command's guest is booted at most twice)
