@@ -9,6 +9,8 @@ exists for the ones QEMU's emulation caused now and then), so the stand-in
 plays the guest's console: the lines selftests/vm/init and selftests/run.sh
 print, from the control archive vmtest.sh appends to the initramfs, and
 exits without the final marker where a scenario says the guest died.
+Also CI's entry point, .ci/run, with a stand-in for make: its totals and
+the failures it repeats at the end, where CI's kept tail shows them.
 
 Prints TAP like the other selftests. Run from the repository root (run.sh
 does): `make selftests` copies this file to $(OUTPUT)/selftests/test_vmtest.
@@ -266,6 +268,56 @@ def check_shell_command(runner):
           "shell_command_guest_is_booted_at_most_twice", out)
 
 
+# A stand-in for make in .ci/run: each target prints the TAP a scenario gives it and exits.
+FAKE_MAKE = r'''#!/bin/bash
+cat "$FAKE_MAKE_DIR/$1.out"
+exit "$(cat "$FAKE_MAKE_DIR/$1.rc")"
+'''
+
+
+def run_ci(repo, targets):
+    """.ci/run's exit status and output, with make replaced: targets maps a target to (rc, output)."""
+    work = tempfile.mkdtemp(prefix="kaccess-ci-run-")
+    try:
+        with open(os.path.join(work, "make"), "w") as f:
+            f.write(FAKE_MAKE)
+        os.chmod(os.path.join(work, "make"), 0o755)
+        for target, (rc, output) in targets.items():
+            with open(os.path.join(work, target + ".out"), "w") as f:
+                f.write(output)
+            with open(os.path.join(work, target + ".rc"), "w") as f:
+                f.write("%d\n" % rc)
+        env = dict(os.environ, PATH=work + ":" + os.environ["PATH"], FAKE_MAKE_DIR=work)
+        result = subprocess.run(["bash", os.path.join(repo, ".ci/run")], env=env,
+                                capture_output=True, text=True, timeout=60)
+        return result.returncode, result.stdout
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def check_ci_run(repo):
+    """.ci/run sums both suites and repeats each failure, with its diagnostics, at the end."""
+    host = ("TAP version 13\nok 1 [6.18] test_a one\n#  RUN           b.two ...\n"
+            "# test_a.c:12:two:Expected 1 (1) == 2 (2)\n#          FAIL  b.two\n"
+            "not ok 2 [6.18] test_a two\n# took 0.1 s\nok 3 [6.18] test_a three\n"
+            "1..3\n2 passed, 1 failed\n")
+    guests = "ok 1 [6.1] test_a one\nnot ok 2 [6.1] test_a two\n1 passed, 1 failed\n"
+    rc, out = run_ci(repo, {"test": (2, host), "vmtest": (1, guests)})
+    lines = out.strip().splitlines()
+    check(rc == 1 and lines[-1] == "3 passed, 2 failed", "ci_run_sums_both_suites", out)
+    check(lines[-9:-1] == ["# ==== what failed, with the comments before it ====",
+                           "#  RUN           b.two ...",
+                           "# test_a.c:12:two:Expected 1 (1) == 2 (2)",
+                           "#          FAIL  b.two", "not ok 2 [6.18] test_a two", "",
+                           "not ok 2 [6.1] test_a two", ""],
+          "ci_run_repeats_failures_with_their_comments_at_the_end", out)
+    rc, out = run_ci(repo, {"test": (0, "ok 1 a\n1 passed, 0 failed\n"),
+                            "vmtest": (2, "make: *** [vmtest] Error 2\n")})
+    check(rc == 1 and "# make vmtest failed before its tests reported (exit 2)" in out and
+          last_line(out) == "1 passed, 1 failed" and "what failed" not in out,
+          "ci_run_counts_a_suite_that_never_reported", out)
+
+
 def main():
     repo = find_repo()
     if not repo:
@@ -284,6 +336,7 @@ def main():
         check_failures_and_exit_status(runner)
         check_shell_command(runner)
         check_kernels_side_by_side(runner)
+        check_ci_run(repo)
     finally:
         runner.close()
     print("1..%d" % number)
