@@ -747,12 +747,22 @@ static __always_inline __u32 stamp_delta_ns(__u64 later_ns, __u64 earlier_ns)
 	return delta_ns ?: 1;
 }
 
-/* A data segment's stamp, in the socket's ring (the oldest unread one gives way). */
-static __always_inline __u32 rx_stamp_store(struct l24_sock *s, const struct l24_cpu *cpu,
-					    __u64 skb, __u32 seq, __u64 now_ns)
+/* The ring slot of the socket's next stamp; -1 without memory for its cursor. */
+static __always_inline int rx_stamp_slot_next(struct sock *sk)
 {
-	__u32 slot = s->rx_next++ & (RX_STAMP_SLOTS - 1);
-	struct rx_stamp *stamp = &s->rx[slot];
+	struct l24_rx_cursor *cursor = bpf_sk_storage_get(&l24_rx_cursors, sk, 0,
+							  BPF_SK_STORAGE_GET_F_CREATE);
+
+	if (!cursor)
+		return -1;
+	return cursor->rx_next++ & (RX_STAMP_SLOTS - 1);
+}
+
+/* A data segment's stamp, in the socket's ring (the oldest unread one gives way). */
+static __always_inline void rx_stamp_store(struct l24_sock *s, const struct l24_cpu *cpu, __u32 slot,
+					   __u64 skb, __u32 seq, __u64 now_ns)
+{
+	struct rx_stamp *stamp = &s->rx[slot & (RX_STAMP_SLOTS - 1)];
 
 	stamp->seq = seq;
 	stamp->tcp_ns = now_ns;
@@ -766,7 +776,6 @@ static __always_inline __u32 rx_stamp_store(struct l24_sock *s, const struct l24
 		stamp->l3_before_ns = stamp_delta_ns(now_ns, cpu->ingress.l3_start_ns);
 		stamp->local_in_before_ns = stamp_delta_ns(now_ns, cpu->ingress.local_in_ns);
 	}
-	return slot;
 }
 
 /* The socket and row key of a received segment; NULL when not tracked. */
@@ -802,6 +811,7 @@ int BPF_PROG(l24_tcp_probe, struct sock *sk, struct sk_buff *skb)
 	struct l24_cpu *cpu;
 	struct l24_sock *s;
 	bool nested;
+	int slot;
 
 	s = receive_conn(sk, &agg);
 	if (!agg)
@@ -826,7 +836,13 @@ int BPF_PROG(l24_tcp_probe, struct sock *sk, struct sk_buff *skb)
 	cb = tcp_cb(skb);
 	if (!s || !tcp_segment_has_payload(cb))
 		return 0; /* nothing a reader will copy, or nowhere to time it */
-	cpu->probed_slot = rx_stamp_store(s, cpu, key, cb->seq, now_ns);
+	slot = rx_stamp_slot_next(sk);
+	if (slot < 0) {
+		count_loss(KACCESS_CTR_L24_WINDOW_LOST);
+		return 0;
+	}
+	rx_stamp_store(s, cpu, slot, key, cb->seq, now_ns);
+	cpu->probed_slot = slot;
 	cpu->probed_sk = (__u64)sk;
 	cpu->probed_seq = cb->seq;
 	return 0;
@@ -858,15 +874,16 @@ int BPF_PROG(l24_sk_data_ready, const struct sock *sk)
  * first slot looked at is usually the one. Only the reader writes the
  * cursor, and nothing here writes the ring.
  */
-static __always_inline struct rx_stamp *rx_stamp_find(struct l24_sock *s, __u32 seq)
+static __always_inline struct rx_stamp *rx_stamp_find(struct l24_sock *s,
+						      struct l24_rx_reader *reader, __u32 seq)
 {
-	__u32 read = s->rx_read;
+	__u32 read = reader->rx_read;
 
 	for (__u32 i = 0; i < RX_STAMP_SLOTS; i++) {
 		struct rx_stamp *stamp = &s->rx[(read + i) & (RX_STAMP_SLOTS - 1)];
 
 		if (stamp->seq == seq && stamp->tcp_ns) {
-			s->rx_read = read + i + 1;
+			reader->rx_read = read + i + 1;
 			return stamp;
 		}
 	}
@@ -894,16 +911,22 @@ static __always_inline void receive_account_windows(struct agg_sums *sums,
  * The segment a copy reads from, the first time a reader copies from it
  * (a partial read's rest is not timed again); NULL when it has no stamp.
  */
-static __always_inline struct rx_stamp *rx_stamp_first_copy(struct l24_sock *s,
+static __always_inline struct rx_stamp *rx_stamp_first_copy(struct l24_sock *s, struct sock *sk,
 							    const struct sk_buff *skb)
 {
+	struct l24_rx_reader *reader = bpf_sk_storage_get(&l24_rx_readers, sk, 0,
+							  BPF_SK_STORAGE_GET_F_CREATE);
 	__u32 seq = tcp_cb(skb)->seq;
 
-	if (s->copied_any && s->copied_seq == seq)
+	if (!reader) { /* no memory for the reader's cursor: counted, not timed */
+		count_loss(KACCESS_CTR_L24_WINDOW_LOST);
 		return NULL;
-	s->copied_seq = seq;
-	s->copied_any = 1;
-	return rx_stamp_find(s, seq);
+	}
+	if (reader->copied_any && reader->copied_seq == seq)
+		return NULL;
+	reader->copied_seq = seq;
+	reader->copied_any = 1;
+	return rx_stamp_find(s, reader, seq);
 }
 
 /*
@@ -923,7 +946,7 @@ static __always_inline void reader_copy_ends_windows(const struct sk_buff *skb, 
 
 	if (!s)
 		return;
-	stamp = rx_stamp_first_copy(s, skb);
+	stamp = rx_stamp_first_copy(s, sk, skb);
 	if (!stamp)
 		return;
 	if (s->agg_ready) {

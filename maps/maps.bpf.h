@@ -670,42 +670,39 @@ struct rx_stamp {
 
 /*
  * Per-socket L2-L4 state of a tracked connection, kept with the socket
- * itself so the packet path finds it without a hash lookup.
+ * itself so the packet path finds it without a hash lookup: the row key
+ * (every program reads it, nothing writes it once set) and the ring of
+ * stamps (written by the receive softirq, read by the reader). The
+ * softirq and the reader usually run on different CPUs, so the stamps'
+ * lines move between them on every segment; nothing else should. The
+ * kernel puts local-storage data 8 (or, behind an allocator header, 16)
+ * bytes into a line, so the key's line ends with the first stamp's bytes.
  *
- * Grouped by who writes: the row key (every program reads it, nothing
- * writes it once set), the receive softirq's ring of stamps, and the
- * reader's cursor. The receive softirq and the reader usually run on
- * different CPUs, so a line both write moves between them on every
- * segment; the stamps must, the rest need not. Each group takes a cache
- * line's worth of bytes, the reader's with its fields last: the kernel puts
- * local-storage data 8 (or, behind an allocator header, 16) bytes into a
- * line, so a group's first bytes may share the line that ends the group
- * before it, and those bytes are padding.
+ * What only one side writes, the softirq's cursor and the reader's, has
+ * a storage of its own (struct l24_rx_cursor, struct l24_rx_reader): even
+ * a line apart in here, whichever side touched the stamps next to it had
+ * the other's line pulled into its caches, and the owner paid a coherence
+ * miss to get it back on most segments (measured under wrk: tcp_probe 191
+ * -> 173 ns, the reader's copy 340 -> 309 ns, sk_data_ready 95 -> 117 ns,
+ * which now waits for the stamp's line instead).
  */
 struct l24_sock {
 	/* read-mostly */
 	struct kaccess_agg_key agg; /* conn->agg once final (established, accepted) */
 	__u32 agg_ready;            /* agg is set: the socket is tracked */
 	__u8 pad_agg[L24_CACHE_LINE - sizeof(struct kaccess_agg_key) - sizeof(__u32)];
-	/* the receive softirq's */
-	__u32 rx_next;              /* slot the next stamp takes */
-	__u8 pad_rx_next[L24_CACHE_LINE - sizeof(__u32)];
+	/* written by the receive softirq, read by the reader */
 	struct rx_stamp rx[RX_STAMP_SLOTS];
-	/* the reader's */
-	__u8 pad_reader[L24_CACHE_LINE - 3 * sizeof(__u32)];
-	__u32 rx_read;              /* slot after the last stamp a copy took: the next one, usually */
-	__u32 copied_seq;           /* the last segment copied: its rest is not timed again */
-	__u32 copied_any;           /* copied_seq is set */
 };
-_Static_assert(sizeof(struct l24_sock) == 3 * L24_CACHE_LINE + RX_STAMP_SLOTS * sizeof(struct rx_stamp),
-	       "l24_sock: one line each for the key, rx_next and the reader");
+_Static_assert(sizeof(struct l24_sock) == L24_CACHE_LINE + RX_STAMP_SLOTS * sizeof(struct rx_stamp),
+	       "l24_sock: a line for the key, then the stamps");
 
 /*
  * l24_socks: socket-local storage (BPF_MAP_TYPE_SK_STORAGE), value = struct
  * l24_sock. Created by tcp_probe at a tracked connection's first received
  * segment; read by net_dev_queue, sk_data_ready and the reader's copy;
- * freed by the kernel with the socket. Not preallocated: 296 B (plus the
- * kernel's ~80 B of storage header) per tracked socket that received data.
+ * freed by the kernel with the socket. Not preallocated: 320 B (512 with
+ * the kernel's storage header) per tracked socket that received data.
  * Not pinned.
  */
 struct {
@@ -714,6 +711,44 @@ struct {
 	__type(key, int);
 	__type(value, struct l24_sock);
 } l24_socks SEC(".maps") __weak;
+
+/* The receive softirq's cursor: the ring slot the socket's next stamp takes. */
+struct l24_rx_cursor {
+	__u32 rx_next;
+};
+
+/*
+ * l24_rx_cursors: socket-local storage, value = struct l24_rx_cursor.
+ * Created by tcp_probe with the socket's first stamp; freed with the
+ * socket. Not preallocated: 4 B (192 with the kernel's storage header)
+ * per tracked socket that received data. Not pinned.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct l24_rx_cursor);
+} l24_rx_cursors SEC(".maps") __weak;
+
+/* The reader's cursor in the ring, and the segment it copied last. */
+struct l24_rx_reader {
+	__u32 rx_read;    /* slot after the last stamp a copy took: the next one, usually */
+	__u32 copied_seq; /* the last segment copied: its rest is not timed again */
+	__u32 copied_any; /* copied_seq is set */
+};
+
+/*
+ * l24_rx_readers: socket-local storage, value = struct l24_rx_reader.
+ * Created by the reader's first copy from a tracked socket with stamps;
+ * freed with the socket. Not preallocated: 12 B (192 with the kernel's
+ * storage header) per tracked socket that was read. Not pinned.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct l24_rx_reader);
+} l24_rx_readers SEC(".maps") __weak;
 
 /*
  * neigh_waits: key = struct neighbour address, value = when it started to
