@@ -474,7 +474,8 @@ enum kaccess_counter {
 	KACCESS_CTR_HTTP_ENDPOINT_LOST,/* endpoint text not sent (ring buffer full); retried next time */
 	KACCESS_CTR_HTTP_PIPELINE_FULL,/* more pipelined requests than tracked: parsing stopped */
 	KACCESS_CTR_L24_WINDOW_LOST,   /* a tracked packet's L2 window lost its start (nested or
-				        * re-segmented transmit): counted, not timed */
+				        * re-segmented transmit), or a received one found no
+				        * memory for its socket's storage: counted, not timed */
 	KACCESS_CTR_H2_HEADERS_LOST,   /* HTTP/2 header block bytes not delivered (ring buffer full or
 				        * block above KACCESS_H2_BLOCK_MAX): that direction's HPACK table
 				        * is unknown from then on, its later exchanges unnamed */
