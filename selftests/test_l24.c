@@ -679,10 +679,11 @@ static void retransmit_run(struct __test_metadata *_metadata, FIXTURE_DATA(l24) 
 	out->client_counted = field(self, &self->pods.client, "client", "write_retransmit_packets");
 	out->server_counted = field(self, &self->pods.server, "server", "write_retransmit_packets");
 	TH_LOG("TcpRetransSegs client %lld server %lld; counted %llu and %llu; client TCPRetransFail %lld; "
-	       "recursion misses %llu", (long long)out->client, (long long)out->server,
+	       "recursion misses %llu; destroy_missed %llu", (long long)out->client, (long long)out->server,
 	       (unsigned long long)out->client_counted, (unsigned long long)out->server_counted,
 	       (long long)out->client_failed,
-	       (unsigned long long)agent_output_lost(self->output, "program_recursion_misses"));
+	       (unsigned long long)agent_output_lost(self->output, "program_recursion_misses"),
+	       (unsigned long long)agent_output_lost(self->output, "destroy_missed"));
 }
 
 KTEST_F(l24, retransmits_equal_tcp_retrans_segs, 120)
