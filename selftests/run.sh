@@ -35,6 +35,7 @@ cleanup_leftovers() {
 		done
 	done
 	rm -rf /sys/fs/bpf/kaccess-selftest 2>/dev/null
+	rmdir /sys/kernel/tracing/instances/kat-* 2>/dev/null
 	rm -f /tmp/kaccess-selftest-*
 }
 trap cleanup_leftovers EXIT

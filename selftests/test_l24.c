@@ -11,8 +11,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/utsname.h>
 #include <unistd.h>
+
+#include <bpf/bpf.h>
 
 #include "agent_proc.h"
 #include "kaccess.h"
@@ -25,6 +28,8 @@
 #define ACK_SETTLE_US 500000 /* delayed ACKs leave within 200 ms */
 #define NETNS_SCAN_WAIT_US 3000000 /* the agent looks for new namespaces every 2 s */
 
+struct retransmit_watch;
+
 FIXTURE(l24) {
 	struct pod_pair pods;
 	struct agent_proc agent;
@@ -32,6 +37,7 @@ FIXTURE(l24) {
 	struct tcp_truth *truth;
 	pid_t server_pid, client_pid;
 	int go[2], done[2], quit[2], ready[2];
+	struct retransmit_watch *retransmit_watch;
 };
 
 /*
@@ -83,6 +89,7 @@ static bool kernel_at_least(int want_major, int want_minor)
 
 FIXTURE_SETUP(l24)
 {
+	self->retransmit_watch = NULL;
 	REQUIRE_ROOT();
 	if (strcmp(variant->hooks, "hooks=tcp") == 0 && !tcp_hooks_load)
 		SKIP(return, "kernel lacks tcp:tcp_sendmsg_locked or the sock length tracepoints");
@@ -96,8 +103,11 @@ FIXTURE_SETUP(l24)
 	ASSERT_EQ(0, pipe(self->ready));
 }
 
+static void retransmit_watch_stop(struct retransmit_watch *watch);
+
 FIXTURE_TEARDOWN(l24)
 {
+	retransmit_watch_stop(self->retransmit_watch);
 	agent_proc_stop(&self->agent);
 	agent_output_free(self->output);
 	if (self->client_pid > 0)
@@ -647,11 +657,139 @@ static bool tracepoint_has_field(const char *event, const char *name)
 	return found;
 }
 
+/*
+ * How often the kernel fired tcp:tcp_retransmit_skb over a test, against
+ * how often it ran the agent's program there. On this project's CI
+ * machines (6.18 in a Firecracker VM) the kernel now and then records the
+ * event in tracefs and runs no BPF program on it, ours or a ten-line
+ * counter alike, without counting a recursion miss: seen only while a
+ * softirq ran on top of the VM's init process. A retransmit whose run the
+ * kernel skipped is in TcpRetransSegs and in nobody's program.
+ */
+struct retransmit_watch {
+	char instance[96];     /* the test's own tracefs instance */
+	int stats_fd;          /* BPF_ENABLE_STATS: run_cnt counts while open */
+	int64_t runs_before;   /* the program's run_cnt when the instance began */
+};
+
+#define RETRANSMIT_PROGRAM "l24_tcp_retransmit_skb"
+
+/* The run_cnt of the loaded programs named `name` (as the kernel keeps it: 15 bytes). */
+static int64_t program_runs(const char *name)
+{
+	int64_t runs = 0;
+	bool found = false;
+	__u32 id = 0;
+
+	while (bpf_prog_get_next_id(id, &id) == 0) {
+		struct bpf_prog_info info = { 0 };
+		__u32 len = sizeof(info);
+		int fd = bpf_prog_get_fd_by_id(id);
+
+		if (fd < 0)
+			continue;
+		if (bpf_obj_get_info_by_fd(fd, &info, &len) == 0 &&
+		    strncmp(info.name, name, BPF_OBJ_NAME_LEN - 1) == 0) {
+			runs += info.run_cnt;
+			found = true;
+		}
+		close(fd);
+	}
+	return found ? runs : -1;
+}
+
+static int write_text(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "we");
+	int err;
+
+	if (!f)
+		return -1;
+	err = fputs(text, f) < 0;
+	return fclose(f) || err ? -1 : 0;
+}
+
+/*
+ * Start counting the tracepoint's firings (a tracefs instance of the test's
+ * own) and the agent's runs on it (BPF run statistics), with the agent
+ * attached. NULL where the kernel offers neither.
+ */
+static struct retransmit_watch *retransmit_watch_start(void)
+{
+	struct retransmit_watch *watch = calloc(1, sizeof(*watch));
+	char path[160];
+
+	if (!watch)
+		return NULL;
+	watch->stats_fd = bpf_enable_stats(BPF_STATS_RUN_TIME);
+	snprintf(watch->instance, sizeof(watch->instance), "/sys/kernel/tracing/instances/kat-l24-%d", getpid());
+	snprintf(path, sizeof(path), "%s/events/tcp/tcp_retransmit_skb/enable", watch->instance);
+	if (watch->stats_fd < 0 || mkdir(watch->instance, 0700) != 0) {
+		watch->instance[0] = '\0';
+		retransmit_watch_stop(watch);
+		return NULL;
+	}
+	if (write_text(path, "1") != 0) {
+		retransmit_watch_stop(watch);
+		return NULL;
+	}
+	watch->runs_before = program_runs(RETRANSMIT_PROGRAM);
+	return watch;
+}
+
+/* Lines of the instance's trace: one per firing. */
+static int64_t retransmit_watch_fired(const struct retransmit_watch *watch)
+{
+	char path[160], line[512];
+	int64_t fired = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/trace", watch->instance);
+	f = fopen(path, "re");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		fired += line[0] != '#';
+	fclose(f);
+	return fired;
+}
+
+/* Firings the kernel ran no program for, with the agent still attached (0 if unknown). */
+static int64_t retransmit_watch_skipped(const struct retransmit_watch *watch)
+{
+	int64_t fired, runs;
+
+	if (!watch || watch->runs_before < 0)
+		return 0;
+	fired = retransmit_watch_fired(watch);
+	runs = program_runs(RETRANSMIT_PROGRAM);
+	if (fired < 0 || runs < 0)
+		return 0;
+	return fired > runs - watch->runs_before ? fired - (runs - watch->runs_before) : 0;
+}
+
+static void retransmit_watch_stop(struct retransmit_watch *watch)
+{
+	char path[160];
+
+	if (!watch)
+		return;
+	if (watch->instance[0]) {
+		snprintf(path, sizeof(path), "%s/events/tcp/tcp_retransmit_skb/enable", watch->instance);
+		write_text(path, "0");
+		rmdir(watch->instance);
+	}
+	if (watch->stats_fd >= 0)
+		close(watch->stats_fd);
+	free(watch);
+}
+
 /* What the kernel counted over a retransmit test's traffic, and what the agent did. */
 struct retransmit_counts {
 	int64_t client, server;     /* TcpRetransSegs deltas */
 	int64_t client_failed;      /* TCPRetransFail delta of the client */
 	uint64_t client_counted, server_counted;
+	int64_t skipped;            /* firings the kernel ran no BPF program for */
 };
 
 /* Start the agent, run `plan`, wait for both ends to close, stop it: the counts. */
@@ -663,6 +801,9 @@ static void retransmit_run(struct __test_metadata *_metadata, FIXTURE_DATA(l24) 
 	int64_t client_before, server_before, failed_before;
 
 	start_agent(_metadata, self, variant, "l24=on");
+	self->retransmit_watch = retransmit_watch_start();
+	if (!self->retransmit_watch)
+		TH_LOG("no tracefs instance or BPF run statistics: skipped tracepoint runs go unseen");
 	client_before = retrans_segs(client_ns);
 	server_before = retrans_segs(server_ns);
 	failed_before = retrans_fail(client_ns);
@@ -672,6 +813,7 @@ static void retransmit_run(struct __test_metadata *_metadata, FIXTURE_DATA(l24) 
 	/* a FIN retransmitted after the detach would be the kernel's alone */
 	ASSERT_EQ(0, netns_wait_tcp_closed(client_ns, plan->port, 10000));
 	ASSERT_EQ(0, netns_wait_tcp_closed(server_ns, plan->port, 10000));
+	out->skipped = retransmit_watch_skipped(self->retransmit_watch);
 	stop_agent(_metadata, self); /* detached: nothing after this is counted by either */
 	out->client = retrans_segs(client_ns) - client_before;
 	out->server = retrans_segs(server_ns) - server_before;
@@ -679,11 +821,30 @@ static void retransmit_run(struct __test_metadata *_metadata, FIXTURE_DATA(l24) 
 	out->client_counted = field(self, &self->pods.client, "client", "write_retransmit_packets");
 	out->server_counted = field(self, &self->pods.server, "server", "write_retransmit_packets");
 	TH_LOG("TcpRetransSegs client %lld server %lld; counted %llu and %llu; client TCPRetransFail %lld; "
-	       "recursion misses %llu; destroy_missed %llu", (long long)out->client, (long long)out->server,
+	       "recursion misses %llu; destroy_missed %llu; tracepoint firings without a BPF run %lld",
+	       (long long)out->client, (long long)out->server,
 	       (unsigned long long)out->client_counted, (unsigned long long)out->server_counted,
 	       (long long)out->client_failed,
 	       (unsigned long long)agent_output_lost(self->output, "program_recursion_misses"),
-	       (unsigned long long)agent_output_lost(self->output, "destroy_missed"));
+	       (unsigned long long)agent_output_lost(self->output, "destroy_missed"), (long long)out->skipped);
+}
+
+/*
+ * The retransmitted segments the agent counted for one end equal the
+ * kernel's TcpRetransSegs, unless the kernel skipped runs of every BPF
+ * program on the tracepoint (see struct retransmit_watch): then no more
+ * than the kernel's, and the log says so.
+ */
+static void expect_retransmits(struct __test_metadata *_metadata, const struct retransmit_counts *counts,
+			       int64_t kernel, uint64_t counted)
+{
+	if (counts->skipped == 0) {
+		EXPECT_EQ((uint64_t)kernel, counted);
+		return;
+	}
+	TH_LOG("tcp_retransmit_skb fired without a BPF run %lld times: exactness unverifiable, bound checked",
+	       (long long)counts->skipped);
+	EXPECT_LE(counted, (uint64_t)kernel);
 }
 
 KTEST_F(l24, retransmits_equal_tcp_retrans_segs, 120)
@@ -703,8 +864,8 @@ KTEST_F(l24, retransmits_equal_tcp_retrans_segs, 120)
 			       "ip length gt 500 numgen random mod 100 lt 20 drop", ns, ECHO_PORT));
 	retransmit_run(_metadata, self, variant, &plan, &counts);
 	EXPECT_LT(0, counts.client);
-	EXPECT_EQ((uint64_t)counts.client, counts.client_counted);
-	EXPECT_EQ((uint64_t)counts.server, counts.server_counted);
+	expect_retransmits(_metadata, &counts, counts.client, counts.client_counted);
+	expect_retransmits(_metadata, &counts, counts.server, counts.server_counted);
 	/* the input rule drops received packets: nobody's write loss */
 	EXPECT_EQ(0, field(self, &self->pods.server, "server", "write_loss_packets"));
 	EXPECT_EQ(0, field(self, &self->pods.client, "client", "write_loss_packets"));
@@ -734,7 +895,7 @@ KTEST_F(l24, retransmits_the_device_refused_count_as_tcp_counts_them, 120)
 			       "eth0 root tbf rate 4mbit burst 4kb limit 6kb", ns, ns));
 	retransmit_run(_metadata, self, variant, &plan, &counts);
 	EXPECT_LT(0, counts.client_failed); /* the case this test is for happened */
-	EXPECT_EQ((uint64_t)counts.client, counts.client_counted);
+	expect_retransmits(_metadata, &counts, counts.client, counts.client_counted);
 	EXPECT_EQ(plan.request_writes * plan.request_size, self->truth->server.read_bytes);
 }
 
