@@ -661,10 +661,11 @@ static bool tracepoint_has_field(const char *event, const char *name)
  * How often the kernel fired tcp:tcp_retransmit_skb over a test, against
  * how often it ran the agent's program there. On this project's CI
  * machines (6.18 in a Firecracker VM) the kernel now and then records the
- * event in tracefs and runs no BPF program on it, ours or a ten-line
- * counter alike, without counting a recursion miss: seen only while a
- * softirq ran on top of the VM's init process. A retransmit whose run the
- * kernel skipped is in TcpRetransSegs and in nobody's program.
+ * event in tracefs and runs no BPF program on it, without counting a
+ * recursion miss, kaccess loaded or not (a ten-line counter alone misses
+ * the same firings): seen only while a softirq ran on top of the VM's
+ * init process. A retransmit whose run the kernel skipped is in
+ * TcpRetransSegs and in nobody's program.
  */
 struct retransmit_watch {
 	char instance[96];     /* the test's own tracefs instance */
