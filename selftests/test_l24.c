@@ -741,16 +741,18 @@ static struct retransmit_watch *retransmit_watch_start(void)
 /* Lines of the instance's trace: one per firing. */
 static int64_t retransmit_watch_fired(const struct retransmit_watch *watch)
 {
-	char path[160], line[512];
+	char path[160], *line = NULL;
 	int64_t fired = 0;
+	size_t size = 0;
 	FILE *f;
 
 	snprintf(path, sizeof(path), "%s/trace", watch->instance);
 	f = fopen(path, "re");
 	if (!f)
 		return -1;
-	while (fgets(line, sizeof(line), f))
+	while (getline(&line, &size, f) > 0) /* whole lines, however long */
 		fired += line[0] != '#';
+	free(line);
 	fclose(f);
 	return fired;
 }
