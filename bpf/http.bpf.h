@@ -333,7 +333,12 @@ static __noinline int http_record(struct http_conn *hc, __u32 outcome, __u64 end
 	return http_count_exchange(hc, slot);
 }
 
-/* Send an endpoint's text once; a full ring buffer retries with the next request. */
+/*
+ * Send an endpoint's text once; a full ring buffer retries with the next
+ * request. A keep-alive connection mostly asks for the same endpoint
+ * again: the last one it saw sent needs no lookup (the shipper keeps every
+ * text it received, so a sent one never has to go again).
+ */
 static __always_inline void http_announce_endpoint(struct http_conn *hc, struct http_scratch *s,
 						   __u64 endpoint)
 {
@@ -341,8 +346,12 @@ static __always_inline void http_announce_endpoint(struct http_conn *hc, struct 
 	__u64 size, flags;
 	__u8 one = 1;
 
-	if (bpf_map_lookup_elem(&http_endpoints_sent, &endpoint))
+	if (endpoint && endpoint == hc->announced_endpoint)
 		return;
+	if (bpf_map_lookup_elem(&http_endpoints_sent, &endpoint)) {
+		hc->announced_endpoint = endpoint;
+		return;
+	}
 	if (len > KACCESS_HTTP_ENDPOINT_MAX)
 		len = KACCESS_HTTP_ENDPOINT_MAX;
 	s->event_type = KACCESS_EVENT_HTTP_ENDPOINT;
@@ -362,6 +371,7 @@ static __always_inline void http_announce_endpoint(struct http_conn *hc, struct 
 		return;
 	}
 	bpf_map_update_elem(&http_endpoints_sent, &endpoint, &one, BPF_ANY);
+	hc->announced_endpoint = endpoint;
 }
 
 static __always_inline void http_message_done(struct http_conn *hc, struct http_parser *p,

@@ -254,6 +254,7 @@ struct http_conn {
 	__u16 local_port, remote_port;/* the connection's (kaccess_conn), for access-log records */
 	__u64 sk;                     /* the key, and the connection's start: access-log records */
 	__u64 conn_start_ns;
+	__u64 announced_endpoint;     /* the last endpoint whose text this connection knows sent */
 	char endpoint[HTTP_ENDPOINT_BUF]; /* "METHOD:path" of the request being parsed */
 };
 
@@ -263,7 +264,7 @@ struct http_conn {
  * tcp_destroy_sock (after its unanswered requests are counted) or when the
  * connection stops being parseable. Preallocated: tracing programs on 6.1
  * may not allocate. Size: 16384 connections (`http_conns_max_entries`),
- * 760 B each: 13.0 MiB as the kernel accounts it. Not pinned.
+ * 768 B each: 13.1 MiB as the kernel accounts it. Not pinned.
  */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);

@@ -65,8 +65,9 @@
 #                         per-program costs the report shows (tcp: the tcpio_*
 #                         programs of hooks=tcp)
 #   BENCH_STATS_FEATURES=all  what the agent_stats runs turn on: all (l24 and
-#                         HTTP parsing), l24 (no HTTP parsing) or metrics
-#                         (neither): the per-call cost of each layer
+#                         HTTP parsing), l24 (no HTTP parsing), http (HTTP
+#                         analysis alone, as BENCH_AGENT_MODES' http) or
+#                         metrics (neither): the per-call cost of each layer
 #   BENCH_AGENT_EXTRA=""  settings added to every agent run (e.g.
 #                         "-s l24_netfilter=off"), for an A/B of one setting
 #   BENCH_H2_AGENT=all    the http2 section's agent: all (every feature) or
@@ -181,8 +182,8 @@ read_settings() {
 	[[ $STATS_HOOKS =~ ^(auto|fentry|sock|fd|tcp)$ ]] ||
 		usage_error "BENCH_STATS_HOOKS='$STATS_HOOKS': expected auto, fentry, sock, fd or tcp"
 	STATS_FEATURES=${BENCH_STATS_FEATURES:-all}
-	[[ $STATS_FEATURES =~ ^(all|l24|metrics)$ ]] ||
-		usage_error "BENCH_STATS_FEATURES='$STATS_FEATURES': expected all, l24 or metrics"
+	[[ $STATS_FEATURES =~ ^(all|l24|http|metrics)$ ]] ||
+		usage_error "BENCH_STATS_FEATURES='$STATS_FEATURES': expected all, l24, http or metrics"
 	read_section_settings
 	read_oap_settings
 	# Two busy processes on two cores: fixed CPUs keep the scheduler from
@@ -600,6 +601,7 @@ stats_feature_settings() {
 	case $STATS_FEATURES in
 	all) echo "-s l24=on -s http_parse=on" ;;
 	l24) echo "-s l24=on -s http_parse=off" ;;
+	http) echo "-s l24=off -s http_parse=on -s http_log_policy=none" ;;
 	metrics) echo "-s l24=off -s http_parse=off" ;;
 	esac
 }
