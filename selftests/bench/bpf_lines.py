@@ -101,8 +101,10 @@ def source_lines(prog_id):
 
 
 def samples_in_bpf(perf_data):
-    """Sample addresses in BPF programs, counted."""
-    script = subprocess.run(["perf", "script", "-i", perf_data, "-F", "ip,sym"],
+    """Sample addresses in BPF programs, counted: each sample's own address
+    only (-G), so a profile recorded with call graphs (-g) is not counted
+    once per frame."""
+    script = subprocess.run(["perf", "script", "-i", perf_data, "-G", "-F", "ip,sym"],
                             capture_output=True, text=True, check=True).stdout
     counts = collections.Counter()
     for line in script.splitlines():
