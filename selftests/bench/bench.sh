@@ -34,6 +34,9 @@
 #   agent_metrics_tcp, agent_l24_tcp, agent_http_tcp, agent_tcp
 #                  the same four with hooks=tcp: no syscall tracepoint at all
 #                  (only where the kernel has the tracepoints it needs)
+#   floor_tcp      no agent: the calibration program alone on the four hooks where
+#                  hooks=tcp starts and ends reads and writes, bpf_stats off: the
+#                  least any agent timing reads and writes there costs (no target)
 #   agent_stats    every feature on (or BENCH_STATS_FEATURES), with bpf_stats: the cost
 #                  of every program, l24_* and HTTP parsing included
 #   calibration    only the calibration programs (one clock read, one per-CPU
@@ -56,10 +59,10 @@
 #                         scale-conns and scale-rows), memory, k8s, oap; e.g.
 #                         BENCH_SECTIONS=throughput is the A/B benchmark alone
 #   BENCH_PAIRS=5         rounds, i.e. baseline/agent pairs
-#   BENCH_AGENT_MODES="metrics l24 all metrics_tcp l24_tcp all_tcp"  the agent
-#                         configurations the throughput section compares with the
-#                         baseline (see above; the _tcp ones only where hooks=tcp
-#                         loads); each adds BENCH_PAIRS runs of about
+#   BENCH_AGENT_MODES="metrics l24 http all metrics_tcp l24_tcp http_tcp all_tcp floor_tcp"
+#                         the configurations the throughput section compares with
+#                         the baseline (see above; the _tcp ones only where
+#                         hooks=tcp loads); each adds BENCH_PAIRS runs of about
 #                         BENCH_SECONDS + 3 s
 #   BENCH_STATS_HOOKS=auto  the hook set of the agent_stats runs, whose
 #                         per-program costs the report shows (tcp: the tcpio_*
@@ -205,7 +208,7 @@ read_agent_modes() {
 	local name seen=" "
 
 	AGENT_MODES=()
-	for name in ${BENCH_AGENT_MODES:-metrics l24 http all metrics_tcp l24_tcp http_tcp all_tcp}; do
+	for name in ${BENCH_AGENT_MODES:-metrics l24 http all metrics_tcp l24_tcp http_tcp all_tcp floor_tcp}; do
 		name=${name//,/}
 		case $name in
 		metrics) AGENT_MODES+=(agent_metrics) ;;
@@ -218,8 +221,14 @@ read_agent_modes() {
 			fi
 			AGENT_MODES+=("agent_${name/all_tcp/tcp}")
 			;;
+		floor_tcp)
+			if [[ -z ${BENCH_AGENT_MODES:-} ]] && ! tcp_hooks_load; then
+				continue
+			fi
+			AGENT_MODES+=(floor_tcp)
+			;;
 		"") continue ;;
-		*) usage_error "BENCH_AGENT_MODES: '$name': expected metrics, l24, http, all, metrics_tcp, l24_tcp, http_tcp or all_tcp" ;;
+		*) usage_error "BENCH_AGENT_MODES: '$name': expected metrics, l24, http, all, metrics_tcp, l24_tcp, http_tcp, all_tcp or floor_tcp" ;;
 		esac
 		[[ $seen != *" $name "* ]] || usage_error "BENCH_AGENT_MODES: '$name' given twice"
 		seen+="$name "
@@ -646,9 +655,10 @@ stop_agent() {
 	((connections > 0)) || log "warning: the agent reported no connection during the run"
 }
 
+# $@: calibrate's options (floor_tcp: --tcp-io).
 start_calibrate() {
 	: >"$WORK_DIR/calibrate.out" # as in start_agent
-	"$CALIBRATE" >"$WORK_DIR/calibrate.out" 2>"$WORK_DIR/calibrate.err" &
+	"$CALIBRATE" "$@" >"$WORK_DIR/calibrate.out" 2>"$WORK_DIR/calibrate.err" &
 	CALIBRATE_PID=$!
 	wait_for_ready "$CALIBRATE_PID" "$WORK_DIR/calibrate.out" "$WORK_DIR/calibrate.err" \
 		'"type":"calibrate_ready"' calibrate
@@ -717,6 +727,7 @@ run_once() {
 	case $mode in
 	agent*) start_agent "$mode" ;;
 	calibration) start_calibrate ;;
+	floor_tcp) start_calibrate --tcp-io ;;
 	esac
 	if [[ $mode == agent_stats || $mode == calibration ]]; then
 		measures_costs=1
@@ -745,7 +756,7 @@ run_once() {
 	fi
 	case $mode in
 	agent*) stop_agent ;;
-	calibration) stop_calibrate ;;
+	calibration | floor_tcp) stop_calibrate ;;
 	esac
 	result=$(parse_wrk "$out") || die "could not read wrk's output: $(tail -3 "$out")"
 	printf 'run\t%s\t%d\t%s\t%d\n' "$mode" "$run" "$result" "$busy_us" >>"$SAMPLES"
@@ -824,6 +835,10 @@ describe_agent_modes() {
 	local mode
 
 	for mode in "${AGENT_MODES[@]}" agent_stats; do
+		if [[ $mode == floor_tcp ]]; then
+			printf ' floor_tcp (no agent: the calibration program on hooks=tcp'"'"'s four read and write hooks)'
+			continue
+		fi
 		printf ' %s (%s)' "$mode" "$(agent_settings "$mode" | sed 's/-s //g; s/ /, /g')"
 	done
 }

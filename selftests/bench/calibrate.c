@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,15 +27,27 @@
 #define CALIBRATE_MAX_LINKS 64
 
 static const char usage_text[] =
-	"Usage: calibrate\n"
+	"Usage: calibrate [--tcp-io]\n"
 	"\n"
 	"Attach one-clock-read, one-counter-increment BPF programs to the syscall\n"
 	"tracepoints and BTF tracepoints (socket events and the packet path)\n"
 	"kaccess uses, print a ready line, and stay attached until SIGINT or\n"
 	"SIGTERM. Used by selftests/bench/bench.sh.\n"
 	"\n"
+	"  --tcp-io  only the four hooks where kaccess's hooks=tcp starts and ends\n"
+	"            reads and writes: the least any agent that times them there\n"
+	"            runs per call (bench.sh's floor_tcp)\n"
+	"\n"
 	"Example:\n"
 	"  calibrate & sleep 5; kill %1    # with kernel.bpf_stats_enabled=1\n";
+
+/* The programs of --tcp-io: hooks=tcp's starts and ends of reads and writes. */
+static const char *const tcp_io_programs[] = {
+	"cal_tcp_sendmsg_locked",
+	"cal_skb_copy_datagram_iovec",
+	"cal_sock_send_length",
+	"cal_sock_recv_length",
+};
 
 static volatile sig_atomic_t stop_requested;
 
@@ -91,7 +104,7 @@ static int skip_missing_btf_tracepoints(struct calibrate *cal)
 	bpf_object__for_each_program(prog, cal->skel->obj) {
 		const char *section = bpf_program__section_name(prog);
 
-		if (strncmp(section, "tp_btf/", strlen("tp_btf/")) != 0)
+		if (!bpf_program__autoload(prog) || strncmp(section, "tp_btf/", strlen("tp_btf/")) != 0)
 			continue;
 		snprintf(type_name, sizeof(type_name), "btf_trace_%s", section + strlen("tp_btf/"));
 		if (btf__find_by_name_kind(vmlinux_btf, type_name, BTF_KIND_TYPEDEF) >= 0)
@@ -102,6 +115,24 @@ static int skip_missing_btf_tracepoints(struct calibrate *cal)
 	}
 	btf__free(vmlinux_btf);
 	return 0;
+}
+
+static bool is_tcp_io_program(const struct bpf_program *prog)
+{
+	for (size_t i = 0; i < sizeof(tcp_io_programs) / sizeof(tcp_io_programs[0]); i++)
+		if (strcmp(bpf_program__name(prog), tcp_io_programs[i]) == 0)
+			return true;
+	return false;
+}
+
+/* --tcp-io: every other program stays unloaded. */
+static void keep_only_tcp_io(struct calibrate *cal)
+{
+	struct bpf_program *prog;
+
+	bpf_object__for_each_program(prog, cal->skel->obj)
+		if (!is_tcp_io_program(prog))
+			bpf_program__set_autoload(prog, false);
 }
 
 /*
@@ -215,9 +246,12 @@ int main(int argc, char **argv)
 	struct sigaction stop = { .sa_handler = on_stop_signal }; /* no SA_RESTART */
 	struct calibrate cal = {};
 	sigset_t blocked, waiting;
+	bool tcp_io_only = false;
 	int err;
 
-	if (argc > 1) {
+	if (argc == 2 && strcmp(argv[1], "--tcp-io") == 0) {
+		tcp_io_only = true;
+	} else if (argc > 1) {
 		bool help = strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0;
 
 		fputs(usage_text, help ? stdout : stderr);
@@ -238,6 +272,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "calibrate: failed to open BPF object: %s\n", strerror(-err));
 		goto out;
 	}
+	if (tcp_io_only)
+		keep_only_tcp_io(&cal);
 	err = skip_missing_btf_tracepoints(&cal);
 	if (err)
 		goto out;

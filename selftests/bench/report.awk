@@ -23,7 +23,7 @@
 
 BEGIN {
 	FS = "\t"
-	mode_count = split("baseline agent_metrics agent_l24 agent_http agent agent_metrics_tcp agent_l24_tcp agent_http_tcp agent_tcp agent_stats calibration", modes, " ")
+	mode_count = split("baseline agent_metrics agent_l24 agent_http agent agent_metrics_tcp agent_l24_tcp agent_http_tcp agent_tcp floor_tcp agent_stats calibration", modes, " ")
 	mode_label["baseline"] = "baseline (no BPF)"
 	mode_label["agent_metrics"] = "agent, metrics only"
 	mode_label["agent_l24"] = "agent + L2-L4"
@@ -33,6 +33,7 @@ BEGIN {
 	mode_label["agent_l24_tcp"] = "tcp hooks + L2-L4"
 	mode_label["agent_http_tcp"] = "tcp hooks + HTTP"
 	mode_label["agent_tcp"] = "tcp hooks, all"
+	mode_label["floor_tcp"] = "floor, tcp hooks"
 	mode_label["agent_stats"] = "all + bpf_stats"
 	mode_label["calibration"] = "calibration + stats"
 	# What each agent configuration turns on, for people and for NDJSON.
