@@ -60,6 +60,10 @@ BEGIN {
 		ratio_modes[i] = kv[1]
 		min_ratio[kv[1]] = kv[2]
 	}
+	# A reference without a target: what the hooks alone cost.
+	ratio_modes[++ratio_mode_count] = "floor_tcp"
+	mode_config["floor_tcp"] = "no agent: calibration on 4 hooks"
+	mode_l24["floor_tcp"] = "false"; mode_http["floor_tcp"] = "false"
 	cpu_mode_count = split(cpu_targets, pairs, " ")
 	for (i = 1; i <= cpu_mode_count; i++) {
 		split(pairs[i], kv, "=")
@@ -265,6 +269,16 @@ function print_ratios(    r, mode, i, n, pair_ratio, lo, hi, pair_median, d50, d
 		}
 		d50 = p50_median[mode] - p50_median["baseline"]
 		d99 = p99_median[mode] - p99_median["baseline"]
+		if (!(mode in min_ratio)) {
+			printf "  %-20s %-36s %7.3f  %.3f [%.3f .. %.3f] %9s %9s  -\n", mode_label[mode],
+			       mode_config[mode], ratio, pair_median, lo, hi, signed(d50, "%.1f"), signed(d99, "%.1f")
+			printf "{\"type\":\"throughput_ratio\",\"mode\":\"%s\",\"l24\":%s,\"http_parse\":%s," \
+			       "\"agent_over_baseline\":%.4f,\"pair_ratio_median\":%.4f,\"pair_ratio_min\":%.4f," \
+			       "\"pair_ratio_max\":%.4f,\"pairs\":%d,\"latency_p50_us_delta\":%.1f," \
+			       "\"latency_p99_us_delta\":%.1f,\"min_ratio\":null,\"target_met\":null,\"verdict\":\"none\"}\n",
+			       mode, mode_l24[mode], mode_http[mode], ratio, pair_median, lo, hi, n, d50, d99 >> ndjson
+			continue
+		}
 		met = ratio >= min_ratio[mode]
 		verdict = met ? "PASS" : "MISS"
 		# Noisy runs whose per-pair ratios fall on both sides of the
@@ -463,7 +477,7 @@ function print_targets(    r, mode, verdict) {
 	printf "\nTargets\n"
 	for (r = 1; r <= ratio_mode_count; r++) {
 		mode = ratio_modes[r]
-		if (!runs[mode])
+		if (!runs[mode] || !(mode in min_ratio))
 			continue
 		if (!(mode in ratio_of)) {
 			target_line("MISS", sprintf("throughput, %s: no baseline was measured", mode_label[mode]),
