@@ -215,17 +215,15 @@ read_agent_modes() {
 		l24) AGENT_MODES+=(agent_l24) ;;
 		http) AGENT_MODES+=(agent_http) ;;
 		all) AGENT_MODES+=(agent) ;;
-		metrics_tcp | l24_tcp | http_tcp | all_tcp)
+		metrics_tcp | l24_tcp | http_tcp | all_tcp | floor_tcp)
 			if [[ -z ${BENCH_AGENT_MODES:-} ]] && ! tcp_hooks_load; then
 				continue # the default list: only where the kernel allows them
 			fi
-			AGENT_MODES+=("agent_${name/all_tcp/tcp}")
-			;;
-		floor_tcp)
-			if [[ -z ${BENCH_AGENT_MODES:-} ]] && ! tcp_hooks_load; then
-				continue
+			if [[ $name == floor_tcp ]]; then
+				AGENT_MODES+=(floor_tcp) # no agent: the calibration program
+			else
+				AGENT_MODES+=("agent_${name/all_tcp/tcp}")
 			fi
-			AGENT_MODES+=(floor_tcp)
 			;;
 		"") continue ;;
 		*) usage_error "BENCH_AGENT_MODES: '$name': expected metrics, l24, http, all, metrics_tcp, l24_tcp, http_tcp, all_tcp or floor_tcp" ;;
