@@ -435,6 +435,28 @@ static int run_curl(FIXTURE_DATA(http) *self, const char *const *options, const 
 }
 
 /* Both sides of one endpoint against curl's numbers. */
+/* The part of one curl's truth that went to `path` (its URLs in `paths`, in order). */
+static struct curl_truth truth_of_path(const struct curl_truth *all, const char *const *paths,
+				       const char *path)
+{
+	struct curl_truth part = { 0 };
+
+	for (unsigned long i = 0; i < all->requests && i < MAX_EXCHANGES && paths[i]; i++) {
+		const struct curl_exchange *x = &all->each[i];
+
+		if (strcmp(paths[i], path) != 0)
+			continue;
+		part.each[part.requests++] = *x;
+		part.request_header += x->request_header;
+		part.request_body += x->request_body;
+		part.response_header += x->response_header;
+		part.response_body += x->response_body;
+		if (x->code >= 100 && x->code < 600)
+			part.status[x->code / 100 - 1]++;
+	}
+	return part;
+}
+
 static void expect_endpoint(struct __test_metadata *_metadata, FIXTURE_DATA(http) *self,
 			    const char *endpoint, const struct curl_truth *truth)
 {
@@ -579,6 +601,29 @@ KTEST_F(http, keep_query_makes_each_query_its_own_endpoint, 90)
 		EXPECT_EQ(1, records_with_path(self, roles[r], "/missing?id=2")) TH_LOG("%s", roles[r]);
 		EXPECT_EQ(1, records_with_path(self, roles[r], "/ok")) TH_LOG("%s", roles[r]);
 	}
+}
+
+/*
+ * One keep-alive connection alternating between two endpoints: each
+ * request's endpoint is the last one the connection announced, or one
+ * already sent (found in http_endpoints_sent), or a new one. Every
+ * exchange lands on its own endpoint, named, on both sides.
+ */
+KTEST_F(http, endpoints_alternating_on_one_connection, 90)
+{
+	const char *const paths[] = { "/ok", "/missing", "/ok", "/missing", "/ok", NULL };
+	struct curl_truth truth = { 0 }, ok, missing;
+
+	start_agent(_metadata, self, variant);
+	ASSERT_EQ(0, run_curl(self, NULL, paths, &truth));
+	stop_agent(_metadata, self);
+	ASSERT_EQ(5, truth.requests);
+	ok = truth_of_path(&truth, paths, "/ok");
+	missing = truth_of_path(&truth, paths, "/missing");
+	ASSERT_EQ(3, ok.status[1]);
+	ASSERT_EQ(2, missing.status[3]);
+	expect_endpoint(_metadata, self, "GET:/ok", &ok);
+	expect_endpoint(_metadata, self, "GET:/missing", &missing);
 }
 
 /*
