@@ -72,6 +72,19 @@ static __always_inline struct kaccess_conn *tracked_conn(__u64 sk)
 	return conn;
 }
 
+/*
+ * A tracked socket's connection at the end of a call that took its row key
+ * at the start (fentry and "fd" hooks), for HTTP parsing only: NULL with
+ * HTTP analysis off. The lookup is a helper call, which the compiler cannot
+ * drop when nothing reads its result.
+ */
+static __always_inline struct kaccess_conn *conn_for_payload(__u64 sk)
+{
+	if (!http_enabled)
+		return NULL;
+	return bpf_map_lookup_elem(&conn_table, &sk);
+}
+
 static __always_inline int transfer_begin(__u32 op, int fd, __u64 user_ptr, __u32 buf_kind,
 					  __u32 buf_count)
 {
@@ -331,7 +344,7 @@ static __always_inline int sock_io_end(struct sock *sk, __u32 sock_op, long ret)
 	__u64 key = (__u64)sk;
 
 	if (sc && ret > 0) /* errors, EAGAIN and EOF moved no data */
-		transfer_done(key, bpf_map_lookup_elem(&conn_table, &key), &sc->conn.agg,
+		transfer_done(key, conn_for_payload(key), &sc->conn.agg,
 			      sock_op == SYSCALL_OP_SOCK_READ, sc->start_ns, ret, sc, ROW_DIRECT,
 			      HTTP_PAYLOAD_READABLE);
 	return 0;
@@ -477,7 +490,7 @@ static __always_inline int transfer_end(__u32 op, long ret, enum http_payload pa
 	if (op == SYSCALL_OP_READ_MMSG || op == SYSCALL_OP_WRITE_MMSG)
 		bytes = mmsg_bytes(sc->user_ptr, ret);
 	key = sc->sk;
-	transfer_done(key, bpf_map_lookup_elem(&conn_table, &key), &sc->conn.agg,
+	transfer_done(key, conn_for_payload(key), &sc->conn.agg,
 		      op == SYSCALL_OP_READ || op == SYSCALL_OP_READ_MMSG, sc->start_ns, bytes, sc,
 		      ROW_DIRECT, payload);
 	return 0;

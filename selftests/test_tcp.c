@@ -30,9 +30,14 @@ FIXTURE(tcp) {
 	bool tcp_hooks; /* no syscall seen: accepts counted untimed at the handshake, closes untraced */
 };
 
-/* Every test runs with each hook set the kernel offers: the numbers must not differ. */
+/*
+ * Every test runs with each hook set the kernel offers: the numbers must not
+ * differ. Some run again with HTTP analysis off (the benchmark's "metrics
+ * only"), where the end of a call skips what only the parsers need.
+ */
 FIXTURE_VARIANT(tcp) {
 	const char *hooks;
+	const char *http_parse;
 };
 
 FIXTURE_VARIANT_ADD(tcp, fentry) {
@@ -49,6 +54,21 @@ FIXTURE_VARIANT_ADD(tcp, descriptor_walk) {
 
 FIXTURE_VARIANT_ADD(tcp, tcp_tracepoints) {
 	.hooks = "hooks=tcp",
+};
+
+FIXTURE_VARIANT_ADD(tcp, fentry_metrics_only) {
+	.hooks = "hooks=fentry",
+	.http_parse = "http_parse=off",
+};
+
+FIXTURE_VARIANT_ADD(tcp, descriptor_walk_metrics_only) {
+	.hooks = "hooks=fd",
+	.http_parse = "http_parse=off",
+};
+
+FIXTURE_VARIANT_ADD(tcp, tcp_tracepoints_metrics_only) {
+	.hooks = "hooks=tcp",
+	.http_parse = "http_parse=off",
 };
 
 /* Asked once, before the harness forks the tests. */
@@ -97,7 +117,8 @@ FIXTURE_TEARDOWN(tcp)
 static void start_agent(struct __test_metadata *_metadata, FIXTURE_DATA(tcp) *self,
 			const FIXTURE_VARIANT(tcp) *variant, const char *interval_s)
 {
-	const char *args[] = { "--interval", interval_s, "--set", variant->hooks, NULL };
+	const char *args[] = { "--interval", interval_s, "--set", variant->hooks,
+			       "--set", variant->http_parse ?: "http_parse=on", NULL };
 
 	ASSERT_EQ(0, agent_proc_start(&self->agent, args));
 }
