@@ -387,6 +387,20 @@ struct curl_truth {
 	struct curl_exchange each[MAX_EXCHANGES]; /* in order: one per URL */
 };
 
+/* One exchange more in `truth`: kept in order (the first MAX_EXCHANGES), and summed. */
+static void curl_truth_add(struct curl_truth *truth, const struct curl_exchange *x)
+{
+	if (truth->requests < MAX_EXCHANGES)
+		truth->each[truth->requests] = *x;
+	truth->requests++;
+	truth->request_header += x->request_header;
+	truth->request_body += x->request_body;
+	truth->response_header += x->response_header;
+	truth->response_body += x->response_body;
+	if (x->code >= 100 && x->code < 600)
+		truth->status[x->code / 100 - 1]++;
+}
+
 /* One curl process, one connection, `urls` in order; extra curl options first. */
 static int run_curl(FIXTURE_DATA(http) *self, const char *const *options, const char *const *paths,
 		    struct curl_truth *truth)
@@ -418,45 +432,25 @@ static int run_curl(FIXTURE_DATA(http) *self, const char *const *options, const 
 	file = fopen(out, "r");
 	if (!file)
 		return -1;
-	while (fscanf(file, "%lu %lu %lu %lu %lu", &request, &upload, &header, &download, &code) == 5) {
-		if (truth->requests < MAX_EXCHANGES)
-			truth->each[truth->requests] =
-				(struct curl_exchange){ request, upload, header, download, code };
-		truth->requests++;
-		truth->request_header += request;
-		truth->request_body += upload;
-		truth->response_header += header;
-		truth->response_body += download;
-		if (code >= 100 && code < 600)
-			truth->status[code / 100 - 1]++;
-	}
+	while (fscanf(file, "%lu %lu %lu %lu %lu", &request, &upload, &header, &download, &code) == 5)
+		curl_truth_add(truth, &(struct curl_exchange){ request, upload, header, download, code });
 	fclose(file);
 	return 0;
 }
 
-/* Both sides of one endpoint against curl's numbers. */
 /* The part of one curl's truth that went to `path` (its URLs in `paths`, in order). */
 static struct curl_truth truth_of_path(const struct curl_truth *all, const char *const *paths,
 				       const char *path)
 {
 	struct curl_truth part = { 0 };
 
-	for (unsigned long i = 0; i < all->requests && i < MAX_EXCHANGES && paths[i]; i++) {
-		const struct curl_exchange *x = &all->each[i];
-
-		if (strcmp(paths[i], path) != 0)
-			continue;
-		part.each[part.requests++] = *x;
-		part.request_header += x->request_header;
-		part.request_body += x->request_body;
-		part.response_header += x->response_header;
-		part.response_body += x->response_body;
-		if (x->code >= 100 && x->code < 600)
-			part.status[x->code / 100 - 1]++;
-	}
+	for (unsigned long i = 0; i < all->requests && i < MAX_EXCHANGES && paths[i]; i++)
+		if (strcmp(paths[i], path) == 0)
+			curl_truth_add(&part, &all->each[i]);
 	return part;
 }
 
+/* Both sides of one endpoint against curl's numbers. */
 static void expect_endpoint(struct __test_metadata *_metadata, FIXTURE_DATA(http) *self,
 			    const char *endpoint, const struct curl_truth *truth)
 {
