@@ -910,6 +910,10 @@ static __always_inline void receive_account_windows(struct agg_sums *sums,
 /*
  * The segment a copy reads from, the first time a reader copies from it
  * (a partial read's rest is not timed again); NULL when it has no stamp.
+ * A first copy without one is counted: its stamp gave way to later
+ * segments, or it came before kaccess watched the socket. A segment TCP
+ * merged into the one before it is never copied from its own start, so
+ * its stamp is never looked for and nothing is counted for it.
  */
 static __always_inline struct rx_stamp *rx_stamp_first_copy(struct l24_sock *s, struct sock *sk,
 							    const struct sk_buff *skb)
@@ -917,6 +921,7 @@ static __always_inline struct rx_stamp *rx_stamp_first_copy(struct l24_sock *s, 
 	struct l24_rx_reader *reader = bpf_sk_storage_get(&l24_rx_readers, sk, 0,
 							  BPF_SK_STORAGE_GET_F_CREATE);
 	__u32 seq = tcp_cb(skb)->seq;
+	struct rx_stamp *stamp;
 
 	if (!reader) { /* no memory for the reader's cursor: counted, not timed */
 		count_loss(KACCESS_CTR_L24_WINDOW_LOST);
@@ -926,7 +931,10 @@ static __always_inline struct rx_stamp *rx_stamp_first_copy(struct l24_sock *s, 
 		return NULL;
 	reader->copied_seq = seq;
 	reader->copied_any = 1;
-	return rx_stamp_find(s, reader, seq);
+	stamp = rx_stamp_find(s, reader, seq);
+	if (!stamp)
+		count_loss(KACCESS_CTR_L24_RX_UNTIMED);
+	return stamp;
 }
 
 /*

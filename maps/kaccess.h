@@ -458,7 +458,7 @@ _Static_assert(sizeof(struct kaccess_h2_stream_key) == 24, "kaccess_h2_stream_ke
 /*
  * Every place the kernel side can lose or mis-file data has a counter,
  * indexed in the per-CPU `counters` map. Names for export are in
- * shipper/counters.c; keep the two in the same order.
+ * shipper/agent.c (loss_names); keep the two in the same order.
  */
 enum kaccess_counter {
 	KACCESS_CTR_CONN_TABLE_FULL,   /* new connection not tracked: conn_table full */
@@ -491,6 +491,10 @@ enum kaccess_counter {
 				        * not linked yet, or TCP took it from the socket's backlog
 				        * after its nf_ingress_done slot went to another packet. In
 				        * read_packets, not in the netfilter and L3 hook sums */
+	KACCESS_CTR_L24_RX_UNTIMED,    /* a tracked data segment a reader copied without its stamp:
+				        * it gave way to later ones (more than RX_STAMP_SLOTS unread),
+				        * or the segment came before kaccess watched the socket. In
+				        * read_packets, not in the read L2-L4 duration sums */
 	KACCESS_CTR_MAX,
 };
 

@@ -7,6 +7,11 @@
  */
 #include <arpa/inet.h>
 #include <inttypes.h>
+#include <linux/if_ether.h>
+#include <linux/if_packet.h>
+#include <net/if.h>
+#include <netinet/ip.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1499,6 +1504,240 @@ KTEST_F(l24, netns_links_follow_the_pods_processes, 60)
 	EXPECT_EQ(1, agent_metric(listen, "kaccess_netfilter_namespaces_released_total"));
 	EXPECT_EQ(0, agent_metric(listen, "kaccess_netfilter_link_failures_total"));
 	EXPECT_EQ(0, agent_proc_stop(&self->agent)); /* no traffic: no bucket to check */
+}
+
+/* ---- a reader that falls behind ------------------------------------------- */
+
+#define HOARD_SEGMENT_BYTES 100
+#define HOARD_READ_WRITES 20   /* first, each read before the next is written */
+#define HOARD_UNREAD_WRITES 30 /* then written while the server reads nothing */
+#define HOARD_STAMPS_KEPT 8    /* RX_STAMP_SLOTS: the unread segments a socket times */
+#define HOARD_TAP_RCVBUF (4 << 20)
+#define HOARD_SEGMENTS_MAX 64
+
+struct hoard {
+	const char *server_addr;
+	int ready_fd, go_fd, done_fd, quit_fd;
+	int read_fd[2];   /* server -> client: a segment of the first phase was read */
+	int drain_fd[2];  /* test -> server: read what piled up */
+	int report_fd[2]; /* server -> test: what its tap saw */
+};
+
+/*
+ * What the server's packet socket saw of the client's segments: the
+ * sender may still put two unread writes in one segment (autocorking,
+ * more often in a slow guest), so the test counts what arrived.
+ */
+struct hoard_report {
+	int read_segments;   /* data segments within the first HOARD_READ_WRITES writes */
+	int unread_segments; /* data segments after them */
+	int repeated;        /* data segments starting where an earlier one did */
+	unsigned int tap_drops;
+};
+
+/* A client-to-server IPv4 TCP segment to ECHO_PORT, as the tap saw it. */
+struct tap_segment {
+	uint32_t seq;
+	int payload_bytes;
+	bool syn;
+};
+
+/* Whether `frame` is a client-to-server IPv4 TCP segment to ECHO_PORT, into `ret`. */
+static bool tap_segment_parse(const unsigned char *frame, ssize_t len, struct tap_segment *ret)
+{
+	const struct iphdr *ip = (const void *)(frame + ETH_HLEN);
+	const struct tcphdr *tcp;
+
+	if (len < ETH_HLEN + (ssize_t)sizeof(*ip) || ((const struct ethhdr *)frame)->h_proto != htons(ETH_P_IP) ||
+	    ip->protocol != IPPROTO_TCP || len < ETH_HLEN + ip->ihl * 4 + (ssize_t)sizeof(*tcp))
+		return false;
+	tcp = (const void *)((const unsigned char *)ip + ip->ihl * 4);
+	if (tcp->dest != htons(ECHO_PORT))
+		return false;
+	ret->seq = ntohl(tcp->seq);
+	ret->payload_bytes = ntohs(ip->tot_len) - ip->ihl * 4 - tcp->doff * 4;
+	ret->syn = tcp->syn;
+	return true;
+}
+
+/* The tap's frames, read to the end of its queue: the data segments by the write they start in. */
+static struct hoard_report tap_report(int tap)
+{
+	struct hoard_report report = { 0 };
+	struct tpacket_stats stats = { 0 };
+	socklen_t stats_len = sizeof(stats);
+	uint32_t isn = 0, starts[HOARD_SEGMENTS_MAX];
+	unsigned char frame[2048];
+	struct tap_segment segment;
+	int segments = 0;
+	ssize_t n;
+
+	while ((n = recv(tap, frame, sizeof(frame), MSG_DONTWAIT | MSG_TRUNC)) > 0) {
+		uint32_t offset;
+
+		if (!tap_segment_parse(frame, n < (ssize_t)sizeof(frame) ? n : (ssize_t)sizeof(frame),
+				       &segment))
+			continue;
+		if (segment.syn)
+			isn = segment.seq;
+		if (segment.payload_bytes <= 0)
+			continue;
+		offset = segment.seq - isn - 1;
+		for (int i = 0; i < segments; i++)
+			report.repeated += starts[i] == offset;
+		if (segments < HOARD_SEGMENTS_MAX)
+			starts[segments++] = offset;
+		if (offset < HOARD_READ_WRITES * HOARD_SEGMENT_BYTES)
+			report.read_segments++;
+		else
+			report.unread_segments++;
+	}
+	getsockopt(tap, SOL_PACKET, PACKET_STATISTICS, &stats, &stats_len);
+	report.tap_drops = stats.tp_drops;
+	return report;
+}
+
+/*
+ * A packet socket on the server's veth, left unread until the end: it
+ * holds a clone of every frame, so TCP cannot merge a segment into the
+ * one before it in the receive queue (a cloned sk_buff takes no more
+ * data) and every segment stays one sk_buff, copied from its own start.
+ * Without it the sender's own clones, until their ACK, mostly do the
+ * same (none merged on 6.18 in a try), but that rests on timing.
+ */
+static int hoard_tap_open(void)
+{
+	struct sockaddr_ll addr = { .sll_family = AF_PACKET, .sll_protocol = htons(ETH_P_ALL) };
+	int size = HOARD_TAP_RCVBUF, tap = socket(AF_PACKET, SOCK_RAW, htons(ETH_P_ALL));
+
+	addr.sll_ifindex = if_nametoindex("eth0");
+	if (tap < 0 || !addr.sll_ifindex || bind(tap, (struct sockaddr *)&addr, sizeof(addr)) ||
+	    setsockopt(tap, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof(size)))
+		return -1;
+	return tap;
+}
+
+/* Reads the first phase a segment at a time, then nothing until told; reports its tap. */
+static int hoard_server(void *arg)
+{
+	const struct hoard *hoard = arg;
+	struct sockaddr_in addr = { .sin_family = AF_INET, .sin_port = htons(ECHO_PORT) };
+	int one = 1, listener = socket(AF_INET, SOCK_STREAM, 0), tap = hoard_tap_open(), conn;
+	char buf[HOARD_UNREAD_WRITES * HOARD_SEGMENT_BYTES];
+	struct hoard_report report;
+
+	inet_pton(AF_INET, hoard->server_addr, &addr.sin_addr);
+	setsockopt(listener, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (tap < 0 || bind(listener, (struct sockaddr *)&addr, sizeof(addr)) || listen(listener, 4) ||
+	    signal_byte(hoard->ready_fd))
+		return 1;
+	conn = accept(listener, NULL, NULL);
+	if (conn < 0)
+		return 1;
+	for (int i = 0; i < HOARD_READ_WRITES; i++)
+		if (read_full(conn, buf, HOARD_SEGMENT_BYTES) || signal_byte(hoard->read_fd[1]))
+			return 1;
+	if (wait_byte(hoard->drain_fd[0]) || read_full(conn, buf, sizeof(buf)))
+		return 1;
+	report = tap_report(tap);
+	if (fd_write_all(hoard->report_fd[1], &report, sizeof(report)))
+		return 1;
+	while (read(conn, buf, sizeof(buf)) > 0)
+		;
+	close(conn);
+	return 0;
+}
+
+/*
+ * Small writes without Nagle, paced: first each after the server read the
+ * one before (one segment each), then in a row while the server reads
+ * nothing (a segment each, mostly).
+ */
+static int hoard_client(void *arg)
+{
+	const struct hoard *hoard = arg;
+	struct sockaddr_in addr = { .sin_family = AF_INET, .sin_port = htons(ECHO_PORT) };
+	int one = 1, fd = socket(AF_INET, SOCK_STREAM, 0);
+	char segment[HOARD_SEGMENT_BYTES] = { 0 };
+
+	inet_pton(AF_INET, hoard->server_addr, &addr.sin_addr);
+	if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) ||
+	    connect(fd, (struct sockaddr *)&addr, sizeof(addr)) || signal_byte(hoard->ready_fd) ||
+	    wait_byte(hoard->go_fd))
+		return 1;
+	for (int i = 0; i < HOARD_READ_WRITES; i++)
+		if (write(fd, segment, sizeof(segment)) != sizeof(segment) || wait_byte(hoard->read_fd[0]))
+			return 1;
+	for (int i = 0; i < HOARD_UNREAD_WRITES; i++) {
+		if (write(fd, segment, sizeof(segment)) != sizeof(segment))
+			return 1;
+		usleep(2000);
+	}
+	if (signal_byte(hoard->done_fd) || wait_byte(hoard->quit_fd))
+		return 1;
+	close(fd);
+	return 0;
+}
+
+static void hoard_pipes_close(struct hoard *hoard)
+{
+	int *pipes[] = { hoard->read_fd, hoard->drain_fd, hoard->report_fd };
+
+	for (size_t i = 0; i < sizeof(pipes) / sizeof(pipes[0]); i++) {
+		if (pipes[i][0] >= 0)
+			close(pipes[i][0]);
+		if (pipes[i][1] >= 0)
+			close(pipes[i][1]);
+	}
+}
+
+/*
+ * A socket times its last 8 unread data segments (RX_STAMP_SLOTS); a
+ * reader that leaves more unread copies the older ones untimed, and each
+ * counts once in l24_rx_untimed. The server reads 20 segments one by one
+ * (none untimed), then leaves those of 30 more writes unread and reads
+ * them at once: all but the last 8 of them untimed, by its tap's count.
+ * The client received no data: nothing of its side is untimed.
+ */
+KTEST_F(l24, unread_segments_beyond_the_ring_count_untimed, 120)
+{
+	struct hoard hoard = {
+		.server_addr = self->pods.server.ipv4,
+		.ready_fd = self->ready[1], .go_fd = self->go[0],
+		.done_fd = self->done[1], .quit_fd = self->quit[0],
+		.read_fd = { -1, -1 }, .drain_fd = { -1, -1 }, .report_fd = { -1, -1 },
+	};
+	struct hoard_report report = { 0 };
+	int failed;
+
+	failed = pipe(hoard.read_fd) || pipe(hoard.drain_fd) || pipe(hoard.report_fd);
+	start_agent(_metadata, self, variant, "l24=on");
+	if (!failed) {
+		self->server_pid = pod_spawn(&self->pods.server, hoard_server, &hoard);
+		failed = self->server_pid < 0 || wait_byte(self->ready[0]);
+	}
+	if (!failed) {
+		self->client_pid = pod_spawn(&self->pods.client, hoard_client, &hoard);
+		failed = self->client_pid < 0 || wait_byte(self->ready[0]) || signal_byte(self->go[1]) ||
+			 wait_byte(self->done[0]) || signal_byte(hoard.drain_fd[1]) ||
+			 read_full(hoard.report_fd[0], (char *)&report, sizeof(report));
+	}
+	hoard_pipes_close(&hoard);
+	ASSERT_EQ(0, failed);
+	ASSERT_EQ(0, echo_finish(self));
+	stop_agent(_metadata, self);
+
+	/* the ground truth: every segment seen once, more unread ones than a socket times */
+	ASSERT_EQ(0, report.tap_drops);
+	ASSERT_EQ(0, report.repeated);
+	ASSERT_EQ(HOARD_READ_WRITES, report.read_segments);
+	ASSERT_LT(HOARD_STAMPS_KEPT, report.unread_segments);
+	TH_LOG("the %d unread writes came in %d segments", HOARD_UNREAD_WRITES, report.unread_segments);
+	EXPECT_EQ((HOARD_READ_WRITES + HOARD_UNREAD_WRITES) * HOARD_SEGMENT_BYTES,
+		  field(self, &self->pods.server, "server", "read_bytes"));
+	EXPECT_EQ(report.unread_segments - HOARD_STAMPS_KEPT,
+		  agent_output_lost(self->output, "l24_rx_untimed"));
+	EXPECT_LT(0, field(self, &self->pods.server, "server", "read_l2_from_queue_duration_ns_sum"));
 }
 
 /* With l24 off no program of it loads and no row carries its fields. */

@@ -835,6 +835,7 @@ const char *const loss_names[LOSS_MAX] = {
 	[KACCESS_CTR_HTTP_UPGRADE_UNFOLLOWED] = "http_upgrade_unfollowed",
 	[KACCESS_CTR_HTTP_RECORD_LOST] = "http_record_lost",
 	[KACCESS_CTR_L24_HOOKS_UNSEEN] = "l24_hooks_unseen",
+	[KACCESS_CTR_L24_RX_UNTIMED] = "l24_rx_untimed",
 	[LOSS_PROGRAMS_NOT_ATTACHED] = "programs_not_attached",
 	[LOSS_DESTROY_MISSED] = "destroy_missed",
 	[LOSS_PROGRAM_RECURSION_MISSES] = "program_recursion_misses",
