@@ -1548,8 +1548,9 @@ static bool tap_segment_parse(const unsigned char *frame, ssize_t len, struct ta
 	const struct iphdr *ip = (const void *)(frame + ETH_HLEN);
 	const struct tcphdr *tcp;
 
-	if (len < ETH_HLEN + (ssize_t)sizeof(*ip) || ((const struct ethhdr *)frame)->h_proto != htons(ETH_P_IP) ||
-	    ip->protocol != IPPROTO_TCP || len < ETH_HLEN + ip->ihl * 4 + (ssize_t)sizeof(*tcp))
+	if (len < ETH_HLEN + (ssize_t)sizeof(*ip) ||
+	    ((const struct ethhdr *)frame)->h_proto != htons(ETH_P_IP) || ip->protocol != IPPROTO_TCP ||
+	    len < ETH_HLEN + ip->ihl * 4 + (ssize_t)sizeof(*tcp))
 		return false;
 	tcp = (const void *)((const unsigned char *)ip + ip->ihl * 4);
 	if (tcp->dest != htons(ECHO_PORT))
