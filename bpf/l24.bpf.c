@@ -911,9 +911,10 @@ static __always_inline void receive_account_windows(struct agg_sums *sums,
  * The segment a copy reads from, the first time a reader copies from it
  * (a partial read's rest is not timed again); NULL when it has no stamp.
  * A first copy without one is counted: its stamp gave way to later
- * segments, or it came before kaccess watched the socket. A segment TCP
- * merged into the one before it is never copied from its own start, so
- * its stamp is never looked for and nothing is counted for it.
+ * segments, or it came before kaccess watched the socket (and a later
+ * one created the socket's storage, without which nothing here runs). A
+ * segment TCP merged into the one before it is never copied from its own
+ * start, so its stamp is never looked for and nothing is counted for it.
  */
 static __always_inline struct rx_stamp *rx_stamp_first_copy(struct l24_sock *s, struct sock *sk,
 							    const struct sk_buff *skb)

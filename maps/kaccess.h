@@ -493,7 +493,8 @@ enum kaccess_counter {
 				        * read_packets, not in the netfilter and L3 hook sums */
 	KACCESS_CTR_L24_RX_UNTIMED,    /* a tracked data segment a reader copied without its stamp:
 				        * it gave way to later ones (more than RX_STAMP_SLOTS unread),
-				        * or the segment came before kaccess watched the socket. In
+				        * or the segment came before kaccess watched the socket (counted
+				        * when a later one gave the socket its storage first). In
 				        * read_packets, not in the read L2-L4 duration sums */
 	KACCESS_CTR_MAX,
 };
