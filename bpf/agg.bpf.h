@@ -147,6 +147,8 @@ static __always_inline void agg_sums_flush(struct agg_sums *sums, const struct k
 	sums_move(row, sums, read_l3_local_duration_ns_sum);
 	sums_move(row, sums, read_netfilter_count);
 	sums_move(row, sums, read_netfilter_duration_ns_sum);
+	sums_move(row, sums, write_egress_packets);
+	sums_move(row, sums, write_egress_duration_ns_sum);
 }
 
 /* The slot of `agg` in this bucket: its own, a free one, or one given up (flushed). */

@@ -318,6 +318,31 @@ static __always_inline void forwarded_syn_learn_peer(const struct sk_buff *skb)
 	forwarded_syn_settle(conn, &key, syn);
 }
 
+/*
+ * Without netfilter links, "L3+L4 egress": a packet a write of its own
+ * socket queues to a device, from where that write's L4 time starts (its
+ * first tcp_sendmsg_locked, else the write's own start) to now. 0 for a
+ * packet that leaves outside such a write (softirq, timers, a read's
+ * ACK), and with the "sock" hooks on a kernel without tcp_sendmsg_locked,
+ * which learn the write's socket only at its end.
+ */
+static __always_inline __u64 write_egress_ns(const struct sock *sk, __u64 queued_ns)
+{
+	struct syscall_ctx *sc = bpf_task_storage_get(&syscall_ctx_store, bpf_get_current_task_btf(), 0, 0);
+	__u64 key = (__u64)sk, start_ns;
+
+	if (!sc || (sc->op != SYSCALL_OP_WRITE && sc->op != SYSCALL_OP_WRITE_MMSG &&
+		    sc->op != SYSCALL_OP_SOCK_WRITE))
+		return 0;
+	if (sc->l4_start_ns && sc->l4_sk == key)
+		start_ns = sc->l4_start_ns;
+	else if (sc->sk == key)
+		start_ns = sc->start_ns;
+	else
+		return 0;
+	return queued_ns > start_ns ? queued_ns - start_ns : 1;
+}
+
 SEC("tp_btf/net_dev_queue")
 int BPF_PROG(l24_net_dev_queue, struct sk_buff *skb)
 {
@@ -364,6 +389,7 @@ int BPF_PROG(l24_net_dev_queue, struct sk_buff *skb)
 	window->agg = *agg;
 	window->syn_sk = syn_sk;
 	xmit_window_take_l3(window, &cpu->egress);
+	window->egress_ns = l24_netfilter ? 0 : write_egress_ns(sk, window->queued_ns);
 	return 0;
 }
 
@@ -537,6 +563,7 @@ int BPF_PROG(l24_tcp_sendmsg_locked, const struct sock *sk)
 	if (sc->op != SYSCALL_OP_WRITE && sc->op != SYSCALL_OP_WRITE_MMSG)
 		return 0;
 	sc->l4_start_ns = bpf_ktime_get_ns();
+	sc->l4_sk = (__u64)sk;
 	return 0;
 }
 

@@ -16,7 +16,8 @@
  * A packet the driver took at `sent_ns`, `skb_len` bytes as the device
  * counts them, added with `add` to `dst`: a row (agg_add, atomic) or a
  * CPU's combined sums (sum_add; struct agg_sums has the row's field names).
- * L3 runs from LOCAL_OUT to the driver, or to the qdisc that took it.
+ * L3 runs from LOCAL_OUT to the driver, or to the qdisc that took it;
+ * without links, egress from the write's L4 start to the device queue.
  */
 #define xmit_account_into(add, dst, window, sent_ns, skb_len)                                   \
 	do {                                                                                    \
@@ -32,6 +33,10 @@
 			add((dst)->write_l3_output_duration_ns_sum, (window)->l3_output_ns);    \
 			add((dst)->write_netfilter_count, (window)->netfilter_count);           \
 			add((dst)->write_netfilter_duration_ns_sum, (window)->netfilter_ns);    \
+		}                                                                               \
+		if ((window)->egress_ns) {                                                      \
+			add((dst)->write_egress_packets, 1);                                    \
+			add((dst)->write_egress_duration_ns_sum, (window)->egress_ns);          \
 		}                                                                               \
 		if (!(window)->start_xmit_ns) {                                                 \
 			count_loss(KACCESS_CTR_L24_WINDOW_LOST);                                \

@@ -115,6 +115,15 @@ struct kaccess_agg_value {
 	__u64 read_netfilter_count;            /* hooks with rules a received packet traversed */
 	__u64 read_netfilter_duration_ns_sum;
 	/*
+	 * Without netfilter links (before Linux 6.4, or `l24_netfilter = off`),
+	 * in their place: "L3+L4 egress", per packet a write of the socket
+	 * queued to a device, from the write's L4 start (as
+	 * write_l4_duration_ns_sum's) to net_dev_queue. Packets sent outside
+	 * such a write (ACKs, retransmits, TCP's own pushes) are not in it.
+	 */
+	__u64 write_egress_packets;
+	__u64 write_egress_duration_ns_sum;
+	/*
 	 * Loss locations: the connection's own outgoing sk_buffs that the
 	 * kernel freed as dropped (skb:kfree_skb), by enum skb_drop_reason.
 	 * The first KACCESS_LOSS_REASON_SLOTS reasons of a row get a slot;
@@ -124,7 +133,7 @@ struct kaccess_agg_value {
 	__u32 write_loss_reason[KACCESS_LOSS_REASON_SLOTS];         /* 0: slot free */
 	__u32 write_loss_reason_packets[KACCESS_LOSS_REASON_SLOTS];
 };
-_Static_assert(sizeof(struct kaccess_agg_value) == 45 * 8, "kaccess_agg_value layout");
+_Static_assert(sizeof(struct kaccess_agg_value) == 47 * 8, "kaccess_agg_value layout");
 
 /*
  * Which L2-L4 fields of kaccess_agg_value this kernel measures: each needs
@@ -143,6 +152,7 @@ enum kaccess_l24_measure {
 	KACCESS_L24_READ_L4 = 1 << 8,       /* read_l4_duration_ns_sum */
 	KACCESS_L24_NETFILTER = 1 << 9,     /* write_l3_*, read_l3_{rcv,local}_*, *_netfilter_*: links */
 	KACCESS_L24_LOSS = 1 << 10,         /* write_loss_packets, write_loss_reason* */
+	KACCESS_L24_EGRESS = 1 << 11,       /* write_egress_*: without links, where a write's start is known */
 };
 
 /* conn_table value: everything known about one tracked TCP connection. */

@@ -34,7 +34,7 @@ struct {
  * key = struct kaccess_agg_key, value = struct kaccess_agg_value.
  * Writers pick generation (bucket & 1); the shipper drains the idle one with
  * BPF_MAP_LOOKUP_AND_DELETE_BATCH after a grace period.
- * Size: 16384 rows each (`agg_rows_max_entries`), 456 B each: 7.1 MiB each. Pinned.
+ * Size: 16384 rows each (`agg_rows_max_entries`), 472 B each: 7.4 MiB each. Pinned.
  */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -146,6 +146,7 @@ struct syscall_ctx {
 	__u32 buf_count;      /* HTTP_BUF_IOVEC: the iovec count */
 	__u32 pad;
 	__u64 l4_start_ns;    /* write: the first tcp_sendmsg_locked inside it (0: not seen) */
+	__u64 l4_sk;          /* ...and its socket (the "sock" hooks learn `sk` only at the end) */
 	struct kaccess_conn conn; /* read/write: only .agg is filled; close: all */
 };
 
@@ -445,6 +446,8 @@ struct xmit_window {
 	__u64 l3_start_ns;     /* LOCAL_OUT's first hook; 0 without links */
 	__u64 l3_end_ns;       /* qdisc_enqueue: L3 ends where the qdisc takes over */
 	__u64 l3_local_ns, l3_output_ns, netfilter_ns;
+	/* without links: the write's L4 start to net_dev_queue; 0: not sent by a write of its socket */
+	__u64 egress_ns;
 };
 
 /* A sent packet between LOCAL_OUT's first hook and net_dev_queue (one call, one CPU). */
@@ -550,6 +553,7 @@ struct agg_sums {
 	__u64 read_l2_to_queue_duration_ns_sum, read_l2_from_queue_duration_ns_sum;
 	__u64 read_l3_rcv_duration_ns_sum, read_l3_local_duration_ns_sum;
 	__u64 read_netfilter_count, read_netfilter_duration_ns_sum;
+	__u64 write_egress_packets, write_egress_duration_ns_sum;
 };
 
 /*
@@ -593,7 +597,7 @@ struct {
 /*
  * xmit_queued: key = sk_buff address, value = struct xmit_window: tracked
  * packets a qdisc holds between qdisc_enqueue and net_dev_start_xmit.
- * LRU, so a packet the qdisc drops is forgotten. Size: 8192 (1.44 MiB);
+ * LRU, so a packet the qdisc drops is forgotten. Size: 8192 (1.50 MiB);
  * one entry when `l24 = off`. Not pinned.
  */
 struct {
@@ -635,7 +639,7 @@ struct forwarded_syn {
  * forwarded_syns_count, so forwarded packets are looked at only while a
  * connect is pending. LRU: an entry evicted leaves the count one high
  * (forwarded SYNs are then parsed needlessly), never low. Size: 4096
- * pending connects, 144 B values: 0.91 MiB; one entry when `l24 = off`.
+ * pending connects, 152 B values: 0.94 MiB; one entry when `l24 = off`.
  * Not pinned.
  */
 struct {

@@ -74,6 +74,12 @@ FIXTURE_VARIANT_ADD(l24, tcp_hooks) {
 	.hooks = "hooks=tcp",
 };
 
+FIXTURE_VARIANT_ADD(l24, tcp_hooks_no_netfilter_links) {
+	.netfilter = "l24_netfilter=off",
+	.links = false,
+	.hooks = "hooks=tcp",
+};
+
 static bool tcp_hooks_load;
 
 static void __attribute__((constructor)) probe_tcp_hooks(void)
@@ -505,6 +511,8 @@ static unsigned int expected_measures(bool links)
 		measures |= KACCESS_L24_LOSS;
 	if (links && kernel_at_least(6, 4))
 		measures |= KACCESS_L24_NETFILTER;
+	else /* every variant's hooks know a write's socket at its start */
+		measures |= KACCESS_L24_EGRESS;
 	return measures;
 }
 
@@ -1517,6 +1525,7 @@ KTEST_F(l24, netns_links_follow_the_pods_processes, 60)
 
 struct hoard {
 	const char *server_addr;
+	int unread_writes; /* HOARD_UNREAD_WRITES, or 0: only the paced first phase */
 	int ready_fd, go_fd, done_fd, quit_fd;
 	int read_fd[2];   /* server -> client: a segment of the first phase was read */
 	int drain_fd[2];  /* test -> server: read what piled up */
@@ -1638,7 +1647,8 @@ static int hoard_server(void *arg)
 	for (int i = 0; i < HOARD_READ_WRITES; i++)
 		if (read_full(conn, buf, HOARD_SEGMENT_BYTES) || signal_byte(hoard->read_fd[1]))
 			return 1;
-	if (wait_byte(hoard->drain_fd[0]) || read_full(conn, buf, sizeof(buf)))
+	if (wait_byte(hoard->drain_fd[0]) ||
+	    read_full(conn, buf, (size_t)hoard->unread_writes * HOARD_SEGMENT_BYTES))
 		return 1;
 	report = tap_report(tap);
 	if (fd_write_all(hoard->report_fd[1], &report, sizeof(report)))
@@ -1669,7 +1679,7 @@ static int hoard_client(void *arg)
 	for (int i = 0; i < HOARD_READ_WRITES; i++)
 		if (write(fd, segment, sizeof(segment)) != sizeof(segment) || wait_byte(hoard->read_fd[0]))
 			return 1;
-	for (int i = 0; i < HOARD_UNREAD_WRITES; i++) {
+	for (int i = 0; i < hoard->unread_writes; i++) {
 		if (write(fd, segment, sizeof(segment)) != sizeof(segment))
 			return 1;
 		usleep(2000);
@@ -1692,6 +1702,34 @@ static void hoard_pipes_close(struct hoard *hoard)
 	}
 }
 
+/* The agent, then the server and the client of `hoard`, to the server's tap report. */
+static int hoard_run(struct __test_metadata *_metadata, FIXTURE_DATA(l24) *self,
+		     const FIXTURE_VARIANT(l24) *variant, struct hoard *hoard,
+		     struct hoard_report *report)
+{
+	int failed;
+
+	hoard->server_addr = self->pods.server.ipv4;
+	hoard->ready_fd = self->ready[1];
+	hoard->go_fd = self->go[0];
+	hoard->done_fd = self->done[1];
+	hoard->quit_fd = self->quit[0];
+	failed = pipe(hoard->read_fd) || pipe(hoard->drain_fd) || pipe(hoard->report_fd);
+	start_agent(_metadata, self, variant, "l24=on");
+	if (!failed) {
+		self->server_pid = pod_spawn(&self->pods.server, hoard_server, hoard);
+		failed = self->server_pid < 0 || wait_byte(self->ready[0]);
+	}
+	if (!failed) {
+		self->client_pid = pod_spawn(&self->pods.client, hoard_client, hoard);
+		failed = self->client_pid < 0 || wait_byte(self->ready[0]) || signal_byte(self->go[1]) ||
+			 wait_byte(self->done[0]) || signal_byte(hoard->drain_fd[1]) ||
+			 read_full(hoard->report_fd[0], (char *)report, sizeof(*report));
+	}
+	hoard_pipes_close(hoard);
+	return failed || echo_finish(self);
+}
+
 /*
  * A socket times its last 8 unread data segments (RX_STAMP_SLOTS); a
  * reader that leaves more unread copies the older ones untimed, and each
@@ -1703,29 +1741,12 @@ static void hoard_pipes_close(struct hoard *hoard)
 KTEST_F(l24, unread_segments_beyond_the_ring_count_untimed, 120)
 {
 	struct hoard hoard = {
-		.server_addr = self->pods.server.ipv4,
-		.ready_fd = self->ready[1], .go_fd = self->go[0],
-		.done_fd = self->done[1], .quit_fd = self->quit[0],
+		.unread_writes = HOARD_UNREAD_WRITES,
 		.read_fd = { -1, -1 }, .drain_fd = { -1, -1 }, .report_fd = { -1, -1 },
 	};
 	struct hoard_report report = { 0 };
-	int failed;
 
-	failed = pipe(hoard.read_fd) || pipe(hoard.drain_fd) || pipe(hoard.report_fd);
-	start_agent(_metadata, self, variant, "l24=on");
-	if (!failed) {
-		self->server_pid = pod_spawn(&self->pods.server, hoard_server, &hoard);
-		failed = self->server_pid < 0 || wait_byte(self->ready[0]);
-	}
-	if (!failed) {
-		self->client_pid = pod_spawn(&self->pods.client, hoard_client, &hoard);
-		failed = self->client_pid < 0 || wait_byte(self->ready[0]) || signal_byte(self->go[1]) ||
-			 wait_byte(self->done[0]) || signal_byte(hoard.drain_fd[1]) ||
-			 read_full(hoard.report_fd[0], (char *)&report, sizeof(report));
-	}
-	hoard_pipes_close(&hoard);
-	ASSERT_EQ(0, failed);
-	ASSERT_EQ(0, echo_finish(self));
+	ASSERT_EQ(0, hoard_run(_metadata, self, variant, &hoard, &report));
 	stop_agent(_metadata, self);
 
 	/* the ground truth: every segment seen once, more unread ones than a socket times */
@@ -1739,6 +1760,49 @@ KTEST_F(l24, unread_segments_beyond_the_ring_count_untimed, 120)
 	EXPECT_EQ(report.unread_segments - HOARD_STAMPS_KEPT,
 		  agent_output_lost(self->output, "l24_rx_untimed"));
 	EXPECT_LT(0, field(self, &self->pods.server, "server", "read_l2_from_queue_duration_ns_sum"));
+}
+
+/*
+ * Without netfilter links, "L3+L4 egress" stands in for write L3: each
+ * packet a write of its socket queues to a device, timed from the write's
+ * L4 start. The client makes 20 writes of one segment each, each after
+ * the server read the one before (its tap counts them), and sends nothing
+ * else inside a write: egress is exactly those 20 packets, each inside its
+ * write's L4 time. The server only reads; its ACKs leave outside any write.
+ * With the links there is write L3 instead, and no egress field at all.
+ */
+KTEST_F(l24, egress_is_each_packet_a_write_queues, 120)
+{
+	struct hoard hoard = {
+		.unread_writes = 0,
+		.read_fd = { -1, -1 }, .drain_fd = { -1, -1 }, .report_fd = { -1, -1 },
+	};
+	const struct pod *client = &self->pods.client, *server = &self->pods.server;
+	struct hoard_report report = { 0 };
+	uint64_t egress_ns;
+
+	ASSERT_EQ(0, hoard_run(_metadata, self, variant, &hoard, &report));
+	stop_agent(_metadata, self);
+
+	ASSERT_EQ(0, report.tap_drops);
+	ASSERT_EQ(0, report.repeated);
+	ASSERT_EQ(HOARD_READ_WRITES, report.read_segments);
+	ASSERT_EQ(0, report.unread_segments);
+	EXPECT_EQ(HOARD_READ_WRITES * HOARD_SEGMENT_BYTES, field(self, server, "server", "read_bytes"));
+	if (expected_measures(variant->links) & KACCESS_L24_NETFILTER) {
+		EXPECT_EQ(0, rows_with(self, client, "write_egress_packets"));
+		EXPECT_EQ(0, rows_with(self, client, "write_egress_duration_ns_sum"));
+		return; /* (write L3 needs the pods' links first: other tests have it) */
+	}
+	EXPECT_EQ(0, rows_with(self, client, "write_l3_duration_ns_sum"));
+	EXPECT_EQ(HOARD_READ_WRITES, field(self, client, "client", "write_egress_packets"));
+	egress_ns = field(self, client, "client", "write_egress_duration_ns_sum");
+	EXPECT_LE(HOARD_READ_WRITES, egress_ns); /* at least 1 ns each */
+	EXPECT_GE(field(self, client, "client", "write_l4_duration_ns_sum"), egress_ns);
+	EXPECT_LT(HOARD_READ_WRITES, field(self, client, "client", "write_packets")); /* SYN, ACK, FIN */
+	EXPECT_EQ(0, field(self, server, "server", "write_egress_packets"));
+	EXPECT_EQ(0, field(self, server, "server", "write_egress_duration_ns_sum"));
+	EXPECT_LT(0, field(self, server, "server", "write_packets"));
 }
 
 /* With l24 off no program of it loads and no row carries its fields. */

@@ -381,6 +381,21 @@ static void select_reader_copy_program(struct kaccess_bpf *skel)
 }
 
 /*
+ * "L3+L4 egress" stands in for write L3 where the netfilter links do not
+ * run. net_dev_queue times it from the write's start, which it finds by
+ * the write's socket: the "sock" hooks know that socket only at the
+ * write's end, unless tcp_sendmsg_locked names it first.
+ */
+static bool egress_measured(const struct agent *agent, unsigned int tracepoints)
+{
+	unsigned int needed = KACCESS_L24_WRITE_PACKETS;
+
+	if ((agent->l24_measured & (needed | KACCESS_L24_NETFILTER)) != needed)
+		return false;
+	return strcmp(agent->hooks, "sock") != 0 || (tracepoints & 1u << L24_TP_TCP_SENDMSG_LOCKED);
+}
+
+/*
  * L2-L4 programs load where their tracepoint exists and `l24` is on; what
  * they measure together is logged and exported (agent_info).
  */
@@ -415,6 +430,8 @@ static void select_l24_programs(struct agent *agent, const struct kaccess_config
 			snprintf(missing + strlen(missing), sizeof(missing) - strlen(missing), " %s",
 				 l24_tracepoint_names[i]);
 	agent->l24_measured |= l24_measures_of(tracepoints);
+	if (egress_measured(agent, tracepoints))
+		agent->l24_measured |= KACCESS_L24_EGRESS;
 	log_info("l24: measuring 0x%x; tracepoints missing:%s", agent->l24_measured,
 		 missing[0] ? missing : " none");
 	if ((agent->l24_measured & KACCESS_L24_LOSS) && drop_reasons_load(cfg->btf_path))

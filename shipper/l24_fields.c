@@ -30,6 +30,8 @@ const struct l24_field l24_fields[] = {
 	FIELD(read_l3_local_duration_ns_sum, NETFILTER, READ_L3_LOCAL_DURATION),
 	FIELD(read_netfilter_count, NETFILTER, READ_L3_NETFILTER_COUNT),
 	FIELD(read_netfilter_duration_ns_sum, NETFILTER, READ_L3_NETFILTER_DURATION),
+	FIELD(write_egress_packets, EGRESS, NONE), /* not L3: OAP gets no write L3 without links */
+	FIELD(write_egress_duration_ns_sum, EGRESS, NONE),
 	FIELD(write_loss_packets, LOSS, NONE), /* OAP has no metric of it; the access logs carry it */
 };
 

@@ -259,6 +259,10 @@ static const struct row_metric row_metrics[] = {
 	  ROW(read_netfilter_count), false, KACCESS_L24_NETFILTER },
 	{ "kaccess_bucket_read_netfilter_time_seconds", "sum of those hooks' times",
 	  ROW(read_netfilter_duration_ns_sum), true, KACCESS_L24_NETFILTER },
+	{ "kaccess_bucket_write_egress_packets", "packets a write of their socket queued to a device (no netfilter links)",
+	  ROW(write_egress_packets), false, KACCESS_L24_EGRESS },
+	{ "kaccess_bucket_write_egress_time_seconds", "sum of write-start-to-device-queue times of those packets",
+	  ROW(write_egress_duration_ns_sum), true, KACCESS_L24_EGRESS },
 	{ "kaccess_bucket_write_lost_packets", "sent packets the kernel dropped (any reason)",
 	  ROW(write_loss_packets), false, KACCESS_L24_LOSS },
 };
