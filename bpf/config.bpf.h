@@ -48,6 +48,13 @@ const volatile bool http_keep_query __weak = false;
 const volatile bool http_records __weak = false;
 
 /*
+ * With `http_log_policy = sampled`, N (`http_log_sample_rate`): only the
+ * requests numbered 0, N, 2N... of a connection send their records, the
+ * rest are skipped here rather than filtered in the shipper. 0: all.
+ */
+const volatile __u32 http_records_one_in __weak = 0;
+
+/*
  * A quarter of the events ring buffer in bytes, the wakeup step of
  * bpf/ringbuf.bpf.h: set by the shipper where it sizes the ring
  * (size_maps), so no record asks the ring its size.

@@ -217,6 +217,17 @@ static __always_inline void http_take_request_calls(struct http_conn *hc,
 	http_take_calls(&hc->req, &slot->calls.request_calls, &slot->calls.request_call_ns);
 }
 
+/*
+ * Whether request `seq` of a connection sends its access-log records (the
+ * head and the exchange): all do, but with `http_log_policy = sampled`
+ * only numbers 0, N, 2N..., as the shipper would ship them; the others
+ * cost no ring-buffer record at all.
+ */
+static __always_inline bool http_records_of(__u32 seq)
+{
+	return http_records_one_in <= 1 || seq % http_records_one_in == 0;
+}
+
 /* The exchange's access-log record (config http_log_policy): its numbers, fixed size. */
 static __always_inline void http_send_exchange(struct http_conn *hc, struct http_request_slot *slot)
 {
@@ -265,8 +276,10 @@ static __noinline int http_count_exchange(struct http_conn *hc, struct http_requ
 	__u32 class;
 
 	slot->answered = 0;
-	if (http_records)
+	if (http_records && http_records_of(slot->seq))
 		http_send_exchange(hc, slot);
+	else if (http_records)
+		count_tally(KACCESS_CTR_HTTP_RECORDS_SAMPLED_OUT);
 	__builtin_memcpy(&key.agg, &hc->agg, sizeof(key.agg));
 	row = http_row(&key, slot->end_ns);
 	if (!row)
@@ -1367,6 +1380,8 @@ static __noinline int http_send_head(struct http_conn *hc, struct http_scratch *
 	if (!hc || !s)
 		return 0;
 	s->head_avail = 0;
+	if (!http_records_of(hc->tail))
+		return 0; /* its exchange sends no record either */
 	if (len > KACCESS_HTTP_HEAD_MAX)
 		len = KACCESS_HTTP_HEAD_MAX;
 	barrier_var(len);

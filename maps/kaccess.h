@@ -467,8 +467,10 @@ _Static_assert(sizeof(struct kaccess_h2_stream_key) == 24, "kaccess_h2_stream_ke
 
 /*
  * Every place the kernel side can lose or mis-file data has a counter,
- * indexed in the per-CPU `counters` map. Names for export are in
- * shipper/agent.c (loss_names); keep the two in the same order.
+ * indexed in the per-CPU `counters` map, and so do a few tallies of
+ * things left out on purpose, after KACCESS_CTR_LOSSES. Names of the
+ * losses for export are in shipper/agent.c (loss_names); keep the two in
+ * the same order.
  */
 enum kaccess_counter {
 	KACCESS_CTR_CONN_TABLE_FULL,   /* new connection not tracked: conn_table full */
@@ -506,6 +508,10 @@ enum kaccess_counter {
 				        * or the segment came before kaccess watched the socket (counted
 				        * when a later one gave the socket its storage first). In
 				        * read_packets, not in the read L2-L4 duration sums */
+	KACCESS_CTR_LOSSES,            /* the loss counters end here; what follows is no loss */
+	KACCESS_CTR_HTTP_RECORDS_SAMPLED_OUT = KACCESS_CTR_LOSSES, /* HTTP/1.x exchanges whose
+				        * request head and exchange records `http_log_policy =
+				        * sampled` left unsent: the shipper would have filtered them */
 	KACCESS_CTR_MAX,
 };
 

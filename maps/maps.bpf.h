@@ -60,8 +60,10 @@ struct {
 
 /*
  * counters: key = enum kaccess_counter, value = per-CPU event count.
- * Written by every program that drops or mis-files something; summed and
- * exported by the shipper with every bucket. Size: 6 x 8 bytes per CPU. Pinned.
+ * Written by every program that drops or mis-files something (and by the
+ * few that leave something out on purpose: the tallies after
+ * KACCESS_CTR_LOSSES); summed and exported by the shipper with every
+ * bucket. Size: KACCESS_CTR_MAX x 8 bytes per CPU. Pinned.
  */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);

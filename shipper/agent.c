@@ -470,6 +470,8 @@ int agent_load(struct agent *agent, const struct kaccess_config *cfg, bool recor
 	agent->skel->rodata->http_enabled = cfg->http_parse;
 	agent->skel->rodata->http_keep_query = cfg->http_keep_query;
 	agent->skel->rodata->http_records = cfg->http_log_policy != HTTP_LOG_NONE && records_have_a_reader;
+	if (cfg->http_log_policy == HTTP_LOG_SAMPLED) /* HTTP/1.x: skipped in the kernel */
+		agent->skel->rodata->http_records_one_in = cfg->http_log_sample_rate;
 	if (cfg->http_log_policy != HTTP_LOG_NONE && !records_have_a_reader)
 		log_info("HTTP access-log records: off (neither --output json nor OAP access logs would take them)");
 	agent->http_keep_query = cfg->http_keep_query;
@@ -879,8 +881,12 @@ static uint64_t recursion_misses(struct agent *agent)
 
 int agent_read_losses(struct agent *agent, struct loss_counters *ret_losses)
 {
-	int err = counters_read(bpf_map__fd(agent->skel->maps.counters), ret_losses->values);
+	uint64_t counters[KACCESS_CTR_MAX] = { 0 };
+	int err = counters_read(bpf_map__fd(agent->skel->maps.counters), counters);
 
+	memcpy(ret_losses->values, counters, KACCESS_CTR_LOSSES * sizeof(counters[0]));
+	__atomic_store_n(&agent->http_records.sampled_out_in_kernel,
+			 counters[KACCESS_CTR_HTTP_RECORDS_SAMPLED_OUT], __ATOMIC_RELAXED);
 	ret_losses->values[LOSS_PROGRAMS_NOT_ATTACHED] = agent->programs_not_attached;
 	ret_losses->values[LOSS_DESTROY_MISSED] = __atomic_load_n(&agent->destroy_missed, __ATOMIC_RELAXED);
 	ret_losses->values[LOSS_PROGRAM_RECURSION_MISSES] = recursion_misses(agent);

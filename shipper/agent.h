@@ -20,7 +20,7 @@ struct endpoint_names;
 
 /* Every loss counter: the kernel side's (enum kaccess_counter), then the shipper's. */
 enum loss_counter {
-	LOSS_PROGRAMS_NOT_ATTACHED = KACCESS_CTR_MAX, /* optional programs that failed to attach */
+	LOSS_PROGRAMS_NOT_ATTACHED = KACCESS_CTR_LOSSES, /* optional programs that failed to attach */
 	LOSS_DESTROY_MISSED,          /* connections whose end was never seen, found by the sweep */
 	LOSS_PROGRAM_RECURSION_MISSES,/* program runs the kernel skipped to avoid recursion */
 	LOSS_H2_UNDECODED,            /* HTTP/2 exchanges whose headers could not be decoded (unnamed) */

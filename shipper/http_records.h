@@ -44,6 +44,8 @@ struct http_record {
 struct http_record_counts {
 	uint64_t shipped;   /* handed to the sinks */
 	uint64_t filtered;  /* left out by the policy */
+	uint64_t sampled_out_in_kernel; /* HTTP/1.x left out by `sampled` before any record was
+					 * sent (the kernel's tally, copied when losses are read) */
 	uint64_t head_cut;  /* shipped without the whole request head (loss http_record_head_cut) */
 	uint64_t shed;      /* left out while the shipper was behind (loss http_record_shed) */
 };

@@ -82,11 +82,14 @@ static void render_http_records(struct prometheus *p, struct strbuf *out)
 	const struct http_record_counts *c = &p->agent->http_records;
 
 	metric_header(out, "kaccess_http_records_total", "counter",
-		      "HTTP access-log records by fate: shipped to the sinks or filtered by http_log_policy.");
+		      "HTTP access-log records by fate: shipped to the sinks, filtered by http_log_policy in "
+		      "the shipper, or never sent by the kernel (HTTP/1.x with http_log_policy=sampled).");
 	strbuf_printf(out, "kaccess_http_records_total{fate=\"shipped\"} %llu\n",
 		      (unsigned long long)__atomic_load_n(&c->shipped, __ATOMIC_RELAXED));
 	strbuf_printf(out, "kaccess_http_records_total{fate=\"filtered\"} %llu\n",
 		      (unsigned long long)__atomic_load_n(&c->filtered, __ATOMIC_RELAXED));
+	strbuf_printf(out, "kaccess_http_records_total{fate=\"sampled_out_in_kernel\"} %llu\n",
+		      (unsigned long long)__atomic_load_n(&c->sampled_out_in_kernel, __ATOMIC_RELAXED));
 }
 
 static size_t map_entries(int fd, bool is_conn_table)

@@ -239,7 +239,7 @@ static void print_text(const struct status *status)
 		       status->maps[i].max_entries,
 		       100.0 * status->maps[i].entries / status->maps[i].max_entries);
 	printf("\nLOST");
-	for (int i = 0; i < KACCESS_CTR_MAX; i++) {
+	for (int i = 0; i < KACCESS_CTR_LOSSES; i++) {
 		total += status->losses[i];
 		if (status->losses[i])
 			printf(" %s=%llu", loss_names[i], (unsigned long long)status->losses[i]);
@@ -277,7 +277,7 @@ static void print_json(const struct status *status)
 	jw_array_end(&w);
 	jw_key(&w, "lost");
 	jw_object_begin(&w);
-	for (int i = 0; i < KACCESS_CTR_MAX; i++)
+	for (int i = 0; i < KACCESS_CTR_LOSSES; i++)
 		jw_u64_field(&w, loss_names[i], status->losses[i]);
 	jw_object_end(&w);
 	jw_key(&w, "programs");

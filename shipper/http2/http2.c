@@ -645,10 +645,13 @@ static void submit_record(struct h2_exchanges *h2, const struct h2_record_source
 	}
 	/* client streams are odd: 1, 3, 5... are the connection's exchanges 0, 1, 2... */
 	if (sizes->endpoint) {
-		/* stream 1 after an upgrade: its request is the HTTP/1.1 one, read as HTTP/1.x's */
+		/*
+		 * Stream 1 after an upgrade: its request is the HTTP/1.1 one, read
+		 * as HTTP/1.x's and sampled by its number, as the kernel sent (or,
+		 * with `sampled`, skipped) its head.
+		 */
 		http_record_set_method_path(h2->cfg.names, sizes->endpoint, endpoint, &r);
-		http_records_submit_with_head(h2->cfg.records, &r, sizes->upgrade_seq,
-					      src->stream_id / 2);
+		http_records_submit_with_head(h2->cfg.records, &r, sizes->upgrade_seq, sizes->upgrade_seq);
 		return;
 	}
 	if (names && names->named)
