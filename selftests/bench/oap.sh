@@ -169,12 +169,17 @@ parse_pace() {
 }
 
 oap_run() {
-	local mode=$1 out=$WORK_DIR/oap-$1 args cpu_ns_before ticks_before started_ns result line drains_before
+	local mode=$1 out=$WORK_DIR/oap-$1 args extra cpu_ns_before ticks_before started_ns result line drains_before
+	local map_kib
 
 	args=(-o none -i "$OAP_INTERVAL_S" --set "k8s_api_server=http://127.0.0.1:$OAP_API_PORT"
 		--set "http_listen=127.0.0.1:$OAP_METRICS_PORT")
 	if [[ $mode != off ]]; then
 		args+=(--set "oap_address=127.0.0.1:$OAP_PORT" --set "oap_mode=$mode")
+	fi
+	if [[ -n ${BENCH_AGENT_EXTRA:-} ]]; then
+		read -ra extra <<<"$BENCH_AGENT_EXTRA"
+		args+=("${extra[@]}")
 	fi
 	launch_agent "oap-agent-$mode" "${args[@]}"
 	wait_for_k8s_sync
@@ -186,6 +191,7 @@ oap_run() {
 	run_pace "$out.pace" "$OAP_SECONDS"
 	line="$mode\t$(($(cpu_ns "$AGENT_PID") - cpu_ns_before))\t$(($(date +%s%N) - started_ns))"
 	line+="\t$(($(cpu_ticks "$AGENT_PID") - ticks_before))\t$(proc_kib "$AGENT_PID" VmHWM)\t$(proc_kib "$AGENT_PID" VmRSS)"
+	map_kib=$(bpf_map_rss_kib "$AGENT_PID")
 	curl -sf --max-time 10 -o "$out.prom" "$OAP_METRICS_URL" || die "could not read $OAP_METRICS_URL"
 	halt_agent
 	result=$(parse_pace "$out.pace") || die "could not read pace's output: $(tail -3 "$out.pace")"
@@ -194,6 +200,7 @@ oap_run() {
 	line+="\t$(metric_sum "$out.prom" kaccess_oap_messages_total 'result="sent"')"
 	line+="\t$(metric_sum "$out.prom" kaccess_oap_dropped_total '')"
 	line+="\t$(($(awk '$1 == "kaccess_drains_total" { print $2 }' "$out.prom") - drains_before))"
+	line+="\t$map_kib"
 	printf '%b\n' "$line" >>"$WORK_DIR/oap.tsv"
 	log "$(printf 'oap %-11s %8.0f req/s' "$mode" "${result%%$'\t'*}")"
 }
@@ -223,7 +230,8 @@ oap_section() {
 		"$OAP_RATE" "$CONNECTIONS" "$OAP_SECONDS" "$OAP_INTERVAL_S"
 	cat <<EOF
   (nginx's and wrk's pods) and, but in mode off, fake_oap on loopback; each run starts just after a drain.
-  CPU = the agent's threads' runtime over the paced run (schedstat); HWM = its VmHWM at the end;
+  CPU = the agent's threads' runtime over the paced run (schedstat); HWM = its VmHWM at the end,
+  of which "maps": BPF maps' pages it maps (the ring buffer, its data twice), the kernel's memory;
   drains = kaccess_drains_total during the run; OAP messages = kaccess_oap_* on /metrics, both streams
 EOF
 	awk -f "$BENCH_DIR/cpu_share.awk" -f "$BENCH_DIR/oap.awk" -v ndjson="$RESULTS_TMP" \

@@ -220,6 +220,14 @@ proc_kib() {
 	awk -v key="$2:" '$1 == key { print $2 }' "/proc/$1/status"
 }
 
+# KiB of a process's resident set that are BPF maps' pages it maps (the
+# ring buffer, mapped whole and its data twice, and .bss): the kernel's
+# memory, counted again in the process's VmRSS.
+bpf_map_rss_kib() {
+	awk '/^[0-9a-f]+-[0-9a-f]+ / { map = $6 == "anon_inode:bpf-map" }
+		map && $1 == "Rss:" { kib += $2 } END { print kib + 0 }' "/proc/$1/smaps"
+}
+
 # One line per map the agent's programs use: id, type, name, flags, key and
 # value bytes, max_entries, memlock bytes (TSV, sorted by id).
 agent_maps_table() {
