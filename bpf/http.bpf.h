@@ -276,10 +276,12 @@ static __noinline int http_count_exchange(struct http_conn *hc, struct http_requ
 	__u32 class;
 
 	slot->answered = 0;
-	if (http_records && http_records_of(slot->seq))
-		http_send_exchange(hc, slot);
-	else if (http_records)
-		count_tally(KACCESS_CTR_HTTP_RECORDS_SAMPLED_OUT);
+	if (http_records) {
+		if (http_records_of(slot->seq))
+			http_send_exchange(hc, slot);
+		else
+			count_tally(KACCESS_CTR_HTTP_RECORDS_SAMPLED_OUT);
+	}
 	__builtin_memcpy(&key.agg, &hc->agg, sizeof(key.agg));
 	row = http_row(&key, slot->end_ns);
 	if (!row)

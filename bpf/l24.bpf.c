@@ -318,6 +318,12 @@ static __always_inline void forwarded_syn_learn_peer(const struct sk_buff *skb)
 	forwarded_syn_settle(conn, &key, syn);
 }
 
+/* The thread is in a write-family syscall (the "sock" and "fd" hooks' calls). */
+static __always_inline bool in_write_syscall(const struct syscall_ctx *sc)
+{
+	return sc->op == SYSCALL_OP_WRITE || sc->op == SYSCALL_OP_WRITE_MMSG;
+}
+
 /*
  * Without netfilter links, "L3+L4 egress": a packet a write of its own
  * socket queues to a device, from where that write's L4 time starts (its
@@ -331,8 +337,7 @@ static __always_inline __u64 write_egress_ns(const struct sock *sk, __u64 queued
 	struct syscall_ctx *sc = bpf_task_storage_get(&syscall_ctx_store, bpf_get_current_task_btf(), 0, 0);
 	__u64 key = (__u64)sk, start_ns;
 
-	if (!sc || (sc->op != SYSCALL_OP_WRITE && sc->op != SYSCALL_OP_WRITE_MMSG &&
-		    sc->op != SYSCALL_OP_SOCK_WRITE))
+	if (!sc || !(in_write_syscall(sc) || sc->op == SYSCALL_OP_SOCK_WRITE))
 		return 0;
 	if (sc->l4_start_ns && sc->l4_sk == key)
 		start_ns = sc->l4_start_ns;
@@ -560,7 +565,7 @@ int BPF_PROG(l24_tcp_sendmsg_locked, const struct sock *sk)
 
 	if (!sc || sc->l4_start_ns)
 		return 0;
-	if (sc->op != SYSCALL_OP_WRITE && sc->op != SYSCALL_OP_WRITE_MMSG)
+	if (!in_write_syscall(sc))
 		return 0;
 	sc->l4_start_ns = bpf_ktime_get_ns();
 	sc->l4_sk = (__u64)sk;
