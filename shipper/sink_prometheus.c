@@ -76,7 +76,11 @@ static void render_losses(struct prometheus *p, struct strbuf *out)
 			      (unsigned long long)losses.values[i]);
 }
 
-/* Access-log records of HTTP exchanges: what the policy shipped and left out. */
+/*
+ * Access-log records of HTTP exchanges: what the policy shipped and left
+ * out. After render_losses: reading the losses copies the kernel's
+ * sampled-out tally into the counts.
+ */
 static void render_http_records(struct prometheus *p, struct strbuf *out)
 {
 	const struct http_record_counts *c = &p->agent->http_records;
