@@ -9,7 +9,7 @@
 #include "kaccess.skel.h"
 #include "log.h"
 #include "loop.h"
-#include "ring_fill.h"
+#include "ring_reader.h"
 
 #define NS_PER_MS 1000000ULL
 /* The kernel wakes us only when the ring buffer is a quarter full: poll. */
@@ -26,7 +26,7 @@ struct loop {
 	struct agent *agent;
 	struct sink *const *sinks;
 	size_t sink_count;
-	struct ring_buffer *events;
+	struct ring_reader events;      /* the kernel's records, read in order */
 	struct h2_exchanges *h2;       /* HTTP/2 exchanges completed here, drained with the rows */
 	struct http_records *records;  /* access-log records of HTTP exchanges, to the sinks */
 	struct agg_rows rows;
@@ -38,7 +38,6 @@ struct loop {
 	int conn_fd;
 	int counters_fd;
 	uint64_t grace_ns;
-	struct ring_fill fill;          /* how far behind the reader is */
 	size_t behind_bytes;            /* above this, access-log records are shed */
 };
 
@@ -70,10 +69,10 @@ static uint64_t bucket_of(const struct loop *loop, uint64_t mono_ns)
  */
 static void note_backlog(struct loop *loop)
 {
-	http_records_set_behind(loop->records, ring_fill_bytes(&loop->fill) > loop->behind_bytes);
+	http_records_set_behind(loop->records, ring_reader_fill_bytes(&loop->events) > loop->behind_bytes);
 }
 
-static int on_event(void *ctx, void *data, size_t size)
+static void on_event(void *ctx, const void *data, size_t size)
 {
 	struct loop *loop = ctx;
 	const struct kaccess_conn_event *event = data;
@@ -85,31 +84,30 @@ static int on_event(void *ctx, void *data, size_t size)
 	switch (type) {
 	case KACCESS_EVENT_HTTP_ENDPOINT:
 		on_endpoint_event(loop, data, size);
-		return 0;
+		return;
 	case KACCESS_EVENT_H2_HEADERS:
 		h2_exchanges_on_headers(loop->h2, data, size);
-		return 0;
+		return;
 	case KACCESS_EVENT_H2_STREAM_END:
 		h2_exchanges_on_stream_end(loop->h2, data, size);
-		return 0;
+		return;
 	case KACCESS_EVENT_H2_BATCH:
 		h2_exchanges_on_batch(loop->h2, data, size);
-		return 0;
+		return;
 	case KACCESS_EVENT_HTTP_REQUEST_HEAD:
 		http_records_on_head(loop->records, data, size);
-		return 0;
+		return;
 	case KACCESS_EVENT_HTTP_EXCHANGE:
 		http_records_on_exchange(loop->records, data, size);
-		return 0;
+		return;
 	}
 	if (size < sizeof(struct kaccess_conn_event))
-		return 0;
+		return;
 	/* every HTTP/2 record of the connection came before its close */
 	if (type == KACCESS_EVENT_CONN_CLOSE)
 		h2_exchanges_on_conn_close(loop->h2, event, bucket_of(loop, event->ts_ns));
 	for (size_t i = 0; i < loop->sink_count; i++)
 		loop->sinks[i]->ops->connection(loop->sinks[i], data);
-	return 0;
 }
 
 static void report_bucket(struct loop *loop, const struct bucket_report *report)
@@ -329,24 +327,18 @@ static int loop_init(struct loop *loop, struct agent *agent, const struct kacces
 		log_err("failed to set up HTTP/2 decoding: %s", strerror(-err));
 		return err;
 	}
-	loop->events = ring_buffer__new(bpf_map__fd(agent->skel->maps.events), on_event, loop, NULL);
-	if (!loop->events) {
-		err = -errno;
-
-		log_err("failed to create ring buffer reader: %s", strerror(-err));
+	err = ring_reader_open(&loop->events, bpf_map__fd(agent->skel->maps.events), on_event, loop);
+	if (err) {
+		log_err("failed to map the ring buffer: %s", strerror(-err));
 		return err;
 	}
-	err = ring_fill_open(&loop->fill, bpf_map__fd(agent->skel->maps.events));
-	if (err) /* records are then never shed: not worth stopping for */
-		log_warn("failed to map the ring buffer's positions: %s", strerror(-err));
 	loop->behind_bytes = bpf_map__max_entries(agent->skel->maps.events) / 2;
 	return 0;
 }
 
 static void loop_free(struct loop *loop)
 {
-	ring_buffer__free(loop->events);
-	ring_fill_close(&loop->fill);
+	ring_reader_close(&loop->events);
 	h2_exchanges_free(loop->h2);
 	http_records_free(loop->records);
 	agg_rows_free(&loop->rows);
@@ -426,9 +418,9 @@ int loop_run(struct agent *agent, struct kaccess_config *cfg, struct sink *const
 		uint64_t deadline = min_u64(min_u64(next_drain, next_refresh), stop_at);
 
 		fflush(NULL); /* the lines of the last pass (and agent_ready), to their readers at once */
-		err = ring_buffer__poll(loop.events, min_int(timeout_ms(now, deadline), EVENTS_POLL_MS));
-		if (err >= 0) /* poll consumes only after a wakeup; most events come without one */
-			err = ring_buffer__consume(loop.events);
+		err = ring_reader_wait(&loop.events, min_int(timeout_ms(now, deadline), EVENTS_POLL_MS));
+		if (err >= 0) /* most records come without a wakeup */
+			err = ring_reader_consume(&loop.events);
 		if (err < 0 && err != -EINTR) {
 			log_err("failed to read connection events: %s", strerror(-err));
 			goto out;
@@ -463,7 +455,7 @@ int loop_run(struct agent *agent, struct kaccess_config *cfg, struct sink *const
 	err = 0;
 	/* Stop the writers first, so the last numbers are final. */
 	agent_detach(agent);
-	ring_buffer__consume(loop.events);
+	ring_reader_consume(&loop.events);
 	drain_everything(&loop, realtime_ns() / bucket_ns);
 	fflush(NULL);
 	log_losses_at_exit(&loop);
