@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
@@ -438,6 +439,23 @@ static void select_l24_programs(struct agent *agent, const struct kaccess_config
 		log_warn("l24: drop reasons have no names in the kernel's BTF: loss locations read REASON_<n>");
 }
 
+/*
+ * The BPF object built into this binary (1.1 MB) is read once, when libbpf
+ * opens it: libbpf copies the programs and BTF it keeps. Give its pages
+ * back, or they stay in the resident set for as long as the agent runs.
+ * They are the file's: touched again, they would be read in again.
+ */
+static void release_object_pages(void)
+{
+	size_t object_bytes, page = sysconf(_SC_PAGESIZE);
+	uintptr_t start = (uintptr_t)kaccess_bpf__elf_bytes(&object_bytes);
+	uintptr_t first_page = (start + page - 1) & ~(page - 1);
+	uintptr_t end_page = (start + object_bytes) & ~(page - 1);
+
+	if (end_page > first_page && madvise((void *)first_page, end_page - first_page, MADV_DONTNEED))
+		log_debug("could not release the BPF object's pages: %s", strerror(errno));
+}
+
 int agent_load(struct agent *agent, const struct kaccess_config *cfg, bool records_have_a_reader)
 {
 	LIBBPF_OPTS(bpf_object_open_opts, opts);
@@ -495,6 +513,7 @@ int agent_load(struct agent *agent, const struct kaccess_config *cfg, bool recor
 		log_err("failed to load BPF programs: %s", strerror(-err));
 		return err;
 	}
+	release_object_pages();
 	agent_update_wall_offset(agent);
 	if (cfg->cgroup[0])
 		return watch_cgroup(agent, cfg->cgroup);
