@@ -231,7 +231,7 @@ oap_section() {
 	cat <<EOF
   (nginx's and wrk's pods) and, but in mode off, fake_oap on loopback; each run starts just after a drain.
   CPU = the agent's threads' runtime over the paced run (schedstat); HWM = its VmHWM at the end,
-  of which "maps": BPF maps' pages it maps (the ring buffer, its data twice), the kernel's memory;
+  of which "maps": BPF maps' pages it maps (the ring buffer, its data once), the kernel's memory;
   drains = kaccess_drains_total during the run; OAP messages = kaccess_oap_* on /metrics, both streams
 EOF
 	awk -f "$BENCH_DIR/cpu_share.awk" -f "$BENCH_DIR/oap.awk" -v ndjson="$RESULTS_TMP" \

@@ -221,7 +221,7 @@ proc_kib() {
 }
 
 # KiB of a process's resident set that are BPF maps' pages it maps (the
-# ring buffer, mapped whole and its data twice, and .bss): the kernel's
+# ring buffer, its data mapped once, and .bss): the kernel's
 # memory, counted again in the process's VmRSS.
 bpf_map_rss_kib() {
 	awk '/^[0-9a-f]+-[0-9a-f]+ / { map = $6 == "anon_inode:bpf-map" }
