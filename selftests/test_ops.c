@@ -8,6 +8,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <elf.h>
+#include <limits.h>
 #include <linux/capability.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -456,6 +458,118 @@ static int run_without_capabilities(const int *dropped, size_t count)
 }
 
 /* Without CAP_BPF (nor CAP_SYS_ADMIN, which would stand in for it). */
+/* ---- the shipper's resident set: the ring's data mapped once, the object given back ---- */
+
+#define RING_KIB 1024
+#define RING_KIB_SETTING "ringbuf_kib=1024"
+
+/* Sizes of the agent's mappings of BPF maps: how many are `bytes` long. */
+static int bpf_map_mappings_of(pid_t pid, size_t bytes)
+{
+	char path[64], line[512];
+	unsigned long start, end;
+	int found = 0;
+	FILE *maps;
+
+	snprintf(path, sizeof(path), "/proc/%d/maps", pid);
+	maps = fopen(path, "r");
+	while (maps && fgets(line, sizeof(line), maps))
+		if (strstr(line, "anon_inode:bpf-map") && sscanf(line, "%lx-%lx", &start, &end) == 2 &&
+		    end - start == bytes)
+			found++;
+	if (maps)
+		fclose(maps);
+	return found;
+}
+
+/* Where the BPF object (ELF64, EM_BPF) sits in the binary's file: 0 or -1. */
+static int find_bpf_object(const char *binary, off_t *ret_offset, size_t *ret_bytes)
+{
+	int fd = open(binary, O_RDONLY);
+	static unsigned char file[16 << 20];
+	ssize_t len = fd < 0 ? -1 : read(fd, file, sizeof(file));
+
+	if (fd >= 0)
+		close(fd);
+	for (ssize_t at = 0; at + (ssize_t)sizeof(Elf64_Ehdr) <= len; at++) {
+		Elf64_Ehdr header;
+
+		if (memcmp(file + at, ELFMAG, SELFMAG))
+			continue;
+		memcpy(&header, file + at, sizeof(header));
+		if (header.e_ident[EI_CLASS] != ELFCLASS64 || header.e_machine != EM_BPF)
+			continue;
+		*ret_offset = at;
+		*ret_bytes = header.e_shoff + (size_t)header.e_shnum * header.e_shentsize;
+		return 0;
+	}
+	return -1;
+}
+
+/* The address at which `pid` maps offset `offset` of file `binary`: 0 if it does not. */
+static unsigned long mapped_address_of(pid_t pid, const char *binary, off_t offset)
+{
+	char path[64], line[PATH_MAX + 128], mapped[PATH_MAX], real[PATH_MAX];
+	unsigned long start, end, file_offset, found = 0;
+	FILE *maps;
+
+	if (!realpath(binary, real))
+		return 0;
+	snprintf(path, sizeof(path), "/proc/%d/maps", pid);
+	maps = fopen(path, "r");
+	while (maps && fgets(line, sizeof(line), maps))
+		if (sscanf(line, "%lx-%lx %*s %lx %*s %*s %s", &start, &end, &file_offset, mapped) == 4 &&
+		    !strcmp(mapped, real) && (unsigned long)offset >= file_offset &&
+		    (unsigned long)offset < file_offset + (end - start))
+			found = start + (offset - file_offset);
+	if (maps)
+		fclose(maps);
+	return found;
+}
+
+/* How many of the pages [first, first + count) of `pid` are resident (pagemap bit 63). */
+static int resident_pages(pid_t pid, unsigned long first, unsigned long count, size_t page)
+{
+	char path[64];
+	int fd, resident = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/pagemap", pid);
+	fd = open(path, O_RDONLY);
+	if (fd < 0)
+		return -1;
+	for (unsigned long i = 0; i < count; i++) {
+		uint64_t entry = 0;
+
+		if (pread(fd, &entry, sizeof(entry), (off_t)((first / page + i) * sizeof(entry))) == sizeof(entry))
+			resident += (int)(entry >> 63);
+	}
+	close(fd);
+	return resident;
+}
+
+KTEST_F(ops, shipper_maps_ring_data_once_and_gives_back_the_object, 60)
+{
+	const char *args[] = { "--interval", "3600", "--set", RING_KIB_SETTING, NULL };
+	size_t page = sysconf(_SC_PAGESIZE), object_bytes = 0;
+	unsigned long address, first_page, whole_pages;
+	off_t object_offset = 0;
+
+	ASSERT_EQ(0, agent_proc_start(&self->agent, args));
+	/* the producer page and the data, once; libbpf's reader mapped the data twice */
+	EXPECT_EQ(1, bpf_map_mappings_of(self->agent.pid, page + RING_KIB * 1024));
+	EXPECT_EQ(0, bpf_map_mappings_of(self->agent.pid, page + 2 * RING_KIB * 1024));
+
+	ASSERT_EQ(0, find_bpf_object(kaccess_binary(), &object_offset, &object_bytes));
+	address = mapped_address_of(self->agent.pid, kaccess_binary(), object_offset);
+	ASSERT_NE(0, address) TH_LOG("the agent does not map its binary's BPF object");
+	first_page = (address + page - 1) & ~(page - 1);
+	whole_pages = ((address + object_bytes) & ~(page - 1)) > first_page ?
+			      (((address + object_bytes) & ~(page - 1)) - first_page) / page : 0;
+	ASSERT_LT(100, whole_pages) TH_LOG("object of %zu bytes", object_bytes);
+	EXPECT_EQ(0, resident_pages(self->agent.pid, first_page, whole_pages, page))
+		TH_LOG("of the object's %lu whole pages", whole_pages);
+}
+
 TEST(missing_cap_bpf_is_named)
 {
 	const int no_bpf[] = { CAP_BPF, CAP_SYS_ADMIN }, no_perfmon[] = { CAP_PERFMON, CAP_SYS_ADMIN };
