@@ -49,7 +49,9 @@ INCLUDES := -I$(OUTPUT) -Imaps -Ishipper
 SHIPPER_PKGS := libbpf
 LDLIBS = $(shell $(PKG_CONFIG) --libs $(SHIPPER_PKGS) 2>/dev/null || echo -lbpf) -lelf -lz -lm
 SHIPPER_PKG_CFLAGS = $(shell $(PKG_CONFIG) --cflags $(SHIPPER_PKGS) 2>/dev/null)
-TEST_LDLIBS := $(shell $(PKG_CONFIG) --libs json-c 2>/dev/null || echo -ljson-c)
+# The tests' HTTP clients and the fake API server's controls are libcurl's;
+# the agent does not link it.
+TEST_LDLIBS := $(shell $(PKG_CONFIG) --libs json-c libcurl 2>/dev/null || echo -ljson-c -lcurl)
 # The harness compares literals with unsigned counters, as the kernel's own tests do,
 # and passes printf formats on (kselftest.h), which clang would refuse.
 TEST_CFLAGS := $(shell $(PKG_CONFIG) --cflags json-c 2>/dev/null) -Wno-sign-compare -Wno-format-nonliteral
@@ -61,7 +63,7 @@ BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Werror -Wno-unus
 # and the benchmark. `make deps` installs what is missing (as root on
 # Debian/Ubuntu) or prints it.
 DEPS_BUILD := make gcc clang llvm pkg-config libbpf-dev bpftool libelf-dev zlib1g-dev
-DEPS_TEST := linux-source-6.1 xz-utils libjson-c-dev iproute2 procps util-linux \
+DEPS_TEST := linux-source-6.1 xz-utils libjson-c-dev libcurl4-openssl-dev iproute2 procps util-linux \
 	     nginx-light curl wrk nftables python3-yaml prometheus libcap2-bin cpio
 
 # Feature fragments. Each may append to SHIPPER_OBJS and SHIPPER_LIB_OBJS

@@ -229,6 +229,14 @@ def linked_libraries(binary):
     return [paths[name] for name in needed if name in paths]
 
 
+def loaded_libraries(binary):
+    """Resolved paths of every shared library `binary` loads, its libraries' included."""
+    ldd = subprocess.run(["ldd", binary], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                         universal_newlines=True).stdout
+    return [parts[2] for parts in (line.split() for line in ldd.splitlines())
+            if len(parts) >= 3 and parts[1] == "=>"]
+
+
 def owning_package(path):
     """The Debian package that owns `path` (without :arch), None for glibc's own."""
     real = os.path.realpath(path)
@@ -560,6 +568,11 @@ def containerfile_builds_on_debian_12_and_ships_the_agent():
             package = owning_package(soname)
             expect(package is None or package in run.split(),
                    "the run stage does not install %s (for %s)" % (package, soname))
+        # and no library package the agent does not load (one it stopped linking)
+        loaded = {owning_package(path) for path in loaded_libraries(agent)}
+        for package in (word for word in run.split() if re.match(r"^(lib\S+|zlib1g)$", word)):
+            expect(package in loaded,
+                   "the run stage installs %s, which the agent does not load" % package)
 
 
 @test

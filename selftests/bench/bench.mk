@@ -46,7 +46,7 @@ $(BENCH_PACE): $(BENCH_DIR)/pace.c $(BENCH_DIR)/bench_cli.h | $(BENCH_OUTPUT)
 
 $(BENCH_K8S_SCALE): $(BENCH_DIR)/k8s_scale.c $(BENCH_DIR)/bench_cli.h selftests/k8s/fake_api.h selftests/k8s/scale.h $(SHIPPER_LIB_OBJS) | $(BENCH_OUTPUT)
 	$(call msg,CC,$@)
-	$(Q)$(CC) $(CFLAGS) $(INCLUDES) -Iselftests -I$(BENCH_DIR) $< $(SHIPPER_LIB_OBJS) $(LDLIBS) -o $@
+	$(Q)$(CC) $(CFLAGS) $(INCLUDES) -Iselftests -I$(BENCH_DIR) $< $(SHIPPER_LIB_OBJS) $(LDLIBS) $(TEST_LDLIBS) -o $@
 
 $(BENCH_GRPC_FLOOR): $(BENCH_DIR)/grpc_floor.c $(BENCH_DIR)/bench_cli.h $(SHIPPER_LIB_OBJS) | $(BENCH_OUTPUT)
 	$(call msg,CC,$@)

@@ -24,6 +24,9 @@ with a JSON body:
   bulk {pods, services, namespaces}  synthetic objects, for scale tests
   replay {file}               apply a recorded watch stream (ndjson) event by event
 
+A list response of GZIP_MIN_BYTES or more is gzipped when the request
+accepts gzip, as the real server does (gzip_lists counts them).
+
 GET /_control/stats returns request counters, and per resource the
 resourceVersion of the last watch request (watch_rv_pods, watch_rv_services)
 and of the last BOOKMARK sent (bookmark_rv_pods, bookmark_rv_services). Being
@@ -38,6 +41,7 @@ any other bearer token.
 """
 import argparse
 import copy
+import gzip
 import json
 import ssl
 import sys
@@ -49,6 +53,8 @@ from urllib.parse import parse_qs, urlparse
 RESOURCES = {"/api/v1/pods": "Pod", "/api/v1/services": "Service"}
 STAT_SUFFIX = {"Pod": "pods", "Service": "services"}
 HISTORY_MAX = 200000
+# kube-apiserver gzips a response of 128 KiB or more (when the client accepts it)
+GZIP_MIN_BYTES = 128 << 10
 
 
 class State:
@@ -64,7 +70,8 @@ class State:
         self.http_410 = 0
         self.garbage = 0
         self.hang = 0
-        self.stats = {"list": 0, "watch": 0, "http_410": 0, "garbage": 0, "hang": 0,
+        self.stats = {"list": 0, "gzip_lists": 0, "watch": 0, "http_410": 0, "garbage": 0,
+                      "hang": 0,
                       "open_watches": 0, "control": 0, "unauthorized": 0,
                       "last_auth": "", "client_cn": "",
                       "watch_rv_pods": 0, "watch_rv_services": 0,
@@ -160,10 +167,18 @@ class Handler(BaseHTTPRequestHandler):
     def log_message(self, fmt, *args):
         pass
 
-    def send_json(self, code, obj):
+    def send_json(self, code, obj, may_compress=False):
         body = json.dumps(obj).encode()
+        gzipped = may_compress and len(body) >= GZIP_MIN_BYTES and \
+            "gzip" in self.headers.get("Accept-Encoding", "")
+        if gzipped:
+            body = gzip.compress(body)
+            with self.state.lock:
+                self.state.stats["gzip_lists"] += 1
         self.send_response(code)
         self.send_header("Content-Type", "application/json")
+        if gzipped:
+            self.send_header("Content-Encoding", "gzip")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
@@ -237,7 +252,7 @@ class Handler(BaseHTTPRequestHandler):
                 metadata["remainingItemCount"] = len(keys) - end
             body = {"kind": kind + "List", "apiVersion": "v1", "metadata": metadata,
                     "items": items}
-        self.send_json(200, body)
+        self.send_json(200, body, may_compress=True)
 
     def chunk(self, data):
         self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))

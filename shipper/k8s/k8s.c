@@ -6,10 +6,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <time.h>
 #include <unistd.h>
 
-#include <curl/curl.h>
 
 #include "cgroups.h"
 #include "k8s_internal.h"
@@ -125,29 +125,22 @@ static int resolve_server(struct k8s *k, char *err, size_t err_len)
 			return k->cfg.enabled == K8S_ENABLED_TRUE ? -EINVAL : -ENODEV;
 		}
 	}
-	if (strncmp(k->server, "https://", 8) != 0 && strncmp(k->server, "http://", 7) != 0) {
-		snprintf(err, err_len, "API server '%s' is not an http:// or https:// URL", k->server);
-		return -EINVAL;
-	}
-	/* The paths are appended: drop a trailing slash. */
-	if (k->server[strlen(k->server) - 1] == '/')
-		k->server[strlen(k->server) - 1] = '\0';
-	if (!k->cfg.kubeconfig[0] && strncmp(k->server, "https://", 8) == 0)
+	ret = k8s_http_server_parse(k->server, &k->http_server, err, err_len);
+	if (ret)
+		return ret;
+	if (!k->cfg.kubeconfig[0] && k->http_server.tls)
 		use_service_account(k);
 	return 0;
 }
 
-static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-
-static void curl_init_once(void)
-{
-	curl_global_init(CURL_GLOBAL_DEFAULT);
-}
-
+/* The lock, the condition that wakes backoff sleeps, and the descriptor that ends requests. */
 static int k8s_init_locks(struct k8s *k)
 {
 	pthread_condattr_t attr;
 
+	k->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (k->stop_fd < 0)
+		return -errno;
 	pthread_mutex_init(&k->lock, NULL);
 	pthread_condattr_init(&attr);
 	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
@@ -179,13 +172,13 @@ int k8s_new(const struct k8s_config *cfg, struct k8s **ret_k8s, char *err, size_
 	list_for_search(cfg->exclude_namespaces, k->exclude, sizeof(k->exclude));
 	list_for_search(cfg->include_namespaces, k->include, sizeof(k->include));
 	ret = resolve_server(k, err, err_len);
+	if (!ret && (ret = k8s_init_locks(k)))
+		snprintf(err, err_len, "kubernetes: no eventfd: %s", strerror(-ret));
 	if (ret) {
 		k8s_kubeconfig_clear(&k->kubeconfig);
 		free(k);
 		return ret;
 	}
-	pthread_once(&curl_once, curl_init_once);
-	k8s_init_locks(k);
 	k8s_store_init(&k->store, cfg->max_pods, cfg->max_services, cfg->deleted_grace_s);
 	k->unresolved_since_ms = k8s_monotonic_ms();
 	for (int i = 0; i < K8S_RESOURCE_COUNT; i++) {
@@ -223,6 +216,9 @@ void k8s_stop(struct k8s *k)
 	__atomic_store_n(&k->stopping, true, __ATOMIC_RELAXED);
 	pthread_cond_broadcast(&k->wake);
 	pthread_mutex_unlock(&k->lock);
+	/* a request in progress waits on this too */
+	if (eventfd_write(k->stop_fd, 1))
+		log_warn("kubernetes: cannot interrupt requests: %s", strerror(errno));
 	for (int i = 0; i < K8S_RESOURCE_COUNT; i++)
 		if (k->watchers[i].thread_started) {
 			pthread_join(k->watchers[i].thread, NULL);
@@ -242,6 +238,7 @@ void k8s_free(struct k8s *k)
 	free(k->peer_cache);
 	pthread_mutex_destroy(&k->lock);
 	pthread_cond_destroy(&k->wake);
+	close(k->stop_fd);
 	free(k);
 }
 

@@ -13,8 +13,6 @@
 #include <string.h>
 #include <time.h>
 
-#include <curl/curl.h>
-
 #include "k8s_internal.h"
 #include "log.h"
 
@@ -38,20 +36,18 @@ static const char *const resource_names[K8S_RESOURCE_COUNT] = {
 
 struct request {
 	struct k8s_watcher *watcher;
-	CURL *curl;
 	bool watch;
-	long status;
+	int status;
 	char *body; /* list page, or the first bytes of an error response */
 	size_t body_len, body_cap;
 	char *line; /* watch: the event being received */
 	size_t line_len, line_cap;
 	bool gone;  /* 410: list again */
-	int failure; /* -errno set by the write callback */
 	char error[K8S_ERROR_LEN];
 	uint64_t events;
 };
 
-/* Called by curl many times per second: no lock, just the flag. */
+/* Checked between requests and sleeps: no lock, just the flag. */
 static bool stopping(struct k8s *k)
 {
 	return __atomic_load_n(&k->stopping, __ATOMIC_RELAXED);
@@ -239,153 +235,91 @@ static int watch_data(struct request *req, const char *data, size_t size)
 	return 0;
 }
 
-static size_t on_data(char *data, size_t size, size_t count, void *user)
+/* Every body byte of a response: a list page, watch events, or the start of an error. */
+static int on_body(void *user, int status, const char *data, size_t len)
 {
 	struct request *req = user;
-	size_t bytes = size * count;
 	int err;
 
-	if (!req->status)
-		curl_easy_getinfo(req->curl, CURLINFO_RESPONSE_CODE, &req->status);
-	if (req->status != 200) {
+	req->status = status;
+	if (status != 200) {
 		/* Keep the start of an error body for the message. */
-		buffer_append(&req->body, &req->body_len, &req->body_cap, data, bytes,
+		buffer_append(&req->body, &req->body_len, &req->body_cap, data, len,
 			      ERROR_BODY_MAX_BYTES);
-		return bytes;
+		return 0;
 	}
 	if (req->watch)
-		err = watch_data(req, data, bytes);
-	else
-		err = buffer_append(&req->body, &req->body_len, &req->body_cap, data, bytes,
-				    LIST_PAGE_MAX_BYTES);
-	if (err) {
-		req->failure = err;
-		return 0; /* aborts the transfer */
-	}
-	return bytes;
-}
-
-static int on_progress(void *user, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
-		       curl_off_t ulnow)
-{
-	struct request *req = user;
-
-	return stopping(req->watcher->k);
+		return watch_data(req, data, len);
+	err = buffer_append(&req->body, &req->body_len, &req->body_cap, data, len,
+			    LIST_PAGE_MAX_BYTES);
+	if (err)
+		snprintf(req->error, sizeof(req->error), "list %s: page over %u bytes",
+			 resource_names[req->watcher->resource], LIST_PAGE_MAX_BYTES);
+	return err;
 }
 
 /* The bearer token: from the kubeconfig, or the service account file, re-read
- * each time because the kubelet rotates it. */
-static struct curl_slist *request_headers(struct k8s *k)
+ * each time because the kubelet rotates it (*ret_file_token: free it). */
+static const char *bearer_token(struct k8s *k, char **ret_file_token)
 {
-	struct curl_slist *headers = curl_slist_append(NULL, "Accept: application/json");
-	char *file_token = NULL, *header;
-	const char *token = k->kubeconfig.token;
-
-	if (!token && k->token_path[0] && k8s_read_small_file(k->token_path, &file_token) == 0)
-		token = file_token;
-	if (token && asprintf(&header, "Authorization: Bearer %s", token) >= 0) {
-		headers = curl_slist_append(headers, header);
-		free(header);
-	}
-	free(file_token);
-	return headers;
-}
-
-static void set_blob(CURL *curl, CURLoption option, const char *pem)
-{
-	struct curl_blob blob = { .data = (void *)pem, .len = strlen(pem), .flags = CURL_BLOB_COPY };
-
-	curl_easy_setopt(curl, option, &blob);
-}
-
-static void request_tls(struct k8s *k, CURL *curl)
-{
-	if (k->kubeconfig.ca_pem)
-		set_blob(curl, CURLOPT_CAINFO_BLOB, k->kubeconfig.ca_pem);
-	else if (k->ca_path[0])
-		curl_easy_setopt(curl, CURLOPT_CAINFO, k->ca_path);
-	if (k->kubeconfig.insecure) {
-		curl_easy_setopt(curl, CURLOPT_SSL_VERIFYPEER, 0L);
-		curl_easy_setopt(curl, CURLOPT_SSL_VERIFYHOST, 0L);
-	}
-	if (k->kubeconfig.client_cert_pem && k->kubeconfig.client_key_pem) {
-		curl_easy_setopt(curl, CURLOPT_SSLCERTTYPE, "PEM");
-		set_blob(curl, CURLOPT_SSLCERT_BLOB, k->kubeconfig.client_cert_pem);
-		curl_easy_setopt(curl, CURLOPT_SSLKEYTYPE, "PEM");
-		set_blob(curl, CURLOPT_SSLKEY_BLOB, k->kubeconfig.client_key_pem);
-	}
+	*ret_file_token = NULL;
+	if (k->kubeconfig.token)
+		return k->kubeconfig.token;
+	if (k->token_path[0] && k8s_read_small_file(k->token_path, ret_file_token) == 0)
+		return *ret_file_token;
+	return NULL;
 }
 
 /*
- * One GET. 0 when the transfer completed with status 200 and the callback
- * was content; otherwise -errno with req->error set.
+ * One GET. 0 when the response was whole with status 200 and on_body took
+ * all of it; otherwise -errno with req->error set.
  */
-static int perform(struct request *req, const char *url)
+static int perform(struct request *req, const char *path_query)
 {
 	struct k8s *k = req->watcher->k;
 	const struct k8s_config *cfg = &k->cfg;
-	struct curl_slist *headers = request_headers(k);
-	CURL *curl = curl_easy_init();
-	char curl_error[CURL_ERROR_SIZE] = "";
-	CURLcode code;
-	int err = 0;
-
-	if (!curl) {
-		curl_slist_free_all(headers);
-		snprintf(req->error, sizeof(req->error), "failed to create a curl handle");
-		return -ENOMEM;
-	}
-	req->curl = curl;
-	curl_easy_setopt(curl, CURLOPT_URL, url);
-	curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
-	curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(curl, CURLOPT_USERAGENT, "kaccess/" KACCESS_VERSION);
-	curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, curl_error);
-	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_data);
-	curl_easy_setopt(curl, CURLOPT_WRITEDATA, req);
-	curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, on_progress);
-	curl_easy_setopt(curl, CURLOPT_XFERINFODATA, req);
-	curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
-	curl_easy_setopt(curl, CURLOPT_ACCEPT_ENCODING, "");
-	curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, (long)cfg->idle_timeout_s);
-	curl_easy_setopt(curl, CURLOPT_TCP_KEEPALIVE, 1L);
-	curl_easy_setopt(curl, CURLOPT_TCP_KEEPIDLE, 30L);
-	curl_easy_setopt(curl, CURLOPT_TCP_KEEPINTVL, 10L);
+	char *file_token, http_error[K8S_ERROR_LEN - 32]; /* after "watch services: " */
+	const struct k8s_http_tls tls = {
+		.ca_pem = k->kubeconfig.ca_pem,
+		.ca_path = k->ca_path,
+		.cert_pem = k->kubeconfig.client_cert_pem,
+		.key_pem = k->kubeconfig.client_key_pem,
+		.insecure = k->kubeconfig.insecure,
+	};
 	/*
 	 * A dead connection is noticed by silence: lists must keep sending, a
 	 * watch must end by the server's timeoutSeconds plus the idle allowance.
 	 */
-	curl_easy_setopt(curl, CURLOPT_LOW_SPEED_LIMIT, 1L);
-	curl_easy_setopt(curl, CURLOPT_LOW_SPEED_TIME,
-			 (long)(req->watch ? cfg->watch_timeout_s + cfg->idle_timeout_s
-					   : cfg->idle_timeout_s));
-	if (req->watch)
-		curl_easy_setopt(curl, CURLOPT_TIMEOUT,
-				 (long)(cfg->watch_timeout_s + cfg->idle_timeout_s));
-	request_tls(k, curl);
-	code = curl_easy_perform(curl);
-	if (!req->status)
-		curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &req->status);
-	if (req->failure) {
-		err = req->failure;
-	} else if (code == CURLE_ABORTED_BY_CALLBACK) {
-		err = -ECANCELED;
+	const struct k8s_http_get get = {
+		.server = &k->http_server,
+		.tls = &tls,
+		.path_query = path_query,
+		.bearer_token = bearer_token(k, &file_token),
+		.connect_timeout_s = cfg->idle_timeout_s,
+		.silence_limit_s = req->watch ? cfg->watch_timeout_s + cfg->idle_timeout_s
+					      : cfg->idle_timeout_s,
+		.total_limit_s = req->watch ? cfg->watch_timeout_s + cfg->idle_timeout_s : 0,
+		.stop_fd = k->stop_fd,
+		.on_body = on_body,
+		.user = req,
+	};
+	int status, err = k8s_http_get(&get, &status, http_error, sizeof(http_error));
+
+	free(file_token);
+	req->status = status;
+	if (err == -ECANCELED) {
 		snprintf(req->error, sizeof(req->error), "stopped");
-	} else if (code != CURLE_OK) {
-		err = code == CURLE_OPERATION_TIMEDOUT ? -ETIMEDOUT : -ECONNREFUSED;
+	} else if (err && !req->error[0]) {
+		/* a failure of the exchange, not of what on_body was given */
 		snprintf(req->error, sizeof(req->error), "%s %s: %s", req->watch ? "watch" : "list",
-			 resource_names[req->watcher->resource],
-			 curl_error[0] ? curl_error : curl_easy_strerror(code));
-	} else if (req->status != 200) {
-		err = req->status == 410 ? -ESTALE : -EPROTO;
-		req->gone = req->status == 410;
-		snprintf(req->error, sizeof(req->error), "%s %s: HTTP %ld: %.120s",
+			 resource_names[req->watcher->resource], http_error);
+	} else if (!err && status != 200) {
+		err = status == 410 ? -ESTALE : -EPROTO;
+		req->gone = status == 410;
+		snprintf(req->error, sizeof(req->error), "%s %s: HTTP %d: %.120s",
 			 req->watch ? "watch" : "list", resource_names[req->watcher->resource],
-			 req->status, req->body ? req->body : "");
+			 status, req->body ? req->body : "");
 	}
-	curl_easy_cleanup(curl);
-	curl_slist_free_all(headers);
-	req->curl = NULL;
 	return err;
 }
 
@@ -446,7 +380,7 @@ static void record_failure(struct k8s_watcher *watcher, struct request *req, uin
 static int list_all(struct k8s_watcher *watcher)
 {
 	struct k8s *k = watcher->k;
-	char continue_token[2048] = "", url[K8S_CONFIG_PATH_LEN + 2400];
+	char continue_token[2048] = "", escaped[3 * sizeof(continue_token)], path_query[sizeof(escaped) + 128];
 	struct request req = { .watcher = watcher };
 	uint64_t epoch;
 	int err = 0;
@@ -455,15 +389,13 @@ static int list_all(struct k8s_watcher *watcher)
 	epoch = watcher->resource == K8S_PODS ? ++k->store.pod_epoch : ++k->store.service_epoch;
 	pthread_mutex_unlock(&k->lock);
 	do {
-		char *escaped = curl_easy_escape(NULL, continue_token, 0);
-
-		snprintf(url, sizeof(url), "%s%s?limit=%u%s%s", k->server,
+		k8s_http_escape(continue_token, escaped, sizeof(escaped)); /* fits: 3 per byte */
+		snprintf(path_query, sizeof(path_query), "%s?limit=%u%s%s",
 			 resource_paths[watcher->resource], k->cfg.list_page_size,
-			 continue_token[0] ? "&continue=" : "", escaped ? escaped : "");
-		curl_free(escaped);
+			 continue_token[0] ? "&continue=" : "", escaped);
 		request_reset(&req);
 		req.watcher = watcher;
-		err = perform(&req, url);
+		err = perform(&req, path_query);
 		if (!err)
 			err = apply_page(watcher, &req, epoch, continue_token, sizeof(continue_token));
 	} while (!err && continue_token[0]);
@@ -489,16 +421,17 @@ static int watch_once(struct k8s_watcher *watcher, uint64_t *ret_events)
 {
 	struct k8s *k = watcher->k;
 	struct request req = { .watcher = watcher, .watch = true };
-	char url[K8S_CONFIG_PATH_LEN + 256];
+	char path_query[sizeof(watcher->resource_version) * 3 + 128],
+		version[sizeof(watcher->resource_version) * 3];
 	int err;
 
 	pthread_mutex_lock(&k->lock);
-	snprintf(url, sizeof(url),
-		 "%s%s?watch=1&allowWatchBookmarks=true&timeoutSeconds=%u&resourceVersion=%s",
-		 k->server, resource_paths[watcher->resource], k->cfg.watch_timeout_s,
-		 watcher->resource_version);
+	k8s_http_escape(watcher->resource_version, version, sizeof(version)); /* fits: 3 per byte */
 	pthread_mutex_unlock(&k->lock);
-	err = perform(&req, url);
+	snprintf(path_query, sizeof(path_query),
+		 "%s?watch=1&allowWatchBookmarks=true&timeoutSeconds=%u&resourceVersion=%s",
+		 resource_paths[watcher->resource], k->cfg.watch_timeout_s, version);
+	err = perform(&req, path_query);
 	*ret_events = req.events;
 	if (err && err != -ECANCELED)
 		record_failure(watcher, &req, req.gone ? NULL : &k->stats.watch_errors);

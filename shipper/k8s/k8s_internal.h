@@ -10,6 +10,7 @@
 #include <json-c/json.h>
 
 #include "k8s.h"
+#include "k8s_http.h"
 
 /* Per-object caps: beyond them the rest is ignored (bounded memory). */
 #define K8S_MAX_LABELS 64
@@ -194,6 +195,8 @@ struct k8s {
 	struct k8s_watcher watchers[K8S_RESOURCE_COUNT];
 	/* connection settings resolved at k8s_new */
 	char server[K8S_CONFIG_PATH_LEN];
+	struct k8s_http_server http_server; /* `server`, parsed */
+	int stop_fd; /* eventfd: k8s_stop interrupts the requests in progress */
 	char token_path[K8S_CONFIG_PATH_LEN + 16];
 	char ca_path[K8S_CONFIG_PATH_LEN + 16];
 	struct k8s_kubeconfig kubeconfig;
