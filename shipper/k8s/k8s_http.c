@@ -531,34 +531,45 @@ static int tls_start(struct exchange *ex)
 
 /* ---- bytes in and out ---- */
 
-static int send_all(struct exchange *ex, const char *data, size_t len)
+/*
+ * One read or write, waiting as the socket or TLS needs: the bytes moved,
+ * 0 at the end (a read), or -errno.
+ */
+static ssize_t transfer(struct exchange *ex, bool sending, void *buf, size_t len)
 {
-	while (len) {
-		ssize_t sent;
+	for (;;) {
+		ssize_t moved;
 		int err;
 
 		if (ex->ssl) {
-			int ret = SSL_write(ex->ssl, data, (int)len);
+			int ret = sending ? SSL_write(ex->ssl, buf, (int)len)
+					  : SSL_read(ex->ssl, buf, (int)len);
 
-			if (ret > 0) {
-				sent = ret;
-			} else {
-				err = tls_wait(ex, ret);
-				if (err == -EAGAIN)
-					continue;
-				return err ? err : -EPIPE;
-			}
-		} else {
-			sent = send(ex->fd, data, len, MSG_NOSIGNAL);
-			if (sent < 0 && errno == EAGAIN) {
-				err = wait_for(ex, POLLOUT);
-				if (err)
-					return err;
-				continue;
-			}
-			if (sent < 0)
-				return -errno;
+			if (ret > 0)
+				return ret;
+			err = tls_wait(ex, ret);
+			if (err != -EAGAIN)
+				return err; /* 0: the end */
+			continue;
 		}
+		moved = sending ? send(ex->fd, buf, len, MSG_NOSIGNAL) : recv(ex->fd, buf, len, 0);
+		if (moved >= 0)
+			return moved;
+		if (errno != EAGAIN && errno != EINTR)
+			return -errno;
+		err = wait_for(ex, sending ? POLLOUT : POLLIN);
+		if (err)
+			return err;
+	}
+}
+
+static int send_all(struct exchange *ex, const char *data, size_t len)
+{
+	while (len) {
+		ssize_t sent = transfer(ex, true, (void *)data, len);
+
+		if (sent <= 0)
+			return sent ? (int)sent : -EPIPE;
 		data += sent;
 		len -= (size_t)sent;
 	}
@@ -568,36 +579,11 @@ static int send_all(struct exchange *ex, const char *data, size_t len)
 /* Bytes read (renewing the silence deadline), 0 at the end, or -errno. */
 static ssize_t receive_some(struct exchange *ex, char *buf, size_t len)
 {
-	for (;;) {
-		ssize_t got;
-		int err;
+	ssize_t got = transfer(ex, false, buf, len);
 
-		if (ex->ssl) {
-			int ret = SSL_read(ex->ssl, buf, (int)len);
-
-			if (ret > 0) {
-				got = ret;
-			} else {
-				err = tls_wait(ex, ret);
-				if (err == -EAGAIN)
-					continue;
-				got = err; /* 0: the end */
-			}
-		} else {
-			got = recv(ex->fd, buf, len, 0);
-			if (got < 0 && (errno == EAGAIN || errno == EINTR)) {
-				err = wait_for(ex, POLLIN);
-				if (err)
-					return err;
-				continue;
-			}
-			if (got < 0)
-				got = -errno;
-		}
-		if (got > 0)
-			ex->silence_deadline_ms = monotonic_ms() + (uint64_t)ex->get->silence_limit_s * 1000;
-		return got;
-	}
+	if (got > 0)
+		ex->silence_deadline_ms = monotonic_ms() + (uint64_t)ex->get->silence_limit_s * 1000;
+	return got;
 }
 
 /* ---- the response ---- */
