@@ -1096,6 +1096,16 @@ static void remove_certificates(void)
 	tls.dir[0] = '\0';
 }
 
+/* The fake server's next start serves https with the server certificate (args 0-3). */
+static void serve_https(void)
+{
+	fake_scheme = "https";
+	fake_extra_args[0] = "--tls-cert";
+	fake_extra_args[1] = tls.server_crt;
+	fake_extra_args[2] = "--tls-key";
+	fake_extra_args[3] = tls.server_key;
+}
+
 /* How write_kubeconfig trusts the server. */
 enum kubeconfig_trust { TRUST_NOTHING, TRUST_CA, TRUST_ANYTHING };
 
@@ -1130,11 +1140,7 @@ KTEST_F(api, https_kubeconfig_ca_client_certificate_and_token, 60)
 	ASSERT_EQ(0, make_certificates());
 	ASSERT_EQ(0, write_kubeconfig(tls.config, "127.0.0.1", self->port, TRUST_CA));
 	ASSERT_EQ(0, write_kubeconfig(tls.config_no_ca, "127.0.0.1", self->port, TRUST_NOTHING));
-	fake_scheme = "https";
-	fake_extra_args[0] = "--tls-cert";
-	fake_extra_args[1] = tls.server_crt;
-	fake_extra_args[2] = "--tls-key";
-	fake_extra_args[3] = tls.server_key;
+	serve_https();
 	fake_extra_args[4] = "--client-ca";
 	fake_extra_args[5] = tls.client_crt;
 	fake_extra_args[6] = "--require-token";
@@ -1178,11 +1184,7 @@ KTEST_F(api, https_refuses_a_name_the_certificate_lacks_unless_insecure, 60)
 	ASSERT_EQ(0, make_certificates());
 	ASSERT_EQ(0, write_kubeconfig(tls.config, "localhost", self->port, TRUST_CA));
 	ASSERT_EQ(0, write_kubeconfig(tls.config_no_ca, "localhost", self->port, TRUST_ANYTHING));
-	fake_scheme = "https";
-	fake_extra_args[0] = "--tls-cert";
-	fake_extra_args[1] = tls.server_crt;
-	fake_extra_args[2] = "--tls-key";
-	fake_extra_args[3] = tls.server_key;
+	serve_https();
 	self->cfg.api_server[0] = '\0';
 	snprintf(self->cfg.kubeconfig, sizeof(self->cfg.kubeconfig), "%s", tls.config_no_ca);
 	ASSERT_EQ(0, start_both(self));
@@ -1230,11 +1232,7 @@ KTEST_F(api, in_cluster_token_is_reread_when_rotated, 60)
 	ASSERT_EQ(0, make_certificates());
 	ASSERT_EQ(0, run_quiet("{ cp %s/server.crt %s/ca.crt && printf 'token-1\\n' > %s/token; }",
 			       tls.dir, tls.dir, tls.dir));
-	fake_scheme = "https";
-	fake_extra_args[0] = "--tls-cert";
-	fake_extra_args[1] = tls.server_crt;
-	fake_extra_args[2] = "--tls-key";
-	fake_extra_args[3] = tls.server_key;
+	serve_https();
 	snprintf(port_text, sizeof(port_text), "%d", self->port);
 	setenv("KUBERNETES_SERVICE_HOST", "127.0.0.1", 1);
 	setenv("KUBERNETES_SERVICE_PORT", port_text, 1);
