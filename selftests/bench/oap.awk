@@ -3,21 +3,23 @@
 # oap.awk: the oap section's table, NDJSON lines and targets, from one TSV
 # line per OAP mode (off: no OAP configured, the reference):
 #   MODE CPU_NS WALL_NS CPU_TICKS VMHWM_KIB VMRSS_KIB REQUESTS REQUESTS_PER_S
-#   OAP_ENQUEUED OAP_SENT OAP_DROPPED DRAINS MAP_KIB
+#   OAP_ENQUEUED OAP_SENT OAP_DROPPED DRAINS MAP_KIB LOST
 # CPU_NS is the agent's threads' runtime over the wrk run (schedstat), CPU_TICKS
 # the same from /proc/PID/stat, OAP_* sums of kaccess_oap_messages_total and
 # kaccess_oap_dropped_total over both streams at the end of the run, DRAINS
 # the buckets drained during it, MAP_KIB the BPF maps' pages in its resident
 # set at the end (the ring buffer's, mapped once and its data twice, and
-# .bss's): kernel memory that VmHWM counts again.
+# .bss's): kernel memory that VmHWM counts again, LOST the agent's own
+# kaccess_lost_events_total over every reason (records shed or lost while
+# the shipper fell behind, among others) at the end of the run.
 # Variables: ndjson, cpu_target_pct, rss_target_mib, rate_ref, interval_s.
 # Needs cpu_share.awk loaded first.
 
 BEGIN {
 	FS = "\t"
-	printf "  %-11s %8s %7s %8s %12s %14s %8s %9s %11s %11s %8s\n", "mode", "req/s", "drains", "CPU %",
+	printf "  %-11s %8s %7s %8s %12s %14s %8s %9s %11s %11s %8s %8s\n", "mode", "req/s", "drains", "CPU %",
 	       sprintf("CPU %% at %dk", rate_ref / 1000), "per 10k (lin.)", "HWM MiB", "maps MiB", "OAP queued",
-	       "OAP sent", "dropped"
+	       "OAP sent", "dropped", "lost"
 }
 
 {
@@ -31,13 +33,14 @@ BEGIN {
 	share[mode] = at_ref
 	hwm[mode] = $5
 	maps[mode] = $13
-	printf "  %-11s %8.0f %7d %7.3f%% %11.3f%% %13.4f%% %8.1f %9.1f %11d %11d %8d\n", mode, rate, $12, pct, at_ref,
-	       linear, $5 / 1024, $13 / 1024, $9, $10, $11
+	printf "  %-11s %8.0f %7d %7.3f%% %11.3f%% %13.4f%% %8.1f %9.1f %11d %11d %8d %8d\n", mode, rate, $12, pct,
+	       at_ref, linear, $5 / 1024, $13 / 1024, $9, $10, $11, $14
 	printf "{\"type\":\"oap_mode\",\"mode\":\"%s\",\"interval_s\":%d,\"cpu_ns\":%.0f,\"cpu_ticks\":%d," \
 	       "\"wall_seconds\":%.3f,\"cpu_pct\":%.4f,\"cpu_pct_at_ref_bound\":%.4f,\"cpu_pct_at_ref_linear\":%.4f," \
 	       "\"ref_requests_per_s\":%d,\"hwm_kib\":%d,\"rss_kib\":%d,\"requests\":%d,\"requests_per_s\":%.1f," \
-	       "\"oap_enqueued\":%d,\"oap_sent\":%d,\"oap_dropped\":%d,\"drains\":%d,\"bpf_map_rss_kib\":%d}\n", mode,
-	       interval_s, $2, $4, wall_s, pct, at_ref, linear, rate_ref, $5, $6, $7, rate, $9, $10, $11, $12, $13 >> ndjson
+	       "\"oap_enqueued\":%d,\"oap_sent\":%d,\"oap_dropped\":%d,\"drains\":%d,\"bpf_map_rss_kib\":%d," \
+	       "\"lost_events\":%d}\n", mode, interval_s, $2, $4, wall_s, pct, at_ref, linear, rate_ref, $5, $6, $7, rate,
+	       $9, $10, $11, $12, $13, $14 >> ndjson
 }
 
 END {

@@ -201,6 +201,7 @@ oap_run() {
 	line+="\t$(metric_sum "$out.prom" kaccess_oap_dropped_total '')"
 	line+="\t$(($(awk '$1 == "kaccess_drains_total" { print $2 }' "$out.prom") - drains_before))"
 	line+="\t$map_kib"
+	line+="\t$(metric_sum "$out.prom" kaccess_lost_events_total '')"
 	printf '%b\n' "$line" >>"$WORK_DIR/oap.tsv"
 	log "$(printf 'oap %-11s %8.0f req/s' "$mode" "${result%%$'\t'*}")"
 }
@@ -232,7 +233,8 @@ oap_section() {
   (nginx's and wrk's pods) and, but in mode off, fake_oap on loopback; each run starts just after a drain.
   CPU = the agent's threads' runtime over the paced run (schedstat); HWM = its VmHWM at the end,
   of which "maps": BPF maps' pages it maps (the ring buffer, its data once), the kernel's memory;
-  drains = kaccess_drains_total during the run; OAP messages = kaccess_oap_* on /metrics, both streams
+  drains = kaccess_drains_total during the run; OAP messages = kaccess_oap_* on /metrics, both streams;
+  lost = the agent's kaccess_lost_events_total, every reason (records shed when the shipper fell behind...)
 EOF
 	awk -f "$BENCH_DIR/cpu_share.awk" -f "$BENCH_DIR/oap.awk" -v ndjson="$RESULTS_TMP" \
 		-v cpu_target_pct="$SHIPPER_CPU_TARGET_PCT" -v rss_target_mib="$SHIPPER_RSS_TARGET_MIB" \
