@@ -1569,20 +1569,23 @@ static void recount_logs(struct json_object *msg, const char *pod, const char *o
 	}
 }
 
+/* A message of 128 kernel logs is tens of KiB of JSON: lines of any length. */
 static int recount(const char *fake_out, const char *pod, const char *op, struct oap_recount *r)
 {
-	char line[1 << 17];
+	char *line = NULL;
+	size_t size = 0;
 	FILE *file = fopen(fake_out, "r");
 
 	if (!file)
 		return -1;
-	while (fgets(line, sizeof(line), file)) {
+	while (getline(&line, &size, file) > 0) {
 		struct json_object *obj = json_tokener_parse(line), *msg;
 
 		if (obj && json_object_object_get_ex(obj, "msg", &msg))
 			recount_logs(msg, pod, op, r);
 		json_object_put(obj);
 	}
+	free(line);
 	fclose(file);
 	return 0;
 }
@@ -1658,6 +1661,119 @@ KTEST_F(entities, compatible_mode_lets_oap_compute_the_same_numbers, 120)
 		  metric_sum(self, "service", SVC("frontend"), 0, 0, 0, "kubernetes_service_write_time"));
 	EXPECT_EQ((int64_t)(server_reads.duration_ns_sum / server_reads.calls),
 		  metric_sum(self, "service", SVC("backend"), 0, 0, 0, "kubernetes_service_read_time"));
+}
+
+/*
+ * A connection of 20,000 small writes: its rows are hundreds of messages
+ * of kernel logs in compatible mode, far more than a 64 KiB queue holds.
+ */
+static void plan_many_writes(FIXTURE_DATA(entities) *self)
+{
+	self->plan.connections = 1;
+	self->plan.request_writes = 20000;
+	self->plan.request_size = 64;
+	self->plan.response_writes = 1;
+	self->plan.response_size = 64;
+}
+
+/* The kernel logs of the four sides' calls that have reached the fake OAP so far. */
+struct call_logs {
+	struct oap_recount client_writes, client_reads, server_reads, server_writes;
+};
+
+static int recount_calls(FIXTURE_DATA(entities) *self, struct call_logs *ret)
+{
+	memset(ret, 0, sizeof(*ret));
+	return recount(self->oap_out, self->client_pod, "write", &ret->client_writes) ||
+	       recount(self->oap_out, self->client_pod, "read", &ret->client_reads) ||
+	       recount(self->oap_out, self->server_pod, "read", &ret->server_reads) ||
+	       recount(self->oap_out, self->server_pod, "write", &ret->server_writes);
+}
+
+static bool every_call_logged(FIXTURE_DATA(entities) *self, const struct call_logs *n)
+{
+	const struct side_truth *c = &self->truth->client, *s = &self->truth->server;
+
+	return n->client_writes.calls == c->writes && n->client_reads.calls == c->reads &&
+	       n->server_reads.calls == s->reads && n->server_writes.calls == s->writes;
+}
+
+#define EXPECT_EVERY_CALL_LOGGED(self, n)                                              \
+	do {                                                                           \
+		EXPECT_EQ((self)->truth->client.writes, (n)->client_writes.calls);     \
+		EXPECT_EQ((self)->truth->client.reads, (n)->client_reads.calls);       \
+		EXPECT_EQ((self)->truth->server.reads, (n)->server_reads.calls);       \
+		EXPECT_EQ((self)->truth->server.writes, (n)->server_writes.calls);     \
+	} while (0)
+
+/*
+ * Compatible mode queues a bucket's kernel logs as the queue empties: with
+ * the smallest queue (64 KiB) a bucket of 20,000 writes, drained while the
+ * agent runs, reaches OAP whole, none of it queued at once or dropped.
+ */
+KTEST_F(entities, compatible_mode_queues_a_large_bucket_as_oap_takes_it, 120)
+{
+	struct prom_agent_settings prom;
+	const char *args[] = { "--pin-dir", ENTITIES_PIN_DIR, "-i", "2", "--set", self->api_setting,
+			       "--set", self->oap_setting, "--set", "oap_mode=compatible",
+			       "--set", "oap_queue_max_kib=64", "--set", prom.listen, NULL };
+	const char *address = prom.listen + strlen("http_listen=");
+	struct call_logs logged;
+	int waited_ms = 0;
+
+	START_FAKE_OAP_OR_SKIP(self);
+	prom_agent_settings_init(self, &prom, "backlog");
+	plan_many_writes(self);
+	ASSERT_EQ(0, agent_proc_start(&self->agent, args));
+	ASSERT_EQ(0, tcp_run(&self->pods.client, &self->pods.server, &self->plan, self->truth));
+	ASSERT_EQ(20000, self->truth->client.writes);
+	/* every bucket of the run is drained within 2 s and queued by the running loop */
+	do {
+		usleep(200 * 1000);
+		waited_ms += 200;
+		ASSERT_EQ(0, recount_calls(self, &logged));
+	} while (!every_call_logged(self, &logged) && waited_ms < 30000);
+	EXPECT_EVERY_CALL_LOGGED(self, &logged);
+	ASSERT_EQ(0, run_quiet("curl -sf http://%s/metrics -o %s", address, prom.metrics_path));
+	EXPECT_LE(2, sample_value(prom.metrics_path, "kaccess_oap_syscall_log_rows_total{queued=\"paced\"}"));
+	EXPECT_EQ(0, sample_value(prom.metrics_path, "kaccess_oap_syscall_log_rows_total{queued=\"at_once\"}"));
+	EXPECT_EQ(0, sample_value(prom.metrics_path,
+				  "kaccess_oap_dropped_total{stream=\"access_log\",reason=\"queue_full\"}"));
+	unlink(prom.metrics_path);
+	ASSERT_EQ(0, stop_and_read(self));
+	stop_fake_oap(self);
+	ASSERT_EQ(0, recount_calls(self, &logged));
+	EXPECT_EVERY_CALL_LOGGED(self, &logged);
+}
+
+/* The same bucket drained at exit: queued as the queue empties before the sender stops. */
+KTEST_F(entities, compatible_mode_queues_the_last_bucket_before_it_exits, 120)
+{
+	const char *args[] = { "--pin-dir", ENTITIES_PIN_DIR, "-i", "60", "--set", self->api_setting,
+			       "--set", self->oap_setting, "--set", "oap_mode=compatible",
+			       "--set", "oap_queue_max_kib=64", NULL };
+	struct agg_totals client_rows, server_rows;
+	struct agent_output *output = NULL;
+	struct call_logs logged;
+
+	START_FAKE_OAP_OR_SKIP(self);
+	plan_many_writes(self);
+	ASSERT_EQ(0, agent_proc_start(&self->agent, args));
+	leave_room_in_bucket(60, ONE_BUCKET_RUN_ROOM_S);
+	ASSERT_EQ(0, tcp_run(&self->pods.client, &self->pods.server, &self->plan, self->truth));
+	ASSERT_EQ(0, recount_calls(self, &logged));
+	EXPECT_EQ(0, logged.client_writes.calls); /* nothing drained yet */
+	ASSERT_EQ(0, stop_and_read(self));
+	stop_fake_oap(self);
+	ASSERT_EQ(0, recount_calls(self, &logged));
+	EXPECT_EVERY_CALL_LOGGED(self, &logged);
+	/* messages resumed where the last one stopped: the durations add up to the rows' */
+	ASSERT_EQ(0, agent_output_load(&output, self->agent.out_path));
+	client_rows = agent_output_sum(output, self->pods.client.cgroup_id, "client", NULL, -1);
+	server_rows = agent_output_sum(output, self->pods.server.cgroup_id, "server", NULL, -1);
+	agent_output_free(output);
+	EXPECT_EQ(client_rows.write_duration_ns_sum, logged.client_writes.duration_ns_sum);
+	EXPECT_EQ(server_rows.read_duration_ns_sum, logged.server_reads.duration_ns_sum);
 }
 
 /*

@@ -14,6 +14,8 @@
 #define NS_PER_MS 1000000ULL
 /* The kernel wakes us only when the ring buffer is a quarter full: poll. */
 #define EVENTS_POLL_MS 200
+/* While a sink has work left (a backlog queued as OAP takes it), come back sooner. */
+#define PUMP_POLL_MS 2
 #define MAX_GRACE_NS (2000ULL * NS_PER_MS)
 /* A request head whose exchange has not come by then never gets one (not HTTP after all). */
 #define HEAD_WAIT_MAX_NS (600ULL * 1000 * NS_PER_MS)
@@ -271,6 +273,17 @@ static void show_live(struct loop *loop, uint64_t now_bucket)
 }
 
 /* A record the policy ships: to every sink that takes records. */
+/* Each sink's work left over; true while any has some. */
+static bool pump_sinks(struct loop *loop)
+{
+	bool more = false;
+
+	for (size_t i = 0; i < loop->sink_count; i++)
+		if (loop->sinks[i]->ops->pump && loop->sinks[i]->ops->pump(loop->sinks[i]))
+			more = true;
+	return more;
+}
+
 static void ship_record(void *ctx, const struct http_record *record)
 {
 	struct loop *loop = ctx;
@@ -401,6 +414,7 @@ int loop_run(struct agent *agent, struct kaccess_config *cfg, struct sink *const
 	uint64_t now = realtime_ns(), next_drain, next_refresh = now, stop_at = UINT64_MAX;
 	uint64_t next_sweep = now + cfg->sweep_interval_s * 1000000000ULL;
 	uint64_t next_netns_scan = now + NETNS_SCAN_INTERVAL_NS;
+	bool pumping = false;
 	struct loop loop;
 	int err;
 
@@ -418,7 +432,8 @@ int loop_run(struct agent *agent, struct kaccess_config *cfg, struct sink *const
 		uint64_t deadline = min_u64(min_u64(next_drain, next_refresh), stop_at);
 
 		fflush(NULL); /* the lines of the last pass (and agent_ready), to their readers at once */
-		err = ring_reader_wait(&loop.events, min_int(timeout_ms(now, deadline), EVENTS_POLL_MS));
+		err = ring_reader_wait(&loop.events, min_int(timeout_ms(now, deadline),
+							     pumping ? PUMP_POLL_MS : EVENTS_POLL_MS));
 		if (err >= 0) /* most records come without a wakeup */
 			err = ring_reader_consume(&loop.events);
 		if (err < 0 && err != -EINTR) {
@@ -451,6 +466,7 @@ int loop_run(struct agent *agent, struct kaccess_config *cfg, struct sink *const
 			show_live(&loop, now / bucket_ns);
 			next_refresh = now + cfg->refresh_ms * NS_PER_MS;
 		}
+		pumping = pump_sinks(&loop);
 	}
 	err = 0;
 	/* Stop the writers first, so the last numbers are final. */

@@ -366,31 +366,49 @@ static int send_batch(struct oap_sender *sender, Skywalking__V3__EBPFAccessLogMe
 	return err;
 }
 
-/*
- * The runs' kernel logs in order, SYSCALL_LOGS_PER_MESSAGE per message of
- * `msg` (its connection on every one: the runs stay contiguous even if a
- * reader joins messages). A protocol log set on `msg` goes with the first.
- */
-static int send_syscall_runs(struct oap_sender *sender, Skywalking__V3__EBPFAccessLogMessage *msg,
-			     struct syscall_batch *b, const struct syscall_run *runs, size_t n_runs)
+/* The next message's kernel logs from `*at` on: up to SYSCALL_LOGS_PER_MESSAGE; how many. */
+static size_t fill_batch(struct syscall_batch *b, const struct syscall_run *runs, size_t n_runs,
+			 struct syscall_log_position *at)
 {
 	size_t slots = 0;
-	int err;
 
-	for (size_t r = 0; r < n_runs; r++) {
-		for (uint64_t index = 0; index < runs[r].count; index++) {
-			set_syscall_log(b, slots++, &runs[r], index);
-			if (slots < SYSCALL_LOGS_PER_MESSAGE)
-				continue;
-			err = send_batch(sender, msg, b, slots);
-			if (err)
-				return err;
-			slots = 0;
+	while (at->run < n_runs && slots < SYSCALL_LOGS_PER_MESSAGE) {
+		if (at->index >= runs[at->run].count) {
+			at->run++;
+			at->index = 0;
+			continue;
 		}
+		set_syscall_log(b, slots++, &runs[at->run], at->index++);
 	}
-	if (slots || msg->protocollog)
-		return send_batch(sender, msg, b, slots);
-	return 0;
+	return slots;
+}
+
+/*
+ * The runs' kernel logs in order from `*at`, SYSCALL_LOGS_PER_MESSAGE per
+ * message of `msg` (its connection on every one: the runs stay contiguous
+ * even if a reader joins messages). A protocol log set on `msg` goes with
+ * the first. Before each message `pace` (NULL: none) is asked for room;
+ * without it `*at` keeps where the next message starts and -EAGAIN is
+ * returned. 0 once every log is queued.
+ */
+static int send_syscall_runs(struct oap_sender *sender, Skywalking__V3__EBPFAccessLogMessage *msg,
+			     struct syscall_batch *b, const struct syscall_run *runs, size_t n_runs,
+			     struct syscall_log_position *at, const struct syscall_log_pace *pace)
+{
+	for (;;) {
+		struct syscall_log_position next = *at;
+		size_t slots = fill_batch(b, runs, n_runs, &next);
+		int err;
+
+		if (!slots && !msg->protocollog)
+			return 0;
+		if (pace && !pace->has_room(pace->ctx))
+			return -EAGAIN;
+		err = send_batch(sender, msg, b, slots);
+		if (err)
+			return err;
+		*at = next;
+	}
 }
 
 /* Every sub-message of one HTTP protocol log, on the caller's stack. */
@@ -526,7 +544,8 @@ int access_log_send_http(struct oap_sender *sender, const struct http_record *r,
 		return -ENOMEM;
 	if (batch) {
 		http_call_runs(r, runs);
-		err = send_syscall_runs(sender, &log->base.msg, batch, runs, 2);
+		err = send_syscall_runs(sender, &log->base.msg, batch, runs, 2,
+					&(struct syscall_log_position){ 0 }, NULL);
 	} else {
 		err = oap_sender_enqueue_access_log(sender, &log->base.msg);
 	}
@@ -551,7 +570,8 @@ long access_log_encode_http(const struct http_record *r, const struct k8s_identi
 
 int access_log_send_row_syscalls(struct oap_sender *sender, const struct agg_row *row,
 				 const struct k8s_identity *local, const struct k8s_identity *peer,
-				 uint64_t bucket_start_ns, uint64_t bucket_ns, unsigned int l24_measured)
+				 uint64_t bucket_start_ns, uint64_t bucket_ns, unsigned int l24_measured,
+				 struct syscall_log_position *at, const struct syscall_log_pace *pace)
 {
 	struct connection_facts facts = {
 		.role = row->key.role,
@@ -581,5 +601,5 @@ int access_log_send_row_syscalls(struct oap_sender *sender, const struct agg_row
 	set_connection(&log, &facts, local, peer);
 	skywalking__v3__ebpfaccess_log_message__init(&log.msg);
 	log.msg.connection = &log.connection;
-	return send_syscall_runs(sender, &log.msg, batch, runs, 2);
+	return send_syscall_runs(sender, &log.msg, batch, runs, 2, at, pace);
 }

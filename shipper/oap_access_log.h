@@ -47,15 +47,31 @@ int access_log_send_http(struct oap_sender *sender, const struct http_record *re
 long access_log_encode_http(const struct http_record *record, const struct k8s_identity *local,
 			    const struct k8s_identity *peer, uint8_t *buf, size_t size);
 
+/* Where a row's kernel logs stand: its run (0 reads, 1 writes, 2 done) and the log in it. */
+struct syscall_log_position {
+	unsigned int run;
+	uint64_t index;
+};
+
+/* Asked before each message: false stops the row there, to go on later. */
+struct syscall_log_pace {
+	bool (*has_room)(void *ctx);
+	void *ctx;
+};
+
 /*
  * Compatible mode: the row's reads and writes as one kernel log each, with
  * durations that add up to the row's sums exactly (OAP then computes the
  * same numbers), timed within the bucket [bucket_start_ns, + bucket_ns) of
  * CLOCK_MONOTONIC. The L2-L4 sums of `l24_measured` are spread over the
- * logs the same way. 0 or -errno.
+ * logs the same way. A row of thousands of calls is hundreds of messages:
+ * they are queued from `*at` (zeroed for a new row) while `pace` (NULL:
+ * always) has room; -EAGAIN when it had none, `*at` then saying where to
+ * go on. 0 once the row is queued, or the sender's error.
  */
 int access_log_send_row_syscalls(struct oap_sender *sender, const struct agg_row *row,
 				 const struct k8s_identity *local, const struct k8s_identity *peer,
-				 uint64_t bucket_start_ns, uint64_t bucket_ns, unsigned int l24_measured);
+				 uint64_t bucket_start_ns, uint64_t bucket_ns, unsigned int l24_measured,
+				 struct syscall_log_position *at, const struct syscall_log_pace *pace);
 
 #endif

@@ -69,6 +69,9 @@ struct sink_ops {
 	void (*live)(struct sink *sink, const struct live_report *report); /* may be NULL */
 	/* an HTTP exchange's access-log record the policy ships; may be NULL */
 	void (*http_exchange)(struct sink *sink, const struct http_record *record);
+	/* work left from a bucket, done a little on each pass of the loop; true while some is
+	 * left (the loop then comes back within milliseconds); may be NULL */
+	bool (*pump)(struct sink *sink);
 	void (*close)(struct sink *sink);                                  /* may be NULL */
 };
 

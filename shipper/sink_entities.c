@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "identity.h"
@@ -22,6 +23,23 @@
 #include "oap_meters.h"
 #include "rollup/rows.h"
 #include "sink.h"
+
+/*
+ * Compatible mode's kernel logs of the last bucket still to queue. A row
+ * of n calls is n / 128 messages, so a busy minute is thousands of them:
+ * queued at once they overran the sender's queue, which dropped the
+ * oldest, and held the queue's whole bound in memory. They are queued
+ * instead as the queue empties, on every pass of the loop (entities_pump).
+ */
+struct syscall_backlog {
+	struct agg_row *rows;       /* the bucket's rows with calls, copied */
+	size_t count, next;         /* rows; the one being queued */
+	struct syscall_log_position at;
+	uint64_t start_ns;          /* the bucket's start, CLOCK_MONOTONIC */
+	bool named;                 /* local and peer are row `next`'s */
+	struct k8s_identity local, peer;
+	const struct k8s_identity *peer_pod; /* &peer, or NULL: the address, for OAP */
+};
 
 struct entities_state {
 	struct k8s_identity_ctx identity_ctx;
@@ -35,6 +53,10 @@ struct entities_state {
 	 * no known pod / in an excluded namespace (written by the loop, read by /metrics) */
 	_Atomic uint64_t access_logs_unknown_local, access_logs_excluded_local;
 	char meter_instance[256];     /* MeterData.serviceInstance: this node */
+	struct syscall_backlog backlog;
+	size_t backlog_room_bytes;    /* a backlog message is queued while the queue holds less */
+	/* rows whose kernel logs were all queued as the queue emptied, or (some) at once (read by /metrics) */
+	_Atomic uint64_t backlog_rows_paced, backlog_rows_at_once;
 	/* The last bucket's entities as Prometheus text, written by the loop, read by /metrics. */
 	pthread_mutex_t published_lock;
 	char *published_text;         /* NULL: none (no /metrics, or an empty bucket) */
@@ -211,33 +233,147 @@ static bool sends_meters(const struct entities_state *state)
 	return state->oap && oap_mode_sends_meters(state->cfg->oap.mode);
 }
 
-/* Compatible mode: every row's reads and writes as kernel logs, timed inside the bucket. */
+/* The pods of the backlog's next row; false when its local side names no pod (the rollup counts it). */
+static bool name_backlog_row(struct entities_state *state)
+{
+	struct syscall_backlog *b = &state->backlog;
+	const struct agg_row *row = &b->rows[b->next];
+
+	if (identity_local_pod(state->identity_ctx.k8s, row->key.cgroup_id, &b->local) < 0)
+		return false;
+	b->peer_pod = identity_peer(state->identity_ctx.k8s, &b->local, row->key.peer_addr,
+				    row->key.peer_port, NULL, &b->peer);
+	if (b->peer_pod && b->peer_pod->kind != K8S_KIND_POD)
+		b->peer_pod = NULL; /* a service: its address, for OAP to resolve */
+	b->named = true;
+	return true;
+}
+
+static void next_backlog_row(struct syscall_backlog *b)
+{
+	b->next++;
+	b->named = false;
+	b->at = (struct syscall_log_position){ 0 };
+}
+
+static void clear_backlog(struct syscall_backlog *b)
+{
+	free(b->rows);
+	*b = (struct syscall_backlog){ 0 };
+}
+
+/*
+ * Queue the backlog's kernel logs while `pace` has room (NULL: all of
+ * them); true while some are left.
+ */
+static bool send_backlog(struct entities_state *state, const struct syscall_log_pace *pace)
+{
+	struct syscall_backlog *b = &state->backlog;
+	const struct sink_env *env = &state->sink->env;
+	int err = 0;
+
+	while (b->next < b->count) {
+		if (!b->named && !name_backlog_row(state)) {
+			next_backlog_row(b);
+			continue;
+		}
+		err = access_log_send_row_syscalls(state->oap, &b->rows[b->next], &b->local, b->peer_pod,
+						   b->start_ns, env->bucket_ns, env->l24_measured, &b->at,
+						   pace);
+		if (err == -EAGAIN)
+			return true;
+		if (err)
+			break;
+		atomic_fetch_add(pace ? &state->backlog_rows_paced : &state->backlog_rows_at_once, 1);
+		next_backlog_row(b);
+	}
+	if (err)
+		log_warn("failed to queue the syscall logs of a bucket: %s", strerror(-err));
+	clear_backlog(b);
+	return false;
+}
+
+/*
+ * A quarter of the queue's bound, at most 1 MiB: room for the exchanges'
+ * protocol logs that arrive meanwhile and for the message that crosses the
+ * mark (128 kernel logs, tens of KiB), and enough queued that the sender
+ * never waits for the loop's next pass.
+ */
+#define BACKLOG_ROOM_MAX_BYTES (1024 * 1024)
+
+static size_t backlog_room_bytes(const struct oap_config *cfg)
+{
+	size_t quarter = (size_t)cfg->queue_max_kib * 1024 / 4;
+
+	return quarter < BACKLOG_ROOM_MAX_BYTES ? quarter : BACKLOG_ROOM_MAX_BYTES;
+}
+
+static bool access_log_queue_has_room(void *ctx)
+{
+	struct entities_state *state = ctx;
+	struct oap_stream_stats stats;
+
+	oap_sender_stats(state->oap, OAP_STREAM_ACCESS_LOG, &stats);
+	return stats.queue_bytes < state->backlog_room_bytes;
+}
+
+static bool pump_backlog(struct entities_state *state)
+{
+	struct syscall_log_pace pace = { access_log_queue_has_room, state };
+
+	return state->backlog.count && send_backlog(state, &pace);
+}
+
+static bool row_has_calls(const struct agg_row *row)
+{
+	return row->value.read_count || row->value.write_count;
+}
+
+/*
+ * Compatible mode: every row's reads and writes as kernel logs, timed
+ * inside the bucket. What is left of the bucket before is queued at once
+ * first (the queue's bound decides what is kept: OAP could not keep up).
+ */
 static void send_syscall_logs(struct entities_state *state, const struct bucket_report *report)
 {
 	const struct sink_env *env = &state->sink->env;
-	uint64_t start_ns = bucket_start_ms(env, report->bucket) * 1000000ull - *env->wall_offset_ns;
-	struct k8s_identity local, peer;
-	int err;
+	struct syscall_backlog *b = &state->backlog;
 
-	for (size_t i = 0; i < report->count; i++) {
-		const struct agg_row *row = &report->rows[i];
-		const struct k8s_identity *peer_pod;
+	size_t with_calls = 0;
 
-		/* rows without a pod to name are counted by the rollup (kaccess_entity_flows_total) */
-		if (identity_local_pod(state->identity_ctx.k8s, row->key.cgroup_id, &local) < 0)
-			continue;
-		peer_pod = identity_peer(state->identity_ctx.k8s, &local, row->key.peer_addr,
-					 row->key.peer_port, NULL, &peer);
-		if (peer_pod && peer_pod->kind != K8S_KIND_POD)
-			peer_pod = NULL; /* a service: its address, for OAP to resolve */
-		err = access_log_send_row_syscalls(state->oap, row, &local, peer_pod, start_ns,
-						   env->bucket_ns, env->l24_measured);
-		if (err) {
-			log_warn("failed to queue the syscall logs of bucket %llu: %s",
-				 (unsigned long long)report->bucket, strerror(-err));
-			return;
-		}
+	send_backlog(state, NULL);
+	for (size_t i = 0; i < report->count; i++)
+		with_calls += row_has_calls(&report->rows[i]);
+	if (!with_calls)
+		return;
+	b->rows = malloc(with_calls * sizeof(*b->rows));
+	if (!b->rows) {
+		log_warn("failed to queue the syscall logs of bucket %llu: %s",
+			 (unsigned long long)report->bucket, strerror(ENOMEM));
+		return;
 	}
+	for (size_t i = 0; i < report->count; i++)
+		if (row_has_calls(&report->rows[i]))
+			b->rows[b->count++] = report->rows[i];
+	b->start_ns = bucket_start_ms(env, report->bucket) * 1000000ull - *env->wall_offset_ns;
+	pump_backlog(state);
+}
+
+static bool entities_pump(struct sink *sink)
+{
+	return pump_backlog(sink->state);
+}
+
+/* At exit: the backlog as the queue empties, for as long as the sender would flush, then at once. */
+#define BACKLOG_EXIT_WAIT_NS (OAP_FLUSH_TIMEOUT_MS * 1000000ull)
+
+static void finish_backlog(struct entities_state *state)
+{
+	uint64_t deadline_ns = monotonic_ns() + BACKLOG_EXIT_WAIT_NS;
+
+	while (pump_backlog(state) && monotonic_ns() < deadline_ns)
+		nanosleep(&(struct timespec){ .tv_nsec = 2000000 }, NULL);
+	send_backlog(state, NULL);
 }
 
 /* Replace what /metrics shows of the entities; takes ownership of text (may be NULL). */
@@ -410,6 +546,16 @@ static void render_entities(void *ctx, struct strbuf *out)
 			      "kaccess_oap_access_logs_skipped_total{reason=\"excluded_local\"} %llu\n",
 			      (unsigned long long)atomic_load(&state->access_logs_unknown_local),
 			      (unsigned long long)atomic_load(&state->access_logs_excluded_local));
+	if (state->oap && oap_mode_sends_syscall_logs(state->cfg->oap.mode))
+		strbuf_printf(out,
+			      "# HELP kaccess_oap_syscall_log_rows_total Rows whose reads and writes were queued "
+			      "as kernel logs (compatible mode): as the queue emptied, or some at once because the "
+			      "next bucket came first (OAP too slow) or the exit's wait ended.\n"
+			      "# TYPE kaccess_oap_syscall_log_rows_total counter\n"
+			      "kaccess_oap_syscall_log_rows_total{queued=\"paced\"} %llu\n"
+			      "kaccess_oap_syscall_log_rows_total{queued=\"at_once\"} %llu\n",
+			      (unsigned long long)atomic_load(&state->backlog_rows_paced),
+			      (unsigned long long)atomic_load(&state->backlog_rows_at_once));
 	strbuf_printf(out,
 		      "# HELP kaccess_entity_flows_total Rows named and rolled up, and those dropped: OAP's rules, "
 		      "local side no known pod or in an excluded namespace.\n"
@@ -437,6 +583,7 @@ static void entities_close(struct sink *sink)
 	metrics_extra_unregister(state);
 
 	if (state && state->oap) {
+		finish_backlog(state);
 		oap_sender_stop(state->oap, OAP_FLUSH_TIMEOUT_MS);
 		oap_sender_free(state->oap);
 	}
@@ -453,6 +600,7 @@ static const struct sink_ops entities_ops = {
 	.connection = entities_connection,
 	.http_exchange = entities_http_exchange,
 	.bucket = entities_bucket,
+	.pump = entities_pump,
 	.close = entities_close,
 };
 
@@ -522,6 +670,7 @@ int sink_entities_init(struct sink *sink, const struct sink_env *env, const stru
 	identity_source_from_k8s(&state->identity_ctx, k8s, &state->identity);
 	meter_instance_name(cfg, state->meter_instance, sizeof(state->meter_instance));
 	metrics_extra_register(render_entities, state);
+	state->backlog_room_bytes = backlog_room_bytes(&cfg->oap);
 	if (cfg->oap.address[0]) {
 		err = start_sender(state, cfg);
 		if (err) {
