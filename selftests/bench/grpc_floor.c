@@ -17,6 +17,10 @@
  *              protocol log and two calls as kernel logs, as a server pod
  *              answering one request per read and write): building and
  *              packing too.
+ *   encode     the same protocol log, decoded into protobuf-c's structs and
+ *              encoded again and again, in this thread and off the
+ *              network: by protobuf-c (sized, then packed) and by the
+ *              shipper's one-pass encoder (shipper/oap/pb_pack.c).
  * One NDJSON line on stdout: CPU per message in microseconds, and the share
  * of a core at the rate. Every HTTP exchange of a watched pod is one such
  * message (OAP's protocol has one protocol log per message), so at 10,000
@@ -25,13 +29,16 @@
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "bench_cli.h"
 #include "log.h"
 #include "oap/oap.h"
+#include "oap/pb_pack.h"
 #include "oap_access_log.h"
 
 /*
@@ -39,6 +46,7 @@
  * between: 100 wakeups a second cost the measurement next to nothing.
  */
 #define TICK_NS 10000000ull
+#define ENCODE_ROUNDS 200000
 #define TICKS_PER_S (NS_PER_S / TICK_NS)
 
 struct floor_options {
@@ -168,6 +176,62 @@ out:
 	return per_message;
 }
 
+static uint64_t thread_cpu_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (uint64_t)ts.tv_sec * NS_PER_S + (uint64_t)ts.tv_nsec;
+}
+
+static int encode_with_protobuf_c(const ProtobufCMessage *msg, uint8_t **ret_data, size_t *ret_len)
+{
+	*ret_len = protobuf_c_message_get_packed_size(msg);
+	*ret_data = malloc(*ret_len);
+	if (!*ret_data)
+		return -ENOMEM;
+	protobuf_c_message_pack(msg, *ret_data);
+	return 0;
+}
+
+/* CPU nanoseconds per encoding of `msg` into a buffer of its own, as the queue keeps it; 0 on failure. */
+static double encode_ns(const ProtobufCMessage *msg,
+			int (*encode)(const ProtobufCMessage *msg, uint8_t **ret_data, size_t *ret_len))
+{
+	uint64_t start_ns = thread_cpu_ns();
+
+	for (int i = 0; i < ENCODE_ROUNDS; i++) {
+		uint8_t *data;
+		size_t len;
+
+		if (encode(msg, &data, &len))
+			return 0;
+		free(data);
+	}
+	return (double)(thread_cpu_ns() - start_ns) / ENCODE_ROUNDS;
+}
+
+/* The two encoders on the encoded example, decoded: both produce its bytes. */
+static int measure_encoders(const struct encoded *encoded, double *ret_protobuf_c_ns, double *ret_pb_pack_ns)
+{
+	ProtobufCMessage *msg = protobuf_c_message_unpack(&skywalking__v3__ebpfaccess_log_message__descriptor,
+							   NULL, encoded->len, encoded->bytes);
+	uint8_t *again = NULL;
+	size_t len = 0;
+	int ret = -EINVAL;
+
+	if (msg && pb_pack_alloc(msg, &again, &len) == 0 && len == encoded->len &&
+	    memcmp(again, encoded->bytes, len) == 0) {
+		*ret_protobuf_c_ns = encode_ns(msg, encode_with_protobuf_c);
+		*ret_pb_pack_ns = encode_ns(msg, pb_pack_alloc);
+		ret = *ret_protobuf_c_ns && *ret_pb_pack_ns ? 0 : -ENOMEM;
+	}
+	free(again);
+	if (msg)
+		protobuf_c_message_free_unpacked(msg, NULL);
+	return ret;
+}
+
 static int parse_options(int argc, char **argv, struct floor_options *opt)
 {
 	static const struct option options[] = {
@@ -204,7 +268,7 @@ int main(int argc, char **argv)
 	struct floor_options opt;
 	struct encoded encoded = { .len = 0 };
 	struct http_record r;
-	double transport_ns, build_ns;
+	double transport_ns, build_ns, protobuf_c_ns = 0, pb_pack_ns = 0;
 	long len;
 
 	if (parse_options(argc, argv, &opt)) {
@@ -220,6 +284,10 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	encoded.len = (size_t)len;
+	if (measure_encoders(&encoded, &protobuf_c_ns, &pb_pack_ns)) {
+		fprintf(stderr, "grpc_floor: the two encoders do not agree on the example\n");
+		return 1;
+	}
 	transport_ns = run(&opt, &encoded);
 	build_ns = run(&opt, NULL);
 	if (!transport_ns || !build_ns) {
@@ -228,8 +296,10 @@ int main(int argc, char **argv)
 	}
 	printf("{\"type\":\"grpc_floor\",\"rate\":%u,\"messages\":%u,\"message_bytes\":%zu,"
 	       "\"transport_us_per_message\":%.3f,\"build_us_per_message\":%.3f,"
-	       "\"transport_core_pct_at_rate\":%.3f,\"build_core_pct_at_rate\":%.3f}\n",
+	       "\"transport_core_pct_at_rate\":%.3f,\"build_core_pct_at_rate\":%.3f,"
+	       "\"encode_protobuf_c_ns\":%.1f,\"encode_pb_pack_ns\":%.1f}\n",
 	       opt.rate, opt.messages, encoded.len, transport_ns / 1000, build_ns / 1000,
-	       transport_ns * opt.rate / NS_PER_S * 100, build_ns * opt.rate / NS_PER_S * 100);
+	       transport_ns * opt.rate / NS_PER_S * 100, build_ns * opt.rate / NS_PER_S * 100,
+	       protobuf_c_ns, pb_pack_ns);
 	return 0;
 }

@@ -36,6 +36,7 @@
 #include "log.h"
 #include "oap.h"
 #include "oap_queue.h"
+#include "pb_pack.h"
 
 /* Completion-queue tags: one call per stream at a time, so a kind suffices. */
 enum call_tag {
@@ -979,7 +980,7 @@ int oap_sender_enqueue_encoded(struct oap_sender *sender, enum oap_stream stream
 	return enqueue_owned(ctx, copy, len);
 }
 
-/* Encoded straight into the buffer the queue keeps: one allocation, no copy. */
+/* Encoded in one pass (pb_pack.h) into the buffer the queue keeps. */
 static int enqueue_message(struct oap_sender *sender, enum oap_stream stream,
 			   const ProtobufCMessage *msg)
 {
@@ -990,12 +991,8 @@ static int enqueue_message(struct oap_sender *sender, enum oap_stream stream,
 
 	if (!ctx)
 		return err;
-	len = protobuf_c_message_get_packed_size(msg);
-	data = malloc(len ? len : 1);
-	if (!data)
-		return -ENOMEM;
-	protobuf_c_message_pack(msg, data);
-	return enqueue_owned(ctx, data, len);
+	err = pb_pack_alloc(msg, &data, &len);
+	return err ?: enqueue_owned(ctx, data, len);
 }
 
 int oap_sender_enqueue_access_log(struct oap_sender *sender,

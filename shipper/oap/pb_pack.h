@@ -1,0 +1,57 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * A protobuf encoder for protobuf-c's generated structs, byte for byte what
+ * protobuf_c_message_pack() writes, in one pass. protobuf-c sizes a nested
+ * message before it writes its length, and sizes every message below again
+ * for that, so an access-log message (five levels deep) is walked five
+ * times over; that was a fifth of the shipper's CPU at 10,000 exchanges a
+ * second. This one writes from the end backwards: a nested message is
+ * written first and its length is then known.
+ *
+ * Every field kind our protocols use is covered (scalars, strings, bytes,
+ * messages, repeated, oneof, proto3's implicit presence). Packed repeated
+ * scalars and unknown fields, which they never carry, are refused with
+ * -EOPNOTSUPP, for the caller to use protobuf-c instead.
+ */
+#ifndef KACCESS_PB_PACK_H
+#define KACCESS_PB_PACK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <protobuf-c/protobuf-c.h>
+
+/* The bytes written so far are the last `used` bytes of buf[0, capacity). */
+struct pb_writer {
+	uint8_t *buf;
+	size_t capacity, used;
+};
+
+/*
+ * Prepend `msg` to what `w` holds (an empty writer: just `msg`); the bytes
+ * written, or -ENOMEM / -EOPNOTSUPP (then `w` holds garbage past what it
+ * held before: reset it).
+ */
+long pb_write_message(struct pb_writer *w, const ProtobufCMessage *msg);
+
+/* What `w` holds, in order: `used` bytes. */
+static inline const uint8_t *pb_writer_data(const struct pb_writer *w)
+{
+	return w->buf + w->capacity - w->used;
+}
+
+static inline void pb_writer_reset(struct pb_writer *w)
+{
+	w->used = 0;
+}
+
+void pb_writer_free(struct pb_writer *w);
+
+/*
+ * `msg` encoded into a malloc'd buffer of its exact size (*ret_len bytes),
+ * through a scratch writer kept per thread; falls back to protobuf-c for
+ * what pb_write_message refuses. 0 or -ENOMEM.
+ */
+int pb_pack_alloc(const ProtobufCMessage *msg, uint8_t **ret_data, size_t *ret_len);
+
+#endif
