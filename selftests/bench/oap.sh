@@ -258,7 +258,7 @@ grpc_floor_report() {
 
 	line=$(cat "$WORK_DIR/grpc_floor.json")
 	printf '
-The OAP path alone (grpc_floor: no agent, %d messages at %d/s to the same fake_oap, the process'"'"'s CPU):
+The OAP path alone (grpc_floor: no agent, %d messages at %d/s to the same fake_oap, the process'"'"'s CPU but its pacing'"'"'s sleeps):
 ' \
 		"$(json_number <(echo "$line") messages)" "$(json_number <(echo "$line") rate)"
 	printf '  transport (an encoded %d-byte protocol log queued and written by the gRPC C core): %s us per message = %s%% of a core\n' \
