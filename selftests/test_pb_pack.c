@@ -128,42 +128,20 @@ static void fill_value(const ProtobufCFieldDescriptor *f, void *member, int dept
 	}
 }
 
-static size_t element_size(const ProtobufCFieldDescriptor *f)
-{
-	switch (f->type) {
-	case PROTOBUF_C_TYPE_INT64:
-	case PROTOBUF_C_TYPE_SINT64:
-	case PROTOBUF_C_TYPE_UINT64:
-	case PROTOBUF_C_TYPE_FIXED64:
-	case PROTOBUF_C_TYPE_SFIXED64:
-	case PROTOBUF_C_TYPE_DOUBLE:
-		return 8;
-	case PROTOBUF_C_TYPE_STRING:
-	case PROTOBUF_C_TYPE_MESSAGE:
-		return sizeof(void *);
-	case PROTOBUF_C_TYPE_BYTES:
-		return sizeof(ProtobufCBinaryData);
-	case PROTOBUF_C_TYPE_BOOL:
-		return sizeof(protobuf_c_boolean);
-	default:
-		return 4;
-	}
-}
-
 static void fill_repeated(const ProtobufCFieldDescriptor *f, void *member, size_t *count, int depth,
 			  struct arena *a, uint64_t *rng)
 {
 	size_t n = depth < MAX_DEPTH ? next_random(rng) % 4 : 0;
-	char *array = n ? arena_alloc(a, n * element_size(f)) : NULL;
+	char *array = n ? arena_alloc(a, n * pb_value_size(f)) : NULL;
 
 	if (!array)
 		n = 0;
 	for (size_t i = 0; i < n; i++) {
-		fill_value(f, array + i * element_size(f), depth, a, rng);
+		fill_value(f, array + i * pb_value_size(f), depth, a, rng);
 		/* protobuf-c reads no NULL element: a string is "", a message ends the array */
-		if (f->type == PROTOBUF_C_TYPE_STRING && !*(char **)(array + i * element_size(f)))
-			*(const char **)(array + i * element_size(f)) = "";
-		if (f->type == PROTOBUF_C_TYPE_MESSAGE && !*(void **)(array + i * element_size(f))) {
+		if (f->type == PROTOBUF_C_TYPE_STRING && !*(char **)(array + i * pb_value_size(f)))
+			*(const char **)(array + i * pb_value_size(f)) = "";
+		if (f->type == PROTOBUF_C_TYPE_MESSAGE && !*(void **)(array + i * pb_value_size(f))) {
 			n = i;
 			break;
 		}

@@ -44,11 +44,11 @@ $(OAP_PB_DIR)/%.pb-c.o: $(OAP_PB_DIR)/%.pb-c.c $(OAP_PB_HDRS)
 $(OAP_SHIPPER_OBJS): $(OAP_PB_HDRS)
 $(filter-out $(OAP_SHIPPER_OBJS),$(patsubst shipper/%.c,$(OUTPUT)/shipper/%.o,$(SHIPPER_SRCS))): | $(OAP_PB_HDRS)
 
-$(FAKE_OAP): selftests/oap/fake_oap.c $(OAP_PB_OBJS) $(OUTPUT)/shipper/oap/oap_json.o
+$(FAKE_OAP): selftests/oap/fake_oap.c $(OAP_PB_OBJS) $(OUTPUT)/shipper/oap/oap_json.o $(OUTPUT)/shipper/oap/pb_pack.o
 	$(call msg,TOOL,$@)
 	$(Q)mkdir -p $(dir $@)
 	$(Q)$(CC) $(CFLAGS) $(SHIPPER_PKG_CFLAGS) $(INCLUDES) $< $(OAP_PB_OBJS) \
-		$(OUTPUT)/shipper/oap/oap_json.o $(LDLIBS) -o $@
+		$(OUTPUT)/shipper/oap/oap_json.o $(OUTPUT)/shipper/oap/pb_pack.o $(LDLIBS) -o $@
 
 # Scripts, "built" like test_manifests: copied where run.sh runs tests (never
 # into the QEMU guests, which have no python3).

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "oap.h"
+#include "pb_pack.h"
 
 static void write_json_string(FILE *out, const char *text)
 {
@@ -95,29 +96,6 @@ static int write_value(FILE *out, const ProtobufCFieldDescriptor *field, const v
 	return -EINVAL;
 }
 
-static size_t value_size(const ProtobufCFieldDescriptor *field)
-{
-	switch (field->type) {
-	case PROTOBUF_C_TYPE_INT64:
-	case PROTOBUF_C_TYPE_SINT64:
-	case PROTOBUF_C_TYPE_SFIXED64:
-	case PROTOBUF_C_TYPE_UINT64:
-	case PROTOBUF_C_TYPE_FIXED64:
-		return 8;
-	case PROTOBUF_C_TYPE_DOUBLE:
-		return sizeof(double);
-	case PROTOBUF_C_TYPE_BOOL:
-		return sizeof(protobuf_c_boolean);
-	case PROTOBUF_C_TYPE_STRING:
-	case PROTOBUF_C_TYPE_MESSAGE:
-		return sizeof(void *);
-	case PROTOBUF_C_TYPE_BYTES:
-		return sizeof(ProtobufCBinaryData);
-	default:
-		return 4;
-	}
-}
-
 /* proto3 leaves a field at its default off the JSON, unless a oneof chose it. */
 static bool field_present(const ProtobufCMessage *msg, const ProtobufCFieldDescriptor *field)
 {
@@ -136,7 +114,7 @@ static bool field_present(const ProtobufCMessage *msg, const ProtobufCFieldDescr
 	}
 	if (field->type == PROTOBUF_C_TYPE_MESSAGE)
 		return *(void *const *)member != NULL;
-	return memcmp(member, zero, value_size(field)) != 0;
+	return memcmp(member, zero, pb_value_size(field)) != 0;
 }
 
 static int write_field(FILE *out, const ProtobufCMessage *msg, const ProtobufCFieldDescriptor *field)
@@ -150,7 +128,7 @@ static int write_field(FILE *out, const ProtobufCMessage *msg, const ProtobufCFi
 	if (field->label != PROTOBUF_C_LABEL_REPEATED)
 		return write_value(out, field, member);
 	count = *(const size_t *)((const char *)msg + field->quantifier_offset);
-	size = value_size(field);
+	size = pb_value_size(field);
 	fputc('[', out);
 	for (size_t i = 0; i < count && !ret; i++) {
 		if (i)

@@ -262,7 +262,7 @@ static bool pointer_unset(const ProtobufCFieldDescriptor *f, const void *member)
 	return !ptr || ptr == f->default_value;
 }
 
-static size_t repeated_element_size(const ProtobufCFieldDescriptor *f)
+size_t pb_value_size(const ProtobufCFieldDescriptor *f)
 {
 	switch (f->type) {
 	case PROTOBUF_C_TYPE_INT64:
@@ -288,7 +288,7 @@ static int put_repeated(struct pb_writer *w, const ProtobufCFieldDescriptor *f, 
 			const void *member)
 {
 	const char *array = *(const char *const *)member;
-	size_t element_size = repeated_element_size(f);
+	size_t element_size = pb_value_size(f);
 	int err = 0;
 
 	if (count && (f->flags & PROTOBUF_C_FIELD_FLAG_PACKED))

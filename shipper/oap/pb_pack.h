@@ -47,6 +47,9 @@ static inline void pb_writer_reset(struct pb_writer *w)
 
 void pb_writer_free(struct pb_writer *w);
 
+/* The size of one value of field `f` in protobuf-c's structs: a member, or an element of a repeated field's array. */
+size_t pb_value_size(const ProtobufCFieldDescriptor *f);
+
 /*
  * `msg` encoded into a malloc'd buffer of its exact size (*ret_len bytes),
  * through a scratch writer kept per thread; falls back to protobuf-c for
