@@ -267,6 +267,8 @@ The OAP path alone (grpc_floor: no agent, %d messages at %d/s to the same fake_o
 	printf '  built as the shipper builds it (connection, protocol log, two calls), packed, queued, written: %s us = %s%%\n' \
 		"$(json_number <(echo "$line") build_us_per_message)" "$(json_number <(echo "$line") build_core_pct_at_rate)"
 	printf '  one message per HTTP exchange (OAP'"'"'s protocol), so at %d exchanges/s the transport alone is the floor\n' "$OAP_RATE"
+	printf '  the same bytes on a gRPC call made with libnghttp2 (bench/h2_stream.c: no gRPC C core, written per 10 ms tick): %s us per message\n' \
+		"$(json_number <(echo "$line") own_http2_us_per_message)"
 	printf '  encoding that protocol log (in one thread, off the network): protobuf-c %s ns, kaccess'"'"'s one-pass encoder %s ns\n' \
 		"$(json_number <(echo "$line") encode_protobuf_c_ns)" "$(json_number <(echo "$line") encode_pb_pack_ns)"
 	echo "$line" >>"$RESULTS_TMP"
