@@ -20,6 +20,7 @@ struct capture {
 	size_t count;
 	struct http_record records[MAX_SHIPPED];
 	char host[MAX_SHIPPED][64], sw8[MAX_SHIPPED][128], path[MAX_SHIPPED][64];
+	char traceparent[MAX_SHIPPED][600], b3[MAX_SHIPPED][600];
 };
 
 static void capture_ship(void *ctx, const struct http_record *record)
@@ -32,6 +33,9 @@ static void capture_ship(void *ctx, const struct http_record *record)
 	snprintf(c->host[c->count], sizeof(c->host[0]), "%s", record->host ? record->host : "(null)");
 	snprintf(c->sw8[c->count], sizeof(c->sw8[0]), "%s", record->sw8 ? record->sw8 : "(null)");
 	snprintf(c->path[c->count], sizeof(c->path[0]), "%s", record->path ? record->path : "(null)");
+	snprintf(c->traceparent[c->count], sizeof(c->traceparent[0]), "%s",
+		 record->traceparent ? record->traceparent : "(null)");
+	snprintf(c->b3[c->count], sizeof(c->b3[0]), "%s", record->b3 ? record->b3 : "(null)");
 	c->count++;
 }
 
@@ -250,6 +254,76 @@ TEST(header_values_are_exact_or_absent)
 	EXPECT_STREQ("a-b", buf);
 	EXPECT_EQ(-ENOENT, http_head_header(head, strlen(head), "sw8", buf, sizeof(buf)));
 	EXPECT_EQ(-ENOSPC, http_head_header(head, strlen(head), "host", buf, 4));
+}
+
+/* What http_head_header finds for `name` in `head`, as a record would show it. */
+static void expected_value(const char *head, const char *name, char *buf, size_t len)
+{
+	char value[512];
+
+	if (http_head_header(head, strlen(head), name, value, sizeof(value)))
+		snprintf(buf, len, "(null)");
+	else
+		snprintf(buf, len, "%s", value);
+}
+
+/*
+ * A record's header values, taken from its head in one pass, are the
+ * values http_head_header finds one name at a time: the first of a name
+ * twice, any case, blanks trimmed, a value too long absent, a prefix of
+ * another name no match, nothing after the blank line or in a cut line.
+ */
+TEST(packed_head_values_are_what_http_head_header_finds)
+{
+	static char long_value[700];
+	static char heads[][1024] = {
+		"GET / HTTP/1.1\r\nHost: a\r\nHOST: b\r\nsw8: 1-2\r\nb3: x\r\ntraceparent: 00-t\r\n\r\n",
+		"GET / HTTP/1.1\r\nHostname: no\r\nb30: no\r\nB3:\t  spaced \t\r\nhost:\r\n\r\nhost: body\r\n",
+		"GET / HTTP/1.1\nTraceParent: lf-only\nSW8:z\n\n",
+		"GET / HTTP/1.1\r\n:host: odd\r\nx-b3: no\r\nhost: cut-here",
+		"GET / HTTP/1.1\r\ntraceparent: %s\r\ntraceparent: second\r\nhost: after-long\r\n\r\n",
+		"GET / HTTP/1.1\r\n",
+	};
+	static const char *const names[] = { "host", "sw8", "traceparent", "b3" };
+	struct endpoint_names *endpoint_names = endpoint_names_new();
+	struct http_record_counts counts = { 0 };
+	static struct capture capture;
+	struct http_records *records;
+	size_t n_heads = sizeof(heads) / sizeof(heads[0]);
+	char fmt[1024];
+
+	memset(long_value, 'v', sizeof(long_value) - 1); /* past HEADER_VALUE_MAX: absent */
+	snprintf(fmt, sizeof(fmt), "%s", heads[4]);
+	snprintf(heads[4], sizeof(heads[4]), fmt, long_value);
+	memset(&capture, 0, sizeof(capture));
+	ASSERT_NE(NULL, endpoint_names);
+	records = records_with(HTTP_LOG_ALL, 1000, 1, endpoint_names, &counts, &capture);
+	ASSERT_NE(NULL, records);
+	for (size_t i = 0; i < n_heads; i++) {
+		feed_head(records, 0x100 + i, 0, heads[i]);
+		feed_exchange(records, 0x100 + i, 0, 1, 200, 10, KACCESS_HTTP_OUTCOME_COMPLETE);
+	}
+	ASSERT_EQ(n_heads, capture.count);
+	for (size_t i = 0; i < n_heads; i++) {
+		const char *seen[] = { capture.host[i], capture.sw8[i], capture.traceparent[i], capture.b3[i] };
+
+		for (size_t k = 0; k < 4; k++) {
+			char want[600];
+
+			expected_value(heads[i], names[k], want, sizeof(want));
+			EXPECT_STREQ(want, seen[k]) TH_LOG("head %zu, %s", i, names[k]);
+		}
+	}
+	/* the cases themselves: first of two, trimmed, prefixes refused, empty value, too long */
+	EXPECT_STREQ("a", capture.host[0]);
+	EXPECT_STREQ("spaced", capture.b3[1]);
+	EXPECT_STREQ("", capture.host[1]);
+	EXPECT_STREQ("lf-only", capture.traceparent[2]);
+	EXPECT_STREQ("(null)", capture.host[3]);
+	EXPECT_STREQ("(null)", capture.traceparent[4]);
+	EXPECT_STREQ("after-long", capture.host[4]);
+	http_records_free(records);
+	endpoint_names_free(endpoint_names);
 }
 
 TEST(trace_context_from_sw8_then_b3_then_traceparent)

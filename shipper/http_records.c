@@ -25,7 +25,14 @@
 
 enum head_value { HEAD_HOST, HEAD_SW8, HEAD_TRACEPARENT, HEAD_B3, HEAD_VALUES };
 
-static const char *const head_value_names[HEAD_VALUES] = { "host", "sw8", "traceparent", "b3" };
+#define HEADER_NAME(text) { text, sizeof(text) - 1 }
+
+static const struct {
+	const char *name;
+	size_t len;
+} head_value_names[HEAD_VALUES] = {
+	HEADER_NAME("host"), HEADER_NAME("sw8"), HEADER_NAME("traceparent"), HEADER_NAME("b3"),
+};
 
 struct pending_head {
 	struct pending_head *next;
@@ -44,11 +51,12 @@ struct http_records {
 	bool behind;
 };
 
+/* A head's arrival, for an expiry counted in minutes: the coarse clock, which reads no counter. */
 static uint64_t now_monotonic_ns(void)
 {
 	struct timespec ts;
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
 	return ts.tv_sec * 1000000000ULL + ts.tv_nsec;
 }
 
@@ -100,29 +108,102 @@ static struct pending_head *head_take(struct http_records *records, uint64_t sk,
 
 static size_t head_end(const char *head, size_t len);
 
-/* The record's header values of a request head, packed: NULL on no memory. */
+/* A head's header lines, one at a time (the request line is no header). */
+struct header_lines {
+	const char *next, *end;
+};
+
+static void header_lines_init(struct header_lines *lines, const char *head, size_t len)
+{
+	const char *request_line_end = memchr(head, '\n', len);
+
+	lines->next = request_line_end ? request_line_end + 1 : NULL;
+	lines->end = head + len;
+}
+
+/*
+ * The next header line, [*ret_line, *ret_eol): false at the blank line, at
+ * the end, or at a line cut by the copy's end, which is not trusted.
+ */
+static bool header_lines_next(struct header_lines *lines, const char **ret_line, const char **ret_eol)
+{
+	const char *eol;
+
+	if (!lines->next || lines->next >= lines->end)
+		return false;
+	eol = memchr(lines->next, '\n', lines->end - lines->next);
+	if (!eol || eol - lines->next <= 1)
+		return false;
+	*ret_line = lines->next;
+	*ret_eol = eol;
+	lines->next = eol + 1;
+	return true;
+}
+
+/* The value of `line` when it is header `name` (any case), without its blanks: 0 or -ENOENT. */
+static int header_value(const char *line, const char *eol, const char *name, size_t name_len,
+			const char **ret_value, size_t *ret_len)
+{
+	const char *value, *value_end = eol;
+
+	if ((size_t)(eol - line) <= name_len || line[name_len] != ':' || strncasecmp(line, name, name_len))
+		return -ENOENT;
+	value = line + name_len + 1;
+	while (value < value_end && (*value == ' ' || *value == '\t'))
+		value++;
+	while (value_end > value && (value_end[-1] == '\r' || value_end[-1] == ' ' || value_end[-1] == '\t'))
+		value_end--;
+	*ret_value = value;
+	*ret_len = (size_t)(value_end - value);
+	return 0;
+}
+
+/*
+ * The record's header values of a request head, packed: NULL on no memory.
+ * One pass over the lines; each value is its name's first line, as
+ * http_head_header finds it (a value too long for HEADER_VALUE_MAX is
+ * absent).
+ */
 static struct pending_head *head_pack(const char *bytes, size_t len)
 {
-	char values[HEAD_VALUES][HEADER_VALUE_MAX];
-	size_t block = head_end(bytes, len), total = 0;
-	int16_t value_at[HEAD_VALUES];
+	size_t block = head_end(bytes, len), total = 0, value_len[HEAD_VALUES];
+	const char *value[HEAD_VALUES] = { NULL }, *line, *eol;
+	bool decided[HEAD_VALUES] = { false };
+	int undecided = HEAD_VALUES;
+	struct header_lines lines;
 	struct pending_head *head;
 
-	for (int i = 0; i < HEAD_VALUES; i++) {
-		value_at[i] = -1;
-		if (http_head_header(bytes, block ?: len, head_value_names[i], values[i], sizeof(values[i])))
-			continue;
-		value_at[i] = (int16_t)total;
-		total += strlen(values[i]) + 1;
+	header_lines_init(&lines, bytes, block ?: len);
+	while (undecided && header_lines_next(&lines, &line, &eol)) {
+		for (int i = 0; i < HEAD_VALUES; i++) {
+			const char *v;
+			size_t n;
+
+			if (decided[i] || header_value(line, eol, head_value_names[i].name,
+						       head_value_names[i].len, &v, &n))
+				continue;
+			decided[i] = true;
+			undecided--;
+			if (n + 1 <= HEADER_VALUE_MAX) {
+				value[i] = v;
+				value_len[i] = n;
+				total += n + 1;
+			}
+			break; /* a line is one header */
+		}
 	}
 	head = malloc(sizeof(*head) + total);
 	if (!head)
 		return NULL;
 	head->cut = !block;
+	total = 0;
 	for (int i = 0; i < HEAD_VALUES; i++) {
-		head->value_at[i] = value_at[i];
-		if (value_at[i] >= 0)
-			strcpy(head->values + value_at[i], values[i]);
+		head->value_at[i] = value[i] ? (int16_t)total : -1;
+		if (!value[i])
+			continue;
+		memcpy(head->values + total, value[i], value_len[i]);
+		head->values[total + value_len[i]] = '\0';
+		total += value_len[i] + 1;
 	}
 	return head;
 }
@@ -187,35 +268,19 @@ static size_t head_end(const char *head, size_t len)
 
 int http_head_header(const char *head, size_t len, const char *name, char *buf, size_t buf_len)
 {
-	size_t name_len = strlen(name);
-	const char *end = head + len;
-	const char *line = memchr(head, '\n', len); /* the request line is no header */
+	size_t name_len = strlen(name), value_len;
+	const char *line, *eol, *value;
+	struct header_lines lines;
 
-	while (line && ++line < end) {
-		const char *eol = memchr(line, '\n', end - line), *value, *value_end;
-		size_t value_len;
-
-		if (!eol)
-			break; /* a line cut by the copy's end is not trusted */
-		if (eol - line <= 1)
-			break; /* the blank line */
-		if ((size_t)(eol - line) > name_len && line[name_len] == ':' &&
-		    strncasecmp(line, name, name_len) == 0) {
-			value = line + name_len + 1;
-			value_end = eol;
-			while (value < value_end && (*value == ' ' || *value == '\t'))
-				value++;
-			while (value_end > value && (value_end[-1] == '\r' || value_end[-1] == ' ' ||
-						     value_end[-1] == '\t'))
-				value_end--;
-			value_len = value_end - value;
-			if (value_len + 1 > buf_len)
-				return -ENOSPC;
-			memcpy(buf, value, value_len);
-			buf[value_len] = '\0';
-			return 0;
-		}
-		line = eol;
+	header_lines_init(&lines, head, len);
+	while (header_lines_next(&lines, &line, &eol)) {
+		if (header_value(line, eol, name, name_len, &value, &value_len))
+			continue;
+		if (value_len + 1 > buf_len)
+			return -ENOSPC;
+		memcpy(buf, value, value_len);
+		buf[value_len] = '\0';
+		return 0;
 	}
 	return -ENOENT;
 }
