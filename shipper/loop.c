@@ -272,7 +272,6 @@ static void show_live(struct loop *loop, uint64_t now_bucket)
 	http_rows_free(&http);
 }
 
-/* A record the policy ships: to every sink that takes records. */
 /* Each sink's work left over; true while any has some. */
 static bool pump_sinks(struct loop *loop)
 {
@@ -284,6 +283,7 @@ static bool pump_sinks(struct loop *loop)
 	return more;
 }
 
+/* A record the policy ships: to every sink that takes records. */
 static void ship_record(void *ctx, const struct http_record *record)
 {
 	struct loop *loop = ctx;

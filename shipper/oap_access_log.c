@@ -366,20 +366,24 @@ static int send_batch(struct oap_sender *sender, Skywalking__V3__EBPFAccessLogMe
 	return err;
 }
 
+/* Past the runs' exhausted ends: false while `*at` names a log still to send. */
+static bool runs_done(const struct syscall_run *runs, size_t n_runs, struct syscall_log_position *at)
+{
+	while (at->run < n_runs && at->index >= runs[at->run].count) {
+		at->run++;
+		at->index = 0;
+	}
+	return at->run >= n_runs;
+}
+
 /* The next message's kernel logs from `*at` on: up to SYSCALL_LOGS_PER_MESSAGE; how many. */
 static size_t fill_batch(struct syscall_batch *b, const struct syscall_run *runs, size_t n_runs,
 			 struct syscall_log_position *at)
 {
 	size_t slots = 0;
 
-	while (at->run < n_runs && slots < SYSCALL_LOGS_PER_MESSAGE) {
-		if (at->index >= runs[at->run].count) {
-			at->run++;
-			at->index = 0;
-			continue;
-		}
+	while (slots < SYSCALL_LOGS_PER_MESSAGE && !runs_done(runs, n_runs, at))
 		set_syscall_log(b, slots++, &runs[at->run], at->index++);
-	}
 	return slots;
 }
 
@@ -387,28 +391,24 @@ static size_t fill_batch(struct syscall_batch *b, const struct syscall_run *runs
  * The runs' kernel logs in order from `*at`, SYSCALL_LOGS_PER_MESSAGE per
  * message of `msg` (its connection on every one: the runs stay contiguous
  * even if a reader joins messages). A protocol log set on `msg` goes with
- * the first. Before each message `pace` (NULL: none) is asked for room;
- * without it `*at` keeps where the next message starts and -EAGAIN is
- * returned. 0 once every log is queued.
+ * the first. Before each message `pace` (NULL: none) is asked for room,
+ * before any log is built; without it `*at` keeps where the next message
+ * starts and -EAGAIN is returned. 0 once every log is queued.
  */
 static int send_syscall_runs(struct oap_sender *sender, Skywalking__V3__EBPFAccessLogMessage *msg,
 			     struct syscall_batch *b, const struct syscall_run *runs, size_t n_runs,
 			     struct syscall_log_position *at, const struct syscall_log_pace *pace)
 {
-	for (;;) {
-		struct syscall_log_position next = *at;
-		size_t slots = fill_batch(b, runs, n_runs, &next);
+	while (msg->protocollog || !runs_done(runs, n_runs, at)) {
 		int err;
 
-		if (!slots && !msg->protocollog)
-			return 0;
 		if (pace && !pace->has_room(pace->ctx))
 			return -EAGAIN;
-		err = send_batch(sender, msg, b, slots);
+		err = send_batch(sender, msg, b, fill_batch(b, runs, n_runs, at));
 		if (err)
 			return err;
-		*at = next;
 	}
+	return 0;
 }
 
 /* Every sub-message of one HTTP protocol log, on the caller's stack. */

@@ -338,7 +338,6 @@ static void send_syscall_logs(struct entities_state *state, const struct bucket_
 {
 	const struct sink_env *env = &state->sink->env;
 	struct syscall_backlog *b = &state->backlog;
-
 	size_t with_calls = 0;
 
 	send_backlog(state, NULL);
