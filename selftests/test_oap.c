@@ -26,6 +26,7 @@
 
 #include "ktest.h"
 #include "log.h"
+#include "oap/grpc_conn.h"
 #include "oap/oap.h"
 #include "oap/oap_queue.h"
 #include "oap_access_log.h"
@@ -1477,6 +1478,220 @@ KTEST_F(oap, wrong_token_is_rejected_and_reported, 60)
 	EXPECT_EQ(1, al.queue_depth);
 }
 
+
+/* A loopback TCP connect to `port` succeeds. */
+static bool port_accepts(int port)
+{
+	struct sockaddr_in addr = {
+		.sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
+	};
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	bool ok = fd >= 0 && connect(fd, (struct sockaddr *)&addr, sizeof(addr)) == 0;
+
+	if (fd >= 0)
+		close(fd);
+	return ok;
+}
+
+/*
+ * Run a server that is not a gRPC one (argv, its stderr and stdout into the
+ * test's directory) and wait until it listens on `port`. Its index in the
+ * fakes (killed at teardown), or -1.
+ */
+static int other_server_start(FIXTURE_DATA(oap) *self, const char *const *argv, int port)
+{
+	struct fake_proc *server = &self->fakes[self->n_fakes];
+	char log[128];
+	int index = self->n_fakes;
+
+	if (self->n_fakes == MAX_FAKES)
+		return -1;
+	snprintf(log, sizeof(log), "%s/server-%d.log", self->dir, index);
+	server->pid = fork();
+	if (server->pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (!freopen(log, "w", stderr) || !freopen("/dev/null", "w", stdout) ||
+		    !freopen("/dev/null", "r", stdin))
+			_exit(127);
+		execvp(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	if (server->pid < 0)
+		return -1;
+	self->n_fakes++;
+	server->port = port;
+	for (int i = 0; i < 100; i++) {
+		if (port_accepts(port))
+			return index;
+		if (waitpid(server->pid, NULL, WNOHANG) == server->pid) {
+			server->pid = 0;
+			return -1;
+		}
+		usleep(50000);
+	}
+	return -1;
+}
+
+/*
+ * OAP's address pointing at a server that is not gRPC: the error says what
+ * answered. nghttpd (HTTP/2 without TLS) has no such path: its 404 is gRPC's
+ * UNIMPLEMENTED. openssl s_server (TLS without ALPN h2) cannot carry gRPC.
+ */
+KTEST_F(oap, a_server_that_is_not_grpc_is_named_in_the_error, 60)
+{
+	char port_text[16], cert[128], key[128], accept[32];
+	int port = free_port(), ret = make_certs(self->dir), server;
+	struct oap_stream_stats al;
+
+	if (ret == -ENOENT || system("command -v nghttpd >/dev/null"))
+		SKIP(return, "needs nghttpd, openssl and selftests/oap/mkcerts.sh");
+	ASSERT_EQ(0, ret);
+	ASSERT_LT(0, port);
+	snprintf(port_text, sizeof(port_text), "%d", port);
+	server = other_server_start(self, (const char *const[]){ "nghttpd", "--no-tls",
+		"--address=127.0.0.1", "-d", self->dir, port_text, NULL }, port);
+	ASSERT_LE(0, server);
+	self->cfg.stream_rotate_s = 1;
+	ASSERT_EQ(0, sender_for(self, port, &self->sender));
+	ASSERT_EQ(0, enqueue_access_logs(self->sender, 0, 5));
+	ASSERT_TRUE(WAIT_UNTIL(stats_of(self->sender, OAP_STREAM_ACCESS_LOG).calls_failed >= 1, 10000));
+	al = stats_of(self->sender, OAP_STREAM_ACCESS_LOG);
+	LOG_STATS(al);
+	EXPECT_EQ(12, al.last_status); /* UNIMPLEMENTED */
+	EXPECT_NE(NULL, strstr(al.last_error, "UNIMPLEMENTED: HTTP status 404 without a grpc-status"))
+		TH_LOG("%s", al.last_error);
+	EXPECT_EQ(0, al.delivered);
+	EXPECT_EQ(5, al.queue_depth + al.sent);
+	EXPECT_EQ(al.sent, al.dropped[OAP_DROP_UNCONFIRMED] + al.dropped[OAP_DROP_SEND_FAILED] + al.in_flight);
+
+	/* TLS that does not offer HTTP/2. */
+	port = free_port();
+	ASSERT_LT(0, port);
+	snprintf(cert, sizeof(cert), "%s/pki/server.pem", self->dir);
+	snprintf(key, sizeof(key), "%s/pki/server.key", self->dir);
+	snprintf(accept, sizeof(accept), "127.0.0.1:%d", port);
+	server = other_server_start(self, (const char *const[]){ "openssl", "s_server", "-accept",
+		accept, "-cert", cert, "-key", key, "-www", "-quiet", NULL }, port);
+	ASSERT_LE(0, server);
+	self->cfg.tls = true;
+	snprintf(self->cfg.tls_ca, sizeof(self->cfg.tls_ca), "%s/pki/ca.pem", self->dir);
+	ASSERT_EQ(0, sender_for(self, port, &self->sender2));
+	ASSERT_EQ(0, enqueue_access_logs(self->sender2, 0, 5));
+	ASSERT_TRUE(WAIT_UNTIL(stats_of(self->sender2, OAP_STREAM_ACCESS_LOG).calls_failed >= 1, 10000));
+	al = stats_of(self->sender2, OAP_STREAM_ACCESS_LOG);
+	LOG_STATS(al);
+	EXPECT_EQ(14, al.last_status); /* UNAVAILABLE */
+	EXPECT_NE(NULL, strstr(al.last_error, "the server did not agree to HTTP/2 (ALPN h2)"))
+		TH_LOG("%s", al.last_error);
+	EXPECT_EQ(0, al.sent);
+	EXPECT_EQ(5, al.queue_depth);
+}
+
+/* oap_tls_server_name, not the address's host, is what OAP's certificate must name. */
+KTEST_F(oap, tls_server_name_is_the_name_the_certificate_must_carry, 60)
+{
+	char cert[128], key[128];
+	struct oap_stream_stats al;
+	int fake, ret = make_certs(self->dir);
+
+	if (ret == -ENOENT)
+		SKIP(return, "needs openssl and selftests/oap/mkcerts.sh");
+	ASSERT_EQ(0, ret);
+	snprintf(cert, sizeof(cert), "%s/pki/server.pem", self->dir);
+	snprintf(key, sizeof(key), "%s/pki/server.key", self->dir);
+	fake = start_c_fake(self, 0, (const char *const[]){ "--tls-cert", cert, "--tls-key", key, NULL });
+	ASSERT_LE(0, fake);
+	self->cfg.tls = true;
+	snprintf(self->cfg.tls_ca, sizeof(self->cfg.tls_ca), "%s/pki/ca.pem", self->dir);
+
+	/* the certificate names localhost (and 127.0.0.1): the override is checked, and passes */
+	strcpy(self->cfg.tls_server_name, "localhost");
+	ASSERT_EQ(0, sender_for(self, self->fakes[fake].port, &self->sender));
+	ASSERT_EQ(0, enqueue_access_logs(self->sender, 0, 20));
+	ASSERT_EQ(0, oap_sender_stop(self->sender, 10000));
+	al = stats_of(self->sender, OAP_STREAM_ACCESS_LOG);
+	LOG_STATS(al);
+	EXPECT_EQ(20, al.delivered);
+
+	/* a name it does not carry fails, although 127.0.0.1 would have passed */
+	strcpy(self->cfg.tls_server_name, "oap.skywalking");
+	ASSERT_EQ(0, sender_for(self, self->fakes[fake].port, &self->sender2));
+	ASSERT_EQ(0, enqueue_access_logs(self->sender2, 0, 5));
+	ASSERT_TRUE(WAIT_UNTIL(stats_of(self->sender2, OAP_STREAM_ACCESS_LOG).calls_failed >= 1, 10000));
+	al = stats_of(self->sender2, OAP_STREAM_ACCESS_LOG);
+	LOG_STATS(al);
+	EXPECT_EQ(14, al.last_status);
+	EXPECT_NE(NULL, strstr(al.last_error, "certificate verify failed: hostname mismatch"))
+		TH_LOG("%s", al.last_error);
+	EXPECT_EQ(0, al.sent);
+}
+
+/* Pump `conn` until its call is done or `ms` passed; the time it took. */
+static uint64_t pump_until_done(struct grpc_conn *conn, uint64_t ms)
+{
+	uint64_t start_ms = now_ms();
+
+	while (!grpc_call_state(conn)->done && now_ms() - start_ms < ms)
+		grpc_conn_pump(conn, 50);
+	return now_ms() - start_ms;
+}
+
+/*
+ * The transport's keepalive, below the sender (whose oap_keepalive_s is at
+ * least 300 s, what gRPC servers allow): a PING after 1 s of silence, and
+ * a connection whose peer never answers it is dead 500 ms later; a real
+ * gRPC server answers, and the call lives on.
+ */
+KTEST_F(oap, keepalive_ping_ends_a_silent_connection_and_not_a_live_one, 60)
+{
+	struct sockaddr_in addr = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t addr_len = sizeof(addr);
+	struct grpc_conn_options opts = {
+		.keepalive_s = 1, .keepalive_timeout_ms = 500, .connect_timeout_ms = 2000,
+	};
+	const struct grpc_call_state *state;
+	struct grpc_conn *conn = NULL;
+	char address[32], err[GRPC_DETAILS_LEN] = "";
+	int silent = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), fake;
+	uint64_t took_ms;
+
+	/* a listener that never accepts: the kernel completes the handshake, nothing answers */
+	ASSERT_LE(0, silent);
+	ASSERT_EQ(0, bind(silent, (struct sockaddr *)&addr, sizeof(addr)));
+	ASSERT_EQ(0, listen(silent, 4));
+	ASSERT_EQ(0, getsockname(silent, (struct sockaddr *)&addr, &addr_len));
+	snprintf(address, sizeof(address), "127.0.0.1:%d", ntohs(addr.sin_port));
+	opts.address = address;
+	ASSERT_EQ(0, grpc_conn_open(&opts, &conn, err, sizeof(err))) TH_LOG("%s", err);
+	ASSERT_EQ(0, grpc_call_start(conn, "/skywalking.v3.MeterReportService/collectBatch", ""));
+	took_ms = pump_until_done(conn, 5000);
+	state = grpc_call_state(conn);
+	EXPECT_TRUE(state->done);
+	EXPECT_EQ(GRPC_CODE_UNAVAILABLE, state->code);
+	EXPECT_STREQ("no answer to a keepalive PING in 500 ms", state->details);
+	EXPECT_LE(1500, took_ms);
+	EXPECT_GT(3000, took_ms);
+	EXPECT_FALSE(grpc_conn_reusable(conn));
+	grpc_conn_free(conn);
+	close(silent);
+
+	/* fake_oap (the gRPC C core) answers: 1.8 s with a PING due at 1 s, a deadline at 1.5 s */
+	fake = start_c_fake(self, 0, NULL);
+	ASSERT_LE(0, fake);
+	snprintf(address, sizeof(address), "127.0.0.1:%d", self->fakes[fake].port);
+	ASSERT_EQ(0, grpc_conn_open(&opts, &conn, err, sizeof(err))) TH_LOG("%s", err);
+	ASSERT_EQ(0, grpc_call_start(conn, "/skywalking.v3.MeterReportService/collectBatch", ""));
+	pump_until_done(conn, 1800);
+	state = grpc_call_state(conn);
+	EXPECT_FALSE(state->done) TH_LOG("%d %s", state->code, state->details);
+	EXPECT_TRUE(grpc_conn_reusable(conn));
+	/* and the call still ends as OAP says */
+	grpc_call_half_close(conn);
+	pump_until_done(conn, 5000);
+	EXPECT_TRUE(state->done);
+	EXPECT_EQ(GRPC_CODE_OK, state->code) TH_LOG("%s", state->details);
+	grpc_conn_free(conn);
+}
 
 KTEST_F(oap, meter_batches_split_and_host_node_info_arrive, 60)
 {

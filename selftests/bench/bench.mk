@@ -3,8 +3,8 @@
 # The benchmark's build rules, included by the top-level Makefile: the
 # calibration program (calibrate.bpf.c) and its loader, and the TCP load
 # generator of the churn and scale sections (loadgen.c), the oap section's
-# fixed-rate HTTP client (pace.c) and OAP transport floor (grpc_floor.c and
-# its own-HTTP/2 call h2_stream.c, linked with the shipper's code), and the k8s section's
+# fixed-rate HTTP client (pace.c) and OAP transport floor (grpc_floor.c,
+# linked with the shipper's code), and the k8s section's
 # resolver measurement (k8s_scale.c, linked with the shipper's code), into
 # $(OUTPUT)/bench/.
 # `make bench` builds them through bench-tools and runs bench.sh.
@@ -48,6 +48,6 @@ $(BENCH_K8S_SCALE): $(BENCH_DIR)/k8s_scale.c $(BENCH_DIR)/bench_cli.h selftests/
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) $(INCLUDES) -Iselftests -I$(BENCH_DIR) $< $(SHIPPER_LIB_OBJS) $(LDLIBS) $(TEST_LDLIBS) -o $@
 
-$(BENCH_GRPC_FLOOR): $(BENCH_DIR)/grpc_floor.c $(BENCH_DIR)/h2_stream.c $(BENCH_DIR)/h2_stream.h $(BENCH_DIR)/bench_cli.h $(SHIPPER_LIB_OBJS) | $(BENCH_OUTPUT)
+$(BENCH_GRPC_FLOOR): $(BENCH_DIR)/grpc_floor.c $(BENCH_DIR)/bench_cli.h $(SHIPPER_LIB_OBJS) | $(BENCH_OUTPUT)
 	$(call msg,CC,$@)
-	$(Q)$(CC) $(CFLAGS) $(INCLUDES) -I$(BENCH_DIR) $< $(BENCH_DIR)/h2_stream.c $(SHIPPER_LIB_OBJS) $(LDLIBS) -o $@
+	$(Q)$(CC) $(CFLAGS) $(INCLUDES) -I$(BENCH_DIR) $< $(SHIPPER_LIB_OBJS) $(LDLIBS) -o $@

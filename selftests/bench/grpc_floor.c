@@ -8,21 +8,19 @@
  * Against a running fake_oap, at a fixed rate (10,000 messages a second by
  * default) it sends the same number of messages twice, on a fresh sender
  * each time, and measures the process's CPU (user + system, every thread,
- * gRPC's own included) from the first message until the sender has written
+ * the sender's included) from the first message until the sender has written
  * the last, less what this program's own pacing costs: its thread's CPU
  * outside the queueing calls (its sleeps and wakeups, which a context
  * switch makes dear on a virtual machine, would add about 1 µs a message
  * at 10,000 a second):
  *   transport  one HTTP protocol log (no kernel logs) encoded once by
  *              access_log_encode_http(), queued as bytes: the queue and
- *              the gRPC C core's work per message;
+ *              the sender's gRPC over HTTP/2 (shipper/oap/grpc_conn.c)
+ *              per message;
  *   build      access_log_send_http() per exchange (its connection, the
  *              protocol log and two calls as kernel logs, as a server pod
  *              answering one request per read and write): building and
  *              packing too.
- *   own HTTP/2 the same bytes on a gRPC call made with libnghttp2 instead
- *              (h2_stream.c), written once per 10 ms tick: what a sender
- *              without the gRPC C core would pay;
  *   encode     the same protocol log, decoded into protobuf-c's structs and
  *              encoded again and again, in this thread and off the
  *              network: by protobuf-c (sized, then packed) and by the
@@ -42,7 +40,6 @@
 #include <unistd.h>
 
 #include "bench_cli.h"
-#include "h2_stream.h"
 #include "log.h"
 #include "oap/oap.h"
 #include "oap/pb_pack.h"
@@ -247,48 +244,6 @@ static int measure_encoders(const struct encoded *encoded, double *ret_protobuf_
 	return ret;
 }
 
-#define ACCESS_LOG_PATH "/skywalking.v3.EBPFAccessLogService/collect"
-
-/*
- * The same as run() with the encoded bytes, on the project's own HTTP/2:
- * each tick's messages are buffered, then written together. 0 unless the
- * server confirmed every message (grpc-status 0 after the half-close).
- */
-static double run_own_http2(const struct floor_options *opt, const struct encoded *encoded)
-{
-	struct h2_stream *stream = NULL;
-	uint64_t cpu_ns, pacer_ns, queueing_ns = 0, next_ns, queued = 0, per_tick;
-	double per_message = 0;
-
-	if (h2_stream_open(opt->address, ACCESS_LOG_PATH, &stream))
-		return 0;
-	per_tick = opt->rate / TICKS_PER_S ? opt->rate / TICKS_PER_S : 1;
-	usleep(200000);
-	cpu_ns = process_cpu_ns();
-	pacer_ns = thread_cpu_ns();
-	next_ns = bench_monotonic_ns();
-	while (queued < opt->messages) {
-		uint64_t tick_start_ns = thread_cpu_ns();
-
-		for (uint64_t i = 0; i < per_tick && queued < opt->messages; i++, queued++)
-			if (h2_stream_write(stream, encoded->bytes, encoded->len))
-				goto out;
-		if (h2_stream_flush(stream))
-			goto out;
-		queueing_ns += thread_cpu_ns() - tick_start_ns;
-		next_ns += TICK_NS * per_tick * TICKS_PER_S / opt->rate;
-		sleep_until(next_ns);
-	}
-	if (h2_stream_finish(stream, 10000) != 0)
-		goto out;
-	/* the finish's own waiting is the pacer's: only the flushes in it are work, and few */
-	pacer_ns = thread_cpu_ns() - pacer_ns - queueing_ns;
-	per_message = (double)(process_cpu_ns() - cpu_ns - pacer_ns) / opt->messages;
-out:
-	h2_stream_free(stream);
-	return per_message;
-}
-
 static int parse_options(int argc, char **argv, struct floor_options *opt)
 {
 	static const struct option options[] = {
@@ -325,7 +280,7 @@ int main(int argc, char **argv)
 	struct floor_options opt;
 	struct encoded encoded = { .len = 0 };
 	struct http_record r;
-	double transport_ns, build_ns, own_http2_ns, protobuf_c_ns = 0, pb_pack_ns = 0;
+	double transport_ns, build_ns, protobuf_c_ns = 0, pb_pack_ns = 0;
 	long len;
 
 	if (parse_options(argc, argv, &opt)) {
@@ -347,18 +302,16 @@ int main(int argc, char **argv)
 	}
 	transport_ns = run(&opt, &encoded);
 	build_ns = run(&opt, NULL);
-	own_http2_ns = run_own_http2(&opt, &encoded);
-	if (!transport_ns || !build_ns || !own_http2_ns) {
+	if (!transport_ns || !build_ns) {
 		fprintf(stderr, "grpc_floor: not every message was written to %s\n", opt.address);
 		return 1;
 	}
 	printf("{\"type\":\"grpc_floor\",\"rate\":%u,\"messages\":%u,\"message_bytes\":%zu,"
 	       "\"transport_us_per_message\":%.3f,\"build_us_per_message\":%.3f,"
 	       "\"transport_core_pct_at_rate\":%.3f,\"build_core_pct_at_rate\":%.3f,"
-	       "\"encode_protobuf_c_ns\":%.1f,\"encode_pb_pack_ns\":%.1f,"
-	       "\"own_http2_us_per_message\":%.3f}\n",
+	       "\"encode_protobuf_c_ns\":%.1f,\"encode_pb_pack_ns\":%.1f}\n",
 	       opt.rate, opt.messages, encoded.len, transport_ns / 1000, build_ns / 1000,
 	       transport_ns * opt.rate / NS_PER_S * 100, build_ns * opt.rate / NS_PER_S * 100,
-	       protobuf_c_ns, pb_pack_ns, own_http2_ns / 1000);
+	       protobuf_c_ns, pb_pack_ns);
 	return 0;
 }

@@ -261,14 +261,12 @@ grpc_floor_report() {
 The OAP path alone (grpc_floor: no agent, %d messages at %d/s to the same fake_oap, the process'"'"'s CPU but its pacing'"'"'s sleeps):
 ' \
 		"$(json_number <(echo "$line") messages)" "$(json_number <(echo "$line") rate)"
-	printf '  transport (an encoded %d-byte protocol log queued and written by the gRPC C core): %s us per message = %s%% of a core\n' \
+	printf '  transport (an encoded %d-byte protocol log queued and written by the sender'"'"'s gRPC over HTTP/2, grpc_conn.c): %s us per message = %s%% of a core\n' \
 		"$(json_number <(echo "$line") message_bytes)" "$(json_number <(echo "$line") transport_us_per_message)" \
 		"$(json_number <(echo "$line") transport_core_pct_at_rate)"
 	printf '  built as the shipper builds it (connection, protocol log, two calls), packed, queued, written: %s us = %s%%\n' \
 		"$(json_number <(echo "$line") build_us_per_message)" "$(json_number <(echo "$line") build_core_pct_at_rate)"
 	printf '  one message per HTTP exchange (OAP'"'"'s protocol), so at %d exchanges/s the transport alone is the floor\n' "$OAP_RATE"
-	printf '  the same bytes on a gRPC call made with libnghttp2 (bench/h2_stream.c: no gRPC C core, written per 10 ms tick): %s us per message\n' \
-		"$(json_number <(echo "$line") own_http2_us_per_message)"
 	printf '  encoding that protocol log (in one thread, off the network): protobuf-c %s ns, kaccess'"'"'s one-pass encoder %s ns\n' \
 		"$(json_number <(echo "$line") encode_protobuf_c_ns)" "$(json_number <(echo "$line") encode_pb_pack_ns)"
 	echo "$line" >>"$RESULTS_TMP"

@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 #
 # Kubernetes identity (shipper/k8s): the API client speaks HTTP/1.1 itself,
-# over OpenSSL (which gRPC loads anyway), and parses with json-c; kubeconfig
+# over OpenSSL (shared with the OAP sender: tls_client.c), and parses with json-c; kubeconfig
 # files are read with libyaml. Conntrack is plain netlink (linux-libc-dev
 # headers), no library.
 # The selftest's fake API server is Debian's python3 (stdlib only); openssl

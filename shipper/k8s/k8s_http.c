@@ -14,7 +14,6 @@
  * TLS), the silence allowance (renewed by each byte received) and the
  * request's total time.
  */
-#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <netdb.h>
@@ -30,12 +29,11 @@
 #include <unistd.h>
 
 #include <openssl/err.h>
-#include <openssl/pem.h>
 #include <openssl/ssl.h>
-#include <openssl/x509v3.h>
 #include <zlib.h>
 
 #include "k8s_http.h"
+#include "tls_client.h"
 
 #define RESPONSE_HEAD_MAX_BYTES (64u << 10)
 #define READ_BUFFER_BYTES (16u << 10)
@@ -382,117 +380,39 @@ static int connect_server(struct exchange *ex)
 
 /* ---- TLS ---- */
 
-/* The OpenSSL error queue's latest reason, emptied. */
-static const char *tls_reason(char *buf, size_t len)
-{
-	unsigned long code = ERR_peek_last_error();
-
-	if (!code)
-		snprintf(buf, len, "unknown error");
-	else
-		ERR_error_string_n(code, buf, len);
-	ERR_clear_error();
-	return buf;
-}
-
 static int tls_failed(struct exchange *ex, const char *what)
 {
 	char reason[160];
 
 	snprintf(ex->err, ex->err_len, "TLS with %s: %s: %s", ex->get->server->host_header, what,
-		 tls_reason(reason, sizeof(reason)));
+		 tls_client_reason(reason, sizeof(reason)));
 	return -ECONNREFUSED;
-}
-
-static int add_ca_certificates(SSL_CTX *ctx, const char *pem)
-{
-	BIO *bio = BIO_new_mem_buf(pem, -1);
-	X509_STORE *store = SSL_CTX_get_cert_store(ctx);
-	STACK_OF(X509_INFO) *infos = bio ? PEM_X509_INFO_read_bio(bio, NULL, NULL, NULL) : NULL;
-	int added = 0;
-
-	for (int i = 0; infos && i < sk_X509_INFO_num(infos); i++) {
-		X509_INFO *info = sk_X509_INFO_value(infos, i);
-
-		if (info->x509 && X509_STORE_add_cert(store, info->x509))
-			added++;
-	}
-	sk_X509_INFO_pop_free(infos, X509_INFO_free);
-	BIO_free(bio);
-	return added ? 0 : -EINVAL;
-}
-
-static int use_client_identity(SSL_CTX *ctx, const char *cert_pem, const char *key_pem)
-{
-	BIO *cert_bio = BIO_new_mem_buf(cert_pem, -1), *key_bio = BIO_new_mem_buf(key_pem, -1);
-	X509 *cert = cert_bio ? PEM_read_bio_X509(cert_bio, NULL, NULL, NULL) : NULL;
-	EVP_PKEY *key = key_bio ? PEM_read_bio_PrivateKey(key_bio, NULL, NULL, NULL) : NULL;
-	int err = cert && key && SSL_CTX_use_certificate(ctx, cert) == 1 &&
-				  SSL_CTX_use_PrivateKey(ctx, key) == 1 ? 0 : -EINVAL;
-
-	/* the rest of the certificate file: its chain */
-	for (X509 *extra; !err && cert_bio && (extra = PEM_read_bio_X509(cert_bio, NULL, NULL, NULL));)
-		if (SSL_CTX_add0_chain_cert(ctx, extra) != 1)
-			X509_free(extra);
-	X509_free(cert);
-	EVP_PKEY_free(key);
-	BIO_free(cert_bio);
-	BIO_free(key_bio);
-	ERR_clear_error(); /* the chain's end reads as "no start line" */
-	return err;
 }
 
 static int tls_context(struct exchange *ex)
 {
 	const struct k8s_http_tls *tls = ex->get->tls;
+	struct tls_client_options opts = {
+		.ca_pem = tls->ca_pem,
+		.ca_path = tls->ca_path,
+		.cert_pem = tls->cert_pem,
+		.key_pem = tls->key_pem,
+		.insecure = tls->insecure,
+	};
+	char why[200];
 
-	ex->ctx = SSL_CTX_new(TLS_client_method());
-	if (!ex->ctx)
-		return tls_failed(ex, "no context");
-	SSL_CTX_set_min_proto_version(ex->ctx, TLS1_2_VERSION);
-	/* a server that closes without close_notify ends the body; framing says if it was whole */
-	SSL_CTX_set_options(ex->ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
-	SSL_CTX_set_verify(ex->ctx, tls->insecure ? SSL_VERIFY_NONE : SSL_VERIFY_PEER, NULL);
-	if (tls->ca_pem && add_ca_certificates(ex->ctx, tls->ca_pem))
-		return tls_failed(ex, "the CA certificates do not parse");
-	if (!tls->ca_pem && tls->ca_path && tls->ca_path[0] &&
-	    SSL_CTX_load_verify_locations(ex->ctx, tls->ca_path, NULL) != 1)
-		return tls_failed(ex, tls->ca_path);
-	if (!tls->ca_pem && !(tls->ca_path && tls->ca_path[0]))
-		SSL_CTX_set_default_verify_paths(ex->ctx);
-	if (tls->cert_pem && tls->key_pem && use_client_identity(ex->ctx, tls->cert_pem, tls->key_pem))
-		return tls_failed(ex, "the client certificate or key does not parse or match");
-	return 0;
-}
-
-/* The name the certificate must carry: the URL's host, an address or a DNS name. */
-static int expect_server_name(struct exchange *ex)
-{
-	const char *host = ex->get->server->host;
-	unsigned char address[16];
-	bool literal = inet_pton(AF_INET, host, address) == 1 || inet_pton(AF_INET6, host, address) == 1;
-
-	if (ex->get->tls->insecure)
+	if (!tls_client_context(&opts, &ex->ctx, why, sizeof(why)))
 		return 0;
-	if (literal)
-		return X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ex->ssl), host) == 1 ? 0 : -EINVAL;
-	SSL_set_tlsext_host_name(ex->ssl, host);
-	return SSL_set1_host(ex->ssl, host) == 1 ? 0 : -EINVAL;
+	snprintf(ex->err, ex->err_len, "TLS with %s: %s", ex->get->server->host_header, why);
+	return -ECONNREFUSED;
 }
 
 static int handshake_failed(struct exchange *ex)
 {
-	long verify = SSL_get_verify_result(ex->ssl);
-	char reason[160];
+	char why[200];
 
-	if (verify != X509_V_OK) {
-		ERR_clear_error();
-		snprintf(ex->err, ex->err_len, "TLS with %s: certificate verify failed: %s",
-			 ex->get->server->host_header, X509_verify_cert_error_string(verify));
-		return -ECONNREFUSED;
-	}
-	snprintf(ex->err, ex->err_len, "TLS with %s: handshake failed: %s",
-		 ex->get->server->host_header, tls_reason(reason, sizeof(reason)));
+	tls_client_handshake_error(ex->ssl, why, sizeof(why));
+	snprintf(ex->err, ex->err_len, "TLS with %s: %s", ex->get->server->host_header, why);
 	return -ECONNREFUSED;
 }
 
@@ -514,7 +434,8 @@ static int tls_start(struct exchange *ex)
 	if (err)
 		return err;
 	ex->ssl = SSL_new(ex->ctx);
-	if (!ex->ssl || SSL_set_fd(ex->ssl, ex->fd) != 1 || expect_server_name(ex))
+	if (!ex->ssl || SSL_set_fd(ex->ssl, ex->fd) != 1 ||
+	    (!ex->get->tls->insecure && tls_client_expect_host(ex->ssl, ex->get->server->host)))
 		return tls_failed(ex, "no session");
 	for (;;) {
 		int ret = SSL_connect(ex->ssl);

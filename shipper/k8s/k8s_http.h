@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
- * The HTTP/1.1 GET the watchers need, over TCP or over TLS with the OpenSSL
- * that gRPC already loads: one request per connection, a body delivered as
+ * The HTTP/1.1 GET the watchers need, over TCP or over TLS (OpenSSL, through
+ * tls_client.h): one request per connection, a body delivered as
  * it arrives (Content-Length, chunked, or up to the close), deadlines for
  * connecting and for silence, and a descriptor that interrupts everything.
- * No proxies, redirects or compression: the API server needs none of them.
+ * No proxies or redirects: the API server needs neither.
  */
 #ifndef KACCESS_K8S_HTTP_H
 #define KACCESS_K8S_HTTP_H

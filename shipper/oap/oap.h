@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
  * The OAP sender: delivers access logs and meter collections to Apache
- * SkyWalking OAP over gRPC, from threads of its own, so that OAP being down,
- * slow or refusing never blocks the caller.
+ * SkyWalking OAP over gRPC (kaccess's own, on HTTP/2: grpc_conn.h), from
+ * threads of its own, so that OAP being down, slow or refusing never blocks
+ * the caller.
  *
  * Two client-streaming calls, one per stream, each fed by a bounded queue:
  *
@@ -13,8 +14,8 @@
  *   OAP_STREAM_METER       /skywalking.v3.MeterReportService/collectBatch
  *                          one MeterDataCollection per queue entry
  *
- * Delivery is at most once. A message counts as `sent` when gRPC has taken
- * it, and as `delivered` only when its call ends with status OK (the server
+ * Delivery is at most once. A message counts as `sent` when it is written
+ * into its call (the socket takes it at the next pump), and as `delivered` only when its call ends with status OK (the server
  * has read everything before it answers). Messages sent on a call that then
  * fails are counted as dropped for reason OAP_DROP_UNCONFIRMED: OAP may or may
  * not have read them, and nothing is re-sent. Access-log calls are closed and
@@ -140,7 +141,7 @@ const char *oap_drop_reason_name(enum oap_drop_reason reason);
 /* A point-in-time copy of one stream's counters. */
 struct oap_stream_stats {
 	uint64_t enqueued;                   /* accepted by an enqueue call */
-	uint64_t sent;                       /* written to gRPC */
+	uint64_t sent;                       /* written into a call */
 	uint64_t delivered;                  /* on a call that ended with status OK */
 	uint64_t dropped[OAP_DROP_REASON_COUNT];
 	uint64_t calls_started;
@@ -156,7 +157,7 @@ struct oap_stream_stats {
 	uint64_t queue_bytes_max;
 	uint64_t in_flight;                  /* sent on the current call, not yet confirmed */
 	uint64_t backoff_ms;                 /* current wait before the next call */
-	int last_status;                     /* grpc_status_code of the last failed call, 0 */
+	int last_status;                     /* gRPC status code of the last failed call, 0 */
 	bool connected;                      /* a call is open and its writes succeed */
 	char last_error[OAP_ERROR_LEN];      /* "" until something fails */
 };

@@ -2,7 +2,10 @@
 #
 # The OAP transport, included by the top-level Makefile after its variables:
 # protobuf-c code generated from proto/ into $(OUTPUT)/proto/ (never
-# committed), the gRPC C core for the sender, and the test-only fake OAP.
+# committed), and the test-only fake OAP. The sender speaks gRPC itself
+# (grpc_conn.c, on libnghttp2 and OpenSSL, which http2.mk and k8s.mk bring);
+# the fake OAP is a real gRPC server, the gRPC C core's, so every test of
+# the sender talks to another implementation than its own.
 #
 #   $(OUTPUT)/proto/**/*.pb-c.[cho]       from proto/**/*.proto by protoc-c
 #   $(OUTPUT)/selftests/oap/fake_oap      the fake OAP (gRPC C core server)
@@ -23,11 +26,14 @@ FAKE_OAP := $(OUTPUT)/selftests/oap/fake_oap
 
 SHIPPER_OBJS += $(OAP_PB_OBJS)
 SHIPPER_LIB_OBJS += $(OAP_PB_OBJS)
-SHIPPER_PKGS += grpc libprotobuf-c
+SHIPPER_PKGS += libprotobuf-c
 INCLUDES += -I$(OAP_PB_DIR)
-DEPS_BUILD += libgrpc-dev protobuf-c-compiler libprotobuf-c-dev
-# The Python decoder and the wire check (grpc_tools.protoc), the test CA.
-DEPS_TEST += python3-grpcio python3-grpc-tools python3-protobuf openssl python3-yaml
+DEPS_BUILD += protobuf-c-compiler libprotobuf-c-dev
+# The fake OAP (the gRPC C core), the Python decoder and the wire check
+# (grpc_tools.protoc), the test CA.
+DEPS_TEST += libgrpc-dev python3-grpcio python3-grpc-tools python3-protobuf openssl python3-yaml
+OAP_GRPC_CFLAGS = $(shell $(PKG_CONFIG) --cflags grpc 2>/dev/null)
+OAP_GRPC_LIBS = $(shell $(PKG_CONFIG) --libs grpc 2>/dev/null || echo -lgrpc -lgpr)
 TEST_TOOLS += $(FAKE_OAP)
 
 # One protoc-c run writes every file (a grouped target: GNU make >= 4.3).
@@ -47,8 +53,8 @@ $(filter-out $(OAP_SHIPPER_OBJS),$(patsubst shipper/%.c,$(OUTPUT)/shipper/%.o,$(
 $(FAKE_OAP): selftests/oap/fake_oap.c $(OAP_PB_OBJS) $(OUTPUT)/shipper/oap/oap_json.o $(OUTPUT)/shipper/oap/pb_pack.o
 	$(call msg,TOOL,$@)
 	$(Q)mkdir -p $(dir $@)
-	$(Q)$(CC) $(CFLAGS) $(SHIPPER_PKG_CFLAGS) $(INCLUDES) $< $(OAP_PB_OBJS) \
-		$(OUTPUT)/shipper/oap/oap_json.o $(OUTPUT)/shipper/oap/pb_pack.o $(LDLIBS) -o $@
+	$(Q)$(CC) $(CFLAGS) $(SHIPPER_PKG_CFLAGS) $(OAP_GRPC_CFLAGS) $(INCLUDES) $< $(OAP_PB_OBJS) \
+		$(OUTPUT)/shipper/oap/oap_json.o $(OUTPUT)/shipper/oap/pb_pack.o $(OAP_GRPC_LIBS) $(LDLIBS) -o $@
 
 # Scripts, "built" like test_manifests: copied where run.sh runs tests (never
 # into the QEMU guests, which have no python3).
@@ -57,9 +63,3 @@ selftests: $(OUTPUT)/selftests/test_oap_wire $(OUTPUT)/selftests/test_oap_rules
 $(OUTPUT)/selftests/test_oap_wire $(OUTPUT)/selftests/test_oap_rules: $(OUTPUT)/selftests/test_%: selftests/test_%.py
 	$(call msg,TEST,$@)
 	$(Q)install -D -m 0755 $< $@
-
-# gRPC's core is C++: a static link needs the C++ runtime (the shared
-# libgrpc pulls it in by itself). Applies to the VM runner's static builds.
-OAP_STATIC_LDLIBS := -lstdc++ -lm
-$(OUTPUT)/vm/static/kaccess: VM_STATIC_LDLIBS += $(OAP_STATIC_LDLIBS)
-$(OUTPUT)/vm/static/selftests/test_%: VM_STATIC_LDLIBS += $(OAP_STATIC_LDLIBS)

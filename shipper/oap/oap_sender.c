@@ -1,54 +1,38 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /*
- * The OAP sender (see oap.h): per stream one thread, one completion queue,
- * at most one call at a time, fed by a bounded drop-oldest queue.
+ * The OAP sender (see oap.h): per stream one thread and one connection of
+ * its own (grpc_conn.h), at most one call at a time, fed by a bounded
+ * drop-oldest queue.
  *
  * A call's life, as the stream thread drives it:
- *   open     create the call; start SEND_INITIAL_METADATA (with the token),
- *            RECV_STATUS_ON_CLIENT at once (so a refusal or a dead peer is
- *            seen while writing, not at the end) and RECV_INITIAL_METADATA +
- *            RECV_MESSAGE for OAP's single answer; the access-log stream
- *            writes the node info first
- *   write    one queue entry per SEND_MESSAGE; while more are queued, up to
- *            batch_max_messages go back to back with GRPC_WRITE_BUFFER_HINT
- *   rotate   after stream_rotate_s: SEND_CLOSE_FROM_CLIENT, then status OK
- *            confirms every message of the call (delivered)
+ *   open     connect if there is no usable connection; start the call with
+ *            the token; the access-log stream writes the node info first;
+ *            then a probation (below) for OAP to refuse it
+ *   write    up to batch_max_messages queued entries into the call's
+ *            buffer, then one pump hands them to the socket together; an
+ *            idle call pumps every IDLE_POLL_MS, so messages queued one at
+ *            a time leave in one write per poll
+ *   rotate   after stream_rotate_s: half-close, then status OK confirms
+ *            every message of the call (delivered)
  *   fail     any other status: the call's unconfirmed messages are dropped
  *            (never re-sent: at most once), the next call waits a backoff
  *            that doubles up to backoff_max_ms
  */
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#include <grpc/byte_buffer.h>
-#include <grpc/grpc.h>
-#include <grpc/grpc_security.h>
-#include <grpc/slice.h>
-#include <grpc/support/alloc.h>
-#include <grpc/support/log.h>
-#include <grpc/support/time.h>
-
+#include "grpc_conn.h"
 #include "log.h"
 #include "oap.h"
 #include "oap_queue.h"
 #include "pb_pack.h"
 
-/* Completion-queue tags: one call per stream at a time, so a kind suffices. */
-enum call_tag {
-	TAG_START = 1,    /* SEND_INITIAL_METADATA */
-	TAG_STATUS,       /* RECV_STATUS_ON_CLIENT */
-	TAG_HEADERS,      /* RECV_INITIAL_METADATA */
-	TAG_RECV,         /* RECV_MESSAGE: OAP's one answer, at the end */
-	TAG_SEND,         /* SEND_MESSAGE */
-	TAG_CLOSE,        /* SEND_CLOSE_FROM_CLIENT */
-};
-
-#define TAG_BIT(tag) (1u << (tag))
 /* How often an idle thread looks at its queue, its call and the stop flag. */
 #define IDLE_POLL_MS 50
 /*
@@ -60,18 +44,22 @@ enum call_tag {
 #define CALL_PROBATION_MS 250
 /* A call that has written successfully this long proves OAP is back. */
 #define BACKOFF_RESET_AFTER_MS 10000
+/* Connecting and the TLS handshake together (gRPC's own minimum). */
+#define CONNECT_TIMEOUT_MS 20000
+/* A keepalive PING's answer: without it the connection is dead. */
+#define KEEPALIVE_TIMEOUT_MS 20000
+/*
+ * Written to the call but not yet taken by the socket: above this the
+ * writer waits for OAP, so a slow OAP holds messages in the queue, where
+ * its bound and drop-oldest decide, not here.
+ */
+#define CALL_UNSENT_MAX_BYTES (256u << 10)
 
 struct oap_call {
-	grpc_call *call;
-	unsigned int pending;         /* TAG_BITs of batches not yet completed */
-	bool status_received;
-	bool headers_received;
-	bool send_done, send_ok;
-	bool close_sent;
-	grpc_status_code status;
-	grpc_slice status_details;
-	grpc_metadata_array initial_metadata, trailing_metadata;
-	grpc_byte_buffer *response;
+	bool open;
+	bool ended_here;              /* before OAP had it: `code` and `details` say why */
+	enum grpc_code code;          /* how it ended, once over */
+	char details[GRPC_DETAILS_LEN];
 	uint64_t opened_ms;
 	uint64_t last_send_ok_ms;
 	uint64_t in_flight;           /* written, not yet confirmed */
@@ -92,10 +80,8 @@ struct oap_stream_ctx {
 	struct oap_stream_stats stats;
 
 	/* Thread only. */
-	grpc_channel *channel;        /* own connection per stream; NULL after a failure */
-	grpc_completion_queue *cq;
+	struct grpc_conn *conn;       /* own connection per stream; NULL after a failure */
 	struct oap_call call;
-	bool call_open;
 	bool last_call_failed;
 	bool reported_down;           /* the failure is logged; log the recovery */
 	uint64_t backoff_ms;
@@ -129,13 +115,7 @@ static uint64_t now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static gpr_timespec deadline_in_ms(uint64_t ms)
-{
-	return gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
-			    gpr_time_from_millis((int64_t)ms, GPR_TIMESPAN));
-}
-
-static const char *status_name(grpc_status_code code)
+static const char *status_name(enum grpc_code code)
 {
 	static const char *const names[] = {
 		"OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED",
@@ -145,6 +125,11 @@ static const char *status_name(grpc_status_code code)
 	};
 
 	return (unsigned int)code < sizeof(names) / sizeof(names[0]) ? names[code] : "UNKNOWN";
+}
+
+static bool stop_expired(struct oap_stream_ctx *ctx)
+{
+	return atomic_load(&ctx->sender->stopping) && now_ms() >= ctx->sender->stop_deadline_ms;
 }
 
 /* ---- counters (under the stream lock) ---- */
@@ -161,7 +146,7 @@ static void stats_drop(struct oap_stream_ctx *ctx, enum oap_drop_reason reason, 
 	stats_add(ctx, &ctx->stats.dropped[reason], count);
 }
 
-static void stats_set_error(struct oap_stream_ctx *ctx, grpc_status_code code, const char *text)
+static void stats_set_error(struct oap_stream_ctx *ctx, int code, const char *text)
 {
 	pthread_mutex_lock(&ctx->lock);
 	ctx->stats.last_status = code;
@@ -205,212 +190,130 @@ out:
 	return ret;
 }
 
-static grpc_channel_credentials *channel_credentials(struct oap_sender *sender)
-{
-	grpc_ssl_pem_key_cert_pair pair = {
-		.private_key = sender->tls_key_pem,
-		.cert_chain = sender->tls_cert_pem,
-	};
+/* ---- the connection ---- */
 
-	if (!sender->cfg.tls)
-		return grpc_insecure_credentials_create();
-	return grpc_ssl_credentials_create(sender->tls_ca_pem,
-					   sender->tls_cert_pem ? &pair : NULL, NULL, NULL);
+static bool connect_gives_up(void *arg)
+{
+	return stop_expired(arg);
 }
 
-static grpc_arg int_arg(const char *key, int value)
-{
-	return (grpc_arg){ .type = GRPC_ARG_INTEGER, .key = (char *)key, .value.integer = value };
-}
-
-static grpc_arg string_arg(const char *key, char *value)
-{
-	return (grpc_arg){ .type = GRPC_ARG_STRING, .key = (char *)key, .value.string = value };
-}
-
-/*
- * Each stream has its own channel (its own connection: a slow access-log
- * stream does not hold up the meters), from a local subchannel pool so that
- * dropping it after a failure also drops gRPC's reconnect backoff: the
- * sender's own backoff is the only one, and OAP's return is seen at the next
- * call.
- */
-static int channel_create(struct oap_stream_ctx *ctx)
+static int conn_open(struct oap_stream_ctx *ctx, char *why, size_t why_len)
 {
 	struct oap_sender *sender = ctx->sender;
 	const struct oap_config *cfg = &sender->cfg;
-	grpc_arg args[8];
-	size_t n = 0;
-	grpc_channel_args channel_args;
-	grpc_channel_credentials *creds;
+	struct grpc_conn_options opts = {
+		.address = cfg->address,
+		.tls = cfg->tls,
+		.ca_pem = sender->tls_ca_pem,
+		.cert_pem = sender->tls_cert_pem,
+		.key_pem = sender->tls_key_pem,
+		.server_name = cfg->tls_server_name,
+		.keepalive_s = cfg->keepalive_s,
+		.keepalive_timeout_ms = KEEPALIVE_TIMEOUT_MS,
+		.connect_timeout_ms = CONNECT_TIMEOUT_MS,
+		.give_up = connect_gives_up,
+		.give_up_arg = ctx,
+	};
 
-	/* HTTP/2 pings at most every keepalive_s, and only while a call is open. */
-	args[n++] = int_arg(GRPC_ARG_KEEPALIVE_TIME_MS, cfg->keepalive_s * 1000);
-	args[n++] = int_arg(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 20000);
-	args[n++] = int_arg(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 0);
-	args[n++] = int_arg(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
-	args[n++] = int_arg(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, cfg->backoff_initial_ms);
-	args[n++] = int_arg(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, cfg->backoff_max_ms);
-	/* At most once: no transparent re-sends by gRPC. */
-	args[n++] = int_arg(GRPC_ARG_ENABLE_RETRIES, 0);
-	if (cfg->tls && cfg->tls_server_name[0])
-		args[n++] = string_arg(GRPC_SSL_TARGET_NAME_OVERRIDE_ARG,
-							   (char *)cfg->tls_server_name);
-	channel_args = (grpc_channel_args){ .num_args = n, .args = args };
-
-	creds = channel_credentials(sender);
-	if (!creds)
-		return -EINVAL;
-	ctx->channel = grpc_channel_create(cfg->address, creds, &channel_args);
-	grpc_channel_credentials_release(creds);
-	return ctx->channel ? 0 : -ENOMEM;
+	return grpc_conn_open(&opts, &ctx->conn, why, why_len);
 }
 
-static void channel_drop(struct oap_stream_ctx *ctx)
+static void conn_drop(struct oap_stream_ctx *ctx)
 {
-	if (ctx->channel)
-		grpc_channel_destroy(ctx->channel);
-	ctx->channel = NULL;
+	grpc_conn_free(ctx->conn);
+	ctx->conn = NULL;
+}
+
+/*
+ * The connection kept from the last call, if it still is one: a server that
+ * closed it or said GOAWAY while no call was open is seen here, not by a
+ * call that would fail on it.
+ */
+static void conn_check(struct oap_stream_ctx *ctx)
+{
+	if (ctx->conn && (grpc_conn_pump(ctx->conn, 0) || !grpc_conn_reusable(ctx->conn)))
+		conn_drop(ctx);
 }
 
 /* ---- one call ---- */
 
-static void call_event(struct oap_stream_ctx *ctx, grpc_event *event)
+/* The call ended before it reached OAP (no connection, no stream). */
+static void call_end_here(struct oap_stream_ctx *ctx, enum grpc_code code, const char *details)
 {
 	struct oap_call *call = &ctx->call;
-	enum call_tag tag = (enum call_tag)(uintptr_t)event->tag;
 
-	call->pending &= ~TAG_BIT(tag);
-	switch (tag) {
-	case TAG_STATUS:
-		call->status_received = true;
-		break;
-	case TAG_HEADERS:
-		call->headers_received = true;
-		break;
-	case TAG_SEND:
-		call->send_done = true;
-		call->send_ok = event->success;
-		break;
-	default:
-		break;
-	}
+	call->ended_here = true;
+	call->code = code;
+	snprintf(call->details, sizeof(call->details), "%s", details);
 }
 
-/* Wait up to `ms` for one completion; false on timeout. */
-static bool call_poll(struct oap_stream_ctx *ctx, uint64_t ms)
+static bool call_done(struct oap_stream_ctx *ctx)
 {
-	grpc_event event = grpc_completion_queue_next(ctx->cq, deadline_in_ms(ms), NULL);
-
-	if (event.type != GRPC_OP_COMPLETE)
-		return false;
-	call_event(ctx, &event);
-	return true;
+	return ctx->call.ended_here || !ctx->conn || grpc_call_state(ctx->conn)->done;
 }
 
-static int call_start_batch(struct oap_stream_ctx *ctx, const grpc_op *ops, size_t count,
-			    enum call_tag tag)
+static bool call_has_headers(struct oap_stream_ctx *ctx)
 {
-	grpc_call_error err = grpc_call_start_batch(ctx->call.call, ops, count,
-						    (void *)(uintptr_t)tag, NULL);
-
-	if (err != GRPC_CALL_OK)
-		return -EIO;
-	ctx->call.pending |= TAG_BIT(tag);
-	return 0;
+	return ctx->conn && grpc_call_state(ctx->conn)->headers;
 }
 
-static int call_start_ops(struct oap_stream_ctx *ctx)
+/* Move bytes both ways, waiting up to `ms` for the socket. */
+static void call_pump(struct oap_stream_ctx *ctx, uint64_t ms)
 {
-	struct oap_call *call = &ctx->call;
-	const char *token = ctx->sender->cfg.auth_token;
-	grpc_metadata auth = {
-		.key = grpc_slice_from_static_string("authentication"),
-		.value = grpc_slice_from_static_string(token),
-	};
-	grpc_op start = { .op = GRPC_OP_SEND_INITIAL_METADATA };
-	grpc_op status = { .op = GRPC_OP_RECV_STATUS_ON_CLIENT };
-	grpc_op headers = { .op = GRPC_OP_RECV_INITIAL_METADATA };
-	grpc_op recv = { .op = GRPC_OP_RECV_MESSAGE };
-	int ret;
-
-	start.data.send_initial_metadata.count = token[0] ? 1 : 0;
-	start.data.send_initial_metadata.metadata = &auth;
-	status.data.recv_status_on_client.trailing_metadata = &call->trailing_metadata;
-	status.data.recv_status_on_client.status = &call->status;
-	status.data.recv_status_on_client.status_details = &call->status_details;
-	headers.data.recv_initial_metadata.recv_initial_metadata = &call->initial_metadata;
-	recv.data.recv_message.recv_message = &call->response;
-
-	ret = call_start_batch(ctx, &start, 1, TAG_START);
-	if (!ret)
-		ret = call_start_batch(ctx, &status, 1, TAG_STATUS);
-	if (!ret)
-		ret = call_start_batch(ctx, &headers, 1, TAG_HEADERS);
-	if (!ret)
-		ret = call_start_batch(ctx, &recv, 1, TAG_RECV);
-	return ret;
+	if (ctx->conn)
+		grpc_conn_pump(ctx->conn, (unsigned int)ms);
 }
 
 static int call_open(struct oap_stream_ctx *ctx)
 {
 	struct oap_call *call = &ctx->call;
-	grpc_slice method = grpc_slice_from_static_string(ctx->method);
+	char why[GRPC_DETAILS_LEN];
+	int ret;
 
 	memset(call, 0, sizeof(*call));
-	grpc_metadata_array_init(&call->initial_metadata);
-	grpc_metadata_array_init(&call->trailing_metadata);
+	call->open = true;
 	call->opened_ms = now_ms();
-	if (!ctx->channel && channel_create(ctx))
-		return -ENOMEM;
-	call->call = grpc_channel_create_call(ctx->channel, NULL, GRPC_PROPAGATE_DEFAULTS,
-					      ctx->cq, method, NULL,
-					      gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
-	if (!call->call)
-		return -ENOMEM;
-	ctx->call_open = true;
 	pthread_mutex_lock(&ctx->lock);
 	ctx->stats.calls_started++;
 	if (ctx->last_call_failed)
 		ctx->stats.reconnects++;
 	pthread_mutex_unlock(&ctx->lock);
-	if (call_start_ops(ctx)) {
-		grpc_call_cancel(call->call, NULL);
-		return -EIO;
+	conn_check(ctx);
+	if (!ctx->conn && conn_open(ctx, why, sizeof(why))) {
+		call_end_here(ctx, GRPC_CODE_UNAVAILABLE, why);
+		return -ECONNREFUSED;
+	}
+	ret = grpc_call_start(ctx->conn, ctx->method, ctx->sender->cfg.auth_token);
+	if (ret) {
+		call_end_here(ctx, GRPC_CODE_INTERNAL, "could not start a call on the connection");
+		return ret;
 	}
 	return 0;
 }
 
 /*
- * Write one message and wait for gRPC to take it. `data` is owned by the
- * slice from here on. Cancels the call when the write outlives
- * send_timeout_s or the stop deadline, so the wait always ends.
+ * Write one message into the call (`data` is freed here). While OAP has
+ * not taken CALL_UNSENT_MAX_BYTES of what was written, wait for it, and
+ * cancel the call when that outlives send_timeout_s or the stop deadline,
+ * so the wait always ends.
  */
-static int call_send(struct oap_stream_ctx *ctx, uint8_t *data, size_t len, uint32_t flags)
+static int call_send(struct oap_stream_ctx *ctx, uint8_t *data, size_t len)
 {
 	struct oap_call *call = &ctx->call;
-	grpc_slice slice = grpc_slice_new(data, len, free);
-	grpc_byte_buffer *buffer = grpc_raw_byte_buffer_create(&slice, 1);
-	grpc_op op = { .op = GRPC_OP_SEND_MESSAGE, .flags = flags };
 	uint64_t give_up_ms = now_ms() + ctx->sender->cfg.send_timeout_s * 1000ull;
-	bool cancelled = false;
-	int ret;
+	int ret = call_done(ctx) ? -EIO : grpc_call_write(ctx->conn, data, len);
 
-	grpc_slice_unref(slice);
-	op.data.send_message.send_message = buffer;
-	call->send_done = false;
-	ret = call_start_batch(ctx, &op, 1, TAG_SEND);
-	while (!ret && !call->send_done) {
-		call_poll(ctx, IDLE_POLL_MS);
-		if (!cancelled && !call->send_done &&
-		    (now_ms() > give_up_ms ||
-		     (atomic_load(&ctx->sender->stopping) && now_ms() > ctx->sender->stop_deadline_ms))) {
-			grpc_call_cancel(call->call, NULL);
-			cancelled = true;
-		}
+	free(data);
+	if (ret)
+		return -EIO;
+	while (!call_done(ctx) && grpc_call_unsent_bytes(ctx->conn) > CALL_UNSENT_MAX_BYTES) {
+		call_pump(ctx, IDLE_POLL_MS);
+		if (now_ms() > give_up_ms)
+			grpc_call_cancel(ctx->conn, "OAP took nothing for oap_send_timeout_s");
+		else if (stop_expired(ctx))
+			grpc_call_cancel(ctx->conn, "the stop's flush budget ran out");
 	}
-	grpc_byte_buffer_destroy(buffer);
-	if (ret || !call->send_ok)
+	if (call_done(ctx))
 		return -EIO;
 	call->last_send_ok_ms = now_ms();
 	return 0;
@@ -420,26 +323,24 @@ static void call_describe_failure(struct oap_stream_ctx *ctx)
 {
 	struct oap_call *call = &ctx->call;
 	const struct oap_config *cfg = &ctx->sender->cfg;
-	char *details = grpc_slice_to_c_string(call->status_details);
 	char text[OAP_ERROR_LEN];
 	const char *what = "", *hint = "";
-	bool auth = call->status == GRPC_STATUS_UNAUTHENTICATED ||
-		    call->status == GRPC_STATUS_PERMISSION_DENIED;
+	bool auth = call->code == GRPC_CODE_UNAUTHENTICATED ||
+		    call->code == GRPC_CODE_PERMISSION_DENIED;
 	int len;
 
 	if (auth) {
 		what = "authentication rejected by ";
 		hint = "; check oap_auth_token";
-	} else if (cfg->tls && call->status == GRPC_STATUS_UNAVAILABLE && !call->last_send_ok_ms) {
+	} else if (cfg->tls && call->code == GRPC_CODE_UNAVAILABLE && !call->last_send_ok_ms) {
 		hint = "; check oap_tls, oap_tls_ca and OAP's certificate";
 	}
 	/* The hint goes first when the details are long: it says what to fix. */
 	len = snprintf(text, sizeof(text), "%sOAP %s: %s%s: %s", what, cfg->address,
-		       status_name(call->status), hint, details ? details : "");
+		       status_name(call->code), hint, call->details);
 	if (len >= (int)sizeof(text))
 		text[sizeof(text) - 1] = '\0'; /* truncated details: the start says enough */
-	gpr_free(details);
-	stats_set_error(ctx, call->status, text);
+	stats_set_error(ctx, call->code, text);
 	if (auth)
 		stats_add(ctx, &ctx->stats.auth_failures, 1);
 }
@@ -470,28 +371,26 @@ static void stream_report_up(struct oap_stream_ctx *ctx)
 	ctx->reported_down = false;
 }
 
-/* Cancel if needed and collect every outstanding completion, then free. */
-static void call_release(struct oap_stream_ctx *ctx)
+/* The call's end as OAP (or the connection) said it, into the call. */
+static void call_take_outcome(struct oap_stream_ctx *ctx)
 {
 	struct oap_call *call = &ctx->call;
+	const struct grpc_call_state *state;
 
-	if (call->pending)
-		grpc_call_cancel(call->call, NULL);
-	while (call->pending)
-		call_poll(ctx, 1000);
-	grpc_call_unref(call->call);
-	grpc_metadata_array_destroy(&call->initial_metadata);
-	grpc_metadata_array_destroy(&call->trailing_metadata);
-	grpc_slice_unref(call->status_details);
-	if (call->response)
-		grpc_byte_buffer_destroy(call->response);
-	memset(call, 0, sizeof(*call));
-	ctx->call_open = false;
+	if (call->ended_here)
+		return;
+	if (!call_done(ctx))
+		grpc_call_cancel(ctx->conn, "ended by kaccess before OAP answered");
+	state = grpc_call_state(ctx->conn);
+	call->code = state->code;
+	snprintf(call->details, sizeof(call->details), "%s", state->details);
 }
 
 /*
  * The call is over: account its messages by its status, set the backoff for
- * the next one, free it.
+ * the next one. The connection stays for the next call unless it failed or
+ * this call had to be cancelled (OAP stuck: a new connection is cheaper
+ * than finding out).
  */
 static void call_finish(struct oap_stream_ctx *ctx)
 {
@@ -499,16 +398,8 @@ static void call_finish(struct oap_stream_ctx *ctx)
 	const struct oap_config *cfg = &ctx->sender->cfg;
 	bool ok;
 
-	if (!call->status_received && call->pending)
-		grpc_call_cancel(call->call, NULL);
-	while (!call->status_received && (call->pending & TAG_BIT(TAG_STATUS)))
-		call_poll(ctx, 1000);
-	/* No status op started (gRPC refused the batch): a local failure. */
-	if (!call->status_received) {
-		call->status = GRPC_STATUS_INTERNAL;
-		call->status_details = grpc_slice_from_static_string("could not start the call's operations");
-	}
-	ok = call->status == GRPC_STATUS_OK;
+	call_take_outcome(ctx);
+	ok = call->code == GRPC_CODE_OK;
 	pthread_mutex_lock(&ctx->lock);
 	if (ok) {
 		ctx->stats.delivered += call->in_flight;
@@ -536,23 +427,20 @@ static void call_finish(struct oap_stream_ctx *ctx)
 	pthread_mutex_lock(&ctx->lock);
 	ctx->stats.backoff_ms = ok ? 0 : ctx->next_call_ms - now_ms();
 	pthread_mutex_unlock(&ctx->lock);
-	call_release(ctx);
-	/* A connection that is not up is not worth gRPC's own reconnect timer. */
-	if (!ok && ctx->channel &&
-	    grpc_channel_check_connectivity_state(ctx->channel, 0) != GRPC_CHANNEL_READY)
-		channel_drop(ctx);
+	if (ctx->conn && (call->code == GRPC_CODE_CANCELLED || !grpc_conn_reusable(ctx->conn)))
+		conn_drop(ctx);
+	memset(call, 0, sizeof(*call));
 }
 
 /* Half-close and wait for OAP's status, within `wait_ms`; then finish. */
 static void call_close(struct oap_stream_ctx *ctx, uint64_t wait_ms)
 {
-	struct oap_call *call = &ctx->call;
-	grpc_op op = { .op = GRPC_OP_SEND_CLOSE_FROM_CLIENT };
 	uint64_t give_up_ms = now_ms() + wait_ms;
 
-	if (!call->status_received && !call_start_batch(ctx, &op, 1, TAG_CLOSE)) {
-		while (!call->status_received && now_ms() < give_up_ms)
-			call_poll(ctx, IDLE_POLL_MS);
+	if (!call_done(ctx)) {
+		grpc_call_half_close(ctx->conn);
+		for (uint64_t now = now_ms(); !call_done(ctx) && now < give_up_ms; now = now_ms())
+			call_pump(ctx, give_up_ms - now < IDLE_POLL_MS ? give_up_ms - now : IDLE_POLL_MS);
 	}
 	call_finish(ctx);
 }
@@ -578,7 +466,7 @@ static int send_node_info(struct oap_stream_ctx *ctx)
 	/* OAP needs the node first: without it, no access-log call is useful. */
 	if (!copy)
 		return -ENODATA;
-	ret = call_send(ctx, copy, len, 0);
+	ret = call_send(ctx, copy, len);
 	if (!ret)
 		stats_add(ctx, &ctx->stats.node_info_sent, 1);
 	return ret;
@@ -602,13 +490,13 @@ static int call_probation(struct oap_stream_ctx *ctx)
 	struct oap_call *call = &ctx->call;
 	uint64_t until_ms = call->opened_ms + CALL_PROBATION_MS;
 
-	for (uint64_t now = now_ms(); !call->status_received && !call->headers_received &&
-				      now < until_ms; now = now_ms())
-		call_poll(ctx, until_ms - now);
-	/* A refusal brings headers and status together: take what is ready. */
-	while (!call->status_received && call_poll(ctx, 5))
-		;
-	return call->status_received ? -ECONNREFUSED : 0;
+	for (uint64_t now = now_ms(); !call_done(ctx) && !call_has_headers(ctx) && now < until_ms;
+	     now = now_ms())
+		call_pump(ctx, until_ms - now);
+	/* A refusal may bring its status just behind the headers: take what is ready. */
+	if (!call_done(ctx))
+		call_pump(ctx, 5);
+	return call_done(ctx) ? -ECONNREFUSED : 0;
 }
 
 static int stream_open_call(struct oap_stream_ctx *ctx)
@@ -626,13 +514,8 @@ static int stream_open_call(struct oap_stream_ctx *ctx)
 		ret = send_node_info(ctx);
 	if (!ret)
 		ret = call_probation(ctx);
-	if (ret && ctx->call_open) {
+	if (ret)
 		call_finish(ctx);
-	} else if (ret) {
-		/* No call at all (no channel, no memory): wait like after a failure. */
-		stats_set_error(ctx, GRPC_STATUS_INTERNAL, "could not create a gRPC call to OAP");
-		ctx->next_call_ms = now_ms() + ctx->backoff_ms;
-	}
 	return ret;
 }
 
@@ -676,21 +559,19 @@ static int stream_pop(struct oap_stream_ctx *ctx, struct oap_entry *ret_entry, b
 }
 
 /*
- * Write up to batch_max_messages queued entries. Every entry but the last of
- * a run carries GRPC_WRITE_BUFFER_HINT; only this thread pops, so an entry
- * seen behind the current one is still there on the next pop.
+ * Write up to batch_max_messages queued entries into the call, then hand
+ * them to the socket together.
  */
 static void stream_write_batch(struct oap_stream_ctx *ctx)
 {
 	unsigned int batch_max = ctx->sender->cfg.batch_max_messages;
 	struct oap_entry entry;
-	bool more;
+	bool more = true;
 
-	for (unsigned int i = 0; i < batch_max; i++) {
+	for (unsigned int i = 0; i < batch_max && more; i++) {
 		if (stream_pop(ctx, &entry, &more))
-			return;
-		more = more && i + 1 < batch_max;
-		if (call_send(ctx, entry.data, entry.len, more ? GRPC_WRITE_BUFFER_HINT : 0)) {
+			break;
+		if (call_send(ctx, entry.data, entry.len)) {
 			stats_drop(ctx, OAP_DROP_SEND_FAILED, 1);
 			call_finish(ctx);
 			return;
@@ -702,9 +583,8 @@ static void stream_write_batch(struct oap_stream_ctx *ctx)
 		ctx->stats.connected = true;
 		pthread_mutex_unlock(&ctx->lock);
 		stream_report_up(ctx);
-		if (!more)
-			return;
 	}
+	call_pump(ctx, 0);
 }
 
 static bool stream_queue_empty(struct oap_stream_ctx *ctx)
@@ -717,17 +597,12 @@ static bool stream_queue_empty(struct oap_stream_ctx *ctx)
 	return empty;
 }
 
-static bool stop_expired(struct oap_stream_ctx *ctx)
-{
-	return atomic_load(&ctx->sender->stopping) && now_ms() >= ctx->sender->stop_deadline_ms;
-}
-
 /* One turn of the loop with a call open. */
 static void stream_step_open(struct oap_stream_ctx *ctx)
 {
 	uint64_t age_ms = now_ms() - ctx->call.opened_ms;
 
-	if (ctx->call.status_received) {
+	if (call_done(ctx)) {
 		call_finish(ctx);  /* OAP ended the call on its own: an error or a restart */
 		return;
 	}
@@ -744,7 +619,7 @@ static void stream_step_open(struct oap_stream_ctx *ctx)
 			call_close(ctx, ctx->sender->cfg.send_timeout_s * 1000ull);
 			return;
 		}
-		call_poll(ctx, IDLE_POLL_MS);
+		call_pump(ctx, IDLE_POLL_MS);
 		return;
 	}
 	stream_write_batch(ctx);
@@ -755,7 +630,7 @@ static void stream_shutdown(struct oap_stream_ctx *ctx)
 	uint64_t left_ms, deadline_ms = ctx->sender->stop_deadline_ms;
 	size_t cleared;
 
-	if (ctx->call_open) {
+	if (ctx->call.open) {
 		left_ms = deadline_ms > now_ms() ? deadline_ms - now_ms() : 0;
 		call_close(ctx, left_ms);
 	}
@@ -770,14 +645,21 @@ static void stream_shutdown(struct oap_stream_ctx *ctx)
 static void *stream_thread(void *arg)
 {
 	struct oap_stream_ctx *ctx = arg;
+	sigset_t pipe_only;
 	uint64_t now;
+
+	/* A write to a closed TLS connection (OpenSSL's own send) must be an
+	 * error here, not a SIGPIPE that ends a process which did not ignore it. */
+	sigemptyset(&pipe_only);
+	sigaddset(&pipe_only, SIGPIPE);
+	pthread_sigmask(SIG_BLOCK, &pipe_only, NULL);
 
 	while (true) {
 		bool stopping = atomic_load(&ctx->sender->stopping);
 
 		if (stopping && (stream_queue_empty(ctx) || stop_expired(ctx)))
 			break;
-		if (ctx->call_open) {
+		if (ctx->call.open) {
 			stream_step_open(ctx);
 			continue;
 		}
@@ -805,7 +687,6 @@ static int stream_init(struct oap_sender *sender, enum oap_stream kind)
 {
 	struct oap_stream_ctx *ctx = &sender->streams[kind];
 	pthread_condattr_t attr;
-	int ret;
 
 	ctx->sender = sender;
 	ctx->kind = kind;
@@ -818,22 +699,8 @@ static int stream_init(struct oap_sender *sender, enum oap_stream kind)
 	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
 	pthread_cond_init(&ctx->wake, &attr);
 	pthread_condattr_destroy(&attr);
-	ret = oap_queue_init(&ctx->queue, sender->cfg.queue_max_messages,
-			     (size_t)sender->cfg.queue_max_kib * 1024);
-	if (ret)
-		return ret;
-	ctx->cq = grpc_completion_queue_create_for_next(NULL);
-	return ctx->cq ? 0 : -ENOMEM;
-}
-
-/*
- * gRPC's own messages (a failed TLS handshake, a refused connection) at
- * debug level: the sender decides what a failure means and reports it once,
- * in the stream's last_error.
- */
-static void grpc_log_to_debug(gpr_log_func_args *args)
-{
-	log_debug("grpc: %s (%s:%d)", args->message, args->file, args->line);
+	return oap_queue_init(&ctx->queue, sender->cfg.queue_max_messages,
+			      (size_t)sender->cfg.queue_max_kib * 1024);
 }
 
 int oap_sender_create(const struct oap_config *cfg, struct oap_sender **ret_sender)
@@ -848,8 +715,6 @@ int oap_sender_create(const struct oap_config *cfg, struct oap_sender **ret_send
 		return -ENOMEM;
 	sender->cfg = *cfg;
 	pthread_mutex_init(&sender->node_lock, NULL);
-	gpr_set_log_function(grpc_log_to_debug);
-	grpc_init();
 	ret = read_pem(cfg->tls_ca, &sender->tls_ca_pem);
 	if (!ret)
 		ret = read_pem(cfg->tls_cert, &sender->tls_cert_pem);
@@ -1044,14 +909,7 @@ int oap_sender_stop(struct oap_sender *sender, unsigned int flush_timeout_ms)
 
 static void stream_free(struct oap_stream_ctx *ctx)
 {
-	channel_drop(ctx);
-	if (ctx->cq) {
-		grpc_completion_queue_shutdown(ctx->cq);
-		while (grpc_completion_queue_next(ctx->cq, gpr_inf_future(GPR_CLOCK_REALTIME),
-						  NULL).type != GRPC_QUEUE_SHUTDOWN)
-			;
-		grpc_completion_queue_destroy(ctx->cq);
-	}
+	conn_drop(ctx);
 	oap_queue_free(&ctx->queue);
 	pthread_cond_destroy(&ctx->wake);
 	pthread_mutex_destroy(&ctx->lock);
@@ -1072,5 +930,4 @@ void oap_sender_free(struct oap_sender *sender)
 	free(sender->node_info);
 	pthread_mutex_destroy(&sender->node_lock);
 	free(sender);
-	grpc_shutdown();
 }
