@@ -379,6 +379,10 @@ static void call_take_outcome(struct oap_stream_ctx *ctx)
 
 	if (call->ended_here)
 		return;
+	if (!ctx->conn) {
+		call_end_here(ctx, GRPC_CODE_UNAVAILABLE, "the connection to OAP is gone");
+		return;
+	}
 	if (!call_done(ctx))
 		grpc_call_cancel(ctx->conn, "ended by kaccess before OAP answered");
 	state = grpc_call_state(ctx->conn);
