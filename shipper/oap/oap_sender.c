@@ -9,9 +9,10 @@
  *            the token; the access-log stream writes the node info first;
  *            then a probation (below) for OAP to refuse it
  *   write    up to batch_max_messages queued entries into the call's
- *            buffer, then one pump hands them to the socket together; an
- *            idle call pumps every IDLE_POLL_MS, so messages queued one at
- *            a time leave in one write per poll
+ *            buffer, then one pump hands them to the socket together; a
+ *            call with nothing queued sleeps IDLE_POLL_MS on the clock
+ *            (not on the socket) and pumps, so messages queued one at a
+ *            time leave together, at most 20 writes a second
  *   rotate   after stream_rotate_s: half-close, then status OK confirms
  *            every message of the call (delivered)
  *   fail     any other status: the call's unconfirmed messages are dropped
@@ -623,7 +624,11 @@ static void stream_step_open(struct oap_stream_ctx *ctx)
 			call_close(ctx, ctx->sender->cfg.send_timeout_s * 1000ull);
 			return;
 		}
-		call_pump(ctx, IDLE_POLL_MS);
+		/* Sleep on the clock, not on the socket: OAP's window updates
+		 * and acknowledgements would wake the thread once per write;
+		 * what came meanwhile is read at the next pump. */
+		stream_wait(ctx, IDLE_POLL_MS, false);
+		call_pump(ctx, 0);
 		return;
 	}
 	stream_write_batch(ctx);
