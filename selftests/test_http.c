@@ -1065,49 +1065,6 @@ KTEST_F(http, garbage_and_malformed_requests_are_parse_failures, 90)
 	munmap(job, sizeof(*job));
 }
 
-/* Sum of the values of `metric` lines whose labels contain every one of `needles`. */
-static uint64_t metric_sum(const char *text, const char *metric, const char *const *needles)
-{
-	size_t metric_len = strlen(metric);
-	const char *line = text;
-	uint64_t sum = 0;
-
-	while (line && *line) {
-		const char *end = strchr(line, '\n'), *space;
-		char copy[1024];
-		size_t len = end ? (size_t)(end - line) : strlen(line);
-		bool match = len < sizeof(copy) && strncmp(line, metric, metric_len) == 0 &&
-			     line[metric_len] == '{';
-
-		if (match) {
-			memcpy(copy, line, len);
-			copy[len] = '\0';
-			for (int i = 0; needles[i]; i++)
-				match &= strstr(copy, needles[i]) != NULL;
-			space = strrchr(copy, ' ');
-			if (match && space)
-				sum += strtoull(space + 1, NULL, 10);
-		}
-		line = end ? end + 1 : NULL;
-	}
-	return sum;
-}
-
-static int fetch(const char *url, char *buf, size_t len)
-{
-	char command[256];
-	FILE *pipe;
-	size_t got;
-
-	snprintf(command, sizeof(command), "curl -s --max-time 2 %s", url);
-	pipe = popen(command, "r");
-	if (!pipe)
-		return -1;
-	got = fread(buf, 1, len - 1, pipe);
-	buf[got] = '\0';
-	return pclose(pipe) == 0 ? 0 : -1;
-}
-
 static uint64_t now_ms(void)
 {
 	struct timespec ts;
@@ -1141,7 +1098,7 @@ KTEST_F(http, metrics_show_http_rows, 120)
 		const char *at;
 
 		usleep(50000);
-		if (fetch(url, text, sizeof(text)))
+		if (agent_metrics_fetch(url, text, sizeof(text)))
 			continue;
 		at = strstr(text, "\nkaccess_bucket_start_timestamp_seconds ");
 		start_s = at ? strtoull(at + strlen("\nkaccess_bucket_start_timestamp_seconds "), NULL, 10) : 0;
@@ -1158,24 +1115,24 @@ KTEST_F(http, metrics_show_http_rows, 120)
 					  "class=\"4xx\"", NULL };
 		const char *all[] = { r ? role_server : role_client, NULL };
 
-		EXPECT_EQ(2, metric_sum(text, "kaccess_bucket_http_calls", ok));
-		EXPECT_EQ(2, metric_sum(text, "kaccess_bucket_http_successes", ok));
-		EXPECT_EQ(1, metric_sum(text, "kaccess_bucket_http_responses", missing));
+		EXPECT_EQ(2, agent_metric_sum(text, "kaccess_bucket_http_calls", ok));
+		EXPECT_EQ(2, agent_metric_sum(text, "kaccess_bucket_http_successes", ok));
+		EXPECT_EQ(1, agent_metric_sum(text, "kaccess_bucket_http_responses", missing));
 		const char *ok_inf[] = { r ? role_server : role_client, "endpoint=\"GET:/ok\"",
 					 "le=\"+Inf\"", NULL };
 
-		EXPECT_EQ(3, metric_sum(text, "kaccess_bucket_http_duration_seconds_count", all));
-		EXPECT_EQ(2, metric_sum(text, "kaccess_bucket_http_duration_seconds_bucket", ok_inf));
-		EXPECT_EQ(truth.response_body, metric_sum(text, "kaccess_bucket_http_response_body_bytes", all));
-		EXPECT_EQ(truth.request_header, metric_sum(text, "kaccess_bucket_http_request_header_bytes", all));
+		EXPECT_EQ(3, agent_metric_sum(text, "kaccess_bucket_http_duration_seconds_count", all));
+		EXPECT_EQ(2, agent_metric_sum(text, "kaccess_bucket_http_duration_seconds_bucket", ok_inf));
+		EXPECT_EQ(truth.response_body, agent_metric_sum(text, "kaccess_bucket_http_response_body_bytes", all));
+		EXPECT_EQ(truth.request_header, agent_metric_sum(text, "kaccess_bucket_http_request_header_bytes", all));
 	}
 	/* every exchange's access-log record, on each side, shipped (policy all) */
 	{
 		const char *shipped[] = { "fate=\"shipped\"", NULL };
 		const char *filtered[] = { "fate=\"filtered\"", NULL };
 
-		EXPECT_EQ(2 * truth.requests, metric_sum(text, "kaccess_http_records_total", shipped));
-		EXPECT_EQ(0, metric_sum(text, "kaccess_http_records_total", filtered));
+		EXPECT_EQ(2 * truth.requests, agent_metric_sum(text, "kaccess_http_records_total", shipped));
+		EXPECT_EQ(0, agent_metric_sum(text, "kaccess_http_records_total", filtered));
 	}
 	if (run_quiet("command -v promtool") == 0) {
 		FILE *save = fopen("/tmp/kaccess-selftest-http-metrics.txt", "w");
@@ -1217,12 +1174,12 @@ KTEST_F(http, no_records_without_a_reader, 120)
 	ASSERT_EQ(0, run_curl(self, NULL, paths, &truth));
 	for (int waited_ms = 0; waited_ms < 10000 && calls < truth.requests; waited_ms += 50) {
 		usleep(50000);
-		if (fetch(url, text, sizeof(text)) == 0)
-			calls = metric_sum(text, "kaccess_bucket_http_calls", server);
+		if (agent_metrics_fetch(url, text, sizeof(text)) == 0)
+			calls = agent_metric_sum(text, "kaccess_bucket_http_calls", server);
 	}
 	EXPECT_EQ(truth.requests, calls);
 	ASSERT_NE(NULL, strstr(text, "\nkaccess_http_records_total{fate=\"shipped\"} "));
-	EXPECT_EQ(0, metric_sum(text, "kaccess_http_records_total", shipped));
+	EXPECT_EQ(0, agent_metric_sum(text, "kaccess_http_records_total", shipped));
 }
 
 /* ---- access-log records -------------------------------------------------- */
@@ -1389,15 +1346,15 @@ KTEST_F(http, record_policy_sampled, 120)
 	EXPECT_EQ(0, wait_conn_table_empty(ids, 2, 10000)); /* every exchange ended */
 	/* the shipper reads the ring buffer every 200 ms */
 	for (int waited_ms = 0; waited_ms < 5000; waited_ms += 100) {
-		ASSERT_EQ(0, fetch(url, text, sizeof(text)));
-		if (metric_sum(text, "kaccess_http_records_total", shipped) >= 2 * 4)
+		ASSERT_EQ(0, agent_metrics_fetch(url, text, sizeof(text)));
+		if (agent_metric_sum(text, "kaccess_http_records_total", shipped) >= 2 * 4)
 			break;
 		usleep(100000);
 	}
 	/* per side: /ok's 4 of 7 and /missing's 1 of 2 never left the kernel */
-	EXPECT_EQ(2 * 5, metric_sum(text, "kaccess_http_records_total", in_kernel));
-	EXPECT_EQ(0, metric_sum(text, "kaccess_http_records_total", filtered));
-	EXPECT_EQ(2 * 4, metric_sum(text, "kaccess_http_records_total", shipped));
+	EXPECT_EQ(2 * 5, agent_metric_sum(text, "kaccess_http_records_total", in_kernel));
+	EXPECT_EQ(0, agent_metric_sum(text, "kaccess_http_records_total", filtered));
+	EXPECT_EQ(2 * 4, agent_metric_sum(text, "kaccess_http_records_total", shipped));
 	stop_agent(_metadata, self);
 	expect_policy_aggregates(_metadata, self, &ok, "GET:/missing", &missing);
 	for (int r = 0; r < 2; r++) {

@@ -200,7 +200,9 @@ static int raw_server_main(void *arg)
  * "/small" is 200 with SMALL_BYTES, anything else 404 with MISSING_BODY.
  * A query containing "together" puts the 101 and the frames in one write;
  * otherwise the frames follow the client's preface. "/cut" gets the 101
- * and the SETTINGS frame, then the connection ends: no response.
+ * and the SETTINGS frame, then the connection ends: no response. A plain
+ * "GET /plain" (no Upgrade) before the upgrade gets PLAIN_OK on the same
+ * connection, so the upgrade is not the connection's first request.
  */
 struct upgrade_conn_truth {
 	char path[128];
@@ -208,6 +210,7 @@ struct upgrade_conn_truth {
 	int status;
 	unsigned long request_header, response_header, response_body;
 	unsigned long request_reads; /* the reads that returned the HTTP/1.1 request */
+	unsigned long plain_requests; /* "/plain" requests answered before it */
 };
 
 struct upgrade_server_truth {
@@ -317,12 +320,30 @@ static void websocket_serve(int fd, struct upgrade_conn_truth *truth, long reque
 		;
 }
 
+static const char plain_ok[] = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+
+/* Answer "/plain" requests without an Upgrade; the first other request's bytes, or -1. */
+static long serve_plain_requests(int fd, char *request, size_t size, struct upgrade_conn_truth *truth)
+{
+	static const char plain[] = "GET /plain HTTP/1.1\r\n";
+	long bytes;
+
+	while ((bytes = read_upgrade_request(fd, request, size, &truth->request_reads)) > 0 &&
+	       strncmp(request, plain, strlen(plain)) == 0 && !request_has(request, "\r\nupgrade:")) {
+		truth->plain_requests++;
+		truth->request_reads = 0; /* the upgrade request's reads only */
+		if (fd_write_all(fd, plain_ok, strlen(plain_ok)))
+			return -1;
+	}
+	return bytes;
+}
+
 static void upgrade_serve(int fd, struct upgrade_conn_truth *truth)
 {
 	static char request[4096];
 	static unsigned char out[sizeof(switching) + 4 * FRAME_HEADER_BYTES + SMALL_BYTES],
 		drain[4096];
-	long request_bytes = read_upgrade_request(fd, request, sizeof(request), &truth->request_reads);
+	long request_bytes = serve_plain_requests(fd, request, sizeof(request), truth);
 	size_t head = strlen(switching), frames;
 	bool found, together;
 	char *path;
@@ -1845,6 +1866,123 @@ KTEST_F(http2, upgrade_cut_before_the_response_has_its_record, 90)
 	expect_upgrade_records(_metadata, self, true);
 	EXPECT_EQ(0, agent_output_lost(self->output, "http_parse_failed"));
 	EXPECT_EQ(0, agent_output_lost(self->output, "http_upgrade_unfollowed"));
+}
+
+/* A client that asks for "/plain" first when `plain_first`, then upgrades "/small?together". */
+struct upgrade_client_job {
+	const char *addr;
+	bool plain_first;
+	size_t received;
+};
+
+static int upgrade_client_main(void *arg)
+{
+	struct upgrade_client_job *job = arg;
+	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons(UPGRADE_PORT) };
+	unsigned char settings[FRAME_HEADER_BYTES];
+	size_t answer = strlen(switching) + 3 * FRAME_HEADER_BYTES + 1 + SMALL_BYTES;
+	char request[512], buf[4096];
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	ssize_t n;
+
+	inet_pton(AF_INET, job->addr, &sin.sin_addr);
+	if (connect(fd, (struct sockaddr *)&sin, sizeof(sin)))
+		return 1;
+	if (job->plain_first) {
+		snprintf(request, sizeof(request), "GET /plain HTTP/1.1\r\nHost: %s:%d\r\n\r\n",
+			 job->addr, UPGRADE_PORT);
+		if (fd_write_all(fd, request, strlen(request)))
+			return 1;
+		while (job->received < strlen(plain_ok) && (n = read(fd, buf, sizeof(buf))) > 0)
+			job->received += n;
+		answer += strlen(plain_ok);
+	}
+	snprintf(request, sizeof(request),
+		 "GET /small?together HTTP/1.1\r\nHost: %s:%d\r\nConnection: Upgrade, HTTP2-Settings\r\n"
+		 "Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n\r\n", job->addr, UPGRADE_PORT);
+	if (fd_write_all(fd, request, strlen(request)))
+		return 1;
+	while (job->received < answer && (n = read(fd, buf, sizeof(buf))) > 0)
+		job->received += n;
+	frame_header(settings, 0, 4, 0, 0);
+	if (fd_write_all(fd, preface, strlen(preface)) || fd_write_all(fd, settings, sizeof(settings)))
+		return 1;
+	close(fd);
+	return 0;
+}
+
+/*
+ * http_log_policy = sampled (1 in 2): stream 1 of an upgraded connection
+ * is sampled by its HTTP/1.1 request's number on the connection, as that
+ * request's head was. An upgrade that is the connection's second request
+ * (after "/plain") ships no record; one that is the first ships stream
+ * 1's. Both are counted in the endpoint's aggregates. HTTP/2's records
+ * all reach the shipper (its header blocks must), so /metrics counts the
+ * one per side as filtered there, none as sampled out in the kernel.
+ */
+KTEST_F(http2, upgrade_is_sampled_by_its_http1_request_number, 120)
+{
+	static char text[1 << 20];
+	struct upgrade_client_job *job = shared_alloc(sizeof(*job));
+	const char *shipped[] = { "fate=\"shipped\"", NULL };
+	const char *in_kernel[] = { "fate=\"sampled_out_in_kernel\"", NULL };
+	const char *filtered[] = { "fate=\"filtered\"", NULL };
+	char listen[64], setting[80], url[96];
+	const char *args[] = { "--interval", "60", "--set", variant->hooks, "--set", "http_log_policy=sampled",
+			       "--set", "http_log_sample_rate=2", "--set", setting, NULL };
+	struct http_record_seen seen[UPGRADE_CONNS];
+	struct endpoint_truth small;
+
+	ASSERT_NE(NULL, job);
+	snprintf(listen, sizeof(listen), "127.0.0.1:%d", 20000 + getpid() % 10000);
+	snprintf(setting, sizeof(setting), "http_listen=%s", listen);
+	snprintf(url, sizeof(url), "http://%s/metrics", listen);
+	job->addr = self->pods.server.ipv4;
+	ASSERT_EQ(0, agent_proc_start(&self->agent, args));
+	job->plain_first = true;
+	ASSERT_EQ(0, child_wait(pod_spawn(&self->pods.client, upgrade_client_main, job)));
+	job->plain_first = false;
+	job->received = 0;
+	ASSERT_EQ(0, child_wait(pod_spawn(&self->pods.client, upgrade_client_main, job)));
+	for (int waited_ms = 0; waited_ms < 5000; waited_ms += 100) {
+		ASSERT_EQ(0, agent_metrics_fetch(url, text, sizeof(text)));
+		if (agent_metric_sum(text, "kaccess_http_records_total", shipped) >= 2 * 2)
+			break;
+		usleep(100000);
+	}
+	EXPECT_EQ(2 * 1, agent_metric_sum(text, "kaccess_http_records_total", filtered));
+	EXPECT_EQ(0, agent_metric_sum(text, "kaccess_http_records_total", in_kernel));
+	EXPECT_EQ(2 * 2, agent_metric_sum(text, "kaccess_http_records_total", shipped));
+	stop_agent(_metadata, self);
+
+	ASSERT_EQ(2, upgrade_truth->conns);
+	ASSERT_EQ(1, upgrade_truth->conn[0].plain_requests);
+	ASSERT_EQ(0, upgrade_truth->conn[1].plain_requests);
+	for (int i = 0; i < 2; i++)
+		ASSERT_EQ(200, upgrade_truth->conn[i].status);
+	endpoint_from_upgrades("/small", &small);
+	ASSERT_EQ(2, small.calls);
+	expect_endpoint(_metadata, self, &small, true);
+	for (int r = 0; r < 2; r++) {
+		uint64_t cgroup = r ? self->pods.server.cgroup_id : self->pods.client.cgroup_id;
+
+		/* the first connection's "/plain" (request 0), the second's stream 1 */
+		ASSERT_EQ(2, agent_output_http_records(self->output, cgroup, r ? "server" : "client",
+						       seen, UPGRADE_CONNS));
+		EXPECT_STREQ("/plain", seen[0].path);
+		EXPECT_STREQ("1.1", seen[0].version);
+		EXPECT_EQ(0, seen[0].seq);
+		EXPECT_EQ(200, seen[0].status);
+		EXPECT_STREQ("/small", seen[1].path);
+		EXPECT_STREQ("2", seen[1].version);
+		EXPECT_EQ(1, seen[1].seq);
+		EXPECT_EQ(200, seen[1].status);
+		EXPECT_EQ(upgrade_truth->conn[1].request_header, seen[1].request_header_bytes);
+		EXPECT_FALSE(seen[1].head_cut);
+	}
+	EXPECT_EQ(0, agent_output_lost(self->output, "http_parse_failed"));
+	EXPECT_EQ(0, agent_output_lost(self->output, "http_upgrade_unfollowed"));
+	munmap(job, sizeof(*job));
 }
 
 /* A WebSocket client: the upgrade request, the 101 and a frame read, a masked frame written. */

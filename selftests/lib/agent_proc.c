@@ -548,3 +548,45 @@ int wait_conn_table_empty(const uint64_t *cgroup_ids, size_t count, int timeout_
 {
 	return wait_conn_table_count(cgroup_ids, count, 0, timeout_ms);
 }
+
+int agent_metrics_fetch(const char *url, char *buf, size_t len)
+{
+	char command[256];
+	FILE *pipe;
+	size_t got;
+
+	snprintf(command, sizeof(command), "curl -s --max-time 2 %s", url);
+	pipe = popen(command, "r");
+	if (!pipe)
+		return -1;
+	got = fread(buf, 1, len - 1, pipe);
+	buf[got] = '\0';
+	return pclose(pipe) == 0 ? 0 : -1;
+}
+
+uint64_t agent_metric_sum(const char *text, const char *metric, const char *const *needles)
+{
+	size_t metric_len = strlen(metric);
+	const char *line = text;
+	uint64_t sum = 0;
+
+	while (line && *line) {
+		const char *end = strchr(line, '\n'), *space;
+		char copy[1024];
+		size_t len = end ? (size_t)(end - line) : strlen(line);
+		bool match = len < sizeof(copy) && strncmp(line, metric, metric_len) == 0 &&
+			     line[metric_len] == '{';
+
+		if (match) {
+			memcpy(copy, line, len);
+			copy[len] = '\0';
+			for (int i = 0; needles[i]; i++)
+				match &= strstr(copy, needles[i]) != NULL;
+			space = strrchr(copy, ' ');
+			if (match && space)
+				sum += strtoull(space + 1, NULL, 10);
+		}
+		line = end ? end + 1 : NULL;
+	}
+	return sum;
+}

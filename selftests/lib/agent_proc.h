@@ -135,6 +135,12 @@ size_t agent_output_lines_of_type(const struct agent_output *output, const char 
 /* A loss counter summed from the last "bucket" line. */
 uint64_t agent_output_lost(const struct agent_output *output, const char *counter);
 
+/* The page at `url` (the agent's /metrics) into buf, through curl: 0 or -1. */
+int agent_metrics_fetch(const char *url, char *buf, size_t len);
+
+/* Sum of the values of `metric` lines whose labels contain every one of `needles` (NULL-ended). */
+uint64_t agent_metric_sum(const char *text, const char *metric, const char *const *needles);
+
 /* Wait until the pinned conn_table holds `expected` established connections of these cgroups. */
 int wait_conn_table_count(const uint64_t *cgroup_ids, size_t count, size_t expected,
 			  int timeout_ms);
