@@ -4,7 +4,10 @@
  * every message of the two OAP protocols, filled at random from its
  * descriptor (each field present or not, values at the edges of their
  * varint sizes, negative numbers, empty and absent strings, every oneof
- * case, repeated fields of 0 to 3), must encode to the same bytes. No root.
+ * case, repeated fields of 0 to 3), must encode to the same bytes. And
+ * the exchange message written directly from an HTTP record
+ * (oap_access_log.c) must be what protobuf-c packs from the structs the
+ * shipper built for it before. No root.
  */
 #include <errno.h>
 #include <float.h>
@@ -15,6 +18,7 @@
 #include "ktest.h"
 #include "oap/oap.h"
 #include "oap/pb_pack.h"
+#include "oap_access_log.h"
 
 #define ROUNDS 3000
 #define MAX_DEPTH 7
@@ -225,6 +229,118 @@ TEST(meter_collections_encode_as_protobuf_c_does)
 {
 	EXPECT_LT(ROUNDS * 10, compare_encoders(_metadata, &skywalking__v3__meter_data_collection__descriptor, 2));
 	EXPECT_LT(ROUNDS * 10, compare_encoders(_metadata, &skywalking__v3__meter_data__descriptor, 3));
+}
+
+/* ---- an exchange's message, directly and through the structs ---- */
+
+#define RECORD_ROUNDS 5000
+
+static const char *const methods[] = { "GET", "POST", "DELETE", "CONNECT", "BREW", "", NULL };
+static const char *const sw8s[] = {
+	"1-dHJhY2UtaWQ=-c2VnbWVudC1pZA==-3-c2VydmljZQ==-aW5zdGFuY2U=-L2FwaQ==-aG9zdDo4MA==",
+	"1-broken", NULL,
+};
+static const char *const b3s[] = { "80f198ee56343ba864fe8b2a57d3eff7-e457b5a2e4d86bd1-1", "x", NULL };
+static const char *const traceparents[] = {
+	"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", "00-zz", NULL,
+};
+
+/* One of `count` choices, NULL among them. */
+#define PICK(array, rng) ((array)[next_random(rng) % (sizeof(array) / sizeof((array)[0]))])
+
+static uint64_t pick_calls(uint64_t *rng)
+{
+	static const uint64_t calls[] = { 0, 1, 2, 63, 64, 100, 127, 128 };
+
+	return PICK(calls, rng);
+}
+
+static void random_identity(struct k8s_identity *id, struct arena *a, uint64_t *rng)
+{
+	char *service = random_string(a, rng), *instance = random_string(a, rng);
+
+	memset(id, 0, sizeof(*id));
+	id->kind = K8S_KIND_POD;
+	snprintf(id->service, sizeof(id->service), "%s", service ? service : "");
+	snprintf(id->instance, sizeof(id->instance), "%s", instance ? instance : "");
+}
+
+static void random_record(struct http_record *r, struct arena *a, uint64_t *rng)
+{
+	static const uint8_t v4_mapped[16] = { [10] = 0xff, [11] = 0xff, 10, 1, 2, 3 };
+	static const uint8_t v6[16] = { 0xfd, 0, [15] = 7 };
+
+	memset(r, 0, sizeof(*r));
+	r->agg.role = next_random(rng) % 2 ? KACCESS_ROLE_SERVER : KACCESS_ROLE_CLIENT;
+	memcpy(r->agg.peer_addr, next_random(rng) % 2 ? v4_mapped : v6, 16);
+	r->agg.peer_port = (uint16_t)edge_value(rng);
+	r->local_port = (uint16_t)edge_value(rng);
+	r->remote_port = (uint16_t)edge_value(rng);
+	r->version = next_random(rng) % 2 ? KACCESS_HTTP_VERSION_2 : KACCESS_HTTP_VERSION_1_1;
+	r->status = (uint16_t)(next_random(rng) % 4 ? 100 + next_random(rng) % 500 : edge_value(rng));
+	r->end_ns = edge_value(rng);
+	r->start_ns = next_random(rng) % 4 ? r->end_ns - next_random(rng) % 1000000000 : edge_value(rng);
+	r->request_header_bytes = edge_value(rng);
+	r->request_body_bytes = edge_value(rng);
+	r->response_header_bytes = edge_value(rng);
+	r->response_body_bytes = edge_value(rng);
+	r->calls.request_calls = (uint32_t)pick_calls(rng);
+	r->calls.response_calls = (uint32_t)pick_calls(rng);
+	r->calls.request_call_ns = next_random(rng) % 3 ? next_random(rng) % 10000000 : edge_value(rng);
+	r->calls.response_call_ns = next_random(rng) % 3 ? next_random(rng) % 10000000 : edge_value(rng);
+	r->method = PICK(methods, rng);
+	r->path = next_random(rng) % 5 ? random_string(a, rng) : NULL;
+	r->host = next_random(rng) % 5 ? random_string(a, rng) : NULL;
+	r->sw8 = PICK(sw8s, rng);
+	r->b3 = PICK(b3s, rng);
+	r->traceparent = PICK(traceparents, rng);
+}
+
+/*
+ * RECORD_ROUNDS random exchanges, each with and without its calls: the
+ * direct writer's bytes are protobuf-c's from the structs, or the direct
+ * writer declines (more calls than one message holds). How many it wrote.
+ */
+TEST(exchange_messages_written_directly_as_protobuf_c_packs_them)
+{
+	struct arena arena = { .base = malloc(ARENA_BYTES) };
+	static uint8_t want[1 << 16], got[1 << 16];
+	struct k8s_identity local, peer;
+	unsigned int direct = 0, declined = 0;
+	uint64_t rng = 4;
+
+	ASSERT_NE(NULL, arena.base);
+	for (int round = 0; round < RECORD_ROUNDS; round++) {
+		struct http_record r;
+		bool with_peer = next_random(&rng) % 2;
+
+		arena.used = 0;
+		random_record(&r, &arena, &rng);
+		random_identity(&local, &arena, &rng);
+		random_identity(&peer, &arena, &rng);
+		for (int with_calls = 0; with_calls < 2; with_calls++) {
+			const struct k8s_identity *p = with_peer ? &peer : NULL;
+			long want_len = access_log_encode_http(&r, &local, p, with_calls,
+							       ACCESS_LOG_ENCODE_STRUCTS, want, sizeof(want));
+			long got_len = access_log_encode_http(&r, &local, p, with_calls,
+							      ACCESS_LOG_ENCODE_DIRECT, got, sizeof(got));
+
+			ASSERT_LT(0, want_len) TH_LOG("round %d", round);
+			if (got_len == -EOPNOTSUPP) {
+				ASSERT_TRUE(with_calls);
+				ASSERT_LT(128, (uint64_t)r.calls.request_calls + r.calls.response_calls);
+				declined++;
+				continue;
+			}
+			ASSERT_EQ(want_len, got_len) TH_LOG("round %d, calls %d", round, with_calls);
+			ASSERT_EQ(0, memcmp(want, got, (size_t)want_len)) TH_LOG("round %d, calls %d", round, with_calls);
+			direct++;
+		}
+	}
+	TH_LOG("%u messages written directly, %u left to the structs", direct, declined);
+	EXPECT_LT(RECORD_ROUNDS, direct);
+	EXPECT_LT(100, declined);
+	free(arena.base);
 }
 
 /* What it writes nothing for, protobuf-c writes nothing for: an empty message. */

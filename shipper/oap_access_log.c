@@ -8,6 +8,7 @@
 
 #include "oap_access_log.h"
 #include "drop_reasons.h"
+#include "oap/pb_pack.h"
 #include "trace_context.h"
 
 /* Every sub-message of one access log, on the caller's stack. */
@@ -525,9 +526,159 @@ static struct http_log *http_log_new(const struct http_record *r, const struct k
 	return log;
 }
 
-int access_log_send_http(struct oap_sender *sender, const struct http_record *r,
-			 const struct k8s_identity *local, const struct k8s_identity *peer,
-			 bool with_calls)
+/*
+ * ---- the same message written directly ----
+ *
+ * An exchange's message, from the record straight to bytes, field for field
+ * what the structs above encode to (test_pb_pack compares the two on
+ * thousands of random records): it is the one message per exchange, and
+ * building and walking protobuf-c's structs for it was the larger part of
+ * the shipper's CPU per exchange. Written backwards (pb_pack.h): the last
+ * field first, the kernel logs last to first. Field numbers are
+ * proto/ebpf/accesslog.proto's.
+ */
+
+/* EBPFTimestamp{ offset: EBPFOffsetTimestamp{ offset } } as field `id`. */
+static void wire_timestamp(struct pb_writer *w, uint32_t id, uint64_t offset_ns)
+{
+	size_t timestamp = w->used, offset = w->used;
+
+	pb_put_uint64(w, 1, offset_ns);
+	pb_close_message(w, 1, offset);
+	pb_close_message(w, id, timestamp);
+}
+
+/* One AccessLogKernelLog (field 3 of the message): a read (4) or write (5) with its times. */
+static void wire_syscall_log(struct pb_writer *w, const struct syscall_run *run, uint64_t index)
+{
+	uint64_t duration = share(run->duration_ns_sum, run->count, index);
+	uint64_t end = run->first_end_ns + index * run->step_ns;
+	size_t log = w->used, operation = w->used;
+
+	if (end < duration)
+		end = duration;
+	wire_timestamp(w, 2, end);
+	wire_timestamp(w, 1, end - duration);
+	pb_close_message(w, run->write ? 5 : 4, operation);
+	pb_close_message(w, 3, log);
+}
+
+static void wire_trace(struct pb_writer *w, const struct trace_context *context)
+{
+	size_t trace = w->used;
+
+	pb_put_string(w, 4, context->span_id);
+	pb_put_string(w, 3, context->segment_id);
+	pb_put_string(w, 2, context->trace_id);
+	pb_put_int32(w, 1, context->provider);
+	pb_close_message(w, 5, trace);
+}
+
+/* protocolLog (field 4): AccessLogProtocolLogs{ http: AccessLogHTTPProtocol }. */
+static void wire_http(struct pb_writer *w, const struct http_record *r)
+{
+	size_t protocol = w->used, http = w->used, part;
+	struct trace_context context;
+	uint64_t duration_ns = r->end_ns - r->start_ns;
+
+	part = w->used;
+	pb_put_uint64(w, 4, r->response_body_bytes);
+	pb_put_uint64(w, 3, r->response_header_bytes);
+	pb_put_int32(w, 1, r->status);
+	pb_close_message(w, 5, part);
+	part = w->used;
+	pb_put_string(w, 6, r->host);
+	if (!trace_context_parse(r->sw8, r->b3, r->traceparent, &context))
+		wire_trace(w, &context);
+	pb_put_uint64(w, 4, r->request_body_bytes);
+	pb_put_uint64(w, 3, r->request_header_bytes);
+	pb_put_string(w, 2, r->path);
+	pb_put_int32(w, 1, http_method_value(r->method));
+	pb_close_message(w, 4, part);
+	pb_put_int32(w, 3, r->version == KACCESS_HTTP_VERSION_2
+			       ? SKYWALKING__V3__ACCESS_LOG_HTTPPROTOCOL_VERSION__HTTP2
+			       : SKYWALKING__V3__ACCESS_LOG_HTTPPROTOCOL_VERSION__HTTP1);
+	wire_timestamp(w, 2, r->end_ns);
+	wire_timestamp(w, 1, r->end_ns - (duration_ns < r->end_ns ? duration_ns : 0));
+	pb_close_message(w, 1, http);
+	pb_close_message(w, 4, protocol);
+}
+
+/* A ConnectionAddress as field `id`: the pod (kubernetes, 1) or the address (ip, 2). */
+static void wire_address(struct pb_writer *w, uint32_t id, const struct k8s_identity *pod,
+			 const uint8_t *addr, uint16_t port)
+{
+	size_t address = w->used, inner = w->used;
+	char host[INET6_ADDRSTRLEN];
+
+	pb_put_int32(w, pod ? 5 : 2, port);
+	if (pod) {
+		pb_put_string(w, 2, pod->instance);
+		pb_put_string(w, 1, pod->service);
+	} else {
+		address_text(addr, host, sizeof(host));
+		pb_put_string(w, 1, host);
+	}
+	pb_close_message(w, pod ? 1 : 2, inner);
+	pb_close_message(w, id, address);
+}
+
+/* connection (field 2): as set_connection() fills it for an exchange (no process name). */
+static void wire_connection(struct pb_writer *w, const struct http_record *r,
+			    const struct k8s_identity *local, const struct k8s_identity *peer)
+{
+	size_t connection = w->used;
+
+	pb_put_int32(w, 5, r->version == KACCESS_HTTP_VERSION_2
+			       ? SKYWALKING__V3__ACCESS_LOG_PROTOCOL_TYPE__HTTP_2
+			       : SKYWALKING__V3__ACCESS_LOG_PROTOCOL_TYPE__HTTP_1);
+	pb_put_int32(w, 3, r->agg.role == KACCESS_ROLE_SERVER ? SKYWALKING__V3__DETECT_POINT__server
+							      : SKYWALKING__V3__DETECT_POINT__client);
+	wire_address(w, 2, peer, r->agg.peer_addr, http_peer_port(r));
+	wire_address(w, 1, local, NULL, r->local_port);
+	pb_close_message(w, 2, connection);
+}
+
+/* The exchange's calls fit one message: the direct writer's case. */
+static bool http_fits_one_message(const struct http_record *r, bool with_calls)
+{
+	return !with_calls ||
+	       (uint64_t)r->calls.request_calls + r->calls.response_calls <= SYSCALL_LOGS_PER_MESSAGE;
+}
+
+static void wire_http_message(struct pb_writer *w, const struct http_record *r,
+			      const struct k8s_identity *local, const struct k8s_identity *peer,
+			      bool with_calls)
+{
+	struct syscall_run runs[2];
+
+	wire_http(w, r);
+	if (with_calls) {
+		http_call_runs(r, runs);
+		for (int run = 1; run >= 0; run--)
+			for (uint64_t index = runs[run].count; index-- > 0;)
+				wire_syscall_log(w, &runs[run], index);
+	}
+	wire_connection(w, r, local, peer);
+}
+
+/* One thread (the event loop) sends exchanges; a tool may encode from another. */
+static _Thread_local struct pb_writer wire_writer;
+
+/* The exchange's message, written directly: 0, or -ENOMEM. */
+static int wire_http_record(const struct http_record *r, const struct k8s_identity *local,
+			    const struct k8s_identity *peer, bool with_calls)
+{
+	pb_writer_reset(&wire_writer);
+	wire_http_message(&wire_writer, r, local, peer, with_calls);
+	return wire_writer.failed ? -ENOMEM : 0;
+}
+
+/* ---- sending an exchange ---- */
+
+static int send_http_structs(struct oap_sender *sender, const struct http_record *r,
+			     const struct k8s_identity *local, const struct k8s_identity *peer,
+			     bool with_calls)
 {
 	struct syscall_batch *batch = NULL;
 	struct syscall_run runs[2];
@@ -553,19 +704,62 @@ int access_log_send_http(struct oap_sender *sender, const struct http_record *r,
 	return err;
 }
 
-long access_log_encode_http(const struct http_record *r, const struct k8s_identity *local,
-			    const struct k8s_identity *peer, uint8_t *buf, size_t size)
+int access_log_send_http(struct oap_sender *sender, const struct http_record *r,
+			 const struct k8s_identity *local, const struct k8s_identity *peer,
+			 bool with_calls)
+{
+	int err;
+
+	if (!http_fits_one_message(r, with_calls))
+		return send_http_structs(sender, r, local, peer, with_calls);
+	err = wire_http_record(r, local, peer, with_calls);
+	return err ?: oap_sender_enqueue_encoded(sender, OAP_STREAM_ACCESS_LOG,
+						 pb_writer_data(&wire_writer), wire_writer.used);
+}
+
+/* The first message of send_http_structs(), packed by protobuf-c. */
+static long encode_http_structs(const struct http_record *r, const struct k8s_identity *local,
+				const struct k8s_identity *peer, bool with_calls, uint8_t *buf,
+				size_t size)
 {
 	struct http_log *log = http_log_new(r, local, peer);
+	struct syscall_batch *batch = with_calls ? syscall_batch_get() : NULL;
+	struct syscall_run runs[2];
 	size_t len;
 
-	if (!log)
+	if (!log || (with_calls && !batch)) {
+		free(log);
 		return -ENOMEM;
+	}
+	if (batch) {
+		http_call_runs(r, runs);
+		log->base.msg.n_kernellogs = fill_batch(batch, runs, 2, &(struct syscall_log_position){ 0 });
+		log->base.msg.kernellogs = log->base.msg.n_kernellogs ? batch->log_ptrs : NULL;
+	}
 	len = skywalking__v3__ebpfaccess_log_message__get_packed_size(&log->base.msg);
 	if (len <= size)
 		skywalking__v3__ebpfaccess_log_message__pack(&log->base.msg, buf);
 	free(log);
 	return len <= size ? (long)len : -ENOBUFS;
+}
+
+long access_log_encode_http(const struct http_record *r, const struct k8s_identity *local,
+			    const struct k8s_identity *peer, bool with_calls,
+			    enum access_log_encoder encoder, uint8_t *buf, size_t size)
+{
+	int err;
+
+	if (encoder == ACCESS_LOG_ENCODE_STRUCTS)
+		return encode_http_structs(r, local, peer, with_calls, buf, size);
+	if (!http_fits_one_message(r, with_calls))
+		return -EOPNOTSUPP;
+	err = wire_http_record(r, local, peer, with_calls);
+	if (err)
+		return err;
+	if (wire_writer.used > size)
+		return -ENOBUFS;
+	memcpy(buf, pb_writer_data(&wire_writer), wire_writer.used);
+	return (long)wire_writer.used;
 }
 
 int access_log_send_row_syscalls(struct oap_sender *sender, const struct agg_row *row,

@@ -40,12 +40,24 @@ int access_log_send_http(struct oap_sender *sender, const struct http_record *re
 			 bool with_calls);
 
 /*
- * The same protocol log without its calls, packed into `buf` (for tools
- * that measure the transport). Its length, -ENOBUFS when `size` is too
- * small, or -ENOMEM.
+ * access_log_send_http() writes an exchange's message directly from the
+ * record (when its calls fit one message, as nearly all do) rather than
+ * through protobuf-c's structs; the two give the same bytes.
+ */
+enum access_log_encoder {
+	ACCESS_LOG_ENCODE_DIRECT,   /* what access_log_send_http() sends */
+	ACCESS_LOG_ENCODE_STRUCTS,  /* protobuf-c's structs, packed by protobuf-c */
+};
+
+/*
+ * The exchange's (first) message, as access_log_send_http() would queue it,
+ * into `buf`: for tests that compare the encoders and tools that measure
+ * them. Its length, -ENOBUFS when `size` is too small, -EOPNOTSUPP for
+ * the direct encoder when the calls take more than one message, or -ENOMEM.
  */
 long access_log_encode_http(const struct http_record *record, const struct k8s_identity *local,
-			    const struct k8s_identity *peer, uint8_t *buf, size_t size);
+			    const struct k8s_identity *peer, bool with_calls,
+			    enum access_log_encoder encoder, uint8_t *buf, size_t size);
 
 /* Where a row's kernel logs stand: its run (0 reads, 1 writes, 2 done) and the log in it. */
 struct syscall_log_position {

@@ -24,7 +24,11 @@
  *   encode     the same protocol log, decoded into protobuf-c's structs and
  *              encoded again and again, in this thread and off the
  *              network: by protobuf-c (sized, then packed) and by the
- *              shipper's one-pass encoder (shipper/oap/pb_pack.c).
+ *              shipper's one-pass encoder (shipper/oap/pb_pack.c); and
+ *              the exchange's whole message (its two calls too) from the
+ *              record: through protobuf-c's structs as the shipper built
+ *              them until 2026-12-03, and written directly as it does now
+ *              (access_log_encode_http()).
  * One NDJSON line on stdout: CPU per message in microseconds, and the share
  * of a core at the rate. Every HTTP exchange of a watched pod is one such
  * message (OAP's protocol has one protocol log per message), so at 10,000
@@ -223,6 +227,21 @@ static double encode_ns(const ProtobufCMessage *msg,
 	return (double)(thread_cpu_ns() - start_ns) / ENCODE_ROUNDS;
 }
 
+/* CPU nanoseconds per exchange message (with its two calls) by `encoder`; 0 on failure. */
+static double exchange_encode_ns(enum access_log_encoder encoder)
+{
+	static uint8_t buf[4096];
+	struct http_record r;
+	uint64_t start_ns;
+
+	example_exchange(&r, bench_monotonic_ns());
+	start_ns = thread_cpu_ns();
+	for (int i = 0; i < ENCODE_ROUNDS; i++)
+		if (access_log_encode_http(&r, &local_pod, &peer_pod, true, encoder, buf, sizeof(buf)) <= 0)
+			return 0;
+	return (double)(thread_cpu_ns() - start_ns) / ENCODE_ROUNDS;
+}
+
 /* The two encoders on the encoded example, decoded: both produce its bytes. */
 static int measure_encoders(const struct encoded *encoded, double *ret_protobuf_c_ns, double *ret_pb_pack_ns)
 {
@@ -280,7 +299,7 @@ int main(int argc, char **argv)
 	struct floor_options opt;
 	struct encoded encoded = { .len = 0 };
 	struct http_record r;
-	double transport_ns, build_ns, protobuf_c_ns = 0, pb_pack_ns = 0;
+	double transport_ns, build_ns, protobuf_c_ns = 0, pb_pack_ns = 0, structs_ns, direct_ns;
 	long len;
 
 	if (parse_options(argc, argv, &opt)) {
@@ -290,7 +309,8 @@ int main(int argc, char **argv)
 	}
 	log_max_level = LOG_LEVEL_WARN;
 	example_exchange(&r, bench_monotonic_ns());
-	len = access_log_encode_http(&r, &local_pod, &peer_pod, encoded.bytes, sizeof(encoded.bytes));
+	len = access_log_encode_http(&r, &local_pod, &peer_pod, false, ACCESS_LOG_ENCODE_DIRECT,
+				     encoded.bytes, sizeof(encoded.bytes));
 	if (len <= 0) {
 		fprintf(stderr, "grpc_floor: could not encode the example exchange\n");
 		return 1;
@@ -300,18 +320,21 @@ int main(int argc, char **argv)
 		fprintf(stderr, "grpc_floor: the two encoders do not agree on the example\n");
 		return 1;
 	}
+	structs_ns = exchange_encode_ns(ACCESS_LOG_ENCODE_STRUCTS);
+	direct_ns = exchange_encode_ns(ACCESS_LOG_ENCODE_DIRECT);
 	transport_ns = run(&opt, &encoded);
 	build_ns = run(&opt, NULL);
-	if (!transport_ns || !build_ns) {
+	if (!transport_ns || !build_ns || !structs_ns || !direct_ns) {
 		fprintf(stderr, "grpc_floor: not every message was written to %s\n", opt.address);
 		return 1;
 	}
 	printf("{\"type\":\"grpc_floor\",\"rate\":%u,\"messages\":%u,\"message_bytes\":%zu,"
 	       "\"transport_us_per_message\":%.3f,\"build_us_per_message\":%.3f,"
 	       "\"transport_core_pct_at_rate\":%.3f,\"build_core_pct_at_rate\":%.3f,"
-	       "\"encode_protobuf_c_ns\":%.1f,\"encode_pb_pack_ns\":%.1f}\n",
+	       "\"encode_protobuf_c_ns\":%.1f,\"encode_pb_pack_ns\":%.1f,"
+	       "\"exchange_structs_ns\":%.1f,\"exchange_direct_ns\":%.1f}\n",
 	       opt.rate, opt.messages, encoded.len, transport_ns / 1000, build_ns / 1000,
 	       transport_ns * opt.rate / NS_PER_S * 100, build_ns * opt.rate / NS_PER_S * 100,
-	       protobuf_c_ns, pb_pack_ns);
+	       protobuf_c_ns, pb_pack_ns, structs_ns, direct_ns);
 	return 0;
 }

@@ -269,5 +269,7 @@ The OAP path alone (grpc_floor: no agent, %d messages at %d/s to the same fake_o
 	printf '  one message per HTTP exchange (OAP'"'"'s protocol), so at %d exchanges/s the transport alone is the floor\n' "$OAP_RATE"
 	printf '  encoding that protocol log (in one thread, off the network): protobuf-c %s ns, kaccess'"'"'s one-pass encoder %s ns\n' \
 		"$(json_number <(echo "$line") encode_protobuf_c_ns)" "$(json_number <(echo "$line") encode_pb_pack_ns)"
+	printf '  the exchange'"'"'s message with its two calls, from the record: through protobuf-c'"'"'s structs %s ns, written directly (what the shipper sends) %s ns\n' \
+		"$(json_number <(echo "$line") exchange_structs_ns)" "$(json_number <(echo "$line") exchange_direct_ns)"
 	echo "$line" >>"$RESULTS_TMP"
 }

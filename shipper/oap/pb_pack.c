@@ -342,6 +342,44 @@ long pb_write_message(struct pb_writer *w, const ProtobufCMessage *msg)
 	return (long)(w->used - before);
 }
 
+/* ---- by hand ---- */
+
+static void put_tag(struct pb_writer *w, uint32_t id, enum wire_type wire)
+{
+	if (put_varint(w, ((uint64_t)id << 3) | wire))
+		w->failed = true;
+}
+
+void pb_put_uint64(struct pb_writer *w, uint32_t id, uint64_t value)
+{
+	if (!value)
+		return;
+	if (put_varint(w, value))
+		w->failed = true;
+	put_tag(w, id, WIRE_VARINT);
+}
+
+void pb_put_int32(struct pb_writer *w, uint32_t id, int32_t value)
+{
+	pb_put_uint64(w, id, (uint64_t)(int64_t)value);
+}
+
+void pb_put_string(struct pb_writer *w, uint32_t id, const char *text)
+{
+	if (!text || !*text)
+		return;
+	if (put_length_prefixed(w, text, strlen(text)))
+		w->failed = true;
+	put_tag(w, id, WIRE_LENGTH_PREFIXED);
+}
+
+void pb_close_message(struct pb_writer *w, uint32_t id, size_t mark)
+{
+	if (put_varint(w, w->used - mark))
+		w->failed = true;
+	put_tag(w, id, WIRE_LENGTH_PREFIXED);
+}
+
 void pb_writer_free(struct pb_writer *w)
 {
 	free(w->buf);

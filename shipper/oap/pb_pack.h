@@ -16,6 +16,7 @@
 #ifndef KACCESS_PB_PACK_H
 #define KACCESS_PB_PACK_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -25,6 +26,7 @@
 struct pb_writer {
 	uint8_t *buf;
 	size_t capacity, used;
+	bool failed;              /* a pb_put_* ran out of memory: the bytes are garbage */
 };
 
 /*
@@ -43,7 +45,23 @@ static inline const uint8_t *pb_writer_data(const struct pb_writer *w)
 static inline void pb_writer_reset(struct pb_writer *w)
 {
 	w->used = 0;
+	w->failed = false;
 }
+
+/*
+ * Writing a message by hand, for a hot message whose shape is known:
+ * backwards like pb_write_message, its last field first, so each call
+ * prepends one field. Scalars and strings follow proto3's implicit
+ * presence (nothing for 0, NULL or ""), as protobuf-c writes them. A
+ * nested message or a oneof member: remember `mark = w->used`, write its
+ * fields, then pb_close_message(w, id, mark) puts its length and tag in
+ * front. Out of memory sets w->failed; check it once at the end.
+ */
+void pb_put_uint64(struct pb_writer *w, uint32_t id, uint64_t value);
+/* int32 and enum fields: a negative value takes ten bytes, as everywhere. */
+void pb_put_int32(struct pb_writer *w, uint32_t id, int32_t value);
+void pb_put_string(struct pb_writer *w, uint32_t id, const char *text);
+void pb_close_message(struct pb_writer *w, uint32_t id, size_t mark);
 
 void pb_writer_free(struct pb_writer *w);
 
