@@ -1345,12 +1345,8 @@ KTEST_F(http, record_policy_sampled, 120)
 	ASSERT_EQ(0, run_curl(self, NULL, paths_missing, &missing));
 	EXPECT_EQ(0, wait_conn_table_empty(ids, 2, 10000)); /* every exchange ended */
 	/* the shipper reads the ring buffer every 200 ms */
-	for (int waited_ms = 0; waited_ms < 5000; waited_ms += 100) {
-		ASSERT_EQ(0, agent_metrics_fetch(url, text, sizeof(text)));
-		if (agent_metric_sum(text, "kaccess_http_records_total", shipped) >= 2 * 4)
-			break;
-		usleep(100000);
-	}
+	ASSERT_EQ(0, agent_metrics_wait(url, text, sizeof(text), "kaccess_http_records_total", shipped,
+					2 * 4, 5000));
 	/* per side: /ok's 4 of 7 and /missing's 1 of 2 never left the kernel */
 	EXPECT_EQ(2 * 5, agent_metric_sum(text, "kaccess_http_records_total", in_kernel));
 	EXPECT_EQ(0, agent_metric_sum(text, "kaccess_http_records_total", filtered));

@@ -1944,12 +1944,8 @@ KTEST_F(http2, upgrade_is_sampled_by_its_http1_request_number, 120)
 	job->plain_first = false;
 	job->received = 0;
 	ASSERT_EQ(0, child_wait(pod_spawn(&self->pods.client, upgrade_client_main, job)));
-	for (int waited_ms = 0; waited_ms < 5000; waited_ms += 100) {
-		ASSERT_EQ(0, agent_metrics_fetch(url, text, sizeof(text)));
-		if (agent_metric_sum(text, "kaccess_http_records_total", shipped) >= 2 * 2)
-			break;
-		usleep(100000);
-	}
+	ASSERT_EQ(0, agent_metrics_wait(url, text, sizeof(text), "kaccess_http_records_total", shipped,
+					2 * 2, 5000));
 	EXPECT_EQ(2 * 1, agent_metric_sum(text, "kaccess_http_records_total", filtered));
 	EXPECT_EQ(0, agent_metric_sum(text, "kaccess_http_records_total", in_kernel));
 	EXPECT_EQ(2 * 2, agent_metric_sum(text, "kaccess_http_records_total", shipped));

@@ -604,6 +604,35 @@ static int free_port(void)
 	return port;
 }
 
+/* Up to `tries` x 50 ms for ready(proc, arg) while `proc` runs: 0, or -1 (it ended, or never got ready). */
+static int wait_ready(struct fake_proc *proc, bool (*ready)(struct fake_proc *proc, const void *arg),
+		      const void *arg, int tries)
+{
+	for (int i = 0; i < tries; i++) {
+		if (ready(proc, arg))
+			return 0;
+		if (waitpid(proc->pid, NULL, WNOHANG) == proc->pid) {
+			proc->pid = 0;
+			return -1;
+		}
+		usleep(50000);
+	}
+	return -1;
+}
+
+/* The fake wrote the port it listens on into `arg` (a file name). */
+static bool port_file_read(struct fake_proc *fake, const void *arg)
+{
+	FILE *file = fopen(arg, "r");
+	bool ok;
+
+	if (!file)
+		return false;
+	ok = fscanf(file, "%d", &fake->port) == 1;
+	fclose(file);
+	return ok;
+}
+
 /*
  * Start `program` (the C fake, or python3 with the Python decoder) on
  * 127.0.0.1:port (0 = any) with `extra` options; wait until it listens.
@@ -617,7 +646,6 @@ static int fake_start(FIXTURE_DATA(oap) *self, const char *program, int port,
 	char listen[64], port_file[128], log[128];
 	const char *argv[32];
 	int argc = 0, index = self->n_fakes;
-	FILE *file;
 
 	if (self->n_fakes == MAX_FAKES)
 		return -1;
@@ -650,22 +678,8 @@ static int fake_start(FIXTURE_DATA(oap) *self, const char *program, int port,
 	if (fake->pid < 0)
 		return -1;
 	self->n_fakes++;
-	for (int i = 0; i < 300; i++) { /* the Python decoder generates its stubs first */
-		file = fopen(port_file, "r");
-		if (file) {
-			int ok = fscanf(file, "%d", &fake->port) == 1;
-
-			fclose(file);
-			if (ok)
-				return index;
-		}
-		if (waitpid(fake->pid, NULL, WNOHANG) == fake->pid) {
-			fake->pid = 0;
-			return -1;
-		}
-		usleep(50000);
-	}
-	return -1;
+	/* the Python decoder generates its stubs first */
+	return wait_ready(fake, port_file_read, port_file, 300) ? -1 : index;
 }
 
 static int start_c_fake(FIXTURE_DATA(oap) *self, int port, const char *const *extra)
@@ -1479,11 +1493,18 @@ KTEST_F(oap, wrong_token_is_rejected_and_reported, 60)
 }
 
 
-/* A loopback TCP connect to `port` succeeds. */
-static bool port_accepts(int port)
+/* The access-log stream's counters once a call failed, within 10 s: false if none did. */
+static bool first_failed_call(struct oap_sender *sender, struct oap_stream_stats *ret_stats)
+{
+	return WAIT_UNTIL((*ret_stats = stats_of(sender, OAP_STREAM_ACCESS_LOG)).calls_failed >= 1, 10000);
+}
+
+/* A loopback TCP connect to the server's port succeeds. */
+static bool port_accepts(struct fake_proc *server, const void *unused)
 {
 	struct sockaddr_in addr = {
-		.sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
+		.sin_family = AF_INET, .sin_port = htons(server->port),
+		.sin_addr.s_addr = htonl(INADDR_LOOPBACK),
 	};
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	bool ok = fd >= 0 && connect(fd, (struct sockaddr *)&addr, sizeof(addr)) == 0;
@@ -1520,16 +1541,7 @@ static int other_server_start(FIXTURE_DATA(oap) *self, const char *const *argv, 
 		return -1;
 	self->n_fakes++;
 	server->port = port;
-	for (int i = 0; i < 100; i++) {
-		if (port_accepts(port))
-			return index;
-		if (waitpid(server->pid, NULL, WNOHANG) == server->pid) {
-			server->pid = 0;
-			return -1;
-		}
-		usleep(50000);
-	}
-	return -1;
+	return wait_ready(server, port_accepts, NULL, 100) ? -1 : index;
 }
 
 /*
@@ -1554,8 +1566,7 @@ KTEST_F(oap, a_server_that_is_not_grpc_is_named_in_the_error, 60)
 	self->cfg.stream_rotate_s = 1;
 	ASSERT_EQ(0, sender_for(self, port, &self->sender));
 	ASSERT_EQ(0, enqueue_access_logs(self->sender, 0, 5));
-	ASSERT_TRUE(WAIT_UNTIL(stats_of(self->sender, OAP_STREAM_ACCESS_LOG).calls_failed >= 1, 10000));
-	al = stats_of(self->sender, OAP_STREAM_ACCESS_LOG);
+	ASSERT_TRUE(first_failed_call(self->sender, &al));
 	LOG_STATS(al);
 	EXPECT_EQ(12, al.last_status); /* UNIMPLEMENTED */
 	EXPECT_NE(NULL, strstr(al.last_error, "UNIMPLEMENTED: HTTP status 404 without a grpc-status"))
@@ -1577,8 +1588,7 @@ KTEST_F(oap, a_server_that_is_not_grpc_is_named_in_the_error, 60)
 	snprintf(self->cfg.tls_ca, sizeof(self->cfg.tls_ca), "%s/pki/ca.pem", self->dir);
 	ASSERT_EQ(0, sender_for(self, port, &self->sender2));
 	ASSERT_EQ(0, enqueue_access_logs(self->sender2, 0, 5));
-	ASSERT_TRUE(WAIT_UNTIL(stats_of(self->sender2, OAP_STREAM_ACCESS_LOG).calls_failed >= 1, 10000));
-	al = stats_of(self->sender2, OAP_STREAM_ACCESS_LOG);
+	ASSERT_TRUE(first_failed_call(self->sender2, &al));
 	LOG_STATS(al);
 	EXPECT_EQ(14, al.last_status); /* UNAVAILABLE */
 	EXPECT_NE(NULL, strstr(al.last_error, "the server did not agree to HTTP/2 (ALPN h2)"))
@@ -1617,8 +1627,7 @@ KTEST_F(oap, tls_server_name_is_the_name_the_certificate_must_carry, 60)
 	strcpy(self->cfg.tls_server_name, "oap.skywalking");
 	ASSERT_EQ(0, sender_for(self, self->fakes[fake].port, &self->sender2));
 	ASSERT_EQ(0, enqueue_access_logs(self->sender2, 0, 5));
-	ASSERT_TRUE(WAIT_UNTIL(stats_of(self->sender2, OAP_STREAM_ACCESS_LOG).calls_failed >= 1, 10000));
-	al = stats_of(self->sender2, OAP_STREAM_ACCESS_LOG);
+	ASSERT_TRUE(first_failed_call(self->sender2, &al));
 	LOG_STATS(al);
 	EXPECT_EQ(14, al.last_status);
 	EXPECT_NE(NULL, strstr(al.last_error, "certificate verify failed: hostname mismatch"))

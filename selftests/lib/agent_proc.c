@@ -590,3 +590,15 @@ uint64_t agent_metric_sum(const char *text, const char *metric, const char *cons
 	}
 	return sum;
 }
+
+int agent_metrics_wait(const char *url, char *buf, size_t len, const char *metric,
+		       const char *const *needles, uint64_t at_least, int timeout_ms)
+{
+	for (int waited_ms = 0;; waited_ms += 100) {
+		if (agent_metrics_fetch(url, buf, len))
+			return -1;
+		if (agent_metric_sum(buf, metric, needles) >= at_least || waited_ms >= timeout_ms)
+			return 0;
+		usleep(100000);
+	}
+}

@@ -141,6 +141,14 @@ int agent_metrics_fetch(const char *url, char *buf, size_t len);
 /* Sum of the values of `metric` lines whose labels contain every one of `needles` (NULL-ended). */
 uint64_t agent_metric_sum(const char *text, const char *metric, const char *const *needles);
 
+/*
+ * Fetch `url` every 100 ms until `metric` (labels with `needles`) sums to
+ * at least `at_least`, or for up to timeout_ms: buf holds the last page.
+ * 0 (reached or not: the caller checks the numbers), -1 if a fetch failed.
+ */
+int agent_metrics_wait(const char *url, char *buf, size_t len, const char *metric,
+		       const char *const *needles, uint64_t at_least, int timeout_ms);
+
 /* Wait until the pinned conn_table holds `expected` established connections of these cgroups. */
 int wait_conn_table_count(const uint64_t *cgroup_ids, size_t count, size_t expected,
 			  int timeout_ms);
