@@ -293,10 +293,10 @@ static int call_open(struct oap_stream_ctx *ctx)
 }
 
 /*
- * Write one message into the call (`data` is freed here). While OAP has
- * not taken CALL_UNSENT_MAX_BYTES of what was written, wait for it, and
- * cancel the call when that outlives send_timeout_s or the stop deadline,
- * so the wait always ends.
+ * Write one message into the call (`data` is freed here). While more than
+ * CALL_UNSENT_MAX_BYTES of what was written waits for OAP (its flow
+ * control window, the socket), wait with it, and cancel the call when that
+ * outlives send_timeout_s or the stop deadline, so the wait always ends.
  */
 static int call_send(struct oap_stream_ctx *ctx, uint8_t *data, size_t len)
 {
