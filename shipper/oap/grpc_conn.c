@@ -319,6 +319,13 @@ static int out_append(struct grpc_conn *conn, const uint8_t *data, size_t len)
 {
 	if (conn->out_sent == conn->out_len)
 		conn->out_sent = conn->out_len = 0;
+	/* what the socket took is gone: the rest to the front before growing,
+	 * or a socket that always leaves a little behind would grow it forever */
+	if (conn->out_sent && conn->out_len + len > conn->out_capacity) {
+		memmove(conn->out, conn->out + conn->out_sent, conn->out_len - conn->out_sent);
+		conn->out_len -= conn->out_sent;
+		conn->out_sent = 0;
+	}
 	if (conn->out_len + len > conn->out_capacity) {
 		size_t capacity = (conn->out_len + len) * 2;
 		uint8_t *bigger = realloc(conn->out, capacity);
