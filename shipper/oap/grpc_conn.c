@@ -37,6 +37,9 @@
 /* Read at most this many chunks per pump: a flood must not starve the writer. */
 #define READ_CHUNKS_MAX 64
 #define WAIT_SLICE_MS 50
+/* A call's buffer grown past this (a meter collection reaches 1 MiB) is
+ * given back when the next call starts, not kept resident. */
+#define BODY_KEEP_BYTES (256u << 10)
 
 struct call_body {
 	uint8_t *buf;            /* framed messages: [taken, used) not yet given to nghttp2 */
@@ -685,6 +688,10 @@ int grpc_call_start(struct grpc_conn *conn, const char *path, const char *token)
 		return -EBUSY;
 	memset(&conn->state, 0, sizeof(conn->state));
 	conn->body.taken = conn->body.used = 0;
+	if (conn->body.capacity > BODY_KEEP_BYTES) {
+		free(conn->body.buf);
+		conn->body = (struct call_body){ 0 };
+	}
 	conn->half_closed = false;
 	conn->http_status = 0;
 	conn->grpc_status_seen = false;
