@@ -1293,6 +1293,56 @@ KTEST_F(oap, killed_mid_stream_recovers_and_drops_add_up, 90)
 	recorded_free(&rec);
 }
 
+/*
+ * OAP stopping gracefully (a rolling restart): after 40 messages the fake
+ * sends GOAWAY, closes its listener and serves the open call to its end.
+ * That call goes on to its status OK at the next rotation with all 100 of
+ * the first half; the next call, once a second fake listens on the same
+ * port, goes to a new connection at once (the old one is never tried);
+ * nothing is dropped, and every message arrives once, in order.
+ */
+KTEST_F(oap, goaway_finishes_the_open_call_and_the_next_reconnects, 90)
+{
+	const char *const goaway[] = { "--goaway-after", "40", NULL };
+	struct oap_stream_stats al;
+	struct recorded rec;
+	int first = start_c_fake(self, 0, goaway), second, port;
+
+	ASSERT_LE(0, first);
+	port = self->fakes[first].port;
+	self->cfg.stream_rotate_s = 1;
+	ASSERT_EQ(0, sender_for(self, port, &self->sender));
+	for (unsigned int i = 0; i < 100; i += 10) {
+		ASSERT_EQ(0, enqueue_access_logs(self->sender, i, 10));
+		usleep(20000);
+	}
+	/* the fake exits once its last call is over: the sender's rotation ended it */
+	ASSERT_EQ(self->fakes[first].pid, waitpid(self->fakes[first].pid, NULL, 0));
+	self->fakes[first].pid = 0;
+	second = start_c_fake(self, port, NULL);
+	ASSERT_LE(0, second);
+	ASSERT_EQ(0, enqueue_access_logs(self->sender, 100, 100));
+	ASSERT_TRUE(WAIT_UNTIL((al = stats_of(self->sender, OAP_STREAM_ACCESS_LOG)).delivered == 200, 15000));
+	ASSERT_EQ(0, oap_sender_stop(self->sender, 5000));
+	al = stats_of(self->sender, OAP_STREAM_ACCESS_LOG);
+	LOG_STATS(al);
+	EXPECT_EQ(200, al.delivered);
+	EXPECT_EQ(0, dropped_total(&al));
+	EXPECT_EQ(0, al.calls_failed);
+	EXPECT_LE(2, al.calls_ok);
+
+	recorded_init(&rec);
+	ASSERT_EQ(0, record_file(&rec, self->fakes[first].out));
+	/* everything of the first half, 60 of it after the GOAWAY, confirmed */
+	EXPECT_EQ(100, rec.received[OAP_STREAM_ACCESS_LOG]);
+	EXPECT_EQ(100, rec.confirmed[OAP_STREAM_ACCESS_LOG]);
+	ASSERT_EQ(0, record_file(&rec, self->fakes[second].out));
+	EXPECT_TRUE(received_exactly(_metadata, &rec, OAP_STREAM_ACCESS_LOG, 200));
+	EXPECT_EQ(200, rec.confirmed[OAP_STREAM_ACCESS_LOG]);
+	EXPECT_EQ(0, rec.node_not_first);
+	recorded_free(&rec);
+}
+
 KTEST_F(oap, unavailable_is_retried_with_capped_backoff, 60)
 {
 	struct oap_stream_stats al;

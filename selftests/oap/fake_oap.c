@@ -46,6 +46,9 @@ static const char usage[] =
 	"  --unavailable          answer every call with UNAVAILABLE\n"
 	"  --slow-ms N            sleep N ms after each message (backpressure)\n"
 	"  --exit-after N         exit abruptly (no status) after N messages\n"
+	"  --goaway-after N       shut down gracefully after N messages: GOAWAY, no\n"
+	"                         new connection or call, the open calls finished,\n"
+	"                         then exit\n"
 	"  --tls-cert PATH --tls-key PATH   serve TLS with this certificate\n"
 	"  --tls-client-ca PATH   also require a client certificate signed by this CA\n"
 	"\n"
@@ -55,7 +58,7 @@ struct options {
 	const char *listen, *port_file, *out, *token;
 	const char *tls_cert, *tls_key, *tls_client_ca;
 	bool permission_denied, unavailable;
-	unsigned long slow_ms, exit_after;
+	unsigned long slow_ms, exit_after, goaway_after;
 };
 
 enum tag_kind { TAG_NEW, TAG_RECV, TAG_CLOSE, TAG_FINAL, TAG_KIND_COUNT };
@@ -66,6 +69,10 @@ struct fake_tag {
 	struct fake_call *call;
 	enum tag_kind kind;
 };
+
+/* The server's shutdown is done: every call it had is over. */
+static struct fake_tag shutdown_done;
+static bool shutting_down;
 
 struct fake_call {
 	grpc_call *call;
@@ -324,6 +331,12 @@ static void on_message(struct fake_call *fc)
 	total_messages++;
 	if (opts.exit_after && total_messages >= opts.exit_after)
 		_exit(0); /* like a kill: no status, connections reset */
+	if (opts.goaway_after && total_messages >= opts.goaway_after && !shutting_down) {
+		/* like OAP stopping in a rolling restart: GOAWAY, the listener
+		 * closed, this call served to its end */
+		shutting_down = true;
+		grpc_server_shutdown_and_notify(server, cq, &shutdown_done);
+	}
 	if (opts.slow_ms)
 		usleep(opts.slow_ms * 1000);
 	recv_next(fc);
@@ -347,6 +360,10 @@ static void on_event(grpc_event *event)
 	struct fake_tag *tag = event->tag;
 	struct fake_call *fc = tag->call;
 
+	if (tag == &shutdown_done) {
+		stop_requested = 1;
+		return;
+	}
 	if (tag->kind == TAG_NEW && !fc->id) {
 		if (!event->success) {
 			call_free(fc); /* server shutting down */
@@ -421,6 +438,7 @@ static void parse_options(int argc, char **argv)
 		{ "unavailable", no_argument, NULL, 'u' },
 		{ "slow-ms", required_argument, NULL, 's' },
 		{ "exit-after", required_argument, NULL, 'x' },
+		{ "goaway-after", required_argument, NULL, 'g' },
 		{ "tls-cert", required_argument, NULL, 'c' },
 		{ "tls-key", required_argument, NULL, 'k' },
 		{ "tls-client-ca", required_argument, NULL, 'a' },
@@ -439,6 +457,7 @@ static void parse_options(int argc, char **argv)
 		case 'u': opts.unavailable = true; break;
 		case 's': opts.slow_ms = strtoul(optarg, NULL, 10); break;
 		case 'x': opts.exit_after = strtoul(optarg, NULL, 10); break;
+		case 'g': opts.goaway_after = strtoul(optarg, NULL, 10); break;
 		case 'c': opts.tls_cert = optarg; break;
 		case 'k': opts.tls_key = optarg; break;
 		case 'a': opts.tls_client_ca = optarg; break;
