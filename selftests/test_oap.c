@@ -1239,6 +1239,29 @@ KTEST_F(oap, absent_at_start_then_delivered_within_seconds, 60)
 	recorded_free(&rec);
 }
 
+/* Queue `count` access logs from id `first`, 10 every 20 ms: a stream in use, not one burst. */
+static int enqueue_paced(struct oap_sender *sender, unsigned int first, unsigned int count)
+{
+	int ret = 0;
+
+	for (unsigned int i = first; i < first + count && !ret; i += 10) {
+		ret = enqueue_access_logs(sender, i, 10);
+		usleep(20000);
+	}
+	return ret;
+}
+
+/* Wait for fake `index` to end on its own, then start a plain one on its port: its index, or -1. */
+static int fake_successor(FIXTURE_DATA(oap) *self, int index)
+{
+	struct fake_proc *fake = &self->fakes[index];
+
+	if (waitpid(fake->pid, NULL, 0) != fake->pid)
+		return -1;
+	fake->pid = 0;
+	return start_c_fake(self, fake->port, NULL);
+}
+
 /*
  * The fake dies after 40 messages without a status, then a new one starts on
  * the same port. Delivery is at most once: what was written on the dead call
@@ -1250,19 +1273,13 @@ KTEST_F(oap, killed_mid_stream_recovers_and_drops_add_up, 90)
 	struct oap_stream_stats al;
 	struct recorded rec;
 	unsigned int on_dead_call;
-	int first = start_c_fake(self, 0, exit_after), second, port;
+	int first = start_c_fake(self, 0, exit_after), second;
 
 	ASSERT_LE(0, first);
-	port = self->fakes[first].port;
 	self->cfg.stream_rotate_s = 1;
-	ASSERT_EQ(0, sender_for(self, port, &self->sender));
-	for (unsigned int i = 0; i < 200; i += 10) {
-		ASSERT_EQ(0, enqueue_access_logs(self->sender, i, 10));
-		usleep(20000);
-	}
-	ASSERT_EQ(self->fakes[first].pid, waitpid(self->fakes[first].pid, NULL, 0));
-	self->fakes[first].pid = 0;
-	second = start_c_fake(self, port, NULL);
+	ASSERT_EQ(0, sender_for(self, self->fakes[first].port, &self->sender));
+	ASSERT_EQ(0, enqueue_paced(self->sender, 0, 200));
+	second = fake_successor(self, first);
 	ASSERT_LE(0, second);
 	ASSERT_TRUE(WAIT_UNTIL((al = stats_of(self->sender, OAP_STREAM_ACCESS_LOG)).queue_depth == 0 &&
 			       al.in_flight == 0 && al.delivered + dropped_total(&al) == 200, 15000));
@@ -1306,20 +1323,14 @@ KTEST_F(oap, goaway_finishes_the_open_call_and_the_next_reconnects, 90)
 	const char *const goaway[] = { "--goaway-after", "40", NULL };
 	struct oap_stream_stats al;
 	struct recorded rec;
-	int first = start_c_fake(self, 0, goaway), second, port;
+	int first = start_c_fake(self, 0, goaway), second;
 
 	ASSERT_LE(0, first);
-	port = self->fakes[first].port;
 	self->cfg.stream_rotate_s = 1;
-	ASSERT_EQ(0, sender_for(self, port, &self->sender));
-	for (unsigned int i = 0; i < 100; i += 10) {
-		ASSERT_EQ(0, enqueue_access_logs(self->sender, i, 10));
-		usleep(20000);
-	}
+	ASSERT_EQ(0, sender_for(self, self->fakes[first].port, &self->sender));
+	ASSERT_EQ(0, enqueue_paced(self->sender, 0, 100));
 	/* the fake exits once its last call is over: the sender's rotation ended it */
-	ASSERT_EQ(self->fakes[first].pid, waitpid(self->fakes[first].pid, NULL, 0));
-	self->fakes[first].pid = 0;
-	second = start_c_fake(self, port, NULL);
+	second = fake_successor(self, first);
 	ASSERT_LE(0, second);
 	ASSERT_EQ(0, enqueue_access_logs(self->sender, 100, 100));
 	ASSERT_TRUE(WAIT_UNTIL((al = stats_of(self->sender, OAP_STREAM_ACCESS_LOG)).delivered == 200, 15000));

@@ -38,6 +38,19 @@ static void address_text(const uint8_t *addr, char *ret, size_t len)
 		inet_ntop(AF_INET6, addr, ret, len);
 }
 
+/* A span's start from its end and length (CLOCK_MONOTONIC), never before boot. */
+static uint64_t start_of(uint64_t end_ns, uint64_t duration_ns)
+{
+	return end_ns - (duration_ns < end_ns ? duration_ns : 0);
+}
+
+/* The AccessLogConnection role of a kaccess role. */
+static int detect_point(uint8_t role)
+{
+	return role == KACCESS_ROLE_SERVER ? SKYWALKING__V3__DETECT_POINT__server
+					   : SKYWALKING__V3__DETECT_POINT__client;
+}
+
 /* ts_ns is CLOCK_MONOTONIC: nanoseconds since boot, OAP's offset. */
 static void set_times(struct access_log *log, uint64_t end_ns, uint64_t duration_ns)
 {
@@ -45,7 +58,7 @@ static void set_times(struct access_log *log, uint64_t end_ns, uint64_t duration
 	skywalking__v3__ebpftimestamp__init(&log->end);
 	skywalking__v3__ebpfoffset_timestamp__init(&log->start_offset);
 	skywalking__v3__ebpfoffset_timestamp__init(&log->end_offset);
-	log->start_offset.offset = end_ns - (duration_ns < end_ns ? duration_ns : 0);
+	log->start_offset.offset = start_of(end_ns, duration_ns);
 	log->end_offset.offset = end_ns;
 	log->start.timestamp_case = SKYWALKING__V3__EBPFTIMESTAMP__TIMESTAMP_OFFSET;
 	log->start.offset = &log->start_offset;
@@ -135,8 +148,7 @@ static void set_connection(struct access_log *log, const struct connection_facts
 	}
 	log->connection.local = &log->local;
 	log->connection.remote = &log->remote;
-	log->connection.role = facts->role == KACCESS_ROLE_SERVER ? SKYWALKING__V3__DETECT_POINT__server
-								  : SKYWALKING__V3__DETECT_POINT__client;
+	log->connection.role = detect_point(facts->role);
 	log->connection.tlsmode = SKYWALKING__V3__ACCESS_LOG_CONNECTION_TLSMODE__Plain;
 	log->connection.protocol = facts->protocol;
 }
@@ -317,19 +329,27 @@ static void set_read_metrics(struct syscall_batch *b, size_t slot, const struct 
 #undef SHARE
 }
 
-static void set_syscall_log(struct syscall_batch *b, size_t slot, const struct syscall_run *run,
-			    uint64_t index)
+/* Log `index` of a run: it ends at first_end + index * step, lasting its share of the sum. */
+static void syscall_log_times(const struct syscall_run *run, uint64_t index, uint64_t *ret_start_ns,
+			      uint64_t *ret_end_ns)
 {
 	uint64_t duration = share(run->duration_ns_sum, run->count, index);
 	uint64_t end = run->first_end_ns + index * run->step_ns;
-	Skywalking__V3__AccessLogKernelLog *k = &b->logs[slot];
 
 	if (end < duration)
 		end = duration;
+	*ret_start_ns = end - duration;
+	*ret_end_ns = end;
+}
+
+static void set_syscall_log(struct syscall_batch *b, size_t slot, const struct syscall_run *run,
+			    uint64_t index)
+{
+	Skywalking__V3__AccessLogKernelLog *k = &b->logs[slot];
+
 	skywalking__v3__ebpfoffset_timestamp__init(&b->start_offsets[slot]);
 	skywalking__v3__ebpfoffset_timestamp__init(&b->end_offsets[slot]);
-	b->start_offsets[slot].offset = end - duration;
-	b->end_offsets[slot].offset = end;
+	syscall_log_times(run, index, &b->start_offsets[slot].offset, &b->end_offsets[slot].offset);
 	skywalking__v3__ebpftimestamp__init(&b->starts[slot]);
 	skywalking__v3__ebpftimestamp__init(&b->ends[slot]);
 	b->starts[slot].timestamp_case = SKYWALKING__V3__EBPFTIMESTAMP__TIMESTAMP_OFFSET;
@@ -479,15 +499,27 @@ static void http_call_runs(const struct http_record *r, struct syscall_run runs[
 					r->start_ns + c->request_calls * step_ns, step_ns, NULL, 0 };
 }
 
+/* The connection's AccessLogProtocolType of a record: HTTP_1 or HTTP_2. */
+static int http_protocol_type(const struct http_record *r)
+{
+	return r->version == KACCESS_HTTP_VERSION_2 ? SKYWALKING__V3__ACCESS_LOG_PROTOCOL_TYPE__HTTP_2
+						    : SKYWALKING__V3__ACCESS_LOG_PROTOCOL_TYPE__HTTP_1;
+}
+
+/* AccessLogHTTPProtocolVersion of a record. */
+static int http_version_value(const struct http_record *r)
+{
+	return r->version == KACCESS_HTTP_VERSION_2 ? SKYWALKING__V3__ACCESS_LOG_HTTPPROTOCOL_VERSION__HTTP2
+						    : SKYWALKING__V3__ACCESS_LOG_HTTPPROTOCOL_VERSION__HTTP1;
+}
+
 /* The protocol log of a record, without its calls: calloc'ed, the caller frees it. */
 static struct http_log *http_log_new(const struct http_record *r, const struct k8s_identity *local,
 				     const struct k8s_identity *peer)
 {
-	bool h2 = r->version == KACCESS_HTTP_VERSION_2;
 	struct connection_facts facts = {
 		.role = r->agg.role,
-		.protocol = h2 ? SKYWALKING__V3__ACCESS_LOG_PROTOCOL_TYPE__HTTP_2
-			       : SKYWALKING__V3__ACCESS_LOG_PROTOCOL_TYPE__HTTP_1,
+		.protocol = http_protocol_type(r),
 		.comm = "",
 		.local_port = r->local_port,
 		.remote_port = http_peer_port(r),
@@ -513,8 +545,7 @@ static struct http_log *http_log_new(const struct http_record *r, const struct k
 	skywalking__v3__access_log_httpprotocol__init(&log->http);
 	log->http.starttime = &log->base.start;
 	log->http.endtime = &log->base.end;
-	log->http.version = h2 ? SKYWALKING__V3__ACCESS_LOG_HTTPPROTOCOL_VERSION__HTTP2
-			       : SKYWALKING__V3__ACCESS_LOG_HTTPPROTOCOL_VERSION__HTTP1;
+	log->http.version = http_version_value(r);
 	log->http.request = &log->request;
 	log->http.response = &log->response;
 	skywalking__v3__access_log_protocol_logs__init(&log->protocol);
@@ -551,14 +582,12 @@ static void wire_timestamp(struct pb_writer *w, uint32_t id, uint64_t offset_ns)
 /* One AccessLogKernelLog (field 3 of the message): a read (4) or write (5) with its times. */
 static void wire_syscall_log(struct pb_writer *w, const struct syscall_run *run, uint64_t index)
 {
-	uint64_t duration = share(run->duration_ns_sum, run->count, index);
-	uint64_t end = run->first_end_ns + index * run->step_ns;
 	size_t log = w->used, operation = w->used;
+	uint64_t start_ns, end_ns;
 
-	if (end < duration)
-		end = duration;
-	wire_timestamp(w, 2, end);
-	wire_timestamp(w, 1, end - duration);
+	syscall_log_times(run, index, &start_ns, &end_ns);
+	wire_timestamp(w, 2, end_ns);
+	wire_timestamp(w, 1, start_ns);
 	pb_close_message(w, run->write ? 5 : 4, operation);
 	pb_close_message(w, 3, log);
 }
@@ -579,7 +608,6 @@ static void wire_http(struct pb_writer *w, const struct http_record *r)
 {
 	size_t protocol = w->used, http = w->used, part;
 	struct trace_context context;
-	uint64_t duration_ns = r->end_ns - r->start_ns;
 
 	part = w->used;
 	pb_put_uint64(w, 4, r->response_body_bytes);
@@ -595,11 +623,9 @@ static void wire_http(struct pb_writer *w, const struct http_record *r)
 	pb_put_string(w, 2, r->path);
 	pb_put_int32(w, 1, http_method_value(r->method));
 	pb_close_message(w, 4, part);
-	pb_put_int32(w, 3, r->version == KACCESS_HTTP_VERSION_2
-			       ? SKYWALKING__V3__ACCESS_LOG_HTTPPROTOCOL_VERSION__HTTP2
-			       : SKYWALKING__V3__ACCESS_LOG_HTTPPROTOCOL_VERSION__HTTP1);
+	pb_put_int32(w, 3, http_version_value(r));
 	wire_timestamp(w, 2, r->end_ns);
-	wire_timestamp(w, 1, r->end_ns - (duration_ns < r->end_ns ? duration_ns : 0));
+	wire_timestamp(w, 1, start_of(r->end_ns, r->end_ns - r->start_ns));
 	pb_close_message(w, 1, http);
 	pb_close_message(w, 4, protocol);
 }
@@ -629,11 +655,8 @@ static void wire_connection(struct pb_writer *w, const struct http_record *r,
 {
 	size_t connection = w->used;
 
-	pb_put_int32(w, 5, r->version == KACCESS_HTTP_VERSION_2
-			       ? SKYWALKING__V3__ACCESS_LOG_PROTOCOL_TYPE__HTTP_2
-			       : SKYWALKING__V3__ACCESS_LOG_PROTOCOL_TYPE__HTTP_1);
-	pb_put_int32(w, 3, r->agg.role == KACCESS_ROLE_SERVER ? SKYWALKING__V3__DETECT_POINT__server
-							      : SKYWALKING__V3__DETECT_POINT__client);
+	pb_put_int32(w, 5, http_protocol_type(r));
+	pb_put_int32(w, 3, detect_point(r->agg.role));
 	wire_address(w, 2, peer, r->agg.peer_addr, http_peer_port(r));
 	wire_address(w, 1, local, NULL, r->local_port);
 	pb_close_message(w, 2, connection);

@@ -79,3 +79,14 @@ int parse_listen_address(const char *text, struct sockaddr_storage *ret_addr, so
 	*ret_len = sizeof(*sin);
 	return 0;
 }
+
+int parse_hex_digit(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}

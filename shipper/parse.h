@@ -18,6 +18,9 @@ int parse_uint(const char *text, unsigned int min, unsigned int max, unsigned in
  */
 int parse_listen_address(const char *text, struct sockaddr_storage *ret_addr, socklen_t *ret_len);
 
+/* A hexadecimal digit's value (either case), or -1. */
+int parse_hex_digit(char c);
+
 /* Index of `text` in a NULL-terminated list of names, or -EINVAL. */
 int parse_choice(const char *text, const char *const *names);
 

@@ -33,6 +33,7 @@
 #include <zlib.h>
 
 #include "k8s_http.h"
+#include "parse.h"
 #include "tls_client.h"
 
 #define RESPONSE_HEAD_MAX_BYTES (64u << 10)
@@ -151,14 +152,6 @@ int k8s_http_escape(const char *text, char *out, size_t out_len)
 
 /* ---- the chunked coding ---- */
 
-static int hex_value(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	c = (char)tolower((unsigned char)c);
-	return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
-
 /* The size line's end: the data, or the trailer after the last chunk. */
 static int chunk_size_done(struct k8s_chunked *chunked)
 {
@@ -173,10 +166,10 @@ static int chunked_step(struct k8s_chunked *chunked, char c)
 {
 	switch (chunked->state) {
 	case K8S_CHUNK_SIZE:
-		if (hex_value(c) >= 0) {
+		if (parse_hex_digit(c) >= 0) {
 			if (++chunked->size_digits > CHUNK_SIZE_DIGITS_MAX)
 				return -EPROTO;
-			chunked->remaining = chunked->remaining * 16 + (uint64_t)hex_value(c);
+			chunked->remaining = chunked->remaining * 16 + (uint64_t)parse_hex_digit(c);
 			return 0;
 		}
 		if (c == ';' || c == ' ' || c == '\t') {

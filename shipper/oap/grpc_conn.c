@@ -28,6 +28,7 @@
 #include <openssl/err.h>
 
 #include "grpc_conn.h"
+#include "parse.h"
 #include "tls_client.h"
 
 #define GRPC_PREFIX_BYTES 5
@@ -82,6 +83,18 @@ static uint64_t now_ms(void)
 }
 
 /* ---- the call's end ---- */
+
+const char *grpc_code_name(enum grpc_code code)
+{
+	static const char *const names[] = {
+		"OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED",
+		"NOT_FOUND", "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED",
+		"FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE", "UNIMPLEMENTED",
+		"INTERNAL", "UNAVAILABLE", "DATA_LOSS", "UNAUTHENTICATED",
+	};
+
+	return (unsigned int)code < sizeof(names) / sizeof(names[0]) ? names[code] : "UNKNOWN";
+}
 
 static void call_end(struct grpc_conn *conn, enum grpc_code code, const char *details)
 {
@@ -165,25 +178,14 @@ static bool header_is(const uint8_t *name, size_t len, const char *want)
 	return len == strlen(want) && memcmp(name, want, len) == 0;
 }
 
-static int hex_digit(uint8_t c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
-}
-
 /* grpc-message is percent-encoded (gRPC's HTTP/2 spec). */
 static void percent_decode(const uint8_t *value, size_t len, char *out, size_t out_len)
 {
 	size_t n = 0;
 
 	for (size_t i = 0; i < len && n + 1 < out_len; i++) {
-		int high = i + 2 < len ? hex_digit(value[i + 1]) : -1;
-		int low = i + 2 < len ? hex_digit(value[i + 2]) : -1;
+		int high = i + 2 < len ? parse_hex_digit((char)value[i + 1]) : -1;
+		int low = i + 2 < len ? parse_hex_digit((char)value[i + 2]) : -1;
 
 		if (value[i] == '%' && high >= 0 && low >= 0) {
 			out[n++] = (char)(high << 4 | low);
@@ -195,35 +197,22 @@ static void percent_decode(const uint8_t *value, size_t len, char *out, size_t o
 	out[n] = '\0';
 }
 
-static int parse_small_uint(const uint8_t *value, size_t len)
-{
-	int number = 0;
-
-	if (!len || len > 4)
-		return -1;
-	for (size_t i = 0; i < len; i++) {
-		if (value[i] < '0' || value[i] > '9')
-			return -1;
-		number = number * 10 + (value[i] - '0');
-	}
-	return number;
-}
-
 static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const uint8_t *name,
 		     size_t name_len, const uint8_t *value, size_t value_len, uint8_t flags,
 		     void *user_data)
 {
 	struct grpc_conn *conn = user_data;
-	int number;
+	unsigned int number;
 
 	if (frame->hd.stream_id != conn->stream_id || !conn->stream_id)
 		return 0;
+	/* nghttp2 ends every name and value with a NUL */
 	if (header_is(name, name_len, ":status")) {
-		conn->http_status = parse_small_uint(value, value_len);
+		conn->http_status = parse_uint((const char *)value, 100, 999, &number) ? 0 : (int)number;
 	} else if (header_is(name, name_len, "grpc-status")) {
-		number = parse_small_uint(value, value_len);
 		conn->grpc_status_seen = true;
-		conn->state.code = number >= 0 && number <= 16 ? (enum grpc_code)number : GRPC_CODE_UNKNOWN;
+		conn->state.code = parse_uint((const char *)value, 0, 16, &number) ? GRPC_CODE_UNKNOWN
+										  : (enum grpc_code)number;
 	} else if (header_is(name, name_len, "grpc-message")) {
 		percent_decode(value, value_len, conn->state.details, sizeof(conn->state.details));
 	}
@@ -361,6 +350,33 @@ static void out_gather(struct grpc_conn *conn)
 	}
 }
 
+/*
+ * After an SSL_read or SSL_write that moved nothing: 0 when TLS waits for
+ * the socket, else -1 with the connection failed.
+ */
+static ssize_t tls_stalled(struct grpc_conn *conn, int ret, const char *failed)
+{
+	int code = SSL_get_error(conn->ssl, ret);
+
+	if (code == SSL_ERROR_WANT_READ || code == SSL_ERROR_WANT_WRITE)
+		return 0;
+	ERR_clear_error();
+	conn_fail(conn, code == SSL_ERROR_ZERO_RETURN ? "OAP closed the connection" : failed);
+	return -1;
+}
+
+/* After a send or recv that failed: 0 when the socket would block, else -1 with the connection failed. */
+static ssize_t socket_stalled(struct grpc_conn *conn, const char *what)
+{
+	char reason[GRPC_DETAILS_LEN];
+
+	if (errno == EAGAIN || errno == EINTR)
+		return 0;
+	snprintf(reason, sizeof(reason), "%s OAP: %s", what, strerror(errno));
+	conn_fail(conn, reason);
+	return -1;
+}
+
 /* Bytes moved (> 0), 0 if the socket would block, -1 with conn failed. */
 static ssize_t socket_write(struct grpc_conn *conn, const uint8_t *data, size_t len)
 {
@@ -368,28 +384,11 @@ static ssize_t socket_write(struct grpc_conn *conn, const uint8_t *data, size_t 
 
 	if (conn->ssl) {
 		int ret = SSL_write(conn->ssl, data, (int)(len > INT32_MAX ? INT32_MAX : len));
-		int code = ret > 0 ? SSL_ERROR_NONE : SSL_get_error(conn->ssl, ret);
 
-		if (ret > 0)
-			return ret;
-		if (code == SSL_ERROR_WANT_WRITE || code == SSL_ERROR_WANT_READ)
-			return 0;
-		ERR_clear_error();
-		conn_fail(conn, "TLS write failed: the connection to OAP broke");
-		return -1;
+		return ret > 0 ? ret : tls_stalled(conn, ret, "TLS write failed: the connection to OAP broke");
 	}
 	n = send(conn->fd, data, len, MSG_NOSIGNAL);
-	if (n >= 0)
-		return n;
-	if (errno == EAGAIN || errno == EINTR)
-		return 0;
-	{
-		char reason[GRPC_DETAILS_LEN];
-
-		snprintf(reason, sizeof(reason), "write to OAP: %s", strerror(errno));
-		conn_fail(conn, reason);
-	}
-	return -1;
+	return n >= 0 ? n : socket_stalled(conn, "write to");
 }
 
 static void out_write(struct grpc_conn *conn)
@@ -419,33 +418,21 @@ static void flush_out(struct grpc_conn *conn)
 /* Bytes read (> 0), 0 if none are ready, -1 with conn failed (the end included). */
 static ssize_t socket_read(struct grpc_conn *conn, uint8_t *buf, size_t len)
 {
-	char reason[GRPC_DETAILS_LEN];
 	ssize_t n;
 
 	if (conn->ssl) {
 		int ret = SSL_read(conn->ssl, buf, (int)len);
-		int code = ret > 0 ? SSL_ERROR_NONE : SSL_get_error(conn->ssl, ret);
 
-		if (ret > 0)
-			return ret;
-		if (code == SSL_ERROR_WANT_READ || code == SSL_ERROR_WANT_WRITE)
-			return 0;
-		ERR_clear_error();
-		conn_fail(conn, code == SSL_ERROR_ZERO_RETURN ? "OAP closed the connection"
-							      : "TLS read failed: the connection to OAP broke");
-		return -1;
+		return ret > 0 ? ret : tls_stalled(conn, ret, "TLS read failed: the connection to OAP broke");
 	}
 	n = recv(conn->fd, buf, len, 0);
 	if (n > 0)
 		return n;
-	if (n < 0 && (errno == EAGAIN || errno == EINTR))
-		return 0;
-	if (n == 0)
-		snprintf(reason, sizeof(reason), "OAP closed the connection");
-	else
-		snprintf(reason, sizeof(reason), "read from OAP: %s", strerror(errno));
-	conn_fail(conn, reason);
-	return -1;
+	if (n == 0) {
+		conn_fail(conn, "OAP closed the connection");
+		return -1;
+	}
+	return socket_stalled(conn, "read from");
 }
 
 static void read_in(struct grpc_conn *conn)

@@ -23,7 +23,6 @@ enum grpc_code {
 	GRPC_CODE_OK = 0,
 	GRPC_CODE_CANCELLED = 1,
 	GRPC_CODE_UNKNOWN = 2,
-	GRPC_CODE_DEADLINE_EXCEEDED = 4,
 	GRPC_CODE_PERMISSION_DENIED = 7,
 	GRPC_CODE_RESOURCE_EXHAUSTED = 8,
 	GRPC_CODE_UNIMPLEMENTED = 12,
@@ -33,6 +32,9 @@ enum grpc_code {
 };
 
 #define GRPC_DETAILS_LEN 200
+
+/* gRPC's name of any code 0..16 ("UNAVAILABLE"); "UNKNOWN" past them. */
+const char *grpc_code_name(enum grpc_code code);
 
 struct grpc_conn_options {
 	const char *address;     /* "host:port" or "[v6]:port" */

@@ -116,18 +116,6 @@ static uint64_t now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static const char *status_name(enum grpc_code code)
-{
-	static const char *const names[] = {
-		"OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED",
-		"NOT_FOUND", "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED",
-		"FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE", "UNIMPLEMENTED",
-		"INTERNAL", "UNAVAILABLE", "DATA_LOSS", "UNAUTHENTICATED",
-	};
-
-	return (unsigned int)code < sizeof(names) / sizeof(names[0]) ? names[code] : "UNKNOWN";
-}
-
 static bool stop_expired(struct oap_stream_ctx *ctx)
 {
 	return atomic_load(&ctx->sender->stopping) && now_ms() >= ctx->sender->stop_deadline_ms;
@@ -338,7 +326,7 @@ static void call_describe_failure(struct oap_stream_ctx *ctx)
 	}
 	/* The hint goes first when the details are long: it says what to fix. */
 	len = snprintf(text, sizeof(text), "%sOAP %s: %s%s: %s", what, cfg->address,
-		       status_name(call->code), hint, call->details);
+		       grpc_code_name(call->code), hint, call->details);
 	if (len >= (int)sizeof(text))
 		text[sizeof(text) - 1] = '\0'; /* truncated details: the start says enough */
 	stats_set_error(ctx, call->code, text);
