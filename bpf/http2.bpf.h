@@ -20,7 +20,8 @@
  * response headers); anything else is another protocol, and the 101
  * answered the request.
  *
- * What the kernel keeps, per stream (h2_streams): the time of the call with
+ * What the kernel keeps, per stream (a slot in its connection's h2_conns
+ * entry, or h2_streams when that slot is held): the time of the call with
  * the request's first HEADERS byte, the header block bytes (HPACK, without
  * padding and priority fields) and DATA bytes (without padding) of each
  * direction. The stream's exchange ends with the response's END_STREAM or
@@ -204,7 +205,21 @@ static __always_inline __u64 h2_consume(struct http_scratch *s, __u64 want)
 	return n;
 }
 
-static __always_inline struct kaccess_h2_sizes *h2_stream(struct h2_walk *walk, __u32 stream_id)
+/* The slot stream `stream_id` has, or would have, in its connection's entry. */
+static __always_inline struct h2_stream_slot *h2_slot(struct h2_conn *hc, __u32 stream_id)
+{
+	return &hc->slots[(stream_id >> 1) & (H2_STREAM_SLOTS - 1)];
+}
+
+/* Whether `slot` holds stream `stream_id` (0, the connection's own, never has a slot). */
+static __always_inline bool h2_slot_holds(struct h2_stream_slot *slot, __u32 stream_id)
+{
+	return stream_id && slot->stream_id == stream_id;
+}
+
+/* Stream `stream_id` in h2_streams, where a stream goes whose slot was held. */
+static __always_inline struct kaccess_h2_sizes *h2_table_stream(struct h2_walk *walk,
+								 __u32 stream_id)
 {
 	struct kaccess_h2_stream_key key = {
 		.sk = walk->sk,
@@ -212,7 +227,19 @@ static __always_inline struct kaccess_h2_sizes *h2_stream(struct h2_walk *walk, 
 		.stream_id = stream_id,
 	};
 
+	if (!walk->hc->table_streams)
+		return NULL;
 	return bpf_map_lookup_elem(&h2_streams, &key);
+}
+
+/* An open (or reset, not yet forgotten) stream's numbers: NULL when not tracked. */
+static __always_inline struct kaccess_h2_sizes *h2_stream(struct h2_walk *walk, __u32 stream_id)
+{
+	struct h2_stream_slot *slot = h2_slot(walk->hc, stream_id);
+
+	if (h2_slot_holds(slot, stream_id))
+		return &slot->sizes;
+	return h2_table_stream(walk, stream_id);
 }
 
 /*
@@ -314,19 +341,59 @@ static __always_inline void h2_call_end(struct h2_walk *walk, struct h2_parser *
 	s->h2_call = H2_CALL_SETTLED;
 }
 
-/* A request's HEADERS opens its stream (trailers find it open). */
-static __always_inline void h2_stream_open(struct h2_walk *walk, __u32 stream_id)
+/* Put `sizes` of `stream_id` in h2_streams; `flags` BPF_NOEXIST or BPF_ANY. */
+static __always_inline void h2_table_put(struct h2_walk *walk, __u32 stream_id,
+					 struct kaccess_h2_sizes *sizes, __u64 flags)
 {
 	struct kaccess_h2_stream_key key = {
 		.sk = walk->sk,
 		.conn_start_ns = walk->hc->conn_start_ns,
 		.stream_id = stream_id,
 	};
+
+	if (!bpf_map_update_elem(&h2_streams, &key, sizes, flags))
+		walk->hc->table_streams++;
+}
+
+/*
+ * A request's HEADERS opens its stream (trailers find it open): in its
+ * slot when that is free, else in h2_streams. A reset stream in the slot
+ * moves to h2_streams (its peer's frames in flight still find it there).
+ */
+static __always_inline void h2_stream_open(struct h2_walk *walk, __u32 stream_id)
+{
+	struct h2_stream_slot *slot = h2_slot(walk->hc, stream_id);
 	struct http_scratch *s = walk->s;
 
+	if (h2_slot_holds(slot, stream_id) || h2_table_stream(walk, stream_id))
+		return; /* request trailers: a second block on an open stream */
 	s->fresh_stream.start_ns = s->now_ns;
-	/* NOEXIST: request trailers are a second block on an open stream */
-	bpf_map_update_elem(&h2_streams, &key, &s->fresh_stream, BPF_NOEXIST);
+	if (slot->stream_id && !slot->sizes.reset) {
+		h2_table_put(walk, stream_id, &s->fresh_stream, BPF_NOEXIST);
+		return;
+	}
+	if (slot->stream_id)
+		h2_table_put(walk, slot->stream_id, &slot->sizes, BPF_ANY);
+	__builtin_memcpy(&slot->sizes, &s->fresh_stream, sizeof(slot->sizes));
+	slot->stream_id = stream_id;
+}
+
+/* A stream is forgotten: its slot freed, or its h2_streams entry deleted. */
+static __always_inline void h2_stream_forget(struct h2_walk *walk, struct h2_stream_slot *slot,
+					     __u32 stream_id)
+{
+	struct kaccess_h2_stream_key key = {
+		.sk = walk->sk,
+		.conn_start_ns = walk->hc->conn_start_ns,
+		.stream_id = stream_id,
+	};
+
+	if (h2_slot_holds(slot, stream_id)) {
+		slot->stream_id = 0;
+		return;
+	}
+	if (!bpf_map_delete_elem(&h2_streams, &key) && walk->hc->table_streams)
+		walk->hc->table_streams--;
 }
 
 /*
@@ -386,16 +453,16 @@ static __always_inline void h2_batch_commit(struct http_scratch *s, __u32 off, _
 /* The exchange of `stream_id` ends: its numbers to userspace, the stream forgotten. */
 static __noinline int h2_stream_end(struct h2_walk *walk, __u32 stream_id, __u32 outcome)
 {
-	struct kaccess_h2_stream_key key = {
-		.sk = walk->sk,
-		.conn_start_ns = walk->hc->conn_start_ns,
-		.stream_id = stream_id,
-	};
 	struct http_scratch *s = walk->s;
 	struct kaccess_h2_stream_event *event;
-	struct kaccess_h2_sizes *sizes = bpf_map_lookup_elem(&h2_streams, &key);
+	struct h2_stream_slot *slot;
+	struct kaccess_h2_sizes *sizes;
 	__u32 off;
 
+	if (!s || !walk->hc)
+		return 0;
+	slot = h2_slot(walk->hc, stream_id);
+	sizes = h2_stream(walk, stream_id);
 	if (!sizes) {
 		/* a client stream's response without its request: evicted or never tracked */
 		if (outcome == KACCESS_H2_COMPLETE && (stream_id & 1))
@@ -403,7 +470,7 @@ static __noinline int h2_stream_end(struct h2_walk *walk, __u32 stream_id, __u32
 		return 0;
 	}
 	if (sizes->reset) { /* counted at its reset; the peer's frames in flight end here */
-		bpf_map_delete_elem(&h2_streams, &key);
+		h2_stream_forget(walk, slot, stream_id);
 		return 0;
 	}
 	off = h2_batch_room(walk, sizeof(*event));
@@ -422,13 +489,14 @@ static __noinline int h2_stream_end(struct h2_walk *walk, __u32 stream_id, __u32
 	h2_batch_commit(s, off, sizeof(*event));
 	s->h2_batch.ends++;
 	/*
-	 * A reset stream stays (LRU) so that the other side's frames already
-	 * on their way find it ended, rather than count as lost.
+	 * A reset stream stays (in its slot until another stream needs it, or
+	 * in the LRU) so that the other side's frames already on their way
+	 * find it ended, rather than count as lost.
 	 */
 	if (outcome == KACCESS_H2_RESET)
 		sizes->reset = 1;
 	else
-		bpf_map_delete_elem(&h2_streams, &key);
+		h2_stream_forget(walk, slot, stream_id);
 	return 0;
 }
 
@@ -804,11 +872,36 @@ static __always_inline struct h2_conn *h2_conn_create(__u64 sk, struct kaccess_c
 	return bpf_map_lookup_elem(&h2_conns, &sk);
 }
 
+/*
+ * The connection's entry goes: its open streams move to h2_streams, where
+ * the shipper finds them when the connection ends (it knows their ids) and
+ * makes their records, cut. Reset ones are counted already.
+ */
+static __noinline int h2_conn_forget(__u64 sk, struct h2_conn *hc)
+{
+	struct kaccess_h2_stream_key key = { .sk = sk };
+
+	if (!hc)
+		return 0;
+	key.conn_start_ns = hc->conn_start_ns;
+	for (__u32 i = 0; i < H2_STREAM_SLOTS; i++) {
+		struct h2_stream_slot *slot = &hc->slots[i];
+
+		if (!slot->stream_id || slot->sizes.reset)
+			continue;
+		key.stream_id = slot->stream_id;
+		bpf_map_update_elem(&h2_streams, &key, &slot->sizes, BPF_ANY);
+	}
+	bpf_map_delete_elem(&h2_conns, &sk);
+	return 0;
+}
+
 /* Parsing stops: the connection is left to TCP. */
-static __always_inline void h2_stop(__u64 sk, struct kaccess_conn *conn, __u8 state)
+static __always_inline void h2_stop(__u64 sk, struct kaccess_conn *conn, struct h2_conn *hc,
+				    __u8 state)
 {
 	conn->http = state;
-	bpf_map_delete_elem(&h2_conns, &sk);
+	h2_conn_forget(sk, hc);
 }
 
 /*
@@ -996,7 +1089,7 @@ static __always_inline void h2_transfer_rest(__u64 sk, struct kaccess_conn *conn
 	s->error = HTTP_OK; /* HTTP_ERR_UPGRADE when the 101 was in this call */
 	if (s->is_request && hc->req.phase == H2_PH_PREFACE) {
 		if (!h2_preface_at_start(s)) { /* the server spoke HTTP/2, the client did not */
-			h2_stop(sk, conn, KACCESS_HTTP_NO_FINAL);
+			h2_stop(sk, conn, hc, KACCESS_HTTP_NO_FINAL);
 			return;
 		}
 		h2_consume(s, H2_PREFACE_LEN);
@@ -1023,14 +1116,14 @@ static __always_inline void h2_transfer_rest(__u64 sk, struct kaccess_conn *conn
 		h2_call_end(&walk, p);
 	if (s->error) {
 		count_loss(KACCESS_CTR_HTTP_PARSE_FAILED);
-		h2_stop(sk, conn, KACCESS_HTTP_FAILED);
+		h2_stop(sk, conn, hc, KACCESS_HTTP_FAILED);
 	}
 }
 
-/* The connection ends; its open streams are the shipper's to finish (it knows their ids). */
+/* The connection ends; its open streams are the shipper's to finish. */
 static __always_inline void h2_conn_end(__u64 sk)
 {
-	bpf_map_delete_elem(&h2_conns, &sk);
+	h2_conn_forget(sk, bpf_map_lookup_elem(&h2_conns, &sk));
 }
 
 #endif /* KACCESS_BPF_HTTP2_BPF_H */

@@ -311,19 +311,45 @@ struct h2_parser {
 	__u64 header_call_ns; /* ...their durations, summed */
 };
 
+/*
+ * Open streams kept inside their connection's entry, so that a stream's
+ * start, lookups and end touch no map of their own: the connection's entry
+ * is looked up by every call already. Stream n's slot is (n >> 1) mod
+ * H2_STREAM_SLOTS: a client numbers its streams 1, 3, 5, ..., so the last
+ * H2_STREAM_SLOTS it opened have a slot each. A stream whose slot is held
+ * by another open stream goes to h2_streams. A connection's two directions
+ * may run on two CPUs at once, and a slot's updates are no more atomic than
+ * the sums in any map value: a new stream taking the slot of a reset one at
+ * the instant the reset one's late response ends it could lose its slot
+ * (its exchange then counts h2_stream_lost).
+ */
+#define H2_STREAM_SLOTS 8 /* a power of 2 */
+
+struct h2_stream_slot {
+	__u32 stream_id;             /* 0: free */
+	__u32 pad;
+	struct kaccess_h2_sizes sizes;
+};
+
 /* Per-connection HTTP/2 state. */
 struct h2_conn {
 	struct kaccess_agg_key agg;  /* the connection's row (kept current by every transfer) */
 	__u64 conn_start_ns;         /* kaccess_conn.start_ns: part of every stream's key */
 	struct h2_parser req, resp;
+	__u32 table_streams;         /* its streams put in h2_streams and not deleted since: none,
+				      * no lookup there (an LRU eviction leaves it high: harmless) */
+	__u32 pad;
+	struct h2_stream_slot slots[H2_STREAM_SLOTS];
 };
 
 /*
  * h2_conns: key = socket address (as conn_table), value = struct h2_conn.
  * Created by the client's connection preface (or the server's first
  * SETTINGS, for the server side), deleted at tcp_destroy_sock or when the
- * frames stop making sense. Preallocated. Size: `http_conns_max_entries`
- * (16384) connections, 152 B each: 3.5 MiB. Not pinned.
+ * frames stop making sense; its open streams then go to h2_streams for the
+ * shipper. Preallocated. Size: `http_conns_max_entries` (16384)
+ * connections, 928 B each (984 with key and the kernel's header): 15.6 MiB.
+ * Not pinned.
  */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -334,9 +360,11 @@ struct {
 
 /*
  * h2_streams: key = struct kaccess_h2_stream_key, value = struct
- * kaccess_h2_sizes. A stream's numbers from its request's first HEADERS to
- * its end (END_STREAM of the response, RST_STREAM), then deleted; streams
- * still open when their connection ends are read and deleted by the shipper.
+ * kaccess_h2_sizes. The numbers of a stream that found its slot in
+ * h2_conns held, from its request's first HEADERS to its end (END_STREAM
+ * of the response, RST_STREAM), then deleted; and the streams still open
+ * when their connection ends (the slots' ones put here then), read and
+ * deleted by the shipper.
  * LRU: streams of connections whose end was never seen cannot fill it; an
  * open stream evicted is counted (h2_stream_lost) when its response comes.
  * Size: 16384 streams (`http_conns_max_entries`), 112 B each: 2.75 MiB. Not pinned.

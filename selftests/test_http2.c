@@ -1023,10 +1023,12 @@ struct handmade_truth {
 	unsigned long request_header, response_header, response_body;
 	int status;
 	unsigned long stream3_frames_received;
+	unsigned long later_streams_ended; /* END_STREAM frames received on streams after 1 */
 };
 
 struct handmade_job {
 	const char *addr;
+	int later_streams; /* reset_client_main: requests on streams 3, 5, ... after the reset */
 	struct handmade_truth truth;
 };
 
@@ -1061,6 +1063,8 @@ static void handmade_read(int fd, struct handmade_truth *truth)
 			break; /* nghttpd does not pad */
 		if (stream == 3)
 			truth->stream3_frames_received++;
+		if (stream > 1 && (flags & 0x1) && (type == 0 || type == 1))
+			truth->later_streams_ended++;
 		if (stream == 1 && type == 1) {
 			truth->response_header += len;
 			if (buf[at + FRAME_HEADER_BYTES] == 0x88) /* indexed ":status: 200" */
@@ -1197,7 +1201,7 @@ static int reset_client_main(void *arg)
 {
 	struct handmade_job *job = arg;
 	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons(H2_PORT) };
-	unsigned char out[256], block[128], *at = out;
+	unsigned char out[1024], block[128], *at = out;
 	int fd = socket(AF_INET, SOCK_STREAM, 0);
 	size_t block_len = 0;
 
@@ -1222,6 +1226,16 @@ static int reset_client_main(void *arg)
 	memset(out + FRAME_HEADER_BYTES, 0, 4);
 	out[FRAME_HEADER_BYTES + 3] = 0x8; /* CANCEL */
 	if (fd_write_all(fd, out, FRAME_HEADER_BYTES + 4))
+		return 1;
+	at = out;
+	for (int i = 0; i < job->later_streams && at + FRAME_HEADER_BYTES + block_len <= out + sizeof(out);
+	     i++) {
+		frame_header(at, block_len, 1, 0x5, 3 + 2 * i); /* END_HEADERS | END_STREAM */
+		at += FRAME_HEADER_BYTES;
+		memcpy(at, block, block_len);
+		at += block_len;
+	}
+	if (at > out && fd_write_all(fd, out, at - out))
 		return 1;
 	handmade_read(fd, &job->truth);
 	close(fd);
@@ -1266,6 +1280,42 @@ KTEST_F(http2, reset_after_the_response_was_sent, 90)
 	EXPECT_EQ(1, record.request_calls);
 	EXPECT_LT(0, record.request_call_ns);
 	EXPECT_EQ(0, record.response_calls);
+	EXPECT_EQ(0, agent_output_lost(self->output, "http_parse_failed"));
+	munmap(job, sizeof(*job));
+}
+
+/*
+ * As above, and then, before reading, eight more requests (streams 3 to
+ * 17): stream 17's slot in the connection's entry is stream 1's, which
+ * moves to h2_streams, so that the late response still finds stream 1
+ * ended (not a lost exchange, h2_stream_lost 0 in stop_agent).
+ */
+KTEST_F(http2, reset_stream_found_by_its_late_response_after_its_slot_is_taken, 90)
+{
+	struct handmade_job *job = shared_alloc(sizeof(*job));
+	struct http_totals client, server;
+
+	ASSERT_NE(NULL, job);
+	job->addr = self->pods.server.ipv4;
+	job->later_streams = 8;
+	start_agent(_metadata, self, variant);
+	ASSERT_EQ(0, child_wait(pod_spawn(&self->pods.client, reset_client_main, job)));
+	stop_agent(_metadata, self);
+	ASSERT_EQ(200, job->truth.status);
+	ASSERT_EQ(8, job->truth.later_streams_ended);
+	client = agent_output_http(self->output, self->pods.client.cgroup_id, "client", "GET:/small", 0,
+				   UINT64_MAX);
+	EXPECT_EQ(9, client.call_count);
+	EXPECT_EQ(1, client.no_response_count);
+	EXPECT_EQ(8, client.success_count);
+	EXPECT_EQ(8, client.status[1]);
+	EXPECT_EQ(9 * job->truth.request_header, client.request_header_bytes);
+	EXPECT_EQ(8 * SMALL_BYTES, client.response_body_bytes);
+	server = agent_output_http(self->output, self->pods.server.cgroup_id, "server", "GET:/small", 0,
+				   UINT64_MAX);
+	EXPECT_EQ(9, server.call_count);
+	EXPECT_EQ(9, server.success_count);
+	EXPECT_EQ(9 * SMALL_BYTES, server.response_body_bytes);
 	EXPECT_EQ(0, agent_output_lost(self->output, "http_parse_failed"));
 	munmap(job, sizeof(*job));
 }
