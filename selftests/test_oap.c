@@ -5,8 +5,9 @@
  * and the independent Python decoder (selftests/oap/fake_oap.py, grpcio with
  * stubs generated from proto/). Both record every message as NDJSON; the tests
  * compare it field for field with what they enqueued and check the sender's
- * counters against what arrived. No root, no namespaces: 127.0.0.1 with ports
- * chosen at run time, a temp dir, and every fake killed in the teardown.
+ * counters against what arrived. 127.0.0.1 with ports chosen at run time, a
+ * temp dir, and every fake killed in the teardown; one test takes a mount
+ * namespace of its own for a resolv.conf naming a DNS server on loopback.
  */
 #include <errno.h>
 #include <json-c/json.h>
@@ -16,6 +17,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <sched.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -1761,6 +1765,90 @@ KTEST_F(oap, keepalive_ping_ends_a_silent_connection_and_not_a_live_one, 60)
 	EXPECT_TRUE(state->done);
 	EXPECT_EQ(GRPC_CODE_OK, state->code) TH_LOG("%s", state->details);
 	grpc_conn_free(conn);
+}
+
+/*
+ * A DNS server that never answers: a UDP socket on 127.0.0.77:53, named
+ * by a resolv.conf (30 s resolver timeout) bind-mounted over
+ * /etc/resolv.conf in this test's own mount namespace. Its socket, or -1.
+ */
+static int silent_dns_server(const char *dir)
+{
+	struct sockaddr_in addr = { .sin_family = AF_INET, .sin_port = htons(53) };
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	char path[PATH_MAX];
+	FILE *conf;
+
+	inet_pton(AF_INET, "127.0.0.77", &addr.sin_addr);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&addr, sizeof(addr)))
+		return -1;
+	snprintf(path, sizeof(path), "%s/resolv.conf", dir);
+	conf = fopen(path, "w");
+	if (!conf)
+		return -1;
+	fputs("nameserver 127.0.0.77\noptions timeout:30 attempts:1\n", conf);
+	fclose(conf);
+	if (unshare(CLONE_NEWNS) || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) ||
+	    mount(path, "/etc/resolv.conf", NULL, MS_BIND, NULL))
+		return -1;
+	return fd;
+}
+
+/* DNS queries the silent server was sent since the last call. */
+static unsigned int queries_received(int fd)
+{
+	unsigned int queries = 0;
+	char packet[512];
+
+	while (recv(fd, packet, sizeof(packet), 0) > 0)
+		queries++;
+	return queries;
+}
+
+/*
+ * OAP by a name the resolver never answers for: the connect deadline ends
+ * the lookup (the resolver's own 30 s do not), and a stopping sender does
+ * not wait for the resolver past its flush budget.
+ */
+KTEST_F(oap, a_name_without_an_answer_ends_at_the_deadline_and_at_stop, 60)
+{
+	struct grpc_conn_options opts = { .address = "oap.kaccess.test:11800",
+					  .connect_timeout_ms = 500 };
+	char err[GRPC_DETAILS_LEN] = "";
+	const char *timed_out = "resolve oap.kaccess.test: no answer in ";
+	struct grpc_conn *conn = NULL;
+	struct oap_stream_stats al;
+	uint64_t started_ms, took_ms;
+	int dns = silent_dns_server(self->dir);
+
+	ASSERT_LE(0, dns) TH_LOG("silent DNS server: %s", strerror(errno));
+	started_ms = now_ms();
+	EXPECT_EQ(-ETIMEDOUT, grpc_conn_open(&opts, &conn, err, sizeof(err)));
+	took_ms = now_ms() - started_ms;
+	EXPECT_LE(500, took_ms);
+	EXPECT_GT(1500, took_ms);
+	EXPECT_EQ(0, strncmp(err, timed_out, strlen(timed_out))) TH_LOG("%s", err);
+	EXPECT_LE(1, queries_received(dns)); /* the resolver did ask */
+
+	/* the sender's connect waits 20 s; a stop with 300 ms of flush budget ends it */
+	snprintf(self->cfg.address, sizeof(self->cfg.address), "oap.kaccess.test:11800");
+	ASSERT_EQ(0, oap_sender_create(&self->cfg, &self->sender));
+	set_test_node_info(self->sender);
+	ASSERT_EQ(0, oap_sender_start(self->sender));
+	ASSERT_EQ(0, enqueue_access_logs(self->sender, 0, 10));
+	usleep(1000 * 1000);
+	EXPECT_LE(1, queries_received(dns));
+	started_ms = now_ms();
+	ASSERT_EQ(0, oap_sender_stop(self->sender, 300));
+	took_ms = now_ms() - started_ms;
+	EXPECT_GT(1000, took_ms) TH_LOG("stop took %lu ms", took_ms);
+	al = stats_of(self->sender, OAP_STREAM_ACCESS_LOG);
+	LOG_STATS(al);
+	EXPECT_EQ(0, al.sent);
+	EXPECT_EQ(0, al.delivered);
+	EXPECT_NE(NULL, strstr(al.last_error, "resolve oap.kaccess.test: stopped"))
+		TH_LOG("%s", al.last_error);
+	close(dns);
 }
 
 KTEST_F(oap, meter_batches_split_and_host_node_info_arrive, 60)

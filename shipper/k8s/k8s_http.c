@@ -34,6 +34,7 @@
 
 #include "k8s_http.h"
 #include "parse.h"
+#include "resolve.h"
 #include "tls_client.h"
 
 #define RESPONSE_HEAD_MAX_BYTES (64u << 10)
@@ -357,13 +358,15 @@ static int connect_address(struct exchange *ex, const struct addrinfo *ai)
 static int connect_server(struct exchange *ex)
 {
 	const struct k8s_http_server *server = ex->get->server;
-	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM }, *list, *ai;
-	int err = getaddrinfo(server->host, server->port, &hints, &list);
+	struct resolve_wait wait = {
+		.deadline_ms = nearest_deadline_ms(ex),
+		.stop_fd = ex->get->stop_fd,
+	};
+	struct addrinfo *list, *ai;
+	int err = resolve_tcp(server->host, server->port, &wait, &list, ex->err, ex->err_len);
 
-	if (err) {
-		snprintf(ex->err, ex->err_len, "resolve %s: %s", server->host, gai_strerror(err));
-		return -ECONNREFUSED;
-	}
+	if (err)
+		return err == -EHOSTUNREACH ? -ECONNREFUSED : err;
 	err = -ECONNREFUSED;
 	for (ai = list; ai && err && err != -ETIMEDOUT && err != -ECANCELED; ai = ai->ai_next)
 		err = connect_address(ex, ai);

@@ -29,6 +29,7 @@
 
 #include "grpc_conn.h"
 #include "parse.h"
+#include "resolve.h"
 #include "tls_client.h"
 
 #define GRPC_PREFIX_BYTES 5
@@ -541,13 +542,17 @@ static int connect_one(struct grpc_conn *conn, const struct addrinfo *ai, uint64
 
 static int connect_server(struct grpc_conn *conn, uint64_t deadline_ms, char *err, size_t err_len)
 {
-	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM }, *list, *ai;
-	int ret = getaddrinfo(conn->host, conn->port, &hints, &list);
+	struct resolve_wait wait = {
+		.deadline_ms = deadline_ms,
+		.give_up = conn->opts.give_up,
+		.give_up_arg = conn->opts.give_up_arg,
+		.stop_fd = -1,
+	};
+	struct addrinfo *list, *ai;
+	int ret = resolve_tcp(conn->host, conn->port, &wait, &list, err, err_len);
 
-	if (ret) {
-		snprintf(err, err_len, "resolve %s: %s", conn->host, gai_strerror(ret));
-		return -EHOSTUNREACH;
-	}
+	if (ret)
+		return ret;
 	ret = -ECONNREFUSED;
 	for (ai = list; ai && ret && ret != -ETIMEDOUT && ret != -ECANCELED; ai = ai->ai_next)
 		ret = connect_one(conn, ai, deadline_ms);
