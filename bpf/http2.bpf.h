@@ -379,14 +379,14 @@ static __always_inline void h2_stream_open(struct h2_walk *walk, __u32 stream_id
 }
 
 /* A stream is forgotten: its slot freed, or its h2_streams entry deleted. */
-static __always_inline void h2_stream_forget(struct h2_walk *walk, struct h2_stream_slot *slot,
-					     __u32 stream_id)
+static __always_inline void h2_stream_forget(struct h2_walk *walk, __u32 stream_id)
 {
 	struct kaccess_h2_stream_key key = {
 		.sk = walk->sk,
 		.conn_start_ns = walk->hc->conn_start_ns,
 		.stream_id = stream_id,
 	};
+	struct h2_stream_slot *slot = h2_slot(walk->hc, stream_id);
 
 	if (h2_slot_holds(slot, stream_id)) {
 		slot->stream_id = 0;
@@ -455,14 +455,9 @@ static __noinline int h2_stream_end(struct h2_walk *walk, __u32 stream_id, __u32
 {
 	struct http_scratch *s = walk->s;
 	struct kaccess_h2_stream_event *event;
-	struct h2_stream_slot *slot;
-	struct kaccess_h2_sizes *sizes;
+	struct kaccess_h2_sizes *sizes = h2_stream(walk, stream_id);
 	__u32 off;
 
-	if (!s || !walk->hc)
-		return 0;
-	slot = h2_slot(walk->hc, stream_id);
-	sizes = h2_stream(walk, stream_id);
 	if (!sizes) {
 		/* a client stream's response without its request: evicted or never tracked */
 		if (outcome == KACCESS_H2_COMPLETE && (stream_id & 1))
@@ -470,7 +465,7 @@ static __noinline int h2_stream_end(struct h2_walk *walk, __u32 stream_id, __u32
 		return 0;
 	}
 	if (sizes->reset) { /* counted at its reset; the peer's frames in flight end here */
-		h2_stream_forget(walk, slot, stream_id);
+		h2_stream_forget(walk, stream_id);
 		return 0;
 	}
 	off = h2_batch_room(walk, sizeof(*event));
@@ -496,7 +491,7 @@ static __noinline int h2_stream_end(struct h2_walk *walk, __u32 stream_id, __u32
 	if (outcome == KACCESS_H2_RESET)
 		sizes->reset = 1;
 	else
-		h2_stream_forget(walk, slot, stream_id);
+		h2_stream_forget(walk, stream_id);
 	return 0;
 }
 

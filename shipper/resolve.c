@@ -10,6 +10,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
+
 #define RESOLVE_SLICE_MS 50 /* how soon a stop is noticed */
 
 /* One lookup; given up ones stay allocated until glibc's thread finishes with them. */
@@ -20,16 +22,10 @@ struct lookup {
 	char names[];        /* host, NUL, port, NUL */
 };
 
+static const struct addrinfo tcp_hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM };
+
 static pthread_mutex_t abandoned_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct lookup *abandoned;
-
-static uint64_t monotonic_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void lookup_free(struct lookup *lookup)
 {
@@ -81,12 +77,9 @@ static bool told_to_give_up(const struct resolve_wait *wait)
 /* A literal IPv4 or IPv6 address: 0 with the list, EAI_NONAME for a name, else the error. */
 static int resolve_literal(const char *host, const char *port, struct addrinfo **ret_list)
 {
-	struct addrinfo hints = {
-		.ai_family = AF_UNSPEC,
-		.ai_socktype = SOCK_STREAM,
-		.ai_flags = AI_NUMERICHOST,
-	};
+	struct addrinfo hints = tcp_hints;
 
+	hints.ai_flags = AI_NUMERICHOST;
 	return getaddrinfo(host, port, &hints, ret_list);
 }
 
@@ -100,8 +93,7 @@ static struct lookup *lookup_start(const char *host, const char *port)
 		return NULL;
 	memcpy(lookup->names, host, host_len);
 	memcpy(lookup->names + host_len, port, port_len);
-	lookup->hints.ai_family = AF_UNSPEC;
-	lookup->hints.ai_socktype = SOCK_STREAM;
+	lookup->hints = tcp_hints;
 	lookup->request.ar_name = lookup->names;
 	lookup->request.ar_service = lookup->names + host_len;
 	lookup->request.ar_request = &lookup->hints;
@@ -113,27 +105,21 @@ static struct lookup *lookup_start(const char *host, const char *port)
 	return lookup;
 }
 
-/* Wait for the lookup in slices: its gai_error(), or EAI_INPROGRESS when waiting ended first. */
-static int lookup_wait(struct lookup *lookup, const struct resolve_wait *wait, int *ret_stopped)
+/* Wait for the lookup in slices: 0 when it finished, -ECANCELED or -ETIMEDOUT first. */
+static int lookup_wait(struct lookup *lookup, const struct resolve_wait *wait)
 {
 	const struct gaicb *requests[1] = { &lookup->request };
-	int status;
 
 	for (;;) {
-		uint64_t now_ms = monotonic_ms(), slice_ms = RESOLVE_SLICE_MS;
+		uint64_t now_ms = clock_monotonic_ms(), slice_ms = RESOLVE_SLICE_MS;
 		struct timespec slice;
 
-		status = gai_error(&lookup->request);
-		if (status != EAI_INPROGRESS)
-			return status;
-		if (told_to_give_up(wait)) {
-			*ret_stopped = -ECANCELED;
-			return EAI_INPROGRESS;
-		}
-		if (now_ms >= wait->deadline_ms) {
-			*ret_stopped = -ETIMEDOUT;
-			return EAI_INPROGRESS;
-		}
+		if (gai_error(&lookup->request) != EAI_INPROGRESS)
+			return 0;
+		if (told_to_give_up(wait))
+			return -ECANCELED;
+		if (now_ms >= wait->deadline_ms)
+			return -ETIMEDOUT;
 		if (wait->deadline_ms - now_ms < slice_ms)
 			slice_ms = wait->deadline_ms - now_ms;
 		slice.tv_sec = slice_ms / 1000;
@@ -145,9 +131,9 @@ static int lookup_wait(struct lookup *lookup, const struct resolve_wait *wait, i
 int resolve_tcp(const char *host, const char *port, const struct resolve_wait *wait,
 		struct addrinfo **ret_list, char *err, size_t err_len)
 {
-	uint64_t started_ms = monotonic_ms();
+	uint64_t started_ms = clock_monotonic_ms();
 	struct lookup *lookup;
-	int status, stopped = 0;
+	int status, waited;
 
 	*ret_list = NULL;
 	abandoned_reap();
@@ -159,16 +145,17 @@ int resolve_tcp(const char *host, const char *port, const struct resolve_wait *w
 		status = EAI_MEMORY;
 		goto done;
 	}
-	status = lookup_wait(lookup, wait, &stopped);
-	if (status == EAI_INPROGRESS) {
+	waited = lookup_wait(lookup, wait);
+	if (waited) {
 		lookup_abandon(lookup);
-		if (stopped == -ETIMEDOUT)
+		if (waited == -ETIMEDOUT)
 			snprintf(err, err_len, "resolve %s: no answer in %lu ms", host,
-				 (unsigned long)(monotonic_ms() - started_ms));
+				 (unsigned long)(clock_monotonic_ms() - started_ms));
 		else
 			snprintf(err, err_len, "resolve %s: stopped", host);
-		return stopped;
+		return waited;
 	}
+	status = gai_error(&lookup->request);
 	*ret_list = lookup->request.ar_result;
 	lookup->request.ar_result = NULL;
 	lookup_free(lookup);

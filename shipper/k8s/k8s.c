@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 
+#include "clock.h"
 #include "cgroups.h"
 #include "k8s_internal.h"
 #include "log.h"
@@ -180,7 +181,7 @@ int k8s_new(const struct k8s_config *cfg, struct k8s **ret_k8s, char *err, size_
 		return ret;
 	}
 	k8s_store_init(&k->store, cfg->max_pods, cfg->max_services, cfg->deleted_grace_s);
-	k->unresolved_since_ms = k8s_monotonic_ms();
+	k->unresolved_since_ms = clock_monotonic_ms();
 	for (int i = 0; i < K8S_RESOURCE_COUNT; i++) {
 		k->watchers[i].k = k;
 		k->watchers[i].resource = i;
@@ -256,7 +257,7 @@ void k8s_stats_get(struct k8s *k, struct k8s_stats *ret_stats)
 	pthread_mutex_lock(&k->lock);
 	*ret_stats = k->stats;
 	ret_stats->synced = watchers_synced(k);
-	k8s_store_expire(&k->store, k8s_monotonic_ms());
+	k8s_store_expire(&k->store, clock_monotonic_ms());
 	ret_stats->pods = k->store.pods_by_uid.count;
 	ret_stats->pods_deleted = k->store.retired_count;
 	ret_stats->services = k->store.services_by_key.count;
@@ -270,7 +271,7 @@ void k8s_stats_get(struct k8s *k, struct k8s_stats *ret_stats)
  */
 int k8s_log_unresolved(struct k8s *k)
 {
-	uint64_t now_ms = k8s_monotonic_ms(), local, peer, seconds;
+	uint64_t now_ms = clock_monotonic_ms(), local, peer, seconds;
 	char last_error[K8S_ERROR_LEN];
 	bool synced;
 
@@ -462,7 +463,7 @@ int k8s_resolve_local_path(struct k8s *k, const char *cgroup_path, struct k8s_id
 	copy_cut(ret->pod_uid, sizeof(ret->pod_uid), ids.pod_uid);
 	copy_cut(ret->container_id, sizeof(ret->container_id), ids.container_id);
 	pthread_mutex_lock(&k->lock);
-	k8s_store_expire(&k->store, k8s_monotonic_ms());
+	k8s_store_expire(&k->store, clock_monotonic_ms());
 	pod = k8s_store_pod_by_uid(&k->store, ids.pod_uid);
 	if (pod) {
 		pod_identity(k, pod, ret);
@@ -481,7 +482,7 @@ static uint64_t store_generation(struct k8s *k)
 	pthread_mutex_lock(&k->lock);
 	/* a deleted pod whose grace ended must not go on resolving from the cache */
 	if (k->store.retired_head)
-		k8s_store_expire(&k->store, k8s_monotonic_ms());
+		k8s_store_expire(&k->store, clock_monotonic_ms());
 	generation = k->store.pods_generation + k->store.services_generation;
 	pthread_mutex_unlock(&k->lock);
 	return generation;
@@ -689,7 +690,7 @@ static int resolve_peer_uncached(struct k8s *k, const uint8_t addr[16], uint16_t
 		return 0;
 	}
 	pthread_mutex_lock(&k->lock);
-	k8s_store_expire(&k->store, k8s_monotonic_ms());
+	k8s_store_expire(&k->store, clock_monotonic_ms());
 	service = k8s_store_service_by_ip(&k->store, addr, port);
 	ask_conntrack = service && tuple && k->cfg.conntrack && memcmp(tuple->peer_addr, addr, 16) == 0;
 	if (service)

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "k8s_internal.h"
 #include "log.h"
 
@@ -105,7 +106,7 @@ static void apply_object(struct k8s_watcher *watcher, json_object *obj, bool del
 	int err;
 
 	if (watcher->resource == K8S_PODS)
-		err = deleted ? k8s_store_delete_pod(store, obj, k8s_monotonic_ms())
+		err = deleted ? k8s_store_delete_pod(store, obj, clock_monotonic_ms())
 			      : k8s_store_upsert_pod(store, obj, epoch);
 	else
 		err = deleted ? k8s_store_delete_service(store, obj)
@@ -177,7 +178,7 @@ static int handle_event(struct request *req, json_object *event)
 		return -EPROTO;
 	}
 	pthread_mutex_lock(&k->lock);
-	k8s_store_expire(&k->store, k8s_monotonic_ms());
+	k8s_store_expire(&k->store, clock_monotonic_ms());
 	if (strcmp(type, "ADDED") == 0 || strcmp(type, "MODIFIED") == 0)
 		apply_object(watcher, obj, false, current_epoch(watcher));
 	else if (strcmp(type, "DELETED") == 0)
@@ -408,7 +409,7 @@ static int list_all(struct k8s_watcher *watcher)
 	request_reset(&req);
 	pthread_mutex_lock(&k->lock);
 	if (watcher->resource == K8S_PODS)
-		k8s_store_sweep_pods(&k->store, epoch, k8s_monotonic_ms());
+		k8s_store_sweep_pods(&k->store, epoch, clock_monotonic_ms());
 	else
 		k8s_store_sweep_services(&k->store, epoch);
 	watcher->synced = true;
@@ -484,14 +485,14 @@ void *k8s_watcher_main(void *arg)
 			need_list = false;
 			backoff_reset(watcher);
 		}
-		started_ms = k8s_monotonic_ms();
+		started_ms = clock_monotonic_ms();
 		err = watch_once(watcher, &events);
 		if (err == -ECANCELED)
 			break;
 		if (err == -ESTALE) {
 			need_list = true;
 			back_off(watcher); /* a server that answers 410 forever is not hammered */
-		} else if (err || (!events && k8s_monotonic_ms() - started_ms < WATCH_MIN_HEALTHY_MS)) {
+		} else if (err || (!events && clock_monotonic_ms() - started_ms < WATCH_MIN_HEALTHY_MS)) {
 			back_off(watcher);
 		} else {
 			backoff_reset(watcher);

@@ -32,6 +32,7 @@
 #include <openssl/ssl.h>
 #include <zlib.h>
 
+#include "clock.h"
 #include "k8s_http.h"
 #include "parse.h"
 #include "resolve.h"
@@ -248,14 +249,6 @@ long k8s_chunked_feed(struct k8s_chunked *chunked, const char *data, size_t len,
 
 /* ---- deadlines and waiting ---- */
 
-static uint64_t monotonic_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 struct exchange {
 	const struct k8s_http_get *get;
 	int fd;
@@ -283,7 +276,7 @@ static int timed_out(struct exchange *ex)
 	if (ex->connect_deadline_ms)
 		snprintf(ex->err, ex->err_len, "connecting to %s took over %u s",
 			 ex->get->server->host_header, ex->get->connect_timeout_s);
-	else if (ex->total_deadline_ms && monotonic_ms() >= ex->total_deadline_ms)
+	else if (ex->total_deadline_ms && clock_monotonic_ms() >= ex->total_deadline_ms)
 		snprintf(ex->err, ex->err_len, "the response took over %u s",
 			 ex->get->total_limit_s);
 	else
@@ -299,7 +292,7 @@ static int wait_for(struct exchange *ex, short events)
 			{ .fd = ex->fd, .events = events },
 			{ .fd = ex->get->stop_fd, .events = POLLIN },
 		};
-		uint64_t now_ms = monotonic_ms(), deadline_ms = nearest_deadline_ms(ex);
+		uint64_t now_ms = clock_monotonic_ms(), deadline_ms = nearest_deadline_ms(ex);
 		int ready;
 
 		if (now_ms >= deadline_ms)
@@ -499,7 +492,7 @@ static ssize_t receive_some(struct exchange *ex, char *buf, size_t len)
 	ssize_t got = transfer(ex, false, buf, len);
 
 	if (got > 0)
-		ex->silence_deadline_ms = monotonic_ms() + (uint64_t)ex->get->silence_limit_s * 1000;
+		ex->silence_deadline_ms = clock_monotonic_ms() + (uint64_t)ex->get->silence_limit_s * 1000;
 	return got;
 }
 
@@ -774,7 +767,7 @@ static void exchange_close(struct exchange *ex)
 
 int k8s_http_get(const struct k8s_http_get *get, int *ret_status, char *err, size_t err_len)
 {
-	uint64_t start_ms = monotonic_ms();
+	uint64_t start_ms = clock_monotonic_ms();
 	struct exchange ex = {
 		.get = get,
 		.fd = -1,
@@ -791,7 +784,7 @@ int k8s_http_get(const struct k8s_http_get *get, int *ret_status, char *err, siz
 	if (!ret && get->server->tls)
 		ret = tls_start(&ex);
 	ex.connect_deadline_ms = 0;
-	ex.silence_deadline_ms = monotonic_ms() + (uint64_t)get->silence_limit_s * 1000;
+	ex.silence_deadline_ms = clock_monotonic_ms() + (uint64_t)get->silence_limit_s * 1000;
 	if (!ret)
 		ret = send_request(&ex);
 	if (!ret)

@@ -126,7 +126,6 @@ int k8s_store_init(struct k8s_store *store, unsigned int max_pods, unsigned int 
 		   unsigned int deleted_grace_s);
 /* Free the deleted pods whose grace ended by now_ms (monotonic). */
 void k8s_store_expire(struct k8s_store *store, uint64_t now_ms);
-uint64_t k8s_monotonic_ms(void);
 void k8s_store_fini(struct k8s_store *store);
 
 /* Apply one object from a list or an ADDED/MODIFIED event; -errno for bad shapes. */

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "k8s_internal.h"
 
 #define HMAP_MIN_BUCKETS 64
@@ -468,14 +469,6 @@ int k8s_store_upsert_pod(struct k8s_store *store, json_object *obj, uint64_t epo
 	if (err)
 		pod_unindex_free(store, pod);
 	return err;
-}
-
-uint64_t k8s_monotonic_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* A deleted pod in grace, by UID: the pod may have been replaced meanwhile. */

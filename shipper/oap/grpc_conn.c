@@ -27,6 +27,7 @@
 #include <nghttp2/nghttp2.h>
 #include <openssl/err.h>
 
+#include "clock.h"
 #include "grpc_conn.h"
 #include "parse.h"
 #include "resolve.h"
@@ -74,14 +75,6 @@ struct grpc_conn {
 	struct call_body body;
 	struct grpc_call_state state;
 };
-
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 /* ---- the call's end ---- */
 
@@ -445,7 +438,7 @@ static void read_in(struct grpc_conn *conn)
 
 		if (n <= 0)
 			return;
-		conn->last_frame_ms = now_ms();
+		conn->last_frame_ms = clock_monotonic_ms();
 		used = nghttp2_session_mem_recv(conn->session, buf, (size_t)n);
 		if (used < 0) {
 			char reason[GRPC_DETAILS_LEN];
@@ -463,7 +456,7 @@ static int wait_socket(struct grpc_conn *conn, short events, uint64_t deadline_m
 {
 	for (;;) {
 		struct pollfd pfd = { .fd = conn->fd, .events = events };
-		uint64_t now = now_ms();
+		uint64_t now = clock_monotonic_ms();
 		int ready;
 
 		if (conn->opts.give_up && conn->opts.give_up(conn->opts.give_up_arg))
@@ -616,7 +609,7 @@ int grpc_conn_open(const struct grpc_conn_options *opts, struct grpc_conn **ret_
 		   char *err, size_t err_len)
 {
 	struct grpc_conn *conn = calloc(1, sizeof(*conn));
-	uint64_t deadline_ms = now_ms() + opts->connect_timeout_ms;
+	uint64_t deadline_ms = clock_monotonic_ms() + opts->connect_timeout_ms;
 	int ret;
 
 	*ret_conn = NULL;
@@ -639,7 +632,7 @@ int grpc_conn_open(const struct grpc_conn_options *opts, struct grpc_conn **ret_
 		grpc_conn_free(conn);
 		return ret;
 	}
-	conn->last_frame_ms = now_ms();
+	conn->last_frame_ms = clock_monotonic_ms();
 	flush_out(conn); /* the preface and SETTINGS */
 	*ret_conn = conn;
 	return 0;
@@ -802,7 +795,7 @@ int grpc_conn_pump(struct grpc_conn *conn, unsigned int wait_ms)
 
 	if (conn->failed)
 		return -EIO;
-	keepalive(conn, now_ms());
+	keepalive(conn, clock_monotonic_ms());
 	flush_out(conn);
 	if (conn->out_sent < conn->out_len)
 		pfd.events |= POLLOUT;

@@ -28,6 +28,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "grpc_conn.h"
 #include "log.h"
 #include "oap.h"
@@ -108,17 +109,9 @@ static const char *const stream_methods[OAP_STREAM_COUNT] = {
 	[OAP_STREAM_METER] = "/skywalking.v3.MeterReportService/collectBatch",
 };
 
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static bool stop_expired(struct oap_stream_ctx *ctx)
 {
-	return atomic_load(&ctx->sender->stopping) && now_ms() >= ctx->sender->stop_deadline_ms;
+	return atomic_load(&ctx->sender->stopping) && clock_monotonic_ms() >= ctx->sender->stop_deadline_ms;
 }
 
 /* ---- counters (under the stream lock) ---- */
@@ -261,7 +254,7 @@ static int call_open(struct oap_stream_ctx *ctx)
 
 	memset(call, 0, sizeof(*call));
 	call->open = true;
-	call->opened_ms = now_ms();
+	call->opened_ms = clock_monotonic_ms();
 	pthread_mutex_lock(&ctx->lock);
 	ctx->stats.calls_started++;
 	if (ctx->last_call_failed)
@@ -289,7 +282,7 @@ static int call_open(struct oap_stream_ctx *ctx)
 static int call_send(struct oap_stream_ctx *ctx, uint8_t *data, size_t len)
 {
 	struct oap_call *call = &ctx->call;
-	uint64_t give_up_ms = now_ms() + ctx->sender->cfg.send_timeout_s * 1000ull;
+	uint64_t give_up_ms = clock_monotonic_ms() + ctx->sender->cfg.send_timeout_s * 1000ull;
 	int ret = call_done(ctx) ? -EIO : grpc_call_write(ctx->conn, data, len);
 
 	free(data);
@@ -297,14 +290,14 @@ static int call_send(struct oap_stream_ctx *ctx, uint8_t *data, size_t len)
 		return -EIO;
 	while (!call_done(ctx) && grpc_call_unsent_bytes(ctx->conn) > CALL_UNSENT_MAX_BYTES) {
 		call_pump(ctx, IDLE_POLL_MS);
-		if (now_ms() > give_up_ms)
+		if (clock_monotonic_ms() > give_up_ms)
 			grpc_call_cancel(ctx->conn, "OAP took nothing for oap_send_timeout_s");
 		else if (stop_expired(ctx))
 			grpc_call_cancel(ctx->conn, "the stop's flush budget ran out");
 	}
 	if (call_done(ctx))
 		return -EIO;
-	call->last_send_ok_ms = now_ms();
+	call->last_send_ok_ms = clock_monotonic_ms();
 	return 0;
 }
 
@@ -412,13 +405,13 @@ static void call_finish(struct oap_stream_ctx *ctx)
 	if (ok || (call->last_send_ok_ms && call->last_send_ok_ms - call->opened_ms >= BACKOFF_RESET_AFTER_MS))
 		ctx->backoff_ms = cfg->backoff_initial_ms;
 	if (!ok) {
-		ctx->next_call_ms = now_ms() + ctx->backoff_ms;
+		ctx->next_call_ms = clock_monotonic_ms() + ctx->backoff_ms;
 		ctx->backoff_ms = ctx->backoff_ms * 2 > cfg->backoff_max_ms ? cfg->backoff_max_ms
 									     : ctx->backoff_ms * 2;
 	}
 	ctx->last_call_failed = !ok;
 	pthread_mutex_lock(&ctx->lock);
-	ctx->stats.backoff_ms = ok ? 0 : ctx->next_call_ms - now_ms();
+	ctx->stats.backoff_ms = ok ? 0 : ctx->next_call_ms - clock_monotonic_ms();
 	pthread_mutex_unlock(&ctx->lock);
 	if (ctx->conn && (call->code == GRPC_CODE_CANCELLED || !grpc_conn_reusable(ctx->conn)))
 		conn_drop(ctx);
@@ -428,11 +421,11 @@ static void call_finish(struct oap_stream_ctx *ctx)
 /* Half-close and wait for OAP's status, within `wait_ms`; then finish. */
 static void call_close(struct oap_stream_ctx *ctx, uint64_t wait_ms)
 {
-	uint64_t give_up_ms = now_ms() + wait_ms;
+	uint64_t give_up_ms = clock_monotonic_ms() + wait_ms;
 
 	if (!call_done(ctx)) {
 		grpc_call_half_close(ctx->conn);
-		for (uint64_t now = now_ms(); !call_done(ctx) && now < give_up_ms; now = now_ms())
+		for (uint64_t now = clock_monotonic_ms(); !call_done(ctx) && now < give_up_ms; now = clock_monotonic_ms())
 			call_pump(ctx, give_up_ms - now < IDLE_POLL_MS ? give_up_ms - now : IDLE_POLL_MS);
 	}
 	call_finish(ctx);
@@ -483,8 +476,8 @@ static int call_probation(struct oap_stream_ctx *ctx)
 	struct oap_call *call = &ctx->call;
 	uint64_t until_ms = call->opened_ms + CALL_PROBATION_MS;
 
-	for (uint64_t now = now_ms(); !call_done(ctx) && !call_has_headers(ctx) && now < until_ms;
-	     now = now_ms())
+	for (uint64_t now = clock_monotonic_ms(); !call_done(ctx) && !call_has_headers(ctx) && now < until_ms;
+	     now = clock_monotonic_ms())
 		call_pump(ctx, until_ms - now);
 	/* A refusal may bring its status just behind the headers: take what is ready. */
 	if (!call_done(ctx))
@@ -499,7 +492,7 @@ static int stream_open_call(struct oap_stream_ctx *ctx)
 	/* OAP attributes access logs through the node info: without it, wait. */
 	if (node_info_missing(ctx)) {
 		stats_set_error(ctx, 0, "no node info set (oap_sender_set_node_info): access logs wait");
-		ctx->next_call_ms = now_ms() + 1000;
+		ctx->next_call_ms = clock_monotonic_ms() + 1000;
 		return -ENODATA;
 	}
 	ret = call_open(ctx);
@@ -593,7 +586,7 @@ static bool stream_queue_empty(struct oap_stream_ctx *ctx)
 /* One turn of the loop with a call open. */
 static void stream_step_open(struct oap_stream_ctx *ctx)
 {
-	uint64_t age_ms = now_ms() - ctx->call.opened_ms;
+	uint64_t age_ms = clock_monotonic_ms() - ctx->call.opened_ms;
 
 	if (call_done(ctx)) {
 		call_finish(ctx);  /* OAP ended the call on its own: an error or a restart */
@@ -628,7 +621,7 @@ static void stream_shutdown(struct oap_stream_ctx *ctx)
 	size_t cleared;
 
 	if (ctx->call.open) {
-		left_ms = deadline_ms > now_ms() ? deadline_ms - now_ms() : 0;
+		left_ms = deadline_ms > clock_monotonic_ms() ? deadline_ms - clock_monotonic_ms() : 0;
 		call_close(ctx, left_ms);
 	}
 	pthread_mutex_lock(&ctx->lock);
@@ -660,7 +653,7 @@ static void *stream_thread(void *arg)
 			stream_step_open(ctx);
 			continue;
 		}
-		now = now_ms();
+		now = clock_monotonic_ms();
 		if (now < ctx->next_call_ms) {
 			if (stopping && ctx->next_call_ms > ctx->sender->stop_deadline_ms)
 				break;  /* the backoff outlasts the stop budget */
@@ -887,7 +880,7 @@ int oap_sender_stop(struct oap_sender *sender, unsigned int flush_timeout_ms)
 {
 	if (sender->stopped)
 		return 0;
-	sender->stop_deadline_ms = now_ms() + flush_timeout_ms;
+	sender->stop_deadline_ms = clock_monotonic_ms() + flush_timeout_ms;
 	atomic_store(&sender->stopping, true);
 	for (int kind = 0; kind < OAP_STREAM_COUNT; kind++) {
 		struct oap_stream_ctx *ctx = &sender->streams[kind];
