@@ -283,6 +283,11 @@ TEST(packed_head_values_are_what_http_head_header_finds)
 		"GET / HTTP/1.1\r\n:host: odd\r\nx-b3: no\r\nhost: cut-here",
 		"GET / HTTP/1.1\r\ntraceparent: %s\r\ntraceparent: second\r\nhost: after-long\r\n\r\n",
 		"GET / HTTP/1.1\r\n",
+		/* every value taken before the end: the end is still looked for */
+		"GET / HTTP/1.1\r\nhost: h\r\nsw8: s\r\ntraceparent: t\r\nb3: b\r\nx-after: all-taken",
+		"GET / HTTP/1.1\r\nhost: h\r\nsw8: s\r\ntraceparent: t\r\nb3: b\r\nx-after: all-taken\r\n\r\n",
+		/* a line of one byte ends the values, not the block */
+		"GET / HTTP/1.1\r\nhost: before\nx\nsw8: after-a-one-byte-line\r\n\r\n",
 	};
 	static const char *const names[] = { "host", "sw8", "traceparent", "b3" };
 	struct endpoint_names *endpoint_names = endpoint_names_new();
@@ -313,6 +318,9 @@ TEST(packed_head_values_are_what_http_head_header_finds)
 			expected_value(heads[i], names[k], want, sizeof(want));
 			EXPECT_STREQ(want, seen[k]) TH_LOG("head %zu, %s", i, names[k]);
 		}
+		/* cut: no blank line ends the block within the copy */
+		EXPECT_EQ(!strstr(heads[i], "\n\n") && !strstr(heads[i], "\n\r\n"),
+			  capture.records[i].head_cut) TH_LOG("head %zu", i);
 	}
 	/* the cases themselves: first of two, trimmed, prefixes refused, empty value, too long */
 	EXPECT_STREQ("a", capture.host[0]);
@@ -322,6 +330,12 @@ TEST(packed_head_values_are_what_http_head_header_finds)
 	EXPECT_STREQ("(null)", capture.host[3]);
 	EXPECT_STREQ("(null)", capture.traceparent[4]);
 	EXPECT_STREQ("after-long", capture.host[4]);
+	EXPECT_TRUE(capture.records[6].head_cut);
+	EXPECT_STREQ("b", capture.b3[6]);
+	EXPECT_FALSE(capture.records[7].head_cut);
+	EXPECT_STREQ("before", capture.host[8]);
+	EXPECT_STREQ("(null)", capture.sw8[8]);
+	EXPECT_FALSE(capture.records[8].head_cut);
 	http_records_free(records);
 	endpoint_names_free(endpoint_names);
 }

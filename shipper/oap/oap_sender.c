@@ -278,26 +278,32 @@ static int call_open(struct oap_stream_ctx *ctx)
  * CALL_UNSENT_MAX_BYTES of what was written waits for OAP (its flow
  * control window, the socket), wait with it, and cancel the call when that
  * outlives send_timeout_s or the stop deadline, so the wait always ends.
+ * `*now_ms` is the caller's clock, read once per batch and moved on here
+ * when a message waits: one that need not wait reads none (two reads per
+ * message were 4% of the shipper's CPU at 10,000 messages a second).
  */
-static int call_send(struct oap_stream_ctx *ctx, uint8_t *data, size_t len)
+static int call_send(struct oap_stream_ctx *ctx, uint8_t *data, size_t len, uint64_t *now_ms)
 {
 	struct oap_call *call = &ctx->call;
-	uint64_t give_up_ms = clock_monotonic_ms() + ctx->sender->cfg.send_timeout_s * 1000ull;
+	uint64_t give_up_ms = 0;
 	int ret = call_done(ctx) ? -EIO : grpc_call_write(ctx->conn, data, len);
 
 	free(data);
 	if (ret)
 		return -EIO;
 	while (!call_done(ctx) && grpc_call_unsent_bytes(ctx->conn) > CALL_UNSENT_MAX_BYTES) {
+		if (!give_up_ms)
+			give_up_ms = *now_ms + ctx->sender->cfg.send_timeout_s * 1000ull;
 		call_pump(ctx, IDLE_POLL_MS);
-		if (clock_monotonic_ms() > give_up_ms)
+		*now_ms = clock_monotonic_ms();
+		if (*now_ms > give_up_ms)
 			grpc_call_cancel(ctx->conn, "OAP took nothing for oap_send_timeout_s");
 		else if (stop_expired(ctx))
 			grpc_call_cancel(ctx->conn, "the stop's flush budget ran out");
 	}
 	if (call_done(ctx))
 		return -EIO;
-	call->last_send_ok_ms = clock_monotonic_ms();
+	call->last_send_ok_ms = *now_ms;
 	return 0;
 }
 
@@ -438,6 +444,7 @@ static int send_node_info(struct oap_stream_ctx *ctx)
 	struct oap_sender *sender = ctx->sender;
 	uint8_t *copy = NULL;
 	size_t len = 0;
+	uint64_t now_ms;
 	int ret;
 
 	pthread_mutex_lock(&sender->node_lock);
@@ -452,7 +459,8 @@ static int send_node_info(struct oap_stream_ctx *ctx)
 	/* OAP needs the node first: without it, no access-log call is useful. */
 	if (!copy)
 		return -ENODATA;
-	ret = call_send(ctx, copy, len);
+	now_ms = clock_monotonic_ms();
+	ret = call_send(ctx, copy, len, &now_ms);
 	if (!ret)
 		stats_add(ctx, &ctx->stats.node_info_sent, 1);
 	return ret;
@@ -530,12 +538,27 @@ static void stream_wait(struct oap_stream_ctx *ctx, uint64_t ms, bool until_data
 	pthread_mutex_unlock(&ctx->lock);
 }
 
-/* Pop the oldest entry; *ret_more says whether another one follows it. */
-static int stream_pop(struct oap_stream_ctx *ctx, struct oap_entry *ret_entry, bool *ret_more)
+/* Count `sent` messages written into the call; the caller holds ctx->lock. */
+static void stats_sent_locked(struct oap_stream_ctx *ctx, unsigned int sent)
+{
+	if (!sent)
+		return;
+	ctx->stats.sent += sent;
+	ctx->stats.in_flight = ctx->call.in_flight;
+	ctx->stats.connected = true;
+}
+
+/*
+ * Pop the oldest entry, counting the `sent` messages written since the last
+ * pop under the same lock; *ret_more says whether another entry follows.
+ */
+static int stream_pop(struct oap_stream_ctx *ctx, unsigned int sent, struct oap_entry *ret_entry,
+		      bool *ret_more)
 {
 	int ret;
 
 	pthread_mutex_lock(&ctx->lock);
+	stats_sent_locked(ctx, sent);
 	ret = oap_queue_pop(&ctx->queue, ret_entry);
 	*ret_more = ctx->queue.count > 0;
 	ctx->stats.queue_depth = ctx->queue.count;
@@ -544,32 +567,41 @@ static int stream_pop(struct oap_stream_ctx *ctx, struct oap_entry *ret_entry, b
 	return ret;
 }
 
+static void stream_count_sent(struct oap_stream_ctx *ctx, unsigned int sent)
+{
+	pthread_mutex_lock(&ctx->lock);
+	stats_sent_locked(ctx, sent);
+	pthread_mutex_unlock(&ctx->lock);
+}
+
 /*
  * Write up to batch_max_messages queued entries into the call, then hand
- * them to the socket together.
+ * them to the socket together. One lock per message: its pop also counts
+ * the message before it.
  */
 static void stream_write_batch(struct oap_stream_ctx *ctx)
 {
-	unsigned int batch_max = ctx->sender->cfg.batch_max_messages;
+	unsigned int batch_max = ctx->sender->cfg.batch_max_messages, sent = 0;
+	uint64_t now_ms = clock_monotonic_ms();
 	struct oap_entry entry;
 	bool more = true;
 
 	for (unsigned int i = 0; i < batch_max && more; i++) {
-		if (stream_pop(ctx, &entry, &more))
+		int popped = stream_pop(ctx, sent, &entry, &more);
+
+		sent = 0; /* counted by the pop, whether it found an entry or not */
+		if (popped)
 			break;
-		if (call_send(ctx, entry.data, entry.len)) {
+		if (call_send(ctx, entry.data, entry.len, &now_ms)) {
 			stats_drop(ctx, OAP_DROP_SEND_FAILED, 1);
 			call_finish(ctx);
 			return;
 		}
 		ctx->call.in_flight++;
-		pthread_mutex_lock(&ctx->lock);
-		ctx->stats.sent++;
-		ctx->stats.in_flight = ctx->call.in_flight;
-		ctx->stats.connected = true;
-		pthread_mutex_unlock(&ctx->lock);
+		sent = 1;
 		stream_report_up(ctx);
 	}
+	stream_count_sent(ctx, sent);
 	call_pump(ctx, 0);
 }
 
