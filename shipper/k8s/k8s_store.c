@@ -18,15 +18,25 @@
 
 #define HMAP_MIN_BUCKETS 64
 
+/*
+ * Eight bytes a step, each mixed in with a multiply, then a final mix:
+ * the keys are addresses, ids and names, hashed twice per HTTP exchange
+ * by the name caches, where FNV-1a's multiply per byte was 2.4% of the
+ * shipper's CPU.
+ */
 uint64_t k8s_hash_bytes(const void *key, size_t len)
 {
 	const unsigned char *bytes = key;
-	uint64_t hash = 0xcbf29ce484222325ULL; /* FNV-1a, then a final mix */
+	uint64_t hash = 0xcbf29ce484222325ULL ^ len, word;
 
-	for (size_t i = 0; i < len; i++) {
-		hash ^= bytes[i];
-		hash *= 0x100000001b3ULL;
+	for (; len >= sizeof(word); bytes += sizeof(word), len -= sizeof(word)) {
+		memcpy(&word, bytes, sizeof(word));
+		hash = (hash ^ word) * 0x9e3779b97f4a7c15ULL;
+		hash ^= hash >> 32;
 	}
+	word = 0;
+	memcpy(&word, bytes, len);
+	hash = (hash ^ word) * 0x9e3779b97f4a7c15ULL;
 	hash ^= hash >> 33;
 	hash *= 0xff51afd7ed558ccdULL;
 	hash ^= hash >> 33;
