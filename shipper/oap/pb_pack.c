@@ -380,6 +380,30 @@ void pb_close_message(struct pb_writer *w, uint32_t id, size_t mark)
 	put_tag(w, id, WIRE_LENGTH_PREFIXED);
 }
 
+uint8_t *pb_reserve_front(struct pb_writer *w, size_t len)
+{
+	uint8_t *p = prepend(w, len);
+
+	if (!p)
+		w->failed = true;
+	return p;
+}
+
+uint8_t *pb_varint_at(uint8_t *p, uint64_t value)
+{
+	while (value >= 0x80) {
+		*p++ = (uint8_t)(value | 0x80);
+		value >>= 7;
+	}
+	*p++ = (uint8_t)value;
+	return p;
+}
+
+size_t pb_varint_bytes(uint64_t value)
+{
+	return varint_size(value);
+}
+
 void pb_writer_free(struct pb_writer *w)
 {
 	free(w->buf);

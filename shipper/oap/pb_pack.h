@@ -62,6 +62,16 @@ void pb_put_uint64(struct pb_writer *w, uint32_t id, uint64_t value);
 void pb_put_int32(struct pb_writer *w, uint32_t id, int32_t value);
 void pb_put_string(struct pb_writer *w, uint32_t id, const char *text);
 void pb_close_message(struct pb_writer *w, uint32_t id, size_t mark);
+/*
+ * Room for `len` bytes in front of what `w` holds, for a caller that writes
+ * a small field of known size at once (forwards); NULL, with w->failed
+ * set, when out of memory.
+ */
+uint8_t *pb_reserve_front(struct pb_writer *w, size_t len);
+/* Writes `value` as a varint at `p`; returns the byte after it. */
+uint8_t *pb_varint_at(uint8_t *p, uint64_t value);
+/* The bytes pb_varint_at writes for `value`. */
+size_t pb_varint_bytes(uint64_t value);
 
 void pb_writer_free(struct pb_writer *w);
 
