@@ -572,9 +572,10 @@ static struct http_log *http_log_new(const struct http_record *r, const struct k
 /*
  * EBPFTimestamp{ offset: EBPFOffsetTimestamp{ offset } } as field `id` (1
  * or 2), written at once: both lengths follow from the offset's varint, so
- * the six timestamps of a message take no nested closes (they were a
- * sixth of the message's encoding under perf). Bytes: tag(id), outer
- * length, tag 1, inner length, then tag 1 and the offset unless it is 0.
+ * the six timestamps of a message take no nested closes (written field by
+ * field they were a third of the message's encoding under perf). Bytes:
+ * tag(id), outer length, tag 1, inner length, then tag 1 and the offset
+ * unless it is 0 (proto3 leaves a 0 out).
  */
 static void wire_timestamp(struct pb_writer *w, uint32_t id, uint64_t offset_ns)
 {
