@@ -54,7 +54,7 @@ static inline uint8_t *prepend(struct pb_writer *w, size_t len)
 	return w->buf + w->capacity - w->used;
 }
 
-static inline size_t varint_size(uint64_t value)
+size_t pb_varint_bytes(uint64_t value)
 {
 	size_t size = 1;
 
@@ -63,6 +63,16 @@ static inline size_t varint_size(uint64_t value)
 		size++;
 	}
 	return size;
+}
+
+uint8_t *pb_varint_at(uint8_t *p, uint64_t value)
+{
+	while (value >= 0x80) {
+		*p++ = (uint8_t)(value | 0x80);
+		value >>= 7;
+	}
+	*p++ = (uint8_t)value;
+	return p;
 }
 
 static inline int put_varint(struct pb_writer *w, uint64_t value)
@@ -76,14 +86,10 @@ static inline int put_varint(struct pb_writer *w, uint64_t value)
 		*p = (uint8_t)value;
 		return 0;
 	}
-	p = prepend(w, varint_size(value));
+	p = prepend(w, pb_varint_bytes(value));
 	if (!p)
 		return -ENOMEM;
-	while (value >= 0x80) {
-		*p++ = (uint8_t)(value | 0x80);
-		value >>= 7;
-	}
-	*p = (uint8_t)value;
+	pb_varint_at(p, value);
 	return 0;
 }
 
@@ -387,21 +393,6 @@ uint8_t *pb_reserve_front(struct pb_writer *w, size_t len)
 	if (!p)
 		w->failed = true;
 	return p;
-}
-
-uint8_t *pb_varint_at(uint8_t *p, uint64_t value)
-{
-	while (value >= 0x80) {
-		*p++ = (uint8_t)(value | 0x80);
-		value >>= 7;
-	}
-	*p++ = (uint8_t)value;
-	return p;
-}
-
-size_t pb_varint_bytes(uint64_t value)
-{
-	return varint_size(value);
 }
 
 void pb_writer_free(struct pb_writer *w)
