@@ -877,31 +877,134 @@ TEST(modes_choose_streams)
 	EXPECT_FALSE(oap_mode_sends_syscall_logs(OAP_MODE_BOTH));
 }
 
+/* Push `count` messages of `len` bytes, each filled with its number from `first`. */
+static size_t push_numbered(struct oap_queue *queue, int first, int count, size_t len)
+{
+	size_t evicted_total = 0, evicted;
+	uint8_t msg[256];
+
+	for (int i = first; i < first + count; i++) {
+		memset(msg, i, len);
+		if (oap_queue_push(queue, msg, len, &evicted))
+			return SIZE_MAX;
+		evicted_total += evicted;
+	}
+	return evicted_total;
+}
+
+/* The numbers of a taken chunk's messages, in order, each checked whole. */
+static int chunk_numbers(const struct oap_chunk *chunk, int *numbers, int max)
+{
+	size_t at = chunk->start;
+	int n = 0;
+
+	while (at < chunk->used && n < max) {
+		const uint8_t *framed = chunk->data + at;
+		size_t len = oap_frame_len(framed);
+
+		if (framed[0] != 0 || at + OAP_FRAME_PREFIX_BYTES + len > chunk->used)
+			return -1;
+		for (size_t i = 1; i < len; i++)
+			if (framed[OAP_FRAME_PREFIX_BYTES + i] != framed[OAP_FRAME_PREFIX_BYTES])
+				return -1;
+		numbers[n++] = len ? framed[OAP_FRAME_PREFIX_BYTES] : -2;
+		at += OAP_FRAME_PREFIX_BYTES + len;
+	}
+	return n;
+}
+
 TEST(queue_drops_oldest_within_both_bounds)
 {
 	struct oap_queue queue;
-	struct oap_entry entry;
-	int evicted = 0;
+	struct oap_chunk *chunk;
+	int numbers[16];
+	size_t evicted;
 
-	ASSERT_EQ(0, oap_queue_init(&queue, 4, 100));
-	for (int i = 0; i < 10; i++) {
-		uint8_t *data = malloc(10);
-
-		data[0] = i;
-		evicted += oap_queue_push(&queue, (struct oap_entry){ data, 10 });
-	}
-	EXPECT_EQ(6, evicted);
+	/* 4 messages, 100 bytes, 3 messages a chunk */
+	ASSERT_EQ(0, oap_queue_init(&queue, 4, 100, 3));
+	EXPECT_EQ(6, push_numbered(&queue, 0, 10, 10));
 	EXPECT_EQ(4, queue.count);
-	ASSERT_EQ(0, oap_queue_pop(&queue, &entry));
-	EXPECT_EQ(6, entry.data[0]); /* the newest four survive */
-	free(entry.data);
-	/* 3 x 10 bytes queued; 80 more exceed 100 bytes: the oldest goes */
-	EXPECT_EQ(1, oap_queue_push(&queue, (struct oap_entry){ malloc(80), 80 }));
-	EXPECT_EQ(3, queue.count);
-	EXPECT_EQ(100, queue.bytes);
-	EXPECT_EQ(-E2BIG, oap_queue_push(&queue, (struct oap_entry){ NULL, 101 }));
-	EXPECT_EQ(3, oap_queue_clear(&queue));
-	EXPECT_EQ(-ENOENT, oap_queue_pop(&queue, &entry));
+	EXPECT_EQ(40, queue.bytes);
+	/* the newest four survive: 6, 7 and 8 in one chunk, 9 in the next */
+	ASSERT_EQ(0, oap_queue_take(&queue, &chunk));
+	ASSERT_EQ(3, chunk_numbers(chunk, numbers, 16));
+	EXPECT_EQ(6, numbers[0]);
+	EXPECT_EQ(7, numbers[1]);
+	EXPECT_EQ(8, numbers[2]);
+	EXPECT_EQ(3, chunk->count);
+	EXPECT_EQ(30, chunk->bytes);
+	EXPECT_EQ(1, queue.count);
+	EXPECT_EQ(10, queue.bytes);
+	oap_queue_recycle(&queue, chunk);
+	/* 1 x 10 bytes queued; 95 more exceed 100 bytes: the oldest goes */
+	EXPECT_EQ(1, push_numbered(&queue, 20, 1, 95));
+	EXPECT_EQ(1, queue.count);
+	EXPECT_EQ(95, queue.bytes);
+	EXPECT_EQ(-E2BIG, oap_queue_push(&queue, (const uint8_t *)"", 101, &evicted));
+	EXPECT_EQ(0, evicted);
+	/* an empty message is framed too (5 bytes, length 0) and fits */
+	EXPECT_EQ(0, push_numbered(&queue, 30, 1, 0));
+	/* 95 + 0 + 6 bytes do not: the 95 goes from the front of the chunk all three share */
+	EXPECT_EQ(1, push_numbered(&queue, 31, 1, 6));
+	EXPECT_EQ(2, queue.count);
+	EXPECT_EQ(6, queue.bytes);
+	ASSERT_EQ(0, oap_queue_take(&queue, &chunk));
+	ASSERT_EQ(2, chunk_numbers(chunk, numbers, 16));
+	EXPECT_EQ(-2, numbers[0]);
+	EXPECT_EQ(31, numbers[1]);
+	EXPECT_EQ(2 * OAP_FRAME_PREFIX_BYTES + 6, chunk->used - chunk->start);
+	oap_queue_recycle(&queue, chunk);
+	EXPECT_EQ(-ENOENT, oap_queue_take(&queue, &chunk));
+	/* the recycled chunk is reused; clear counts what was queued */
+	EXPECT_EQ(0, push_numbered(&queue, 40, 3, 10));
+	EXPECT_EQ(0, push_numbered(&queue, 43, 1, 10)); /* a second chunk */
+	EXPECT_EQ(4, oap_queue_clear(&queue));
+	EXPECT_EQ(0, queue.count);
+	EXPECT_EQ(0, queue.bytes);
+	EXPECT_EQ(-ENOENT, oap_queue_take(&queue, &chunk));
+	oap_queue_free(&queue);
+}
+
+/* Many messages through chunks of the default batch: order and bounds hold. */
+TEST(queue_chunks_keep_order_across_takes)
+{
+	size_t next_expected = 0, pushed = 0, taken = 0, evicted_total = 0, evicted;
+	struct oap_queue queue;
+	struct oap_chunk *chunk;
+	uint8_t msg[300];
+
+	ASSERT_EQ(0, oap_queue_init(&queue, 1000, 64 << 10, 256));
+	for (int round = 0; round < 50; round++) {
+		for (int i = 0; i < 400; i++, pushed++) {
+			size_t len = 8 + (pushed * 7) % 290;
+
+			memcpy(msg, &pushed, sizeof(pushed));
+			memset(msg + sizeof(pushed), 0xab, len - sizeof(pushed));
+			ASSERT_EQ(0, oap_queue_push(&queue, msg, len, &evicted));
+			evicted_total += evicted;
+			ASSERT_GE(1000, queue.count);
+			ASSERT_GE(64 << 10, queue.bytes);
+		}
+		while (round % 3 == 0 && !oap_queue_take(&queue, &chunk)) {
+			size_t at = chunk->start, n = 0, number;
+
+			ASSERT_GE(256, chunk->count);
+			while (at < chunk->used) {
+				size_t len = oap_frame_len(chunk->data + at);
+
+				memcpy(&number, chunk->data + at + OAP_FRAME_PREFIX_BYTES, sizeof(number));
+				ASSERT_LE(next_expected, number); /* in order; what was evicted is skipped */
+				ASSERT_EQ(8 + (number * 7) % 290, len);
+				next_expected = number + 1;
+				at += OAP_FRAME_PREFIX_BYTES + len;
+				n++;
+			}
+			ASSERT_EQ(chunk->count, n);
+			taken += n;
+			oap_queue_recycle(&queue, chunk);
+		}
+	}
+	EXPECT_EQ(pushed, taken + evicted_total + queue.count);
 	oap_queue_free(&queue);
 }
 

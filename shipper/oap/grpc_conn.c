@@ -713,12 +713,17 @@ static int body_reserve(struct call_body *body, size_t more)
 	return 0;
 }
 
+static bool call_writable(const struct grpc_conn *conn)
+{
+	return conn->stream_id && !conn->half_closed;
+}
+
 int grpc_call_write(struct grpc_conn *conn, const uint8_t *msg, size_t len)
 {
 	struct call_body *body = &conn->body;
 	uint8_t *at;
 
-	if (!conn->stream_id || conn->half_closed || len > UINT32_MAX)
+	if (!call_writable(conn) || len > UINT32_MAX)
 		return -EPIPE;
 	if (body_reserve(body, GRPC_PREFIX_BYTES + len))
 		return -ENOMEM;
@@ -730,6 +735,20 @@ int grpc_call_write(struct grpc_conn *conn, const uint8_t *msg, size_t len)
 	at[4] = (uint8_t)len;
 	memcpy(at + GRPC_PREFIX_BYTES, msg, len);
 	body->used += GRPC_PREFIX_BYTES + len;
+	nghttp2_session_resume_data(conn->session, conn->stream_id);
+	return 0;
+}
+
+int grpc_call_write_framed(struct grpc_conn *conn, const uint8_t *framed, size_t len)
+{
+	struct call_body *body = &conn->body;
+
+	if (!call_writable(conn))
+		return -EPIPE;
+	if (body_reserve(body, len))
+		return -ENOMEM;
+	memcpy(body->buf + body->used, framed, len);
+	body->used += len;
 	nghttp2_session_resume_data(conn->session, conn->stream_id);
 	return 0;
 }

@@ -82,6 +82,12 @@ int grpc_call_start(struct grpc_conn *conn, const char *path, const char *token)
 /* Buffer one message behind its 5-byte gRPC prefix. 0, -EPIPE (over or half-closed) or -ENOMEM. */
 int grpc_call_write(struct grpc_conn *conn, const uint8_t *msg, size_t len);
 
+/*
+ * Buffer `len` bytes of messages already behind their prefixes (a queue
+ * chunk, oap_queue.h), in one copy. 0, -EPIPE or -ENOMEM.
+ */
+int grpc_call_write_framed(struct grpc_conn *conn, const uint8_t *framed, size_t len);
+
 /* Bytes written to the call and not yet handed to the socket. */
 size_t grpc_call_unsent_bytes(const struct grpc_conn *conn);
 

@@ -8,8 +8,9 @@
  *   open     connect if there is no usable connection; start the call with
  *            the token; the access-log stream writes the node info first;
  *            then a probation (below) for OAP to refuse it
- *   write    up to batch_max_messages queued entries into the call's
- *            buffer, then one pump hands them to the socket together; a
+ *   write    the oldest queue chunk (up to batch_max_messages messages,
+ *            framed when queued) into the call's buffer in one copy,
+ *            then one pump hands them to the socket together; a
  *            call with nothing queued sleeps IDLE_POLL_MS on the clock
  *            (not on the socket) and pumps, so messages queued one at a
  *            time leave together, at most 20 writes a second
@@ -121,11 +122,6 @@ static void stats_add(struct oap_stream_ctx *ctx, uint64_t *counter, uint64_t de
 	pthread_mutex_lock(&ctx->lock);
 	*counter += delta;
 	pthread_mutex_unlock(&ctx->lock);
-}
-
-static void stats_drop(struct oap_stream_ctx *ctx, enum oap_drop_reason reason, uint64_t count)
-{
-	stats_add(ctx, &ctx->stats.dropped[reason], count);
 }
 
 static void stats_set_error(struct oap_stream_ctx *ctx, int code, const char *text)
@@ -274,37 +270,48 @@ static int call_open(struct oap_stream_ctx *ctx)
 }
 
 /*
- * Write one message into the call (`data` is freed here). While more than
- * CALL_UNSENT_MAX_BYTES of what was written waits for OAP (its flow
- * control window, the socket), wait with it, and cancel the call when that
- * outlives send_timeout_s or the stop deadline, so the wait always ends.
- * `*now_ms` is the caller's clock, read once per batch and moved on here
- * when a message waits: one that need not wait reads none (two reads per
- * message were 4% of the shipper's CPU at 10,000 messages a second).
+ * After a write into the call: while more than CALL_UNSENT_MAX_BYTES of it
+ * waits for OAP (its flow control window, the socket), wait with it, and
+ * cancel the call when that outlives send_timeout_s or the stop deadline,
+ * so the wait always ends. 0, or -EIO when the call is over. The clock is
+ * read once per write (a chunk of up to batch_max_messages), not per
+ * message: two reads per message were 4% of the shipper's CPU at 10,000
+ * messages a second.
  */
-static int call_send(struct oap_stream_ctx *ctx, uint8_t *data, size_t len, uint64_t *now_ms)
+static int call_wait_unsent(struct oap_stream_ctx *ctx)
 {
-	struct oap_call *call = &ctx->call;
-	uint64_t give_up_ms = 0;
-	int ret = call_done(ctx) ? -EIO : grpc_call_write(ctx->conn, data, len);
+	uint64_t now_ms = clock_monotonic_ms();
+	uint64_t give_up_ms = now_ms + ctx->sender->cfg.send_timeout_s * 1000ull;
 
-	free(data);
-	if (ret)
-		return -EIO;
 	while (!call_done(ctx) && grpc_call_unsent_bytes(ctx->conn) > CALL_UNSENT_MAX_BYTES) {
-		if (!give_up_ms)
-			give_up_ms = *now_ms + ctx->sender->cfg.send_timeout_s * 1000ull;
 		call_pump(ctx, IDLE_POLL_MS);
-		*now_ms = clock_monotonic_ms();
-		if (*now_ms > give_up_ms)
+		now_ms = clock_monotonic_ms();
+		if (now_ms > give_up_ms)
 			grpc_call_cancel(ctx->conn, "OAP took nothing for oap_send_timeout_s");
 		else if (stop_expired(ctx))
 			grpc_call_cancel(ctx->conn, "the stop's flush budget ran out");
 	}
 	if (call_done(ctx))
 		return -EIO;
-	call->last_send_ok_ms = *now_ms;
+	ctx->call.last_send_ok_ms = now_ms;
 	return 0;
+}
+
+/* One message, framed here (the node info). 0 or -EIO. */
+static int call_send(struct oap_stream_ctx *ctx, const uint8_t *data, size_t len)
+{
+	if (call_done(ctx) || grpc_call_write(ctx->conn, data, len))
+		return -EIO;
+	return call_wait_unsent(ctx);
+}
+
+/* A queue chunk's messages, framed already, in one write. 0 or -EIO. */
+static int call_send_chunk(struct oap_stream_ctx *ctx, const struct oap_chunk *chunk)
+{
+	if (call_done(ctx) ||
+	    grpc_call_write_framed(ctx->conn, chunk->data + chunk->start, chunk->used - chunk->start))
+		return -EIO;
+	return call_wait_unsent(ctx);
 }
 
 static void call_describe_failure(struct oap_stream_ctx *ctx)
@@ -444,7 +451,6 @@ static int send_node_info(struct oap_stream_ctx *ctx)
 	struct oap_sender *sender = ctx->sender;
 	uint8_t *copy = NULL;
 	size_t len = 0;
-	uint64_t now_ms;
 	int ret;
 
 	pthread_mutex_lock(&sender->node_lock);
@@ -459,8 +465,8 @@ static int send_node_info(struct oap_stream_ctx *ctx)
 	/* OAP needs the node first: without it, no access-log call is useful. */
 	if (!copy)
 		return -ENODATA;
-	now_ms = clock_monotonic_ms();
-	ret = call_send(ctx, copy, len, &now_ms);
+	ret = call_send(ctx, copy, len);
+	free(copy);
 	if (!ret)
 		stats_add(ctx, &ctx->stats.node_info_sent, 1);
 	return ret;
@@ -538,70 +544,52 @@ static void stream_wait(struct oap_stream_ctx *ctx, uint64_t ms, bool until_data
 	pthread_mutex_unlock(&ctx->lock);
 }
 
-/* Count `sent` messages written into the call; the caller holds ctx->lock. */
-static void stats_sent_locked(struct oap_stream_ctx *ctx, unsigned int sent)
-{
-	if (!sent)
-		return;
-	ctx->stats.sent += sent;
-	ctx->stats.in_flight = ctx->call.in_flight;
-	ctx->stats.connected = true;
-}
-
-/*
- * Pop the oldest entry, counting the `sent` messages written since the last
- * pop under the same lock; *ret_more says whether another entry follows.
- */
-static int stream_pop(struct oap_stream_ctx *ctx, unsigned int sent, struct oap_entry *ret_entry,
-		      bool *ret_more)
+/* The oldest chunk of queued messages, out of the queue (oap_queue_take). */
+static int stream_take(struct oap_stream_ctx *ctx, struct oap_chunk **ret_chunk)
 {
 	int ret;
 
 	pthread_mutex_lock(&ctx->lock);
-	stats_sent_locked(ctx, sent);
-	ret = oap_queue_pop(&ctx->queue, ret_entry);
-	*ret_more = ctx->queue.count > 0;
+	ret = oap_queue_take(&ctx->queue, ret_chunk);
 	ctx->stats.queue_depth = ctx->queue.count;
 	ctx->stats.queue_bytes = ctx->queue.bytes;
 	pthread_mutex_unlock(&ctx->lock);
 	return ret;
 }
 
-static void stream_count_sent(struct oap_stream_ctx *ctx, unsigned int sent)
+/* The chunk written (`sent`) or not: counted, and back for reuse. */
+static void stream_done_with(struct oap_stream_ctx *ctx, struct oap_chunk *chunk, bool sent)
 {
 	pthread_mutex_lock(&ctx->lock);
-	stats_sent_locked(ctx, sent);
+	if (sent) {
+		ctx->stats.sent += chunk->count;
+		ctx->stats.in_flight = ctx->call.in_flight;
+		ctx->stats.connected = true;
+	} else {
+		ctx->stats.dropped[OAP_DROP_SEND_FAILED] += chunk->count;
+	}
+	oap_queue_recycle(&ctx->queue, chunk);
 	pthread_mutex_unlock(&ctx->lock);
 }
 
 /*
- * Write up to batch_max_messages queued entries into the call, then hand
- * them to the socket together. One lock per message: its pop also counts
- * the message before it.
+ * Write the oldest chunk (up to batch_max_messages messages, framed when
+ * they were queued) into the call in one copy, then hand it to the socket.
  */
 static void stream_write_batch(struct oap_stream_ctx *ctx)
 {
-	unsigned int batch_max = ctx->sender->cfg.batch_max_messages, sent = 0;
-	uint64_t now_ms = clock_monotonic_ms();
-	struct oap_entry entry;
-	bool more = true;
+	struct oap_chunk *chunk;
 
-	for (unsigned int i = 0; i < batch_max && more; i++) {
-		int popped = stream_pop(ctx, sent, &entry, &more);
-
-		sent = 0; /* counted by the pop, whether it found an entry or not */
-		if (popped)
-			break;
-		if (call_send(ctx, entry.data, entry.len, &now_ms)) {
-			stats_drop(ctx, OAP_DROP_SEND_FAILED, 1);
-			call_finish(ctx);
-			return;
-		}
-		ctx->call.in_flight++;
-		sent = 1;
-		stream_report_up(ctx);
+	if (stream_take(ctx, &chunk))
+		return;
+	if (call_send_chunk(ctx, chunk)) {
+		stream_done_with(ctx, chunk, false);
+		call_finish(ctx);
+		return;
 	}
-	stream_count_sent(ctx, sent);
+	ctx->call.in_flight += chunk->count;
+	stream_done_with(ctx, chunk, true);
+	stream_report_up(ctx);
 	call_pump(ctx, 0);
 }
 
@@ -722,7 +710,7 @@ static int stream_init(struct oap_sender *sender, enum oap_stream kind)
 	pthread_cond_init(&ctx->wake, &attr);
 	pthread_condattr_destroy(&attr);
 	return oap_queue_init(&ctx->queue, sender->cfg.queue_max_messages,
-			      (size_t)sender->cfg.queue_max_kib * 1024);
+			      (size_t)sender->cfg.queue_max_kib * 1024, sender->cfg.batch_max_messages);
 }
 
 int oap_sender_create(const struct oap_config *cfg, struct oap_sender **ret_sender)
@@ -805,20 +793,19 @@ int oap_sender_start(struct oap_sender *sender)
 	return 0;
 }
 
-/* Queue `data` (malloc'd, ownership moves in, freed on every error). */
-static int enqueue_owned(struct oap_stream_ctx *ctx, uint8_t *data, size_t len)
+/* Queue a copy of `data` (oap_queue_push): -E2BIG or -ENOMEM when it is not queued. */
+static int enqueue_copy(struct oap_stream_ctx *ctx, const uint8_t *data, size_t len)
 {
-	struct oap_entry entry = { .data = data, .len = len };
-	int evicted;
+	size_t evicted;
+	int ret;
 
 	pthread_mutex_lock(&ctx->lock);
-	evicted = oap_queue_push(&ctx->queue, entry);
-	if (evicted >= 0) {
+	ret = oap_queue_push(&ctx->queue, data, len, &evicted);
+	ctx->stats.dropped[OAP_DROP_QUEUE_FULL] += evicted;
+	if (!ret)
 		ctx->stats.enqueued++;
-		ctx->stats.dropped[OAP_DROP_QUEUE_FULL] += evicted;
-	} else {
+	else if (ret == -E2BIG)
 		ctx->stats.dropped[OAP_DROP_TOO_LARGE]++;
-	}
 	ctx->stats.queue_depth = ctx->queue.count;
 	ctx->stats.queue_bytes = ctx->queue.bytes;
 	if (ctx->queue.count > ctx->stats.queue_depth_max)
@@ -830,11 +817,7 @@ static int enqueue_owned(struct oap_stream_ctx *ctx, uint8_t *data, size_t len)
 	if (ctx->waiting_for_data)
 		pthread_cond_signal(&ctx->wake);
 	pthread_mutex_unlock(&ctx->lock);
-	if (evicted < 0) {
-		free(data);
-		return -E2BIG;
-	}
-	return 0;
+	return ret;
 }
 
 static struct oap_stream_ctx *enabled_stream(struct oap_sender *sender, enum oap_stream stream,
@@ -856,18 +839,11 @@ int oap_sender_enqueue_encoded(struct oap_sender *sender, enum oap_stream stream
 {
 	int err = 0;
 	struct oap_stream_ctx *ctx = enabled_stream(sender, stream, &err);
-	uint8_t *copy;
 
-	if (!ctx)
-		return err;
-	copy = malloc(len ? len : 1);
-	if (!copy)
-		return -ENOMEM;
-	memcpy(copy, data, len);
-	return enqueue_owned(ctx, copy, len);
+	return ctx ? enqueue_copy(ctx, data, len) : err;
 }
 
-/* Encoded in one pass (pb_pack.h) into the buffer the queue keeps. */
+/* Encoded in one pass (pb_pack.h), then queued (meters: a few messages a minute). */
 static int enqueue_message(struct oap_sender *sender, enum oap_stream stream,
 			   const ProtobufCMessage *msg)
 {
@@ -879,7 +855,11 @@ static int enqueue_message(struct oap_sender *sender, enum oap_stream stream,
 	if (!ctx)
 		return err;
 	err = pb_pack_alloc(msg, &data, &len);
-	return err ?: enqueue_owned(ctx, data, len);
+	if (err)
+		return err;
+	err = enqueue_copy(ctx, data, len);
+	free(data);
+	return err;
 }
 
 int oap_sender_enqueue_access_log(struct oap_sender *sender,
