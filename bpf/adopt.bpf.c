@@ -31,6 +31,9 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
  */
 volatile __u32 adopt_pass __weak;
 
+/* list_socket_files: only this process's sockets (kaccess's own, to forget); 0: every process's. */
+volatile __u32 list_files_tgid __weak;
+
 static __always_inline struct listen_port_key listen_key_of(const struct sock *sk)
 {
 	struct listen_port_key key = {
@@ -105,11 +108,14 @@ int adopt_connections(struct bpf_iter__tcp *ctx)
 SEC("iter/task_file")
 int list_socket_files(struct bpf_iter__task_file *ctx)
 {
+	struct task_struct *task = ctx->task;
 	struct file *file = ctx->file;
 	struct socket *socket;
 	__u64 key = 0;
 
 	if (!file || (file->f_inode->i_mode & KACCESS_S_IFMT) != KACCESS_S_IFSOCK)
+		return 0;
+	if (list_files_tgid && (!task || task->tgid != list_files_tgid))
 		return 0;
 	socket = file->private_data;
 	bpf_probe_read_kernel(&key, sizeof(key), &socket->sk);

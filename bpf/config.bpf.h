@@ -28,6 +28,14 @@ const volatile __u32 watched_cgroup_level __weak;
  */
 const volatile bool hooks_without_syscalls __weak = false;
 
+/*
+ * kaccess's own process (its tgid), set by the shipper: the connections it
+ * makes and accepts are not watched. Its shipping to OAP, its Kubernetes
+ * API calls and its /metrics would otherwise count as the node's traffic,
+ * and each access log it ships would be traffic that makes more.
+ */
+const volatile __u32 agent_tgid __weak;
+
 /* HTTP/1.x parsing of tracked connections (config `http`). */
 const volatile bool http_enabled __weak = true;
 

@@ -32,8 +32,41 @@
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
+/*
+ * kaccess's own listener (/metrics): its local port and its network
+ * namespace's inode, set by the shipper once it listens; 0: none. The
+ * connections to it are made in softirq, where no task tells they are
+ * kaccess's.
+ */
+volatile __u32 agent_listen_port __weak;
+volatile __u32 agent_listen_netns __weak;
+
+static __always_inline bool current_is_agent(void)
+{
+	return agent_tgid && bpf_get_current_pid_tgid() >> 32 == agent_tgid;
+}
+
+static __always_inline bool sock_is_agent_listeners(const struct sock *sk)
+{
+	return agent_listen_port && BPF_CORE_READ(sk, __sk_common.skc_num) == agent_listen_port &&
+	       BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum) == agent_listen_netns;
+}
+
+static __always_inline void mark_agent_sock(const struct sock *sk)
+{
+	bpf_sk_storage_get(&agent_socks, (struct sock *)sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+}
+
+static __always_inline bool sock_is_agents(const struct sock *sk)
+{
+	return agent_tgid && bpf_sk_storage_get(&agent_socks, (struct sock *)sk, 0, 0);
+}
+
+/* Whether the current task starts connections kaccess tracks (not kaccess's own). */
 static __always_inline bool current_is_watched(void)
 {
+	if (current_is_agent())
+		return false;
 	if (!filter_cgroup)
 		return true;
 	return bpf_current_task_under_cgroup(&watched_cgroup, 0) == 1;
@@ -150,9 +183,14 @@ static __always_inline __u64 connect_start_ns(const struct sock *sk)
 /* CLOSE -> SYN_SENT runs inside connect(), in the caller's context. */
 static __always_inline int conn_connect_started(const struct sock *sk)
 {
-	__u64 start_ns = connect_start_ns(sk);
 	struct kaccess_conn conn = {};
+	__u64 start_ns;
 
+	if (current_is_agent()) {
+		mark_agent_sock(sk);
+		return 0;
+	}
+	start_ns = connect_start_ns(sk);
 	if (!start_ns || !current_is_watched())
 		return 0;
 	conn_set_owner(&conn, KACCESS_ROLE_CLIENT);
@@ -173,8 +211,8 @@ static __always_inline void adopt_late_client(const struct sock *sk)
 {
 	struct kaccess_conn conn = {};
 
-	if (!sock_has_file(sk) || !sock_is_watched(sk))
-		return; /* kernel-internal, or not ours to watch */
+	if (!sock_has_file(sk) || !sock_is_watched(sk) || sock_is_agents(sk))
+		return; /* kernel-internal, not ours to watch, or kaccess's own */
 	conn.agg.cgroup_id = sock_cgroup_id(sk);
 	conn.agg.role = KACCESS_ROLE_CLIENT;
 	conn_read_addresses(&conn, sk);
@@ -242,7 +280,7 @@ static __always_inline int conn_server_established(const struct sock *sk)
 	struct kaccess_conn conn = {};
 	__u64 key = (__u64)sk;
 
-	if (!sock_is_watched(sk) || bpf_map_lookup_elem(&conn_table, &key))
+	if (!sock_is_watched(sk) || sock_is_agent_listeners(sk) || bpf_map_lookup_elem(&conn_table, &key))
 		return 0;
 	conn.agg.cgroup_id = sock_cgroup_id(sk);
 	conn.agg.role = KACCESS_ROLE_SERVER;

@@ -55,7 +55,8 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 /*
  * The connection of a socket if it is tracked. A connection adopted at
  * startup, or accepted by a call kaccess did not see, gets its owner from
- * the first process that uses it.
+ * the first process that uses it; when that is kaccess itself (a connect
+ * begun before its hooks), the connection is forgotten.
  */
 static __always_inline struct kaccess_conn *tracked_conn(__u64 sk)
 {
@@ -63,6 +64,10 @@ static __always_inline struct kaccess_conn *tracked_conn(__u64 sk)
 
 	if (conn && !conn->pid) {
 		conn->pid = bpf_get_current_pid_tgid() >> 32;
+		if (agent_tgid && conn->pid == agent_tgid) {
+			bpf_map_delete_elem(&conn_table, &sk);
+			return NULL;
+		}
 		bpf_get_current_comm(conn->comm, sizeof(conn->comm));
 		conn->flags &= ~KACCESS_CONN_ACCEPT_PENDING;
 	}

@@ -786,6 +786,20 @@ struct {
 } l24_rx_readers SEC(".maps") __weak;
 
 /*
+ * agent_socks: socket-local storage, value = a byte: the sockets kaccess's
+ * own process connects, marked when the connect starts, so that their
+ * handshake's end (in softirq, where no task says whose they are) does not
+ * adopt them. Freed with the socket. Not preallocated: one per connection
+ * kaccess makes (to OAP, to the API server). Not pinned.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, __u8);
+} agent_socks SEC(".maps") __weak;
+
+/*
  * neigh_waits: key = struct neighbour address, value = when it started to
  * resolve (neigh_create, or neigh_event_send_done leaving it INCOMPLETE).
  * Consumed by neigh_update_done. Size: 1024 (LRU). Not pinned.

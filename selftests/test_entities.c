@@ -1776,6 +1776,121 @@ KTEST_F(entities, compatible_mode_queues_the_last_bucket_before_it_exits, 120)
 	EXPECT_EQ(server_rows.read_duration_ns_sum, logged.server_reads.duration_ns_sum);
 }
 
+/* The ports of kaccess's own peers and listener in one test. */
+struct own_ports {
+	pid_t agent_pid;
+	int oap, api, metrics;
+};
+
+/* What the agent's output says of kaccess's own connections, and of their other ends. */
+struct own_lines {
+	int own;                /* lines of kaccess's own connections: none expected */
+	int oap_server_side;    /* fake_oap's accepted end of kaccess's connection */
+	int metrics_client_side; /* curl's end of a /metrics scrape */
+};
+
+static int64_t json_int(struct json_object *obj, const char *key)
+{
+	struct json_object *value;
+
+	return json_object_object_get_ex(obj, key, &value) ? json_object_get_int64(value) : -1;
+}
+
+static const char *json_text(struct json_object *obj, const char *key)
+{
+	struct json_object *value;
+
+	return json_object_object_get_ex(obj, key, &value) ? json_object_get_string(value) : "";
+}
+
+static void count_own_line(struct json_object *line, const struct own_ports *ports,
+			   struct own_lines *ret)
+{
+	const char *type = json_text(line, "type");
+	bool client = strcmp(json_text(line, "role"), "client") == 0;
+
+	if (strcmp(type, "connection") == 0) {
+		int64_t remote_port = json_int(line, "remote_port"), local_port = json_int(line, "local_port");
+
+		ret->own += json_int(line, "pid") == ports->agent_pid || (!client && local_port == ports->metrics) ||
+			    (client && (remote_port == ports->oap || remote_port == ports->api));
+		ret->oap_server_side += !client && local_port == ports->oap;
+		ret->metrics_client_side += client && remote_port == ports->metrics;
+	} else if (strcmp(type, "aggregate") == 0 && client) {
+		int64_t peer_port = json_int(line, "peer_port");
+
+		ret->own += peer_port == ports->oap || peer_port == ports->api;
+	}
+}
+
+static int read_own_lines(const char *path, const struct own_ports *ports, struct own_lines *ret)
+{
+	FILE *out = fopen(path, "r");
+	char line[65536];
+
+	memset(ret, 0, sizeof(*ret));
+	if (!out)
+		return -1;
+	while (fgets(line, sizeof(line), out)) {
+		struct json_object *obj = json_tokener_parse(line);
+
+		int own_before = ret->own;
+
+		if (obj)
+			count_own_line(obj, ports, ret);
+		if (ret->own != own_before)
+			fprintf(stderr, "# kaccess's own: %s", line);
+		json_object_put(obj);
+	}
+	fclose(out);
+	return 0;
+}
+
+/*
+ * kaccess watching every process leaves its own connections out: the one
+ * to OAP and its /metrics (made after its hooks), and the Kubernetes API's
+ * (opened before them: adopted, then forgotten). Their other ends, fake_oap's
+ * accept and curl's connect, are other processes' and stay.
+ */
+KTEST_F(entities, kaccess_leaves_its_own_connections_out, 90)
+{
+	struct prom_agent_settings prom;
+	const char *args[] = { "--cgroup", "", "-i", "2", "--set", self->api_setting, "--set", self->oap_setting,
+			       "--set", "oap_mode=both", "--set", prom.listen, NULL };
+	const char *address = prom.listen + strlen("http_listen=");
+	struct agent_output *output = NULL;
+	struct own_ports ports;
+	struct own_lines lines;
+	long long meters_sent = 0;
+
+	START_FAKE_OAP_OR_SKIP(self);
+	prom_agent_settings_init(self, &prom, "own");
+	ASSERT_EQ(0, agent_proc_start(&self->agent, args));
+	ports = (struct own_ports){ .agent_pid = self->agent.pid, .api = self->api_port,
+				    .oap = atoi(strrchr(self->oap_setting, ':') + 1),
+				    .metrics = atoi(strrchr(address, ':') + 1) };
+	ASSERT_EQ(0, tcp_run(&self->pods.client, &self->pods.server, &self->plan, self->truth));
+	/* the meters of a 2 s interval went to OAP on kaccess's connection */
+	for (int i = 0; i < 100 && meters_sent < 1; i++) {
+		usleep(100 * 1000);
+		if (run_quiet("curl -sf http://%s/metrics -o %s", address, prom.metrics_path) == 0)
+			meters_sent = sample_value(prom.metrics_path,
+						   "kaccess_oap_messages_total{stream=\"meter\",result=\"sent\"}");
+	}
+	unlink(prom.metrics_path);
+	ASSERT_LE(1, meters_sent);
+	ASSERT_EQ(0, stop_and_read(self));
+	ASSERT_EQ(0, read_own_lines(self->agent.out_path, &ports, &lines));
+	EXPECT_EQ(0, lines.own);
+	EXPECT_LE(1, lines.oap_server_side);
+	EXPECT_LE(1, lines.metrics_client_side);
+	/* the pods' traffic is there as ever */
+	ASSERT_EQ(0, agent_output_load(&output, self->agent.out_path));
+	EXPECT_EQ(self->truth->client.connects,
+		  agent_output_sum(output, self->pods.client.cgroup_id, "client", NULL, -1).connect_count);
+	agent_output_free(output);
+}
+
 /*
  * The first numbers after `name` on its row of the table that follows the
  * `title` line ("-" reads as -1); the count read, or -1 without that row.

@@ -485,6 +485,7 @@ int agent_load(struct agent *agent, const struct kaccess_config *cfg, bool recor
 	agent->bucket_ns = (uint64_t)cfg->interval_s * 1000000000ULL;
 	agent->skel->rodata->bucket_ns = agent->bucket_ns;
 	agent->skel->rodata->filter_cgroup = cfg->cgroup[0] != '\0';
+	agent->skel->rodata->agent_tgid = getpid();
 	agent->skel->rodata->http_enabled = cfg->http_parse;
 	agent->skel->rodata->http_keep_query = cfg->http_keep_query;
 	agent->skel->rodata->http_records = cfg->http_log_policy != HTTP_LOG_NONE && records_have_a_reader;

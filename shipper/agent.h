@@ -94,6 +94,13 @@ int agent_attach(struct agent *agent);
  */
 int agent_adopt_existing(struct agent *agent);
 
+/*
+ * kaccess's own listener (/metrics) on `port` of its network namespace:
+ * connections to it are not tracked (those kaccess makes are not either:
+ * rodata agent_tgid).
+ */
+void agent_exclude_own_listener(struct agent *agent, uint16_t port);
+
 /* The lock file of a pin directory; it holds the owning agent's pid. */
 void agent_lock_path(const char *pin_dir, char *ret_path, size_t len);
 

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -19,6 +20,7 @@
 
 struct http_server {
 	int listen_fd;
+	uint16_t port;    /* bound: the configured one, or the kernel's pick for 0 */
 	int stop_pipe[2];
 	pthread_t thread;
 	http_handler_fn handler;
@@ -145,6 +147,23 @@ static int listen_on(const char *listen_address)
 	return fd;
 }
 
+static uint16_t bound_port(int fd)
+{
+	struct sockaddr_storage addr;
+	socklen_t len = sizeof(addr);
+
+	if (getsockname(fd, (struct sockaddr *)&addr, &len))
+		return 0;
+	if (addr.ss_family == AF_INET6)
+		return ntohs(((struct sockaddr_in6 *)&addr)->sin6_port);
+	return ntohs(((struct sockaddr_in *)&addr)->sin_port);
+}
+
+uint16_t http_server_port(const struct http_server *server)
+{
+	return server->port;
+}
+
 int http_server_start(struct http_server **ret_server, const char *listen_address,
 		      http_handler_fn handler, void *ctx)
 {
@@ -163,6 +182,7 @@ int http_server_start(struct http_server **ret_server, const char *listen_addres
 		free(server);
 		return err;
 	}
+	server->port = bound_port(server->listen_fd);
 	if (pipe2(server->stop_pipe, O_CLOEXEC) ||
 	    (errno = pthread_create(&server->thread, NULL, serve, server))) {
 		err = -errno;

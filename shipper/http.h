@@ -7,6 +7,8 @@
 #ifndef KACCESS_HTTP_H
 #define KACCESS_HTTP_H
 
+#include <stdint.h>
+
 #include "strbuf.h"
 
 struct http_response {
@@ -23,6 +25,9 @@ struct http_server;
 /* Bind `listen` ("ADDR:PORT") and serve on a thread. 0 or -errno (logged). */
 int http_server_start(struct http_server **ret_server, const char *listen,
 		      http_handler_fn handler, void *ctx);
+
+/* The port it listens on (the kernel's pick when `listen` said 0). */
+uint16_t http_server_port(const struct http_server *server);
 
 /* Stop serving and join the thread. NULL-safe. */
 void http_server_stop(struct http_server *server);

@@ -597,6 +597,8 @@ int sink_prometheus_init(struct sink *sink, const struct sink_env *env, struct a
 	sink->is_tty = false;
 	sink->state = p;
 	err = http_server_start(&p->server, listen, handle_request, p);
+	if (!err)
+		agent_exclude_own_listener(agent, http_server_port(p->server));
 	if (err) {
 		sink->state = NULL;
 		pthread_mutex_destroy(&p->lock);

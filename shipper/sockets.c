@@ -201,17 +201,62 @@ static size_t count_adopted(struct agent *agent)
 	return adopted;
 }
 
+/* A socket's entries gone from conn_table and http_conns; 1 if it was tracked. */
+static int forget_socket(struct agent *agent, uint64_t sk)
+{
+	int gone = bpf_map_delete_elem(bpf_map__fd(agent->skel->maps.conn_table), &sk) == 0;
+
+	bpf_map_delete_elem(bpf_map__fd(agent->skel->maps.http_conns), &sk);
+	return gone;
+}
+
+/*
+ * The adoption took every established connection, kaccess's own too (the
+ * Kubernetes API's, opened before the hooks): those are forgotten, as the
+ * hooks leave out what kaccess opens later (rodata agent_tgid).
+ */
+static int forget_own_sockets(struct agent *agent, size_t *ret_forgotten)
+{
+	struct sk_set own = { 0 };
+	int err;
+
+	agent->skel->bss->list_files_tgid = getpid();
+	err = run_iterator(agent->skel->progs.list_socket_files, &own);
+	agent->skel->bss->list_files_tgid = 0;
+	*ret_forgotten = 0;
+	for (size_t i = 0; !err && i < own.count; i++)
+		*ret_forgotten += forget_socket(agent, own.items[i]);
+	free(own.items);
+	return err;
+}
+
 int agent_adopt_existing(struct agent *agent)
 {
 	int err = for_each_netns(agent, adopt_in_current_netns, NULL);
+	size_t own = 0;
 
+	err = err ?: forget_own_sockets(agent, &own);
 	if (err) {
 		/* Not fatal: new connections are tracked; old ones stay unseen. */
 		log_warn("failed to adopt connections established before start: %s", strerror(-err));
 		return 0;
 	}
-	log_info("adopted %zu connections established before start", count_adopted(agent));
+	log_info("adopted %zu connections established before start (%zu of kaccess's own left out)",
+		 count_adopted(agent), own);
 	return 0;
+}
+
+void agent_exclude_own_listener(struct agent *agent, uint16_t port)
+{
+	struct stat netns;
+
+	if (stat("/proc/self/ns/net", &netns)) {
+		log_warn("kaccess's own network namespace is unknown (%s): connections to its "
+			 "/metrics are tracked", strerror(errno));
+		return;
+	}
+	agent->skel->bss->agent_listen_netns = (uint32_t)netns.st_ino;
+	agent->skel->bss->agent_listen_port = port;
 }
 
 /*
@@ -241,10 +286,8 @@ int agent_sweep_stale(struct agent *agent)
 
 		if (row->conn.start_ns >= started_ns || sk_set_has(&live, row->sk))
 			continue;
-		if (bpf_map_delete_elem(conn_fd, &row->sk) == 0)
-			removed++;
 		/* its HTTP state too (exchanges in flight on a vanished socket are lost with it) */
-		bpf_map_delete_elem(bpf_map__fd(agent->skel->maps.http_conns), &row->sk);
+		removed += forget_socket(agent, row->sk);
 	}
 	__atomic_add_fetch(&agent->destroy_missed, removed, __ATOMIC_RELAXED); /* /metrics reads it */
 	if (removed)
